@@ -1,0 +1,434 @@
+//! The one error-code catalogue. Every code — the relay's wire codes (SPEC §1.6) and the CLI's
+//! own — has exactly three mappings, each a single `match`: HTTP status, exit code, and the
+//! explanation `reflecto explain` prints.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidBody,
+    InvalidMessage,
+    MessageTooLong,
+    InvalidTitle,
+    InvalidPriority,
+    InvalidUrl,
+    InvalidUrlTitle,
+    InvalidAction,
+    InvalidDevice,
+    PriorityEmergencyUnsupported,
+    InvalidPairingCode,
+    MissingToken,
+    InvalidToken,
+    PriorityCapped,
+    NotFound,
+    PayloadTooLarge,
+    RateLimitExceeded,
+    InternalError,
+    // The CLI's own codes: never sent by the relay.
+    NoStoredToken,
+    KeyringUnavailable,
+    RelayUnreachable,
+    UnexpectedResponse,
+    CliInternalError,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 23] = [
+        ErrorCode::InvalidBody,
+        ErrorCode::InvalidMessage,
+        ErrorCode::MessageTooLong,
+        ErrorCode::InvalidTitle,
+        ErrorCode::InvalidPriority,
+        ErrorCode::InvalidUrl,
+        ErrorCode::InvalidUrlTitle,
+        ErrorCode::InvalidAction,
+        ErrorCode::InvalidDevice,
+        ErrorCode::PriorityEmergencyUnsupported,
+        ErrorCode::InvalidPairingCode,
+        ErrorCode::MissingToken,
+        ErrorCode::InvalidToken,
+        ErrorCode::PriorityCapped,
+        ErrorCode::NotFound,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::RateLimitExceeded,
+        ErrorCode::InternalError,
+        ErrorCode::NoStoredToken,
+        ErrorCode::KeyringUnavailable,
+        ErrorCode::RelayUnreachable,
+        ErrorCode::UnexpectedResponse,
+        ErrorCode::CliInternalError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::InvalidMessage => "invalid_message",
+            ErrorCode::MessageTooLong => "message_too_long",
+            ErrorCode::InvalidTitle => "invalid_title",
+            ErrorCode::InvalidPriority => "invalid_priority",
+            ErrorCode::InvalidUrl => "invalid_url",
+            ErrorCode::InvalidUrlTitle => "invalid_url_title",
+            ErrorCode::InvalidAction => "invalid_action",
+            ErrorCode::InvalidDevice => "invalid_device",
+            ErrorCode::PriorityEmergencyUnsupported => "priority_emergency_unsupported",
+            ErrorCode::InvalidPairingCode => "invalid_pairing_code",
+            ErrorCode::MissingToken => "missing_token",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::PriorityCapped => "priority_capped",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::RateLimitExceeded => "rate_limit_exceeded",
+            ErrorCode::InternalError => "internal_error",
+            ErrorCode::NoStoredToken => "no_stored_token",
+            ErrorCode::KeyringUnavailable => "keyring_unavailable",
+            ErrorCode::RelayUnreachable => "relay_unreachable",
+            ErrorCode::UnexpectedResponse => "unexpected_response",
+            ErrorCode::CliInternalError => "cli_internal_error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The status the relay answers with. CLI-only codes never go on the wire; they map to
+    /// the status of the failure they stand for.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidBody
+            | ErrorCode::InvalidMessage
+            | ErrorCode::MessageTooLong
+            | ErrorCode::InvalidTitle
+            | ErrorCode::InvalidPriority
+            | ErrorCode::InvalidUrl
+            | ErrorCode::InvalidUrlTitle
+            | ErrorCode::InvalidAction
+            | ErrorCode::InvalidDevice
+            | ErrorCode::PriorityEmergencyUnsupported
+            | ErrorCode::InvalidPairingCode => 400,
+            ErrorCode::MissingToken | ErrorCode::InvalidToken | ErrorCode::NoStoredToken => 401,
+            ErrorCode::PriorityCapped => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RateLimitExceeded => 429,
+            ErrorCode::InternalError
+            | ErrorCode::KeyringUnavailable
+            | ErrorCode::UnexpectedResponse
+            | ErrorCode::CliInternalError => 500,
+            ErrorCode::RelayUnreachable => 503,
+        }
+    }
+
+    /// SPEC §2 exit codes: 1 internal, 2 usage/invalid input, 3 auth/permission, 4 too large,
+    /// 5 rate limited, 6 relay unreachable or 5xx.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorCode::InvalidBody
+            | ErrorCode::InvalidMessage
+            | ErrorCode::MessageTooLong
+            | ErrorCode::InvalidTitle
+            | ErrorCode::InvalidPriority
+            | ErrorCode::InvalidUrl
+            | ErrorCode::InvalidUrlTitle
+            | ErrorCode::InvalidAction
+            | ErrorCode::InvalidDevice
+            | ErrorCode::PriorityEmergencyUnsupported
+            | ErrorCode::InvalidPairingCode => 2,
+            ErrorCode::MissingToken
+            | ErrorCode::InvalidToken
+            | ErrorCode::PriorityCapped
+            | ErrorCode::NoStoredToken
+            | ErrorCode::KeyringUnavailable => 3,
+            ErrorCode::PayloadTooLarge => 4,
+            ErrorCode::RateLimitExceeded => 5,
+            ErrorCode::InternalError | ErrorCode::RelayUnreachable => 6,
+            ErrorCode::NotFound | ErrorCode::UnexpectedResponse | ErrorCode::CliInternalError => 1,
+        }
+    }
+
+    /// What `reflecto explain CODE` prints: what happened, then what to do.
+    pub fn explanation(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidBody => {
+                "The request body could not be read: unparseable JSON, an unsupported Content-Type, or a field of the wrong type (tags not an array of strings, markdown not a boolean, ttl not a number).\nFix the body; `reflecto send` builds a valid one from its flags."
+            }
+            ErrorCode::InvalidMessage => {
+                "The message is missing, not a string, or empty.\nPass a non-empty MESSAGE argument or pipe it on stdin."
+            }
+            ErrorCode::MessageTooLong => {
+                "The message is longer than 1500 bytes of UTF-8 (details.bytes says how long it was).\nShorten it, or put the long part behind --url."
+            }
+            ErrorCode::InvalidTitle => {
+                "The title is empty or longer than 100 bytes of UTF-8.\nGive a shorter, non-empty --title."
+            }
+            ErrorCode::InvalidPriority => {
+                "The priority is not one of min, low, default, high, urgent.\nUse one of those five with --priority."
+            }
+            ErrorCode::InvalidUrl => {
+                "The URL is not an http(s) URL, cannot be parsed, or is longer than 512 bytes.\nPass a full http:// or https:// URL with --url."
+            }
+            ErrorCode::InvalidUrlTitle => {
+                "The url_title is longer than 32 bytes of UTF-8.\nShorten --url-title."
+            }
+            ErrorCode::InvalidAction => {
+                "An action lacks a label or url, has a label over 32 bytes or empty, or a url that is not http(s) or over 512 bytes.\nWrite each action as --action 'LABEL=https://…'."
+            }
+            ErrorCode::InvalidDevice => {
+                "The device selector is empty or longer than 256 characters.\nUse a comma list of device ids, labels, or all/mobile/phone/desktop."
+            }
+            ErrorCode::PriorityEmergencyUnsupported => {
+                "The Pushover shim got priority 2 (Emergency), whose receipt and callback contract reflecto does not implement; it refuses rather than silently downgrade.\nSend priority 1 (high) instead."
+            }
+            ErrorCode::InvalidPairingCode => {
+                "The pairing code is unknown, already used, or older than 10 minutes.\nAsk the operator for a new one: `reflecto admin pair --user NAME`."
+            }
+            ErrorCode::MissingToken => {
+                "The request carried no API token.\nRun `reflecto login`, set REFLECTO_TOKEN, or send `Authorization: Bearer rfk_live_…`."
+            }
+            ErrorCode::InvalidToken => {
+                "The token is malformed, unknown to this relay, or revoked.\nCheck the server the profile points at, then log in again with a current token."
+            }
+            ErrorCode::PriorityCapped => {
+                "This token's scope caps its priority below the one requested.\nSend with a lower --priority, or use a token with a higher cap."
+            }
+            ErrorCode::NotFound => {
+                "No such resource for this token's owner (an unknown message id, or another user's).\nCheck the id."
+            }
+            ErrorCode::PayloadTooLarge => {
+                "The notification envelope exceeds 2048 bytes (details.size / details.max), or the raw body exceeds 64 KiB.\nShorten the message, title or actions."
+            }
+            ErrorCode::RateLimitExceeded => {
+                "A rate limit is exhausted; details.resource names it (token_burst, token_monthly, receiver_daily, ip_minute, ip_hour) and Retry-After says when to try again.\nWait, or raise the limit on a relay you operate. `reflecto send` retries within --retry-max-wait."
+            }
+            ErrorCode::InternalError => {
+                "The relay failed on its side; nothing in your request was wrong. The X-Request-Id header identifies the failure in the relay's logs.\nRetry later; tell the relay's operator if it persists."
+            }
+            ErrorCode::NoStoredToken => {
+                "No token is stored for this profile and REFLECTO_TOKEN is not set.\nRun `reflecto login` (or pass the token through REFLECTO_TOKEN / --token-stdin)."
+            }
+            ErrorCode::KeyringUnavailable => {
+                "The OS keyring could not be reached and --secure-storage-only forbids the file fallback.\nStart a Secret Service (e.g. gnome-keyring), or drop --secure-storage-only to use a 0600 file."
+            }
+            ErrorCode::RelayUnreachable => {
+                "The relay could not be reached (DNS, connection refused, TLS, timeout) within --retry-max-wait.\nCheck --server / the profile's server, your network and HTTP(S)_PROXY."
+            }
+            ErrorCode::UnexpectedResponse => {
+                "The server answered with something that is not a reflecto response.\nCheck that --server points at a reflecto relay."
+            }
+            ErrorCode::CliInternalError => {
+                "reflecto itself failed (a file could not be read or written, say); the message says what.\nFix what it names, or report a bug."
+            }
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error with a stable code, a human message and optional structured details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// A byte-length failure: carries `details: {"bytes": N, "max": M}`.
+    pub fn too_many_bytes(
+        code: ErrorCode,
+        message: impl Into<String>,
+        bytes: usize,
+        max: usize,
+    ) -> Self {
+        ApiError::new(code, message).with_details(serde_json::json!({ "bytes": bytes, "max": max }))
+    }
+
+    pub fn internal() -> Self {
+        ApiError::new(ErrorCode::InternalError, "internal error")
+    }
+
+    /// The wire body: flat for 401, nested for everything else.
+    pub fn to_body(&self) -> Value {
+        if self.code.http_status() == 401 {
+            let flat = FlatErrorBody {
+                error: self.code.as_str().to_owned(),
+                message: (self.code == ErrorCode::MissingToken).then(|| self.message.clone()),
+            };
+            serde_json::to_value(flat).expect("plain struct serializes")
+        } else {
+            let nested = NestedErrorBody {
+                error: ErrorReply {
+                    code: self.code.as_str().to_owned(),
+                    message: self.message.clone(),
+                    details: self.details.clone(),
+                },
+            };
+            serde_json::to_value(nested).expect("plain struct serializes")
+        }
+    }
+
+    /// Reads either wire shape back (the client decoding a relay's answer). Unknown codes
+    /// yield `None` so the caller can report an unexpected response.
+    pub fn from_body(body: &Value) -> Option<ApiError> {
+        if let Ok(nested) = serde_json::from_value::<NestedErrorBody>(body.clone()) {
+            let code = ErrorCode::parse(&nested.error.code)?;
+            return Some(ApiError {
+                code,
+                message: nested.error.message,
+                details: nested.error.details,
+            });
+        }
+        let flat = serde_json::from_value::<FlatErrorBody>(body.clone()).ok()?;
+        let code = ErrorCode::parse(&flat.error)?;
+        let message = flat.message.unwrap_or_else(|| match code {
+            ErrorCode::InvalidToken => "token is malformed, unknown or revoked".to_owned(),
+            _ => code.as_str().to_owned(),
+        });
+        Some(ApiError {
+            code,
+            message,
+            details: None,
+        })
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error[{}]: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// `{"error":{"code":…,"message":…,"details":…}}`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NestedErrorBody {
+    pub error: ErrorReply,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+/// `{"error":"missing_token","message":…}` — the 401 shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlatErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_code_round_trips_its_name() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+            assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+            assert!(!code.explanation().is_empty());
+        }
+    }
+
+    #[test]
+    fn spec_status_table() {
+        use ErrorCode::*;
+        for c in [
+            InvalidBody,
+            InvalidMessage,
+            MessageTooLong,
+            InvalidTitle,
+            InvalidPriority,
+            InvalidUrl,
+            InvalidUrlTitle,
+            InvalidAction,
+            InvalidDevice,
+            PriorityEmergencyUnsupported,
+        ] {
+            assert_eq!(c.http_status(), 400, "{c}");
+            assert_eq!(c.exit_code(), 2, "{c}");
+        }
+        assert_eq!(MissingToken.http_status(), 401);
+        assert_eq!(InvalidToken.http_status(), 401);
+        assert_eq!(PriorityCapped.http_status(), 403);
+        assert_eq!(PayloadTooLarge.http_status(), 413);
+        assert_eq!(RateLimitExceeded.http_status(), 429);
+        assert_eq!(InternalError.http_status(), 500);
+        assert_eq!(MissingToken.exit_code(), 3);
+        assert_eq!(InvalidToken.exit_code(), 3);
+        assert_eq!(PriorityCapped.exit_code(), 3);
+        assert_eq!(NoStoredToken.exit_code(), 3);
+        assert_eq!(PayloadTooLarge.exit_code(), 4);
+        assert_eq!(RateLimitExceeded.exit_code(), 5);
+        assert_eq!(InternalError.exit_code(), 6);
+        assert_eq!(RelayUnreachable.exit_code(), 6);
+        assert_eq!(CliInternalError.exit_code(), 1);
+    }
+
+    #[test]
+    fn nested_shape_with_details() {
+        let e = ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "Payload exceeds 2048 byte limit",
+        )
+        .with_details(json!({"size": 3104, "max": 2048}));
+        assert_eq!(
+            e.to_body(),
+            json!({"error":{"code":"payload_too_large","message":"Payload exceeds 2048 byte limit","details":{"size":3104,"max":2048}}})
+        );
+        assert_eq!(ApiError::from_body(&e.to_body()), Some(e));
+    }
+
+    #[test]
+    fn flat_shape_for_401() {
+        let missing = ApiError::new(
+            ErrorCode::MissingToken,
+            "Authorization: Bearer rfk_live_… required",
+        );
+        assert_eq!(
+            missing.to_body(),
+            json!({"error":"missing_token","message":"Authorization: Bearer rfk_live_… required"})
+        );
+        let invalid = ApiError::new(ErrorCode::InvalidToken, "whatever");
+        assert_eq!(invalid.to_body(), json!({"error":"invalid_token"}));
+        assert_eq!(
+            ApiError::from_body(&invalid.to_body()).unwrap().code,
+            ErrorCode::InvalidToken
+        );
+    }
+
+    #[test]
+    fn unknown_codes_are_not_guessed() {
+        assert_eq!(
+            ApiError::from_body(&json!({"error":{"code":"teapot","message":"x"}})),
+            None
+        );
+        assert_eq!(ApiError::from_body(&json!({"hello":"world"})), None);
+    }
+}

@@ -1,0 +1,40 @@
+//! Wire types shared by the client and the relay (SPEC §1.1–§1.6): one definition of every
+//! request, response, warning and error code, so the two halves can never drift apart.
+
+mod error;
+mod priority;
+mod request;
+mod response;
+pub mod token;
+mod warning;
+
+pub use error::{ApiError, ErrorCode, ErrorReply, FlatErrorBody, NestedErrorBody};
+pub use priority::Priority;
+pub use request::{Action, SendRequest};
+pub use response::{DeliveredTo, DeviceType, SendResponse, ShimResponse};
+pub use warning::Warning;
+
+/// Largest message, in UTF-8 bytes.
+pub const MAX_MESSAGE_BYTES: usize = 1500;
+/// Largest title, in UTF-8 bytes.
+pub const MAX_TITLE_BYTES: usize = 100;
+/// Largest URL (top-level or in an action), in UTF-8 bytes.
+pub const MAX_URL_BYTES: usize = 512;
+/// Largest url_title, in UTF-8 bytes.
+pub const MAX_URL_TITLE_BYTES: usize = 32;
+/// Tags kept; the rest are dropped with a warning.
+pub const MAX_TAGS: usize = 5;
+/// Largest tag, in UTF-8 bytes; longer tags are cut with a warning.
+pub const MAX_TAG_BYTES: usize = 32;
+/// Actions kept; the rest are dropped with a warning.
+pub const MAX_ACTIONS: usize = 3;
+/// Largest action label, in UTF-8 bytes.
+pub const MAX_ACTION_LABEL_BYTES: usize = 32;
+/// Largest device selector, in characters (not bytes).
+pub const MAX_DEVICE_CHARS: usize = 256;
+/// Largest and default ttl, in seconds (72 h).
+pub const MAX_TTL_SECONDS: u64 = 259_200;
+/// Largest serialized envelope, in bytes.
+pub const MAX_ENVELOPE_BYTES: usize = 2048;
+/// Largest raw HTTP body, rejected before parsing.
+pub const MAX_RAW_BODY_BYTES: usize = 64 * 1024;

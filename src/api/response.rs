@@ -1,0 +1,59 @@
+//! Success bodies: `/v1/send`'s response and the Pushover shim's.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendResponse {
+    pub id: String,
+    pub delivered_to: Vec<DeliveredTo>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveredTo {
+    pub device_id: String,
+    #[serde(rename = "type")]
+    pub device_type: DeviceType,
+}
+
+/// How a device is reached: FCM for `android`, the relay's own stream for `extension`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceType {
+    Android,
+    Extension,
+}
+
+impl DeviceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceType::Android => "android",
+            DeviceType::Extension => "extension",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeviceType> {
+        match s.to_ascii_lowercase().as_str() {
+            "android" => Some(DeviceType::Android),
+            "extension" => Some(DeviceType::Extension),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `POST /v1/messages.json` answers in Pushover's shape: `status` 1 with the request id, or 0
+/// with the error codes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShimResponse {
+    pub status: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<String>>,
+}

@@ -1,0 +1,109 @@
+//! `POST /v1/messages.json` (and `/1/messages.json`): Pushover's field set mapped onto the
+//! canonical request, answered in Pushover's shape with the status /v1/send would give.
+
+use super::error::Failure;
+use super::send::{accept, idempotency_key, replay};
+use super::{AppState, auth, body, client_ip};
+use crate::api::{ErrorCode, Priority, ShimResponse};
+use crate::validate::normalize;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, header::CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const SHIM_KEYS: &[&str] =
+    &["token", "user", "message", "title", "priority", "url", "url_title", "device", "ttl", "sound", "timestamp", "html"];
+
+#[utoipa::path(post, path = "/v1/messages.json", tag = "pushover",
+    request_body(content = String, description = "Pushover's fields (token, user, message, title, priority -2..1, url, url_title, device, ttl) as JSON, urlencoded or multipart"),
+    responses((status = 200, body = ShimResponse), (status = 400, body = ShimResponse), (status = 401, body = ShimResponse), (status = 429, body = ShimResponse)))]
+pub async fn messages_json(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(&state, peer, &headers, body).await {
+        Ok(id) => Json(ShimResponse { status: 1, request: Some(id), errors: None }).into_response(),
+        Err(failure) => failure.into_shim_response(),
+    }
+}
+
+async fn handle(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Body) -> Result<String, Failure> {
+    let now = state.clock.now_ms();
+    let ip_statuses = state.limiter.check_ip(client_ip(state, peer, headers), now).map_err(|s| Failure::rate_limited(s, now))?;
+    let bytes = body::read_capped(body).await?;
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let mut fields = body::fields(content_type, bytes, SHIM_KEYS).await?;
+    let token = match fields.remove("token") {
+        Some(Value::String(token)) => token,
+        Some(_) => return Err(auth::invalid()),
+        None => auth::presented(headers, None)?.to_owned(),
+    };
+    let token = auth::authenticate(state, &token)?;
+    let key = idempotency_key(headers)?;
+    if let Some(replayed) = replay(state, &token, key, &ip_statuses, now)? {
+        return Ok(replayed.id);
+    }
+    let validated = normalize(&to_canonical(fields)?)?;
+    Ok(accept(state, &token, validated, ip_statuses, key, now).await?.id)
+}
+
+/// Pushover fields → canonical fields. Only `priority` needs translating; `user`, `sound`,
+/// `timestamp` and unknown fields are dropped.
+fn to_canonical(mut fields: Map<String, Value>) -> Result<Map<String, Value>, Failure> {
+    let mut out = Map::new();
+    for key in ["message", "title", "url", "url_title", "device", "ttl"] {
+        if let Some(v) = fields.remove(key) {
+            out.insert(key.to_owned(), v);
+        }
+    }
+    if let Some(p) = fields.remove("priority").filter(|v| !v.is_null()) {
+        out.insert("priority".into(), Value::String(pushover_priority(&p)?.as_str().to_owned()));
+    }
+    Ok(out)
+}
+
+fn pushover_priority(value: &Value) -> Result<Priority, Failure> {
+    let number = match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    match number {
+        Some(2) => Err(Failure::new(
+            ErrorCode::PriorityEmergencyUnsupported,
+            "priority 2 (Emergency) is not supported: its receipt and callback contract is not implemented",
+        )),
+        Some(n) => Priority::from_pushover(n)
+            .ok_or_else(|| Failure::new(ErrorCode::InvalidPriority, format!("priority must be -2, -1, 0 or 1 (got {n})"))),
+        None => Err(Failure::new(ErrorCode::InvalidPriority, "priority must be -2, -1, 0 or 1")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn priorities_map_and_emergency_is_refused() {
+        assert_eq!(pushover_priority(&json!(-2)).unwrap(), Priority::Min);
+        assert_eq!(pushover_priority(&json!("-1")).unwrap(), Priority::Low);
+        assert_eq!(pushover_priority(&json!("0")).unwrap(), Priority::Default);
+        assert_eq!(pushover_priority(&json!(1)).unwrap(), Priority::High);
+        assert_eq!(pushover_priority(&json!(2)).unwrap_err().error.code, ErrorCode::PriorityEmergencyUnsupported);
+        assert_eq!(pushover_priority(&json!("3")).unwrap_err().error.code, ErrorCode::InvalidPriority);
+        assert_eq!(pushover_priority(&json!("high")).unwrap_err().error.code, ErrorCode::InvalidPriority);
+    }
+
+    #[test]
+    fn ignored_fields_are_dropped() {
+        let out = to_canonical(json!({"message":"m","user":"u","sound":"pop","timestamp":1,"priority":"1"}).as_object().unwrap().clone()).unwrap();
+        assert_eq!(Value::Object(out), json!({"message":"m","priority":"high"}));
+    }
+}

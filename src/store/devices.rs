@@ -1,0 +1,206 @@
+//! Devices and pairing: android devices carry an FCM registration token, extension (desktop)
+//! devices a credential for the sync stream, stored hashed.
+
+use super::{Result, Store, StoreError};
+use crate::api::DeviceType;
+use crate::api::token::{Secret, generate_device_credential, hash_secret, random_id};
+use rand::Rng;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceRecord {
+    pub id: String,
+    pub user_id: i64,
+    pub user: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub device_type: DeviceType,
+    #[serde(skip)]
+    pub fcm_token: Option<String>,
+    pub reachable: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub label: String,
+    pub device_type: DeviceType,
+    pub fcm_token: Option<String>,
+}
+
+/// What pairing hands back: the device, and for an extension its stream credential.
+#[derive(Debug)]
+pub struct PairOutcome {
+    pub device: DeviceRecord,
+    pub credential: Option<Secret>,
+}
+
+/// A pairing code lives this long.
+pub const PAIR_CODE_TTL_MS: i64 = 10 * 60 * 1000;
+
+const SELECT: &str = "SELECT d.id, d.user_id, u.name, d.label, d.type, d.fcm_token, d.reachable, d.created_at \
+     FROM devices d JOIN users u ON u.id = d.user_id";
+
+fn record(r: &Row) -> rusqlite::Result<DeviceRecord> {
+    let kind: String = r.get(4)?;
+    Ok(DeviceRecord {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        user: r.get(2)?,
+        label: r.get(3)?,
+        device_type: DeviceType::parse(&kind).unwrap_or(DeviceType::Android),
+        fcm_token: r.get(5)?,
+        reachable: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+fn insert_device(
+    c: &Connection,
+    user_id: i64,
+    user: String,
+    new: NewDevice,
+    now: i64,
+) -> Result<PairOutcome> {
+    if new.device_type == DeviceType::Android && new.fcm_token.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(StoreError::Conflict(
+            "an android device needs an FCM registration token".into(),
+        ));
+    }
+    let credential = (new.device_type == DeviceType::Extension).then(generate_device_credential);
+    let hash = credential
+        .as_ref()
+        .map(|s| hash_secret(s.expose()).to_vec());
+    let id = random_id("dev_", 16);
+    c.execute(
+        "INSERT INTO devices (id, user_id, label, type, fcm_token, credential_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![id, user_id, new.label, new.device_type.as_str(), new.fcm_token, hash, now],
+    )?;
+    let device = DeviceRecord {
+        id,
+        user_id,
+        user,
+        label: new.label,
+        device_type: new.device_type,
+        fcm_token: new.fcm_token,
+        reachable: true,
+        created_at: now,
+    };
+    Ok(PairOutcome { device, credential })
+}
+
+impl Store {
+    pub fn add_device(&self, user: &str, new: NewDevice, now: i64) -> Result<PairOutcome> {
+        let user = self.user_by_name(user)?;
+        self.writer()
+            .write_blocking(move |c| insert_device(c, user.id, user.name, new, now))
+    }
+
+    pub fn list_devices(&self, user: Option<&str>) -> Result<Vec<DeviceRecord>> {
+        if let Some(user) = user {
+            self.user_by_name(user)?;
+        }
+        self.read(|c| {
+            let mut stmt = c.prepare(&format!(
+                "{SELECT} WHERE ?1 IS NULL OR u.name = ?1 ORDER BY d.created_at, d.id"
+            ))?;
+            let rows = stmt.query_map([user], record)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// The owner's devices that can still be delivered to, oldest first.
+    pub fn reachable_devices_of(&self, user_id: i64) -> Result<Vec<DeviceRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "{SELECT} WHERE d.user_id = ?1 AND d.reachable = 1 ORDER BY d.created_at, d.id"
+            ))?;
+            let rows = stmt.query_map([user_id], record)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    pub fn device(&self, id: &str) -> Result<Option<DeviceRecord>> {
+        self.read(|c| {
+            Ok(
+                c.query_row(&format!("{SELECT} WHERE d.id = ?1"), [id], record)
+                    .optional()?,
+            )
+        })
+    }
+
+    /// Removes a device; its undelivered jobs fail with `device_removed`.
+    pub fn remove_device(&self, id: &str, now: i64) -> Result<()> {
+        let id = id.to_owned();
+        self.writer().write_blocking(move |c| {
+            if c.execute("DELETE FROM devices WHERE id = ?1", [&id])? == 0 {
+                return Err(StoreError::NotFound(format!("device '{id}'")));
+            }
+            c.execute(
+                "UPDATE jobs SET state = 'failed', last_error = 'device_removed', lease_until = NULL, updated_at = ?2 \
+                 WHERE device_id = ?1 AND state IN ('queued', 'leased')",
+                params![id, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The extension device holding this stream credential, if it is still paired.
+    pub fn authenticate_device(&self, credential: &str) -> Result<Option<DeviceRecord>> {
+        let hash = hash_secret(credential);
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!("{SELECT} WHERE d.credential_hash = ?1"),
+                [hash.as_slice()],
+                record,
+            )
+            .optional()?)
+        })
+    }
+
+    /// A fresh single-use 6-digit code for `user`, valid ten minutes.
+    pub fn create_pair_code(&self, user: &str, now: i64) -> Result<String> {
+        let user = self.user_by_name(user)?;
+        self.writer().write_blocking(move |c| {
+            c.execute("DELETE FROM pairing_codes WHERE expires_at <= ?1", [now])?;
+            loop {
+                let code = format!("{:06}", rand::rng().random_range(0..1_000_000));
+                let inserted = c.execute(
+                    "INSERT OR IGNORE INTO pairing_codes (code, user_id, expires_at) VALUES (?1, ?2, ?3)",
+                    params![code, user.id, now + PAIR_CODE_TTL_MS],
+                )?;
+                if inserted == 1 {
+                    return Ok(code);
+                }
+            }
+        })
+    }
+
+    /// Redeems a pairing code: consumes it and creates the device, in one transaction.
+    pub async fn redeem_pair_code(
+        &self,
+        code: &str,
+        new: NewDevice,
+        now: i64,
+    ) -> Result<PairOutcome> {
+        let code = code.to_owned();
+        self.writer()
+            .write(move |c| {
+                let owner: Option<(i64, String)> = c
+                    .query_row(
+                        "DELETE FROM pairing_codes WHERE code = ?1 AND expires_at > ?2 \
+                         RETURNING user_id, (SELECT name FROM users WHERE id = user_id)",
+                        params![code, now],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let Some((user_id, user)) = owner else {
+                    return Err(StoreError::NotFound("pairing code".into()));
+                };
+                insert_device(c, user_id, user, new, now)
+            })
+            .await
+    }
+}

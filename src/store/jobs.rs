@@ -1,0 +1,218 @@
+//! The delivery queue over the `jobs` table. Android jobs are claimed under a lease by the FCM
+//! dispatcher; extension jobs wait (`pending`) until the device acknowledges them on its stream.
+//! The claim predicate stays index-only (`state, run_at`); expired leases are recovered by a
+//! separate statement.
+
+use super::{Result, Store};
+use rusqlite::params;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    pub job_id: i64,
+    pub message_id: String,
+    pub device_id: String,
+    pub fcm_token: Option<String>,
+    pub envelope: String,
+    /// Attempts including this one.
+    pub attempts: i64,
+    pub expires_at: i64,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    Delivered,
+    RetryAt {
+        at_ms: i64,
+        error: String,
+    },
+    DeadLetter {
+        reason: String,
+    },
+    Expired,
+    /// The device can no longer be reached: it is marked so and all its open jobs fail.
+    DeviceUnreachable {
+        error: String,
+    },
+}
+
+/// One event on an extension device's stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    pub seq: i64,
+    pub message_id: String,
+    pub envelope: String,
+}
+
+impl Store {
+    /// Leases up to `limit` due android jobs for `lease_ms`.
+    pub async fn claim_due(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<ClaimedJob>> {
+        self.writer()
+            .write(move |c| {
+                let mut claim = c.prepare_cached(
+                    "UPDATE jobs SET state = 'leased', lease_until = ?2, attempts = attempts + 1, updated_at = ?1 \
+                     WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ?1 ORDER BY run_at LIMIT ?3) \
+                     RETURNING id",
+                )?;
+                let ids: Vec<i64> =
+                    claim.query_map(params![now, now + lease_ms, limit as i64], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+                let mut fetch = c.prepare_cached(
+                    "SELECT j.id, j.message_id, j.device_id, d.fcm_token, m.envelope, j.attempts, j.expires_at \
+                     FROM jobs j JOIN messages m ON m.id = j.message_id LEFT JOIN devices d ON d.id = j.device_id WHERE j.id = ?1",
+                )?;
+                let mut jobs = Vec::with_capacity(ids.len());
+                for id in ids {
+                    jobs.push(fetch.query_row([id], |r| {
+                        Ok(ClaimedJob {
+                            job_id: r.get(0)?,
+                            message_id: r.get(1)?,
+                            device_id: r.get(2)?,
+                            fcm_token: r.get(3)?,
+                            envelope: r.get(4)?,
+                            attempts: r.get(5)?,
+                            expires_at: r.get(6)?,
+                        })
+                    })?);
+                }
+                Ok(jobs)
+            })
+            .await
+    }
+
+    /// Makes jobs whose lease ran out (their worker died) claimable again.
+    pub async fn recover_expired_leases(&self, now: i64) -> Result<usize> {
+        self.writer()
+            .write(move |c| {
+                Ok(c.prepare_cached(
+                    "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = ?1, updated_at = ?1 \
+                     WHERE state = 'leased' AND lease_until <= ?1",
+                )?
+                .execute([now])?)
+            })
+            .await
+    }
+
+    /// Records the outcomes of a batch of attempts in one commit.
+    pub async fn complete_jobs(&self, outcomes: Vec<(i64, JobOutcome)>, now: i64) -> Result<()> {
+        self.writer()
+            .write(move |c| {
+                for (job_id, outcome) in outcomes {
+                    match outcome {
+                        JobOutcome::Delivered => c
+                            .prepare_cached(
+                                "UPDATE jobs SET state = 'delivered', lease_until = NULL, last_error = NULL, updated_at = ?2 WHERE id = ?1",
+                            )?
+                            .execute(params![job_id, now])?,
+                        JobOutcome::RetryAt { at_ms, error } => c
+                            .prepare_cached(
+                                "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+                            )?
+                            .execute(params![job_id, at_ms, error, now])?,
+                        JobOutcome::DeadLetter { reason } => c
+                            .prepare_cached("UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1")?
+                            .execute(params![job_id, reason, now])?,
+                        JobOutcome::Expired => c
+                            .prepare_cached(
+                                "UPDATE jobs SET state = 'expired', lease_until = NULL, last_error = COALESCE(last_error, 'ttl_expired'), updated_at = ?2 WHERE id = ?1",
+                            )?
+                            .execute(params![job_id, now])?,
+                        JobOutcome::DeviceUnreachable { error } => {
+                            c.execute(
+                                "UPDATE devices SET reachable = 0 WHERE id = (SELECT device_id FROM jobs WHERE id = ?1)",
+                                [job_id],
+                            )?;
+                            c.execute(
+                                "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = ?2, updated_at = ?3 \
+                                 WHERE device_id = (SELECT device_id FROM jobs WHERE id = ?1) AND state IN ('queued', 'leased', 'pending')",
+                                params![job_id, error, now],
+                            )?
+                        }
+                    };
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Expires waiting jobs whose ttl ran out (android jobs are also checked when claimed).
+    pub async fn expire_jobs(&self, now: i64) -> Result<usize> {
+        self.writer()
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE jobs SET state = 'expired', last_error = 'ttl_expired', lease_until = NULL, updated_at = ?1 \
+                     WHERE state IN ('queued', 'pending') AND expires_at <= ?1",
+                    [now],
+                )?)
+            })
+            .await
+    }
+
+    /// When the next android job falls due, if any is queued.
+    pub fn next_due_at(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT MIN(run_at) FROM jobs WHERE state = 'queued'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// Android jobs queued or leased: the queue depth metric.
+    pub fn queue_depth(&self) -> Result<i64> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'leased', 'pending')",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// An extension device's unacknowledged events after `after_seq`, in order.
+    pub fn stream_events(
+        &self,
+        device_id: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<StreamEvent>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT j.seq, j.message_id, m.envelope FROM jobs j JOIN messages m ON m.id = j.message_id \
+                 WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![device_id, after_seq, limit as i64], |r| {
+                Ok(StreamEvent { seq: r.get(0)?, message_id: r.get(1)?, envelope: r.get(2)? })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Marks the device's events with these sequence numbers delivered; returns how many were.
+    pub async fn ack_stream_events(
+        &self,
+        device_id: &str,
+        seqs: Vec<i64>,
+        now: i64,
+    ) -> Result<usize> {
+        let device_id = device_id.to_owned();
+        self.writer()
+            .write(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "UPDATE jobs SET state = 'delivered', attempts = attempts + 1, updated_at = ?3 \
+                     WHERE device_id = ?1 AND seq = ?2 AND state = 'pending'",
+                )?;
+                let mut acked = 0;
+                for seq in seqs {
+                    acked += stmt.execute(params![device_id, seq, now])?;
+                }
+                Ok(acked)
+            })
+            .await
+    }
+}

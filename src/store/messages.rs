@@ -1,0 +1,222 @@
+//! Accepting a send: the message, one delivery job per target device, the persistent rate-limit
+//! counters and the idempotency record, committed together before the relay answers 200.
+
+use super::{Result, Store};
+use crate::api::DeviceType;
+use rusqlite::{OptionalExtension, params};
+
+/// Everything one accepted send writes.
+#[derive(Debug, Clone)]
+pub struct NewSend {
+    pub message_id: String,
+    pub user_id: i64,
+    pub token_id: String,
+    pub envelope: String,
+    pub targets: Vec<(String, DeviceType)>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Calendar month (`YYYY-MM`, UTC) the send counts against.
+    pub month: String,
+    pub idempotency: Option<(String, StoredResponse)>,
+    /// Set at most about once a minute per token, to keep the hot path lean.
+    pub touch_token: bool,
+}
+
+/// A response kept for `Idempotency-Key` replays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcceptOutcome {
+    Accepted,
+    /// The key was used by a concurrent request that committed first: answer with its response.
+    Replayed(StoredResponse),
+}
+
+/// One device's delivery of a message, as `GET /v1/messages/{id}` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryState {
+    pub device_id: String,
+    pub device_type: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageStatus {
+    pub id: String,
+    pub created_at: i64,
+    pub deliveries: Vec<DeliveryState>,
+}
+
+/// Idempotency keys are honoured this long.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+/// Receiver sends are kept this long: the `receiver_daily` window.
+pub const RECEIVER_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// Job states. `queued`/`leased` jobs are worked by the FCM dispatcher; `pending` jobs wait for
+/// an extension device to acknowledge them on its stream.
+pub(crate) fn initial_state(device_type: DeviceType) -> &'static str {
+    match device_type {
+        DeviceType::Android => "queued",
+        DeviceType::Extension => "pending",
+    }
+}
+
+impl Store {
+    pub async fn accept_send(&self, send: NewSend) -> Result<AcceptOutcome> {
+        self.writer()
+            .write(move |c| {
+                if let Some((key, _)) = &send.idempotency
+                    && let Some(earlier) = idempotent_response(c, &send.token_id, key, send.created_at)?
+                {
+                    return Ok(AcceptOutcome::Replayed(earlier));
+                }
+                c.prepare_cached(
+                    "INSERT INTO messages (id, user_id, token_id, envelope, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![send.message_id, send.user_id, send.token_id, send.envelope, send.created_at, send.expires_at])?;
+                for (device_id, device_type) in &send.targets {
+                    let seq: Option<i64> = match device_type {
+                        DeviceType::Extension => Some(c.query_row(
+                            "UPDATE devices SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
+                            [device_id],
+                            |r| r.get(0),
+                        )?),
+                        DeviceType::Android => None,
+                    };
+                    c.prepare_cached(
+                        "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5)",
+                    )?
+                    .execute(params![
+                        send.message_id,
+                        device_id,
+                        device_type.as_str(),
+                        initial_state(*device_type),
+                        send.created_at,
+                        seq,
+                        send.expires_at
+                    ])?;
+                }
+                c.prepare_cached(
+                    "INSERT INTO token_month_counts (token_id, month, count) VALUES (?1, ?2, 1) \
+                     ON CONFLICT (token_id, month) DO UPDATE SET count = count + 1",
+                )?
+                .execute(params![send.token_id, send.month])?;
+                c.prepare_cached("INSERT INTO receiver_sends (user_id, at_ms) VALUES (?1, ?2)")?
+                    .execute(params![send.user_id, send.created_at])?;
+                if let Some((key, response)) = &send.idempotency {
+                    c.prepare_cached(
+                        "INSERT OR REPLACE INTO idempotency (token_id, key, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![send.token_id, key, response.status, response.body, send.created_at])?;
+                }
+                if send.touch_token {
+                    c.prepare_cached("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1")?
+                        .execute(params![send.token_id, send.created_at])?;
+                }
+                Ok(AcceptOutcome::Accepted)
+            })
+            .await
+    }
+
+    /// The response stored for this token and key within the last 24 h.
+    pub fn idempotent_response(
+        &self,
+        token_id: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<StoredResponse>> {
+        self.read(|c| idempotent_response(c, token_id, key, now))
+    }
+
+    pub fn message_status(&self, id: &str, user_id: i64) -> Result<Option<MessageStatus>> {
+        self.read(|c| {
+            let created_at: Option<i64> = c
+                .query_row("SELECT created_at FROM messages WHERE id = ?1 AND user_id = ?2", params![id, user_id], |r| r.get(0))
+                .optional()?;
+            let Some(created_at) = created_at else { return Ok(None) };
+            let mut stmt = c.prepare_cached(
+                "SELECT device_id, device_type, state, attempts, last_error, run_at FROM jobs WHERE message_id = ?1 ORDER BY id",
+            )?;
+            let deliveries = stmt
+                .query_map([id], |r| {
+                    let state: String = r.get(2)?;
+                    let waiting = matches!(state.as_str(), "queued" | "leased" | "pending");
+                    Ok(DeliveryState {
+                        device_id: r.get(0)?,
+                        device_type: r.get(1)?,
+                        state: if waiting { "queued".into() } else { state.clone() },
+                        attempts: r.get(3)?,
+                        last_error: r.get(4)?,
+                        next_attempt_at: (state == "queued").then(|| r.get(5)).transpose()?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some(MessageStatus { id: id.to_owned(), created_at, deliveries }))
+        })
+    }
+
+    /// Send counts per token for `month`: restores `token_monthly` after a restart.
+    pub fn month_counts(&self, month: &str) -> Result<Vec<(String, u64)>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare("SELECT token_id, count FROM token_month_counts WHERE month = ?1")?;
+            let rows = stmt.query_map([month], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Send times per receiver since `since_ms`: restores `receiver_daily` after a restart.
+    pub fn receiver_sends_since(&self, since_ms: i64) -> Result<Vec<(i64, i64)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT user_id, at_ms FROM receiver_sends WHERE at_ms > ?1 ORDER BY at_ms",
+            )?;
+            let rows = stmt.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Drops what no window needs any more: old receiver sends and idempotency records.
+    pub async fn prune(&self, now: i64) -> Result<()> {
+        self.writer()
+            .write(move |c| {
+                c.execute(
+                    "DELETE FROM receiver_sends WHERE at_ms <= ?1",
+                    [now - RECEIVER_WINDOW_MS],
+                )?;
+                c.execute(
+                    "DELETE FROM idempotency WHERE created_at <= ?1",
+                    [now - IDEMPOTENCY_WINDOW_MS],
+                )?;
+                c.execute("DELETE FROM pairing_codes WHERE expires_at <= ?1", [now])?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+fn idempotent_response(
+    c: &rusqlite::Connection,
+    token_id: &str,
+    key: &str,
+    now: i64,
+) -> Result<Option<StoredResponse>> {
+    Ok(c.prepare_cached(
+        "SELECT status, body FROM idempotency WHERE token_id = ?1 AND key = ?2 AND created_at > ?3",
+    )?
+    .query_row(params![token_id, key, now - IDEMPOTENCY_WINDOW_MS], |r| {
+        Ok(StoredResponse {
+            status: r.get(0)?,
+            body: r.get(1)?,
+        })
+    })
+    .optional()?)
+}

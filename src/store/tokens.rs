@@ -1,0 +1,135 @@
+//! Sender tokens: stored as SHA-256 only, looked up by hash, compared in constant time.
+
+use super::{Result, Store, StoreError};
+use crate::api::Priority;
+use crate::api::token::{Secret, generate_token, hash_secret, random_id};
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub user_id: i64,
+    pub user: String,
+    pub label: String,
+    pub priority_cap: Option<Priority>,
+    pub scope_devices: Option<String>,
+    pub test: bool,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub user: String,
+    pub label: String,
+    pub priority_cap: Option<Priority>,
+    pub scope_devices: Option<String>,
+    pub test: bool,
+}
+
+const SELECT: &str = "SELECT t.id, t.user_id, u.name, t.label, t.priority_cap, t.scope_devices, t.test, \
+     t.created_at, t.last_used_at, t.revoked_at IS NOT NULL, t.hash FROM tokens t JOIN users u ON u.id = t.user_id";
+
+fn record(r: &Row) -> rusqlite::Result<TokenRecord> {
+    let cap: Option<String> = r.get(4)?;
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        user: r.get(2)?,
+        label: r.get(3)?,
+        priority_cap: cap.and_then(|c| c.parse().ok()),
+        scope_devices: r.get(5)?,
+        test: r.get(6)?,
+        created_at: r.get(7)?,
+        last_used_at: r.get(8)?,
+        revoked: r.get(9)?,
+    })
+}
+
+impl Store {
+    /// Creates a token and returns it: the only time its secret exists outside the caller.
+    pub fn create_token(&self, new: NewToken, now: i64) -> Result<(TokenRecord, Secret)> {
+        let user = self.user_by_name(&new.user)?;
+        let secret = generate_token(new.test);
+        let hash = hash_secret(secret.expose());
+        let id = random_id("tok_", 16);
+        let record = TokenRecord {
+            id: id.clone(),
+            user_id: user.id,
+            user: user.name,
+            label: new.label,
+            priority_cap: new.priority_cap,
+            scope_devices: new.scope_devices,
+            test: new.test,
+            created_at: now,
+            last_used_at: None,
+            revoked: false,
+        };
+        let row = record.clone();
+        self.writer().write_blocking(move |c| {
+            c.execute(
+                "INSERT INTO tokens (id, hash, user_id, label, priority_cap, scope_devices, test, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    row.id,
+                    hash.as_slice(),
+                    row.user_id,
+                    row.label,
+                    row.priority_cap.map(|p| p.as_str()),
+                    row.scope_devices,
+                    row.test,
+                    now
+                ],
+            )?;
+            Ok(())
+        })?;
+        Ok((record, secret))
+    }
+
+    pub fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
+        if let Some(user) = user {
+            self.user_by_name(user)?;
+        }
+        self.read(|c| {
+            let mut stmt = c.prepare(&format!(
+                "{SELECT} WHERE ?1 IS NULL OR u.name = ?1 ORDER BY t.created_at, t.id"
+            ))?;
+            let rows = stmt.query_map([user], record)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    pub fn revoke_token(&self, id: &str, now: i64) -> Result<()> {
+        let id = id.to_owned();
+        self.writer().write_blocking(move |c| {
+            match c.execute(
+                "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                params![id, now],
+            )? {
+                0 => Err(StoreError::NotFound(format!("token '{id}'"))),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    /// The live (unrevoked) token with this secret, if any.
+    pub fn authenticate_token(&self, secret: &str) -> Result<Option<TokenRecord>> {
+        let hash = hash_secret(secret);
+        self.read(|c| {
+            let found = c
+                .query_row(
+                    &format!("{SELECT} WHERE t.hash = ?1"),
+                    [hash.as_slice()],
+                    |r| Ok((record(r)?, r.get::<_, Vec<u8>>(10)?)),
+                )
+                .optional()?;
+            Ok(found.and_then(|(token, stored)| {
+                let same: bool = stored.as_slice().ct_eq(hash.as_slice()).into();
+                (same && !token.revoked).then_some(token)
+            }))
+        })
+    }
+}

@@ -1,0 +1,114 @@
+//! The envelope that is queued and delivered (SPEC §1.1): the validated payload plus its
+//! source, serialized compactly and held to 2048 bytes.
+
+use crate::api::{ApiError, ErrorCode, MAX_ENVELOPE_BYTES, SendRequest};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub payload: SendRequest,
+    pub source: String,
+}
+
+impl Envelope {
+    pub fn notification(payload: SendRequest, source: impl Into<String>) -> Envelope {
+        Envelope {
+            kind: "notification".to_owned(),
+            payload,
+            source: source.into(),
+        }
+    }
+
+    /// The compact serialization, or 413 `payload_too_large` with its size.
+    pub fn to_json_checked(&self) -> Result<String, ApiError> {
+        let json = serde_json::to_string(self).map_err(|_| ApiError::internal())?;
+        if json.len() > MAX_ENVELOPE_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("Payload exceeds {MAX_ENVELOPE_BYTES} byte limit"),
+            )
+            .with_details(serde_json::json!({ "size": json.len(), "max": MAX_ENVELOPE_BYTES })));
+        }
+        Ok(json)
+    }
+}
+
+/// Builds and size-checks the envelope in one step.
+pub fn build_envelope(payload: SendRequest, source: &str) -> Result<(Envelope, String), ApiError> {
+    let envelope = Envelope::notification(payload, source);
+    let json = envelope.to_json_checked()?;
+    Ok((envelope, json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Priority;
+
+    #[test]
+    fn compact_and_absent_fields_omitted() {
+        let req = SendRequest {
+            message: "hi".into(),
+            priority: Some(Priority::High),
+            ..Default::default()
+        };
+        let (_, json) = build_envelope(req, "ci").unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"notification","payload":{"message":"hi","priority":"high"},"source":"ci"}"#
+        );
+    }
+
+    #[test]
+    fn over_2048_is_413_with_size() {
+        let req = SendRequest {
+            message: "x".repeat(1500),
+            title: Some("t".repeat(100)),
+            url: Some(format!("https://a.b/{}", "p".repeat(490))),
+            ..Default::default()
+        };
+        let err = build_envelope(req, "src").unwrap_err();
+        assert_eq!(err.code, ErrorCode::PayloadTooLarge);
+        assert_eq!(err.message, "Payload exceeds 2048 byte limit");
+        let details = err.details.unwrap();
+        assert_eq!(details["max"], 2048);
+        assert!(details["size"].as_u64().unwrap() > 2048);
+    }
+
+    #[test]
+    fn exactly_2048_passes_and_2049_fails() {
+        let base = build_envelope(
+            SendRequest {
+                message: "x".into(),
+                ..Default::default()
+            },
+            "",
+        )
+        .unwrap()
+        .1
+        .len();
+        // Grow the source until the envelope is exactly at the cap.
+        let at_cap = "s".repeat(MAX_ENVELOPE_BYTES - base);
+        let ok = build_envelope(
+            SendRequest {
+                message: "x".into(),
+                ..Default::default()
+            },
+            &at_cap,
+        )
+        .unwrap();
+        assert_eq!(ok.1.len(), MAX_ENVELOPE_BYTES);
+        let over = format!("{at_cap}s");
+        let err = build_envelope(
+            SendRequest {
+                message: "x".into(),
+                ..Default::default()
+            },
+            &over,
+        )
+        .unwrap_err();
+        assert_eq!(err.details.unwrap()["size"], MAX_ENVELOPE_BYTES + 1);
+    }
+}

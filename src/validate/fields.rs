@@ -1,0 +1,334 @@
+//! The field table of SPEC §1.1: types, UTF-8 byte caps, truncation with warnings, ttl
+//! flooring and clamping. Fields are checked in table order, so the first failing field
+//! decides the error code.
+
+use super::truncate_utf8;
+use crate::api::{
+    Action, ApiError, ErrorCode, MAX_ACTION_LABEL_BYTES, MAX_ACTIONS, MAX_DEVICE_CHARS,
+    MAX_MESSAGE_BYTES, MAX_TAG_BYTES, MAX_TAGS, MAX_TITLE_BYTES, MAX_TTL_SECONDS, MAX_URL_BYTES,
+    MAX_URL_TITLE_BYTES, Priority, SendRequest, Warning,
+};
+use serde_json::{Map, Value};
+
+/// The canonical field names: a form body without any of them is a raw message.
+pub const KNOWN_KEYS: &[&str] = &[
+    "message",
+    "title",
+    "priority",
+    "tags",
+    "url",
+    "url_title",
+    "actions",
+    "device",
+    "markdown",
+    "ttl",
+];
+
+/// A request that passed the field rules, with the warnings for what was changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validated {
+    pub request: SendRequest,
+    pub warnings: Vec<Warning>,
+}
+
+/// Applies every rule of the field table to raw fields. Unknown keys are ignored; JSON `null`
+/// counts as absent for optional fields.
+pub fn normalize(fields: &Map<String, Value>) -> Result<Validated, ApiError> {
+    let mut warnings = Vec::new();
+    let request = SendRequest {
+        message: message(fields.get("message"))?,
+        title: title(get(fields, "title"))?,
+        priority: priority(get(fields, "priority"))?,
+        tags: tags(get(fields, "tags"), &mut warnings)?,
+        url: optional_string(get(fields, "url"), "url", ErrorCode::InvalidUrl)?
+            .map(|u| http_url(u, "url", ErrorCode::InvalidUrl))
+            .transpose()?,
+        url_title: url_title(get(fields, "url_title"))?,
+        actions: actions(get(fields, "actions"), &mut warnings)?,
+        device: device(get(fields, "device"))?,
+        markdown: markdown(get(fields, "markdown"))?,
+        ttl: ttl(get(fields, "ttl"))?,
+    };
+    Ok(Validated { request, warnings })
+}
+
+/// Optional fields: `null` is the same as absent.
+fn get<'a>(fields: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    fields.get(key).filter(|v| !v.is_null())
+}
+
+/// How zod names a JSON value's type; the missing-message text is zod's and clients match it.
+fn type_name(value: Option<&Value>) -> &'static str {
+    match value {
+        None => "undefined",
+        Some(Value::Null) => "null",
+        Some(Value::Bool(_)) => "boolean",
+        Some(Value::Number(_)) => "number",
+        Some(Value::String(_)) => "string",
+        Some(Value::Array(_)) => "array",
+        Some(Value::Object(_)) => "object",
+    }
+}
+
+fn message(value: Option<&Value>) -> Result<String, ApiError> {
+    let Some(Value::String(text)) = value else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidMessage,
+            format!(
+                "Invalid input: expected string, received {}",
+                type_name(value)
+            ),
+        ));
+    };
+    if text.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidMessage,
+            "message must not be empty",
+        ));
+    }
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ApiError::too_many_bytes(
+            ErrorCode::MessageTooLong,
+            format!("message must be ≤ {MAX_MESSAGE_BYTES} bytes"),
+            text.len(),
+            MAX_MESSAGE_BYTES,
+        ));
+    }
+    Ok(text.clone())
+}
+
+fn optional_string<'a>(
+    value: Option<&'a Value>,
+    name: &str,
+    code: ErrorCode,
+) -> Result<Option<&'a str>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ApiError::new(
+            code,
+            format!(
+                "{name}: expected string, received {}",
+                type_name(Some(other))
+            ),
+        )),
+    }
+}
+
+fn title(value: Option<&Value>) -> Result<Option<String>, ApiError> {
+    let Some(title) = optional_string(value, "title", ErrorCode::InvalidTitle)? else {
+        return Ok(None);
+    };
+    if title.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTitle,
+            "title must not be empty",
+        ));
+    }
+    if title.len() > MAX_TITLE_BYTES {
+        return Err(ApiError::too_many_bytes(
+            ErrorCode::InvalidTitle,
+            format!("title must be ≤ {MAX_TITLE_BYTES} bytes"),
+            title.len(),
+            MAX_TITLE_BYTES,
+        ));
+    }
+    Ok(Some(title.to_owned()))
+}
+
+fn priority(value: Option<&Value>) -> Result<Option<Priority>, ApiError> {
+    let Some(name) = optional_string(value, "priority", ErrorCode::InvalidPriority)? else {
+        return Ok(None);
+    };
+    name.parse::<Priority>().map(Some).map_err(|()| {
+        ApiError::new(
+            ErrorCode::InvalidPriority,
+            format!("priority must be one of min, low, default, high, urgent (got '{name}')"),
+        )
+    })
+}
+
+fn tags(
+    value: Option<&Value>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(value) = value else { return Ok(None) };
+    let Value::Array(items) = value else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "tags must be an array of strings",
+        ));
+    };
+    let mut tags = Vec::with_capacity(items.len().min(MAX_TAGS));
+    for item in items {
+        let Value::String(tag) = item else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidBody,
+                "tags must be an array of strings",
+            ));
+        };
+        tags.push(tag.as_str());
+    }
+    if tags.len() > MAX_TAGS {
+        warnings.push(Warning::TagsTruncated { got: tags.len() });
+        tags.truncate(MAX_TAGS);
+    }
+    let mut kept = Vec::with_capacity(tags.len());
+    for (i, tag) in tags.into_iter().enumerate() {
+        if tag.len() > MAX_TAG_BYTES {
+            warnings.push(Warning::TagTruncated { index: i + 1 });
+        }
+        kept.push(truncate_utf8(tag, MAX_TAG_BYTES).to_owned());
+    }
+    Ok(Some(kept))
+}
+
+/// An http(s) URL of at most 512 bytes; `what` names it in the message ("url", "action #2 url").
+fn http_url(candidate: &str, what: &str, code: ErrorCode) -> Result<String, ApiError> {
+    if candidate.len() > MAX_URL_BYTES {
+        return Err(ApiError::too_many_bytes(
+            code,
+            format!("{what} must be ≤ {MAX_URL_BYTES} bytes"),
+            candidate.len(),
+            MAX_URL_BYTES,
+        ));
+    }
+    match url::Url::parse(candidate) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
+            Ok(candidate.to_owned())
+        }
+        _ => Err(ApiError::new(
+            code,
+            format!("{what} is not a valid URL (http or https only)"),
+        )),
+    }
+}
+
+fn url_title(value: Option<&Value>) -> Result<Option<String>, ApiError> {
+    let Some(text) = optional_string(value, "url_title", ErrorCode::InvalidUrlTitle)? else {
+        return Ok(None);
+    };
+    if text.len() > MAX_URL_TITLE_BYTES {
+        return Err(ApiError::too_many_bytes(
+            ErrorCode::InvalidUrlTitle,
+            format!("url_title must be ≤ {MAX_URL_TITLE_BYTES} bytes"),
+            text.len(),
+            MAX_URL_TITLE_BYTES,
+        ));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+fn actions(
+    value: Option<&Value>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Option<Vec<Action>>, ApiError> {
+    let Some(value) = value else { return Ok(None) };
+    let Value::Array(items) = value else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "actions must be an array of {label, url} objects",
+        ));
+    };
+    if items.len() > MAX_ACTIONS {
+        warnings.push(Warning::ActionsTruncated { got: items.len() });
+    }
+    items
+        .iter()
+        .take(MAX_ACTIONS)
+        .enumerate()
+        .map(|(i, item)| action(i + 1, item))
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+fn action(index: usize, item: &Value) -> Result<Action, ApiError> {
+    let invalid = |msg: String| ApiError::new(ErrorCode::InvalidAction, msg);
+    let Value::Object(obj) = item else {
+        return Err(invalid(format!(
+            "action #{index} must be an object with label and url"
+        )));
+    };
+    let label = match obj.get("label") {
+        Some(Value::String(label)) => label,
+        _ => return Err(invalid(format!("action #{index} needs a string label"))),
+    };
+    if label.is_empty() {
+        return Err(invalid(format!("action #{index} label must not be empty")));
+    }
+    if label.len() > MAX_ACTION_LABEL_BYTES {
+        return Err(ApiError::too_many_bytes(
+            ErrorCode::InvalidAction,
+            format!("action #{index} label must be ≤ {MAX_ACTION_LABEL_BYTES} bytes"),
+            label.len(),
+            MAX_ACTION_LABEL_BYTES,
+        ));
+    }
+    let url = match obj.get("url") {
+        Some(Value::String(url)) => http_url(
+            url,
+            &format!("action #{index} url"),
+            ErrorCode::InvalidAction,
+        )?,
+        _ => return Err(invalid(format!("action #{index} needs a string url"))),
+    };
+    Ok(Action {
+        label: label.clone(),
+        url,
+    })
+}
+
+fn device(value: Option<&Value>) -> Result<Option<String>, ApiError> {
+    let Some(selector) = optional_string(value, "device", ErrorCode::InvalidDevice)? else {
+        return Ok(None);
+    };
+    if selector.split(',').all(|entry| entry.trim().is_empty()) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidDevice,
+            "device must name at least one device",
+        ));
+    }
+    let chars = selector.chars().count();
+    if chars > MAX_DEVICE_CHARS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidDevice,
+            format!("device must be ≤ {MAX_DEVICE_CHARS} characters (got {chars})"),
+        )
+        .with_details(serde_json::json!({ "chars": chars, "max": MAX_DEVICE_CHARS })));
+    }
+    Ok(Some(selector.to_owned()))
+}
+
+fn markdown(value: Option<&Value>) -> Result<Option<bool>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Bool(flag)) => Ok(Some(*flag)),
+        Some(_) => Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "markdown must be a boolean",
+        )),
+    }
+}
+
+/// Fractions floored, then clamped to [0, 72 h].
+fn ttl(value: Option<&Value>) -> Result<Option<u64>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            let seconds = n
+                .as_f64()
+                .filter(|s| s.is_finite())
+                .unwrap_or(f64::MAX)
+                .floor();
+            Ok(Some(seconds.clamp(0.0, MAX_TTL_SECONDS as f64) as u64))
+        }
+        Some(_) => Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "ttl must be a number of seconds",
+        )),
+    }
+}
+
+#[cfg(test)]
+#[path = "fields_tests.rs"]
+mod tests;
