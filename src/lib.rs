@@ -9,6 +9,10 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
+pub mod credentials;
+pub mod dispatch;
+pub mod server;
 pub mod store;
 pub mod validate;
 

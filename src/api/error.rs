@@ -321,21 +321,22 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// `{"error":{"code":…,"message":…,"details":…}}`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NestedErrorBody {
     pub error: ErrorReply,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorReply {
     pub code: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub details: Option<Value>,
 }
 
 /// `{"error":"missing_token","message":…}` — the 401 shape.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FlatErrorBody {
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A validated, normalized send request. Absent optional fields stay `None` and are omitted
 /// when serialized, so the envelope payload carries only what the sender gave.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SendRequest {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,7 +44,7 @@ impl SendRequest {
 }
 
 /// A button on the notification that opens a URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Action {
     pub label: String,
     pub url: String,

@@ -2,14 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SendResponse {
     pub id: String,
     pub delivered_to: Vec<DeliveredTo>,
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveredTo {
     pub device_id: String,
     #[serde(rename = "type")]
@@ -17,7 +17,7 @@ pub struct DeliveredTo {
 }
 
 /// How a device is reached: FCM for `android`, the relay's own stream for `extension`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceType {
     Android,
@@ -49,7 +49,7 @@ impl std::fmt::Display for DeviceType {
 
 /// `POST /v1/messages.json` answers in Pushover's shape: `status` 1 with the request id, or 0
 /// with the error codes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShimResponse {
     pub status: u8,
     #[serde(skip_serializing_if = "Option::is_none")]

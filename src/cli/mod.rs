@@ -1,8 +1,13 @@
 //! The command line: clap definitions (their doc comments are the help text, the man page
 //! and the completions) and one file per command.
 
+mod admin;
+mod auth;
+mod batch;
 pub mod docs;
 mod explain;
+pub mod send;
+pub mod serve;
 
 use crate::api::ApiError;
 use clap::{Parser, Subcommand};
@@ -25,6 +30,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Send a notification to your devices
+    Send(send::SendArgs),
+    /// Store a token for a profile (from stdin or a hidden prompt) in the OS keyring
+    Login(auth::LoginArgs),
+    /// Forget a profile and its stored token
+    Logout(auth::LogoutArgs),
+    /// Inspect stored credentials
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
+    /// Run the relay: the HTTP API, the durable queue and delivery, on one machine
+    Serve(serve::ServeArgs),
+    /// Operator commands on the relay's store (users, tokens, devices, pairing)
+    Admin(admin::AdminArgs),
     /// Explain what an error code means and what to do about it
     Explain(explain::ExplainArgs),
     /// Print a shell completion script to stdout
@@ -36,6 +54,12 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn dispatch(cli: Cli) -> Result<(), ApiError> {
     match cli.command {
+        Command::Send(args) => send::run(args),
+        Command::Login(args) => auth::login(args),
+        Command::Logout(args) => auth::logout(args),
+        Command::Auth(auth::AuthCommand::Status { json }) => auth::status(json),
+        Command::Serve(args) => serve::run(args),
+        Command::Admin(args) => admin::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),

@@ -9,7 +9,10 @@ use crate::store::TokenRecord;
 use axum::http::HeaderMap;
 
 /// The token presented: the `Authorization` header wins over a path token.
-pub fn presented<'a>(headers: &'a HeaderMap, path_token: Option<&'a str>) -> Result<&'a str, Failure> {
+pub fn presented<'a>(
+    headers: &'a HeaderMap,
+    path_token: Option<&'a str>,
+) -> Result<&'a str, Failure> {
     match headers.get("authorization") {
         Some(value) => {
             let value = value.to_str().map_err(|_| invalid())?;
@@ -24,11 +27,17 @@ pub fn presented<'a>(headers: &'a HeaderMap, path_token: Option<&'a str>) -> Res
 }
 
 pub fn missing() -> Failure {
-    Failure::new(ErrorCode::MissingToken, "Authorization: Bearer rfk_live_… required")
+    Failure::new(
+        ErrorCode::MissingToken,
+        "Authorization: Bearer rfk_live_… required",
+    )
 }
 
 pub fn invalid() -> Failure {
-    Failure::new(ErrorCode::InvalidToken, "token is malformed, unknown or revoked")
+    Failure::new(
+        ErrorCode::InvalidToken,
+        "token is malformed, unknown or revoked",
+    )
 }
 
 /// A live token record for `candidate`, or 401 `invalid_token`.
@@ -36,5 +45,8 @@ pub fn authenticate(state: &AppState, candidate: &str) -> Result<TokenRecord, Fa
     if !is_token_format(candidate) {
         return Err(invalid());
     }
-    state.store.authenticate_token(candidate)?.ok_or_else(invalid)
+    state
+        .store
+        .authenticate_token(candidate)?
+        .ok_or_else(invalid)
 }

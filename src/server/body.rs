@@ -12,11 +12,18 @@ pub async fn read_capped(body: Body) -> Result<Bytes, Failure> {
     let mut stream = body.into_data_stream();
     let mut buf = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| Failure::new(ErrorCode::InvalidBody, "the request body could not be read"))?;
+        let chunk = chunk.map_err(|_| {
+            Failure::new(ErrorCode::InvalidBody, "the request body could not be read")
+        })?;
         if buf.len() + chunk.len() > MAX_RAW_BODY_BYTES {
-            return Err(ApiError::new(ErrorCode::PayloadTooLarge, "request body exceeds 65536 bytes")
-                .with_details(serde_json::json!({ "size": buf.len() + chunk.len(), "max": MAX_RAW_BODY_BYTES }))
-                .into());
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "request body exceeds 65536 bytes",
+            )
+            .with_details(
+                serde_json::json!({ "size": buf.len() + chunk.len(), "max": MAX_RAW_BODY_BYTES }),
+            )
+            .into());
         }
         buf.extend_from_slice(&chunk);
     }
@@ -24,7 +31,11 @@ pub async fn read_capped(body: Body) -> Result<Bytes, Failure> {
 }
 
 /// Any accepted encoding → raw fields; `known` decides when a form body is a raw message.
-pub async fn fields(content_type: Option<&str>, bytes: Bytes, known: &[&str]) -> Result<Map<String, Value>, Failure> {
+pub async fn fields(
+    content_type: Option<&str>,
+    bytes: Bytes,
+    known: &[&str],
+) -> Result<Map<String, Value>, Failure> {
     match BodyKind::of(content_type) {
         BodyKind::Multipart(boundary) => {
             let pairs = multipart_pairs(bytes, boundary).await?;
@@ -36,7 +47,8 @@ pub async fn fields(content_type: Option<&str>, bytes: Bytes, known: &[&str]) ->
 
 async fn multipart_pairs(bytes: Bytes, boundary: String) -> Result<Vec<(String, String)>, Failure> {
     let bad = |_| Failure::new(ErrorCode::InvalidBody, "malformed multipart body");
-    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) });
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut pairs = Vec::new();
     while let Some(field) = multipart.next_field().await.map_err(bad)? {

@@ -17,18 +17,28 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
-        Failure { error: ApiError::new(code, message), rate: None }
+        Failure {
+            error: ApiError::new(code, message),
+            rate: None,
+        }
     }
 
     /// A 429 for an exhausted layer: `details.resource`, headers and `Retry-After`.
     pub fn rate_limited(status: LayerStatus, now_ms: i64) -> Failure {
-        let error = ApiError::new(ErrorCode::RateLimitExceeded, format!("rate limit exceeded: {}", status.layer.as_str()))
-            .with_details(serde_json::json!({ "resource": status.layer.as_str() }));
-        Failure { error, rate: Some((status, status.retry_after(now_ms))) }
+        let error = ApiError::new(
+            ErrorCode::RateLimitExceeded,
+            format!("rate limit exceeded: {}", status.layer.as_str()),
+        )
+        .with_details(serde_json::json!({ "resource": status.layer.as_str() }));
+        Failure {
+            error,
+            rate: Some((status, status.retry_after(now_ms))),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
-        StatusCode::from_u16(self.error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(self.error.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn headers(&self) -> HeaderMap {
@@ -42,7 +52,11 @@ impl Failure {
 
     /// The Pushover shim's shape: `{"status":0,"errors":[code]}`, same status and headers.
     pub fn into_shim_response(self) -> Response {
-        let body = ShimResponse { status: 0, request: None, errors: Some(vec![self.error.code.as_str().to_owned()]) };
+        let body = ShimResponse {
+            status: 0,
+            request: None,
+            errors: Some(vec![self.error.code.as_str().to_owned()]),
+        };
         (self.status(), self.headers(), Json(body)).into_response()
     }
 }
@@ -56,7 +70,10 @@ impl From<ApiError> for Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
         tracing::error!(error = %e, "store failure");
-        Failure { error: ApiError::internal(), rate: None }
+        Failure {
+            error: ApiError::internal(),
+            rate: None,
+        }
     }
 }
 
@@ -71,5 +88,8 @@ pub fn write_rate_headers(headers: &mut HeaderMap, status: &LayerStatus) {
     headers.insert("x-ratelimit-limit", HeaderValue::from(status.limit));
     headers.insert("x-ratelimit-remaining", HeaderValue::from(status.remaining));
     headers.insert("x-ratelimit-reset", HeaderValue::from(status.reset));
-    headers.insert("x-ratelimit-resource", HeaderValue::from_static(status.layer.as_str()));
+    headers.insert(
+        "x-ratelimit-resource",
+        HeaderValue::from_static(status.layer.as_str()),
+    );
 }

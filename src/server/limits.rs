@@ -41,7 +41,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { token_burst: 60, token_monthly: 500, receiver_daily: 1000, ip_minute: 20, ip_hour: 200 }
+        Limits {
+            token_burst: 60,
+            token_monthly: 500,
+            receiver_daily: 1000,
+            ip_minute: 20,
+            ip_hour: 200,
+        }
     }
 }
 
@@ -58,7 +64,9 @@ pub struct LayerStatus {
 impl LayerStatus {
     /// Seconds until capacity frees, at least 1 (for `Retry-After`).
     pub fn retry_after(&self, now_ms: i64) -> u64 {
-        ((self.reset * 1000 - now_ms).max(0) as u64).div_ceil(1000).max(1)
+        ((self.reset * 1000 - now_ms).max(0) as u64)
+            .div_ceil(1000)
+            .max(1)
     }
 }
 
@@ -66,8 +74,15 @@ impl LayerStatus {
 pub fn binding(statuses: &[LayerStatus]) -> Option<LayerStatus> {
     statuses.iter().copied().min_by(|a, b| {
         // a.remaining/a.limit vs b.remaining/b.limit without floats.
-        (a.remaining as u128 * b.limit as u128).cmp(&(b.remaining as u128 * a.limit as u128)).then(a.layer.cmp(&b.layer))
+        (a.remaining as u128 * b.limit as u128)
+            .cmp(&(b.remaining as u128 * a.limit as u128))
+            .then(a.layer.cmp(&b.layer))
     })
+}
+
+/// Unix ms → Unix seconds, rounded up (a reset is never reported early).
+fn ceil_secs(ms: i64) -> i64 {
+    (ms + 999).div_euclid(1000)
 }
 
 const MINUTE_MS: i64 = 60_000;
@@ -89,20 +104,32 @@ impl SlidingLog {
         self.prune(now, window);
         let used = self.0.len() as u64;
         let reset_ms = self.0.front().map_or(now, |&oldest| oldest + window);
-        LayerStatus { layer, limit, remaining: limit.saturating_sub(used), reset: reset_ms.div_ceil(1000) }
+        LayerStatus {
+            layer,
+            limit,
+            remaining: limit.saturating_sub(used),
+            reset: ceil_secs(reset_ms),
+        }
     }
 }
 
 /// `YYYY-MM` of a Unix-ms instant, UTC.
 pub fn month_key(now_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default().format("%Y-%m").to_string()
+    chrono::DateTime::from_timestamp_millis(now_ms)
+        .unwrap_or_default()
+        .format("%Y-%m")
+        .to_string()
 }
 
 /// Unix seconds at the start of the month after `now_ms`, UTC.
 fn next_month_start(now_ms: i64) -> i64 {
     use chrono::Datelike;
     let now = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
-    let (y, m) = if now.month() == 12 { (now.year() + 1, 1) } else { (now.year(), now.month() + 1) };
+    let (y, m) = if now.month() == 12 {
+        (now.year() + 1, 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
     chrono::NaiveDate::from_ymd_opt(y, m, 1)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map_or(0, |dt| dt.and_utc().timestamp())
@@ -128,7 +155,10 @@ pub type Refusal = LayerStatus;
 
 impl RateLimiter {
     pub fn new(limits: Limits) -> RateLimiter {
-        RateLimiter { limits, state: Mutex::new(State::default()) }
+        RateLimiter {
+            limits,
+            state: Mutex::new(State::default()),
+        }
     }
 
     pub fn limits(&self) -> Limits {
@@ -136,7 +166,12 @@ impl RateLimiter {
     }
 
     /// Reloads the persistent layers: this month's counts and the last day's receiver sends.
-    pub fn restore(&self, month: &str, month_counts: Vec<(String, u64)>, receiver_sends: Vec<(i64, i64)>) {
+    pub fn restore(
+        &self,
+        month: &str,
+        month_counts: Vec<(String, u64)>,
+        receiver_sends: Vec<(i64, i64)>,
+    ) {
         let mut s = self.state.lock().expect("limiter poisoned");
         for (token, count) in month_counts {
             s.token_monthly.insert(token, (month.to_owned(), count));
@@ -152,10 +187,20 @@ impl RateLimiter {
         let mut s = self.state.lock().expect("limiter poisoned");
         let mut statuses = Vec::with_capacity(2);
         if l.ip_minute > 0 {
-            statuses.push(s.ip_minute.entry(ip).or_default().status(Layer::IpMinute, l.ip_minute, now, MINUTE_MS));
+            statuses.push(s.ip_minute.entry(ip).or_default().status(
+                Layer::IpMinute,
+                l.ip_minute,
+                now,
+                MINUTE_MS,
+            ));
         }
         if l.ip_hour > 0 {
-            statuses.push(s.ip_hour.entry(ip).or_default().status(Layer::IpHour, l.ip_hour, now, HOUR_MS));
+            statuses.push(s.ip_hour.entry(ip).or_default().status(
+                Layer::IpHour,
+                l.ip_hour,
+                now,
+                HOUR_MS,
+            ));
         }
         if let Some(full) = statuses.iter().find(|st| st.remaining == 0) {
             return Err(*full);
@@ -171,7 +216,12 @@ impl RateLimiter {
     }
 
     /// Step 6: token burst, token monthly and receiver daily — all checked, then all charged.
-    pub fn check_and_charge_send(&self, token_id: &str, receiver: i64, now: i64) -> Result<Vec<LayerStatus>, Refusal> {
+    pub fn check_and_charge_send(
+        &self,
+        token_id: &str,
+        receiver: i64,
+        now: i64,
+    ) -> Result<Vec<LayerStatus>, Refusal> {
         let l = self.limits;
         let month = month_key(now);
         let mut s = self.state.lock().expect("limiter poisoned");
@@ -200,21 +250,38 @@ impl RateLimiter {
             return Err(*full);
         }
         if l.token_burst > 0 {
-            s.token_burst.entry(token_id.to_owned()).or_default().0.push_back(now);
+            s.token_burst
+                .entry(token_id.to_owned())
+                .or_default()
+                .0
+                .push_back(now);
         }
-        let entry = s.token_monthly.entry(token_id.to_owned()).or_insert_with(|| (month.clone(), 0));
+        let entry = s
+            .token_monthly
+            .entry(token_id.to_owned())
+            .or_insert_with(|| (month.clone(), 0));
         if entry.0 != month {
             *entry = (month, 0);
         }
         entry.1 += 1;
         if l.receiver_daily > 0 {
-            s.receiver_daily.entry(receiver).or_default().0.push_back(now);
+            s.receiver_daily
+                .entry(receiver)
+                .or_default()
+                .0
+                .push_back(now);
         }
         statuses.iter_mut().for_each(|st| st.remaining -= 1);
         // The first event of a window sets its reset.
         for st in &mut statuses {
             if st.layer != Layer::TokenMonthly && st.reset * 1000 < now {
-                st.reset = (now + if st.layer == Layer::TokenBurst { MINUTE_MS } else { DAY_MS }).div_ceil(1000);
+                st.reset = ceil_secs(
+                    now + if st.layer == Layer::TokenBurst {
+                        MINUTE_MS
+                    } else {
+                        DAY_MS
+                    },
+                );
             }
         }
         Ok(statuses)
@@ -249,8 +316,20 @@ mod tests {
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     const T0: i64 = 1_795_000_000_000; // Nov 2026
 
-    fn limits(token_burst: u64, token_monthly: u64, receiver_daily: u64, ip_minute: u64, ip_hour: u64) -> RateLimiter {
-        RateLimiter::new(Limits { token_burst, token_monthly, receiver_daily, ip_minute, ip_hour })
+    fn limits(
+        token_burst: u64,
+        token_monthly: u64,
+        receiver_daily: u64,
+        ip_minute: u64,
+        ip_hour: u64,
+    ) -> RateLimiter {
+        RateLimiter::new(Limits {
+            token_burst,
+            token_monthly,
+            receiver_daily,
+            ip_minute,
+            ip_hour,
+        })
     }
 
     #[test]
@@ -262,7 +341,10 @@ mod tests {
         assert_eq!(refused.layer, Layer::IpMinute);
         assert_eq!(refused.reset, (T0 + MINUTE_MS) / 1000);
         assert_eq!(refused.retry_after(T0 + 2_000), 58);
-        assert!(rl.check_ip(IP, T0 + MINUTE_MS).is_ok(), "the oldest event left the window");
+        assert!(
+            rl.check_ip(IP, T0 + MINUTE_MS).is_ok(),
+            "the oldest event left the window"
+        );
     }
 
     #[test]
@@ -291,8 +373,16 @@ mod tests {
 
     #[test]
     fn december_rolls_into_january() {
-        let dec = chrono::NaiveDate::from_ymd_opt(2026, 12, 15).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
-        let jan = chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let dec = chrono::NaiveDate::from_ymd_opt(2026, 12, 15)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        let jan = chrono::NaiveDate::from_ymd_opt(2027, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
         assert_eq!(next_month_start(dec.timestamp_millis()), jan.timestamp());
         assert_eq!(month_key(dec.timestamp_millis()), "2026-12");
     }
@@ -310,15 +400,30 @@ mod tests {
     fn restore_brings_back_persistent_counts() {
         let rl = limits(0, 3, 2, 0, 0);
         rl.restore(&month_key(T0), vec![("tok".into(), 3)], vec![]);
-        assert_eq!(rl.check_and_charge_send("tok", 1, T0).unwrap_err().layer, Layer::TokenMonthly);
+        assert_eq!(
+            rl.check_and_charge_send("tok", 1, T0).unwrap_err().layer,
+            Layer::TokenMonthly
+        );
         rl.restore(&month_key(T0), vec![], vec![(7, T0 - 1000), (7, T0 - 500)]);
-        assert_eq!(rl.check_and_charge_send("other", 7, T0).unwrap_err().layer, Layer::ReceiverDaily);
+        assert_eq!(
+            rl.check_and_charge_send("other", 7, T0).unwrap_err().layer,
+            Layer::ReceiverDaily
+        );
     }
 
     #[test]
     fn binding_layer_is_smallest_fraction_then_table_order() {
-        let st = |layer, limit, remaining| LayerStatus { layer, limit, remaining, reset: 0 };
-        let statuses = [st(Layer::TokenBurst, 60, 30), st(Layer::TokenMonthly, 500, 250), st(Layer::IpMinute, 20, 5)];
+        let st = |layer, limit, remaining| LayerStatus {
+            layer,
+            limit,
+            remaining,
+            reset: 0,
+        };
+        let statuses = [
+            st(Layer::TokenBurst, 60, 30),
+            st(Layer::TokenMonthly, 500, 250),
+            st(Layer::IpMinute, 20, 5),
+        ];
         assert_eq!(binding(&statuses).unwrap().layer, Layer::IpMinute);
         let tie = [st(Layer::IpHour, 10, 5), st(Layer::TokenBurst, 60, 30)];
         assert_eq!(binding(&tie).unwrap().layer, Layer::TokenBurst);

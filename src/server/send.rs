@@ -28,7 +28,10 @@ impl Accepted {
         if let Some(status) = &self.rate {
             write_rate_headers(&mut headers, status);
         }
-        headers.insert(CONTENT_TYPE, "application/json".parse().expect("static header"));
+        headers.insert(
+            CONTENT_TYPE,
+            "application/json".parse().expect("static header"),
+        );
         (StatusCode::OK, headers, self.response_json).into_response()
     }
 }
@@ -47,7 +50,9 @@ pub async fn send(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(&state, peer, headers, None, body).await.unwrap_or_else(IntoResponse::into_response)
+    handle(&state, peer, headers, None, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 #[utoipa::path(post, path = "/v1/send/{token}", tag = "send",
@@ -61,12 +66,23 @@ pub async fn send_with_path_token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(&state, peer, headers, Some(&token), body).await.unwrap_or_else(IntoResponse::into_response)
+    handle(&state, peer, headers, Some(&token), body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn handle(state: &AppState, peer: SocketAddr, headers: HeaderMap, path_token: Option<&str>, body: Body) -> Result<Response, Failure> {
+async fn handle(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    path_token: Option<&str>,
+    body: Body,
+) -> Result<Response, Failure> {
     let now = state.clock.now_ms();
-    let ip_statuses = state.limiter.check_ip(client_ip(state, peer, &headers), now).map_err(|s| Failure::rate_limited(s, now))?;
+    let ip_statuses = state
+        .limiter
+        .check_ip(client_ip(state, peer, &headers), now)
+        .map_err(|s| Failure::rate_limited(s, now))?;
     let token = auth::authenticate(state, auth::presented(&headers, path_token)?)?;
     let key = idempotency_key(&headers)?;
     if let Some(replay) = replay(state, &token, key, &ip_statuses, now)? {
@@ -76,25 +92,52 @@ async fn handle(state: &AppState, peer: SocketAddr, headers: HeaderMap, path_tok
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let fields = body::fields(content_type, bytes, KNOWN_KEYS).await?;
     let validated = normalize(&fields)?;
-    Ok(accept(state, &token, validated, ip_statuses, key, now).await?.into_response())
+    Ok(accept(state, &token, validated, ip_statuses, key, now)
+        .await?
+        .into_response())
 }
 
 /// The `Idempotency-Key` header, if sent: 1–64 visible ASCII characters.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Failure> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = value.to_str().ok().filter(|k| (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
-    key.map(Some).ok_or_else(|| Failure::new(ErrorCode::InvalidBody, "Idempotency-Key must be 1–64 visible ASCII characters"))
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
+    key.map(Some).ok_or_else(|| {
+        Failure::new(
+            ErrorCode::InvalidBody,
+            "Idempotency-Key must be 1–64 visible ASCII characters",
+        )
+    })
 }
 
 /// The original response for a repeated key (no token limit is charged for it).
-pub fn replay(state: &AppState, token: &TokenRecord, key: Option<&str>, ip: &[LayerStatus], now: i64) -> Result<Option<Accepted>, Failure> {
+pub fn replay(
+    state: &AppState,
+    token: &TokenRecord,
+    key: Option<&str>,
+    ip: &[LayerStatus],
+    now: i64,
+) -> Result<Option<Accepted>, Failure> {
     let Some(key) = key else { return Ok(None) };
-    Ok(state.store.idempotent_response(&token.id, key, now)?.map(|stored| stored_to_accepted(stored, ip)))
+    Ok(state
+        .store
+        .idempotent_response(&token.id, key, now)?
+        .map(|stored| stored_to_accepted(stored, ip)))
 }
 
 fn stored_to_accepted(stored: StoredResponse, ip: &[LayerStatus]) -> Accepted {
-    let id = serde_json::from_str::<SendResponse>(&stored.body).map(|r| r.id).unwrap_or_default();
-    Accepted { response_json: stored.body, id, rate: binding(ip) }
+    let id = serde_json::from_str::<SendResponse>(&stored.body)
+        .map(|r| r.id)
+        .unwrap_or_default();
+    Accepted {
+        response_json: stored.body,
+        id,
+        rate: binding(ip),
+    }
 }
 
 /// Steps 4–7 of SPEC §1.7 for an authenticated, validated request.
@@ -106,14 +149,20 @@ pub async fn accept(
     key: Option<&str>,
     now: i64,
 ) -> Result<Accepted, Failure> {
-    let Validated { request, mut warnings } = validated;
+    let Validated {
+        request,
+        mut warnings,
+    } = validated;
     // 4. priority cap
     if let Some(cap) = token.priority_cap
         && request.priority() > cap
     {
         return Err(Failure::new(
             ErrorCode::PriorityCapped,
-            format!("this token may send at most priority '{cap}' (requested '{}')", request.priority()),
+            format!(
+                "this token may send at most priority '{cap}' (requested '{}')",
+                request.priority()
+            ),
         ));
     }
     let selector = request.device_selector().to_owned();
@@ -121,33 +170,63 @@ pub async fn accept(
     // 5. envelope + size
     let (_, envelope) = build_envelope(request, &token.label)?;
     // 6. token and receiver limits: check all, charge all
-    let send_statuses =
-        state.limiter.check_and_charge_send(&token.id, token.user_id, now).map_err(|s| Failure::rate_limited(s, now))?;
+    let send_statuses = state
+        .limiter
+        .check_and_charge_send(&token.id, token.user_id, now)
+        .map_err(|s| Failure::rate_limited(s, now))?;
     // 7. targets, commit, respond
     let devices: Vec<DeviceRef> = state
         .store
         .reachable_devices_of(token.user_id)?
         .into_iter()
-        .map(|d| DeviceRef { id: d.id, label: d.label, device_type: d.device_type })
+        .map(|d| DeviceRef {
+            id: d.id,
+            label: d.label,
+            device_type: d.device_type,
+        })
         .collect();
-    let targets = select(&selector, &devices, token.scope_devices.as_deref(), &token.label, &mut warnings);
+    let targets = select(
+        &selector,
+        &devices,
+        token.scope_devices.as_deref(),
+        &token.label,
+        &mut warnings,
+    );
     let id = random_id("msg_", 32);
     let response = SendResponse {
         id: id.clone(),
-        delivered_to: targets.iter().map(|d| DeliveredTo { device_id: d.id.clone(), device_type: d.device_type }).collect(),
+        delivered_to: targets
+            .iter()
+            .map(|d| DeliveredTo {
+                device_id: d.id.clone(),
+                device_type: d.device_type,
+            })
+            .collect(),
         warnings: warnings.iter().map(Warning::to_string).collect(),
     };
-    let response_json = serde_json::to_string(&response).map_err(|_| Failure::from(crate::api::ApiError::internal()))?;
+    let response_json = serde_json::to_string(&response)
+        .map_err(|_| Failure::from(crate::api::ApiError::internal()))?;
     let send = NewSend {
         message_id: id.clone(),
         user_id: token.user_id,
         token_id: token.id.clone(),
         envelope,
-        targets: targets.iter().map(|d| (d.id.clone(), d.device_type)).collect(),
+        targets: targets
+            .iter()
+            .map(|d| (d.id.clone(), d.device_type))
+            .collect(),
         created_at: now,
         expires_at: now + ttl_ms,
         month: month_key(now),
-        idempotency: key.map(|k| (k.to_owned(), StoredResponse { status: 200, body: response_json.clone() })),
+        idempotency: key.map(|k| {
+            (
+                k.to_owned(),
+                StoredResponse {
+                    status: 200,
+                    body: response_json.clone(),
+                },
+            )
+        }),
         touch_token: state.should_touch(&token.id, now),
     };
     let all: Vec<LayerStatus> = ip_statuses.into_iter().chain(send_statuses).collect();
@@ -156,7 +235,11 @@ pub async fn accept(
         AcceptOutcome::Accepted => {
             state.metrics.send_accepted();
             state.wake_deliveries();
-            Ok(Accepted { response_json, id, rate: binding(&all) })
+            Ok(Accepted {
+                response_json,
+                id,
+                rate: binding(&all),
+            })
         }
     }
 }

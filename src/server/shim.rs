@@ -15,8 +15,20 @@ use serde_json::{Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-const SHIM_KEYS: &[&str] =
-    &["token", "user", "message", "title", "priority", "url", "url_title", "device", "ttl", "sound", "timestamp", "html"];
+const SHIM_KEYS: &[&str] = &[
+    "token",
+    "user",
+    "message",
+    "title",
+    "priority",
+    "url",
+    "url_title",
+    "device",
+    "ttl",
+    "sound",
+    "timestamp",
+    "html",
+];
 
 #[utoipa::path(post, path = "/v1/messages.json", tag = "pushover",
     request_body(content = String, description = "Pushover's fields (token, user, message, title, priority -2..1, url, url_title, device, ttl) as JSON, urlencoded or multipart"),
@@ -28,14 +40,27 @@ pub async fn messages_json(
     body: Body,
 ) -> Response {
     match handle(&state, peer, &headers, body).await {
-        Ok(id) => Json(ShimResponse { status: 1, request: Some(id), errors: None }).into_response(),
+        Ok(id) => Json(ShimResponse {
+            status: 1,
+            request: Some(id),
+            errors: None,
+        })
+        .into_response(),
         Err(failure) => failure.into_shim_response(),
     }
 }
 
-async fn handle(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: Body) -> Result<String, Failure> {
+async fn handle(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<String, Failure> {
     let now = state.clock.now_ms();
-    let ip_statuses = state.limiter.check_ip(client_ip(state, peer, headers), now).map_err(|s| Failure::rate_limited(s, now))?;
+    let ip_statuses = state
+        .limiter
+        .check_ip(client_ip(state, peer, headers), now)
+        .map_err(|s| Failure::rate_limited(s, now))?;
     let bytes = body::read_capped(body).await?;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let mut fields = body::fields(content_type, bytes, SHIM_KEYS).await?;
@@ -50,7 +75,9 @@ async fn handle(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: B
         return Ok(replayed.id);
     }
     let validated = normalize(&to_canonical(fields)?)?;
-    Ok(accept(state, &token, validated, ip_statuses, key, now).await?.id)
+    Ok(accept(state, &token, validated, ip_statuses, key, now)
+        .await?
+        .id)
 }
 
 /// Pushover fields → canonical fields. Only `priority` needs translating; `user`, `sound`,
@@ -63,7 +90,10 @@ fn to_canonical(mut fields: Map<String, Value>) -> Result<Map<String, Value>, Fa
         }
     }
     if let Some(p) = fields.remove("priority").filter(|v| !v.is_null()) {
-        out.insert("priority".into(), Value::String(pushover_priority(&p)?.as_str().to_owned()));
+        out.insert(
+            "priority".into(),
+            Value::String(pushover_priority(&p)?.as_str().to_owned()),
+        );
     }
     Ok(out)
 }
@@ -79,9 +109,16 @@ fn pushover_priority(value: &Value) -> Result<Priority, Failure> {
             ErrorCode::PriorityEmergencyUnsupported,
             "priority 2 (Emergency) is not supported: its receipt and callback contract is not implemented",
         )),
-        Some(n) => Priority::from_pushover(n)
-            .ok_or_else(|| Failure::new(ErrorCode::InvalidPriority, format!("priority must be -2, -1, 0 or 1 (got {n})"))),
-        None => Err(Failure::new(ErrorCode::InvalidPriority, "priority must be -2, -1, 0 or 1")),
+        Some(n) => Priority::from_pushover(n).ok_or_else(|| {
+            Failure::new(
+                ErrorCode::InvalidPriority,
+                format!("priority must be -2, -1, 0 or 1 (got {n})"),
+            )
+        }),
+        None => Err(Failure::new(
+            ErrorCode::InvalidPriority,
+            "priority must be -2, -1, 0 or 1",
+        )),
     }
 }
 
@@ -96,14 +133,29 @@ mod tests {
         assert_eq!(pushover_priority(&json!("-1")).unwrap(), Priority::Low);
         assert_eq!(pushover_priority(&json!("0")).unwrap(), Priority::Default);
         assert_eq!(pushover_priority(&json!(1)).unwrap(), Priority::High);
-        assert_eq!(pushover_priority(&json!(2)).unwrap_err().error.code, ErrorCode::PriorityEmergencyUnsupported);
-        assert_eq!(pushover_priority(&json!("3")).unwrap_err().error.code, ErrorCode::InvalidPriority);
-        assert_eq!(pushover_priority(&json!("high")).unwrap_err().error.code, ErrorCode::InvalidPriority);
+        assert_eq!(
+            pushover_priority(&json!(2)).unwrap_err().error.code,
+            ErrorCode::PriorityEmergencyUnsupported
+        );
+        assert_eq!(
+            pushover_priority(&json!("3")).unwrap_err().error.code,
+            ErrorCode::InvalidPriority
+        );
+        assert_eq!(
+            pushover_priority(&json!("high")).unwrap_err().error.code,
+            ErrorCode::InvalidPriority
+        );
     }
 
     #[test]
     fn ignored_fields_are_dropped() {
-        let out = to_canonical(json!({"message":"m","user":"u","sound":"pop","timestamp":1,"priority":"1"}).as_object().unwrap().clone()).unwrap();
+        let out = to_canonical(
+            json!({"message":"m","user":"u","sound":"pop","timestamp":1,"priority":"1"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+        .unwrap();
         assert_eq!(Value::Object(out), json!({"message":"m","priority":"high"}));
     }
 }

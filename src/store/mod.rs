@@ -44,6 +44,11 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// The `receiver_daily` window, for restoring it after a restart.
+pub fn messages_window_ms() -> i64 {
+    messages::RECEIVER_WINDOW_MS
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Clone)]

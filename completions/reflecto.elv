@@ -1,0 +1,446 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[reflecto] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'reflecto'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'reflecto'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand send 'Send a notification to your devices'
+            cand login 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
+            cand logout 'Forget a profile and its stored token'
+            cand auth 'Inspect stored credentials'
+            cand serve 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
+            cand admin 'Operator commands on the relay''s store (users, tokens, devices, pairing)'
+            cand explain 'Explain what an error code means and what to do about it'
+            cand completions 'Print a shell completion script to stdout'
+            cand man 'Write the man pages (to stdout, or one file per command into --out-dir)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;send'= {
+            cand -t 't'
+            cand --title 'title'
+            cand -p 'min, low, default, high or urgent'
+            cand --priority 'min, low, default, high or urgent'
+            cand --tag 'A tag (repeatable; up to 5 are kept)'
+            cand --url 'url'
+            cand --url-title 'url-title'
+            cand --action 'A button: ''LABEL=URL'' (repeatable; up to 3 are kept)'
+            cand -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated'
+            cand --device 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated'
+            cand --ttl 'Seconds the notification stays deliverable (0–259200)'
+            cand --server 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]'
+            cand --profile 'Credential profile'
+            cand --retry-max-wait 'Longest total wait for retries on 429, 5xx and connection errors'
+            cand --batch 'Send JSON lines from FILE (or - for stdin), one request each, in order'
+            cand --markdown 'Render the message as Markdown'
+            cand --json 'Print the relay''s JSON response verbatim'
+            cand -q 'Print nothing on success (errors still go to stderr)'
+            cand --quiet 'Print nothing on success (errors still go to stderr)'
+            cand --token-stdin 'Read the token from the first line of stdin instead of the keyring'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;login'= {
+            cand --server 'Relay URL this profile sends to'
+            cand --profile 'profile'
+            cand --insecure-storage 'Store the token in a 0600 file even if a keyring is available'
+            cand --secure-storage-only 'Refuse to store the token anywhere but the OS keyring'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;logout'= {
+            cand --profile 'profile'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;auth'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand status 'Where each profile''s token lives (masked)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;auth;status'= {
+            cand --json 'json'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;auth;help'= {
+            cand status 'Where each profile''s token lives (masked)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;auth;help;status'= {
+        }
+        &'reflecto;auth;help;help'= {
+        }
+        &'reflecto;serve'= {
+            cand --config 'TOML configuration file (flags and REFLECTO_* variables override it)'
+            cand --listen 'Address to listen on [default: 127.0.0.1:8080]'
+            cand --data-dir 'Where the SQLite store lives [default: the platform data dir, e.g. ~/.local/share/reflecto]'
+            cand --fcm-credentials 'Firebase service-account JSON; without it android deliveries wait'
+            cand --fcm-endpoint 'FCM base URL [default: https://fcm.googleapis.com]'
+            cand --trust-proxy 'Take the client IP from X-Forwarded-For (only behind a proxy you run)'
+            cand --log-format 'Log format'
+            cand --limit-token-burst 'Sends per token per rolling minute (0 disables) [default: 60]'
+            cand --limit-token-monthly 'Sends per token per calendar month, UTC (0 disables) [default: 500]'
+            cand --limit-receiver-daily 'Sends per receiving user per rolling 24 h (0 disables) [default: 1000]'
+            cand --limit-ip-minute 'API requests per client IP per rolling minute (0 disables) [default: 20]'
+            cand --limit-ip-hour 'API requests per client IP per rolling hour (0 disables) [default: 200]'
+            cand --print-config 'Print the resolved configuration as TOML and exit'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;admin'= {
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand user 'Manage users (the receivers of notifications)'
+            cand token 'Manage sender tokens'
+            cand device 'Manage devices'
+            cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;admin;user'= {
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand add 'Add a user'
+            cand list 'List users'
+            cand remove 'Remove a user with their tokens, devices and messages'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;admin;user;add'= {
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;admin;user;list'= {
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand --json 'json'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;admin;user;remove'= {
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;admin;user;help'= {
+            cand add 'Add a user'
+            cand list 'List users'
+            cand remove 'Remove a user with their tokens, devices and messages'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;admin;user;help;add'= {
+        }
+        &'reflecto;admin;user;help;list'= {
+        }
+        &'reflecto;admin;user;help;remove'= {
+        }
+        &'reflecto;admin;user;help;help'= {
+        }
+        &'reflecto;admin;token'= {
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Create a token; prints it on stdout, this once'
+            cand list 'List tokens (never their secrets)'
+            cand revoke 'Revoke a token by its tok_ id; effective on the relay''s next request'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;admin;token;create'= {
+            cand --user 'user'
+            cand --label 'Shown on devices as the notification''s source'
+            cand --priority-cap 'Highest priority the token may send'
+            cand --scope-devices 'Comma list of device ids/labels (or all/mobile/desktop) the token may reach'
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand --test 'Make an rfk_test_ token'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;admin;token;list'= {
+            cand --user 'user'
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand --json 'json'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;admin;token;revoke'= {
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;admin;token;help'= {
+            cand create 'Create a token; prints it on stdout, this once'
+            cand list 'List tokens (never their secrets)'
+            cand revoke 'Revoke a token by its tok_ id; effective on the relay''s next request'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;admin;token;help;create'= {
+        }
+        &'reflecto;admin;token;help;list'= {
+        }
+        &'reflecto;admin;token;help;revoke'= {
+        }
+        &'reflecto;admin;token;help;help'= {
+        }
+        &'reflecto;admin;device'= {
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand add 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential'
+            cand list 'List devices'
+            cand remove 'Remove a device; its undelivered jobs fail with device_removed'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;admin;device;add'= {
+            cand --user 'user'
+            cand --label 'label'
+            cand --type 'type'
+            cand --fcm-token 'FCM registration token (android only)'
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;admin;device;list'= {
+            cand --user 'user'
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand --json 'json'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;admin;device;remove'= {
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;admin;device;help'= {
+            cand add 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential'
+            cand list 'List devices'
+            cand remove 'Remove a device; its undelivered jobs fail with device_removed'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;admin;device;help;add'= {
+        }
+        &'reflecto;admin;device;help;list'= {
+        }
+        &'reflecto;admin;device;help;remove'= {
+        }
+        &'reflecto;admin;device;help;help'= {
+        }
+        &'reflecto;admin;pair'= {
+            cand --user 'user'
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;admin;help'= {
+            cand user 'Manage users (the receivers of notifications)'
+            cand token 'Manage sender tokens'
+            cand device 'Manage devices'
+            cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;admin;help;user'= {
+            cand add 'Add a user'
+            cand list 'List users'
+            cand remove 'Remove a user with their tokens, devices and messages'
+        }
+        &'reflecto;admin;help;user;add'= {
+        }
+        &'reflecto;admin;help;user;list'= {
+        }
+        &'reflecto;admin;help;user;remove'= {
+        }
+        &'reflecto;admin;help;token'= {
+            cand create 'Create a token; prints it on stdout, this once'
+            cand list 'List tokens (never their secrets)'
+            cand revoke 'Revoke a token by its tok_ id; effective on the relay''s next request'
+        }
+        &'reflecto;admin;help;token;create'= {
+        }
+        &'reflecto;admin;help;token;list'= {
+        }
+        &'reflecto;admin;help;token;revoke'= {
+        }
+        &'reflecto;admin;help;device'= {
+            cand add 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential'
+            cand list 'List devices'
+            cand remove 'Remove a device; its undelivered jobs fail with device_removed'
+        }
+        &'reflecto;admin;help;device;add'= {
+        }
+        &'reflecto;admin;help;device;list'= {
+        }
+        &'reflecto;admin;help;device;remove'= {
+        }
+        &'reflecto;admin;help;pair'= {
+        }
+        &'reflecto;admin;help;help'= {
+        }
+        &'reflecto;explain'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;man'= {
+            cand --out-dir 'Write reflecto.1 and one reflecto-<command>.1 per subcommand into this directory'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;help'= {
+            cand send 'Send a notification to your devices'
+            cand login 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
+            cand logout 'Forget a profile and its stored token'
+            cand auth 'Inspect stored credentials'
+            cand serve 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
+            cand admin 'Operator commands on the relay''s store (users, tokens, devices, pairing)'
+            cand explain 'Explain what an error code means and what to do about it'
+            cand completions 'Print a shell completion script to stdout'
+            cand man 'Write the man pages (to stdout, or one file per command into --out-dir)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;help;send'= {
+        }
+        &'reflecto;help;login'= {
+        }
+        &'reflecto;help;logout'= {
+        }
+        &'reflecto;help;auth'= {
+            cand status 'Where each profile''s token lives (masked)'
+        }
+        &'reflecto;help;auth;status'= {
+        }
+        &'reflecto;help;serve'= {
+        }
+        &'reflecto;help;admin'= {
+            cand user 'Manage users (the receivers of notifications)'
+            cand token 'Manage sender tokens'
+            cand device 'Manage devices'
+            cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
+        }
+        &'reflecto;help;admin;user'= {
+            cand add 'Add a user'
+            cand list 'List users'
+            cand remove 'Remove a user with their tokens, devices and messages'
+        }
+        &'reflecto;help;admin;user;add'= {
+        }
+        &'reflecto;help;admin;user;list'= {
+        }
+        &'reflecto;help;admin;user;remove'= {
+        }
+        &'reflecto;help;admin;token'= {
+            cand create 'Create a token; prints it on stdout, this once'
+            cand list 'List tokens (never their secrets)'
+            cand revoke 'Revoke a token by its tok_ id; effective on the relay''s next request'
+        }
+        &'reflecto;help;admin;token;create'= {
+        }
+        &'reflecto;help;admin;token;list'= {
+        }
+        &'reflecto;help;admin;token;revoke'= {
+        }
+        &'reflecto;help;admin;device'= {
+            cand add 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential'
+            cand list 'List devices'
+            cand remove 'Remove a device; its undelivered jobs fail with device_removed'
+        }
+        &'reflecto;help;admin;device;add'= {
+        }
+        &'reflecto;help;admin;device;list'= {
+        }
+        &'reflecto;help;admin;device;remove'= {
+        }
+        &'reflecto;help;admin;pair'= {
+        }
+        &'reflecto;help;explain'= {
+        }
+        &'reflecto;help;completions'= {
+        }
+        &'reflecto;help;man'= {
+        }
+        &'reflecto;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,156 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_reflecto_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_reflecto_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_reflecto_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_reflecto_using_subcommand
+    set -l cmd (__fish_reflecto_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c reflecto -n "__fish_reflecto_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reflecto -n "__fish_reflecto_needs_command" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "send" -d 'Send a notification to your devices'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "login" -d 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "logout" -d 'Forget a profile and its stored token'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "auth" -d 'Inspect stored credentials'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "serve" -d 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "explain" -d 'Explain what an error code means and what to do about it'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "man" -d 'Write the man pages (to stdout, or one file per command into --out-dir)'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s t -l title -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s p -l priority -d 'min, low, default, high or urgent' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l tag -d 'A tag (repeatable; up to 5 are kept)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l url -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l url-title -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l action -d 'A button: \'LABEL=URL\' (repeatable; up to 3 are kept)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s d -l device -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l ttl -d 'Seconds the notification stays deliverable (0–259200)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l profile -d 'Credential profile' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l retry-max-wait -d 'Longest total wait for retries on 429, 5xx and connection errors' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l batch -d 'Send JSON lines from FILE (or - for stdin), one request each, in order' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l markdown -d 'Render the message as Markdown'
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l json -d 'Print the relay\'s JSON response verbatim'
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s q -l quiet -d 'Print nothing on success (errors still go to stderr)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l token-stdin -d 'Read the token from the first line of stdin instead of the keyring'
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l server -d 'Relay URL this profile sends to' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l profile -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l insecure-storage -d 'Store the token in a 0600 file even if a keyring is available'
+complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l secure-storage-only -d 'Refuse to store the token anywhere but the OS keyring'
+complete -c reflecto -n "__fish_reflecto_using_subcommand login" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand login" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand logout" -l profile -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand logout" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand logout" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -f -a "status" -d 'Where each profile\'s token lives (masked)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from status" -l json
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "status" -d 'Where each profile\'s token lives (masked)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l config -d 'TOML configuration file (flags and REFLECTO_* variables override it)' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l listen -d 'Address to listen on [default: 127.0.0.1:8080]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l data-dir -d 'Where the SQLite store lives [default: the platform data dir, e.g. ~/.local/share/reflecto]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l fcm-credentials -d 'Firebase service-account JSON; without it android deliveries wait' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l fcm-endpoint -d 'FCM base URL [default: https://fcm.googleapis.com]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l trust-proxy -d 'Take the client IP from X-Forwarded-For (only behind a proxy you run)' -r -f -a "true\t''
+false\t''"
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l log-format -d 'Log format' -r -f -a "text\t''
+json\t''"
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-token-burst -d 'Sends per token per rolling minute (0 disables) [default: 60]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-token-monthly -d 'Sends per token per calendar month, UTC (0 disables) [default: 500]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-receiver-daily -d 'Sends per receiving user per rolling 24 h (0 disables) [default: 1000]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-ip-minute -d 'API requests per client IP per rolling minute (0 disables) [default: 20]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-ip-hour -d 'API requests per client IP per rolling hour (0 disables) [default: 200]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l print-config -d 'Print the resolved configuration as TOML and exit'
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -f -a "user" -d 'Manage users (the receivers of notifications)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -f -a "token" -d 'Manage sender tokens'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -f -a "device" -d 'Manage devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "add" -d 'Add a user'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "remove" -d 'Remove a user with their tokens, devices and messages'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -f -a "create" -d 'Create a token; prints it on stdout, this once'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -f -a "list" -d 'List tokens (never their secrets)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -f -a "revoke" -d 'Revoke a token by its tok_ id; effective on the relay\'s next request'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "add" -d 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "list" -d 'List devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "remove" -d 'Remove a device; its undelivered jobs fail with device_removed'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l user -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "user" -d 'Manage users (the receivers of notifications)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "token" -d 'Manage sender tokens'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "device" -d 'Manage devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand explain" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand explain" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand man" -l out-dir -d 'Write reflecto.1 and one reflecto-<command>.1 per subcommand into this directory' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand man" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand man" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "send" -d 'Send a notification to your devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "login" -d 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "logout" -d 'Forget a profile and its stored token'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "auth" -d 'Inspect stored credentials'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "serve" -d 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "explain" -d 'Explain what an error code means and what to do about it'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "man" -d 'Write the man pages (to stdout, or one file per command into --out-dir)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "status" -d 'Where each profile\'s token lives (masked)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "user" -d 'Manage users (the receivers of notifications)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "token" -d 'Manage sender tokens'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "device" -d 'Manage devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'

@@ -1,0 +1,281 @@
+//! `reflecto admin`: operator commands on the relay's store. They open the same SQLite file
+//! as a running relay, which sees every change on its next request.
+
+use super::internal;
+use super::serve::{ServeArgs, resolve};
+use crate::api::{ApiError, DeviceType, ErrorCode, Priority};
+use crate::server::messages_rfc3339 as rfc3339;
+use crate::store::{NewDevice, NewToken, Store, StoreError, now_ms};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The relay's data directory [default: the platform data dir]
+    #[arg(
+        long,
+        env = "REFLECTO_DATA_DIR",
+        value_name = "DIR",
+        global = true,
+        conflicts_with = "config"
+    )]
+    pub data_dir: Option<PathBuf>,
+    /// Take the data directory from the relay's TOML configuration
+    #[arg(long, env = "REFLECTO_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Manage users (the receivers of notifications)
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage sender tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage devices
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Print a 6-digit pairing code for a user, valid 10 minutes
+    Pair {
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user
+    Add { name: String },
+    /// List users
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user with their tokens, devices and messages
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints it on stdout, this once
+    Create {
+        #[arg(long)]
+        user: String,
+        /// Shown on devices as the notification's source
+        #[arg(long)]
+        label: String,
+        /// Highest priority the token may send
+        #[arg(long, value_parser = parse_priority)]
+        priority_cap: Option<Priority>,
+        /// Comma list of device ids/labels (or all/mobile/desktop) the token may reach
+        #[arg(long)]
+        scope_devices: Option<String>,
+        /// Make an rfk_test_ token
+        #[arg(long)]
+        test: bool,
+    },
+    /// List tokens (never their secrets)
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its tok_ id; effective on the relay's next request
+    Revoke { token_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Add a device directly (without pairing); prints its dev_ id, and for an extension its credential
+    Add {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        label: String,
+        #[arg(long = "type", value_parser = parse_device_type)]
+        device_type: DeviceType,
+        /// FCM registration token (android only)
+        #[arg(long, required_if_eq("device_type", "android"))]
+        fcm_token: Option<String>,
+    },
+    /// List devices
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a device; its undelivered jobs fail with device_removed
+    Remove { device_id: String },
+}
+
+fn parse_priority(s: &str) -> Result<Priority, String> {
+    s.parse()
+        .map_err(|()| "one of min, low, default, high, urgent".to_owned())
+}
+
+fn parse_device_type(s: &str) -> Result<DeviceType, String> {
+    DeviceType::parse(s).ok_or_else(|| "android or extension".to_owned())
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(what) => {
+            ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
+        }
+        StoreError::Conflict(why) => ApiError::new(ErrorCode::InvalidBody, why),
+        other => internal("store", other),
+    }
+}
+
+fn open(args: &AdminArgs) -> Result<Store, ApiError> {
+    let serve = ServeArgs {
+        config: args.config.clone(),
+        data_dir: args.data_dir.clone(),
+        listen: None,
+        fcm_credentials: None,
+        fcm_endpoint: None,
+        trust_proxy: None,
+        log_format: None,
+        limit_token_burst: None,
+        limit_token_monthly: None,
+        limit_receiver_daily: None,
+        limit_ip_minute: None,
+        limit_ip_hour: None,
+        print_config: false,
+    };
+    let data_dir = resolve(&serve)?.data_dir;
+    Store::open(&data_dir).map_err(store_error)
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<(), ApiError> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).map_err(|e| internal("rendering JSON", e))?
+    );
+    Ok(())
+}
+
+pub fn run(args: AdminArgs) -> Result<(), ApiError> {
+    let store = open(&args)?;
+    let now = now_ms();
+    match args.command {
+        AdminCommand::User(UserCommand::Add { name }) => {
+            if name.trim().is_empty() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidBody,
+                    "user name must not be empty",
+                ));
+            }
+            let user = store.add_user(name.trim(), now).map_err(store_error)?;
+            println!("{}", user.name);
+        }
+        AdminCommand::User(UserCommand::List { json }) => {
+            let users = store.list_users().map_err(store_error)?;
+            if json {
+                return print_json(&users);
+            }
+            for u in users {
+                println!("{}\t{}", u.name, rfc3339(u.created_at));
+            }
+        }
+        AdminCommand::User(UserCommand::Remove { name }) => {
+            store.remove_user(&name).map_err(store_error)?
+        }
+        AdminCommand::Token(TokenCommand::Create {
+            user,
+            label,
+            priority_cap,
+            scope_devices,
+            test,
+        }) => {
+            let new = NewToken {
+                user,
+                label,
+                priority_cap,
+                scope_devices,
+                test,
+            };
+            let (record, secret) = store.create_token(new, now).map_err(store_error)?;
+            eprintln!(
+                "created {} for {} (shown once; store it now)",
+                record.id, record.user
+            );
+            println!("{}", secret.expose());
+        }
+        AdminCommand::Token(TokenCommand::List { user, json }) => {
+            let tokens = store.list_tokens(user.as_deref()).map_err(store_error)?;
+            if json {
+                return print_json(&tokens);
+            }
+            for t in tokens {
+                let state = if t.revoked { "revoked" } else { "active" };
+                let cap = t.priority_cap.map_or("-".to_owned(), |p| p.to_string());
+                let scope = t.scope_devices.as_deref().unwrap_or("-");
+                let used = t.last_used_at.map_or("never".to_owned(), rfc3339);
+                println!(
+                    "{}\t{}\t{}\t{state}\tcap={cap}\tscope={scope}\tlast_used={used}",
+                    t.id, t.user, t.label
+                );
+            }
+        }
+        AdminCommand::Token(TokenCommand::Revoke { token_id }) => {
+            store.revoke_token(&token_id, now).map_err(store_error)?;
+            eprintln!("revoked {token_id}");
+        }
+        AdminCommand::Device(DeviceCommand::Add {
+            user,
+            label,
+            device_type,
+            fcm_token,
+        }) => {
+            let paired = store
+                .add_device(
+                    &user,
+                    NewDevice {
+                        label,
+                        device_type,
+                        fcm_token,
+                    },
+                    now,
+                )
+                .map_err(store_error)?;
+            println!("{}", paired.device.id);
+            if let Some(credential) = paired.credential {
+                eprintln!("device credential for GET /v1/sync (shown once):");
+                println!("{}", credential.expose());
+            }
+        }
+        AdminCommand::Device(DeviceCommand::List { user, json }) => {
+            let devices = store.list_devices(user.as_deref()).map_err(store_error)?;
+            if json {
+                return print_json(&devices);
+            }
+            for d in devices {
+                let reach = if d.reachable {
+                    "reachable"
+                } else {
+                    "unreachable"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{reach}",
+                    d.id, d.user, d.label, d.device_type
+                );
+            }
+        }
+        AdminCommand::Device(DeviceCommand::Remove { device_id }) => {
+            store.remove_device(&device_id, now).map_err(store_error)?
+        }
+        AdminCommand::Pair { user } => {
+            let code = store.create_pair_code(&user, now).map_err(store_error)?;
+            eprintln!("pairing code for {user}, valid 10 minutes:");
+            println!("{code}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! `reflecto serve`: resolve the configuration, start logging, run the relay until SIGTERM or
+//! SIGINT, then drain.
+
+use super::internal;
+use crate::api::ApiError;
+use crate::server::config::{LogFormat, PartialConfig, PartialLimits};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (flags and REFLECTO_* variables override it)
+    #[arg(long, env = "REFLECTO_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "REFLECTO_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Where the SQLite store lives [default: the platform data dir, e.g. ~/.local/share/reflecto]
+    #[arg(long, env = "REFLECTO_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Firebase service-account JSON; without it android deliveries wait
+    #[arg(long, env = "REFLECTO_FCM_CREDENTIALS", value_name = "FILE")]
+    pub fcm_credentials: Option<PathBuf>,
+    /// FCM base URL [default: https://fcm.googleapis.com]
+    #[arg(long, env = "REFLECTO_FCM_ENDPOINT", value_name = "URL")]
+    pub fcm_endpoint: Option<String>,
+    /// Take the client IP from X-Forwarded-For (only behind a proxy you run)
+    #[arg(long, env = "REFLECTO_TRUST_PROXY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub trust_proxy: Option<bool>,
+    /// Log format
+    #[arg(long, env = "REFLECTO_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Sends per token per rolling minute (0 disables) [default: 60]
+    #[arg(long, env = "REFLECTO_LIMIT_TOKEN_BURST", value_name = "N")]
+    pub limit_token_burst: Option<u64>,
+    /// Sends per token per calendar month, UTC (0 disables) [default: 500]
+    #[arg(long, env = "REFLECTO_LIMIT_TOKEN_MONTHLY", value_name = "N")]
+    pub limit_token_monthly: Option<u64>,
+    /// Sends per receiving user per rolling 24 h (0 disables) [default: 1000]
+    #[arg(long, env = "REFLECTO_LIMIT_RECEIVER_DAILY", value_name = "N")]
+    pub limit_receiver_daily: Option<u64>,
+    /// API requests per client IP per rolling minute (0 disables) [default: 20]
+    #[arg(long, env = "REFLECTO_LIMIT_IP_MINUTE", value_name = "N")]
+    pub limit_ip_minute: Option<u64>,
+    /// API requests per client IP per rolling hour (0 disables) [default: 200]
+    #[arg(long, env = "REFLECTO_LIMIT_IP_HOUR", value_name = "N")]
+    pub limit_ip_hour: Option<u64>,
+    /// Print the resolved configuration as TOML and exit
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> PartialConfig {
+        PartialConfig {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            fcm_credentials: self.fcm_credentials.clone(),
+            fcm_endpoint: self.fcm_endpoint.clone(),
+            trust_proxy: self.trust_proxy,
+            log_format: self.log_format,
+            limits: PartialLimits {
+                token_burst: self.limit_token_burst,
+                token_monthly: self.limit_token_monthly,
+                receiver_daily: self.limit_receiver_daily,
+                ip_minute: self.limit_ip_minute,
+                ip_hour: self.limit_ip_hour,
+            },
+        }
+    }
+}
+
+/// Flags and env over the optional file.
+pub fn resolve(args: &ServeArgs) -> Result<crate::server::ServeConfig, ApiError> {
+    let file = match &args.config {
+        Some(path) => PartialConfig::from_file(path)
+            .map_err(|e| ApiError::new(crate::api::ErrorCode::InvalidBody, e))?,
+        None => PartialConfig::default(),
+    };
+    Ok(args.overrides().over(file).resolve())
+}
+
+pub fn run(args: ServeArgs) -> Result<(), ApiError> {
+    let config = resolve(&args)?;
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    init_logging(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| internal("starting the runtime", e))?;
+    runtime.block_on(async move {
+        let relay = crate::server::start(&config).await?;
+        tracing::info!(addr = %relay.addr, data_dir = %config.data_dir.display(), "reflecto relay listening");
+        let mut dispatch = crate::dispatch::start(&config, relay.state.clone()).await?;
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests and deliveries");
+        let _ = relay.shutdown.send(());
+        let _ = relay.task.await;
+        dispatch.stop().await;
+        Ok(())
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REFLECTO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

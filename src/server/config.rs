@@ -1,0 +1,155 @@
+//! The relay's configuration: flags, then `REFLECTO_*` environment variables (both through
+//! clap), then a TOML file, then defaults. The resolved value is what `--print-config` shows.
+
+use super::limits::Limits;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_FCM_ENDPOINT: &str = "https://fcm.googleapis.com";
+
+/// Every setting, each optional: the shape of the TOML file and of the flag/env overrides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub fcm_credentials: Option<PathBuf>,
+    pub fcm_endpoint: Option<String>,
+    pub trust_proxy: Option<bool>,
+    pub log_format: Option<LogFormat>,
+    #[serde(default)]
+    pub limits: PartialLimits,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialLimits {
+    pub token_burst: Option<u64>,
+    pub token_monthly: Option<u64>,
+    pub receiver_daily: Option<u64>,
+    pub ip_minute: Option<u64>,
+    pub ip_hour: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub fcm_credentials: Option<PathBuf>,
+    pub fcm_endpoint: String,
+    pub trust_proxy: bool,
+    pub log_format: LogFormat,
+    pub limits: Limits,
+}
+
+/// `~/.local/share/reflecto` on Linux (XDG_DATA_HOME honoured), the platform's equivalent elsewhere.
+pub fn default_data_dir() -> PathBuf {
+    directories::ProjectDirs::from("dev", "reflecto", "reflecto")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".reflecto"))
+}
+
+impl PartialConfig {
+    pub fn from_file(path: &Path) -> Result<PartialConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    }
+
+    /// `self` wins where it has a value; `lower` fills the rest.
+    pub fn over(self, lower: PartialConfig) -> PartialConfig {
+        PartialConfig {
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            fcm_credentials: self.fcm_credentials.or(lower.fcm_credentials),
+            fcm_endpoint: self.fcm_endpoint.or(lower.fcm_endpoint),
+            trust_proxy: self.trust_proxy.or(lower.trust_proxy),
+            log_format: self.log_format.or(lower.log_format),
+            limits: PartialLimits {
+                token_burst: self.limits.token_burst.or(lower.limits.token_burst),
+                token_monthly: self.limits.token_monthly.or(lower.limits.token_monthly),
+                receiver_daily: self.limits.receiver_daily.or(lower.limits.receiver_daily),
+                ip_minute: self.limits.ip_minute.or(lower.limits.ip_minute),
+                ip_hour: self.limits.ip_hour.or(lower.limits.ip_hour),
+            },
+        }
+    }
+
+    pub fn resolve(self) -> ServeConfig {
+        let d = Limits::default();
+        ServeConfig {
+            listen: self
+                .listen
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
+            data_dir: self.data_dir.unwrap_or_else(default_data_dir),
+            fcm_credentials: self.fcm_credentials,
+            fcm_endpoint: self
+                .fcm_endpoint
+                .unwrap_or_else(|| DEFAULT_FCM_ENDPOINT.to_owned()),
+            trust_proxy: self.trust_proxy.unwrap_or(false),
+            log_format: self.log_format.unwrap_or_default(),
+            limits: Limits {
+                token_burst: self.limits.token_burst.unwrap_or(d.token_burst),
+                token_monthly: self.limits.token_monthly.unwrap_or(d.token_monthly),
+                receiver_daily: self.limits.receiver_daily.unwrap_or(d.receiver_daily),
+                ip_minute: self.limits.ip_minute.unwrap_or(d.ip_minute),
+                ip_hour: self.limits.ip_hour.unwrap_or(d.ip_hour),
+            },
+        }
+    }
+}
+
+impl ServeConfig {
+    /// TOML for `--print-config`. The configuration holds paths, never secret values: the
+    /// FCM key stays in its file, so nothing needs redacting beyond not reading it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# could not render: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beats_defaults() {
+        let file: PartialConfig = toml::from_str(
+            "listen = \"0.0.0.0:9000\"\ntrust_proxy = true\n[limits]\ntoken_burst = 5\nip_hour = 0\n",
+        )
+        .unwrap();
+        let flags = PartialConfig {
+            listen: Some("127.0.0.1:1".parse().unwrap()),
+            ..Default::default()
+        };
+        let resolved = flags.over(file).resolve();
+        assert_eq!(resolved.listen.to_string(), "127.0.0.1:1");
+        assert!(resolved.trust_proxy);
+        assert_eq!(resolved.limits.token_burst, 5);
+        assert_eq!(resolved.limits.ip_hour, 0);
+        assert_eq!(resolved.limits.token_monthly, 500);
+        assert_eq!(resolved.fcm_endpoint, DEFAULT_FCM_ENDPOINT);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        assert!(toml::from_str::<PartialConfig>("listn = \"x\"").is_err());
+    }
+
+    #[test]
+    fn printed_config_parses_back() {
+        let resolved = PartialConfig::default().resolve();
+        let again: PartialConfig = toml::from_str(&resolved.to_toml()).unwrap();
+        assert_eq!(again.resolve(), resolved);
+    }
+}

@@ -1,0 +1,79 @@
+//! `GET /v1/messages/{id}`: per-device delivery state, for any token of the message's owner.
+
+use super::error::Failure;
+use super::{AppState, auth, client_ip};
+use crate::api::ErrorCode;
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::HeaderMap;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageView {
+    id: String,
+    created_at: String,
+    deliveries: Vec<DeliveryView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    device_id: String,
+    #[serde(rename = "type")]
+    device_type: String,
+    /// queued | delivered | failed | expired
+    state: String,
+    attempts: i64,
+    last_error: Option<String>,
+    next_attempt_at: Option<String>,
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
+    params(("id" = String, Path, description = "msg_… id from a send")),
+    responses((status = 200, body = MessageView), (status = 404, body = crate::api::NestedErrorBody), (status = 401, body = crate::api::FlatErrorBody)),
+    security(("bearer" = [])))]
+pub async fn message_status(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<MessageView>, Failure> {
+    let now = state.clock.now_ms();
+    state
+        .limiter
+        .check_ip(client_ip(&state, peer, &headers), now)
+        .map_err(|s| Failure::rate_limited(s, now))?;
+    let token = auth::authenticate(&state, auth::presented(&headers, None)?)?;
+    let status = state
+        .store
+        .message_status(&id, token.user_id)?
+        .ok_or_else(|| {
+            Failure::new(
+                ErrorCode::NotFound,
+                format!("no message '{id}' for this token's owner"),
+            )
+        })?;
+    Ok(Json(MessageView {
+        id: status.id,
+        created_at: rfc3339(status.created_at),
+        deliveries: status
+            .deliveries
+            .into_iter()
+            .map(|d| DeliveryView {
+                device_id: d.device_id,
+                device_type: d.device_type,
+                state: d.state,
+                attempts: d.attempts,
+                last_error: d.last_error,
+                next_attempt_at: d.next_attempt_at.map(rfc3339),
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,236 @@
+//! The relay: `reflecto serve`. All routes and layers are on one screen in [`router`];
+//! handlers live one file per area. Handlers never call FCM: they commit jobs and wake the
+//! dispatcher.
+
+mod auth;
+mod body;
+pub mod config;
+mod error;
+pub mod limits;
+mod messages;
+mod metrics;
+mod observe;
+mod openapi;
+mod ops;
+mod pair;
+mod send;
+mod shim;
+
+pub use config::ServeConfig;
+pub use messages::rfc3339 as messages_rfc3339;
+pub use metrics::Metrics;
+
+use crate::store::Store;
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use limits::RateLimiter;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// Where time comes from: a seam so dispatch tests can move it.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        crate::store::now_ms()
+    }
+}
+
+/// What `/health/ready` says about FCM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FcmHealth {
+    Disabled = 0,
+    Ok = 1,
+    Failing = 2,
+}
+
+impl FcmHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FcmHealth::Disabled => "disabled",
+            FcmHealth::Ok => "ok",
+            FcmHealth::Failing => "failing",
+        }
+    }
+}
+
+pub struct AppState {
+    pub store: Store,
+    pub limiter: RateLimiter,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+    pub trust_proxy: bool,
+    fcm_health: AtomicU8,
+    /// Wakes the dispatcher and the desktop streams after a commit.
+    pub deliveries_ready: Arc<Notify>,
+    pub streams_ready: Arc<Notify>,
+    /// token id → when its `last_used_at` was last written.
+    touched: Mutex<HashMap<String, i64>>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        limiter: RateLimiter,
+        clock: Arc<dyn Clock>,
+        trust_proxy: bool,
+    ) -> AppState {
+        AppState {
+            store,
+            limiter,
+            clock,
+            metrics: Metrics::default(),
+            trust_proxy,
+            fcm_health: AtomicU8::new(FcmHealth::Disabled as u8),
+            deliveries_ready: Arc::new(Notify::new()),
+            streams_ready: Arc::new(Notify::new()),
+            touched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn fcm_health(&self) -> FcmHealth {
+        match self.fcm_health.load(Ordering::Relaxed) {
+            1 => FcmHealth::Ok,
+            2 => FcmHealth::Failing,
+            _ => FcmHealth::Disabled,
+        }
+    }
+
+    pub fn set_fcm_health(&self, health: FcmHealth) {
+        self.fcm_health.store(health as u8, Ordering::Relaxed);
+    }
+
+    pub fn wake_deliveries(&self) {
+        self.deliveries_ready.notify_one();
+        self.streams_ready.notify_waiters();
+    }
+
+    /// Whether this send should update the token's `last_used_at` (at most once a minute).
+    fn should_touch(&self, token_id: &str, now: i64) -> bool {
+        let mut touched = self.touched.lock().expect("touch map poisoned");
+        match touched.get(token_id) {
+            Some(&at) if now - at < 60_000 => false,
+            _ => {
+                touched.insert(token_id.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
+/// The peer address, or with `--trust-proxy` the address the proxy appended to
+/// `X-Forwarded-For` (its last entry).
+pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    if state.trust_proxy
+        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        && let Some(ip) = forwarded
+            .rsplit(',')
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+    {
+        return ip;
+    }
+    peer.ip()
+}
+
+/// Every route and layer of the relay.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/send", post(send::send))
+        .route("/v1/send/{token}", post(send::send_with_path_token))
+        .route("/v1/messages.json", post(shim::messages_json))
+        .route("/1/messages.json", post(shim::messages_json))
+        .route("/v1/messages/{id}", get(messages::message_status))
+        .route("/v1/devices/pair", post(pair::pair))
+        .route("/health", get(ops::live))
+        .route("/health/live", get(ops::live))
+        .route("/health/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/.well-known/api-catalog", get(ops::api_catalog))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .with_state(state)
+}
+
+/// A relay bound and serving; dropping `shutdown` (or sending on it) stops it gracefully.
+pub struct RunningRelay {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    pub shutdown: tokio::sync::oneshot::Sender<()>,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the store, restores the persistent limits, binds and serves until `shutdown`.
+pub async fn start(config: &ServeConfig) -> Result<RunningRelay, crate::api::ApiError> {
+    let store = Store::open(&config.data_dir)
+        .map_err(|e| startup_error(format!("opening the store: {e}")))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now_ms();
+    let limiter = RateLimiter::new(config.limits);
+    let month = limits::month_key(now);
+    let restore = || -> crate::store::Result<()> {
+        limiter.restore(
+            &month,
+            store.month_counts(&month)?,
+            store.receiver_sends_since(now - crate::store::messages_window_ms())?,
+        );
+        Ok(())
+    };
+    restore().map_err(|e| startup_error(format!("restoring rate-limit counters: {e}")))?;
+    let state = Arc::new(AppState::new(store, limiter, clock, config.trust_proxy));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| startup_error(format!("binding {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| startup_error(e.to_string()))?;
+    spawn_maintenance(state.clone());
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(RunningRelay {
+        addr,
+        state,
+        shutdown,
+        task,
+    })
+}
+
+fn startup_error(message: String) -> crate::api::ApiError {
+    crate::api::ApiError::new(crate::api::ErrorCode::CliInternalError, message)
+}
+
+/// Once a minute: drop rate-limit windows that emptied and store rows no window needs.
+fn spawn_maintenance(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let now = state.clock.now_ms();
+            state.limiter.sweep(now);
+            if let Err(e) = state.store.prune(now).await {
+                tracing::warn!(error = %e, "pruning old rows failed");
+            }
+        }
+    });
+}

@@ -1,0 +1,82 @@
+//! Per-request bookkeeping: the `X-Request-Id` header, the request metric, and one structured
+//! log line with the path token redacted.
+
+use super::AppState;
+use crate::api::token::random_id;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Echo the caller's id when it is sane (1–128 of `[A-Za-z0-9._:-]`), else make one.
+fn request_id(req: &Request) -> HeaderValue {
+    req.headers()
+        .get("x-request-id")
+        .filter(|v| {
+            let b = v.as_bytes();
+            (1..=128).contains(&b.len())
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(c))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&random_id("req_", 24)).expect("hex is a valid header")
+        })
+}
+
+/// `/v1/send/rfk_live_abc…` → `/v1/send/rfk_live_****`: tokens never reach a log.
+pub fn redact_path(path: &str) -> String {
+    match path.strip_prefix("/v1/send/") {
+        Some(token) => {
+            let prefix = ["rfk_live_", "rfk_test_"]
+                .into_iter()
+                .find(|p| token.starts_with(p))
+                .unwrap_or("");
+            format!("/v1/send/{prefix}****")
+        }
+        None => path.to_owned(),
+    }
+}
+
+pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let id = request_id(&req);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let method = req.method().clone();
+    let path = redact_path(req.uri().path());
+    let started = Instant::now();
+    let mut response = next.run(req).await;
+    let status = response.status().as_u16();
+    state.metrics.request(&route, status);
+    tracing::info!(
+        request_id = id.to_str().unwrap_or(""),
+        %method,
+        path = %path,
+        status,
+        latency_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response.headers_mut().insert("x-request-id", id);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_path;
+
+    #[test]
+    fn path_tokens_are_redacted() {
+        assert_eq!(
+            redact_path("/v1/send/rfk_live_ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"),
+            "/v1/send/rfk_live_****"
+        );
+        assert_eq!(redact_path("/v1/send/rfk_test_x"), "/v1/send/rfk_test_****");
+        assert_eq!(redact_path("/v1/send/garbage"), "/v1/send/****");
+        assert_eq!(redact_path("/v1/send"), "/v1/send");
+    }
+}

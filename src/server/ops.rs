@@ -1,0 +1,88 @@
+//! Operational endpoints (SPEC §1.11): health, metrics, the OpenAPI document, the RFC 9727
+//! API catalog, and the JSON answers for unknown routes and methods.
+
+use super::AppState;
+use super::error::Failure;
+use crate::api::ErrorCode;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::sync::Arc;
+
+#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, description = "the process is up")))]
+pub async fn live() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses((status = 200, description = "{\"status\":\"ready\",\"store\":\"ok\",\"fcm\":\"ok|disabled|failing\"}"), (status = 503, description = "the store is not reachable")))]
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let fcm = state.fcm_health().as_str();
+    match state.store.ping() {
+        Ok(()) => Json(json!({"status": "ready", "store": "ok", "fcm": fcm})).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness: store unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "store": "failing", "fcm": fcm})),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition")))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let depth = state.store.queue_depth().unwrap_or(-1);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(depth),
+    )
+        .into_response()
+}
+
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::document(),
+    )
+        .into_response()
+}
+
+/// RFC 9727: a linkset pointing at the OpenAPI document.
+pub async fn api_catalog(headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let base = format!("http://{host}");
+    let body = json!({"linkset": [{
+        "anchor": format!("{base}/v1"),
+        "service-desc": [{"href": format!("{base}/openapi.json"), "type": "application/vnd.oai.openapi+json;version=3.1"}],
+        "status": [{"href": format!("{base}/health/ready"), "type": "application/json"}]
+    }]});
+    (
+        [(header::CONTENT_TYPE, "application/linkset+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> Failure {
+    Failure::new(ErrorCode::NotFound, "no such route; see /openapi.json")
+}
+
+pub async fn method_not_allowed() -> Response {
+    let mut response = Failure::new(
+        ErrorCode::NotFound,
+        "method not allowed on this route; see /openapi.json",
+    )
+    .into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}

@@ -1,0 +1,106 @@
+//! `POST /v1/devices/pair`: a device redeems a one-time code and learns its id (and, for a
+//! desktop extension, its stream credential).
+
+use super::error::Failure;
+use super::{AppState, client_ip};
+use crate::api::{DeviceType, ErrorCode};
+use crate::store::{NewDevice, StoreError};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PairRequest {
+    /// The 6-digit code from `reflecto admin pair`
+    code: String,
+    /// android | extension
+    #[serde(rename = "type")]
+    device_type: String,
+    label: String,
+    /// Required for android devices
+    fcm_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PairResponse {
+    device_id: String,
+    #[serde(rename = "type")]
+    device_type: DeviceType,
+    label: String,
+    /// Present for extension devices only: the `rfd_live_…` credential for `GET /v1/sync`, shown once
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<String>,
+}
+
+const MAX_LABEL_BYTES: usize = 64;
+
+#[utoipa::path(post, path = "/v1/devices/pair", tag = "devices", request_body = PairRequest,
+    responses((status = 200, body = PairResponse), (status = 400, body = crate::api::NestedErrorBody), (status = 429, body = crate::api::NestedErrorBody)))]
+pub async fn pair(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PairResponse>, Failure> {
+    let now = state.clock.now_ms();
+    state
+        .limiter
+        .check_ip(client_ip(&state, peer, &headers), now)
+        .map_err(|s| Failure::rate_limited(s, now))?;
+    let bytes = super::body::read_capped(body).await?;
+    let req: PairRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        Failure::new(
+            ErrorCode::InvalidBody,
+            format!("expected {{\"code\",\"type\",\"label\",\"fcm_token\"?}}: {e}"),
+        )
+    })?;
+    let device_type = DeviceType::parse(&req.device_type)
+        .ok_or_else(|| Failure::new(ErrorCode::InvalidBody, "type must be android or extension"))?;
+    if req.label.trim().is_empty() || req.label.len() > MAX_LABEL_BYTES {
+        return Err(Failure::new(
+            ErrorCode::InvalidBody,
+            format!("label must be 1–{MAX_LABEL_BYTES} bytes"),
+        ));
+    }
+    if device_type == DeviceType::Android
+        && req.fcm_token.as_deref().is_none_or(|t| t.trim().is_empty())
+    {
+        return Err(Failure::new(
+            ErrorCode::InvalidBody,
+            "an android device needs fcm_token",
+        ));
+    }
+    if req.code.len() != 6 || !req.code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid_code());
+    }
+    let new = NewDevice {
+        label: req.label.trim().to_owned(),
+        device_type,
+        fcm_token: req.fcm_token,
+    };
+    let paired = state
+        .store
+        .redeem_pair_code(&req.code, new, now)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => invalid_code(),
+            other => Failure::from(other),
+        })?;
+    Ok(Json(PairResponse {
+        device_id: paired.device.id,
+        device_type,
+        label: paired.device.label,
+        credential: paired.credential.map(|c| c.expose().to_owned()),
+    }))
+}
+
+fn invalid_code() -> Failure {
+    Failure::new(
+        ErrorCode::InvalidPairingCode,
+        "pairing code is unknown, used or expired",
+    )
+}

@@ -1,0 +1,145 @@
+//! A real relay on port 0 in a temp data dir, and helpers to drive the real binary.
+
+use reflecto::server::config::PartialConfig;
+use reflecto::server::limits::Limits;
+use reflecto::server::{RunningRelay, ServeConfig};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_reflecto");
+
+pub fn no_limits() -> Limits {
+    Limits {
+        token_burst: 0,
+        token_monthly: 0,
+        receiver_daily: 0,
+        ip_minute: 0,
+        ip_hour: 0,
+    }
+}
+
+pub struct Relay {
+    pub dir: tempfile::TempDir,
+    pub running: Option<RunningRelay>,
+    pub url: String,
+    pub limits: Limits,
+}
+
+pub fn config(data_dir: &Path, limits: Limits) -> ServeConfig {
+    let mut config = PartialConfig::default().resolve();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = data_dir.to_path_buf();
+    config.limits = limits;
+    config
+}
+
+impl Relay {
+    pub async fn start(limits: Limits) -> Relay {
+        let dir = tempfile::tempdir().unwrap();
+        let running = reflecto::server::start(&config(dir.path(), limits))
+            .await
+            .unwrap();
+        let url = format!("http://{}", running.addr);
+        Relay {
+            dir,
+            running: Some(running),
+            url,
+            limits,
+        }
+    }
+
+    /// Stops gracefully and starts again on the same data dir (a restart).
+    pub async fn restart(&mut self) {
+        let old = self.running.take().unwrap();
+        let _ = old.shutdown.send(());
+        old.task.await.unwrap().unwrap();
+        let running = reflecto::server::start(&config(self.dir.path(), self.limits))
+            .await
+            .unwrap();
+        self.url = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Runs `reflecto admin --data-dir … ARGS` and returns stdout (asserting success).
+    pub fn admin(&self, args: &[&str]) -> String {
+        admin(self.dir.path(), args)
+    }
+
+    /// A user with one android and one extension device, and a token: (token, android id, extension id).
+    pub fn alice(&self) -> (String, String, String) {
+        self.admin(&["user", "add", "alice"]);
+        let phone = self.admin(&[
+            "device",
+            "add",
+            "--user",
+            "alice",
+            "--label",
+            "pixel",
+            "--type",
+            "android",
+            "--fcm-token",
+            "fcm-1",
+        ]);
+        let desk = self.admin(&[
+            "device",
+            "add",
+            "--user",
+            "alice",
+            "--label",
+            "laptop",
+            "--type",
+            "extension",
+        ]);
+        let token = self.admin(&["token", "create", "--user", "alice", "--label", "ci"]);
+        (token, phone, desk.lines().next().unwrap().to_owned())
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    pub async fn send_json(&self, token: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http()
+            .post(format!("{}/v1/send", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Rows in a table of the relay's store, read through a separate connection.
+    pub fn count(&self, sql: &str) -> i64 {
+        let conn = rusqlite::Connection::open(self.dir.path().join("reflecto.db")).unwrap();
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+pub fn admin(data_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "admin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The error code of a nested or flat error body.
+pub fn code_of(body: &serde_json::Value) -> String {
+    body["error"]["code"]
+        .as_str()
+        .or(body["error"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -1,0 +1,10 @@
+//! Integration tests: one binary (faster to build) with a module per area. They drive a real
+//! relay on port 0 over HTTP, with a real SQLite store in a temp dir, and the real `reflecto`
+//! binary.
+
+mod cli;
+mod docs;
+mod harness;
+mod keyring;
+mod relay;
+mod relay_limits;

@@ -1,0 +1,283 @@
+//! SPEC §1.7–§1.8 through real requests: each layer's 429 and headers, what does not charge
+//! quota, persistence across a restart, and no 5xx for any input.
+
+use crate::harness::{Relay, code_of, no_limits};
+use proptest::prelude::*;
+use reflecto::server::limits::Limits;
+use serde_json::{Value, json};
+
+fn header(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+async fn expect_429(resp: reqwest::Response, layer: &str) {
+    assert_eq!(resp.status(), 429);
+    assert_eq!(header(&resp, "x-ratelimit-resource"), layer);
+    assert_eq!(header(&resp, "x-ratelimit-remaining"), "0");
+    let retry: u64 = header(&resp, "retry-after").parse().unwrap();
+    assert!(retry >= 1);
+    let reset: i64 = header(&resp, "x-ratelimit-reset").parse().unwrap();
+    assert!(reset > chrono::Utc::now().timestamp() - 1);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(code_of(&body), "rate_limit_exceeded");
+    assert_eq!(body["error"]["details"]["resource"], layer);
+}
+
+#[tokio::test]
+async fn each_layer_answers_429_with_its_headers() {
+    for (layer, limits) in [
+        (
+            "token_burst",
+            Limits {
+                token_burst: 2,
+                ..no_limits()
+            },
+        ),
+        (
+            "token_monthly",
+            Limits {
+                token_monthly: 2,
+                ..no_limits()
+            },
+        ),
+        (
+            "receiver_daily",
+            Limits {
+                receiver_daily: 2,
+                ..no_limits()
+            },
+        ),
+        (
+            "ip_minute",
+            Limits {
+                ip_minute: 2,
+                ..no_limits()
+            },
+        ),
+        (
+            "ip_hour",
+            Limits {
+                ip_hour: 2,
+                ..no_limits()
+            },
+        ),
+    ] {
+        let relay = Relay::start(limits).await;
+        let (token, _, _) = relay.alice();
+        // receiver_daily spans all of a user's tokens.
+        let second = relay.admin(&["token", "create", "--user", "alice", "--label", "second"]);
+        let first = relay.send_json(&token, json!({"message": "1"})).await;
+        assert_eq!(first.status(), 200);
+        assert_eq!(
+            header(&first, "x-ratelimit-resource"),
+            layer,
+            "binding layer of the 200"
+        );
+        assert_eq!(
+            (
+                header(&first, "x-ratelimit-limit"),
+                header(&first, "x-ratelimit-remaining")
+            ),
+            ("2".into(), "1".into())
+        );
+        let other = if layer == "receiver_daily" {
+            &second
+        } else {
+            &token
+        };
+        assert_eq!(
+            relay
+                .send_json(other, json!({"message": "2"}))
+                .await
+                .status(),
+            200
+        );
+        expect_429(
+            relay.send_json(&token, json!({"message": "3"})).await,
+            layer,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn rejected_requests_charge_no_token_quota() {
+    let relay = Relay::start(Limits {
+        token_burst: 1,
+        token_monthly: 1,
+        ..no_limits()
+    })
+    .await;
+    let (token, _, _) = relay.alice();
+    assert_eq!(
+        relay
+            .send_json(&token, json!({"message": ""}))
+            .await
+            .status(),
+        400
+    );
+    let big = json!({"message": "x".repeat(1500), "title": "t".repeat(100), "url": format!("https://e.com/{}", "p".repeat(490))});
+    assert_eq!(relay.send_json(&token, big).await.status(), 413);
+    let capped = relay.admin(&[
+        "token",
+        "create",
+        "--user",
+        "alice",
+        "--label",
+        "c",
+        "--priority-cap",
+        "low",
+    ]);
+    assert_eq!(
+        relay
+            .send_json(&capped, json!({"message": "m", "priority": "high"}))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        relay
+            .send_json(&capped, json!({"message": "m", "priority": "low"}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        relay
+            .send_json(&token, json!({"message": "ok"}))
+            .await
+            .status(),
+        200,
+        "400/413 charged nothing"
+    );
+}
+
+#[tokio::test]
+async fn monthly_and_daily_counts_survive_a_restart() {
+    let mut relay = Relay::start(Limits {
+        token_monthly: 2,
+        ..no_limits()
+    })
+    .await;
+    let (token, _, _) = relay.alice();
+    for _ in 0..2 {
+        assert_eq!(
+            relay
+                .send_json(&token, json!({"message": "m"}))
+                .await
+                .status(),
+            200
+        );
+    }
+    relay.restart().await;
+    expect_429(
+        relay.send_json(&token, json!({"message": "m"})).await,
+        "token_monthly",
+    )
+    .await;
+
+    let mut relay = Relay::start(Limits {
+        receiver_daily: 1,
+        ..no_limits()
+    })
+    .await;
+    let (token, _, _) = relay.alice();
+    assert_eq!(
+        relay
+            .send_json(&token, json!({"message": "m"}))
+            .await
+            .status(),
+        200
+    );
+    relay.restart().await;
+    expect_429(
+        relay.send_json(&token, json!({"message": "m"})).await,
+        "receiver_daily",
+    )
+    .await;
+}
+
+fn arb_header() -> impl Strategy<Value = (String, String)> {
+    (
+        prop::sample::select(vec![
+            "content-type",
+            "authorization",
+            "idempotency-key",
+            "x-request-id",
+            "x-forwarded-for",
+        ]),
+        prop_oneof![
+            Just("application/json".to_owned()),
+            Just("application/x-www-form-urlencoded".to_owned()),
+            Just("multipart/form-data; boundary=x".to_owned()),
+            "[ -~]{0,80}",
+        ],
+    )
+        .prop_map(|(k, v)| (k.to_owned(), v))
+}
+
+fn arb_body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..400),
+        "[ -~]{0,300}".prop_map(String::into_bytes),
+        (
+            ".{0,50}",
+            prop::collection::vec(("[a-z_]{1,10}", "[ -~]{0,20}"), 0..6)
+        )
+            .prop_map(|(m, kv)| {
+                let mut obj = serde_json::Map::new();
+                obj.insert("message".into(), Value::String(m));
+                for (k, v) in kv {
+                    obj.insert(k, serde_json::from_str(&v).unwrap_or(Value::String(v)));
+                }
+                serde_json::to_vec(&obj).unwrap()
+            }),
+    ]
+}
+
+/// Random bodies and headers on every write route: never a 5xx.
+#[test]
+fn bad_input_never_yields_a_5xx() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let relay = rt.block_on(Relay::start(no_limits()));
+    let (token, _, _) = relay.alice();
+    let http = relay.http();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(300));
+    runner
+        .run(
+            &(
+                prop::sample::select(vec![
+                    "/v1/send",
+                    "/v1/messages.json",
+                    "/v1/devices/pair",
+                    "/v1/send/x",
+                ]),
+                arb_body(),
+                prop::collection::vec(arb_header(), 0..4),
+                any::<bool>(),
+            ),
+            |(path, body, headers, authed)| {
+                let status = rt.block_on(async {
+                    let mut req = http.post(format!("{}{path}", relay.url)).body(body);
+                    if authed {
+                        req = req.bearer_auth(&token);
+                    }
+                    for (k, v) in &headers {
+                        if let Ok(v) = reqwest::header::HeaderValue::from_str(v) {
+                            req = req.header(k.as_str(), v);
+                        }
+                    }
+                    req.send().await.unwrap().status().as_u16()
+                });
+                prop_assert!(status < 500, "{path} answered {status}");
+                Ok(())
+            },
+        )
+        .unwrap();
+}
