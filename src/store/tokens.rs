@@ -120,11 +120,10 @@ impl Store {
         let hash = hash_secret(secret);
         self.read(|c| {
             let found = c
-                .query_row(
-                    &format!("{SELECT} WHERE t.hash = ?1"),
-                    [hash.as_slice()],
-                    |r| Ok((record(r)?, r.get::<_, Vec<u8>>(10)?)),
-                )
+                .prepare_cached(&format!("{SELECT} WHERE t.hash = ?1"))?
+                .query_row([hash.as_slice()], |r| {
+                    Ok((record(r)?, r.get::<_, Vec<u8>>(10)?))
+                })
                 .optional()?;
             Ok(found.and_then(|(token, stored)| {
                 let same: bool = stored.as_slice().ct_eq(hash.as_slice()).into();

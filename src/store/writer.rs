@@ -99,18 +99,23 @@ fn commit_batch(conn: &Connection, batch: Vec<Op>) -> Result<Replies, (StoreErro
         return Err((e.into(), replies));
     }
     for op in batch {
-        if let Err(e) = conn.execute_batch("SAVEPOINT op") {
+        if let Err(e) = conn
+            .prepare_cached("SAVEPOINT op")
+            .and_then(|mut s| s.execute([]))
+        {
             let _ = conn.execute_batch("ROLLBACK");
             return Err((e.into(), replies));
         }
         let (ok, reply) = op(conn);
-        let end = if ok {
-            "RELEASE op"
-        } else {
-            "ROLLBACK TO op; RELEASE op"
-        };
         replies.push(reply);
-        if let Err(e) = conn.execute_batch(end) {
+        let end = if ok {
+            conn.prepare_cached("RELEASE op")
+                .and_then(|mut s| s.execute([]))
+                .map(drop)
+        } else {
+            conn.execute_batch("ROLLBACK TO op; RELEASE op")
+        };
+        if let Err(e) = end {
             let _ = conn.execute_batch("ROLLBACK");
             return Err((e.into(), replies));
         }

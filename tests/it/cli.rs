@@ -168,10 +168,7 @@ async fn stdin_json_and_warnings() {
         body["warnings"],
         serde_json::json!(["unknown device label: 'tv'"])
     );
-    let envelope: String = rusqlite::Connection::open(relay.data_dir().join("reflecto.db"))
-        .unwrap()
-        .query_row("SELECT envelope FROM messages", [], |r| r.get(0))
-        .unwrap();
+    let envelope = relay.envelopes().remove(0);
     assert!(
         envelope.contains(r#""message":"from stdin""#),
         "trailing newline stripped: {envelope}"
@@ -199,15 +196,7 @@ async fn batch_sends_in_order_and_exits_with_the_worst_code() {
             predicate::str::contains("line 3: error[invalid_message]")
                 .and(predicate::str::contains("batch: 2 sent, 1 failed, 3 lines")),
         );
-    let conn = rusqlite::Connection::open(relay.data_dir().join("reflecto.db")).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT envelope FROM messages ORDER BY rowid")
-        .unwrap();
-    let sent: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let sent = relay.envelopes();
     assert!(sent[0].contains("\"one\"") && sent[1].contains("\"three\""));
 }
 

@@ -3,7 +3,7 @@
 use reflecto::server::config::PartialConfig;
 use reflecto::server::limits::Limits;
 use reflecto::server::{RunningRelay, ServeConfig};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_reflecto");
@@ -60,10 +60,6 @@ impl Relay {
         self.running = Some(running);
     }
 
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
-    }
-
     /// Runs `reflecto admin --data-dir … ARGS` and returns stdout (asserting success).
     pub fn admin(&self, args: &[&str]) -> String {
         admin(self.dir.path(), args)
@@ -110,6 +106,18 @@ impl Relay {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Every committed envelope, oldest first, read through a separate connection.
+    pub fn envelopes(&self) -> Vec<String> {
+        let conn = rusqlite::Connection::open(self.dir.path().join("reflecto.db")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT envelope FROM messages ORDER BY rowid")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     /// Rows in a table of the relay's store, read through a separate connection.

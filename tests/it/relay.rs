@@ -321,16 +321,7 @@ async fn encodings_path_token_and_idempotency() {
         .await
         .unwrap();
     assert_eq!(both.status(), 401);
-    let envelopes: Vec<String> = {
-        let conn = rusqlite::Connection::open(relay.data_dir().join("reflecto.db")).unwrap();
-        let mut stmt = conn
-            .prepare("SELECT envelope FROM messages ORDER BY created_at")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let envelopes = relay.envelopes();
     assert!(
         envelopes[0].contains(r#""message":"Backup done""#),
         "{}",
@@ -389,10 +380,7 @@ async fn pushover_shim_maps_fields_and_wraps_errors() {
         assert_eq!(body["status"], 1);
         assert!(body["request"].as_str().unwrap().starts_with("msg_"));
     }
-    let envelope: String = rusqlite::Connection::open(relay.data_dir().join("reflecto.db"))
-        .unwrap()
-        .query_row("SELECT envelope FROM messages LIMIT 1", [], |r| r.get(0))
-        .unwrap();
+    let envelope = relay.envelopes().remove(0);
     assert!(envelope.contains(r#""priority":"low""#), "{envelope}");
     assert!(!envelope.contains("pop") && !envelope.contains("u123"));
 

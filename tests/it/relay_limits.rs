@@ -155,13 +155,9 @@ async fn rejected_requests_charge_no_token_quota() {
     );
 }
 
-#[tokio::test]
-async fn monthly_and_daily_counts_survive_a_restart() {
-    let mut relay = Relay::start(Limits {
-        token_monthly: 2,
-        ..no_limits()
-    })
-    .await;
+/// Fills a persistent layer, restarts the relay on the same store, and expects that layer's 429.
+async fn full_after_restart(limits: Limits, layer: &str) {
+    let mut relay = Relay::start(limits).await;
     let (token, _, _) = relay.alice();
     for _ in 0..2 {
         assert_eq!(
@@ -175,26 +171,26 @@ async fn monthly_and_daily_counts_survive_a_restart() {
     relay.restart().await;
     expect_429(
         relay.send_json(&token, json!({"message": "m"})).await,
+        layer,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn monthly_and_daily_counts_survive_a_restart() {
+    full_after_restart(
+        Limits {
+            token_monthly: 2,
+            ..no_limits()
+        },
         "token_monthly",
     )
     .await;
-
-    let mut relay = Relay::start(Limits {
-        receiver_daily: 1,
-        ..no_limits()
-    })
-    .await;
-    let (token, _, _) = relay.alice();
-    assert_eq!(
-        relay
-            .send_json(&token, json!({"message": "m"}))
-            .await
-            .status(),
-        200
-    );
-    relay.restart().await;
-    expect_429(
-        relay.send_json(&token, json!({"message": "m"})).await,
+    full_after_restart(
+        Limits {
+            receiver_daily: 2,
+            ..no_limits()
+        },
         "receiver_daily",
     )
     .await;
