@@ -2,8 +2,8 @@
 //! as a running relay, which sees every change on its next request.
 
 use super::internal;
-use super::serve::{ServeArgs, resolve};
 use crate::api::{ApiError, DeviceType, ErrorCode, Priority};
+use crate::server::config::{PartialConfig, default_data_dir};
 use crate::server::messages_rfc3339 as rfc3339;
 use crate::store::{NewDevice, NewToken, Store, StoreError, now_ms};
 use clap::{Args, Subcommand};
@@ -133,23 +133,19 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
+/// `--data-dir`, else the config file's `data_dir`, else the platform default.
 fn open(args: &AdminArgs) -> Result<Store, ApiError> {
-    let serve = ServeArgs {
-        config: args.config.clone(),
-        data_dir: args.data_dir.clone(),
-        listen: None,
-        fcm_credentials: None,
-        fcm_endpoint: None,
-        trust_proxy: None,
-        log_format: None,
-        limit_token_burst: None,
-        limit_token_monthly: None,
-        limit_receiver_daily: None,
-        limit_ip_minute: None,
-        limit_ip_hour: None,
-        print_config: false,
+    let file = match &args.config {
+        Some(path) => {
+            PartialConfig::from_file(path).map_err(|e| ApiError::new(ErrorCode::InvalidBody, e))?
+        }
+        None => PartialConfig::default(),
     };
-    let data_dir = resolve(&serve)?.data_dir;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or_else(default_data_dir);
     Store::open(&data_dir).map_err(store_error)
 }
 
