@@ -37,7 +37,7 @@ fn read_lines(source: &Path) -> Result<Vec<(usize, String)>, ApiError> {
 
 pub fn run(args: &SendArgs, source: &Path) -> Result<(), ApiError> {
     let lines = read_lines(source)?;
-    let (client, token, max_wait, runtime) = client_setup(args)?;
+    let (client, token, max_wait, runtime) = client_setup(args, None)?;
     let bar = if std::io::stderr().is_terminal() && !args.quiet {
         let bar = ProgressBar::new(lines.len() as u64);
         bar.set_style(

@@ -2,6 +2,7 @@
 //! machine) → credentials → the relay, with one Idempotency-Key per request → output.
 
 use super::internal;
+use crate::api::token::Secret;
 use crate::api::{ApiError, ErrorCode, Priority};
 use crate::client::{Client, Sent};
 use crate::credentials::{Credentials, DEFAULT_PROFILE, DEFAULT_SERVER};
@@ -173,16 +174,9 @@ pub fn run(args: SendArgs) -> Result<(), ApiError> {
         Some(text) => text.to_owned(),
     };
     let validated = validate(&fields(&args, message)?)?;
-    let creds = Credentials::from_env();
-    let token = match token_line {
-        Some(t) => crate::api::token::Secret::new(t),
-        None => creds.token(&args.profile)?.0,
-    };
-    let server = server_for(&args, &creds)?;
-    let client = Client::new(&server)?;
+    let (client, token, max_wait, runtime) = client_setup(&args, token_line.map(Secret::new))?;
     let key = Client::new_idempotency_key();
-    let max_wait = Duration::from_secs_f64(args.retry_max_wait.max(0.0));
-    let sent = runtime()?.block_on(client.send(&token, &validated.request, &key, max_wait))?;
+    let sent = runtime.block_on(client.send(&token, &validated.request, &key, max_wait))?;
     print_sent(&sent, args.json, args.quiet);
     Ok(())
 }
@@ -229,19 +223,17 @@ pub fn validate_line(line: &str) -> Result<Validated, ApiError> {
     validate(&fields)
 }
 
+/// The client, token, retry budget and runtime for a send; `token` overrides the stored one
+/// (`--token-stdin`).
 pub(crate) fn client_setup(
     args: &SendArgs,
-) -> Result<
-    (
-        Client,
-        crate::api::token::Secret,
-        Duration,
-        tokio::runtime::Runtime,
-    ),
-    ApiError,
-> {
+    token: Option<Secret>,
+) -> Result<(Client, Secret, Duration, tokio::runtime::Runtime), ApiError> {
     let creds = Credentials::from_env();
-    let token = creds.token(&args.profile)?.0;
+    let token = match token {
+        Some(token) => token,
+        None => creds.token(&args.profile)?.0,
+    };
     let client = Client::new(&server_for(args, &creds)?)?;
     Ok((
         client,

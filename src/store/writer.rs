@@ -93,9 +93,8 @@ fn commit_batch(conn: &Connection, batch: Vec<Op>) -> Result<Replies, (StoreErro
     let mut replies = Vec::with_capacity(batch.len());
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         // Nothing ran: answer every op with the failure.
-        for op in batch {
-            let _ = op; // dropping the op drops its sender: the caller sees Closed
-        }
+        // Nothing ran: dropping the ops drops their senders, so each caller sees Closed.
+        drop(batch);
         return Err((e.into(), replies));
     }
     for op in batch {

@@ -179,6 +179,24 @@ async fn stdin_json_and_warnings() {
         .assert()
         .success()
         .stdout("");
+    // --token-stdin: the first stdin line is the token; no stored token or REFLECTO_TOKEN.
+    reflecto(cfg.path())
+        .args([
+            "send",
+            "--server",
+            &relay.url,
+            "--token-stdin",
+            "token from stdin",
+        ])
+        .write_stdin(format!("{token}\n"))
+        .assert()
+        .success();
+    assert!(
+        relay
+            .envelopes()
+            .iter()
+            .any(|e| e.contains(r#""message":"token from stdin""#))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
