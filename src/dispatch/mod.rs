@@ -1,30 +1,63 @@
-//! Delivery after acceptance (SPEC §1.10). What exists today: accepted jobs are durable in the
-//! store and wait there. The FCM HTTP v1 worker and the desktop stream are not built yet, so a
-//! relay refuses FCM credentials rather than pretend to deliver.
+//! Delivery after acceptance (SPEC §1.10). Workers claim due android jobs under a lease, send
+//! them through FCM HTTP v1 with bounded concurrency, and record each outcome: delivered,
+//! retry later (back-off with jitter, Retry-After honoured), dead-lettered, expired, or the
+//! device unpaired. Desktop (extension) jobs are delivered by the relay's own stream
+//! (`server::sync`). Without FCM credentials android jobs wait in the queue.
+
+pub mod fcm;
+pub mod message;
+pub mod outcome;
+mod worker;
+
+pub use worker::{Dispatcher, DispatcherSettings};
 
 use crate::api::{ApiError, ErrorCode};
 use crate::server::{AppState, FcmHealth, ServeConfig};
 use std::sync::Arc;
+use tokio::sync::watch;
 
-/// The running delivery side; `stop` drains it.
-pub struct Dispatch;
-
-impl Dispatch {
-    pub async fn stop(&mut self) {}
+/// The running delivery side; `stop` lets in-flight deliveries finish, then returns.
+pub struct Dispatch {
+    stop: Option<watch::Sender<bool>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
-pub async fn start(config: &ServeConfig, state: Arc<AppState>) -> Result<Dispatch, ApiError> {
-    if let Some(path) = &config.fcm_credentials {
-        return Err(ApiError::new(
-            ErrorCode::CliInternalError,
-            format!(
-                "FCM dispatch is not built in this version, so --fcm-credentials {} cannot be used yet; \
-                 run without it: android deliveries are committed and wait in the queue",
-                path.display()
-            ),
-        ));
+impl Dispatch {
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
-    state.set_fcm_health(FcmHealth::Disabled);
-    tracing::warn!("FCM disabled (no --fcm-credentials): android deliveries are queued and wait");
-    Ok(Dispatch)
+}
+
+/// Starts the FCM workers when credentials are configured; otherwise reports FCM disabled.
+pub async fn start(config: &ServeConfig, state: Arc<AppState>) -> Result<Dispatch, ApiError> {
+    let Some(path) = &config.fcm_credentials else {
+        state.set_fcm_health(FcmHealth::Disabled);
+        tracing::warn!(
+            "FCM disabled (no --fcm-credentials): android deliveries are queued and wait"
+        );
+        return Ok(Dispatch {
+            stop: None,
+            task: None,
+        });
+    };
+    let client = fcm::FcmClient::from_key_file(path, &config.fcm_endpoint)
+        .map_err(|e| ApiError::new(ErrorCode::CliInternalError, e))?;
+    state.set_fcm_health(FcmHealth::Ok);
+    tracing::info!(endpoint = %config.fcm_endpoint, "FCM dispatch enabled");
+    let dispatcher = Arc::new(Dispatcher::new(
+        state,
+        Arc::new(client),
+        DispatcherSettings::default(),
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(dispatcher.run(stopped));
+    Ok(Dispatch {
+        stop: Some(stop),
+        task: Some(task),
+    })
 }

@@ -15,6 +15,7 @@ mod ops;
 mod pair;
 mod send;
 mod shim;
+mod sync;
 
 pub use config::ServeConfig;
 pub use messages::rfc3339 as messages_rfc3339;
@@ -151,6 +152,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/1/messages.json", post(shim::messages_json))
         .route("/v1/messages/{id}", get(messages::message_status))
         .route("/v1/devices/pair", post(pair::pair))
+        .route("/v1/sync", get(sync::stream))
+        .route("/v1/sync/ack", post(sync::ack))
         .route("/health", get(ops::live))
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))
@@ -220,7 +223,8 @@ fn startup_error(message: String) -> crate::api::ApiError {
     crate::api::ApiError::new(crate::api::ErrorCode::CliInternalError, message)
 }
 
-/// Once a minute: drop rate-limit windows that emptied and store rows no window needs.
+/// Once a minute: expire deliveries past their ttl, drop rate-limit windows that emptied and
+/// store rows no window needs.
 fn spawn_maintenance(state: Arc<AppState>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -228,6 +232,9 @@ fn spawn_maintenance(state: Arc<AppState>) {
             tick.tick().await;
             let now = state.clock.now_ms();
             state.limiter.sweep(now);
+            if let Err(e) = state.store.expire_jobs(now).await {
+                tracing::warn!(error = %e, "expiring deliveries failed");
+            }
             if let Err(e) = state.store.prune(now).await {
                 tracing::warn!(error = %e, "pruning old rows failed");
             }

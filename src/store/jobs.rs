@@ -15,6 +15,7 @@ pub struct ClaimedJob {
     pub envelope: String,
     /// Attempts including this one.
     pub attempts: i64,
+    pub created_at: i64,
     pub expires_at: i64,
 }
 
@@ -62,7 +63,7 @@ impl Store {
                 let ids: Vec<i64> =
                     claim.query_map(params![now, now + lease_ms, limit as i64], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
                 let mut fetch = c.prepare_cached(
-                    "SELECT j.id, j.message_id, j.device_id, d.fcm_token, m.envelope, j.attempts, j.expires_at \
+                    "SELECT j.id, j.message_id, j.device_id, d.fcm_token, m.envelope, j.attempts, m.created_at, j.expires_at \
                      FROM jobs j JOIN messages m ON m.id = j.message_id LEFT JOIN devices d ON d.id = j.device_id WHERE j.id = ?1",
                 )?;
                 let mut jobs = Vec::with_capacity(ids.len());
@@ -75,7 +76,8 @@ impl Store {
                             fcm_token: r.get(3)?,
                             envelope: r.get(4)?,
                             attempts: r.get(5)?,
-                            expires_at: r.get(6)?,
+                            created_at: r.get(6)?,
+                            expires_at: r.get(7)?,
                         })
                     })?);
                 }
@@ -84,15 +86,15 @@ impl Store {
             .await
     }
 
-    /// Makes jobs whose lease ran out (their worker died) claimable again.
-    pub async fn recover_expired_leases(&self, now: i64) -> Result<usize> {
+    /// Makes jobs whose lease ended before `lease_cutoff` (their worker died) claimable now.
+    pub async fn recover_expired_leases(&self, lease_cutoff: i64, now: i64) -> Result<usize> {
         self.writer()
             .write(move |c| {
                 Ok(c.prepare_cached(
-                    "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = ?1, updated_at = ?1 \
+                    "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = ?2, updated_at = ?2 \
                      WHERE state = 'leased' AND lease_until <= ?1",
                 )?
-                .execute([now])?)
+                .execute([lease_cutoff, now])?)
             })
             .await
     }

@@ -240,7 +240,10 @@ fn claims_lease_and_expired_leases_come_back() {
             .is_empty(),
         "leased jobs are not claimed twice"
     );
-    assert_eq!(block_on(store.recover_expired_leases(31_000)).unwrap(), 1);
+    assert_eq!(
+        block_on(store.recover_expired_leases(31_000, 31_000)).unwrap(),
+        1
+    );
     let again = block_on(store.claim_due(31_000, 10, 30_000)).unwrap();
     assert_eq!(again[0].attempts, 2);
     block_on(store.complete_jobs(vec![(again[0].job_id, JobOutcome::Delivered)], 32_000)).unwrap();

@@ -3,8 +3,12 @@
 //! binary.
 
 mod cli;
+mod crash;
+mod dispatch;
 mod docs;
+mod fake_fcm;
 mod harness;
 mod keyring;
 mod relay;
 mod relay_limits;
+mod sync;

@@ -521,6 +521,8 @@ async fn message_status_pairing_and_operational_endpoints() {
         "/v1/messages.json",
         "/v1/messages/{id}",
         "/v1/devices/pair",
+        "/v1/sync",
+        "/v1/sync/ack",
     ] {
         assert!(
             openapi["paths"][path].is_object(),

@@ -1,0 +1,186 @@
+//! Delivery benchmark (release build): `cargo bench --bench delivery`.
+//!
+//! 1. Sustained deliveries/s: N queued android jobs drained by the real dispatcher against the
+//!    test suite's fake FCM answering at once, next to a baseline of the same number of plain
+//!    HTTP posts to that fake with the same concurrency (the ceiling the fake and the loopback
+//!    allow on this machine).
+//! 2. End-to-end latency at light load: from a send's 200 to the fake receiving it, p50/p99.
+
+// The bench uses part of the test fake; the rest is the tests'.
+#[allow(dead_code)]
+#[path = "../tests/it/fake_fcm.rs"]
+mod fake_fcm;
+
+use reflecto::dispatch::fcm::FcmClient;
+use reflecto::dispatch::{Dispatcher, DispatcherSettings};
+use reflecto::server::config::PartialConfig;
+use reflecto::server::limits::Limits;
+use reflecto::store::{NewDevice, NewToken, Store};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const JOBS: usize = 20_000;
+const CONCURRENCY: usize = 64;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_path_buf();
+    let token = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&data).unwrap();
+        store.add_user("bench", 0).unwrap();
+        store
+            .add_device(
+                "bench",
+                NewDevice {
+                    label: "phone".into(),
+                    device_type: reflecto::api::DeviceType::Android,
+                    fcm_token: Some("fcm-bench".into()),
+                },
+                0,
+            )
+            .unwrap();
+        let new = NewToken {
+            user: "bench".into(),
+            label: "bench".into(),
+            priority_cap: None,
+            scope_devices: None,
+            test: false,
+        };
+        store.create_token(new, 0).unwrap().1.expose().to_owned()
+    })
+    .await
+    .unwrap();
+    let mut config = PartialConfig::default().resolve();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.limits = Limits {
+        token_burst: 0,
+        token_monthly: 0,
+        receiver_daily: 0,
+        ip_minute: 0,
+        ip_hour: 0,
+    };
+    let relay = reflecto::server::start(&config).await.unwrap();
+    let url = format!("http://{}", relay.addr);
+    let fake = fake_fcm::FakeFcm::start().await;
+    let key = fake.key_file();
+    let http = reqwest::Client::new();
+
+    // Queue JOBS sends (the dispatcher is not running yet).
+    let queued = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (http, url, token, next) = (http.clone(), url.clone(), token.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < JOBS {
+                let r = http
+                    .post(format!("{url}/v1/send"))
+                    .bearer_auth(&token)
+                    .json(&json!({"message": "bench"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    println!(
+        "queued {JOBS} sends in {:.2}s",
+        queued.elapsed().as_secs_f64()
+    );
+
+    // Baseline: the same number of posts straight at the fake, same concurrency.
+    let client = FcmClient::from_key_file(key.path(), &fake.url).unwrap();
+    let warm = client
+        .send(&json!({"message": {"token": "warm", "data": {"id": "warm"}}}))
+        .await
+        .unwrap();
+    assert_eq!(warm.status, 200);
+    let client = Arc::new(client);
+    let baseline_start = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, next) = (client.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < JOBS {
+                let a = client
+                    .send(&json!({"message": {"token": "baseline", "data": {"id": "baseline"}}}))
+                    .await
+                    .unwrap();
+                assert_eq!(a.status, 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let baseline = JOBS as f64 / baseline_start.elapsed().as_secs_f64();
+
+    // Drain the queue with the real dispatcher.
+    let settings = DispatcherSettings {
+        concurrency: CONCURRENCY,
+        ..DispatcherSettings::default()
+    };
+    let dispatcher = Dispatcher::new(relay.state.clone(), client.clone(), settings);
+    let drain_start = Instant::now();
+    let mut delivered = 0;
+    while delivered < JOBS {
+        let n = dispatcher.run_once().await.unwrap();
+        assert!(n > 0, "queue ran dry at {delivered}");
+        delivered += n;
+    }
+    let drained = JOBS as f64 / drain_start.elapsed().as_secs_f64();
+    println!("deliveries/s (dispatcher, {CONCURRENCY} in flight): {drained:>8.0}");
+    println!("baseline posts/s to the fake (FCM client only):      {baseline:>8.0}");
+
+    // End-to-end latency at light load: one send every 10 ms with the worker loop running.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(
+        Arc::new(Dispatcher::new(
+            relay.state.clone(),
+            client.clone(),
+            settings,
+        ))
+        .run(stopped),
+    );
+    let mut accepted = Vec::new();
+    for i in 0..300 {
+        let r: serde_json::Value = http
+            .post(format!("{url}/v1/send"))
+            .bearer_auth(&token)
+            .json(&json!({"message": format!("latency {i}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        accepted.push((r["id"].as_str().unwrap().to_owned(), Instant::now()));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop.send(true);
+    let _ = worker.await;
+    let arrivals = fake.first_arrivals();
+    let mut latencies: Vec<Duration> = accepted
+        .iter()
+        .map(|(id, at)| arrivals[id].saturating_duration_since(*at))
+        .collect();
+    latencies.sort();
+    println!(
+        "end-to-end latency, accepted → fake received (300 sends, 1 per 10 ms): p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
+        percentile(&latencies, 0.99).as_secs_f64() * 1000.0
+    );
+}

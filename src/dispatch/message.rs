@@ -1,0 +1,130 @@
+//! The FCM HTTP v1 message for one delivery (SPEC §1.10): a data message whose values are all
+//! strings, with android priority and the remaining ttl.
+
+use crate::api::Priority;
+use crate::validate::Envelope;
+use serde_json::{Map, Value, json};
+
+/// `data` keys in SPEC order; absent fields are omitted.
+fn data(envelope: &Envelope, message_id: &str) -> Map<String, Value> {
+    let p = &envelope.payload;
+    let mut data = Map::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            data.insert(k.to_owned(), Value::String(v));
+        }
+    };
+    put("id", Some(message_id.to_owned()));
+    put("message", Some(p.message.clone()));
+    put("title", p.title.clone());
+    put("priority", p.priority.map(|p| p.as_str().to_owned()));
+    put(
+        "tags",
+        p.tags
+            .as_ref()
+            .map(|t| serde_json::to_string(t).unwrap_or_default()),
+    );
+    put("url", p.url.clone());
+    put("url_title", p.url_title.clone());
+    put(
+        "actions",
+        p.actions
+            .as_ref()
+            .map(|a| serde_json::to_string(a).unwrap_or_default()),
+    );
+    put("markdown", p.markdown.map(|m| m.to_string()));
+    put("source", Some(envelope.source.clone()));
+    data
+}
+
+/// `NORMAL` for min/low, `HIGH` otherwise.
+pub fn android_priority(priority: Priority) -> &'static str {
+    match priority {
+        Priority::Min | Priority::Low => "NORMAL",
+        Priority::Default | Priority::High | Priority::Urgent => "HIGH",
+    }
+}
+
+/// The request body for `messages:send`.
+pub fn fcm_message(
+    envelope: &Envelope,
+    message_id: &str,
+    registration_token: &str,
+    remaining_ttl_secs: u64,
+) -> Value {
+    json!({
+        "message": {
+            "token": registration_token,
+            "data": data(envelope, message_id),
+            "android": {
+                "priority": android_priority(envelope.payload.priority()),
+                "ttl": format!("{remaining_ttl_secs}s"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Action, SendRequest};
+
+    #[test]
+    fn full_payload_maps_to_string_data() {
+        let envelope = Envelope::notification(
+            SendRequest {
+                message: "Backup done".into(),
+                title: Some("nightly".into()),
+                priority: Some(Priority::Low),
+                tags: Some(vec!["ops".into(), "db".into()]),
+                url: Some("https://e.com".into()),
+                url_title: Some("open".into()),
+                actions: Some(vec![Action {
+                    label: "Logs".into(),
+                    url: "https://e.com/l".into(),
+                }]),
+                device: Some("all".into()),
+                markdown: Some(true),
+                ttl: Some(60),
+            },
+            "ci",
+        );
+        assert_eq!(
+            fcm_message(&envelope, "msg_1", "reg-1", 42),
+            json!({"message": {
+                "token": "reg-1",
+                "data": {
+                    "id": "msg_1", "message": "Backup done", "title": "nightly", "priority": "low",
+                    "tags": "[\"ops\",\"db\"]", "url": "https://e.com", "url_title": "open",
+                    "actions": "[{\"label\":\"Logs\",\"url\":\"https://e.com/l\"}]", "markdown": "true", "source": "ci"
+                },
+                "android": {"priority": "NORMAL", "ttl": "42s"}
+            }})
+        );
+    }
+
+    #[test]
+    fn absent_fields_are_omitted_and_default_is_high() {
+        let envelope = Envelope::notification(
+            SendRequest {
+                message: "m".into(),
+                ..Default::default()
+            },
+            "s",
+        );
+        assert_eq!(
+            fcm_message(&envelope, "msg_2", "t", 0),
+            json!({"message": {"token": "t", "data": {"id": "msg_2", "message": "m", "source": "s"},
+                   "android": {"priority": "HIGH", "ttl": "0s"}}})
+        );
+        for (p, expected) in [
+            (Priority::Min, "NORMAL"),
+            (Priority::Low, "NORMAL"),
+            (Priority::Default, "HIGH"),
+            (Priority::High, "HIGH"),
+            (Priority::Urgent, "HIGH"),
+        ] {
+            assert_eq!(android_priority(p), expected);
+        }
+    }
+}

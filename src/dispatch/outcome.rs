@@ -1,0 +1,199 @@
+//! What an FCM answer means for the job (SPEC §1.10), and when to try again. Pure functions:
+//! the worker feeds them status, body and Retry-After.
+
+use rand::Rng;
+use serde_json::Value;
+use std::time::Duration;
+
+/// How one attempt ended, from the job's point of view.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Delivered,
+    /// The registration token is dead: unpair the device, drop its jobs.
+    Unreachable(String),
+    /// Try again, no sooner than `min_delay` (Retry-After or a quota floor) if given.
+    Retry {
+        error: String,
+        min_delay: Option<Duration>,
+    },
+    /// The OAuth token was refused: refresh it once, then retry.
+    RefreshAuth,
+    /// Retrying cannot help (a malformed payload, an unexpected 4xx).
+    DeadLetter(String),
+}
+
+/// Google's floor for QUOTA_EXCEEDED back-off.
+pub const QUOTA_MIN_DELAY: Duration = Duration::from_secs(60);
+
+/// The `errorCode` of an `FcmError` detail, if the body carries one.
+fn fcm_error_code(body: &Value) -> Option<&str> {
+    body["error"]["details"].as_array()?.iter().find_map(|d| {
+        let is_fcm = d["@type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("google.firebase.fcm.v1.FcmError"));
+        if is_fcm {
+            d["errorCode"].as_str()
+        } else {
+            None
+        }
+    })
+}
+
+/// Classifies an HTTP answer from `messages:send`.
+pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Verdict {
+    if status == 200 {
+        return Verdict::Delivered;
+    }
+    let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let fcm_code = fcm_error_code(&parsed);
+    let status_name = parsed["error"]["status"].as_str();
+    let code = fcm_code
+        .or(status_name)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("HTTP_{status}"));
+    match (status, fcm_code) {
+        (_, Some("UNREGISTERED" | "SENDER_ID_MISMATCH")) => Verdict::Unreachable(code),
+        // An FcmError on INVALID_ARGUMENT names the registration token; a payload problem
+        // comes as google.rpc.BadRequest and retrying it cannot help.
+        (400, Some("INVALID_ARGUMENT")) => Verdict::Unreachable(code),
+        (_, Some("QUOTA_EXCEEDED")) | (429, _) => Verdict::Retry {
+            error: code,
+            min_delay: Some(retry_after.unwrap_or(QUOTA_MIN_DELAY).max(QUOTA_MIN_DELAY)),
+        },
+        (401 | 403, None) => Verdict::RefreshAuth,
+        (s, _) if s >= 500 => Verdict::Retry {
+            error: code,
+            min_delay: retry_after,
+        },
+        _ => Verdict::DeadLetter(code),
+    }
+}
+
+/// Exponential back-off with jitter for the `attempt`-th retry (1-based): a random delay
+/// between half and all of 5 s·2^(attempt-1), capped at one hour.
+pub fn backoff(attempt: u32) -> Duration {
+    let ceiling = Duration::from_secs(5)
+        .saturating_mul(1 << attempt.saturating_sub(1).min(20))
+        .min(Duration::from_secs(3600));
+    let ms = ceiling.as_millis() as u64;
+    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
+}
+
+/// When to retry: back-off, but never earlier than the answer asked.
+pub fn retry_delay(attempt: u32, min_delay: Option<Duration>) -> Duration {
+    let delay = backoff(attempt);
+    min_delay.map_or(delay, |min| delay.max(min))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fcm_error(status: u16, name: &str, code: &str) -> String {
+        serde_json::json!({"error": {"code": status, "status": name, "message": "x",
+            "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}]}})
+        .to_string()
+    }
+
+    #[test]
+    fn every_outcome_rule() {
+        assert_eq!(
+            classify(200, "{\"name\":\"projects/p/messages/1\"}", None),
+            Verdict::Delivered
+        );
+        assert_eq!(
+            classify(404, &fcm_error(404, "NOT_FOUND", "UNREGISTERED"), None),
+            Verdict::Unreachable("UNREGISTERED".into())
+        );
+        assert_eq!(
+            classify(
+                403,
+                &fcm_error(403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH"),
+                None
+            ),
+            Verdict::Unreachable("SENDER_ID_MISMATCH".into())
+        );
+        assert_eq!(
+            classify(
+                400,
+                &fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT"),
+                None
+            ),
+            Verdict::Unreachable("INVALID_ARGUMENT".into())
+        );
+        let bad_payload = r#"{"error":{"code":400,"status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"field":"message.data"}]}]}}"#;
+        assert_eq!(
+            classify(400, bad_payload, None),
+            Verdict::DeadLetter("INVALID_ARGUMENT".into())
+        );
+        assert_eq!(
+            classify(
+                429,
+                &fcm_error(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED"),
+                Some(Duration::from_secs(5))
+            ),
+            Verdict::Retry {
+                error: "QUOTA_EXCEEDED".into(),
+                min_delay: Some(QUOTA_MIN_DELAY)
+            }
+        );
+        assert_eq!(
+            classify(429, "", Some(Duration::from_secs(120))),
+            Verdict::Retry {
+                error: "HTTP_429".into(),
+                min_delay: Some(Duration::from_secs(120))
+            }
+        );
+        assert_eq!(
+            classify(
+                503,
+                &fcm_error(503, "UNAVAILABLE", "UNAVAILABLE"),
+                Some(Duration::from_secs(7))
+            ),
+            Verdict::Retry {
+                error: "UNAVAILABLE".into(),
+                min_delay: Some(Duration::from_secs(7))
+            }
+        );
+        assert_eq!(
+            classify(500, &fcm_error(500, "INTERNAL", "INTERNAL"), None),
+            Verdict::Retry {
+                error: "INTERNAL".into(),
+                min_delay: None
+            }
+        );
+        assert_eq!(
+            classify(
+                401,
+                r#"{"error":{"code":401,"status":"UNAUTHENTICATED"}}"#,
+                None
+            ),
+            Verdict::RefreshAuth
+        );
+        assert_eq!(classify(403, "", None), Verdict::RefreshAuth);
+        assert_eq!(
+            classify(
+                401,
+                &fcm_error(401, "UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR"),
+                None
+            ),
+            Verdict::DeadLetter("THIRD_PARTY_AUTH_ERROR".into())
+        );
+        assert_eq!(
+            classify(418, "", None),
+            Verdict::DeadLetter("HTTP_418".into())
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        for attempt in 1..30 {
+            let ceiling = Duration::from_secs(5)
+                .saturating_mul(1 << (attempt - 1).min(20))
+                .min(Duration::from_secs(3600));
+            let d = backoff(attempt);
+            assert!(d >= ceiling / 2 && d <= ceiling, "{attempt}: {d:?}");
+        }
+        assert!(retry_delay(1, Some(Duration::from_secs(60))) >= Duration::from_secs(60));
+    }
+}

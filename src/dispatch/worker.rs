@@ -1,0 +1,211 @@
+//! The FCM worker: claim → build → send → classify → record. `run_once` is one such round, so
+//! tests drive it step by step; `run` loops it, sleeping until the next job is due or an
+//! accepted send wakes it.
+
+use super::fcm::FcmClient;
+use super::message::fcm_message;
+use super::outcome::{Verdict, classify, retry_delay};
+use crate::server::{AppState, FcmHealth};
+use crate::store::{ClaimedJob, JobOutcome, StoreError};
+use crate::validate::Envelope;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy)]
+pub struct DispatcherSettings {
+    /// FCM requests in flight at once.
+    pub concurrency: usize,
+    /// How long a claimed job stays leased before another worker may take it.
+    pub lease_ms: i64,
+    /// Attempts before a job is dead-lettered.
+    pub max_attempts: i64,
+}
+
+impl Default for DispatcherSettings {
+    fn default() -> Self {
+        DispatcherSettings {
+            concurrency: 64,
+            lease_ms: 60_000,
+            max_attempts: 12,
+        }
+    }
+}
+
+pub struct Dispatcher {
+    state: Arc<AppState>,
+    fcm: Arc<FcmClient>,
+    settings: DispatcherSettings,
+}
+
+/// The longest idle sleep: lease recovery and expiry also run on this beat.
+const MAX_IDLE: Duration = Duration::from_secs(15);
+
+impl Dispatcher {
+    pub fn new(
+        state: Arc<AppState>,
+        fcm: Arc<FcmClient>,
+        settings: DispatcherSettings,
+    ) -> Dispatcher {
+        Dispatcher {
+            state,
+            fcm,
+            settings,
+        }
+    }
+
+    /// One round: claims what is due (up to twice the concurrency), delivers it, and records
+    /// every outcome in one commit. Returns how many jobs it handled.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let now = self.state.clock.now_ms();
+        let store = &self.state.store;
+        let jobs = store
+            .claim_due(now, self.settings.concurrency * 2, self.settings.lease_ms)
+            .await?;
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let outcomes: Vec<(i64, JobOutcome)> = futures_util::stream::iter(jobs)
+            .map(|job| self.deliver(job))
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
+        let handled = outcomes.len();
+        store
+            .complete_jobs(outcomes, self.state.clock.now_ms())
+            .await?;
+        Ok(handled)
+    }
+
+    async fn attempt(&self, body: &serde_json::Value) -> Verdict {
+        match self.fcm.send(body).await {
+            Ok(answer) => classify(answer.status, &answer.body, answer.retry_after),
+            Err(transport) => Verdict::Retry {
+                error: transport,
+                min_delay: None,
+            },
+        }
+    }
+
+    async fn deliver(&self, job: ClaimedJob) -> (i64, JobOutcome) {
+        let metrics = &self.state.metrics;
+        let now = self.state.clock.now_ms();
+        if now >= job.expires_at {
+            metrics.delivery("expired");
+            return (job.job_id, JobOutcome::Expired);
+        }
+        let Some(registration) = job.fcm_token.as_deref() else {
+            metrics.delivery("failed");
+            return (
+                job.job_id,
+                JobOutcome::DeadLetter {
+                    reason: "device_removed".into(),
+                },
+            );
+        };
+        let Ok(envelope) = serde_json::from_str::<Envelope>(&job.envelope) else {
+            metrics.delivery("failed");
+            return (
+                job.job_id,
+                JobOutcome::DeadLetter {
+                    reason: "corrupt_envelope".into(),
+                },
+            );
+        };
+        let remaining = ((job.expires_at - now) / 1000).max(0) as u64;
+        let body = fcm_message(&envelope, &job.message_id, registration, remaining);
+        let mut verdict = self.attempt(&body).await;
+        if verdict == Verdict::RefreshAuth {
+            // A bare 401/403 usually means the access token expired early: refresh once.
+            self.fcm.refresh_auth();
+            verdict = match self.attempt(&body).await {
+                Verdict::RefreshAuth => Verdict::Retry {
+                    error: "UNAUTHENTICATED".into(),
+                    min_delay: None,
+                },
+                other => other,
+            };
+        }
+        let done = self.state.clock.now_ms();
+        let outcome = match verdict {
+            Verdict::Delivered => {
+                self.state.set_fcm_health(FcmHealth::Ok);
+                metrics.delivery("delivered");
+                metrics.dispatch_latency((done - job.created_at).max(0) as f64 / 1000.0);
+                JobOutcome::Delivered
+            }
+            Verdict::Unreachable(error) => {
+                metrics.delivery("unreachable");
+                tracing::info!(device = %job.device_id, %error, "device unreachable; unpaired");
+                JobOutcome::DeviceUnreachable { error }
+            }
+            Verdict::DeadLetter(reason) => {
+                metrics.delivery("failed");
+                tracing::warn!(message = %job.message_id, %reason, "delivery dead-lettered");
+                JobOutcome::DeadLetter { reason }
+            }
+            Verdict::Retry { error, .. } if job.attempts >= self.settings.max_attempts => {
+                metrics.delivery("failed");
+                tracing::warn!(message = %job.message_id, %error, "delivery dead-lettered after max attempts");
+                JobOutcome::DeadLetter {
+                    reason: format!("max_attempts: {error}"),
+                }
+            }
+            Verdict::Retry { error, min_delay } => {
+                self.state.set_fcm_health(FcmHealth::Failing);
+                metrics.delivery("retry");
+                let at = done + retry_delay(job.attempts as u32, min_delay).as_millis() as i64;
+                // Never schedule past the ttl: the claim at expiry marks the job expired.
+                JobOutcome::RetryAt {
+                    at_ms: at.min(job.expires_at),
+                    error,
+                }
+            }
+            Verdict::RefreshAuth => unreachable!("a refresh verdict is resolved above"),
+        };
+        (job.job_id, outcome)
+    }
+
+    /// Works the queue until `stop` turns true; the round in flight finishes first.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let store = &self.state.store;
+        // One relay owns its data dir: every lease at start-up belongs to a dead process.
+        match store
+            .recover_expired_leases(i64::MAX, self.state.clock.now_ms())
+            .await
+        {
+            Ok(n) if n > 0 => {
+                tracing::info!(jobs = n, "re-queued deliveries leased before a restart")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "recovering leases failed"),
+        }
+        let mut last_sweep = self.state.clock.now_ms();
+        while !*stop.borrow() {
+            let now = self.state.clock.now_ms();
+            if now - last_sweep >= MAX_IDLE.as_millis() as i64 {
+                last_sweep = now;
+                if let Err(e) = store.recover_expired_leases(now, now).await {
+                    tracing::warn!(error = %e, "lease recovery failed");
+                }
+            }
+            match self.run_once().await {
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(e) => tracing::error!(error = %e, "dispatch round failed"),
+            }
+            let idle = match store.next_due_at() {
+                Ok(Some(due)) => Duration::from_millis(
+                    (due - self.state.clock.now_ms()).clamp(1, MAX_IDLE.as_millis() as i64) as u64,
+                ),
+                _ => MAX_IDLE,
+            };
+            tokio::select! {
+                _ = self.state.deliveries_ready.notified() => {}
+                _ = tokio::time::sleep(idle) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}

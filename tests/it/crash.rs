@@ -1,0 +1,191 @@
+//! The crash test: a relay process accepts sends and dispatches them to the fake FCM, is
+//! SIGKILLed mid-dispatch, and restarts on the same store. Every accepted message must reach
+//! the fake (deduplicated by id) or be dead-lettered with a reason: nothing is silently lost.
+
+use crate::fake_fcm::FakeFcm;
+use crate::harness::{BIN, admin};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The relay process; killed (SIGKILL) when dropped, so a failing test leaves nothing behind.
+struct RelayProcess(Child);
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_relay(data: &Path, port: u16, key: &Path, endpoint: &str) -> RelayProcess {
+    RelayProcess(
+        Command::new(BIN)
+            .args(["serve", "--data-dir"])
+            .arg(data)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--fcm-endpoint",
+                endpoint,
+                "--fcm-credentials",
+            ])
+            .arg(key)
+            .args([
+                "--limit-token-burst",
+                "0",
+                "--limit-token-monthly",
+                "0",
+                "--limit-receiver-daily",
+                "0",
+                "--limit-ip-minute",
+                "0",
+                "--limit-ip-hour",
+                "0",
+            ])
+            .env("REFLECTO_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+async fn wait_ready(http: &reqwest::Client, url: &str) {
+    for _ in 0..100 {
+        if http
+            .get(format!("{url}/health/live"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("relay at {url} never became ready");
+}
+
+fn count(data: &Path, sql: &str) -> i64 {
+    rusqlite::Connection::open(data.join("reflecto.db"))
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_dispatch_loses_nothing() {
+    const SENDS: usize = 300;
+    let data = tempfile::tempdir().unwrap();
+    admin(data.path(), &["user", "add", "alice"]);
+    admin(
+        data.path(),
+        &[
+            "device",
+            "add",
+            "--user",
+            "alice",
+            "--label",
+            "pixel",
+            "--type",
+            "android",
+            "--fcm-token",
+            "fcm-1",
+        ],
+    );
+    let token = admin(
+        data.path(),
+        &["token", "create", "--user", "alice", "--label", "ci"],
+    );
+    let fake = FakeFcm::start().await;
+    fake.delay_every_send(Duration::from_millis(150));
+    let key = fake.key_file();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+
+    let relay = spawn_relay(data.path(), port, key.path(), &fake.url);
+    wait_ready(&http, &url).await;
+    let mut accepted = Vec::new();
+    for i in 0..SENDS {
+        let reply: Value = http
+            .post(format!("{url}/v1/send"))
+            .bearer_auth(&token)
+            .json(&json!({"message": format!("m{i}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        accepted.push(reply["id"].as_str().unwrap().to_owned());
+    }
+    drop(relay); // SIGKILL
+    let before_restart: HashSet<String> = fake
+        .sends()
+        .iter()
+        .map(|m| m["message"]["data"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        before_restart.len() < SENDS,
+        "the kill must land mid-dispatch ({} of {SENDS} already out)",
+        before_restart.len()
+    );
+    assert_eq!(
+        count(data.path(), "SELECT COUNT(*) FROM messages") as usize,
+        SENDS,
+        "every 200 was committed"
+    );
+
+    let relay = spawn_relay(data.path(), port, key.path(), &fake.url);
+    wait_ready(&http, &url).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while count(
+        data.path(),
+        "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'leased')",
+    ) > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliveries did not finish after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(relay);
+
+    let received: HashSet<String> = fake
+        .sends()
+        .iter()
+        .map(|m| m["message"]["data"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    let conn = rusqlite::Connection::open(data.path().join("reflecto.db")).unwrap();
+    for id in &accepted {
+        let (state, error): (String, Option<String>) = conn
+            .query_row(
+                "SELECT state, last_error FROM jobs WHERE message_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        match state.as_str() {
+            "delivered" => assert!(
+                received.contains(id),
+                "{id} is marked delivered but never reached FCM"
+            ),
+            "failed" | "expired" => {
+                assert!(error.is_some(), "{id} was dead-lettered without a reason")
+            }
+            other => panic!("{id} ended in state {other}"),
+        }
+    }
+    assert_eq!(
+        received.len(),
+        SENDS,
+        "each accepted message reached the fake, once after dedup by id"
+    );
+}

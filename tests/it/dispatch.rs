@@ -1,0 +1,324 @@
+//! Delivery through the real FCM client and OAuth against the fake Google, driven one round
+//! at a time with `run_once`: every outcome rule, token caching and refresh, the payload
+//! mapping, ttl expiry, and the desktop stream's replay, resume and ack.
+
+use crate::fake_fcm::{FakeFcm, Reply};
+use crate::harness::{Relay, no_limits};
+use reflecto::dispatch::fcm::FcmClient;
+use reflecto::dispatch::{Dispatcher, DispatcherSettings};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Setup {
+    relay: Relay,
+    fake: FakeFcm,
+    dispatcher: Dispatcher,
+    token: String,
+    phone: String,
+    _key: tempfile::NamedTempFile,
+}
+
+async fn setup() -> Setup {
+    let relay = Relay::start(no_limits()).await;
+    let (token, phone, _) = relay.alice();
+    let fake = FakeFcm::start().await;
+    let key = fake.key_file();
+    let client = FcmClient::from_key_file(key.path(), &fake.url).unwrap();
+    let state = relay.running.as_ref().unwrap().state.clone();
+    let dispatcher = Dispatcher::new(
+        state,
+        Arc::new(client),
+        DispatcherSettings {
+            concurrency: 4,
+            lease_ms: 30_000,
+            max_attempts: 3,
+        },
+    );
+    Setup {
+        relay,
+        fake,
+        dispatcher,
+        token,
+        phone,
+        _key: key,
+    }
+}
+
+impl Setup {
+    async fn send(&self, body: Value) -> String {
+        let reply: Value = self
+            .relay
+            .send_json(&self.token, body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        reply["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn delivery(&self, id: &str) -> Value {
+        let status: Value = self
+            .relay
+            .http()
+            .get(format!("{}/v1/messages/{id}", self.relay.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status["deliveries"][0].clone()
+    }
+}
+
+fn next_attempt_in(delivery: &Value) -> Duration {
+    let at = chrono::DateTime::parse_from_rfc3339(delivery["next_attempt_at"].as_str().unwrap())
+        .unwrap();
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delivers_the_mapped_payload_with_one_cached_token() {
+    let s = setup().await;
+    let first = s.send(json!({"message": "Backup done", "title": "nightly", "priority": "low", "tags": ["ops"], "device": "pixel", "ttl": 600,
+        "actions": [{"label": "Logs", "url": "https://e.com/l"}], "markdown": true, "url": "https://e.com", "url_title": "open"})).await;
+    let second = s
+        .send(json!({"message": "second", "device": "pixel"}))
+        .await;
+    assert_eq!(s.dispatcher.run_once().await.unwrap(), 2);
+    assert_eq!(
+        s.fake.token_requests(),
+        1,
+        "one access token serves both sends"
+    );
+    let mut sends = s.fake.sends();
+    sends.sort_by_key(|m| m["message"]["data"]["message"].as_str().unwrap().to_owned());
+    let ttl = sends[0]["message"]["android"]["ttl"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('s')
+        .parse::<u64>()
+        .unwrap();
+    assert!((598..=600).contains(&ttl), "remaining ttl {ttl}");
+    sends[0]["message"]["android"]["ttl"] = json!("<ttl>");
+    assert_eq!(
+        sends[0],
+        json!({"message": {"token": "fcm-1", "android": {"priority": "NORMAL", "ttl": "<ttl>"}, "data": {
+            "id": first, "message": "Backup done", "title": "nightly", "priority": "low", "tags": "[\"ops\"]",
+            "url": "https://e.com", "url_title": "open", "actions": "[{\"label\":\"Logs\",\"url\":\"https://e.com/l\"}]",
+            "markdown": "true", "source": "ci"}}})
+    );
+    assert_eq!(sends[1]["message"]["android"]["priority"], "HIGH");
+    for id in [&first, &second] {
+        let d = s.delivery(id).await;
+        assert_eq!(
+            (
+                d["state"].as_str(),
+                d["attempts"].as_i64(),
+                d["last_error"].is_null()
+            ),
+            (Some("delivered"), Some(1), true)
+        );
+    }
+    assert_eq!(s.dispatcher.run_once().await.unwrap(), 0, "nothing left");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unregistered_unpairs_the_device() {
+    let s = setup().await;
+    s.fake.script(
+        "fcm-1",
+        vec![Reply::Error {
+            status: 404,
+            code: Some("UNREGISTERED"),
+            retry_after: None,
+        }],
+    );
+    let id = s.send(json!({"message": "m", "device": "pixel"})).await;
+    s.dispatcher.run_once().await.unwrap();
+    let d = s.delivery(&id).await;
+    assert_eq!(
+        (d["state"].as_str(), d["last_error"].as_str()),
+        (Some("failed"), Some("UNREGISTERED"))
+    );
+    let devices = s.relay.admin(&["device", "list", "--json"]);
+    let devices: Value = serde_json::from_str(&devices).unwrap();
+    let phone = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == s.phone.as_str())
+        .unwrap();
+    assert_eq!(phone["reachable"], false);
+    let reply: Value = s
+        .relay
+        .send_json(&s.token, json!({"message": "again", "device": "pixel"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        reply["delivered_to"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["device_id"] != s.phone.as_str()),
+        "an unpaired device is not targeted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_honour_quota_floor_retry_after_and_backoff() {
+    let s = setup().await;
+    // QUOTA_EXCEEDED with a short Retry-After still waits at least 60 s.
+    s.fake.script(
+        "fcm-1",
+        vec![Reply::Error {
+            status: 429,
+            code: Some("QUOTA_EXCEEDED"),
+            retry_after: Some("5"),
+        }],
+    );
+    let id = s.send(json!({"message": "quota", "device": "pixel"})).await;
+    s.dispatcher.run_once().await.unwrap();
+    let d = s.delivery(&id).await;
+    assert_eq!(
+        (
+            d["state"].as_str(),
+            d["last_error"].as_str(),
+            d["attempts"].as_i64()
+        ),
+        (Some("queued"), Some("QUOTA_EXCEEDED"), Some(1))
+    );
+    let wait = next_attempt_in(&d);
+    assert!(
+        wait >= Duration::from_secs(58) && wait <= Duration::from_secs(61),
+        "{wait:?}"
+    );
+    assert_eq!(s.dispatcher.run_once().await.unwrap(), 0, "not due yet");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unavailable_honours_retry_after_and_internal_backs_off() {
+    let s = setup().await;
+    s.fake.script(
+        "fcm-1",
+        vec![Reply::Error {
+            status: 503,
+            code: Some("UNAVAILABLE"),
+            retry_after: Some("20"),
+        }],
+    );
+    let id = s.send(json!({"message": "busy", "device": "pixel"})).await;
+    s.dispatcher.run_once().await.unwrap();
+    let d = s.delivery(&id).await;
+    assert_eq!(d["last_error"], "UNAVAILABLE");
+    let wait = next_attempt_in(&d);
+    assert!(
+        wait >= Duration::from_secs(18) && wait <= Duration::from_secs(21),
+        "Retry-After 20 s: {wait:?}"
+    );
+
+    s.fake.script(
+        "fcm-1",
+        vec![Reply::Error {
+            status: 500,
+            code: Some("INTERNAL"),
+            retry_after: None,
+        }],
+    );
+    let id = s.send(json!({"message": "oops", "device": "pixel"})).await;
+    s.dispatcher.run_once().await.unwrap();
+    let d = s.delivery(&id).await;
+    assert_eq!(d["last_error"], "INTERNAL");
+    let wait = next_attempt_in(&d);
+    assert!(
+        wait >= Duration::from_millis(2000) && wait <= Duration::from_secs(5),
+        "first back-off is 2.5–5 s: {wait:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bare_401_refreshes_the_token_once() {
+    let s = setup().await;
+    let warm = s.send(json!({"message": "warm", "device": "pixel"})).await;
+    s.dispatcher.run_once().await.unwrap();
+    assert_eq!(s.delivery(&warm).await["state"], "delivered");
+    s.fake.script("fcm-1", vec![Reply::ExpireToken]);
+    let id = s
+        .send(json!({"message": "after expiry", "device": "pixel"}))
+        .await;
+    s.dispatcher.run_once().await.unwrap();
+    assert_eq!(s.fake.token_requests(), 2, "one refresh after the bare 401");
+    let d = s.delivery(&id).await;
+    assert_eq!(
+        (d["state"].as_str(), d["attempts"].as_i64()),
+        (Some("delivered"), Some(1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payload_errors_dead_letter_and_dropped_connections_retry() {
+    let s = setup().await;
+    s.fake.script("fcm-1", vec![Reply::BadPayload]);
+    let id = s.send(json!({"message": "bad", "device": "pixel"})).await;
+    s.dispatcher.run_once().await.unwrap();
+    let d = s.delivery(&id).await;
+    assert_eq!(
+        (d["state"].as_str(), d["last_error"].as_str()),
+        (Some("failed"), Some("INVALID_ARGUMENT"))
+    );
+
+    s.fake.script("fcm-1", vec![Reply::Drop]);
+    let id = s
+        .send(json!({"message": "dropped", "device": "pixel"}))
+        .await;
+    s.dispatcher.run_once().await.unwrap();
+    let d = s.delivery(&id).await;
+    assert_eq!(
+        (d["state"].as_str(), d["last_error"].as_str()),
+        (Some("queued"), Some("CONNECTION"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_ttl_is_not_sent() {
+    let s = setup().await;
+    let id = s
+        .send(json!({"message": "too late", "device": "pixel", "ttl": 0}))
+        .await;
+    s.dispatcher.run_once().await.unwrap();
+    let d = s.delivery(&id).await;
+    assert_eq!(
+        (d["state"].as_str(), d["last_error"].as_str()),
+        (Some("expired"), Some("ttl_expired"))
+    );
+    assert!(s.fake.sends().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_answers_are_delivered_concurrently() {
+    let s = setup().await;
+    s.fake.delay_every_send(Duration::from_millis(300));
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            s.send(json!({"message": format!("slow {i}"), "device": "pixel"}))
+                .await,
+        );
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(s.dispatcher.run_once().await.unwrap(), 4);
+    assert!(
+        started.elapsed() < Duration::from_millis(1100),
+        "4 sends of 300 ms ran in parallel: {:?}",
+        started.elapsed()
+    );
+    for id in &ids {
+        assert_eq!(s.delivery(id).await["state"], "delivered");
+    }
+}

@@ -1,0 +1,152 @@
+//! The desktop stream over a real connection: replay of unacked events in order, resume after
+//! Last-Event-ID, ack, and nothing lost when a connection drops.
+
+use crate::harness::{Relay, code_of, no_limits};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Reads SSE `notification` events until `n` arrived or `wait` passed: (id, data) pairs.
+async fn read_events(mut resp: reqwest::Response, n: usize, wait: Duration) -> Vec<(i64, Value)> {
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while events.len() < n {
+        let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await else {
+            break;
+        };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(str::trim).map(str::to_owned))
+            };
+            if field("event:").as_deref() == Some("notification") {
+                events.push((
+                    field("id:").unwrap().parse().unwrap(),
+                    serde_json::from_str(&field("data:").unwrap()).unwrap(),
+                ));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replays_resumes_and_acks() {
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let desk = relay.admin(&[
+        "device",
+        "add",
+        "--user",
+        "alice",
+        "--label",
+        "desk",
+        "--type",
+        "extension",
+    ]);
+    let credential = desk.lines().nth(1).unwrap().to_owned();
+    let mut ids = Vec::new();
+    for text in ["one", "two", "three"] {
+        let reply: Value = relay
+            .send_json(&token, json!({"message": text, "device": "desk"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(reply["id"].as_str().unwrap().to_owned());
+    }
+    let http = relay.http();
+    let connect = |last: Option<i64>| {
+        let mut req = http
+            .get(format!("{}/v1/sync", relay.url))
+            .bearer_auth(&credential);
+        if let Some(last) = last {
+            req = req.header("last-event-id", last.to_string());
+        }
+        req.send()
+    };
+    let first = connect(None).await.unwrap();
+    assert_eq!(first.headers()["content-type"], "text/event-stream");
+    let events = read_events(first, 3, Duration::from_secs(5)).await;
+    assert_eq!(
+        events.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(events[0].1["id"], ids[0].as_str());
+    assert_eq!(events[0].1["envelope"]["payload"]["message"], "one");
+    assert_eq!(events[2].1["envelope"]["source"], "ci");
+
+    // The connection dropped without an ack: all three come back; Last-Event-ID resumes after 2.
+    assert_eq!(
+        read_events(connect(None).await.unwrap(), 3, Duration::from_secs(5))
+            .await
+            .len(),
+        3
+    );
+    let resumed = read_events(connect(Some(2)).await.unwrap(), 1, Duration::from_secs(5)).await;
+    assert_eq!(resumed[0].0, 3);
+
+    let ack: Value = http
+        .post(format!("{}/v1/sync/ack", relay.url))
+        .bearer_auth(&credential)
+        .json(&json!({"ids": [1, 2]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ack, json!({"acked": 2}));
+    let status: Value = http
+        .get(format!("{}/v1/messages/{}", relay.url, ids[0]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["deliveries"][0]["state"], "delivered");
+    let rest = read_events(connect(None).await.unwrap(), 1, Duration::from_secs(5)).await;
+    assert_eq!(
+        rest.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        [3],
+        "only the unacked event is replayed"
+    );
+
+    // A send while connected arrives live.
+    let live = connect(None).await.unwrap();
+    let reader = tokio::spawn(read_events(live, 2, Duration::from_secs(10)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    relay
+        .send_json(&token, json!({"message": "live", "device": "desk"}))
+        .await;
+    let got = reader.await.unwrap();
+    assert_eq!(got.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(got[1].1["envelope"]["payload"]["message"], "live");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stream_needs_a_device_credential() {
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let http = relay.http();
+    let no_auth = http
+        .get(format!("{}/v1/sync", relay.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_auth.status(), 401);
+    let with_sender_token = http
+        .get(format!("{}/v1/sync", relay.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_sender_token.status(), 401);
+    let body: Value = with_sender_token.json().await.unwrap();
+    assert_eq!(code_of(&body), "invalid_token");
+}
