@@ -39,8 +39,26 @@ pub struct PairOutcome {
 /// A pairing code lives this long.
 pub const PAIR_CODE_TTL_MS: i64 = 10 * 60 * 1000;
 
-const SELECT: &str = "SELECT d.id, d.user_id, u.name, d.label, d.type, d.fcm_token, d.reachable, d.created_at \
-     FROM devices d JOIN users u ON u.id = d.user_id";
+/// No JOINs, for the reason given in tokens.rs: they would be re-prepared on every execution.
+macro_rules! select_devices {
+    () => {
+        "SELECT d.id, d.user_id, (SELECT name FROM users WHERE id = d.user_id), d.label, d.type, \
+     d.fcm_token, d.reachable, d.created_at FROM devices d"
+    };
+}
+
+/// The hot path: the owner's devices, read once per send. Sorted by the caller: an ORDER BY
+/// here makes STAT4 re-prepare the statement on every execution, like a JOIN.
+pub(super) const REACHABLE_SQL: &str = concat!(
+    select_devices!(),
+    " WHERE d.user_id = ?1 AND d.reachable = 1"
+);
+const LIST_SQL: &str = concat!(
+    select_devices!(),
+    " WHERE ?1 IS NULL OR d.user_id = (SELECT id FROM users WHERE name = ?1) ORDER BY d.created_at, d.id"
+);
+const BY_ID_SQL: &str = concat!(select_devices!(), " WHERE d.id = ?1");
+const BY_CREDENTIAL_SQL: &str = concat!(select_devices!(), " WHERE d.credential_hash = ?1");
 
 fn record(r: &Row) -> rusqlite::Result<DeviceRecord> {
     let kind: String = r.get(4)?;
@@ -103,9 +121,7 @@ impl Store {
             self.user_by_name(user)?;
         }
         self.read(|c| {
-            let mut stmt = c.prepare(&format!(
-                "{SELECT} WHERE ?1 IS NULL OR u.name = ?1 ORDER BY d.created_at, d.id"
-            ))?;
+            let mut stmt = c.prepare(LIST_SQL)?;
             let rows = stmt.query_map([user], record)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
@@ -114,21 +130,17 @@ impl Store {
     /// The owner's devices that can still be delivered to, oldest first.
     pub fn reachable_devices_of(&self, user_id: i64) -> Result<Vec<DeviceRecord>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "{SELECT} WHERE d.user_id = ?1 AND d.reachable = 1 ORDER BY d.created_at, d.id"
-            ))?;
-            let rows = stmt.query_map([user_id], record)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            let mut stmt = c.prepare_cached(REACHABLE_SQL)?;
+            let mut devices: Vec<DeviceRecord> = stmt
+                .query_map([user_id], record)?
+                .collect::<rusqlite::Result<_>>()?;
+            devices.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            Ok(devices)
         })
     }
 
     pub fn device(&self, id: &str) -> Result<Option<DeviceRecord>> {
-        self.read(|c| {
-            Ok(
-                c.query_row(&format!("{SELECT} WHERE d.id = ?1"), [id], record)
-                    .optional()?,
-            )
-        })
+        self.read(|c| Ok(c.query_row(BY_ID_SQL, [id], record).optional()?))
     }
 
     /// Removes a device; its undelivered jobs fail with `device_removed`.
@@ -151,12 +163,8 @@ impl Store {
     pub fn authenticate_device(&self, credential: &str) -> Result<Option<DeviceRecord>> {
         let hash = hash_secret(credential);
         self.read(|c| {
-            Ok(c.query_row(
-                &format!("{SELECT} WHERE d.credential_hash = ?1"),
-                [hash.as_slice()],
-                record,
-            )
-            .optional()?)
+            Ok(c.query_row(BY_CREDENTIAL_SQL, [hash.as_slice()], record)
+                .optional()?)
         })
     }
 

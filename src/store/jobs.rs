@@ -37,6 +37,15 @@ pub enum JobOutcome {
     },
 }
 
+// Scalar subqueries, not JOINs: see the note in tokens.rs.
+/// A claimed job with what delivering it needs.
+pub(super) const CLAIMED_SQL: &str = "SELECT j.id, j.message_id, j.device_id, \
+     (SELECT fcm_token FROM devices WHERE id = j.device_id), (SELECT envelope FROM messages WHERE id = j.message_id), \
+     j.attempts, (SELECT created_at FROM messages WHERE id = j.message_id), j.expires_at FROM jobs j WHERE j.id = ?1";
+/// A device's unacknowledged stream events after a sequence number.
+const STREAM_SQL: &str = "SELECT j.seq, j.message_id, (SELECT envelope FROM messages WHERE id = j.message_id) \
+     FROM jobs j WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3";
+
 /// One event on an extension device's stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamEvent {
@@ -62,10 +71,7 @@ impl Store {
                 )?;
                 let ids: Vec<i64> =
                     claim.query_map(params![now, now + lease_ms, limit as i64], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-                let mut fetch = c.prepare_cached(
-                    "SELECT j.id, j.message_id, j.device_id, d.fcm_token, m.envelope, j.attempts, m.created_at, j.expires_at \
-                     FROM jobs j JOIN messages m ON m.id = j.message_id LEFT JOIN devices d ON d.id = j.device_id WHERE j.id = ?1",
-                )?;
+                let mut fetch = c.prepare_cached(CLAIMED_SQL)?;
                 let mut jobs = Vec::with_capacity(ids.len());
                 for id in ids {
                     jobs.push(fetch.query_row([id], |r| {
@@ -184,12 +190,13 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<StreamEvent>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT j.seq, j.message_id, m.envelope FROM jobs j JOIN messages m ON m.id = j.message_id \
-                 WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3",
-            )?;
+            let mut stmt = c.prepare_cached(STREAM_SQL)?;
             let rows = stmt.query_map(params![device_id, after_seq, limit as i64], |r| {
-                Ok(StreamEvent { seq: r.get(0)?, message_id: r.get(1)?, envelope: r.get(2)? })
+                Ok(StreamEvent {
+                    seq: r.get(0)?,
+                    message_id: r.get(1)?,
+                    envelope: r.get(2)?,
+                })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })

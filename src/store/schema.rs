@@ -110,7 +110,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 /// process crash (the relay's promise) and lets readers run beside the one writer.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // temp_store=MEMORY keeps the per-op savepoints' statement journals off disk: otherwise each
+    // group commit creates and deletes temp files.
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
     )
 }

@@ -311,3 +311,36 @@ fn a_second_handle_sees_changes_at_once() {
     admin.revoke_token(&record.id, 2).unwrap();
     assert!(store.authenticate_token(secret.expose()).unwrap().is_none());
 }
+
+/// Regression: with the bundled SQLite's STAT4, the hot lookups written as JOINs were
+/// re-prepared on every execution (a third of the relay's CPU under load).
+#[test]
+fn hot_statements_are_not_re_prepared() {
+    use rusqlite::StatementStatus;
+    let (_d, store) = store();
+    store.add_user("alice", 1).unwrap();
+    token_for(&store, "alice");
+    store.add_device("alice", android("pixel"), 1).unwrap();
+    // STREAM_SQL (ORDER BY seq LIMIT n) is still re-prepared; it runs once per stream wake-up,
+    // not once per request.
+    type Args = fn(i64) -> Vec<rusqlite::types::Value>;
+    let cases: [(&str, Args); 3] = [
+        (super::tokens::AUTH_SQL, |i| vec![vec![i as u8; 32].into()]),
+        (super::devices::REACHABLE_SQL, |i| vec![(1 + i % 2).into()]),
+        (super::jobs::CLAIMED_SQL, |i| vec![i.into()]),
+    ];
+    store
+        .read(|c| {
+            for (sql, args) in &cases {
+                for i in 0..5 {
+                    let mut stmt = c.prepare_cached(sql)?;
+                    let mut rows = stmt.query(rusqlite::params_from_iter(args(i)))?;
+                    while rows.next()?.is_some() {}
+                    drop(rows);
+                    assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{sql}");
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+}
