@@ -303,7 +303,8 @@ async fn expired_ttl_is_not_sent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_answers_are_delivered_concurrently() {
     let s = setup().await;
-    s.fake.delay_every_send(Duration::from_millis(300));
+    s.fake
+        .script("fcm-1", vec![Reply::Delay(Duration::from_millis(300)); 4]);
     let mut ids = Vec::new();
     for i in 0..4 {
         ids.push(

@@ -1,6 +1,6 @@
 //! A fake Google for the dispatch tests: an OAuth token endpoint that verifies the RS256 JWT
 //! against the test key, and FCM HTTP v1 `messages:send` that records every request and answers
-//! from a per-registration-token script (errors with Retry-After, dropped connections) and an optional delay on every answer.
+//! from a per-registration-token script (errors with Retry-After, delays, dropped connections), plus an optional delay on every answer.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -37,6 +37,8 @@ pub enum Reply {
     BadPayload,
     /// The access token is refused with a bare 401 (no FcmError), as when it expired.
     ExpireToken,
+    /// Answers OK after a pause.
+    Delay(Duration),
     /// Closes the connection without answering.
     Drop,
 }
@@ -278,6 +280,10 @@ async fn send(
     }
     match reply {
         Reply::Ok | Reply::ExpireToken => axum::Json(json!({"name": format!("projects/{PROJECT}/messages/1")})).into_response(),
+        Reply::Delay(pause) => {
+            tokio::time::sleep(pause).await;
+            axum::Json(json!({"name": format!("projects/{PROJECT}/messages/2")})).into_response()
+        }
         Reply::Error { status, code, retry_after } => {
             let mut response = (StatusCode::from_u16(status).unwrap(), axum::Json(fcm_error(status, code))).into_response();
             if let Some(ra) = retry_after {
