@@ -3,7 +3,7 @@
 //! the fake (deduplicated by id) or be dead-lettered with a reason: nothing is silently lost.
 
 use crate::fake_fcm::FakeFcm;
-use crate::harness::{BIN, admin};
+use crate::harness::{BIN, create_alice};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::path::Path;
@@ -78,26 +78,8 @@ fn count(data: &Path, sql: &str) -> i64 {
 async fn sigkill_mid_dispatch_loses_nothing() {
     const SENDS: usize = 300;
     let data = tempfile::tempdir().unwrap();
-    admin(data.path(), &["user", "add", "alice"]);
-    admin(
-        data.path(),
-        &[
-            "device",
-            "add",
-            "--user",
-            "alice",
-            "--label",
-            "pixel",
-            "--type",
-            "android",
-            "--fcm-token",
-            "fcm-1",
-        ],
-    );
-    let token = admin(
-        data.path(),
-        &["token", "create", "--user", "alice", "--label", "ci"],
-    );
+    // Sends name the android device: the extension's jobs wait for its stream, not for FCM.
+    let (token, _, _) = create_alice(data.path());
     let fake = FakeFcm::start().await;
     fake.delay_every_send(Duration::from_millis(150));
     let key = fake.key_file();
@@ -116,7 +98,7 @@ async fn sigkill_mid_dispatch_loses_nothing() {
         let reply: Value = http
             .post(format!("{url}/v1/send"))
             .bearer_auth(&token)
-            .json(&json!({"message": format!("m{i}")}))
+            .json(&json!({"message": format!("m{i}"), "device": "pixel"}))
             .send()
             .await
             .unwrap()

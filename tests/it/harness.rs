@@ -67,31 +67,7 @@ impl Relay {
 
     /// A user with one android and one extension device, and a token: (token, android id, extension id).
     pub fn alice(&self) -> (String, String, String) {
-        self.admin(&["user", "add", "alice"]);
-        let phone = self.admin(&[
-            "device",
-            "add",
-            "--user",
-            "alice",
-            "--label",
-            "pixel",
-            "--type",
-            "android",
-            "--fcm-token",
-            "fcm-1",
-        ]);
-        let desk = self.admin(&[
-            "device",
-            "add",
-            "--user",
-            "alice",
-            "--label",
-            "laptop",
-            "--type",
-            "extension",
-        ]);
-        let token = self.admin(&["token", "create", "--user", "alice", "--label", "ci"]);
-        (token, phone, desk.lines().next().unwrap().to_owned())
+        create_alice(self.dir.path())
     }
 
     pub fn http(&self) -> reqwest::Client {
@@ -150,4 +126,43 @@ pub fn code_of(body: &serde_json::Value) -> String {
         .or(body["error"].as_str())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// In `data_dir`: user alice with an android device "pixel" (FCM token `fcm-1`), an extension
+/// "laptop", and a token labelled "ci": (token, android id, extension id).
+pub fn create_alice(data_dir: &Path) -> (String, String, String) {
+    admin(data_dir, &["user", "add", "alice"]);
+    let phone = admin(
+        data_dir,
+        &[
+            "device",
+            "add",
+            "--user",
+            "alice",
+            "--label",
+            "pixel",
+            "--type",
+            "android",
+            "--fcm-token",
+            "fcm-1",
+        ],
+    );
+    let desk = admin(
+        data_dir,
+        &[
+            "device",
+            "add",
+            "--user",
+            "alice",
+            "--label",
+            "laptop",
+            "--type",
+            "extension",
+        ],
+    );
+    let token = admin(
+        data_dir,
+        &["token", "create", "--user", "alice", "--label", "ci"],
+    );
+    (token, phone, desk.lines().next().unwrap().to_owned())
 }
