@@ -5,6 +5,8 @@ mod error;
 mod priority;
 mod request;
 mod response;
+pub mod sealed;
+pub mod stream;
 pub mod token;
 mod warning;
 

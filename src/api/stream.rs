@@ -1,0 +1,109 @@
+//! Wire types of pairing and the desktop stream (SPEC §1.9, §1.10, §1.12), shared by the relay
+//! (`POST /v1/devices/pair`, `GET /v1/sync`, `POST /v1/sync/ack`) and the receivers
+//! (`reflecto pair`, `reflecto listen`).
+
+use super::DeviceType;
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/devices/pair`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PairRequest {
+    /// The 6-digit code from `reflecto admin pair`
+    pub code: String,
+    /// android | extension
+    #[serde(rename = "type")]
+    pub device_type: String,
+    pub label: String,
+    /// Required for android devices: the FCM registration token
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fcm_token: Option<String>,
+    /// X25519 public key (32 bytes, base64url with or without padding): deliveries to this
+    /// device are sealed to it and never stored in clear
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+/// The answer to a pairing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PairResponse {
+    pub device_id: String,
+    #[serde(rename = "type")]
+    pub device_type: DeviceType,
+    pub label: String,
+    /// Present for extension devices only: the `rfd_live_…` credential for `GET /v1/sync`, shown once
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The `data:` of one `notification` event on `GET /v1/sync`: the envelope in clear, or for a
+/// device with a public key the sealed box of `{"id","envelope"}` (base64url, no padding).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SyncEventData {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
+}
+
+/// An event id as an ack may carry it: the SSE `id:` string, or the number it spells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum EventId {
+    Number(i64),
+    Text(String),
+}
+
+impl EventId {
+    /// The stream's sequence number, if this id is one.
+    pub fn seq(&self) -> Option<i64> {
+        match self {
+            EventId::Number(n) => Some(*n),
+            EventId::Text(s) => s.trim().parse().ok(),
+        }
+        .filter(|n| *n >= 0)
+    }
+}
+
+/// `POST /v1/sync/ack`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AckRequest {
+    /// Event ids received on the stream, as the SSE `id:` strings or as numbers
+    pub ids: Vec<EventId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AckResponse {
+    /// How many of them were newly marked delivered
+    pub acked: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_parse_from_strings_and_numbers() {
+        let req: AckRequest = serde_json::from_str(r#"{"ids":["1",2," 3 "]}"#).unwrap();
+        let seqs: Vec<_> = req.ids.iter().map(EventId::seq).collect();
+        assert_eq!(seqs, [Some(1), Some(2), Some(3)]);
+        assert_eq!(EventId::Text("x".into()).seq(), None);
+        assert_eq!(EventId::Number(-1).seq(), None);
+    }
+
+    #[test]
+    fn sync_data_has_envelope_or_sealed() {
+        let clear: SyncEventData =
+            serde_json::from_str(r#"{"id":"msg_1","envelope":{"type":"notification"}}"#).unwrap();
+        assert!(clear.sealed.is_none() && clear.envelope.is_some());
+        let sealed = SyncEventData {
+            id: "msg_1".into(),
+            envelope: None,
+            sealed: Some("abc".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&sealed).unwrap(),
+            r#"{"id":"msg_1","sealed":"abc"}"#
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! The HTTP client side of the CLI: [`http`] is the one place that talks to a relay (retries,
+//! `Retry-After`, one `Idempotency-Key` per invocation); commands build on it.
+
+pub mod http;
+
+pub use http::{Client, Sent, backoff, parse_retry_after};
