@@ -41,6 +41,7 @@ async fn main() {
                     label: "phone".into(),
                     device_type: reflecto::api::DeviceType::Android,
                     fcm_token: Some("fcm-bench".into()),
+                    public_key: None,
                 },
                 0,
             )

@@ -67,6 +67,14 @@ pub fn seal(plaintext: &[u8], recipient: &PublicKey) -> Vec<u8> {
         .expect("sealing into a Vec cannot fail")
 }
 
+/// What the relay seals for a device: the compact `{"id":"msg_…","envelope":{…}}` (SPEC
+/// §1.12), byte for byte the `data:` of a clear stream event, so the id is bound to the content.
+/// `envelope_json` is the envelope's compact serialization.
+pub fn plaintext(message_id: &str, envelope_json: &str) -> String {
+    let id = serde_json::Value::from(message_id);
+    format!(r#"{{"id":{id},"envelope":{envelope_json}}}"#)
+}
+
 /// Opens a base64url sealed box with the device's private key.
 pub fn open(sealed_b64: &str, secret: &SecretKey) -> Result<Vec<u8>, SealError> {
     let sealed = decode(sealed_b64).ok_or(SealError::BadEncoding)?;

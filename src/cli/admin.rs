@@ -102,6 +102,9 @@ pub enum DeviceCommand {
         /// FCM registration token (android only)
         #[arg(long, required_if_eq("device_type", "android"))]
         fcm_token: Option<String>,
+        /// X25519 public key (base64url): the device's notifications are sealed to it (SPEC §1.12)
+        #[arg(long, value_name = "KEY", value_parser = parse_public_key)]
+        public_key: Option<String>,
     },
     /// List devices
     List {
@@ -121,6 +124,13 @@ fn parse_priority(s: &str) -> Result<Priority, String> {
 
 fn parse_device_type(s: &str) -> Result<DeviceType, String> {
     DeviceType::parse(s).ok_or_else(|| "android or extension".to_owned())
+}
+
+/// Any 32-byte X25519 key in base64url, padded or not; stored without padding.
+fn parse_public_key(s: &str) -> Result<String, String> {
+    crate::api::sealed::parse_public_key(s)
+        .map(|k| crate::api::sealed::encode(k.as_bytes()))
+        .map_err(|e| e.to_string())
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -229,6 +239,7 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
             label,
             device_type,
             fcm_token,
+            public_key,
         }) => {
             let paired = store
                 .add_device(
@@ -237,6 +248,7 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
                         label,
                         device_type,
                         fcm_token,
+                        public_key,
                     },
                     now,
                 )

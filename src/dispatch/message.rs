@@ -52,12 +52,41 @@ pub fn fcm_message(
     registration_token: &str,
     remaining_ttl_secs: u64,
 ) -> Value {
+    message(
+        data(envelope, message_id),
+        envelope.payload.priority(),
+        registration_token,
+        remaining_ttl_secs,
+    )
+}
+
+/// The request body for a device with a public key (SPEC §1.12): `data` is only the id and the
+/// sealed box (base64url); priority and ttl come from the job, not from the plaintext.
+pub fn fcm_sealed_message(
+    message_id: &str,
+    sealed_b64: &str,
+    priority: Priority,
+    registration_token: &str,
+    remaining_ttl_secs: u64,
+) -> Value {
+    let mut data = Map::new();
+    data.insert("id".into(), Value::String(message_id.to_owned()));
+    data.insert("sealed".into(), Value::String(sealed_b64.to_owned()));
+    message(data, priority, registration_token, remaining_ttl_secs)
+}
+
+fn message(
+    data: Map<String, Value>,
+    priority: Priority,
+    registration_token: &str,
+    remaining_ttl_secs: u64,
+) -> Value {
     json!({
         "message": {
             "token": registration_token,
-            "data": data(envelope, message_id),
+            "data": data,
             "android": {
-                "priority": android_priority(envelope.payload.priority()),
+                "priority": android_priority(priority),
                 "ttl": format!("{remaining_ttl_secs}s"),
             }
         }
@@ -100,6 +129,19 @@ mod tests {
                 },
                 "android": {"priority": "NORMAL", "ttl": "42s"}
             }})
+        );
+    }
+
+    #[test]
+    fn sealed_message_carries_only_id_and_box() {
+        assert_eq!(
+            fcm_sealed_message("msg_3", "Ym94", Priority::Min, "reg-3", 7),
+            json!({"message": {"token": "reg-3", "data": {"id": "msg_3", "sealed": "Ym94"},
+                   "android": {"priority": "NORMAL", "ttl": "7s"}}})
+        );
+        assert_eq!(
+            fcm_sealed_message("msg_4", "x", Priority::Urgent, "t", 0)["message"]["android"]["priority"],
+            "HIGH"
         );
     }
 

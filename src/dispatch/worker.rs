@@ -3,10 +3,11 @@
 //! accepted send wakes it.
 
 use super::fcm::FcmClient;
-use super::message::fcm_message;
+use super::message::{fcm_message, fcm_sealed_message};
 use super::outcome::{Verdict, classify, retry_delay};
+use crate::api::sealed;
 use crate::server::{AppState, FcmHealth};
-use crate::store::{ClaimedJob, JobOutcome, StoreError};
+use crate::store::{ClaimedJob, JobOutcome, PayloadKind, StoreError};
 use crate::validate::Envelope;
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -104,7 +105,8 @@ impl Dispatcher {
                 },
             );
         };
-        let Ok(envelope) = serde_json::from_str::<Envelope>(&job.envelope) else {
+        let remaining = ((job.expires_at - now) / 1000).max(0) as u64;
+        let Some(body) = request_body(&job, registration, remaining) else {
             metrics.delivery("failed");
             return (
                 job.job_id,
@@ -113,8 +115,6 @@ impl Dispatcher {
                 },
             );
         };
-        let remaining = ((job.expires_at - now) / 1000).max(0) as u64;
-        let body = fcm_message(&envelope, &job.message_id, registration, remaining);
         let mut verdict = self.attempt(&body).await;
         if verdict == Verdict::RefreshAuth {
             // A bare 401/403 usually means the access token expired early: refresh once.
@@ -207,5 +207,25 @@ impl Dispatcher {
                 _ = stop.changed() => {}
             }
         }
+    }
+}
+
+/// The `messages:send` body: the sealed box when the job has one (SPEC §1.12), else the
+/// envelope's fields. `None` when neither is usable.
+fn request_body(job: &ClaimedJob, registration: &str, remaining: u64) -> Option<serde_json::Value> {
+    match (&job.payload, &job.envelope) {
+        (Some(payload), _) => match payload.kind {
+            PayloadKind::Sealed => Some(fcm_sealed_message(
+                &job.message_id,
+                &sealed::encode(&payload.bytes),
+                job.priority.unwrap_or_default(),
+                registration,
+                remaining,
+            )),
+        },
+        (None, Some(envelope)) => serde_json::from_str::<Envelope>(envelope)
+            .ok()
+            .map(|e| fcm_message(&e, &job.message_id, registration, remaining)),
+        (None, None) => None,
     }
 }

@@ -3,38 +3,16 @@
 
 use super::error::Failure;
 use super::{AppState, client_ip};
+use crate::api::sealed::{encode, parse_public_key};
+use crate::api::stream::{PairRequest, PairResponse};
 use crate::api::{DeviceType, ErrorCode};
 use crate::store::{NewDevice, StoreError};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
-use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct PairRequest {
-    /// The 6-digit code from `reflecto admin pair`
-    code: String,
-    /// android | extension
-    #[serde(rename = "type")]
-    device_type: String,
-    label: String,
-    /// Required for android devices
-    fcm_token: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PairResponse {
-    device_id: String,
-    #[serde(rename = "type")]
-    device_type: DeviceType,
-    label: String,
-    /// Present for extension devices only: the `rfd_live_…` credential for `GET /v1/sync`, shown once
-    #[serde(skip_serializing_if = "Option::is_none")]
-    credential: Option<String>,
-}
 
 const MAX_LABEL_BYTES: usize = 64;
 
@@ -55,7 +33,7 @@ pub async fn pair(
     let req: PairRequest = serde_json::from_slice(&bytes).map_err(|e| {
         Failure::new(
             ErrorCode::InvalidBody,
-            format!("expected {{\"code\",\"type\",\"label\",\"fcm_token\"?}}: {e}"),
+            format!("expected {{\"code\",\"type\",\"label\",\"fcm_token\"?,\"public_key\"?}}: {e}"),
         )
     })?;
     let device_type = DeviceType::parse(&req.device_type)
@@ -74,6 +52,13 @@ pub async fn pair(
             "an android device needs fcm_token",
         ));
     }
+    // Checked before the code is redeemed: a bad key must not burn it.
+    let public_key = req
+        .public_key
+        .as_deref()
+        .map(|k| parse_public_key(k).map(|k| encode(k.as_bytes())))
+        .transpose()
+        .map_err(|e| Failure::new(ErrorCode::InvalidBody, e.to_string()))?;
     if req.code.len() != 6 || !req.code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid_code());
     }
@@ -81,6 +66,7 @@ pub async fn pair(
         label: req.label.trim().to_owned(),
         device_type,
         fcm_token: req.fcm_token,
+        public_key,
     };
     let paired = state
         .store

@@ -4,8 +4,12 @@
 use super::error::{Failure, write_rate_headers};
 use super::limits::{LayerStatus, binding, month_key};
 use super::{AppState, auth, body, client_ip};
+use crate::api::sealed;
 use crate::api::{DeliveredTo, ErrorCode, SendResponse, Warning, token::random_id};
-use crate::store::{AcceptOutcome, NewSend, StoredResponse, TokenRecord};
+use crate::store::{
+    AcceptOutcome, DeviceRecord, JobPayload, NewSend, PayloadKind, StoredResponse, Target,
+    TokenRecord,
+};
 use crate::validate::devices::{DeviceRef, select};
 use crate::validate::{Validated, build_envelope, fields::KNOWN_KEYS, normalize};
 use axum::body::Body;
@@ -166,6 +170,7 @@ pub async fn accept(
         ));
     }
     let selector = request.device_selector().to_owned();
+    let priority = request.priority();
     let ttl_ms = request.ttl_seconds() as i64 * 1000;
     // 5. envelope + size
     let (_, envelope) = build_envelope(request, &token.label)?;
@@ -175,13 +180,12 @@ pub async fn accept(
         .check_and_charge_send(&token.id, token.user_id, now)
         .map_err(|s| Failure::rate_limited(s, now))?;
     // 7. targets, commit, respond
-    let devices: Vec<DeviceRef> = state
-        .store
-        .reachable_devices_of(token.user_id)?
-        .into_iter()
+    let records = state.store.reachable_devices_of(token.user_id)?;
+    let devices: Vec<DeviceRef> = records
+        .iter()
         .map(|d| DeviceRef {
-            id: d.id,
-            label: d.label,
+            id: d.id.clone(),
+            label: d.label.clone(),
             device_type: d.device_type,
         })
         .collect();
@@ -206,15 +210,19 @@ pub async fn accept(
     };
     let response_json = serde_json::to_string(&response)
         .map_err(|_| Failure::from(crate::api::ApiError::internal()))?;
+    let targets = seal_for_targets(&id, &envelope, &targets, &records)?;
+    // SPEC §1.12: with no target reading it in clear, the plaintext is not stored at all.
+    let envelope = targets
+        .iter()
+        .any(|t| t.payload.is_none())
+        .then_some(envelope);
     let send = NewSend {
         message_id: id.clone(),
         user_id: token.user_id,
         token_id: token.id.clone(),
         envelope,
-        targets: targets
-            .iter()
-            .map(|d| (d.id.clone(), d.device_type))
-            .collect(),
+        targets,
+        priority,
         created_at: now,
         expires_at: now + ttl_ms,
         month: month_key(now),
@@ -242,4 +250,42 @@ pub async fn accept(
             })
         }
     }
+}
+
+/// One store target per selected device: devices with a public key get the sealed box of
+/// `{"id","envelope"}` as their job's own payload (SPEC §1.12), the others read the envelope.
+fn seal_for_targets(
+    message_id: &str,
+    envelope: &str,
+    selected: &[DeviceRef],
+    records: &[DeviceRecord],
+) -> Result<Vec<Target>, Failure> {
+    let plaintext = sealed::plaintext(message_id, envelope);
+    selected
+        .iter()
+        .map(|d| {
+            let key = records
+                .iter()
+                .find(|r| r.id == d.id)
+                .and_then(|r| r.public_key.as_deref());
+            let payload = match key {
+                None => None,
+                Some(key) => {
+                    // Stored keys were validated when paired; a corrupt one must not fall
+                    // back to delivering in clear.
+                    let key = sealed::parse_public_key(key)
+                        .map_err(|_| Failure::from(crate::api::ApiError::internal()))?;
+                    Some(JobPayload {
+                        kind: PayloadKind::Sealed,
+                        bytes: sealed::seal(plaintext.as_bytes(), &key),
+                    })
+                }
+            };
+            Ok(Target {
+                device_id: d.id.clone(),
+                device_type: d.device_type,
+                payload,
+            })
+        })
+        .collect()
 }

@@ -5,9 +5,11 @@
 
 use super::AppState;
 use super::error::Failure;
+use crate::api::sealed;
+use crate::api::stream::SyncEventData;
 use crate::api::token::is_device_credential_format;
 use crate::api::{DeviceType, ErrorCode};
-use crate::store::DeviceRecord;
+use crate::store::{DeviceRecord, PayloadKind, StreamEvent};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -52,9 +54,26 @@ fn resume_after(headers: &HeaderMap) -> Result<i64, Failure> {
     }
 }
 
+/// The `data:` of one event (SPEC §1.10, §1.12): the device's sealed box when it has one, else
+/// `{"id","envelope"}` in clear — the same bytes a sealed device finds inside its box.
+fn event_data(event: &StreamEvent) -> Option<String> {
+    match (&event.payload, &event.envelope) {
+        (Some(payload), _) => match payload.kind {
+            PayloadKind::Sealed => serde_json::to_string(&SyncEventData {
+                id: event.message_id.clone(),
+                envelope: None,
+                sealed: Some(sealed::encode(&payload.bytes)),
+            })
+            .ok(),
+        },
+        (None, Some(envelope)) => Some(sealed::plaintext(&event.message_id, envelope)),
+        (None, None) => None,
+    }
+}
+
 #[utoipa::path(get, path = "/v1/sync", tag = "devices",
     params(("Last-Event-ID" = Option<i64>, Header, description = "resume after this event")),
-    responses((status = 200, description = "text/event-stream of `notification` events: data {\"id\":\"msg_…\",\"envelope\":{…}}"), (status = 401, body = crate::api::FlatErrorBody)),
+    responses((status = 200, description = "text/event-stream of `notification` events: data {\"id\":\"msg_…\",\"envelope\":{…}}, or {\"id\":\"msg_…\",\"sealed\":\"<base64url>\"} for a device with a public key"), (status = 401, body = crate::api::FlatErrorBody)),
     security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<Arc<AppState>>,
@@ -67,12 +86,12 @@ pub async fn stream(
         |(state, device, mut cursor, mut buffered)| async move {
             loop {
                 if !buffered.is_empty() {
-                    let event: crate::store::StreamEvent = buffered.remove(0);
+                    let event: StreamEvent = buffered.remove(0);
                     cursor = event.seq;
-                    let data = format!(
-                        r#"{{"id":"{}","envelope":{}}}"#,
-                        event.message_id, event.envelope
-                    );
+                    let Some(data) = event_data(&event) else {
+                        tracing::warn!(device = %device, seq = event.seq, "stream event has nothing to send; skipped");
+                        continue;
+                    };
                     let sse = Event::default()
                         .id(event.seq.to_string())
                         .event("notification")

@@ -3,6 +3,7 @@
 
 use super::{Result, Store, StoreError};
 use crate::api::DeviceType;
+use crate::api::sealed::{encode, parse_public_key};
 use crate::api::token::{Secret, generate_device_credential, hash_secret, random_id};
 use rand::Rng;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -18,6 +19,9 @@ pub struct DeviceRecord {
     pub device_type: DeviceType,
     #[serde(skip)]
     pub fcm_token: Option<String>,
+    /// X25519 public key (base64url, no padding): deliveries to this device are sealed to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
     pub reachable: bool,
     pub created_at: i64,
 }
@@ -27,6 +31,8 @@ pub struct NewDevice {
     pub label: String,
     pub device_type: DeviceType,
     pub fcm_token: Option<String>,
+    /// Base64url X25519 public key; validated here and stored without padding.
+    pub public_key: Option<String>,
 }
 
 /// What pairing hands back: the device, and for an extension its stream credential.
@@ -43,7 +49,7 @@ pub const PAIR_CODE_TTL_MS: i64 = 10 * 60 * 1000;
 macro_rules! select_devices {
     () => {
         "SELECT d.id, d.user_id, (SELECT name FROM users WHERE id = d.user_id), d.label, d.type, \
-     d.fcm_token, d.reachable, d.created_at FROM devices d"
+     d.fcm_token, d.reachable, d.created_at, d.public_key FROM devices d"
     };
 }
 
@@ -71,6 +77,7 @@ fn record(r: &Row) -> rusqlite::Result<DeviceRecord> {
         fcm_token: r.get(5)?,
         reachable: r.get(6)?,
         created_at: r.get(7)?,
+        public_key: r.get(8)?,
     })
 }
 
@@ -87,14 +94,22 @@ fn insert_device(
             "an android device needs an FCM registration token".into(),
         ));
     }
+    let public_key = match new.public_key.as_deref() {
+        None => None,
+        Some(text) => Some(
+            parse_public_key(text)
+                .map(|k| encode(k.as_bytes()))
+                .map_err(|e| StoreError::Conflict(e.to_string()))?,
+        ),
+    };
     let credential = (new.device_type == DeviceType::Extension).then(generate_device_credential);
     let hash = credential
         .as_ref()
         .map(|s| hash_secret(s.expose()).to_vec());
     let id = random_id("dev_", 16);
     c.execute(
-        "INSERT INTO devices (id, user_id, label, type, fcm_token, credential_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, user_id, new.label, new.device_type.as_str(), new.fcm_token, hash, now],
+        "INSERT INTO devices (id, user_id, label, type, fcm_token, credential_hash, created_at, public_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![id, user_id, new.label, new.device_type.as_str(), new.fcm_token, hash, now, public_key],
     )?;
     let device = DeviceRecord {
         id,
@@ -103,6 +118,7 @@ fn insert_device(
         label: new.label,
         device_type: new.device_type,
         fcm_token: new.fcm_token,
+        public_key,
         reachable: true,
         created_at: now,
     };

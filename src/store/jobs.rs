@@ -4,7 +4,72 @@
 //! separate statement.
 
 use super::{Result, Store};
+use crate::api::Priority;
 use rusqlite::params;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
+
+/// What a job's own payload bytes are. Stored as `jobs.payload_kind`; Web Push ciphertext
+/// (RFC 8291) joins as a second kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// A libsodium sealed box of `{"id","envelope"}` to the device's public key (SPEC §1.12).
+    Sealed,
+}
+
+impl PayloadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadKind::Sealed => "sealed",
+        }
+    }
+}
+
+impl FromSql for PayloadKind {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value.as_str()? {
+            "sealed" => Ok(PayloadKind::Sealed),
+            other => Err(FromSqlError::Other(
+                format!("unknown payload kind '{other}'").into(),
+            )),
+        }
+    }
+}
+
+/// Bytes prepared at accept time for one device alone: the job delivers exactly these.
+#[derive(Clone, PartialEq)]
+pub struct JobPayload {
+    pub kind: PayloadKind,
+    pub bytes: Vec<u8>,
+}
+
+// Ciphertext is not secret, but a Debug dump of bytes helps nobody and bloats logs.
+impl std::fmt::Debug for JobPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "JobPayload({}, {} bytes)",
+            self.kind.as_str(),
+            self.bytes.len()
+        )
+    }
+}
+
+fn payload_at(
+    r: &rusqlite::Row,
+    kind: usize,
+    bytes: usize,
+) -> rusqlite::Result<Option<JobPayload>> {
+    let kind: Option<PayloadKind> = r.get(kind)?;
+    let bytes: Option<Vec<u8>> = r.get(bytes)?;
+    Ok(kind
+        .zip(bytes)
+        .map(|(kind, bytes)| JobPayload { kind, bytes }))
+}
+
+fn priority_at(r: &rusqlite::Row, idx: usize) -> rusqlite::Result<Option<Priority>> {
+    let text: Option<String> = r.get(idx)?;
+    Ok(text.and_then(|t| t.parse().ok()))
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedJob {
@@ -12,7 +77,12 @@ pub struct ClaimedJob {
     pub message_id: String,
     pub device_id: String,
     pub fcm_token: Option<String>,
-    pub envelope: String,
+    /// The plaintext envelope; `None` when the message keeps none (every target sealed).
+    pub envelope: Option<String>,
+    /// This job's own payload (a sealed box), delivered instead of the envelope.
+    pub payload: Option<JobPayload>,
+    /// The send's priority; `None` for jobs accepted before it was recorded on the job.
+    pub priority: Option<Priority>,
     /// Attempts including this one.
     pub attempts: i64,
     pub created_at: i64,
@@ -41,17 +111,21 @@ pub enum JobOutcome {
 /// A claimed job with what delivering it needs.
 pub(super) const CLAIMED_SQL: &str = "SELECT j.id, j.message_id, j.device_id, \
      (SELECT fcm_token FROM devices WHERE id = j.device_id), (SELECT envelope FROM messages WHERE id = j.message_id), \
-     j.attempts, (SELECT created_at FROM messages WHERE id = j.message_id), j.expires_at FROM jobs j WHERE j.id = ?1";
+     j.attempts, (SELECT created_at FROM messages WHERE id = j.message_id), j.expires_at, \
+     j.payload_kind, j.payload, j.priority FROM jobs j WHERE j.id = ?1";
 /// A device's unacknowledged stream events after a sequence number.
-const STREAM_SQL: &str = "SELECT j.seq, j.message_id, (SELECT envelope FROM messages WHERE id = j.message_id) \
-     FROM jobs j WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3";
+const STREAM_SQL: &str = "SELECT j.seq, j.message_id, (SELECT envelope FROM messages WHERE id = j.message_id), \
+     j.payload_kind, j.payload FROM jobs j WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3";
 
 /// One event on an extension device's stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamEvent {
     pub seq: i64,
     pub message_id: String,
-    pub envelope: String,
+    /// The plaintext envelope; `None` when the message keeps none.
+    pub envelope: Option<String>,
+    /// The job's own payload (a sealed box), sent instead of the envelope.
+    pub payload: Option<JobPayload>,
 }
 
 impl Store {
@@ -84,6 +158,8 @@ impl Store {
                             attempts: r.get(5)?,
                             created_at: r.get(6)?,
                             expires_at: r.get(7)?,
+                            payload: payload_at(r, 8, 9)?,
+                            priority: priority_at(r, 10)?,
                         })
                     })?);
                 }
@@ -196,6 +272,7 @@ impl Store {
                     seq: r.get(0)?,
                     message_id: r.get(1)?,
                     envelope: r.get(2)?,
+                    payload: payload_at(r, 3, 4)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -1,8 +1,9 @@
 //! Accepting a send: the message, one delivery job per target device, the persistent rate-limit
 //! counters and the idempotency record, committed together before the relay answers 200.
 
-use super::{Result, Store};
-use crate::api::DeviceType;
+use super::jobs::JobPayload;
+use super::{Result, Store, StoreError};
+use crate::api::{DeviceType, Priority};
 use rusqlite::{OptionalExtension, params};
 
 /// Everything one accepted send writes.
@@ -11,8 +12,11 @@ pub struct NewSend {
     pub message_id: String,
     pub user_id: i64,
     pub token_id: String,
-    pub envelope: String,
-    pub targets: Vec<(String, DeviceType)>,
+    /// The plaintext envelope, kept only while some target needs it in clear (SPEC §1.12).
+    pub envelope: Option<String>,
+    pub targets: Vec<Target>,
+    /// What a channel needs without the plaintext (android priority, later Web Push urgency).
+    pub priority: Priority,
     pub created_at: i64,
     pub expires_at: i64,
     /// Calendar month (`YYYY-MM`, UTC) the send counts against.
@@ -20,6 +24,26 @@ pub struct NewSend {
     pub idempotency: Option<(String, StoredResponse)>,
     /// Set at most about once a minute per token, to keep the hot path lean.
     pub touch_token: bool,
+}
+
+/// One target device of a send, with the payload prepared for it alone, if any.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub device_id: String,
+    pub device_type: DeviceType,
+    /// `None`: the job is delivered from the message's plaintext envelope.
+    pub payload: Option<JobPayload>,
+}
+
+impl Target {
+    /// A target delivered in clear.
+    pub fn clear(device_id: String, device_type: DeviceType) -> Target {
+        Target {
+            device_id,
+            device_type,
+            payload: None,
+        }
+    }
 }
 
 /// A response kept for `Idempotency-Key` replays.
@@ -70,6 +94,11 @@ pub(crate) fn initial_state(device_type: DeviceType) -> &'static str {
 
 impl Store {
     pub async fn accept_send(&self, send: NewSend) -> Result<AcceptOutcome> {
+        if send.envelope.is_none() && send.targets.iter().any(|t| t.payload.is_none()) {
+            return Err(StoreError::Conflict(
+                "a target without a payload of its own needs the envelope".into(),
+            ));
+        }
         self.writer()
             .write(move |c| {
                 if let Some((key, _)) = &send.idempotency
@@ -81,7 +110,7 @@ impl Store {
                     "INSERT INTO messages (id, user_id, token_id, envelope, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
                 .execute(params![send.message_id, send.user_id, send.token_id, send.envelope, send.created_at, send.expires_at])?;
-                for (device_id, device_type) in &send.targets {
+                for Target { device_id, device_type, payload } in &send.targets {
                     let seq: Option<i64> = match device_type {
                         DeviceType::Extension => Some(c.query_row(
                             "UPDATE devices SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
@@ -91,8 +120,8 @@ impl Store {
                         DeviceType::Android => None,
                     };
                     c.prepare_cached(
-                        "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5)",
+                        "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10)",
                     )?
                     .execute(params![
                         send.message_id,
@@ -101,7 +130,10 @@ impl Store {
                         initial_state(*device_type),
                         send.created_at,
                         seq,
-                        send.expires_at
+                        send.expires_at,
+                        payload.as_ref().map(|p| p.bytes.as_slice()),
+                        payload.as_ref().map(|p| p.kind.as_str()),
+                        send.priority.as_str()
                     ])?;
                 }
                 c.prepare_cached(

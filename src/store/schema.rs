@@ -87,6 +87,31 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX receiver_sends_user ON receiver_sends(user_id, at_ms);
     "#,
+    // seal: sealed delivery (SPEC §1.12). A device's optional X25519 public key (base64url, no
+    // padding); each job may carry a payload of its own — bytes plus their kind ('sealed' today,
+    // Web Push ciphertext later) — and the priority its channel needs without the plaintext.
+    // `messages.envelope` becomes nullable (no plaintext when every target is sealed): SQLite
+    // cannot drop a NOT NULL in place, so the table is rebuilt (the documented 12-step
+    // procedure; `migrate` turns foreign keys off around it so dropping the old table does not
+    // cascade into `jobs`). No index on `messages` exists to recreate.
+    r#"
+    ALTER TABLE devices ADD COLUMN public_key TEXT;
+    ALTER TABLE jobs ADD COLUMN payload BLOB;
+    ALTER TABLE jobs ADD COLUMN payload_kind TEXT CHECK (payload_kind IN ('sealed'));
+    ALTER TABLE jobs ADD COLUMN priority TEXT;
+    CREATE TABLE messages_rebuilt (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        token_id TEXT NOT NULL,
+        envelope TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    INSERT INTO messages_rebuilt (id, user_id, token_id, envelope, created_at, expires_at)
+        SELECT id, user_id, token_id, envelope, created_at, expires_at FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_rebuilt RENAME TO messages;
+    "#,
 ];
 
 /// Brings the schema up to date inside one transaction.
@@ -96,11 +121,31 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     if current >= MIGRATIONS.len() {
         return Ok(());
     }
+    // A table rebuild drops the old table; with foreign keys on, that drop would cascade into
+    // its children. The pragma is a no-op inside a transaction, so it is set around it, and
+    // the result is checked before commit instead.
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let migrated = migrate_unchecked(conn);
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    migrated
+}
+
+fn migrate_unchecked(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Re-read under the write lock: another process may have migrated meanwhile.
     let current: usize = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     for sql in MIGRATIONS.iter().skip(current) {
         tx.execute_batch(sql)?;
+    }
+    let dangling: i64 = tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get(0)
+    })?;
+    if dangling > 0 {
+        // Dropping the transaction rolls the migration back.
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+            Some(format!("migration left {dangling} dangling foreign keys")),
+        ));
     }
     tx.execute_batch(&format!("PRAGMA user_version = {}", MIGRATIONS.len()))?;
     tx.commit()
@@ -115,4 +160,47 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written by the first release: one message with a job, then migrated.
+    #[test]
+    fn nullable_envelope_rebuild_keeps_jobs_and_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
+        configure(&conn).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO users (id, name, created_at) VALUES (1, 'alice', 0);
+             INSERT INTO messages VALUES ('msg_1', 1, 'tok_1', '{\"m\":1}', 0, 60000);
+             INSERT INTO jobs (message_id, device_id, device_type, state, run_at, expires_at, updated_at)
+                 VALUES ('msg_1', 'dev_1', 'android', 'queued', 0, 60000, 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(
+            count("SELECT COUNT(*) FROM jobs WHERE message_id = 'msg_1'"),
+            1
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) FROM messages WHERE envelope = '{\"m\":1}'"),
+            1
+        );
+        assert_eq!(count("PRAGMA foreign_keys"), 1);
+        assert_eq!(count("PRAGMA user_version"), MIGRATIONS.len() as i64);
+        conn.execute(
+            "INSERT INTO messages VALUES ('msg_2', 1, 'tok_1', NULL, 0, 60000)",
+            [],
+        )
+        .unwrap();
+        // The rebuilt table still cascades: removing the user removes messages and their jobs.
+        conn.execute("DELETE FROM users WHERE id = 1", []).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM jobs"), 0);
+        assert_eq!(count("SELECT COUNT(*) FROM messages"), 0);
+    }
 }

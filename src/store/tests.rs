@@ -37,6 +37,7 @@ fn android(label: &str) -> NewDevice {
         label: label.into(),
         device_type: DeviceType::Android,
         fcm_token: Some(format!("fcm-{label}")),
+        public_key: None,
     }
 }
 
@@ -51,8 +52,12 @@ fn send_to(
         message_id: id.into(),
         user_id,
         token_id: token_id.into(),
-        envelope: r#"{"type":"notification","payload":{"message":"m"},"source":"ci"}"#.into(),
-        targets,
+        envelope: Some(r#"{"type":"notification","payload":{"message":"m"},"source":"ci"}"#.into()),
+        targets: targets
+            .into_iter()
+            .map(|(id, kind)| Target::clear(id, kind))
+            .collect(),
+        priority: Priority::Default,
         created_at: now,
         expires_at: now + 60_000,
         month: "2026-11".into(),
@@ -124,6 +129,7 @@ fn pairing_codes_are_single_use_and_expire() {
             label: "laptop".into(),
             device_type: DeviceType::Extension,
             fcm_token: None,
+            public_key: None,
         },
         3_001,
     ))
