@@ -11,4 +11,5 @@ mod harness;
 mod keyring;
 mod relay;
 mod relay_limits;
+mod sealed;
 mod sync;

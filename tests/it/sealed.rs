@@ -1,0 +1,631 @@
+//! Sealed delivery (SPEC §1.12) through real parts: boxes the relay sealed are opened by an
+//! independent libsodium binding (PyNaCl, via `tests/py/sealed_box.py`) from the stream and from
+//! the FCM body the fake Google received; a sealed-only send leaves its text in no file of the
+//! data dir and in no trace-level log line of the real `reflecto serve`; mixed targets; bad keys.
+
+use crate::fake_fcm::FakeFcm;
+use crate::harness::{BIN, Relay, admin, code_of, no_limits};
+use reflecto::api::sealed;
+use reflecto::dispatch::fcm::FcmClient;
+use reflecto::dispatch::{Dispatcher, DispatcherSettings};
+use serde_json::{Value, json};
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/sealed_box.py");
+
+/// Whether python3 with PyNaCl is here. Under `CI` its absence fails the test; locally the
+/// test is skipped with the reason.
+fn pynacl_available() -> bool {
+    let found = Command::new("python3")
+        .args(["-c", "import nacl.public"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 with PyNaCl is required under CI (apt-get install python3; pip install pynacl)"
+        );
+        eprintln!("skipped: python3 with PyNaCl not found (pip install pynacl)");
+    }
+    found
+}
+
+/// A key pair made by PyNaCl: (private, public), base64url.
+fn pynacl_keygen() -> (String, String) {
+    let out = Command::new("python3")
+        .args([SCRIPT, "keygen"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines().map(str::to_owned);
+    (lines.next().unwrap(), lines.next().unwrap())
+}
+
+/// Opens one base64url sealed box with PyNaCl.
+fn pynacl_open(secret: &str, sealed_b64: &str) -> String {
+    let mut child = Command::new("python3")
+        .args([SCRIPT, "open", secret])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{sealed_b64}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "PyNaCl could not open the box: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
+}
+
+/// Reads SSE `notification` events until `n` arrived or `wait` passed: (id, raw data) pairs.
+async fn read_events(mut resp: reqwest::Response, n: usize, wait: Duration) -> Vec<(i64, String)> {
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while events.len() < n {
+        let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await else {
+            break;
+        };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(str::trim).map(str::to_owned))
+            };
+            if field("event:").as_deref() == Some("notification") {
+                events.push((
+                    field("id:").unwrap().parse().unwrap(),
+                    field("data:").unwrap(),
+                ));
+            }
+        }
+    }
+    events
+}
+
+/// The one pending event on a device's stream.
+async fn one_event(url: &str, credential: &str) -> (i64, String) {
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/v1/sync"))
+        .bearer_auth(credential)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut events = read_events(resp, 1, Duration::from_secs(10)).await;
+    assert_eq!(events.len(), 1, "one event expected on the stream");
+    events.remove(0)
+}
+
+async fn ack(url: &str, credential: &str, seq: i64) {
+    let acked: Value = reqwest::Client::new()
+        .post(format!("{url}/v1/sync/ack"))
+        .bearer_auth(credential)
+        .json(&json!({"ids": [seq]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(acked, json!({"acked": 1}));
+}
+
+async fn status(url: &str, token: &str, id: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{url}/v1/messages/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn pair(url: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/v1/devices/pair"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+/// `device add` output: the id, and for an extension the credential.
+fn add_device(data_dir: &Path, label: &str, kind: &str, extra: &[&str]) -> (String, String) {
+    let mut args = vec![
+        "device", "add", "--user", "alice", "--label", label, "--type", kind,
+    ];
+    args.extend_from_slice(extra);
+    let out = admin(data_dir, &args);
+    let mut lines = out.lines().map(str::to_owned);
+    (lines.next().unwrap(), lines.next().unwrap_or_default())
+}
+
+fn token(data_dir: &Path) -> String {
+    admin(
+        data_dir,
+        &["token", "create", "--user", "alice", "--label", "ci"],
+    )
+}
+
+fn keys(data: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = data
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pynacl_opens_what_the_relay_sealed_for_the_stream_and_fcm() {
+    if !pynacl_available() {
+        return;
+    }
+    let relay = Relay::start(no_limits()).await;
+    relay.admin(&["user", "add", "alice"]);
+    let token = token(relay.dir.path());
+    let (desk_secret, desk_public) = pynacl_keygen();
+    let (phone_secret, phone_public) = pynacl_keygen();
+
+    let code = relay.admin(&["pair", "--user", "alice"]);
+    let (status_code, desk) = pair(
+        &relay.url,
+        json!({"code": code, "type": "extension", "label": "desk", "public_key": desk_public}),
+    )
+    .await;
+    assert_eq!(status_code, 200, "{desk}");
+    let credential = desk["credential"].as_str().unwrap().to_owned();
+    // The phone's key arrives padded: both forms are accepted.
+    let code = relay.admin(&["pair", "--user", "alice"]);
+    let (status_code, phone) = pair(
+        &relay.url,
+        json!({"code": code, "type": "android", "label": "phone", "fcm_token": "fcm-sealed",
+               "public_key": format!("{phone_public}=")}),
+    )
+    .await;
+    assert_eq!(status_code, 200, "{phone}");
+
+    let reply: Value = relay
+        .send_json(
+            &token,
+            json!({"message": "Backup done", "title": "nightly", "priority": "high", "tags": ["db"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = reply["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        reply["delivered_to"].as_array().unwrap().len(),
+        2,
+        "{reply}"
+    );
+    let expected = format!(
+        r#"{{"id":"{id}","envelope":{{"type":"notification","payload":{{"message":"Backup done","title":"nightly","priority":"high","tags":["db"]}},"source":"ci"}}}}"#
+    );
+
+    // The stream: {"id","sealed"} only, and PyNaCl opens it to exactly the id-bound envelope.
+    let (seq, data) = one_event(&relay.url, &credential).await;
+    let data: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(keys(&data), ["id", "sealed"], "{data}");
+    assert_eq!(data["id"], id.as_str());
+    assert_eq!(
+        pynacl_open(&desk_secret, data["sealed"].as_str().unwrap()),
+        expected
+    );
+    ack(&relay.url, &credential, seq).await;
+
+    // FCM: data = {"id","sealed"} only; priority and ttl as usual.
+    let fake = FakeFcm::start().await;
+    let key = fake.key_file();
+    let dispatcher = Dispatcher::new(
+        relay.running.as_ref().unwrap().state.clone(),
+        Arc::new(FcmClient::from_key_file(key.path(), &fake.url).unwrap()),
+        DispatcherSettings::default(),
+    );
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+    let sends = fake.sends();
+    assert_eq!(sends.len(), 1);
+    let message = &sends[0]["message"];
+    assert_eq!(message["token"], "fcm-sealed");
+    assert_eq!(message["android"]["priority"], "HIGH");
+    assert!(
+        message["android"]["ttl"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('s') && t.len() > 1),
+        "{message}"
+    );
+    assert_eq!(keys(&message["data"]), ["id", "sealed"], "{message}");
+    assert_eq!(message["data"]["id"], id.as_str());
+    let fcm_box = message["data"]["sealed"].as_str().unwrap();
+    assert_eq!(pynacl_open(&phone_secret, fcm_box), expected);
+    // Each device's box is its own: the desk's key cannot open the phone's.
+    let wrong = Command::new("python3")
+        .args([SCRIPT, "open", &desk_secret])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            writeln!(c.stdin.take().unwrap(), "{fcm_box}")?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(!wrong.success());
+
+    // Status is unchanged by sealing; the message row keeps no plaintext.
+    let status = status(&relay.url, &token, &id).await;
+    let states: Vec<&str> = status["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["delivered", "delivered"], "{status}");
+    assert_eq!(
+        relay.count(&format!(
+            "SELECT COUNT(*) FROM messages WHERE id = '{id}' AND envelope IS NULL"
+        )),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mixed_targets_clear_device_gets_the_envelope_sealed_device_the_box() {
+    let relay = Relay::start(no_limits()).await;
+    relay.admin(&["user", "add", "alice"]);
+    let (secret, public) = sealed::generate_key_pair();
+    let (_, clear) = add_device(relay.dir.path(), "clear", "extension", &[]);
+    let (_, boxed) = add_device(
+        relay.dir.path(),
+        "boxed",
+        "extension",
+        &["--public-key", &public],
+    );
+    let token = token(relay.dir.path());
+    let reply: Value = relay
+        .send_json(&token, json!({"message": "mixed hello"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = reply["id"].as_str().unwrap().to_owned();
+
+    let (clear_seq, clear_data) = one_event(&relay.url, &clear).await;
+    let parsed: Value = serde_json::from_str(&clear_data).unwrap();
+    assert_eq!(keys(&parsed), ["envelope", "id"]);
+    assert_eq!(parsed["envelope"]["payload"]["message"], "mixed hello");
+    let (boxed_seq, boxed_data) = one_event(&relay.url, &boxed).await;
+    assert!(!boxed_data.contains("mixed hello"));
+    let parsed: Value = serde_json::from_str(&boxed_data).unwrap();
+    assert_eq!(keys(&parsed), ["id", "sealed"]);
+    assert_eq!(parsed["id"], id.as_str());
+    // Inside the box: byte for byte what the clear device read.
+    let opened = sealed::open(
+        parsed["sealed"].as_str().unwrap(),
+        &sealed::parse_secret_key(&secret).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8(opened).unwrap(), clear_data);
+
+    let states = |status: &Value| -> Vec<String> {
+        status["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["state"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        states(&status(&relay.url, &token, &id).await),
+        ["queued", "queued"]
+    );
+    ack(&relay.url, &clear, clear_seq).await;
+    ack(&relay.url, &boxed, boxed_seq).await;
+    assert_eq!(
+        states(&status(&relay.url, &token, &id).await),
+        ["delivered", "delivered"]
+    );
+    // The clear device needs the plaintext, so the message row keeps it; the job for the
+    // sealed device holds only its box.
+    assert!(relay.envelopes()[0].contains("mixed hello"));
+    assert_eq!(
+        relay.count(
+            "SELECT COUNT(*) FROM jobs WHERE payload_kind = 'sealed' AND payload IS NOT NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        relay.count("SELECT COUNT(*) FROM jobs WHERE payload IS NULL"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_public_keys_are_refused_on_pair_and_by_admin() {
+    let relay = Relay::start(no_limits()).await;
+    relay.admin(&["user", "add", "alice"]);
+    let code = relay.admin(&["pair", "--user", "alice"]);
+    let url_safe = |bytes: &[u8]| sealed::encode(bytes);
+    let bad: Vec<Value> = vec![
+        json!(""),
+        json!("abc"),
+        json!(url_safe(&[7; 31])),
+        json!(url_safe(&[7; 33])),
+        json!("not base64 at all, not even close!!!!!!!!!!"),
+        // Standard base64 ('+', '/') is not base64url.
+        json!("+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/s"),
+        json!(42),
+        json!(["key"]),
+    ];
+    for key in bad {
+        let (status_code, body) = pair(
+            &relay.url,
+            json!({"code": code, "type": "extension", "label": "desk", "public_key": key}),
+        )
+        .await;
+        assert_eq!(
+            (status_code, code_of(&body).as_str()),
+            (400, "invalid_body"),
+            "public_key {key}: {body}"
+        );
+    }
+    // Nothing changed: the code was not burned and no device exists.
+    assert_eq!(relay.count("SELECT COUNT(*) FROM devices"), 0);
+    let good = url_safe(&[9; 32]);
+    let (status_code, body) = pair(
+        &relay.url,
+        json!({"code": code, "type": "extension", "label": "desk", "public_key": format!("{good}=")}),
+    )
+    .await;
+    assert_eq!(status_code, 200, "{body}");
+    let listed: Value = serde_json::from_str(&relay.admin(&["device", "list", "--json"])).unwrap();
+    assert_eq!(
+        listed[0]["public_key"],
+        good.as_str(),
+        "stored without padding"
+    );
+
+    for key in [
+        "abc",
+        &url_safe(&[7; 31]),
+        "+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/s",
+    ] {
+        let out = Command::new(BIN)
+            .arg("admin")
+            .arg("--data-dir")
+            .arg(relay.dir.path())
+            .args([
+                "device",
+                "add",
+                "--user",
+                "alice",
+                "--label",
+                "bad",
+                "--type",
+                "extension",
+                "--public-key",
+                key,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "admin accepted public key {key:?}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("32 bytes"), "{stderr}");
+    }
+    assert_eq!(relay.count("SELECT COUNT(*) FROM devices"), 1);
+}
+
+/// A child process that is killed if the test fails before stopping it.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Every file under `dir` (the store, its `-wal` and `-shm`) that contains `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            hits.extend(files_containing(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        {
+            hits.push(path.display().to_string());
+        }
+    }
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sealed_only_send_leaves_no_text_in_store_files_or_trace_logs() {
+    const MARK: &str = "zq-sealed-secret-5e1c";
+    const CLEAR_MARK: &str = "zq-clear-text-81b0";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    admin(&data, &["user", "add", "alice"]);
+    let (_, desk_public) = sealed::generate_key_pair();
+    let (_, phone_public) = sealed::generate_key_pair();
+    let (_, credential) = add_device(&data, "desk", "extension", &["--public-key", &desk_public]);
+    add_device(
+        &data,
+        "phone",
+        "android",
+        &["--fcm-token", "fcm-phone", "--public-key", &phone_public],
+    );
+    let token = token(&data);
+    // Bob's phone reads in clear: his text is stored, but must not reach a log line either.
+    admin(&data, &["user", "add", "bob"]);
+    admin(
+        &data,
+        &[
+            "device",
+            "add",
+            "--user",
+            "bob",
+            "--label",
+            "old",
+            "--type",
+            "android",
+            "--fcm-token",
+            "fcm-bob",
+        ],
+    );
+    let bob = admin(
+        &data,
+        &["token", "create", "--user", "bob", "--label", "ci"],
+    );
+    let fake = FakeFcm::start().await;
+    let key = fake.key_file();
+
+    let mut relay = Killed(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .arg("--fcm-credentials")
+            .arg(key.path())
+            .args(["--fcm-endpoint", &fake.url])
+            .env("REFLECTO_LOG", "trace")
+            .env_remove("REFLECTO_LOG_FORMAT")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let stderr = relay.0.stderr.take().unwrap();
+    let collected = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("reflecto relay listening")
+                && let Some(addr) = line.split("addr=").nth(1)
+            {
+                let _ = addr_tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+            }
+            collected.lock().unwrap().push(line);
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the relay did not start");
+    let url = format!("http://{addr}");
+
+    let reply: Value = reqwest::Client::new()
+        .post(format!("{url}/v1/send"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"message": format!("{MARK} body"), "title": format!("{MARK} title"),
+                      "url": format!("https://example.com/{MARK}")}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = reply["id"].as_str().unwrap().to_owned();
+    let clear: Value = reqwest::Client::new()
+        .post(format!("{url}/v1/send"))
+        .bearer_auth(&bob)
+        .json(&json!({"message": format!("{CLEAR_MARK} body"), "title": CLEAR_MARK}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let clear_id = clear["id"].as_str().unwrap().to_owned();
+    let (seq, event) = one_event(&url, &credential).await;
+    assert!(
+        event.contains("\"sealed\"") && !event.contains(MARK),
+        "{event}"
+    );
+    ack(&url, &credential, seq).await;
+    // Every delivery done: the acked stream event and both FCM sends through the fake.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    'wait: loop {
+        for (token, id) in [(&token, &id), (&bob, &clear_id)] {
+            let status = status(&url, token, id).await;
+            let done = status["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|d| d["state"] == "delivered");
+            if !done {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "not delivered: {status}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue 'wait;
+            }
+        }
+        break;
+    }
+    let sends = fake.sends();
+    let phone = sends
+        .iter()
+        .find(|s| s["message"]["token"] == "fcm-phone")
+        .unwrap();
+    assert_eq!(keys(&phone["message"]["data"]), ["id", "sealed"]);
+
+    // While the relay runs, with its WAL and shared-memory files in place.
+    assert!(data.join("reflecto.db-wal").exists());
+    assert!(data.join("reflecto.db-shm").exists());
+    assert_eq!(files_containing(&data, MARK), Vec::<String>::new());
+    // The scan does read the store: the message id (not secret) is found in it.
+    assert!(!files_containing(&data, &id).is_empty());
+
+    // SIGTERM through the shell's builtin: a graceful stop, then the files at rest.
+    let stopped = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", relay.0.id())])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(relay.0.wait().unwrap().success());
+    reader.join().unwrap();
+    assert_eq!(files_containing(&data, MARK), Vec::<String>::new());
+
+    let lines = lines.lock().unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("TRACE")),
+        "trace logging was on ({} lines)",
+        lines.len()
+    );
+    let leaked: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(MARK) || l.contains(CLEAR_MARK))
+        .collect();
+    assert!(leaked.is_empty(), "message text in logs: {leaked:?}");
+}
