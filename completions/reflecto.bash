@@ -324,7 +324,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__device__subcmd__add)
-            opts="-h -V --user --label --type --fcm-token --data-dir --config --help --version"
+            opts="-h -V --user --label --type --fcm-token --public-key --data-dir --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -343,6 +343,10 @@ _reflecto() {
                     return 0
                     ;;
                 --fcm-token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --public-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -256,6 +256,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --label 'label'
             cand --type 'type'
             cand --fcm-token 'FCM registration token (android only)'
+            cand --public-key 'X25519 public key (base64url): the device''s notifications are sealed to it (SPEC §1.12)'
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand -h 'Print help'

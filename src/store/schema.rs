@@ -89,7 +89,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // seal: sealed delivery (SPEC §1.12). A device's optional X25519 public key (base64url, no
     // padding); each job may carry a payload of its own — bytes plus their kind ('sealed' today,
-    // Web Push ciphertext later) — and the priority its channel needs without the plaintext.
+    // Web Push ciphertext later; no CHECK, so a new kind needs no rebuild: `PayloadKind` refuses
+    // unknown ones when read) — and the priority its channel needs without the plaintext.
     // `messages.envelope` becomes nullable (no plaintext when every target is sealed): SQLite
     // cannot drop a NOT NULL in place, so the table is rebuilt (the documented 12-step
     // procedure; `migrate` turns foreign keys off around it so dropping the old table does not
@@ -97,7 +98,7 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE devices ADD COLUMN public_key TEXT;
     ALTER TABLE jobs ADD COLUMN payload BLOB;
-    ALTER TABLE jobs ADD COLUMN payload_kind TEXT CHECK (payload_kind IN ('sealed'));
+    ALTER TABLE jobs ADD COLUMN payload_kind TEXT;
     ALTER TABLE jobs ADD COLUMN priority TEXT;
     CREATE TABLE messages_rebuilt (
         id TEXT PRIMARY KEY,
