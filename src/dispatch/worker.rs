@@ -229,3 +229,63 @@ fn request_body(job: &ClaimedJob, registration: &str, remaining: u64) -> Option<
         (None, None) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Priority;
+    use crate::store::JobPayload;
+
+    fn job(
+        envelope: Option<&str>,
+        payload: Option<JobPayload>,
+        priority: Option<Priority>,
+    ) -> ClaimedJob {
+        ClaimedJob {
+            job_id: 1,
+            message_id: "msg_1".into(),
+            device_id: "dev_1".into(),
+            fcm_token: Some("reg".into()),
+            envelope: envelope.map(str::to_owned),
+            payload,
+            priority,
+            attempts: 1,
+            created_at: 0,
+            expires_at: 60_000,
+        }
+    }
+
+    #[test]
+    fn sealed_jobs_send_only_the_box_with_the_jobs_priority() {
+        let sealed = JobPayload {
+            kind: PayloadKind::Sealed,
+            bytes: vec![1, 2, 3],
+        };
+        let body = request_body(
+            &job(None, Some(sealed.clone()), Some(Priority::Low)),
+            "reg",
+            9,
+        )
+        .unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"message": {"token": "reg", "data": {"id": "msg_1", "sealed": "AQID"},
+                "android": {"priority": "NORMAL", "ttl": "9s"}}})
+        );
+        // A box wins even where the message still keeps its envelope for clear devices.
+        let envelope = r#"{"type":"notification","payload":{"message":"hi"},"source":"ci"}"#;
+        let mixed = request_body(&job(Some(envelope), Some(sealed), None), "reg", 9).unwrap();
+        assert_eq!(mixed["message"]["data"]["sealed"], "AQID");
+        assert!(mixed["message"]["data"].get("message").is_none());
+        assert_eq!(mixed["message"]["android"]["priority"], "HIGH");
+    }
+
+    #[test]
+    fn clear_jobs_map_the_envelope_and_nothing_usable_is_none() {
+        let envelope = r#"{"type":"notification","payload":{"message":"hi"},"source":"ci"}"#;
+        let clear = request_body(&job(Some(envelope), None, None), "reg", 5).unwrap();
+        assert_eq!(clear["message"]["data"]["message"], "hi");
+        assert!(request_body(&job(None, None, None), "reg", 5).is_none());
+        assert!(request_body(&job(Some("{not json"), None, None), "reg", 5).is_none());
+    }
+}
