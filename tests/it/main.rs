@@ -13,5 +13,6 @@ mod pairing;
 mod relay;
 mod relay_limits;
 mod retention;
+mod spec_rows;
 mod store_faults;
 mod sync;
