@@ -153,6 +153,9 @@ mod tests {
         let file: PartialConfig = toml::from_str("retention = \"12h\"").unwrap();
         assert_eq!(file.resolve().retention.as_ms(), Some(12 * 3600 * 1000));
         assert!(toml::from_str::<PartialConfig>("retention = \"soon\"").is_err());
+        assert!(toml::from_str::<PartialConfig>("retention = 7").is_err());
+        let forever: PartialConfig = toml::from_str("retention = 0").unwrap();
+        assert_eq!(forever.resolve().retention.as_ms(), None);
     }
 
     #[test]

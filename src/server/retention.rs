@@ -79,10 +79,21 @@ impl Serialize for Retention {
 }
 
 impl<'de> Deserialize<'de> for Retention {
+    /// A duration string; in a TOML file a bare `0` (keep forever) is accepted too.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(i64),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+            Raw::Number(0) => Ok(Retention::from_secs(0)),
+            Raw::Number(n) => Err(serde::de::Error::custom(format!(
+                "{n} has no unit: write e.g. \"{n}s\" or \"{n}d\""
+            ))),
+        }
     }
 }
 

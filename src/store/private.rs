@@ -15,7 +15,7 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Creates the database file 0600 if it is missing, and brings an existing database and its
-/// companions (from an older relay) to 0600.
+/// companions (left by an older relay) to 0600 where this user may.
 pub fn create_files(db: &Path) -> io::Result<()> {
     create_private_file(db)?;
     for suffix in ["-wal", "-shm"] {
@@ -23,19 +23,32 @@ pub fn create_files(db: &Path) -> io::Result<()> {
         name.push(suffix);
         let companion = Path::new(&name);
         if companion.exists() {
-            set_mode(companion, 0o600)?;
+            tighten(companion);
         }
     }
     Ok(())
 }
 
+/// Best effort for files that already exist: another user may own them (then SQLite's own
+/// permission check decides whether we can use them at all).
+fn tighten(path: &Path) {
+    if let Err(e) = set_mode(path, 0o600) {
+        tracing::warn!(path = %path.display(), error = %e, "could not make a store file private (0600)");
+    }
+}
+
 /// Creates `path` empty and 0600 if it does not exist; makes an existing one 0600.
 pub fn create_private_file(path: &Path) -> io::Result<()> {
+    if path.exists() {
+        tighten(path);
+        return Ok(());
+    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?;
+    // The umask may have taken bits from 0600 too (e.g. 0200 would leave it read-only).
     set_mode(path, 0o600)
 }
 
