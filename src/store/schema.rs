@@ -89,7 +89,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // store: pairing codes kept as SHA-256 only (live plaintext codes are dropped: they last
     // ten minutes and the operator issues new ones); failed redemptions, counted across every
-    // process that opens the store; the readiness probe's one row; the index retention prunes by.
+    // process that opens the store; the readiness probe's one row; the indexes retention and
+    // expiry look up by (expiry runs every few seconds: it must not scan a long queue).
     r#"
     DROP TABLE pairing_codes;
     CREATE TABLE pairing_codes (
@@ -106,6 +107,7 @@ const MIGRATIONS: &[&str] = &[
         at_ms INTEGER NOT NULL
     );
     CREATE INDEX messages_created ON messages(created_at);
+    CREATE INDEX jobs_expiry ON jobs(state, expires_at);
     "#,
 ];
 

@@ -409,8 +409,8 @@ fn device_credentials_authenticate_only_their_device() {
     let found = store.authenticate_device(credential.expose()).unwrap();
     assert_eq!(found.map(|d| d.id), Some(desk.device.id.clone()));
     let mut wrong = credential.expose().to_owned();
-    wrong.pop();
-    wrong.push('0');
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == '0' { '1' } else { '0' });
     assert_eq!(store.authenticate_device(&wrong).unwrap(), None);
     store.remove_device(&desk.device.id, 2).unwrap();
     assert_eq!(
