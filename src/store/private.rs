@@ -5,12 +5,17 @@
 use std::io;
 use std::path::Path;
 
-/// Creates `dir` (and missing parents) if needed; a dir this call creates is made 0700.
+/// Creates `dir` (and missing parents, also 0700 before the umask) if needed; the data dir
+/// this call creates is made exactly 0700. An existing dir is the operator's choice.
 pub fn create_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
     set_mode(dir, 0o700)
 }
 

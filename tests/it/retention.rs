@@ -152,6 +152,11 @@ fn data_dir_is_private_under_umask_000() {
     serve.kill().unwrap();
     serve.wait().unwrap();
     assert_eq!(modes[0].1, 0o700, "{modes:?}");
+    assert_eq!(
+        mode(&root.path().join("new")) & 0o077,
+        0,
+        "a parent it created is open"
+    );
     for (path, m) in &modes[1..] {
         assert_eq!(*m, 0o600, "{path}");
     }
