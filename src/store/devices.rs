@@ -236,13 +236,17 @@ pub const PAIR_FAILURE_LIMIT: i64 = 100;
 
 fn record_pair_failure(c: &Connection, now: i64) -> Result<()> {
     let since = now - PAIR_FAILURE_WINDOW_MS;
-    c.execute("DELETE FROM pair_failures WHERE at_ms <= ?1", [since])?;
-    c.execute("INSERT INTO pair_failures (at_ms) VALUES (?1)", [now])?;
-    let failures: i64 = c.query_row(
-        "SELECT COUNT(*) FROM pair_failures WHERE at_ms > ?1",
-        [since],
-        |r| r.get(0),
-    )?;
+    c.prepare_cached("DELETE FROM pair_failures WHERE at_ms <= ?1")?
+        .execute([since])?;
+    c.prepare_cached("INSERT INTO pair_failures (at_ms) VALUES (?1)")?
+        .execute([now])?;
+    // Counting stops at the limit: under a flood the window may hold far more rows, and each
+    // failed guess should cost the relay a bounded amount of work.
+    let failures: i64 = c
+        .prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM pair_failures WHERE at_ms > ?1 LIMIT ?2)",
+        )?
+        .query_row(params![since, PAIR_FAILURE_LIMIT], |r| r.get(0))?;
     if failures >= PAIR_FAILURE_LIMIT {
         let dropped = c.execute("DELETE FROM pairing_codes", [])?;
         if dropped > 0 {
