@@ -158,7 +158,6 @@ impl FakeFcm {
     }
 
     /// The most `messages:send` requests the fake was answering at the same time.
-    #[allow(dead_code)] // not used by benches/delivery.rs, which includes this file
     pub fn max_in_flight(&self) -> usize {
         self.inner.lock().unwrap().max_in_flight
     }
