@@ -119,6 +119,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--fcm-endpoint', '--fcm-endpoint', [CompletionResultType]::ParameterName, 'FCM base URL [default: https://fcm.googleapis.com]')
             [CompletionResult]::new('--trust-proxy', '--trust-proxy', [CompletionResultType]::ParameterName, 'Take the client IP from X-Forwarded-For (only behind a proxy you run)')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format')
+            [CompletionResult]::new('--retention', '--retention', [CompletionResultType]::ParameterName, 'How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]')
             [CompletionResult]::new('--limit-token-burst', '--limit-token-burst', [CompletionResultType]::ParameterName, 'Sends per token per rolling minute (0 disables) [default: 60]')
             [CompletionResult]::new('--limit-token-monthly', '--limit-token-monthly', [CompletionResultType]::ParameterName, 'Sends per token per calendar month, UTC (0 disables) [default: 500]')
             [CompletionResult]::new('--limit-receiver-daily', '--limit-receiver-daily', [CompletionResultType]::ParameterName, 'Sends per receiving user per rolling 24 h (0 disables) [default: 1000]')
@@ -142,6 +143,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage sender tokens')
             [CompletionResult]::new('device', 'device', [CompletionResultType]::ParameterValue, 'Manage devices')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Print a 6-digit pairing code for a user, valid 10 minutes')
+            [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -347,11 +349,21 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'reflecto;admin;backup' {
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'reflecto;admin;help' {
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Manage users (the receivers of notifications)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage sender tokens')
             [CompletionResult]::new('device', 'device', [CompletionResultType]::ParameterValue, 'Manage devices')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Print a 6-digit pairing code for a user, valid 10 minutes')
+            [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -401,6 +413,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;admin;help;pair' {
+            break
+        }
+        'reflecto;admin;help;backup' {
             break
         }
         'reflecto;admin;help;help' {
@@ -465,6 +480,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage sender tokens')
             [CompletionResult]::new('device', 'device', [CompletionResultType]::ParameterValue, 'Manage devices')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Print a 6-digit pairing code for a user, valid 10 minutes')
+            [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir')
             break
         }
         'reflecto;help;admin;user' {
@@ -513,6 +529,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;help;admin;pair' {
+            break
+        }
+        'reflecto;help;admin;backup' {
             break
         }
         'reflecto;help;explain' {

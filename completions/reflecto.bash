@@ -46,6 +46,9 @@ _reflecto() {
             reflecto,serve)
                 cmd="reflecto__subcmd__serve"
                 ;;
+            reflecto__subcmd__admin,backup)
+                cmd="reflecto__subcmd__admin__subcmd__backup"
+                ;;
             reflecto__subcmd__admin,device)
                 cmd="reflecto__subcmd__admin__subcmd__device"
                 ;;
@@ -84,6 +87,9 @@ _reflecto() {
                 ;;
             reflecto__subcmd__admin__subcmd__device__subcmd__help,remove)
                 cmd="reflecto__subcmd__admin__subcmd__device__subcmd__help__subcmd__remove"
+                ;;
+            reflecto__subcmd__admin__subcmd__help,backup)
+                cmd="reflecto__subcmd__admin__subcmd__help__subcmd__backup"
                 ;;
             reflecto__subcmd__admin__subcmd__help,device)
                 cmd="reflecto__subcmd__admin__subcmd__help__subcmd__device"
@@ -217,6 +223,9 @@ _reflecto() {
             reflecto__subcmd__help,serve)
                 cmd="reflecto__subcmd__help__subcmd__serve"
                 ;;
+            reflecto__subcmd__help__subcmd__admin,backup)
+                cmd="reflecto__subcmd__help__subcmd__admin__subcmd__backup"
+                ;;
             reflecto__subcmd__help__subcmd__admin,device)
                 cmd="reflecto__subcmd__help__subcmd__admin__subcmd__device"
                 ;;
@@ -280,8 +289,30 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin)
-            opts="-h -V --data-dir --config --help --version user token device pair help"
+            opts="-h -V --data-dir --config --help --version user token device pair backup help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__admin__subcmd__backup)
+            opts="-h -V --data-dir --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -484,8 +515,22 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__help)
-            opts="user token device pair help"
+            opts="user token device pair backup help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__admin__subcmd__help__subcmd__backup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1168,8 +1213,22 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__help__subcmd__admin)
-            opts="user token device pair"
+            opts="user token device pair backup"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__help__subcmd__admin__subcmd__backup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1636,7 +1695,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__serve)
-            opts="-h -V --config --listen --data-dir --fcm-credentials --fcm-endpoint --trust-proxy --log-format --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --print-config --help --version"
+            opts="-h -V --config --listen --data-dir --fcm-credentials --fcm-endpoint --trust-proxy --log-format --retention --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --print-config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1668,6 +1727,10 @@ _reflecto() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --retention)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --limit-token-burst)

@@ -107,6 +107,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --fcm-endpoint 'FCM base URL [default: https://fcm.googleapis.com]'
             cand --trust-proxy 'Take the client IP from X-Forwarded-For (only behind a proxy you run)'
             cand --log-format 'Log format'
+            cand --retention 'How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]'
             cand --limit-token-burst 'Sends per token per rolling minute (0 disables) [default: 60]'
             cand --limit-token-monthly 'Sends per token per calendar month, UTC (0 disables) [default: 500]'
             cand --limit-receiver-daily 'Sends per receiving user per rolling 24 h (0 disables) [default: 1000]'
@@ -129,6 +130,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand token 'Manage sender tokens'
             cand device 'Manage devices'
             cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
+            cand backup 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;admin;user'= {
@@ -305,11 +307,20 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'reflecto;admin;backup'= {
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'reflecto;admin;help'= {
             cand user 'Manage users (the receivers of notifications)'
             cand token 'Manage sender tokens'
             cand device 'Manage devices'
             cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
+            cand backup 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;admin;help;user'= {
@@ -346,6 +357,8 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;admin;help;device;remove'= {
         }
         &'reflecto;admin;help;pair'= {
+        }
+        &'reflecto;admin;help;backup'= {
         }
         &'reflecto;admin;help;help'= {
         }
@@ -398,6 +411,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand token 'Manage sender tokens'
             cand device 'Manage devices'
             cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
+            cand backup 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir'
         }
         &'reflecto;help;admin;user'= {
             cand add 'Add a user'
@@ -433,6 +447,8 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;help;admin;device;remove'= {
         }
         &'reflecto;help;admin;pair'= {
+        }
+        &'reflecto;help;admin;backup'= {
         }
         &'reflecto;help;explain'= {
         }

@@ -81,6 +81,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l trust-proxy 
 false\t''"
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l log-format -d 'Log format' -r -f -a "text\t''
 json\t''"
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l retention -d 'How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-token-burst -d 'Sends per token per rolling minute (0 disables) [default: 60]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-token-monthly -d 'Sends per token per calendar month, UTC (0 disables) [default: 500]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-receiver-daily -d 'Sends per receiving user per rolling 24 h (0 disables) [default: 1000]' -r
@@ -89,15 +90,16 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-ip-hou
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l print-config -d 'Print the resolved configuration as TOML and exit'
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -s h -l help -d 'Print help'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -f -a "user" -d 'Manage users (the receivers of notifications)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -f -a "token" -d 'Manage sender tokens'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -f -a "device" -d 'Manage devices'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "user" -d 'Manage users (the receivers of notifications)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "token" -d 'Manage sender tokens'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "device" -d 'Manage devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "backup" -d 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -s h -l help -d 'Print help'
@@ -127,10 +129,15 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "user" -d 'Manage users (the receivers of notifications)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "token" -d 'Manage sender tokens'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "device" -d 'Manage devices'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "backup" -d 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand explain" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand explain" -s V -l version -d 'Print version'
@@ -154,3 +161,4 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "token" -d 'Manage sender tokens'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "device" -d 'Manage devices'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "backup" -d 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir'

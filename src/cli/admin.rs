@@ -44,6 +44,9 @@ pub enum AdminCommand {
         #[arg(long)]
         user: String,
     },
+    /// Write a consistent copy of the store to FILE (0600) while the relay runs; restore by
+    /// copying it to reflecto.db in a stopped relay's data dir
+    Backup { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +286,10 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
             let code = store.create_pair_code(&user, now).map_err(store_error)?;
             eprintln!("pairing code for {user}, valid 10 minutes:");
             println!("{code}");
+        }
+        AdminCommand::Backup { file } => {
+            store.backup(&file).map_err(store_error)?;
+            eprintln!("backup written to {}", file.display());
         }
     }
     Ok(())

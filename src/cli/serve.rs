@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// Log format
     #[arg(long, env = "REFLECTO_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]
+    #[arg(long, env = "REFLECTO_RETENTION", value_name = "DURATION")]
+    pub retention: Option<crate::server::retention::Retention>,
     /// Sends per token per rolling minute (0 disables) [default: 60]
     #[arg(long, env = "REFLECTO_LIMIT_TOKEN_BURST", value_name = "N")]
     pub limit_token_burst: Option<u64>,
@@ -60,6 +63,7 @@ impl ServeArgs {
             fcm_endpoint: self.fcm_endpoint.clone(),
             trust_proxy: self.trust_proxy,
             log_format: self.log_format,
+            retention: self.retention,
             limits: PartialLimits {
                 token_burst: self.limit_token_burst,
                 token_monthly: self.limit_token_monthly,

@@ -2,6 +2,7 @@
 //! clap), then a TOML file, then defaults. The resolved value is what `--print-config` shows.
 
 use super::limits::Limits;
+use super::retention::Retention;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ pub struct PartialConfig {
     pub fcm_endpoint: Option<String>,
     pub trust_proxy: Option<bool>,
     pub log_format: Option<LogFormat>,
+    pub retention: Option<Retention>,
     #[serde(default)]
     pub limits: PartialLimits,
 }
@@ -50,6 +52,8 @@ pub struct ServeConfig {
     pub fcm_endpoint: String,
     pub trust_proxy: bool,
     pub log_format: LogFormat,
+    /// How long finished messages are kept (`0` keeps forever).
+    pub retention: Retention,
     pub limits: Limits,
 }
 
@@ -76,6 +80,7 @@ impl PartialConfig {
             fcm_endpoint: self.fcm_endpoint.or(lower.fcm_endpoint),
             trust_proxy: self.trust_proxy.or(lower.trust_proxy),
             log_format: self.log_format.or(lower.log_format),
+            retention: self.retention.or(lower.retention),
             limits: PartialLimits {
                 token_burst: self.limits.token_burst.or(lower.limits.token_burst),
                 token_monthly: self.limits.token_monthly.or(lower.limits.token_monthly),
@@ -99,6 +104,7 @@ impl PartialConfig {
                 .unwrap_or_else(|| DEFAULT_FCM_ENDPOINT.to_owned()),
             trust_proxy: self.trust_proxy.unwrap_or(false),
             log_format: self.log_format.unwrap_or_default(),
+            retention: self.retention.unwrap_or_default(),
             limits: Limits {
                 token_burst: self.limits.token_burst.unwrap_or(d.token_burst),
                 token_monthly: self.limits.token_monthly.unwrap_or(d.token_monthly),
@@ -139,6 +145,17 @@ mod tests {
         assert_eq!(resolved.limits.ip_hour, 0);
         assert_eq!(resolved.limits.token_monthly, 500);
         assert_eq!(resolved.fcm_endpoint, DEFAULT_FCM_ENDPOINT);
+        assert_eq!(resolved.retention, Retention::DEFAULT);
+    }
+
+    #[test]
+    fn retention_comes_from_the_file() {
+        let file: PartialConfig = toml::from_str("retention = \"12h\"").unwrap();
+        assert_eq!(file.resolve().retention.as_ms(), Some(12 * 3600 * 1000));
+        assert!(toml::from_str::<PartialConfig>("retention = \"soon\"").is_err());
+        assert!(toml::from_str::<PartialConfig>("retention = 7").is_err());
+        let forever: PartialConfig = toml::from_str("retention = 0").unwrap();
+        assert_eq!(forever.resolve().retention.as_ms(), None);
     }
 
     #[test]

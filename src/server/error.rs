@@ -13,13 +13,19 @@ use axum::response::{IntoResponse, Response};
 pub struct Failure {
     pub error: ApiError,
     pub rate: Option<(LayerStatus, u64)>,
+    /// `Retry-After` seconds for a transient 5xx (the store failing).
+    pub retry_after: Option<u64>,
 }
+
+/// What a store fault's 500 tells clients to wait before retrying.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
 
 impl Failure {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
         Failure {
             error: ApiError::new(code, message),
             rate: None,
+            retry_after: None,
         }
     }
 
@@ -33,6 +39,7 @@ impl Failure {
         Failure {
             error,
             rate: Some((status, status.retry_after(now_ms))),
+            retry_after: None,
         }
     }
 
@@ -46,6 +53,9 @@ impl Failure {
         if let Some((status, retry_after)) = &self.rate {
             write_rate_headers(&mut headers, status);
             headers.insert("retry-after", HeaderValue::from(*retry_after));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert("retry-after", HeaderValue::from(seconds));
         }
         headers
     }
@@ -63,16 +73,23 @@ impl Failure {
 
 impl From<ApiError> for Failure {
     fn from(error: ApiError) -> Failure {
-        Failure { error, rate: None }
+        Failure {
+            error,
+            rate: None,
+            retry_after: None,
+        }
     }
 }
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
         tracing::error!(error = %e, "store failure");
+        // Every store failure is answered as transient: a request refused for its content
+        // never reaches here (those are NotFound/Conflict, mapped by the handlers).
         Failure {
             error: ApiError::internal(),
             rate: None,
+            retry_after: Some(STORE_RETRY_AFTER_SECS),
         }
     }
 }

@@ -6,6 +6,7 @@ mod auth;
 mod body;
 pub mod config;
 mod error;
+mod idempotency;
 pub mod limits;
 mod messages;
 mod metrics;
@@ -13,6 +14,7 @@ mod observe;
 mod openapi;
 mod ops;
 mod pair;
+pub mod retention;
 mod send;
 mod shim;
 mod sync;
@@ -76,6 +78,9 @@ pub struct AppState {
     pub streams_ready: Arc<Notify>,
     /// token id → when its `last_used_at` was last written.
     touched: Mutex<HashMap<String, i64>>,
+    /// How long finished messages are kept; `None` keeps them forever.
+    retention_ms: Option<i64>,
+    idempotency: idempotency::KeyLocks,
 }
 
 impl AppState {
@@ -95,7 +100,15 @@ impl AppState {
             deliveries_ready: Arc::new(Notify::new()),
             streams_ready: Arc::new(Notify::new()),
             touched: Mutex::new(HashMap::new()),
+            retention_ms: retention::Retention::DEFAULT.as_ms(),
+            idempotency: idempotency::KeyLocks::default(),
         }
+    }
+
+    /// Sets how long finished messages are kept (the default is 7 days).
+    pub fn with_retention(mut self, retention: retention::Retention) -> AppState {
+        self.retention_ms = retention.as_ms();
+        self
     }
 
     pub fn fcm_health(&self) -> FcmHealth {
@@ -179,9 +192,16 @@ pub struct RunningRelay {
 
 /// Opens the store, restores the persistent limits, binds and serves until `shutdown`.
 pub async fn start(config: &ServeConfig) -> Result<RunningRelay, crate::api::ApiError> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with time from `clock`, so tests can move it (expiry, retention, back-off).
+pub async fn start_with_clock(
+    config: &ServeConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<RunningRelay, crate::api::ApiError> {
     let store = Store::open(&config.data_dir)
         .map_err(|e| startup_error(format!("opening the store: {e}")))?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now_ms();
     let limiter = RateLimiter::new(config.limits);
     let month = limits::month_key(now);
@@ -194,7 +214,9 @@ pub async fn start(config: &ServeConfig) -> Result<RunningRelay, crate::api::Api
         Ok(())
     };
     restore().map_err(|e| startup_error(format!("restoring rate-limit counters: {e}")))?;
-    let state = Arc::new(AppState::new(store, limiter, clock, config.trust_proxy));
+    let state = Arc::new(
+        AppState::new(store, limiter, clock, config.trust_proxy).with_retention(config.retention),
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| startup_error(format!("binding {}: {e}", config.listen)))?;
@@ -223,20 +245,38 @@ fn startup_error(message: String) -> crate::api::ApiError {
     crate::api::ApiError::new(crate::api::ErrorCode::CliInternalError, message)
 }
 
-/// Once a minute: expire deliveries past their ttl, drop rate-limit windows that emptied and
-/// store rows no window needs.
+/// The maintenance beat. Expiry and retention promise "within 30 s"; a few seconds keeps a
+/// ttl-0 job from showing `queued` for long, and each round is a handful of indexed statements.
+pub const MAINTENANCE_BEAT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Messages deleted per write, so retention never holds the writer for long.
+const PRUNE_BATCH: usize = 500;
+
+/// One maintenance round: expire deliveries past their ttl (whether or not their channel can
+/// deliver: without FCM, android jobs still expire), delete messages finished longer than the
+/// retention ago, drop rate-limit windows that emptied and store rows no window needs.
+pub async fn maintain_once(state: &AppState) -> crate::store::Result<()> {
+    let now = state.clock.now_ms();
+    state.limiter.sweep(now);
+    state.store.expire_jobs(now).await?;
+    if let Some(retention) = state.retention_ms {
+        while state
+            .store
+            .prune_finished(now.saturating_sub(retention), PRUNE_BATCH)
+            .await?
+            == PRUNE_BATCH
+        {}
+    }
+    state.store.prune(now).await
+}
+
 fn spawn_maintenance(state: Arc<AppState>) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut tick = tokio::time::interval(MAINTENANCE_BEAT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let now = state.clock.now_ms();
-            state.limiter.sweep(now);
-            if let Err(e) = state.store.expire_jobs(now).await {
-                tracing::warn!(error = %e, "expiring deliveries failed");
-            }
-            if let Err(e) = state.store.prune(now).await {
-                tracing::warn!(error = %e, "pruning old rows failed");
+            if let Err(e) = maintain_once(&state).await {
+                tracing::warn!(error = %e, "maintenance round failed");
             }
         }
     });

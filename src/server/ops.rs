@@ -17,13 +17,15 @@ pub async fn live() -> Json<serde_json::Value> {
 }
 
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
-    responses((status = 200, description = "{\"status\":\"ready\",\"store\":\"ok\",\"fcm\":\"ok|disabled|failing\"}"), (status = 503, description = "the store is not reachable")))]
+    responses((status = 200, description = "{\"status\":\"ready\",\"store\":\"ok\",\"fcm\":\"ok|disabled|failing\"}"), (status = 503, description = "the store is not reachable or its writes fail")))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let fcm = state.fcm_health().as_str();
-    match state.store.ping() {
+    // A read alone would say ready on a full disk: the probe writes, through the same group
+    // commit as sends, so it also clears the failing state once writes succeed again.
+    match state.store.probe_write(state.clock.now_ms()).await {
         Ok(()) => Json(json!({"status": "ready", "store": "ok", "fcm": fcm})).into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "readiness: store unreachable");
+            tracing::error!(error = %e, "readiness: store writes failing");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({"status": "unavailable", "store": "failing", "fcm": fcm})),

@@ -30,10 +30,11 @@ pub async fn pair(
         .check_ip(client_ip(&state, peer, &headers), now)
         .map_err(|s| Failure::rate_limited(s, now))?;
     let bytes = super::body::read_capped(body).await?;
-    let req: PairRequest = serde_json::from_slice(&bytes).map_err(|e| {
+    // Not the parser's message: it would echo its internals ("at line 1 column 9").
+    let req: PairRequest = serde_json::from_slice(&bytes).map_err(|_| {
         Failure::new(
             ErrorCode::InvalidBody,
-            format!("expected {{\"code\",\"type\",\"label\",\"fcm_token\"?,\"public_key\"?}}: {e}"),
+            "expected a JSON object {\"code\",\"type\",\"label\",\"fcm_token\"?,\"public_key\"?} of strings",
         )
     })?;
     let device_type = DeviceType::parse(&req.device_type)

@@ -89,6 +89,7 @@ async fn handle(
         .map_err(|s| Failure::rate_limited(s, now))?;
     let token = auth::authenticate(state, auth::presented(&headers, path_token)?)?;
     let key = idempotency_key(&headers)?;
+    let _held = hold_key(state, &token, key).await;
     if let Some(replay) = replay(state, &token, key, &ip_statuses, now)? {
         return Ok(replay.into_response());
     }
@@ -116,6 +117,18 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Failure> {
             "Idempotency-Key must be 1–64 visible ASCII characters",
         )
     })
+}
+
+/// With a key: waits until no other request with this token and key is being decided.
+pub async fn hold_key(
+    state: &AppState,
+    token: &TokenRecord,
+    key: Option<&str>,
+) -> Option<super::idempotency::KeyGuard> {
+    match key {
+        Some(key) => Some(state.idempotency.lock(&token.id, key).await),
+        None => None,
+    }
 }
 
 /// The original response for a repeated key (no token limit is charged for it).

@@ -2,7 +2,7 @@
 //! canonical request, answered in Pushover's shape with the status /v1/send would give.
 
 use super::error::Failure;
-use super::send::{accept, idempotency_key, replay};
+use super::send::{accept, hold_key, idempotency_key, replay};
 use super::{AppState, auth, body, client_ip};
 use crate::api::{ErrorCode, Priority, ShimResponse};
 use crate::validate::normalize;
@@ -71,6 +71,7 @@ async fn handle(
     };
     let token = auth::authenticate(state, &token)?;
     let key = idempotency_key(headers)?;
+    let _held = hold_key(state, &token, key).await;
     if let Some(replayed) = replay(state, &token, key, &ip_statuses, now)? {
         return Ok(replayed.id);
     }

@@ -7,6 +7,7 @@ use super::AppState;
 use super::error::Failure;
 use crate::api::sealed;
 use crate::api::stream::SyncEventData;
+use crate::api::stream::{AckRequest, AckResponse};
 use crate::api::token::is_device_credential_format;
 use crate::api::{DeviceType, ErrorCode};
 use crate::store::{DeviceRecord, PayloadKind, StreamEvent};
@@ -15,7 +16,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,18 +116,6 @@ pub async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct AckRequest {
-    /// Event ids (sequence numbers) received on the stream
-    ids: Vec<i64>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AckResponse {
-    /// How many of them were newly marked delivered
-    acked: usize,
-}
-
 #[utoipa::path(post, path = "/v1/sync/ack", tag = "devices", request_body = AckRequest,
     responses((status = 200, body = AckResponse), (status = 400, body = crate::api::NestedErrorBody), (status = 401, body = crate::api::FlatErrorBody)),
     security(("bearer" = [])))]
@@ -138,15 +126,26 @@ pub async fn ack(
 ) -> Result<Json<AckResponse>, Failure> {
     let device = device_of(&state, &headers)?;
     let bytes = super::body::read_capped(body).await?;
-    let request: AckRequest = serde_json::from_slice(&bytes).map_err(|e| {
+    let request: AckRequest = serde_json::from_slice(&bytes).map_err(|_| {
         Failure::new(
             ErrorCode::InvalidBody,
-            format!("expected {{\"ids\":[event ids]}}: {e}"),
+            "expected {\"ids\":[event ids, as the stream's id strings or as numbers]}",
         )
     })?;
+    let seqs = request
+        .ids
+        .iter()
+        .map(|id| id.seq())
+        .collect::<Option<Vec<i64>>>()
+        .ok_or_else(|| {
+            Failure::new(
+                ErrorCode::InvalidBody,
+                "every id must be an event id from this stream",
+            )
+        })?;
     let acked = state
         .store
-        .ack_stream_events(&device.id, request.ids, state.clock.now_ms())
+        .ack_stream_events(&device.id, seqs, state.clock.now_ms())
         .await?;
     Ok(Json(AckResponse { acked }))
 }

@@ -8,6 +8,7 @@ use crate::api::token::{Secret, generate_device_credential, hash_secret, random_
 use rand::Rng;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeviceRecord {
@@ -64,7 +65,8 @@ const LIST_SQL: &str = concat!(
     " WHERE ?1 IS NULL OR d.user_id = (SELECT id FROM users WHERE name = ?1) ORDER BY d.created_at, d.id"
 );
 const BY_ID_SQL: &str = concat!(select_devices!(), " WHERE d.id = ?1");
-const BY_CREDENTIAL_SQL: &str = concat!(select_devices!(), " WHERE d.credential_hash = ?1");
+const BY_CREDENTIAL_SQL: &str =
+    "SELECT id, credential_hash FROM devices WHERE credential_hash = ?1";
 
 fn record(r: &Row) -> rusqlite::Result<DeviceRecord> {
     let kind: String = r.get(4)?;
@@ -176,15 +178,23 @@ impl Store {
     }
 
     /// The extension device holding this stream credential, if it is still paired.
+    /// As with tokens: looked up by hash, then the stored hash is compared in constant time.
     pub fn authenticate_device(&self, credential: &str) -> Result<Option<DeviceRecord>> {
         let hash = hash_secret(credential);
-        self.read(|c| {
-            Ok(c.query_row(BY_CREDENTIAL_SQL, [hash.as_slice()], record)
+        let found: Option<(String, Vec<u8>)> = self.read(|c| {
+            Ok(c.prepare_cached(BY_CREDENTIAL_SQL)?
+                .query_row([hash.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?)
-        })
+        })?;
+        match found {
+            Some((id, stored)) if bool::from(stored.as_slice().ct_eq(hash.as_slice())) => {
+                self.device(&id)
+            }
+            _ => Ok(None),
+        }
     }
 
-    /// A fresh single-use 6-digit code for `user`, valid ten minutes.
+    /// A fresh single-use 6-digit code for `user`, valid ten minutes. Only its hash is stored.
     pub fn create_pair_code(&self, user: &str, now: i64) -> Result<String> {
         let user = self.user_by_name(user)?;
         self.writer().write_blocking(move |c| {
@@ -192,8 +202,8 @@ impl Store {
             loop {
                 let code = format!("{:06}", rand::rng().random_range(0..1_000_000));
                 let inserted = c.execute(
-                    "INSERT OR IGNORE INTO pairing_codes (code, user_id, expires_at) VALUES (?1, ?2, ?3)",
-                    params![code, user.id, now + PAIR_CODE_TTL_MS],
+                    "INSERT OR IGNORE INTO pairing_codes (code_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
+                    params![hash_secret(&code).as_slice(), user.id, now + PAIR_CODE_TTL_MS],
                 )?;
                 if inserted == 1 {
                     return Ok(code);
@@ -202,29 +212,66 @@ impl Store {
         })
     }
 
-    /// Redeems a pairing code: consumes it and creates the device, in one transaction.
+    /// Redeems a pairing code: consumes it and creates the device, in one transaction. A code
+    /// that matches no live code is a failed redemption; the [`PAIR_FAILURE_LIMIT`]th within
+    /// [`PAIR_FAILURE_WINDOW_MS`] (from any address, through any process) invalidates every
+    /// outstanding code, so no spread of addresses can search the 6-digit space.
     pub async fn redeem_pair_code(
         &self,
         code: &str,
         new: NewDevice,
         now: i64,
     ) -> Result<PairOutcome> {
-        let code = code.to_owned();
-        self.writer()
+        let hash = hash_secret(code);
+        let paired = self
+            .writer()
             .write(move |c| {
                 let owner: Option<(i64, String)> = c
                     .query_row(
-                        "DELETE FROM pairing_codes WHERE code = ?1 AND expires_at > ?2 \
+                        "DELETE FROM pairing_codes WHERE code_hash = ?1 AND expires_at > ?2 \
                          RETURNING user_id, (SELECT name FROM users WHERE id = user_id)",
-                        params![code, now],
+                        params![hash.as_slice(), now],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;
-                let Some((user_id, user)) = owner else {
-                    return Err(StoreError::NotFound("pairing code".into()));
-                };
-                insert_device(c, user_id, user, new, now)
+                match owner {
+                    Some((user_id, user)) => insert_device(c, user_id, user, new, now).map(Some),
+                    // Ok, not Err: the failure must commit to be counted.
+                    None => record_pair_failure(c, now).map(|()| None),
+                }
             })
-            .await
+            .await?;
+        paired.ok_or_else(|| StoreError::NotFound("pairing code".into()))
     }
+}
+
+/// Failed redemptions within this window count towards the limit.
+pub const PAIR_FAILURE_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// At this many failures within the window, every outstanding code is invalidated.
+pub const PAIR_FAILURE_LIMIT: i64 = 100;
+
+fn record_pair_failure(c: &Connection, now: i64) -> Result<()> {
+    let since = now - PAIR_FAILURE_WINDOW_MS;
+    c.prepare_cached("DELETE FROM pair_failures WHERE at_ms <= ?1")?
+        .execute([since])?;
+    c.prepare_cached("INSERT INTO pair_failures (at_ms) VALUES (?1)")?
+        .execute([now])?;
+    // Counting stops at the limit: under a flood the window may hold far more rows, and each
+    // failed guess should cost the relay a bounded amount of work.
+    let failures: i64 = c
+        .prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM pair_failures WHERE at_ms > ?1 LIMIT ?2)",
+        )?
+        .query_row(params![since, PAIR_FAILURE_LIMIT], |r| r.get(0))?;
+    if failures >= PAIR_FAILURE_LIMIT {
+        let dropped = c.execute("DELETE FROM pairing_codes", [])?;
+        if dropped > 0 {
+            tracing::warn!(
+                failures,
+                codes = dropped,
+                "too many failed pairing attempts: every outstanding pairing code is invalidated"
+            );
+        }
+    }
+    Ok(())
 }

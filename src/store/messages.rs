@@ -216,6 +216,22 @@ impl Store {
         })
     }
 
+    /// Deletes up to `limit` messages finished (every delivery delivered, failed or expired) at
+    /// or before `cutoff`, with their jobs; returns how many. A message with any unfinished
+    /// delivery is kept whatever its age: its ttl runs out first and expiry finishes it.
+    pub async fn prune_finished(&self, cutoff: i64, limit: usize) -> Result<usize> {
+        self.writer()
+            .write(move |c| {
+                Ok(c.prepare_cached(
+                    "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.created_at <= ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.message_id = m.id \
+                     AND (j.state NOT IN ('delivered', 'failed', 'expired') OR j.updated_at > ?1)) LIMIT ?2)",
+                )?
+                .execute(params![cutoff, limit as i64])?)
+            })
+            .await
+    }
+
     /// Drops what no window needs any more: old receiver sends and idempotency records.
     pub async fn prune(&self, now: i64) -> Result<()> {
         self.writer()
@@ -229,6 +245,10 @@ impl Store {
                     [now - IDEMPOTENCY_WINDOW_MS],
                 )?;
                 c.execute("DELETE FROM pairing_codes WHERE expires_at <= ?1", [now])?;
+                c.execute(
+                    "DELETE FROM pair_failures WHERE at_ms <= ?1",
+                    [now - super::devices::PAIR_FAILURE_WINDOW_MS],
+                )?;
                 Ok(())
             })
             .await

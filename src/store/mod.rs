@@ -7,9 +7,11 @@
 //! `reflecto admin`) may open the same file: SQLite's locking and `busy_timeout` serialize
 //! them. Today SQLite is the only backend; a second one would make `Store` an enum.
 
+mod backup;
 mod devices;
 mod jobs;
 mod messages;
+mod private;
 mod schema;
 mod tokens;
 mod users;
@@ -34,13 +36,37 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Db(String),
+    /// The store cannot write (disk full, I/O error, the file locked too long): a fault of the
+    /// machine, not of the request, and one that clears by itself.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("the store is closed")]
     Closed,
 }
 
+impl StoreError {
+    /// Whether this says the store is failing (rather than refusing one request).
+    pub fn is_fault(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Closed)
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Db(e.to_string())
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code() {
+            Some(
+                C::DiskFull
+                | C::SystemIoFailure
+                | C::CannotOpen
+                | C::ReadOnly
+                | C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::OutOfMemory
+                | C::FileLockingProtocolFailed,
+            ) => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Db(e.to_string()),
+        }
     }
 }
 
@@ -65,12 +91,16 @@ struct Inner {
 pub const DB_FILE: &str = "reflecto.db";
 
 impl Store {
-    /// Opens (creating if needed) `<data_dir>/reflecto.db` and migrates it.
+    /// Opens (creating if needed) `<data_dir>/reflecto.db` and migrates it. The data dir is
+    /// created 0700 and the store's files are 0600 whatever the umask: they hold live pairing
+    /// codes and message contents.
     pub fn open(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        private::create_dir(data_dir).map_err(|e| {
             StoreError::Db(format!("creating data dir {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join(DB_FILE);
+        private::create_files(&path)
+            .map_err(|e| StoreError::Db(format!("creating {}: {e}", path.display())))?;
         let mut conn = Connection::open(&path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
@@ -119,9 +149,32 @@ impl Store {
         &self.inner.writer
     }
 
-    /// A cheap liveness probe for `/health/ready`.
+    /// A cheap liveness probe: one read.
     pub fn ping(&self) -> Result<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+
+    /// The readiness probe of `/health/ready`: a real write (one row, through the group
+    /// commit), so a full disk or a failing device shows here, and clears here once it heals.
+    pub async fn probe_write(&self, now: i64) -> Result<()> {
+        self.writer()
+            .write(move |c| {
+                c.prepare_cached("INSERT OR REPLACE INTO store_probe (id, at_ms) VALUES (1, ?1)")?
+                    .execute([now])?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Whether the last group commit failed for a store fault (not for a refused request).
+    pub fn writes_failing(&self) -> bool {
+        self.writer().health().failing()
+    }
+
+    /// For tests and operations drills: while `on`, every write batch fails as a full disk
+    /// would, before touching the database. Nothing already committed is affected.
+    pub fn inject_write_fault(&self, on: bool) {
+        self.writer().health().set_injected(on);
     }
 }
 

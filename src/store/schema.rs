@@ -113,6 +113,28 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE messages;
     ALTER TABLE messages_rebuilt RENAME TO messages;
     "#,
+    // store: pairing codes kept as SHA-256 only (live plaintext codes are dropped: they last
+    // ten minutes and the operator issues new ones); failed redemptions, counted across every
+    // process that opens the store; the readiness probe's one row; the indexes retention and
+    // expiry look up by (expiry runs every few seconds: it must not scan a long queue).
+    r#"
+    DROP TABLE pairing_codes;
+    CREATE TABLE pairing_codes (
+        code_hash BLOB PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE pair_failures (
+        at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX pair_failures_at ON pair_failures(at_ms);
+    CREATE TABLE store_probe (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX messages_created ON messages(created_at);
+    CREATE INDEX jobs_expiry ON jobs(state, expires_at);
+    "#,
 ];
 
 /// Brings the schema up to date inside one transaction.

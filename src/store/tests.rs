@@ -350,3 +350,140 @@ fn hot_statements_are_not_re_prepared() {
         })
         .unwrap();
 }
+
+#[test]
+fn failed_pairings_older_than_the_window_do_not_count() {
+    let (_d, store) = store();
+    store.add_user("alice", 1).unwrap();
+    let t0 = 1_000_000;
+    let wrong = |now| block_on(store.redeem_pair_code("000000", android("x"), now));
+    for _ in 0..99 {
+        assert!(matches!(wrong(t0), Err(StoreError::NotFound(_))));
+    }
+    // The 99 fall out of the window: the next failure is the first of a new one.
+    let later = t0 + devices::PAIR_FAILURE_WINDOW_MS + 1;
+    let code = store.create_pair_code("alice", later).unwrap();
+    assert!(wrong(later).is_err());
+    assert!(block_on(store.redeem_pair_code(&code, android("pixel"), later)).is_ok());
+    // 100 within the window invalidate a live code.
+    let code = store.create_pair_code("alice", later).unwrap();
+    for _ in 0..99 {
+        assert!(wrong(later + 1).is_err());
+    }
+    assert!(block_on(store.redeem_pair_code(&code, android("late"), later + 2)).is_err());
+}
+
+#[test]
+fn injected_write_fault_fails_writes_and_clears_by_itself() {
+    let (_d, store) = store();
+    store.add_user("alice", 1).unwrap();
+    assert!(!store.writes_failing());
+    store.inject_write_fault(true);
+    let err = store.add_user("bob", 2).unwrap_err();
+    assert!(err.is_fault(), "{err:?}");
+    assert!(store.writes_failing());
+    assert!(block_on(store.probe_write(3)).is_err());
+    // Reads still work; nothing committed before the fault is affected.
+    assert_eq!(store.list_users().unwrap().len(), 1);
+    store.inject_write_fault(false);
+    // A refusal is not a fault: it does not mark the store failing.
+    assert!(matches!(
+        store.add_user("alice", 4),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(!store.writes_failing());
+    store.add_user("bob", 5).unwrap();
+    assert_eq!(store.list_users().unwrap().len(), 2);
+}
+
+#[test]
+fn device_credentials_authenticate_only_their_device() {
+    let (_d, store) = store();
+    store.add_user("alice", 1).unwrap();
+    let desk = store
+        .add_device(
+            "alice",
+            NewDevice {
+                label: "desk".into(),
+                device_type: DeviceType::Extension,
+                fcm_token: None,
+                public_key: None,
+            },
+            1,
+        )
+        .unwrap();
+    let credential = desk.credential.unwrap();
+    let found = store.authenticate_device(credential.expose()).unwrap();
+    assert_eq!(found.map(|d| d.id), Some(desk.device.id.clone()));
+    let mut wrong = credential.expose().to_owned();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(store.authenticate_device(&wrong).unwrap(), None);
+    store.remove_device(&desk.device.id, 2).unwrap();
+    assert_eq!(
+        store.authenticate_device(credential.expose()).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn retention_prunes_only_finished_messages() {
+    let (_d, store) = store();
+    store.add_user("alice", 1).unwrap();
+    let (token, _) = token_for(&store, "alice");
+    let phone = store
+        .add_device("alice", android("pixel"), 1)
+        .unwrap()
+        .device;
+    let target = || vec![(phone.id.clone(), DeviceType::Android)];
+    for id in ["msg_done", "msg_open"] {
+        block_on(store.accept_send(send_to(token.user_id, &token.id, id, target(), 1_000)))
+            .unwrap();
+    }
+    block_on(store.accept_send(send_to(token.user_id, &token.id, "msg_none", vec![], 1_000)))
+        .unwrap();
+    let jobs = block_on(store.claim_due(1_000, 10, 1_000)).unwrap();
+    let done = jobs
+        .iter()
+        .find(|j| j.message_id == "msg_done")
+        .unwrap()
+        .job_id;
+    block_on(store.complete_jobs(vec![(done, JobOutcome::Delivered)], 2_000)).unwrap();
+    // Finished at 2 000: not yet due at cutoff 1 999; due at 2 000.
+    assert_eq!(block_on(store.prune_finished(1_999, 100)).unwrap(), 1); // msg_none
+    assert_eq!(block_on(store.prune_finished(2_000, 100)).unwrap(), 1); // msg_done
+    assert!(
+        store
+            .message_status("msg_done", token.user_id)
+            .unwrap()
+            .is_none()
+    );
+    // msg_open is leased (unfinished): kept whatever the cutoff.
+    assert_eq!(block_on(store.prune_finished(i64::MAX, 100)).unwrap(), 0);
+    assert!(
+        store
+            .message_status("msg_open", token.user_id)
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn backup_is_a_standalone_private_copy() {
+    let (_d, store) = store();
+    store.add_user("alice", 1).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("copy.db");
+    std::fs::write(&file, b"an older backup").unwrap();
+    store.backup(&file).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(&file, restored.path().join(DB_FILE)).unwrap();
+    let copy = Store::open(restored.path()).unwrap();
+    assert_eq!(copy.list_users().unwrap()[0].name, "alice");
+}

@@ -52,7 +52,10 @@ pub fn parse_body(
         BodyKind::Json => match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(map),
             Ok(_) => Err(invalid_body("body must be a JSON object")),
-            Err(e) => Err(invalid_body(format!("body is not valid JSON: {e}"))),
+            // The parser's own text ("expected i64 at line 1 column 568") describes its internals,
+            // not the contract: say what kind of failure it was and nothing more.
+            Err(e) if e.is_eof() => Err(invalid_body("body is not valid JSON: it ends too early")),
+            Err(_) => Err(invalid_body("body is not valid JSON")),
         },
         BodyKind::Form => {
             let pairs = form_urlencoded::parse(body).into_owned().collect();

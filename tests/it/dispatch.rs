@@ -312,12 +312,12 @@ async fn slow_answers_are_delivered_concurrently() {
                 .await,
         );
     }
-    let started = std::time::Instant::now();
     assert_eq!(s.dispatcher.run_once().await.unwrap(), 4);
+    // Functionally, not by the clock: the fake saw the slow sends overlap.
     assert!(
-        started.elapsed() < Duration::from_millis(1100),
-        "4 sends of 300 ms ran in parallel: {:?}",
-        started.elapsed()
+        s.fake.max_in_flight() > 1,
+        "slow sends ran one at a time ({} at most)",
+        s.fake.max_in_flight()
     );
     for id in &ids {
         assert_eq!(s.delivery(id).await["state"], "delivered");

@@ -54,6 +54,9 @@ struct Inner {
     default_delay: Option<Duration>,
     valid_tokens: HashSet<String>,
     sends: Vec<(Instant, Value)>,
+    /// Sends being answered now, and the most ever at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 pub struct FakeFcm {
@@ -154,6 +157,11 @@ impl FakeFcm {
         first
     }
 
+    /// The most `messages:send` requests the fake was answering at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.lock().unwrap().max_in_flight
+    }
+
     pub fn token_requests(&self) -> usize {
         self.token_requests.load(Ordering::SeqCst)
     }
@@ -237,6 +245,17 @@ fn fcm_error(status: u16, code: Option<&str>) -> Value {
     json!({"error": {"code": status, "message": "fake", "status": name, "details": details}})
 }
 
+/// Counts a send as answered when its handler ends, however it ends.
+struct InFlight(Arc<Mutex<Inner>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut inner) = self.0.lock() {
+            inner.in_flight -= 1;
+        }
+    }
+}
+
 async fn send(
     State(s): State<Shared>,
     Path((project, action)): Path<(String, String)>,
@@ -273,8 +292,11 @@ async fn send(
             return (StatusCode::UNAUTHORIZED, axum::Json(fcm_error(401, None))).into_response();
         }
         inner.sends.push((Instant::now(), message));
+        inner.in_flight += 1;
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
         (reply, inner.default_delay)
     };
+    let _answering = InFlight(s.inner.clone());
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }

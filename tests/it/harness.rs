@@ -2,9 +2,11 @@
 
 use reflecto::server::config::PartialConfig;
 use reflecto::server::limits::Limits;
-use reflecto::server::{RunningRelay, ServeConfig};
+use reflecto::server::{Clock, RunningRelay, ServeConfig};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_reflecto");
 
@@ -46,6 +48,41 @@ impl Relay {
             url,
             limits,
         }
+    }
+
+    /// A relay whose time is `clock`, with `tweak` applied to its configuration.
+    pub async fn start_with(
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+        tweak: impl FnOnce(&mut ServeConfig),
+    ) -> Relay {
+        let dir = tempfile::tempdir().unwrap();
+        Relay::start_in(dir, limits, clock, tweak).await
+    }
+
+    /// The same, in a data dir the caller prepared.
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+        tweak: impl FnOnce(&mut ServeConfig),
+    ) -> Relay {
+        let mut config = config(dir.path(), limits);
+        tweak(&mut config);
+        let running = reflecto::server::start_with_clock(&config, clock)
+            .await
+            .unwrap();
+        let url = format!("http://{}", running.addr);
+        Relay {
+            dir,
+            running: Some(running),
+            url,
+            limits,
+        }
+    }
+
+    pub fn state(&self) -> Arc<reflecto::server::AppState> {
+        self.running.as_ref().unwrap().state.clone()
     }
 
     /// Stops gracefully and starts again on the same data dir (a restart).
@@ -165,4 +202,24 @@ pub fn create_alice(data_dir: &Path) -> (String, String, String) {
         &["token", "create", "--user", "alice", "--label", "ci"],
     );
     (token, phone, desk.lines().next().unwrap().to_owned())
+}
+
+/// Time that moves only when a test moves it.
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// Starts at the real time, so rows the admin commands write line up with it.
+    pub fn now() -> Arc<ManualClock> {
+        Arc::new(ManualClock(AtomicI64::new(reflecto::store::now_ms())))
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
