@@ -9,10 +9,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PairRequest {
     /// The 6-digit code from `reflecto admin pair`
+    #[schema(pattern = "^[0-9]{6}$")]
     pub code: String,
-    /// android | extension
+    /// The device type (any case)
     #[serde(rename = "type")]
+    #[schema(value_type = DeviceType)]
     pub device_type: String,
+    /// 1–64 UTF-8 bytes, not blank; stored trimmed
+    #[schema(max_length = 64, pattern = r"\S")]
     pub label: String,
     /// Required for android devices: the FCM registration token
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -35,9 +35,16 @@ pub fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
-    params(("id" = String, Path, description = "msg_… id from a send")),
-    responses((status = 200, body = MessageView), (status = 404, body = crate::api::NestedErrorBody), (status = 401, body = crate::api::FlatErrorBody)),
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", operation_id = "message_status",
+    summary = "Per-device delivery state of a message",
+    description = "Any token of the message's owner may ask. An unknown id, another owner's message, or one pruned after `--retention` is 404 `not_found`.",
+    params(("id" = String, Path, description = "the `msg_…` id from a send")),
+    responses(
+        (status = 200, description = "The message and one entry per target device", body = MessageView),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::NestedErrorBody),
+        (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
+        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
     security(("bearer" = [])))]
 pub async fn message_status(
     State(state): State<Arc<AppState>>,
