@@ -8,11 +8,16 @@
 //! a credential, 400 and 413 when it reads a body, 429 when it is behind the per-IP limit and
 //! 500 when it touches the store (every `/v1` route).
 
+#[path = "openapi_schemas.rs"]
+mod schemas;
+pub use schemas::{
+    IdempotencyKey, Liveness, RawMessage, Readiness, SendForm, ShimForm, ShimRequest,
+};
+
 use super::{messages, ops, pair, send, shim, sync};
-use crate::api::Priority;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Response};
 use utoipa::{Modify, OpenApi};
@@ -21,7 +26,8 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "reflecto relay API", description = "Push notifications through a self-hosted reflecto relay. Errors use the nested shape `{\"error\":{\"code\",\"message\",\"details\"?}}` except 401, which is flat: `{\"error\":\"<code>\",\"message\"?}`. The `code` is the contract; `message` is human text. Every response carries `X-Request-Id`."),
     paths(send::send, send::send_with_path_token, shim::messages_json, messages::message_status, pair::pair, sync::stream, sync::ack, ops::live, ops::ready, ops::metrics, ops::openapi, ops::api_catalog),
-    components(schemas(crate::api::SendRequest, crate::api::Action, crate::api::SendResponse, crate::api::ShimResponse, crate::api::NestedErrorBody, crate::api::FlatErrorBody)),
+    servers((url = "/", description = "The relay serving this document")),
+    components(schemas(crate::api::SendRequest, crate::api::SendResponse, crate::api::ShimResponse, crate::api::NestedErrorBody, crate::api::FlatErrorBody)),
     modifiers(&Aliases, &SecuritySchemes, &CommonHeaders),
     tags((name = "send", description = "Sending notifications"), (name = "pushover", description = "Pushover-compatible shim"), (name = "messages", description = "Delivery state"), (name = "devices", description = "Pairing and the desktop stream"), (name = "operations", description = "Health, metrics and discovery"))
 )]
@@ -93,7 +99,12 @@ impl Modify for CommonHeaders {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for item in openapi.paths.paths.values_mut() {
             for operation in operations_mut(item) {
-                let rate_limited = operation.responses.responses.contains_key("429");
+                // Only the send routes report the binding layer on success (SPEC §1.8); the
+                // shim, pairing and status answer their 200 without it.
+                let reports_layer = operation
+                    .tags
+                    .as_ref()
+                    .is_some_and(|tags| tags.iter().any(|t| t == "send"));
                 for (status, response) in operation.responses.responses.iter_mut() {
                     let RefOr::T(response) = response else {
                         continue;
@@ -114,7 +125,7 @@ impl Modify for CommonHeaders {
                                 "Seconds until the binding layer frees capacity",
                             );
                         }
-                        "200" if rate_limited => rate_headers(response, false),
+                        "200" if reports_layer => rate_headers(response, false),
                         "500" => add_header(
                             response,
                             "Retry-After",
@@ -189,200 +200,6 @@ fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .filter_map(Option::as_mut)
 }
 
-/// `Idempotency-Key`, on every route that sends.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code)] // a declaration for the document; the handlers read the header themselves
-pub struct IdempotencyKey {
-    /// 1–64 visible ASCII characters. A key repeated by the same token within 24 h after a 200
-    /// returns that original response and enqueues nothing; a 4xx records nothing.
-    #[param(
-        rename = "Idempotency-Key",
-        min_length = 1,
-        max_length = 64,
-        pattern = "^[!-~]{1,64}$",
-        nullable = false
-    )]
-    idempotency_key: Option<String>,
-}
-
-/// A `text/plain` (or untyped) send: the whole body is the message, 1–1500 UTF-8 bytes.
-pub struct RawMessage;
-
-impl utoipa::PartialSchema for RawMessage {
-    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(1))
-            .max_length(Some(1500))
-            .description(Some("The whole body is the message: 1–1500 UTF-8 bytes"))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for RawMessage {}
-
-/// A urlencoded or multipart send: the fields of `SendRequest` as form keys, all text.
-/// With no known key at all, the whole percent-decoded body is the message (so
-/// `curl -d "Backup done"` works). `tags` may repeat and/or be comma-separated. `actions` is
-/// accepted as one key holding a JSON array of `{label, url}` objects (see `Action`; the schema
-/// leaves it out because a JSON text cannot be described here).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct SendForm {
-    /// 1–1500 UTF-8 bytes
-    #[schema(min_length = 1, max_length = 1500)]
-    message: String,
-    /// 1–100 UTF-8 bytes
-    #[schema(min_length = 1, max_length = 100, nullable = false)]
-    title: Option<String>,
-    #[schema(nullable = false)]
-    priority: Option<Priority>,
-    /// Comma-separated; more than 5 kept as the first 5, each cut to 32 bytes, with warnings
-    #[schema(nullable = false)]
-    tags: Option<String>,
-    /// An http or https URL of at most 512 UTF-8 bytes
-    #[schema(
-        max_length = 512,
-        nullable = false,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
-    )]
-    url: Option<String>,
-    /// At most 32 UTF-8 bytes
-    #[schema(max_length = 32, nullable = false)]
-    url_title: Option<String>,
-    /// Device selector, at most 256 characters with one non-blank entry
-    #[schema(max_length = 256, nullable = false, pattern = r"[^,\s]")]
-    device: Option<String>,
-    /// true/false/1/0/yes/no, any case
-    #[schema(
-        nullable = false,
-        pattern = r"^\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0|[Yy][Ee][Ss]|[Nn][Oo])\s*$"
-    )]
-    markdown: Option<String>,
-    /// Seconds as a decimal number; floored and clamped to [0, 259200]
-    #[schema(
-        nullable = false,
-        pattern = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,2})?\s*$"
-    )]
-    ttl: Option<String>,
-}
-
-/// Pushover's fields as JSON. `token` may be given here or as `Authorization: Bearer`; `user`,
-/// `sound`, `timestamp`, `html` and unknown fields are accepted and ignored. The other fields
-/// follow `SendRequest`'s rules.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ShimRequest {
-    /// The sender token (a non-string token is 401 `invalid_token`)
-    #[schema(nullable = false, pattern = "^rfk_(live|test)_[A-Za-z0-9]{32}$")]
-    token: Option<String>,
-    /// 1–1500 UTF-8 bytes
-    #[schema(min_length = 1, max_length = 1500)]
-    message: String,
-    /// 1–100 UTF-8 bytes
-    #[schema(min_length = 1, max_length = 100)]
-    title: Option<String>,
-    /// -2 min, -1 low, 0 default, 1 high, as a number or a numeric string; 2 (emergency) is 400
-    /// `priority_emergency_unsupported`
-    #[schema(schema_with = pushover_priority)]
-    priority: Option<i64>,
-    /// An http or https URL of at most 512 UTF-8 bytes
-    #[schema(
-        max_length = 512,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
-    )]
-    url: Option<String>,
-    /// At most 32 UTF-8 bytes
-    #[schema(max_length = 32)]
-    url_title: Option<String>,
-    /// Comma list of device names, at most 256 characters with one non-blank entry
-    #[schema(max_length = 256, pattern = r"[^,\s]")]
-    device: Option<String>,
-    /// Seconds; floored and clamped to [0, 259200]
-    ttl: Option<f64>,
-}
-
-/// Pushover's form fields (urlencoded or multipart): `ShimRequest`'s, all text. With no known
-/// key at all, the whole percent-decoded body is the message.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ShimForm {
-    /// The sender token
-    #[schema(nullable = false, pattern = "^rfk_(live|test)_[A-Za-z0-9]{32}$")]
-    token: Option<String>,
-    /// 1–1500 UTF-8 bytes
-    #[schema(min_length = 1, max_length = 1500)]
-    message: String,
-    /// 1–100 UTF-8 bytes
-    #[schema(min_length = 1, max_length = 100, nullable = false)]
-    title: Option<String>,
-    /// -2, -1, 0 or 1; 2 (emergency) is 400 `priority_emergency_unsupported`
-    #[schema(nullable = false, pattern = r"^\s*(-2|-1|0|1)\s*$")]
-    priority: Option<String>,
-    /// An http or https URL of at most 512 UTF-8 bytes
-    #[schema(
-        max_length = 512,
-        nullable = false,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
-    )]
-    url: Option<String>,
-    /// At most 32 UTF-8 bytes
-    #[schema(max_length = 32, nullable = false)]
-    url_title: Option<String>,
-    /// Comma list of device names, at most 256 characters
-    #[schema(max_length = 256, nullable = false, pattern = r"[^,\s]")]
-    device: Option<String>,
-    /// Seconds as a decimal number; floored and clamped to [0, 259200]
-    #[schema(
-        nullable = false,
-        pattern = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,2})?\s*$"
-    )]
-    ttl: Option<String>,
-}
-
-/// Pushover priority: `-2`..`1` as a number or a numeric string, or `null` (absent).
-fn pushover_priority() -> utoipa::openapi::schema::Schema {
-    let levels = [-2, -1, 0, 1];
-    OneOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .enum_values(Some(levels)),
-        )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(levels.map(|n| n.to_string()))),
-        )
-        .item(ObjectBuilder::new().schema_type(Type::Null))
-        .build()
-        .into()
-}
-
-/// The `GET /health/ready` body.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct Readiness {
-    /// ready | unavailable
-    #[schema(pattern = "^(ready|unavailable)$")]
-    status: String,
-    /// ok | failing
-    #[schema(pattern = "^(ok|failing)$")]
-    store: String,
-    /// ok | disabled | failing
-    #[schema(pattern = "^(ok|disabled|failing)$")]
-    fcm: String,
-}
-
-/// The `GET /health` and `/health/live` body: `{"status":"ok"}`.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct Liveness {
-    #[schema(pattern = "^ok$")]
-    status: String,
-}
-
 /// The document as served at `/openapi.json`.
 pub fn document() -> String {
     let mut doc = ApiDoc::openapi();
@@ -412,7 +229,7 @@ fn raw_form_fallback(schema: &mut serde_json::Value, known: &[&str]) {
     }
     let any_known: Vec<_> = known
         .iter()
-        .map(|k| serde_json::json!({ "required": [k] }))
+        .map(|k| serde_json::json!({ "properties": { *k: {} }, "required": [k] }))
         .collect();
     object.insert(
         "anyOf".into(),
