@@ -12,20 +12,28 @@ use std::sync::Arc;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
+    #[schema(pattern = "^msg_[0-9a-f]{32}$")]
     id: String,
+    /// RFC 3339, UTC, milliseconds
+    #[schema(format = DateTime)]
     created_at: String,
     deliveries: Vec<DeliveryView>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
+    #[schema(pattern = "^dev_[0-9a-f]{16}$")]
     device_id: String,
     #[serde(rename = "type")]
+    #[schema(value_type = crate::api::DeviceType)]
     device_type: String,
     /// queued | delivered | failed | expired
+    #[schema(pattern = "^(queued|delivered|failed|expired)$")]
     state: String,
     attempts: i64,
     last_error: Option<String>,
+    /// RFC 3339, UTC, milliseconds; null once final
+    #[schema(format = DateTime)]
     next_attempt_at: Option<String>,
 }
 

@@ -31,6 +31,7 @@ pub struct PairRequest {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PairResponse {
+    #[schema(pattern = "^dev_[0-9a-f]{16}$")]
     device_id: String,
     #[serde(rename = "type")]
     device_type: DeviceType,
