@@ -42,7 +42,7 @@ async fn probe(
     (method, path, concrete): &(String, String, String),
     auth: Option<&str>,
     body: Option<(&'static str, Vec<u8>)>,
-) -> u16 {
+) -> Option<u16> {
     let url = format!("{}{}", relay.url, concrete);
     let mut request = relay
         .http()
@@ -50,10 +50,18 @@ async fn probe(
     if let Some(auth) = auth {
         request = request.header("authorization", auth);
     }
+    let mut oversized = false;
     if let Some((content_type, bytes)) = body {
+        oversized = bytes.len() > 64 * 1024;
         request = request.header("content-type", content_type).body(bytes);
     }
-    let response = request.send().await.unwrap();
+    let response = match request.send().await {
+        Ok(response) => response,
+        // A route that answers before reading (401) closes with the body unread; the kernel
+        // may then reset the connection before the answer is read. Nothing to check then.
+        Err(_) if oversized => return None,
+        Err(e) => panic!("{} {path}: {e}", method.to_uppercase()),
+    };
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -76,7 +84,7 @@ async fn probe(
             content.keys().collect::<Vec<_>>()
         );
     }
-    status
+    Some(status)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -85,7 +93,9 @@ async fn every_status_a_probe_meets_is_declared() {
     let (token, _, _) = relay.alice();
     let doc = document(&relay).await;
     let bearer = format!("Bearer {token}");
-    let oversized = vec![b'a'; 70 * 1024];
+    // One byte over the cap: the chunk that crosses it holds the last byte, so a route that
+    // reads the body reads all of it.
+    let oversized = vec![b'a'; 64 * 1024 + 1];
     let mut seen = std::collections::BTreeSet::new();
     for op in operations(&doc) {
         // Never open the endless stream with a credential that could read it.
@@ -112,7 +122,7 @@ async fn every_status_a_probe_meets_is_declared() {
     // The probes reached the interesting answers, so the assertions above meant something.
     for status in [200, 400, 401, 413] {
         assert!(
-            seen.contains(&status),
+            seen.contains(&Some(status)),
             "no probe was answered {status}: {seen:?}"
         );
     }
@@ -131,7 +141,7 @@ async fn every_rate_limited_route_declares_429() {
         // A fresh relay per operation would be slow; the per-IP window is shared, so after the
         // first request every route behind the limit answers 429.
         let _ = probe(&relay, &doc, &op, None, None).await;
-        if probe(&relay, &doc, &op, None, None).await == 429 {
+        if probe(&relay, &doc, &op, None, None).await == Some(429) {
             limited += 1;
         }
     }
