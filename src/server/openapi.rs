@@ -64,6 +64,15 @@ impl Modify for Aliases {
     }
 }
 
+/// Where a 200 names a message, a link to its status (`GET /v1/messages/{id}`), so clients and
+/// stateful testers can follow it: (operation id, JSON pointer to the message id).
+const MESSAGE_LINKS: &[(&str, &str)] = &[
+    ("send", "/id"),
+    ("send_with_path_token", "/id"),
+    ("messages_json", "/request"),
+    ("messages_json_legacy", "/request"),
+];
+
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -207,6 +216,7 @@ pub fn document() -> String {
     let mut value = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
     mark_required_headers(&mut value);
     limit_multipart_names(&mut value);
+    add_message_links(&mut value);
     raw_form_fallback(
         &mut value["components"]["schemas"]["SendForm"],
         crate::validate::fields::KNOWN_KEYS,
@@ -216,6 +226,42 @@ pub fn document() -> String {
         super::shim::SHIM_KEYS,
     );
     serde_json::to_string_pretty(&value).expect("the OpenAPI document serializes")
+}
+
+/// The [`MESSAGE_LINKS`], written into the JSON: utoipa 5 serializes a link's `operationId` as
+/// `operation_id`, which no reader understands.
+fn add_message_links(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+    {
+        let id = operation["operationId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let Some((_, pointer)) = MESSAGE_LINKS.iter().find(|(op, _)| *op == id) else {
+            continue;
+        };
+        let Some(ok) = operation
+            .get_mut("responses")
+            .and_then(|r| r.get_mut("200"))
+            .and_then(|r| r.as_object_mut())
+        else {
+            continue;
+        };
+        ok.insert(
+            "links".into(),
+            serde_json::json!({ "MessageStatus": {
+                "operationId": "message_status",
+                "parameters": { "id": format!("$response.body#{pointer}") },
+                "description": "The delivery state of the message just accepted"
+            }}),
+        );
+    }
 }
 
 /// A urlencoded body with none of the known keys is taken whole as the message: `message` is

@@ -215,3 +215,30 @@ fn the_route_parser_sees_chained_methods() {
     assert!(router_routes().contains(&("/v1/send".to_owned(), "post".to_owned())));
     assert!(router_routes().contains(&("/health".to_owned(), "get".to_owned())));
 }
+
+#[test]
+fn links_name_operations_that_exist() {
+    let doc = doc();
+    let ids: Vec<String> = operations(&doc)
+        .into_iter()
+        .filter_map(|(_, _, op)| op["operationId"].as_str().map(str::to_owned))
+        .collect();
+    let mut links = 0;
+    for (path, method, op) in operations(&doc) {
+        for response in op["responses"].as_object().unwrap().values() {
+            for link in response["links"]
+                .as_object()
+                .into_iter()
+                .flat_map(|l| l.values())
+            {
+                links += 1;
+                let target = link["operationId"].as_str().unwrap_or_default();
+                assert!(
+                    ids.iter().any(|id| id == target),
+                    "{method} {path}: link to unknown operation '{target}'"
+                );
+            }
+        }
+    }
+    assert!(links >= 4, "only {links} links");
+}
