@@ -6,27 +6,77 @@ use serde::{Deserialize, Serialize};
 
 /// A validated, normalized send request. Absent optional fields stay `None` and are omitted
 /// when serialized, so the envelope payload carries only what the sender gave.
+///
+/// Byte limits: JSON Schema counts `maxLength` in characters, the relay counts UTF-8 bytes, so
+/// each `maxLength` below is the byte limit and is exact for ASCII text only. The serialized
+/// envelope (these fields plus the token's label) must also fit in 2048 bytes, or the answer
+/// is 413 `payload_too_large`: a rule across fields that a schema cannot state.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SendRequest {
+    /// 1–1500 UTF-8 bytes
+    #[schema(min_length = 1, max_length = 1500)]
     pub message: String,
+    /// 1–100 UTF-8 bytes; `null` is the same as absent
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 100)]
     pub title: Option<String>,
+    /// Default `default`. The relay also accepts the names in any case (`HIGH`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priority>,
+    /// More than 5 are cut to the first 5, and a tag over 32 bytes is cut at a UTF-8 boundary,
+    /// each with a warning (a 200, not an error)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    /// An http or https URL of at most 512 UTF-8 bytes. The pattern is a safe subset of what
+    /// the relay accepts: any URL with an http(s) scheme and a host passes.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        max_length = 512,
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
+    )]
     pub url: Option<String>,
+    /// At most 32 UTF-8 bytes
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 32)]
     pub url_title: Option<String>,
+    /// Buttons that open a URL. Only the first 3 are kept (and validated); the rest are dropped
+    /// with a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::api::request::actions_schema)]
     pub actions: Option<Vec<Action>>,
+    /// Device selector: comma-separated `all`, `mobile`/`phone`, `desktop`, `web`, `dev_…` ids
+    /// or labels; at most 256 characters (not bytes) with at least one non-blank entry.
+    /// Default `all`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256, pattern = r"[^,\s]")]
     pub device: Option<String>,
+    /// Default `false`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub markdown: Option<bool>,
+    /// Seconds the delivery may wait, default 259200 (72 h). Any number is accepted: fractions
+    /// are floored and the value is clamped to [0, 259200].
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
     pub ttl: Option<u64>,
+}
+
+/// The `actions` schema: the first 3 items are [`Action`]s; the relay drops any further items
+/// unread, so they may be anything.
+pub fn actions_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ArrayItems, ObjectBuilder, SchemaType, Type};
+    let action = || <Action as utoipa::PartialSchema>::schema();
+    ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Array,
+            Type::Null,
+        ]))
+        .prefix_items([action(), action(), action()])
+        .items(ArrayItems::RefOrSchema(Box::new(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::AnyValue)
+                .into(),
+        )))
+        .build()
 }
 
 impl SendRequest {
@@ -46,6 +96,13 @@ impl SendRequest {
 /// A button on the notification that opens a URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Action {
+    /// 1–32 UTF-8 bytes
+    #[schema(min_length = 1, max_length = 32)]
     pub label: String,
+    /// An http or https URL of at most 512 UTF-8 bytes (same rule as `url`)
+    #[schema(
+        max_length = 512,
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
+    )]
     pub url: String,
 }

@@ -4,13 +4,17 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SendResponse {
+    /// `msg_` + 32 lowercase hex
+    #[schema(pattern = "^msg_[0-9a-f]{32}$")]
     pub id: String,
+    /// Every device a delivery was enqueued for (not yet confirmed on screen)
     pub delivered_to: Vec<DeliveredTo>,
     pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveredTo {
+    #[schema(pattern = "^dev_[0-9a-f]{16}$")]
     pub device_id: String,
     #[serde(rename = "type")]
     pub device_type: DeviceType,
@@ -51,6 +55,8 @@ impl std::fmt::Display for DeviceType {
 /// with the error codes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShimResponse {
+    /// 1 on success, 0 on failure
+    #[schema(maximum = 1)]
     pub status: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,

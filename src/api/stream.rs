@@ -9,10 +9,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PairRequest {
     /// The 6-digit code from `reflecto admin pair`
+    #[schema(pattern = "^[0-9]{6}$")]
     pub code: String,
-    /// android | extension
+    /// The device type (any case)
     #[serde(rename = "type")]
+    #[schema(value_type = DeviceType)]
     pub device_type: String,
+    /// 1–64 UTF-8 bytes, not blank; stored trimmed
+    #[schema(max_length = 64, pattern = r"\S")]
     pub label: String,
     /// Required for android devices: the FCM registration token
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,24 +50,57 @@ pub struct SyncEventData {
     pub sealed: Option<String>,
 }
 
-/// An event id as an ack may carry it: the SSE `id:` string, or the number it spells.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// An event id as an ack may carry it: the SSE `id:` string, or the number it spells (JSON
+/// Schema's `integer` also admits `1.0`, so an integral float is a number too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum EventId {
     Number(i64),
+    Float(f64),
     Text(String),
 }
+
+/// Largest id the document promises: integers JSON carries exactly.
+const MAX_EXACT_ID: i64 = (1 << 53) - 1;
 
 impl EventId {
     /// The stream's sequence number, if this id is one.
     pub fn seq(&self) -> Option<i64> {
         match self {
             EventId::Number(n) => Some(*n),
+            EventId::Float(f) if f.fract() == 0.0 && f.abs() <= MAX_EXACT_ID as f64 => {
+                Some(*f as i64)
+            }
+            EventId::Float(_) => None,
             EventId::Text(s) => s.trim().parse().ok(),
         }
         .filter(|n| *n >= 0)
     }
 }
+
+impl utoipa::PartialSchema for EventId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(MAX_EXACT_ID)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^\s*\+?[0-9]{1,15}\s*$")),
+            )
+            .description(Some(
+                "an SSE `id:` as sent (a string) or the number it spells",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventId {}
 
 /// `POST /v1/sync/ack`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -84,9 +121,10 @@ mod tests {
 
     #[test]
     fn event_ids_parse_from_strings_and_numbers() {
-        let req: AckRequest = serde_json::from_str(r#"{"ids":["1",2," 3 "]}"#).unwrap();
+        let req: AckRequest =
+            serde_json::from_str(r#"{"ids":["1",2," 3 ",4.0,5.5,-1.0]}"#).unwrap();
         let seqs: Vec<_> = req.ids.iter().map(EventId::seq).collect();
-        assert_eq!(seqs, [Some(1), Some(2), Some(3)]);
+        assert_eq!(seqs, [Some(1), Some(2), Some(3), Some(4), None, None]);
         assert_eq!(EventId::Text("x".into()).seq(), None);
         assert_eq!(EventId::Number(-1).seq(), None);
     }

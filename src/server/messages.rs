@@ -12,20 +12,28 @@ use std::sync::Arc;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
+    #[schema(pattern = "^msg_[0-9a-f]{32}$")]
     id: String,
+    /// RFC 3339, UTC, milliseconds
+    #[schema(format = DateTime)]
     created_at: String,
     deliveries: Vec<DeliveryView>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
+    #[schema(pattern = "^dev_[0-9a-f]{16}$")]
     device_id: String,
     #[serde(rename = "type")]
+    #[schema(value_type = crate::api::DeviceType)]
     device_type: String,
     /// queued | delivered | failed | expired
+    #[schema(pattern = "^(queued|delivered|failed|expired)$")]
     state: String,
     attempts: i64,
     last_error: Option<String>,
+    /// RFC 3339, UTC, milliseconds; null once final
+    #[schema(format = DateTime)]
     next_attempt_at: Option<String>,
 }
 
@@ -35,9 +43,16 @@ pub fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
-    params(("id" = String, Path, description = "msg_… id from a send")),
-    responses((status = 200, body = MessageView), (status = 404, body = crate::api::NestedErrorBody), (status = 401, body = crate::api::FlatErrorBody)),
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", operation_id = "message_status",
+    summary = "Per-device delivery state of a message",
+    description = "Any token of the message's owner may ask. An unknown id, another owner's message, or one pruned after `--retention` is 404 `not_found`.",
+    params(("id" = String, Path, description = "the `msg_…` id from a send")),
+    responses(
+        (status = 200, description = "The message and one entry per target device", body = MessageView),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::NestedErrorBody),
+        (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
+        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
     security(("bearer" = [])))]
 pub async fn message_status(
     State(state): State<Arc<AppState>>,

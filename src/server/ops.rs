@@ -11,13 +11,21 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
 
-#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, description = "the process is up")))]
+#[utoipa::path(get, path = "/health/live", tag = "operations", operation_id = "health_live",
+    summary = "Liveness: the process is up",
+    responses((status = 200, description = "The process is up", body = super::openapi::Liveness)),
+    security(()))]
 pub async fn live() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-#[utoipa::path(get, path = "/health/ready", tag = "operations",
-    responses((status = 200, description = "{\"status\":\"ready\",\"store\":\"ok\",\"fcm\":\"ok|disabled|failing\"}"), (status = 503, description = "the store is not reachable or its writes fail")))]
+#[utoipa::path(get, path = "/health/ready", tag = "operations", operation_id = "health_ready",
+    summary = "Readiness: the store is reachable",
+    description = "A relay without FCM credentials is ready (`fcm` is `disabled`); it holds android jobs.",
+    responses(
+        (status = 200, description = "Ready", body = super::openapi::Readiness),
+        (status = 503, description = "The store is unreachable or its writes fail", body = super::openapi::Readiness)),
+    security(()))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let fcm = state.fcm_health().as_str();
     // A read alone would say ready on a full disk: the probe writes, through the same group
@@ -35,7 +43,10 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String)),
+    security(()))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let depth = state.store.queue_depth().unwrap_or(-1);
     (
@@ -48,6 +59,10 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
+    summary = "This OpenAPI 3.1 document",
+    responses((status = 200, description = "The document", content_type = "application/json", body = Object)),
+    security(()))]
 pub async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -57,6 +72,11 @@ pub async fn openapi() -> Response {
 }
 
 /// RFC 9727: a linkset pointing at the OpenAPI document.
+#[utoipa::path(get, path = "/.well-known/api-catalog", tag = "operations", operation_id = "api_catalog",
+    summary = "RFC 9727 API catalog",
+    description = "A linkset whose `service-desc` points at `/openapi.json` and `status` at `/health/ready`, on the `Host` the request named.",
+    responses((status = 200, description = "The linkset", content_type = "application/linkset+json", body = Object)),
+    security(()))]
 pub async fn api_catalog(headers: HeaderMap) -> Response {
     let host = headers
         .get(header::HOST)

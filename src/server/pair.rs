@@ -16,8 +16,17 @@ use std::sync::Arc;
 
 const MAX_LABEL_BYTES: usize = 64;
 
-#[utoipa::path(post, path = "/v1/devices/pair", tag = "devices", request_body = PairRequest,
-    responses((status = 200, body = PairResponse), (status = 400, body = crate::api::NestedErrorBody), (status = 429, body = crate::api::NestedErrorBody)))]
+#[utoipa::path(post, path = "/v1/devices/pair", tag = "devices", operation_id = "pair_device",
+    summary = "Redeem a one-time pairing code for a device",
+    description = "The code comes from `reflecto admin pair` and is single-use, valid 10 minutes. A well-formed code that matches no live code is 400 `invalid_pairing_code`; failures are rate limited per IP and across all addresses (SPEC §1.9).",
+    request_body(content = PairRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Paired; `credential` (extension devices only) is shown once", body = PairResponse),
+        (status = 400, description = "`invalid_body` or `invalid_pairing_code`", body = crate::api::NestedErrorBody),
+        (status = 413, description = "`payload_too_large`: the raw body exceeds 64 KiB", body = crate::api::NestedErrorBody),
+        (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
+        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
+    security(()))]
 pub async fn pair(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

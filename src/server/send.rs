@@ -40,13 +40,24 @@ impl Accepted {
     }
 }
 
-#[utoipa::path(post, path = "/v1/send", tag = "send",
-    request_body(content = crate::api::SendRequest, description = "JSON, urlencoded, multipart, or text/plain (the whole body is the message)"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–64 visible ASCII characters; a repeat within 24 h returns the original response")),
+#[utoipa::path(post, path = "/v1/send", tag = "send", operation_id = "send",
+    summary = "Send a notification to the token owner's devices",
+    description = "Checks run in SPEC §1.7 order (per-IP limit, token, body, priority cap, envelope size, per-token and per-receiver limits), so a 4xx never burns quota. Every 200 and 429 carries the `X-RateLimit-*` headers of the binding layer when a limit is enabled.",
+    request_body(description = "JSON (the canonical object); urlencoded or multipart (the same fields as form keys; with no known key the whole raw body is the message); text/plain or no Content-Type (the whole body is the message). Anything else is 400 `invalid_body`.",
+        content(
+            (crate::api::SendRequest = "application/json"),
+            (super::openapi::SendForm = "application/x-www-form-urlencoded"),
+            (super::openapi::SendForm = "multipart/form-data"),
+            (super::openapi::RawMessage = "text/plain"))),
+    params(super::openapi::IdempotencyKey),
     responses(
-        (status = 200, body = SendResponse), (status = 400, body = crate::api::NestedErrorBody),
-        (status = 401, body = crate::api::FlatErrorBody), (status = 403, body = crate::api::NestedErrorBody),
-        (status = 413, body = crate::api::NestedErrorBody), (status = 429, body = crate::api::NestedErrorBody)),
+        (status = 200, description = "Accepted: one delivery enqueued per target device", body = SendResponse),
+        (status = 400, description = "A field or the body failed validation; nothing was recorded", body = crate::api::NestedErrorBody),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
+        (status = 403, description = "`priority_capped`: the token may not send this priority", body = crate::api::NestedErrorBody),
+        (status = 413, description = "`payload_too_large`: the envelope exceeds 2048 bytes or the raw body 64 KiB", body = crate::api::NestedErrorBody),
+        (status = 429, description = "`rate_limit_exceeded`; `details.resource` names the layer", body = crate::api::NestedErrorBody),
+        (status = 500, description = "`internal_error`: the store failed; nothing was acknowledged", body = crate::api::NestedErrorBody)),
     security(("bearer" = [])))]
 pub async fn send(
     State(state): State<Arc<AppState>>,
@@ -59,10 +70,25 @@ pub async fn send(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-#[utoipa::path(post, path = "/v1/send/{token}", tag = "send",
-    params(("token" = String, Path, description = "the sender token, for clients that cannot set headers")),
-    request_body(content = crate::api::SendRequest),
-    responses((status = 200, body = SendResponse), (status = 401, body = crate::api::FlatErrorBody)))]
+#[utoipa::path(post, path = "/v1/send/{token}", tag = "send", operation_id = "send_with_path_token",
+    summary = "Send with the token in the path (capability URL)",
+    description = "Identical to `POST /v1/send` for clients that cannot set headers. If an `Authorization` header is present too, the header wins. The path token is redacted before anything is logged.",
+    params(("token" = String, Path, description = "the sender token `rfk_live_…`"), super::openapi::IdempotencyKey),
+    request_body(description = "As for `POST /v1/send`",
+        content(
+            (crate::api::SendRequest = "application/json"),
+            (super::openapi::SendForm = "application/x-www-form-urlencoded"),
+            (super::openapi::SendForm = "multipart/form-data"),
+            (super::openapi::RawMessage = "text/plain"))),
+    responses(
+        (status = 200, description = "Accepted: one delivery enqueued per target device", body = SendResponse),
+        (status = 400, description = "A field or the body failed validation; nothing was recorded", body = crate::api::NestedErrorBody),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
+        (status = 403, description = "`priority_capped`: the token may not send this priority", body = crate::api::NestedErrorBody),
+        (status = 413, description = "`payload_too_large`: the envelope exceeds 2048 bytes or the raw body 64 KiB", body = crate::api::NestedErrorBody),
+        (status = 429, description = "`rate_limit_exceeded`; `details.resource` names the layer", body = crate::api::NestedErrorBody),
+        (status = 500, description = "`internal_error`: the store failed; nothing was acknowledged", body = crate::api::NestedErrorBody)),
+    security((), ("bearer" = [])))]
 pub async fn send_with_path_token(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

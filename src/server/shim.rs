@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-const SHIM_KEYS: &[&str] = &[
+pub(super) const SHIM_KEYS: &[&str] = &[
     "token",
     "user",
     "message",
@@ -30,9 +30,24 @@ const SHIM_KEYS: &[&str] = &[
     "html",
 ];
 
-#[utoipa::path(post, path = "/v1/messages.json", tag = "pushover",
-    request_body(content = String, description = "Pushover's fields (token, user, message, title, priority -2..1, url, url_title, device, ttl) as JSON, urlencoded or multipart"),
-    responses((status = 200, body = ShimResponse), (status = 400, body = ShimResponse), (status = 401, body = ShimResponse), (status = 429, body = ShimResponse)))]
+#[utoipa::path(post, path = "/v1/messages.json", tag = "pushover", operation_id = "messages_json",
+    summary = "Send through the Pushover-compatible shim",
+    description = "Pushover's field set mapped onto `POST /v1/send`. Every failure answers `{\"status\":0,\"errors\":[\"<code>\"]}` with the status `/v1/send` would give; a 429 keeps `Retry-After` and the `X-RateLimit-*` headers.",
+    params(super::openapi::IdempotencyKey),
+    request_body(description = "JSON, urlencoded or multipart; unknown fields are ignored",
+        content(
+            (super::openapi::ShimRequest = "application/json"),
+            (super::openapi::ShimForm = "application/x-www-form-urlencoded"),
+            (super::openapi::ShimForm = "multipart/form-data"))),
+    responses(
+        (status = 200, description = "`{\"status\":1,\"request\":\"msg_…\"}`", body = crate::api::ShimResponse),
+        (status = 400, description = "Validation failed (`errors` holds the code, e.g. `priority_emergency_unsupported`)", body = crate::api::ShimResponse),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::ShimResponse),
+        (status = 403, description = "`priority_capped`", body = crate::api::ShimResponse),
+        (status = 413, description = "`payload_too_large`", body = crate::api::ShimResponse),
+        (status = 429, description = "`rate_limit_exceeded`", body = crate::api::ShimResponse),
+        (status = 500, description = "`internal_error`", body = crate::api::ShimResponse)),
+    security((), ("bearer" = [])))]
 pub async fn messages_json(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -71,10 +71,16 @@ fn event_data(event: &StreamEvent) -> Option<String> {
     }
 }
 
-#[utoipa::path(get, path = "/v1/sync", tag = "devices",
-    params(("Last-Event-ID" = Option<i64>, Header, description = "resume after this event")),
-    responses((status = 200, description = "text/event-stream of `notification` events: data {\"id\":\"msg_…\",\"envelope\":{…}}, or {\"id\":\"msg_…\",\"sealed\":\"<base64url>\"} for a device with a public key"), (status = 401, body = crate::api::FlatErrorBody)),
-    security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/sync", tag = "devices", operation_id = "sync_stream",
+    summary = "The desktop stream of undelivered notifications (Server-Sent Events)",
+    description = "Each undelivered job is one event: `id:` the device's sequence number, `event: notification`, `data:` `{\"id\":\"msg_…\",\"envelope\":{…}}` (or `{\"id\",\"sealed\"}` for a device with a public key). Keep-alive comments every 15 s. A job counts as delivered only once acked with `POST /v1/sync/ack`.",
+    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id (a non-negative integer)", pattern = "^\\s*\\+?[0-9]+\\s*$", nullable = false)),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`; each event's `data` is this object", content_type = "text/event-stream", body = crate::api::stream::SyncEventData),
+        (status = 400, description = "`invalid_body`: `Last-Event-ID` is not an event id", body = crate::api::NestedErrorBody),
+        (status = 401, description = "`missing_token` or `invalid_token` (not a live extension device credential)", body = crate::api::FlatErrorBody),
+        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
+    security(("device" = [])))]
 pub async fn stream(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -116,9 +122,16 @@ pub async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-#[utoipa::path(post, path = "/v1/sync/ack", tag = "devices", request_body = AckRequest,
-    responses((status = 200, body = AckResponse), (status = 400, body = crate::api::NestedErrorBody), (status = 401, body = crate::api::FlatErrorBody)),
-    security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/sync/ack", tag = "devices", operation_id = "sync_ack",
+    summary = "Acknowledge stream events as delivered",
+    request_body(content = AckRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "How many were newly marked delivered", body = AckResponse),
+        (status = 400, description = "`invalid_body`", body = crate::api::NestedErrorBody),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
+        (status = 413, description = "`payload_too_large`: the raw body exceeds 64 KiB", body = crate::api::NestedErrorBody),
+        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
+    security(("device" = [])))]
 pub async fn ack(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

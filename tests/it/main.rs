@@ -9,6 +9,7 @@ mod docs;
 mod fake_fcm;
 mod harness;
 mod keyring;
+mod openapi;
 mod pairing;
 mod relay;
 mod relay_limits;

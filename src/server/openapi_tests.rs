@@ -1,0 +1,244 @@
+//! Cheap guards that keep the document true as routes are added: every route of the router is
+//! documented, every operation is named and says its security, and the statuses every route of
+//! a kind can answer are declared. (tests/it/openapi.rs checks the statuses a live relay
+//! actually answers, and runs schemathesis.)
+
+use super::document;
+use serde_json::Value;
+
+fn doc() -> Value {
+    serde_json::from_str(&document()).unwrap()
+}
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// (path, method, operation) for every operation of the document.
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            if let Some(op) = item.get(method) {
+                out.push((path.clone(), method.to_owned(), op.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// (path, method) of every `.route(…)` in `router`, read from its source so that a route added
+/// there without annotations fails this test.
+fn router_routes() -> Vec<(String, String)> {
+    let source = include_str!("mod.rs");
+    let body = &source[source.find("pub fn router(").expect("router is in mod.rs")..];
+    let body = &body[..body.find(".fallback(").unwrap_or(body.len())];
+    let mut routes = Vec::new();
+    for chunk in body.split(".route(").skip(1) {
+        let path = chunk.split('"').nth(1).expect("a route path literal");
+        for method in METHODS {
+            // `get(handler)` or a chained `.post(handler)`
+            let calls = chunk.match_indices(&format!("{method}(")).any(|(at, _)| {
+                at == 0
+                    || !chunk.as_bytes()[at - 1].is_ascii_alphanumeric()
+                        && chunk.as_bytes()[at - 1] != b'_'
+            });
+            if calls {
+                routes.push((path.to_owned(), method.to_owned()));
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn every_router_route_is_documented() {
+    let doc = doc();
+    let routes = router_routes();
+    assert!(
+        routes.len() >= 14,
+        "the route parser found too few: {routes:?}"
+    );
+    let missing: Vec<_> = routes
+        .iter()
+        .filter(|(path, method)| doc["paths"][path.as_str()].get(method.as_str()).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from /openapi.json: {missing:?}"
+    );
+    let documented = operations(&doc);
+    let stale: Vec<_> = documented
+        .iter()
+        .filter(|(p, m, _)| !routes.iter().any(|(rp, rm)| rp == p && rm == m))
+        .map(|(p, m, _)| format!("{m} {p}"))
+        .collect();
+    assert!(stale.is_empty(), "documented but not routed: {stale:?}");
+}
+
+#[test]
+fn every_operation_has_a_summary_a_unique_id_and_its_security() {
+    let doc = doc();
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    let mut ids = std::collections::HashSet::new();
+    for (path, method, op) in operations(&doc) {
+        let at = format!("{method} {path}");
+        assert!(
+            op["summary"].as_str().is_some_and(|s| !s.trim().is_empty()),
+            "{at} has no summary"
+        );
+        let id = op["operationId"].as_str().unwrap_or_default();
+        assert!(!id.is_empty(), "{at} has no operationId");
+        assert!(
+            ids.insert(id.to_owned()),
+            "{at}: operationId {id} is not unique"
+        );
+        let security = op["security"].as_array().unwrap_or_else(|| {
+            panic!("{at} does not declare security (use `security(())` for none)")
+        });
+        for requirement in security {
+            for name in requirement.as_object().unwrap().keys() {
+                assert!(schemes.contains_key(name), "{at}: unknown scheme {name}");
+            }
+        }
+    }
+}
+
+fn declares(op: &Value, status: &str) -> bool {
+    op["responses"].get(status).is_some()
+}
+
+#[test]
+fn common_error_statuses_are_declared() {
+    let doc = doc();
+    for (path, method, op) in operations(&doc) {
+        let at = format!("{method} {path}");
+        let security = op["security"].as_array().cloned().unwrap_or_default();
+        let takes_credential = security.iter().any(|r| !r.as_object().unwrap().is_empty());
+        if takes_credential {
+            assert!(
+                declares(&op, "401"),
+                "{at} takes a credential but does not declare 401"
+            );
+        }
+        if op.get("requestBody").is_some() {
+            for status in ["400", "413"] {
+                assert!(
+                    declares(&op, status),
+                    "{at} reads a body but does not declare {status}"
+                );
+            }
+        }
+        if path.starts_with("/v1/") || path.starts_with("/1/") {
+            assert!(
+                declares(&op, "500"),
+                "{at} touches the store but does not declare 500"
+            );
+        }
+        for (status, response) in op["responses"].as_object().unwrap() {
+            assert!(
+                response["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty()),
+                "{at} {status} has no description"
+            );
+            if status != "200" || path == "/v1/sync" {
+                continue;
+            }
+            assert!(
+                response.get("content").is_some(),
+                "{at} 200 declares no body"
+            );
+        }
+    }
+}
+
+#[test]
+fn rate_limited_responses_carry_their_headers() {
+    let doc = doc();
+    let mut seen = 0;
+    for (path, method, op) in operations(&doc) {
+        let Some(limited) = op["responses"].get("429") else {
+            continue;
+        };
+        seen += 1;
+        for header in [
+            "Retry-After",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "X-RateLimit-Resource",
+        ] {
+            assert_eq!(
+                limited["headers"][header]["required"],
+                Value::Bool(true),
+                "{method} {path} 429 lacks {header}"
+            );
+        }
+    }
+    assert!(seen >= 5, "only {seen} operations declare 429");
+}
+
+#[test]
+fn request_rules_the_relay_enforces_are_in_the_schema() {
+    let doc = doc();
+    let send = &doc["components"]["schemas"]["SendRequest"]["properties"];
+    assert_eq!(send["message"]["minLength"], 1);
+    assert_eq!(send["message"]["maxLength"], 1500);
+    assert_eq!(send["title"]["minLength"], 1);
+    assert_eq!(send["url_title"]["maxLength"], 32);
+    assert_eq!(send["device"]["maxLength"], 256);
+    // ttl is clamped, not refused: no bounds.
+    assert!(send["ttl"].get("minimum").is_none() && send["ttl"].get("maximum").is_none());
+    let priority = serde_json::to_string(&doc["components"]["schemas"]["Priority"]).unwrap();
+    for name in ["min", "low", "default", "high", "urgent"] {
+        assert!(
+            priority.contains(&format!("\"{name}\"")),
+            "priority enum lacks {name}"
+        );
+    }
+    let shim = &doc["paths"]["/v1/messages.json"]["post"]["requestBody"]["content"];
+    for ct in [
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ] {
+        assert!(shim.get(ct).is_some(), "the shim body lacks {ct}");
+    }
+    let send_body = &doc["paths"]["/v1/send"]["post"]["requestBody"]["content"];
+    assert!(send_body.get("text/plain").is_some());
+}
+
+#[test]
+fn the_route_parser_sees_chained_methods() {
+    // A guard on the guard: the parser must notice every method of a route.
+    assert!(router_routes().contains(&("/v1/send".to_owned(), "post".to_owned())));
+    assert!(router_routes().contains(&("/health".to_owned(), "get".to_owned())));
+}
+
+#[test]
+fn links_name_operations_that_exist() {
+    let doc = doc();
+    let ids: Vec<String> = operations(&doc)
+        .into_iter()
+        .filter_map(|(_, _, op)| op["operationId"].as_str().map(str::to_owned))
+        .collect();
+    let mut links = 0;
+    for (path, method, op) in operations(&doc) {
+        for response in op["responses"].as_object().unwrap().values() {
+            for link in response["links"]
+                .as_object()
+                .into_iter()
+                .flat_map(|l| l.values())
+            {
+                links += 1;
+                let target = link["operationId"].as_str().unwrap_or_default();
+                assert!(
+                    ids.iter().any(|id| id == target),
+                    "{method} {path}: link to unknown operation '{target}'"
+                );
+            }
+        }
+    }
+    assert!(links >= 4, "only {links} links");
+}
