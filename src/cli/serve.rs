@@ -3,12 +3,13 @@
 
 use super::internal;
 use crate::api::ApiError;
-use crate::server::config::{LogFormat, PartialConfig, PartialLimits};
+use crate::server::config::{LogFormat, PartialConfig, PartialConnections, PartialLimits};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
+#[command(after_help = LOGGING_HELP)]
 pub struct ServeArgs {
     /// TOML configuration file (flags and REFLECTO_* variables override it)
     #[arg(long, env = "REFLECTO_CONFIG", value_name = "FILE")]
@@ -28,7 +29,7 @@ pub struct ServeArgs {
     /// Take the client IP from X-Forwarded-For (only behind a proxy you run)
     #[arg(long, env = "REFLECTO_TRUST_PROXY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub trust_proxy: Option<bool>,
-    /// Log format
+    /// Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)
     #[arg(long, env = "REFLECTO_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     /// Sends per token per rolling minute (0 disables) [default: 60]
@@ -46,6 +47,21 @@ pub struct ServeArgs {
     /// API requests per client IP per rolling hour (0 disables) [default: 200]
     #[arg(long, env = "REFLECTO_LIMIT_IP_HOUR", value_name = "N")]
     pub limit_ip_hour: Option<u64>,
+    /// Seconds a client may take to send a request's headers, from its first byte [default: 10]
+    #[arg(long, env = "REFLECTO_HEADER_TIMEOUT", value_name = "SECS")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a client may take to send a request body after its headers [default: 30]
+    #[arg(long, env = "REFLECTO_BODY_TIMEOUT", value_name = "SECS")]
+    pub body_timeout: Option<u64>,
+    /// Seconds a connection may sit idle between requests; desktop streams are never idle [default: 60]
+    #[arg(long, env = "REFLECTO_IDLE_TIMEOUT", value_name = "SECS")]
+    pub idle_timeout: Option<u64>,
+    /// Connections served at once; more wait until one closes [default: 4096]
+    #[arg(long, env = "REFLECTO_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Largest request line plus headers, in bytes; larger requests get 431 [default: 16384]
+    #[arg(long, env = "REFLECTO_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
     /// Print the resolved configuration as TOML and exit
     #[arg(long)]
     pub print_config: bool,
@@ -66,6 +82,13 @@ impl ServeArgs {
                 receiver_daily: self.limit_receiver_daily,
                 ip_minute: self.limit_ip_minute,
                 ip_hour: self.limit_ip_hour,
+            },
+            connections: PartialConnections {
+                header_timeout_secs: self.header_timeout,
+                body_timeout_secs: self.body_timeout,
+                idle_timeout_secs: self.idle_timeout,
+                max_connections: self.max_connections,
+                max_header_bytes: self.max_header_bytes,
             },
         }
     }
@@ -88,6 +111,16 @@ pub fn run(args: ServeArgs) -> Result<(), ApiError> {
         return Ok(());
     }
     init_logging(config.log_format);
+    let open_files = crate::server::listener::raise_open_files_limit();
+    if let Some(open_files) = open_files
+        && (config.connections.max_connections as u64).saturating_add(64) > open_files
+    {
+        tracing::warn!(
+            max_connections = config.connections.max_connections,
+            open_files,
+            "--max-connections is near or above the open-files limit; connections past it are refused by the OS until some close"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -105,9 +138,21 @@ pub fn run(args: ServeArgs) -> Result<(), ApiError> {
     })
 }
 
+const LOGGING_HELP: &str = "\
+Logging:
+  REFLECTO_LOG  which log lines to write, e.g. `warn` or `info,reflecto=debug` [default: info]
+  RUST_LOG      the same, read when REFLECTO_LOG is unset";
+
+/// REFLECTO_LOG, else RUST_LOG (what every tracing program reads), else `info`.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    ["REFLECTO_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|var| tracing_subscriber::EnvFilter::try_from_env(var).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"))
+}
+
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REFLECTO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

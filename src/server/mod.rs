@@ -7,6 +7,8 @@ mod body;
 pub mod config;
 mod error;
 pub mod limits;
+pub mod listener;
+pub mod lock;
 mod messages;
 mod metrics;
 mod observe;
@@ -30,7 +32,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// Where time comes from: a seam so dispatch tests can move it.
 pub trait Clock: Send + Sync {
@@ -76,6 +78,8 @@ pub struct AppState {
     pub streams_ready: Arc<Notify>,
     /// token id → when its `last_used_at` was last written.
     touched: Mutex<HashMap<String, i64>>,
+    /// Set once when the relay begins to stop: desktop streams end on it.
+    stopping: watch::Sender<bool>,
 }
 
 impl AppState {
@@ -95,6 +99,24 @@ impl AppState {
             deliveries_ready: Arc::new(Notify::new()),
             streams_ready: Arc::new(Notify::new()),
             touched: Mutex::new(HashMap::new()),
+            stopping: watch::Sender::new(false),
+        }
+    }
+
+    /// Tells long-lived responses (desktop streams) to end: the relay is stopping.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Resolves once [`AppState::begin_shutdown`] has been called.
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopping = self.stopping.subscribe();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
         }
     }
 
@@ -177,8 +199,10 @@ pub struct RunningRelay {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Opens the store, restores the persistent limits, binds and serves until `shutdown`.
+/// Locks the data dir, opens the store, restores the persistent limits, binds and serves
+/// until `shutdown`; the lock is released when serving has ended.
 pub async fn start(config: &ServeConfig) -> Result<RunningRelay, crate::api::ApiError> {
+    let lock = lock::acquire(&config.data_dir)?;
     let store = Store::open(&config.data_dir)
         .map_err(|e| startup_error(format!("opening the store: {e}")))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -203,13 +227,17 @@ pub async fn start(config: &ServeConfig) -> Result<RunningRelay, crate::api::Api
         .map_err(|e| startup_error(e.to_string()))?;
     spawn_maintenance(state.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone());
+    let stopping = state.clone();
+    let connections = config.connections;
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
+        let served = listener::serve(listener, app, connections, async move {
+            let _ = stopped.await;
+            stopping.begin_shutdown();
+        })
+        .await;
+        drop(lock);
+        served
     });
     Ok(RunningRelay {
         addr,
