@@ -105,21 +105,15 @@ pub fn resolve(args: &ServeArgs) -> Result<crate::server::ServeConfig, ApiError>
 }
 
 pub fn run(args: ServeArgs) -> Result<(), ApiError> {
-    let config = resolve(&args)?;
+    let mut config = resolve(&args)?;
     if args.print_config {
         print!("{}", config.to_toml());
         return Ok(());
     }
     init_logging(config.log_format);
-    let open_files = crate::server::listener::raise_open_files_limit();
-    if let Some(open_files) = open_files
-        && (config.connections.max_connections as u64).saturating_add(64) > open_files
-    {
-        tracing::warn!(
-            max_connections = config.connections.max_connections,
-            open_files,
-            "--max-connections is near or above the open-files limit; connections past it are refused by the OS until some close"
-        );
+    if let Some(open_files) = crate::server::listener::raise_open_files_limit() {
+        config.connections.max_connections =
+            connections_within(config.connections.max_connections, open_files);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -136,6 +130,26 @@ pub fn run(args: ServeArgs) -> Result<(), ApiError> {
         dispatch.stop().await;
         Ok(())
     })
+}
+
+/// File descriptors kept for the store, the listener, the FCM client and the runtime.
+const RESERVED_FILES: u64 = 64;
+
+/// The connection cap, lowered to fit the open-files limit: past it `accept` fails with EMFILE
+/// for everyone (and the store cannot open files), while at the cap new connections merely
+/// wait in the backlog until one closes.
+fn connections_within(max_connections: usize, open_files: u64) -> usize {
+    let fit = open_files.saturating_sub(RESERVED_FILES).max(1);
+    if max_connections as u64 <= fit {
+        return max_connections;
+    }
+    tracing::warn!(
+        max_connections,
+        open_files,
+        serving = fit,
+        "--max-connections is above what the open-files limit allows; serving fewer at once"
+    );
+    usize::try_from(fit).unwrap_or(max_connections)
 }
 
 const LOGGING_HELP: &str = "\
@@ -179,4 +193,17 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connections_within;
+
+    #[test]
+    fn the_connection_cap_fits_the_open_files_limit() {
+        assert_eq!(connections_within(4096, 1_048_576), 4096);
+        assert_eq!(connections_within(4096, 1024), 960);
+        assert_eq!(connections_within(100, 1024), 100);
+        assert_eq!(connections_within(4096, 10), 1);
+    }
 }

@@ -47,6 +47,7 @@ pub async fn serve(
         .header_read_timeout(Duration::from_secs(limits.header_timeout_secs));
     let body_timeout = Duration::from_secs(limits.body_timeout_secs);
     let idle_timeout = Duration::from_secs(limits.idle_timeout_secs);
+    let mut accept_failing = false;
     tokio::pin!(shutdown);
     loop {
         // A permit first: at the cap, new connections wait in the kernel's backlog and the
@@ -60,9 +61,14 @@ pub async fn serve(
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    if std::mem::take(&mut accept_failing) {
+                        tracing::info!("accepting connections again");
+                    }
+                    accepted
+                }
                 Err(e) => {
-                    accept_failed(e).await;
+                    accept_failed(e, &mut accept_failing).await;
                     continue;
                 }
             },
@@ -107,9 +113,15 @@ pub async fn serve(
 }
 
 /// An accept error (EMFILE, ENFILE, ECONNABORTED, ENOBUFS…) concerns one connection or a
-/// passing shortage: log it and pause briefly instead of spinning or ending the loop.
-async fn accept_failed(e: io::Error) {
-    tracing::warn!(error = %e, "accepting a connection failed; retrying shortly");
+/// passing shortage: log the first of a run, and pause briefly instead of spinning or ending
+/// the loop.
+async fn accept_failed(e: io::Error, failing: &mut bool) {
+    if *failing {
+        tracing::debug!(error = %e, "accepting a connection failed again");
+    } else {
+        tracing::warn!(error = %e, "accepting a connection failed; retrying every 100 ms");
+        *failing = true;
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 

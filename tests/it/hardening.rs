@@ -10,6 +10,7 @@ use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -326,8 +327,27 @@ async fn desktop_stream_outlives_the_idle_timeout() {
 struct Serving {
     child: Child,
     url: String,
-    /// Its log lines up to and including the "listening" one.
-    log: Vec<String>,
+    /// Its log lines so far.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Serving {
+    fn logged(&self, text: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(text))
+    }
+
+    /// Waits (up to the guard) until a log line contains `text`.
+    async fn wait_for_log(&self, text: &str) {
+        let deadline = tokio::time::Instant::now() + GUARD;
+        while !self.logged(text) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never logged {text:?}: {:?}",
+                self.log.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for Serving {
@@ -380,8 +400,14 @@ fn serve_via(command: &mut Command, data: &Path, log: &[(&str, &str)]) -> Servin
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
-    // Keep draining stderr so the relay never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    // Keep reading stderr so the relay never blocks on a full pipe.
+    let log = Arc::new(Mutex::new(log));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
     Serving {
         child,
         url: format!("http://{addr}"),
@@ -502,12 +528,9 @@ fn open_files_soft_limit_is_raised_to_the_hard_limit() {
         &[("RUST_LOG", "debug")],
     );
     assert!(
-        relay
-            .log
-            .iter()
-            .any(|l| l.contains("open-files limit raised")),
+        relay.logged("open-files limit raised"),
         "{:?}",
-        relay.log
+        relay.log.lock().unwrap()
     );
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", relay.child.id())).unwrap();
     let line = limits
@@ -531,4 +554,43 @@ async fn serve_help_documents_both_log_variables() {
         help.contains("REFLECTO_LOG") && help.contains("RUST_LOG"),
         "{help}"
     );
+}
+
+/// Runs out of file descriptors under the relay's feet (prlimit on the running process, from
+/// util-linux): accept fails with EMFILE, and once connections close the relay serves again.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn accept_loop_survives_running_out_of_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = serve(dir.path());
+    let pid = relay.child.id().to_string();
+    let lowered = match Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile=48:48"])
+        .status()
+    {
+        Ok(status) => status,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: prlimit (util-linux) is not available: {e}");
+            return;
+        }
+        Err(e) => panic!("prlimit (util-linux) is needed: {e}"),
+    };
+    assert!(lowered.success());
+    let mut hogs = Vec::new();
+    for _ in 0..80 {
+        hogs.push(
+            TcpStream::connect(relay.url.trim_start_matches("http://"))
+                .await
+                .unwrap(),
+        );
+    }
+    relay.wait_for_log("accepting a connection failed").await;
+    drop(hogs);
+    let http = reqwest::Client::new();
+    let health = tokio::time::timeout(GUARD, http.get(format!("{}/health/live", relay.url)).send())
+        .await
+        .expect("the relay stopped accepting")
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(relay.logged("accepting connections again"));
 }
