@@ -47,6 +47,7 @@ pub async fn serve(
         .header_read_timeout(Duration::from_secs(limits.header_timeout_secs));
     let body_timeout = Duration::from_secs(limits.body_timeout_secs);
     let idle_timeout = Duration::from_secs(limits.idle_timeout_secs);
+    let heads = Arc::new(Heads::default());
     let mut accept_failing = false;
     tokio::pin!(shutdown);
     loop {
@@ -79,6 +80,7 @@ pub async fn serve(
         let timer = IdleTimer {
             read: read.clone(),
             idle: idle_timeout,
+            heads: heads.clone(),
         };
         let io = TokioIo::new(Counted { stream, read });
         let service = hyper::service::service_fn({
@@ -99,6 +101,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    heads.stop();
     if tokio::time::timeout(DRAIN, graceful.shutdown())
         .await
         .is_err()
@@ -176,6 +179,21 @@ impl AsyncWrite for Counted {
     }
 }
 
+/// Ends, at shutdown, every wait for a request head: idle and half-open connections close at
+/// once instead of holding the drain, while requests already read run to completion.
+#[derive(Default)]
+struct Heads {
+    stopping: std::sync::atomic::AtomicBool,
+    stopped: Arc<tokio::sync::Notify>,
+}
+
+impl Heads {
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stopped.notify_waiters();
+    }
+}
+
 /// hyper's one HTTP/1 server timer is its header read timeout, and since hyper 1.4 it runs
 /// from the moment a connection waits for its next request — so on its own it would also close
 /// keep-alive connections after the (short) header timeout. This timer gives hyper's sleep
@@ -186,6 +204,7 @@ impl AsyncWrite for Counted {
 struct IdleTimer {
     read: Arc<AtomicU64>,
     idle: Duration,
+    heads: Arc<Heads>,
 }
 
 impl hyper::rt::Timer for IdleTimer {
@@ -202,6 +221,8 @@ impl hyper::rt::Timer for IdleTimer {
             header,
             receiving: false,
             sleep: Box::pin(tokio::time::sleep_until((now + self.idle).into())),
+            heads: self.heads.clone(),
+            stopped: Box::pin(self.heads.stopped.clone().notified_owned()),
         })
     }
 }
@@ -214,12 +235,18 @@ struct HeadSleep {
     /// Whether the next request has begun (its header deadline is set).
     receiving: bool,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    heads: Arc<Heads>,
+    stopped: Pin<Box<tokio::sync::futures::OwnedNotified>>,
 }
 
 impl Future for HeadSleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Register for the shutdown wake-up before reading the flag, so neither is missed.
+        if self.stopped.as_mut().poll(cx).is_ready() || self.heads.stopping.load(Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
         if !self.receiving && self.read.load(Ordering::Relaxed) != self.read_at_start {
             self.receiving = true;
             let deadline = tokio::time::Instant::now() + self.header;

@@ -479,6 +479,8 @@ async fn sigterm_with_open_streams_exits_and_unacked_events_replay() {
         let (more, ended) = event_ids(stream, 1).await;
         assert!(ended && more.is_empty(), "the stream did not end: {more:?}");
     }
+    let cut = read_until_closed(&mut half_open).await;
+    assert!(cut.is_empty() || cut.starts_with("HTTP/1.1 408"), "{cut:?}");
     let status = wait_exit(&mut relay);
     assert!(status.success(), "exit status {status:?}");
     drop(relay);
