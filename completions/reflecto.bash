@@ -1695,7 +1695,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__serve)
-            opts="-h -V --config --listen --data-dir --fcm-credentials --fcm-endpoint --trust-proxy --log-format --retention --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --print-config --help --version"
+            opts="-h -V --config --listen --data-dir --fcm-credentials --fcm-endpoint --trust-proxy --log-format --retention --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --header-timeout --body-timeout --idle-timeout --max-connections --max-header-bytes --print-config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1750,6 +1750,26 @@ _reflecto() {
                     return 0
                     ;;
                 --limit-ip-hour)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --body-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-header-bytes)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

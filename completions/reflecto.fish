@@ -79,7 +79,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l fcm-credenti
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l fcm-endpoint -d 'FCM base URL [default: https://fcm.googleapis.com]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l trust-proxy -d 'Take the client IP from X-Forwarded-For (only behind a proxy you run)' -r -f -a "true\t''
 false\t''"
-complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l log-format -d 'Log format' -r -f -a "text\t''
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l log-format -d 'Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)' -r -f -a "text\t''
 json\t''"
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l retention -d 'How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-token-burst -d 'Sends per token per rolling minute (0 disables) [default: 60]' -r
@@ -87,6 +87,11 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-token-
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-receiver-daily -d 'Sends per receiving user per rolling 24 h (0 disables) [default: 1000]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-ip-minute -d 'API requests per client IP per rolling minute (0 disables) [default: 20]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-ip-hour -d 'API requests per client IP per rolling hour (0 disables) [default: 200]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l header-timeout -d 'Seconds a client may take to send a request\'s headers, from its first byte [default: 10]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l body-timeout -d 'Seconds a client may take to send a request body after its headers [default: 30]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l idle-timeout -d 'Seconds a connection may sit idle between requests; desktop streams are never idle [default: 60]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l max-connections -d 'Connections served at once; more wait until one closes [default: 4096]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l max-header-bytes -d 'Largest request line plus headers, in bytes; larger requests get 431 [default: 16384]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l print-config -d 'Print the resolved configuration as TOML and exit'
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -s V -l version -d 'Print version'

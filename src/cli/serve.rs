@@ -3,12 +3,14 @@
 
 use super::internal;
 use crate::api::ApiError;
-use crate::server::config::{LogFormat, PartialConfig, PartialLimits};
+use crate::server::config::{LogFormat, PartialConfig, PartialConnections, PartialLimits};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Args)]
+#[command(after_help = LOGGING_HELP)]
 pub struct ServeArgs {
     /// TOML configuration file (flags and REFLECTO_* variables override it)
     #[arg(long, env = "REFLECTO_CONFIG", value_name = "FILE")]
@@ -28,7 +30,7 @@ pub struct ServeArgs {
     /// Take the client IP from X-Forwarded-For (only behind a proxy you run)
     #[arg(long, env = "REFLECTO_TRUST_PROXY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub trust_proxy: Option<bool>,
-    /// Log format
+    /// Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)
     #[arg(long, env = "REFLECTO_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     /// How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]
@@ -49,6 +51,21 @@ pub struct ServeArgs {
     /// API requests per client IP per rolling hour (0 disables) [default: 200]
     #[arg(long, env = "REFLECTO_LIMIT_IP_HOUR", value_name = "N")]
     pub limit_ip_hour: Option<u64>,
+    /// Seconds a client may take to send a request's headers, from its first byte [default: 10]
+    #[arg(long, env = "REFLECTO_HEADER_TIMEOUT", value_name = "SECS")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a client may take to send a request body after its headers [default: 30]
+    #[arg(long, env = "REFLECTO_BODY_TIMEOUT", value_name = "SECS")]
+    pub body_timeout: Option<u64>,
+    /// Seconds a connection may sit idle between requests; desktop streams are never idle [default: 60]
+    #[arg(long, env = "REFLECTO_IDLE_TIMEOUT", value_name = "SECS")]
+    pub idle_timeout: Option<u64>,
+    /// Connections served at once; more wait until one closes [default: 4096]
+    #[arg(long, env = "REFLECTO_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Largest request line plus headers, in bytes; larger requests get 431 [default: 16384]
+    #[arg(long, env = "REFLECTO_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
     /// Print the resolved configuration as TOML and exit
     #[arg(long)]
     pub print_config: bool,
@@ -71,6 +88,13 @@ impl ServeArgs {
                 ip_minute: self.limit_ip_minute,
                 ip_hour: self.limit_ip_hour,
             },
+            connections: PartialConnections {
+                header_timeout_secs: self.header_timeout,
+                body_timeout_secs: self.body_timeout,
+                idle_timeout_secs: self.idle_timeout,
+                max_connections: self.max_connections,
+                max_header_bytes: self.max_header_bytes,
+            },
         }
     }
 }
@@ -86,32 +110,84 @@ pub fn resolve(args: &ServeArgs) -> Result<crate::server::ServeConfig, ApiError>
 }
 
 pub fn run(args: ServeArgs) -> Result<(), ApiError> {
-    let config = resolve(&args)?;
+    let mut config = resolve(&args)?;
     if args.print_config {
         print!("{}", config.to_toml());
         return Ok(());
     }
     init_logging(config.log_format);
+    if let Some(open_files) = crate::server::listener::raise_open_files_limit() {
+        config.connections.max_connections =
+            connections_within(config.connections.max_connections, open_files);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| internal("starting the runtime", e))?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let relay = crate::server::start(&config).await?;
         tracing::info!(addr = %relay.addr, data_dir = %config.data_dir.display(), "reflecto relay listening");
         let mut dispatch = crate::dispatch::start(&config, relay.state.clone()).await?;
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests and deliveries");
         let _ = relay.shutdown.send(());
-        let _ = relay.task.await;
-        dispatch.stop().await;
+        let draining = async {
+            let _ = relay.task.await;
+        };
+        // The HTTP drain is bounded by itself; this bounds a dispatcher stuck on a slow FCM
+        // answer too. A job cut off here keeps its lease and is retried after a restart.
+        if tokio::time::timeout(STOP_WITHIN, async { tokio::join!(draining, dispatch.stop()) })
+            .await
+            .is_err()
+        {
+            tracing::warn!("stopping took too long; exiting with deliveries in flight");
+        }
         Ok(())
-    })
+    });
+    // Whatever is still running (a connection task, a blocking store read) must not hold the
+    // process past SPEC §2.0's 10 s.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served
+}
+
+/// SIGTERM to exit stays under SPEC §2.0's 10 s: this, plus a second for the runtime.
+const STOP_WITHIN: Duration = Duration::from_secs(8);
+
+/// File descriptors kept for the store, the listener, the FCM client and the runtime.
+const RESERVED_FILES: u64 = 64;
+
+/// The connection cap, lowered to fit the open-files limit: past it `accept` fails with EMFILE
+/// for everyone (and the store cannot open files), while at the cap new connections merely
+/// wait in the backlog until one closes.
+fn connections_within(max_connections: usize, open_files: u64) -> usize {
+    let fit = open_files.saturating_sub(RESERVED_FILES).max(1);
+    if max_connections as u64 <= fit {
+        return max_connections;
+    }
+    tracing::warn!(
+        max_connections,
+        open_files,
+        serving = fit,
+        "--max-connections is above what the open-files limit allows; serving fewer at once"
+    );
+    usize::try_from(fit).unwrap_or(max_connections)
+}
+
+const LOGGING_HELP: &str = "\
+Logging:
+  REFLECTO_LOG  which log lines to write, e.g. `warn` or `info,reflecto=debug` [default: info]
+  RUST_LOG      the same, read when REFLECTO_LOG is unset";
+
+/// REFLECTO_LOG, else RUST_LOG (what every tracing program reads), else `info`.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    ["REFLECTO_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|var| tracing_subscriber::EnvFilter::try_from_env(var).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"))
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REFLECTO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -138,4 +214,17 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connections_within;
+
+    #[test]
+    fn the_connection_cap_fits_the_open_files_limit() {
+        assert_eq!(connections_within(4096, 1_048_576), 4096);
+        assert_eq!(connections_within(4096, 1024), 960);
+        assert_eq!(connections_within(100, 1024), 100);
+        assert_eq!(connections_within(4096, 10), 1);
+    }
 }

@@ -23,6 +23,8 @@ pub struct PartialConfig {
     pub retention: Option<Retention>,
     #[serde(default)]
     pub limits: PartialLimits,
+    #[serde(default)]
+    pub connections: PartialConnections,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -33,6 +35,46 @@ pub struct PartialLimits {
     pub receiver_daily: Option<u64>,
     pub ip_minute: Option<u64>,
     pub ip_hour: Option<u64>,
+}
+
+/// The `[connections]` table: what one client may hold of the relay (see [`Connections`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialConnections {
+    pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_header_bytes: Option<usize>,
+}
+
+/// Limits on each connection and on how many there are, so slow, idle or oversized clients
+/// cannot exhaust the relay's tasks, memory or file descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Connections {
+    /// From a request's first byte to its last header byte.
+    pub header_timeout_secs: u64,
+    /// From a request's last header byte to its last body byte.
+    pub body_timeout_secs: u64,
+    /// A connection with no request in progress and no bytes arriving is closed after this.
+    /// Desktop streams are a request in progress, so they are never idle.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// The request line and headers together.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Connections {
+    fn default() -> Connections {
+        Connections {
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 4096,
+            max_header_bytes: 16 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -55,6 +97,7 @@ pub struct ServeConfig {
     /// How long finished messages are kept (`0` keeps forever).
     pub retention: Retention,
     pub limits: Limits,
+    pub connections: Connections,
 }
 
 /// `~/.local/share/reflecto` on Linux (XDG_DATA_HOME honoured), the platform's equivalent elsewhere.
@@ -88,6 +131,7 @@ impl PartialConfig {
                 ip_minute: self.limits.ip_minute.or(lower.limits.ip_minute),
                 ip_hour: self.limits.ip_hour.or(lower.limits.ip_hour),
             },
+            connections: self.connections.over(lower.connections),
         }
     }
 
@@ -112,9 +156,44 @@ impl PartialConfig {
                 ip_minute: self.limits.ip_minute.unwrap_or(d.ip_minute),
                 ip_hour: self.limits.ip_hour.unwrap_or(d.ip_hour),
             },
+            connections: self.connections.resolve(),
         }
     }
 }
+
+impl PartialConnections {
+    fn over(self, lower: PartialConnections) -> PartialConnections {
+        PartialConnections {
+            header_timeout_secs: self.header_timeout_secs.or(lower.header_timeout_secs),
+            body_timeout_secs: self.body_timeout_secs.or(lower.body_timeout_secs),
+            idle_timeout_secs: self.idle_timeout_secs.or(lower.idle_timeout_secs),
+            max_connections: self.max_connections.or(lower.max_connections),
+            max_header_bytes: self.max_header_bytes.or(lower.max_header_bytes),
+        }
+    }
+
+    /// Zero timeouts and a zero cap would make the relay unusable, so they are raised to 1;
+    /// hyper needs at least 8 KiB of read buffer, so smaller header caps are raised to that.
+    fn resolve(self) -> Connections {
+        let d = Connections::default();
+        Connections {
+            header_timeout_secs: self
+                .header_timeout_secs
+                .unwrap_or(d.header_timeout_secs)
+                .max(1),
+            body_timeout_secs: self.body_timeout_secs.unwrap_or(d.body_timeout_secs).max(1),
+            idle_timeout_secs: self.idle_timeout_secs.unwrap_or(d.idle_timeout_secs).max(1),
+            max_connections: self.max_connections.unwrap_or(d.max_connections).max(1),
+            max_header_bytes: self
+                .max_header_bytes
+                .unwrap_or(d.max_header_bytes)
+                .max(MIN_HEADER_BYTES),
+        }
+    }
+}
+
+/// hyper's smallest read buffer.
+pub const MIN_HEADER_BYTES: usize = 8192;
 
 impl ServeConfig {
     /// TOML for `--print-config`. The configuration holds paths, never secret values: the
@@ -146,6 +225,7 @@ mod tests {
         assert_eq!(resolved.limits.token_monthly, 500);
         assert_eq!(resolved.fcm_endpoint, DEFAULT_FCM_ENDPOINT);
         assert_eq!(resolved.retention, Retention::DEFAULT);
+        assert_eq!(resolved.connections, Connections::default());
     }
 
     #[test]
@@ -156,6 +236,20 @@ mod tests {
         assert!(toml::from_str::<PartialConfig>("retention = 7").is_err());
         let forever: PartialConfig = toml::from_str("retention = 0").unwrap();
         assert_eq!(forever.resolve().retention.as_ms(), None);
+    }
+
+    #[test]
+    fn connection_limits_come_from_the_file_and_are_kept_usable() {
+        let file: PartialConfig = toml::from_str(
+            "[connections]\nheader_timeout_secs = 3\nidle_timeout_secs = 0\nmax_connections = 7\nmax_header_bytes = 100\n",
+        )
+        .unwrap();
+        let resolved = PartialConfig::default().over(file).resolve();
+        assert_eq!(resolved.connections.header_timeout_secs, 3);
+        assert_eq!(resolved.connections.idle_timeout_secs, 1);
+        assert_eq!(resolved.connections.body_timeout_secs, 30);
+        assert_eq!(resolved.connections.max_connections, 7);
+        assert_eq!(resolved.connections.max_header_bytes, MIN_HEADER_BYTES);
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod config;
 mod error;
 mod idempotency;
 pub mod limits;
+pub mod listener;
+pub mod lock;
 mod messages;
 mod metrics;
 mod observe;
@@ -32,7 +34,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// Where time comes from: a seam so dispatch tests can move it.
 pub trait Clock: Send + Sync {
@@ -81,6 +83,8 @@ pub struct AppState {
     /// How long finished messages are kept; `None` keeps them forever.
     retention_ms: Option<i64>,
     idempotency: idempotency::KeyLocks,
+    /// Set once when the relay begins to stop: desktop streams end on it.
+    stopping: watch::Sender<bool>,
 }
 
 impl AppState {
@@ -102,6 +106,24 @@ impl AppState {
             touched: Mutex::new(HashMap::new()),
             retention_ms: retention::Retention::DEFAULT.as_ms(),
             idempotency: idempotency::KeyLocks::default(),
+            stopping: watch::Sender::new(false),
+        }
+    }
+
+    /// Tells long-lived responses (desktop streams) to end: the relay is stopping.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Resolves once [`AppState::begin_shutdown`] has been called.
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopping = self.stopping.subscribe();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
         }
     }
 
@@ -190,7 +212,8 @@ pub struct RunningRelay {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Opens the store, restores the persistent limits, binds and serves until `shutdown`.
+/// Locks the data dir, opens the store, restores the persistent limits, binds and serves
+/// until `shutdown`; the lock is released when serving has ended.
 pub async fn start(config: &ServeConfig) -> Result<RunningRelay, crate::api::ApiError> {
     start_with_clock(config, Arc::new(SystemClock)).await
 }
@@ -200,6 +223,7 @@ pub async fn start_with_clock(
     config: &ServeConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningRelay, crate::api::ApiError> {
+    let lock = lock::acquire(&config.data_dir)?;
     let store = Store::open(&config.data_dir)
         .map_err(|e| startup_error(format!("opening the store: {e}")))?;
     let now = clock.now_ms();
@@ -225,13 +249,17 @@ pub async fn start_with_clock(
         .map_err(|e| startup_error(e.to_string()))?;
     spawn_maintenance(state.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone());
+    let stopping = state.clone();
+    let connections = config.connections;
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
+        let served = listener::serve(listener, app, connections, async move {
+            let _ = stopped.await;
+            stopping.begin_shutdown();
+        })
+        .await;
+        drop(lock);
+        served
     });
     Ok(RunningRelay {
         addr,

@@ -91,6 +91,11 @@ pub async fn stream(
         (state, device.id, cursor, Vec::new()),
         |(state, device, mut cursor, mut buffered)| async move {
             loop {
+                // The relay is stopping: end the stream. Unacked events stay queued and are
+                // sent again when the device reconnects.
+                if state.is_stopping() {
+                    return None;
+                }
                 if !buffered.is_empty() {
                     let event: StreamEvent = buffered.remove(0);
                     cursor = event.seq;
@@ -109,11 +114,17 @@ pub async fn stream(
                 match state.store.stream_events(&device, cursor, PAGE) {
                     Ok(page) if !page.is_empty() => buffered = page,
                     Ok(_) => {
-                        let _ = tokio::time::timeout(RECHECK, woken).await;
+                        tokio::select! {
+                            _ = tokio::time::timeout(RECHECK, woken) => {}
+                            () = state.stopping() => {}
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "reading a device stream failed");
-                        tokio::time::sleep(RECHECK).await;
+                        tokio::select! {
+                            () = tokio::time::sleep(RECHECK) => {}
+                            () = state.stopping() => {}
+                        }
                     }
                 }
             }

@@ -7,6 +7,7 @@ mod crash;
 mod dispatch;
 mod docs;
 mod fake_fcm;
+mod hardening;
 mod harness;
 mod keyring;
 mod openapi;
