@@ -3,4 +3,4 @@
 
 pub mod http;
 
-pub use http::{Client, Sent, backoff, parse_retry_after};
+pub use http::{Client, RateStatus, RetryPolicy, Sent, backoff, parse_retry_after};
