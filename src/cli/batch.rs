@@ -137,33 +137,21 @@ pub fn run(args: &SendArgs, source: &Path) -> Result<(), ApiError> {
                 continue;
             }
         };
-        let on_wait = |error: &ApiError, delay: Duration| {
-            if terminal {
-                bar.suspend(|| {
-                    eprintln!(
-                        "line {number}: {}; waiting {} as the relay asks",
-                        error.message,
-                        human_duration(delay.as_secs().max(1))
-                    );
-                });
-            }
-        };
         let key = Client::new_idempotency_key();
-        let (outcome, interrupted) = runtime.block_on(async {
-            let send = client.send(&token, &validated.request, &key, policy, &on_wait);
-            tokio::pin!(send);
-            tokio::select! {
-                result = &mut send => return (outcome_of(result), interrupts.recv().now_or_never().is_some()),
-                () = interrupts.recv() => {}
-            }
-            bar.suspend(|| {
-                eprintln!("interrupted: stopping after line {number} (Ctrl-C again to stop at once)");
-            });
-            tokio::select! {
-                result = &mut send => (outcome_of(result), true),
-                () = interrupts.recv() => (Outcome::Abandoned, true),
-            }
-        });
+        let line = Line {
+            number: *number,
+            request: &validated.request,
+            key: &key,
+        };
+        let (outcome, interrupted) = runtime.block_on(send_line(
+            &client,
+            &token,
+            policy,
+            line,
+            &mut interrupts,
+            &bar,
+            terminal,
+        ));
         let abandoned = matches!(outcome, Outcome::Abandoned);
         match outcome {
             Outcome::Sent(sent) => {
@@ -191,6 +179,68 @@ pub fn run(args: &SendArgs, source: &Path) -> Result<(), ApiError> {
     }
     bar.finish_and_clear();
     summarize(args, &tally, lines.len(), skip, stopped)
+}
+
+/// One line to send.
+struct Line<'a> {
+    number: usize,
+    request: &'a crate::api::SendRequest,
+    key: &'a str,
+}
+
+/// Sends one line, retrying as `policy` allows. Ctrl-C lets an attempt in flight finish (its
+/// answer is reported), but a line that is only waiting out a 429 is abandoned at once: it was
+/// not sent. Returns the outcome and whether Ctrl-C was pressed.
+async fn send_line(
+    client: &Client,
+    token: &crate::api::token::Secret,
+    policy: RetryPolicy,
+    line: Line<'_>,
+    interrupts: &mut Interrupts,
+    bar: &ProgressBar,
+    terminal: bool,
+) -> (Outcome, bool) {
+    let number = line.number;
+    let waiting_until = std::cell::Cell::new(None::<std::time::Instant>);
+    let wait_began = tokio::sync::Notify::new();
+    let on_wait = |error: &ApiError, delay: Duration| {
+        waiting_until.set(Some(std::time::Instant::now() + delay));
+        wait_began.notify_one();
+        if terminal {
+            bar.suspend(|| {
+                eprintln!(
+                    "line {number}: {}; waiting {} as the relay asks",
+                    error.message,
+                    human_duration(delay.as_secs().max(1))
+                );
+            });
+        }
+    };
+    let send = client.send(token, line.request, line.key, policy, &on_wait);
+    tokio::pin!(send);
+    tokio::select! {
+        result = &mut send => {
+            let interrupted = interrupts.recv().now_or_never().is_some();
+            return (outcome_of(result), interrupted);
+        }
+        () = interrupts.recv() => {}
+    }
+    bar.suspend(|| {
+        eprintln!("interrupted: stopping after line {number} (Ctrl-C again to stop at once)");
+    });
+    if waiting_until
+        .get()
+        .is_some_and(|until| until > std::time::Instant::now())
+    {
+        return (Outcome::Abandoned, true);
+    }
+    // A permit from a wait that already ended must not count as a new one.
+    let _ = wait_began.notified().now_or_never();
+    tokio::select! {
+        result = &mut send => (outcome_of(result), true),
+        () = interrupts.recv() => (Outcome::Abandoned, true),
+        () = wait_began.notified() => (Outcome::Abandoned, true),
+    }
 }
 
 fn outcome_of(result: Result<crate::client::Sent, ApiError>) -> Outcome {
