@@ -495,6 +495,22 @@ mod tests {
     }
 
     #[test]
+    fn cli_codes_have_their_own_exit_codes() {
+        use ErrorCode::*;
+        for c in [UsageError, Conflict, IoError, StoreNotFound] {
+            assert_eq!(c.exit_code(), 2, "{c}");
+        }
+        assert_eq!(InsecureCredentials.exit_code(), 3);
+        assert_eq!(Interrupted.exit_code(), 130);
+        // Every exit code a code maps to is documented, and every documented one explained.
+        for code in ErrorCode::ALL {
+            assert!(explain_exit_code(code.exit_code()).is_some(), "{code}");
+        }
+        assert!(explain_exit_code(6).unwrap().contains("relay_unreachable"));
+        assert_eq!(explain_exit_code(42), None);
+    }
+
+    #[test]
     fn nested_shape_with_details() {
         let e = ApiError::new(
             ErrorCode::PayloadTooLarge,

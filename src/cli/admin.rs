@@ -115,6 +115,18 @@ pub enum DeviceCommand {
     Remove { device_id: String },
 }
 
+impl AdminCommand {
+    /// Whether a listing asked for JSON (then a failure is printed as JSON too).
+    pub fn wants_json(&self) -> bool {
+        matches!(
+            self,
+            AdminCommand::User(UserCommand::List { json: true })
+                | AdminCommand::Token(TokenCommand::List { json: true, .. })
+                | AdminCommand::Device(DeviceCommand::List { json: true, .. })
+        )
+    }
+}
+
 fn parse_priority(s: &str) -> Result<Priority, String> {
     s.parse()
         .map_err(|()| "one of min, low, default, high, urgent".to_owned())

@@ -5,7 +5,7 @@ use super::internal;
 use crate::api::token::{Secret, is_device_credential_format, is_token_format};
 use crate::api::{ApiError, ErrorCode};
 use crate::client::Client;
-use crate::client::http::human_duration;
+use crate::client::diagnose::human_duration;
 use crate::credentials::{Credentials, DEFAULT_PROFILE, DEFAULT_SERVER, StoragePolicy};
 use clap::{Args, Subcommand};
 use std::io::{BufRead, IsTerminal};
@@ -126,7 +126,7 @@ fn verify(server: &str, token: &Secret) -> Result<(), ApiError> {
 }
 
 pub fn login(args: LoginArgs) -> Result<(), ApiError> {
-    crate::client::http::check_server(&args.server)?;
+    crate::client::diagnose::check_server(&args.server)?;
     let token = read_token()?;
     if !args.no_verify {
         verify(&args.server, &token)?;

@@ -6,7 +6,7 @@
 
 use super::send::{SendArgs, client_setup, print_sent, validate_line, with_local_warnings};
 use crate::api::{ApiError, ErrorCode};
-use crate::client::http::human_duration;
+use crate::client::diagnose::human_duration;
 use crate::client::{Client, RetryPolicy};
 use futures_util::FutureExt;
 use indicatif::{ProgressBar, ProgressStyle};

@@ -274,3 +274,41 @@ pub fn explain_topics() -> Vec<&'static str> {
     topics.extend(["0", "1", "2", "3", "4", "5", "6", "7", "130", "all"]);
     topics
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explain_topics_cover_every_code_and_exit_status() {
+        let topics = explain_topics();
+        for code in ErrorCode::ALL {
+            assert!(topics.contains(&code.as_str()), "{code}");
+        }
+        for (status, _) in EXIT_CODES {
+            assert!(topics.contains(&status.to_string().as_str()), "{status}");
+        }
+    }
+
+    #[test]
+    fn environment_lists_every_flag_variable_once() {
+        let vars = environment_variables();
+        let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+        for expected in [
+            "REFLECTO_TOKEN",
+            "REFLECTO_SERVER",
+            "REFLECTO_LIMIT_IP_MINUTE",
+        ] {
+            assert!(names.contains(&expected), "{expected}");
+        }
+        let mut sorted = names.clone();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
+    }
+
+    #[test]
+    fn roff_escapes_leading_dots_and_hyphens() {
+        assert_eq!(roff(".hidden"), "\\&.hidden");
+        assert_eq!(roff("--json"), "\\-\\-json");
+    }
+}

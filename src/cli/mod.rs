@@ -62,6 +62,7 @@ impl Cli {
             Command::Send(args) => args.json,
             Command::Auth(auth::AuthCommand::Status { json, .. }) => *json,
             Command::Config(config::ConfigCommand::Path { json }) => *json,
+            Command::Admin(args) => args.command.wants_json(),
             _ => false,
         }
     }
