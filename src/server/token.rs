@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use crate::api::TokenInfo;
+use crate::api::TokenInfo;
 
 #[utoipa::path(get, path = "/v1/token", tag = "tokens",
     summary = "Describe the presented token",
