@@ -34,14 +34,15 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('explain', 'explain', [CompletionResultType]::ParameterValue, 'Explain what an error code means and what to do about it')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write the man pages (to stdout, or one file per command into --out-dir)')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Where reflecto keeps its config, credentials and relay data')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'reflecto;send' {
             [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 't')
             [CompletionResult]::new('--title', '--title', [CompletionResultType]::ParameterName, 'title')
-            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'min, low, default, high or urgent')
-            [CompletionResult]::new('--priority', '--priority', [CompletionResultType]::ParameterName, 'min, low, default, high or urgent')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])')
+            [CompletionResult]::new('--priority', '--priority', [CompletionResultType]::ParameterName, 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])')
             [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'A tag (repeatable; up to 5 are kept)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'url')
             [CompletionResult]::new('--url-title', '--url-title', [CompletionResultType]::ParameterName, 'url-title')
@@ -51,13 +52,14 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Seconds the notification stays deliverable (0–259200)')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile')
-            [CompletionResult]::new('--retry-max-wait', '--retry-max-wait', [CompletionResultType]::ParameterName, 'Longest total wait for retries on 429, 5xx and connection errors')
+            [CompletionResult]::new('--retry-max-wait', '--retry-max-wait', [CompletionResultType]::ParameterName, 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]')
             [CompletionResult]::new('--batch', '--batch', [CompletionResultType]::ParameterName, 'Send JSON lines from FILE (or - for stdin), one request each, in order')
+            [CompletionResult]::new('--skip', '--skip', [CompletionResultType]::ParameterName, 'With --batch: skip lines 1..=N (resume after an interruption at line N+1)')
             [CompletionResult]::new('--markdown', '--markdown', [CompletionResultType]::ParameterName, 'Render the message as Markdown')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the relay''s JSON response verbatim')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success (errors still go to stderr)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success (errors still go to stderr)')
-            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'Read the token from the first line of stdin instead of the keyring')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'Read the token from the first line of stdin instead of REFLECTO_TOKEN or the profile''s stored token')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -69,6 +71,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'profile')
             [CompletionResult]::new('--insecure-storage', '--insecure-storage', [CompletionResultType]::ParameterName, 'Store the token in a 0600 file even if a keyring is available')
             [CompletionResult]::new('--secure-storage-only', '--secure-storage-only', [CompletionResultType]::ParameterName, 'Refuse to store the token anywhere but the OS keyring')
+            [CompletionResult]::new('--no-verify', '--no-verify', [CompletionResultType]::ParameterName, 'Store the token without asking the relay whether it knows it (offline set-up)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -88,12 +91,13 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Where each profile''s token lives (masked)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Where each profile''s token lives (masked), and where the config and credentials files are')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'reflecto;auth;status' {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Ask each profile''s relay about its token (GET /v1/token): owner, scope, quota left')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -101,7 +105,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;auth;help' {
-            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Where each profile''s token lives (masked)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Where each profile''s token lives (masked), and where the config and credentials files are')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -448,6 +452,34 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'reflecto;config' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('path', 'path', [CompletionResultType]::ParameterValue, 'Print the config file, credentials file and relay data directory paths')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'reflecto;config;path' {
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'reflecto;config;help' {
+            [CompletionResult]::new('path', 'path', [CompletionResultType]::ParameterValue, 'Print the config file, credentials file and relay data directory paths')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'reflecto;config;help;path' {
+            break
+        }
+        'reflecto;config;help;help' {
+            break
+        }
         'reflecto;help' {
             [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send a notification to your devices')
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring')
@@ -458,6 +490,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('explain', 'explain', [CompletionResultType]::ParameterValue, 'Explain what an error code means and what to do about it')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write the man pages (to stdout, or one file per command into --out-dir)')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Where reflecto keeps its config, credentials and relay data')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -471,7 +504,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;help;auth' {
-            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Where each profile''s token lives (masked)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Where each profile''s token lives (masked), and where the config and credentials files are')
             break
         }
         'reflecto;help;auth;status' {
@@ -546,6 +579,13 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;help;man' {
+            break
+        }
+        'reflecto;help;config' {
+            [CompletionResult]::new('path', 'path', [CompletionResultType]::ParameterValue, 'Print the config file, credentials file and relay data directory paths')
+            break
+        }
+        'reflecto;help;config;path' {
             break
         }
         'reflecto;help;help' {

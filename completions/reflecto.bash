@@ -25,6 +25,9 @@ _reflecto() {
             reflecto,completions)
                 cmd="reflecto__subcmd__completions"
                 ;;
+            reflecto,config)
+                cmd="reflecto__subcmd__config"
+                ;;
             reflecto,explain)
                 cmd="reflecto__subcmd__explain"
                 ;;
@@ -193,6 +196,18 @@ _reflecto() {
             reflecto__subcmd__auth__subcmd__help,status)
                 cmd="reflecto__subcmd__auth__subcmd__help__subcmd__status"
                 ;;
+            reflecto__subcmd__config,help)
+                cmd="reflecto__subcmd__config__subcmd__help"
+                ;;
+            reflecto__subcmd__config,path)
+                cmd="reflecto__subcmd__config__subcmd__path"
+                ;;
+            reflecto__subcmd__config__subcmd__help,help)
+                cmd="reflecto__subcmd__config__subcmd__help__subcmd__help"
+                ;;
+            reflecto__subcmd__config__subcmd__help,path)
+                cmd="reflecto__subcmd__config__subcmd__help__subcmd__path"
+                ;;
             reflecto__subcmd__help,admin)
                 cmd="reflecto__subcmd__help__subcmd__admin"
                 ;;
@@ -201,6 +216,9 @@ _reflecto() {
                 ;;
             reflecto__subcmd__help,completions)
                 cmd="reflecto__subcmd__help__subcmd__completions"
+                ;;
+            reflecto__subcmd__help,config)
+                cmd="reflecto__subcmd__help__subcmd__config"
                 ;;
             reflecto__subcmd__help,explain)
                 cmd="reflecto__subcmd__help__subcmd__explain"
@@ -268,6 +286,9 @@ _reflecto() {
             reflecto__subcmd__help__subcmd__auth,status)
                 cmd="reflecto__subcmd__help__subcmd__auth__subcmd__status"
                 ;;
+            reflecto__subcmd__help__subcmd__config,path)
+                cmd="reflecto__subcmd__help__subcmd__config__subcmd__path"
+                ;;
             *)
                 ;;
         esac
@@ -275,7 +296,7 @@ _reflecto() {
 
     case "${cmd}" in
         reflecto)
-            opts="-h -V --help --version send login logout auth serve admin explain completions man help"
+            opts="-h -V --help --version send login logout auth serve admin explain completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -370,7 +391,7 @@ _reflecto() {
                     return 0
                     ;;
                 --type)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "android extension" -- "${cur}"))
                     return 0
                     ;;
                 --fcm-token)
@@ -802,7 +823,7 @@ _reflecto() {
                     return 0
                     ;;
                 --priority-cap)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "min low default high urgent" -- "${cur}"))
                     return 0
                     ;;
                 --scope-devices)
@@ -1157,7 +1178,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__auth__subcmd__status)
-            opts="-h -V --json --help --version"
+            opts="-h -V --json --check --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1184,8 +1205,78 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__config)
+            opts="-h -V --help --version path help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__config__subcmd__help)
+            opts="path help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__config__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__config__subcmd__help__subcmd__path)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__config__subcmd__path)
+            opts="-h -V --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__explain)
-            opts="-h -V --help --version"
+            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found interrupted 0 1 2 3 4 5 6 7 130 all"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1199,7 +1290,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__help)
-            opts="send login logout auth serve admin explain completions man help"
+            opts="send login logout auth serve admin explain completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1464,6 +1555,34 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__help__subcmd__config)
+            opts="path"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__help__subcmd__config__subcmd__path)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__help__subcmd__explain)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1563,7 +1682,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__login)
-            opts="-h -V --server --profile --insecure-storage --secure-storage-only --help --version"
+            opts="-h -V --server --profile --insecure-storage --secure-storage-only --no-verify --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1621,7 +1740,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__send)
-            opts="-t -p -d -q -h -V --title --priority --tag --url --url-title --action --device --markdown --ttl --json --quiet --server --profile --token-stdin --retry-max-wait --batch --help --version"
+            opts="-t -p -d -q -h -V --title --priority --tag --url --url-title --action --device --markdown --ttl --json --quiet --server --profile --token-stdin --retry-max-wait --batch --skip --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1636,11 +1755,11 @@ _reflecto() {
                     return 0
                     ;;
                 --priority)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "min low default high urgent" -- "${cur}"))
                     return 0
                     ;;
                 -p)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "min low default high urgent" -- "${cur}"))
                     return 0
                     ;;
                 --tag)
@@ -1684,6 +1803,21 @@ _reflecto() {
                     return 0
                     ;;
                 --batch)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --skip)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

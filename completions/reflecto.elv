@@ -31,13 +31,14 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand explain 'Explain what an error code means and what to do about it'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Write the man pages (to stdout, or one file per command into --out-dir)'
+            cand config 'Where reflecto keeps its config, credentials and relay data'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;send'= {
             cand -t 't'
             cand --title 'title'
-            cand -p 'min, low, default, high or urgent'
-            cand --priority 'min, low, default, high or urgent'
+            cand -p 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])'
+            cand --priority 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])'
             cand --tag 'A tag (repeatable; up to 5 are kept)'
             cand --url 'url'
             cand --url-title 'url-title'
@@ -47,13 +48,14 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --ttl 'Seconds the notification stays deliverable (0–259200)'
             cand --server 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]'
             cand --profile 'Credential profile'
-            cand --retry-max-wait 'Longest total wait for retries on 429, 5xx and connection errors'
+            cand --retry-max-wait 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]'
             cand --batch 'Send JSON lines from FILE (or - for stdin), one request each, in order'
+            cand --skip 'With --batch: skip lines 1..=N (resume after an interruption at line N+1)'
             cand --markdown 'Render the message as Markdown'
             cand --json 'Print the relay''s JSON response verbatim'
             cand -q 'Print nothing on success (errors still go to stderr)'
             cand --quiet 'Print nothing on success (errors still go to stderr)'
-            cand --token-stdin 'Read the token from the first line of stdin instead of the keyring'
+            cand --token-stdin 'Read the token from the first line of stdin instead of REFLECTO_TOKEN or the profile''s stored token'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -64,6 +66,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --profile 'profile'
             cand --insecure-storage 'Store the token in a 0600 file even if a keyring is available'
             cand --secure-storage-only 'Refuse to store the token anywhere but the OS keyring'
+            cand --no-verify 'Store the token without asking the relay whether it knows it (offline set-up)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -81,18 +84,19 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand status 'Where each profile''s token lives (masked)'
+            cand status 'Where each profile''s token lives (masked), and where the config and credentials files are'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;auth;status'= {
             cand --json 'json'
+            cand --check 'Ask each profile''s relay about its token (GET /v1/token): owner, scope, quota left'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
         }
         &'reflecto;auth;help'= {
-            cand status 'Where each profile''s token lives (masked)'
+            cand status 'Where each profile''s token lives (masked), and where the config and credentials files are'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;auth;help;status'= {
@@ -386,6 +390,29 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'reflecto;config'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand path 'Print the config file, credentials file and relay data directory paths'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;config;path'= {
+            cand --json 'json'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;config;help'= {
+            cand path 'Print the config file, credentials file and relay data directory paths'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'reflecto;config;help;path'= {
+        }
+        &'reflecto;config;help;help'= {
+        }
         &'reflecto;help'= {
             cand send 'Send a notification to your devices'
             cand login 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
@@ -396,6 +423,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand explain 'Explain what an error code means and what to do about it'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Write the man pages (to stdout, or one file per command into --out-dir)'
+            cand config 'Where reflecto keeps its config, credentials and relay data'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;help;send'= {
@@ -405,7 +433,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;help;logout'= {
         }
         &'reflecto;help;auth'= {
-            cand status 'Where each profile''s token lives (masked)'
+            cand status 'Where each profile''s token lives (masked), and where the config and credentials files are'
         }
         &'reflecto;help;auth;status'= {
         }
@@ -460,6 +488,11 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;help;completions'= {
         }
         &'reflecto;help;man'= {
+        }
+        &'reflecto;help;config'= {
+            cand path 'Print the config file, credentials file and relay data directory paths'
+        }
+        &'reflecto;help;config;path'= {
         }
         &'reflecto;help;help'= {
         }

@@ -35,29 +35,36 @@ complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "admin" -d 'Operat
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "explain" -d 'Explain what an error code means and what to do about it'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "man" -d 'Write the man pages (to stdout, or one file per command into --out-dir)'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "config" -d 'Where reflecto keeps its config, credentials and relay data'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s t -l title -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s p -l priority -d 'min, low, default, high or urgent' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s p -l priority -d 'min, low, default, high or urgent (checked by the relay\'s rules: error[invalid_priority])' -r -f -a "min\t''
+low\t''
+default\t''
+high\t''
+urgent\t''"
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l tag -d 'A tag (repeatable; up to 5 are kept)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l url -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l url-title -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l action -d 'A button: \'LABEL=URL\' (repeatable; up to 3 are kept)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s d -l device -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l ttl -d 'Seconds the notification stays deliverable (0–259200)' -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r -f
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l profile -d 'Credential profile' -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l retry-max-wait -d 'Longest total wait for retries on 429, 5xx and connection errors' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l retry-max-wait -d 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l batch -d 'Send JSON lines from FILE (or - for stdin), one request each, in order' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l skip -d 'With --batch: skip lines 1..=N (resume after an interruption at line N+1)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l markdown -d 'Render the message as Markdown'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l json -d 'Print the relay\'s JSON response verbatim'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s q -l quiet -d 'Print nothing on success (errors still go to stderr)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l token-stdin -d 'Read the token from the first line of stdin instead of the keyring'
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l token-stdin -d 'Read the token from the first line of stdin instead of REFLECTO_TOKEN or the profile\'s stored token'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l server -d 'Relay URL this profile sends to' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l profile -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l insecure-storage -d 'Store the token in a 0600 file even if a keyring is available'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l secure-storage-only -d 'Refuse to store the token anywhere but the OS keyring'
+complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l no-verify -d 'Store the token without asking the relay whether it knows it (offline set-up)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand logout" -l profile -r
@@ -65,12 +72,13 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand logout" -s h -l help -
 complete -c reflecto -n "__fish_reflecto_using_subcommand logout" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -f -a "status" -d 'Where each profile\'s token lives (masked)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -f -a "status" -d 'Where each profile\'s token lives (masked), and where the config and credentials files are'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from status" -l json
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from status" -l check -d 'Ask each profile\'s relay about its token (GET /v1/token): owner, scope, quota left'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "status" -d 'Where each profile\'s token lives (masked)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "status" -d 'Where each profile\'s token lives (masked), and where the config and credentials files are'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l config -d 'TOML configuration file (flags and REFLECTO_* variables override it)' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l listen -d 'Address to listen on [default: 127.0.0.1:8080]' -r
@@ -151,19 +159,30 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand completions" -s V -l v
 complete -c reflecto -n "__fish_reflecto_using_subcommand man" -l out-dir -d 'Write reflecto.1 and one reflecto-<command>.1 per subcommand into this directory' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand man" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand man" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "send" -d 'Send a notification to your devices'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "login" -d 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "logout" -d 'Forget a profile and its stored token'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "auth" -d 'Inspect stored credentials'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "serve" -d 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "explain" -d 'Explain what an error code means and what to do about it'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "man" -d 'Write the man pages (to stdout, or one file per command into --out-dir)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "status" -d 'Where each profile\'s token lives (masked)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand config; and not __fish_seen_subcommand_from path help" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand config; and not __fish_seen_subcommand_from path help" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand config; and not __fish_seen_subcommand_from path help" -f -a "path" -d 'Print the config file, credentials file and relay data directory paths'
+complete -c reflecto -n "__fish_reflecto_using_subcommand config; and not __fish_seen_subcommand_from path help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from path" -l json
+complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from path" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from path" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "path" -d 'Print the config file, credentials file and relay data directory paths'
+complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "send" -d 'Send a notification to your devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "login" -d 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "logout" -d 'Forget a profile and its stored token'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "auth" -d 'Inspect stored credentials'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "serve" -d 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "explain" -d 'Explain what an error code means and what to do about it'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "man" -d 'Write the man pages (to stdout, or one file per command into --out-dir)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "config" -d 'Where reflecto keeps its config, credentials and relay data'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "status" -d 'Where each profile\'s token lives (masked), and where the config and credentials files are'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "user" -d 'Manage users (the receivers of notifications)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "token" -d 'Manage sender tokens'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "device" -d 'Manage devices'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "backup" -d 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "path" -d 'Print the config file, credentials file and relay data directory paths'

@@ -86,10 +86,43 @@ fn read_toml<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> Result<T, A
     }
 }
 
+/// Creates `dir` and its missing parents 0700 whatever the umask: they hold credentials.
+fn create_private_dir(dir: &Path) -> Result<(), ApiError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| io_error("creating", dir, e))
+}
+
+/// Refuses a credentials file others may read, as ssh does with a private key.
+fn check_private(path: &Path) -> Result<(), ApiError> {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ApiError::new(
+                ErrorCode::InsecureCredentials,
+                format!(
+                    "credentials file {} is accessible by other users (mode {mode:04o}); refusing to use it. Run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                ),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Writes atomically (temp file + rename) with the given Unix mode.
 fn write_private(path: &Path, text: &str, mode: u32) -> Result<(), ApiError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io_error("creating", dir, e))?;
+    create_private_dir(dir)?;
     let tmp = path.with_extension("tmp");
     {
         let mut options = std::fs::OpenOptions::new();
@@ -124,7 +157,7 @@ impl Credentials {
         Credentials::new(config_dir())
     }
 
-    fn profiles_path(&self) -> PathBuf {
+    pub fn profiles_path(&self) -> PathBuf {
         self.dir.join("config.toml")
     }
 
@@ -152,6 +185,7 @@ impl Credentials {
     }
 
     fn file_token(&self, profile: &str) -> Result<Option<Secret>, ApiError> {
+        check_private(&self.credentials_path())?;
         Ok(read_toml::<CredentialsFile>(&self.credentials_path())?
             .tokens
             .remove(profile)
@@ -267,15 +301,24 @@ impl Credentials {
     pub fn status(&self) -> Result<Vec<ProfileStatus>, ApiError> {
         let mut out = Vec::new();
         for (name, profile) in self.profiles()? {
+            let mut problem = None;
             let found = match keyring_get(&name) {
                 Ok(Some(t)) => Some((t, Storage::Keyring)),
-                _ => self.file_token(&name)?.map(|t| (t, Storage::File)),
+                _ => match self.file_token(&name) {
+                    Ok(t) => t.map(|t| (t, Storage::File)),
+                    Err(e) if e.code == ErrorCode::InsecureCredentials => {
+                        problem = Some(e.message);
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             out.push(ProfileStatus {
                 profile: name,
                 server: profile.server,
                 storage: found.as_ref().map(|(_, s)| *s),
                 token: found.map(|(t, _)| t.masked()),
+                problem,
             });
         }
         Ok(out)
@@ -288,6 +331,9 @@ pub struct ProfileStatus {
     pub server: String,
     pub storage: Option<Storage>,
     pub token: Option<String>,
+    /// Why a stored token cannot be used (an unsafe credentials file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 fn keyring_entry(profile: &str) -> Result<keyring::Entry, String> {

@@ -33,10 +33,16 @@ pub enum ErrorCode {
     RelayUnreachable,
     UnexpectedResponse,
     CliInternalError,
+    UsageError,
+    Conflict,
+    IoError,
+    InsecureCredentials,
+    StoreNotFound,
+    Interrupted,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::InvalidBody,
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLong,
@@ -60,6 +66,12 @@ impl ErrorCode {
         ErrorCode::RelayUnreachable,
         ErrorCode::UnexpectedResponse,
         ErrorCode::CliInternalError,
+        ErrorCode::UsageError,
+        ErrorCode::Conflict,
+        ErrorCode::IoError,
+        ErrorCode::InsecureCredentials,
+        ErrorCode::StoreNotFound,
+        ErrorCode::Interrupted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +99,12 @@ impl ErrorCode {
             ErrorCode::RelayUnreachable => "relay_unreachable",
             ErrorCode::UnexpectedResponse => "unexpected_response",
             ErrorCode::CliInternalError => "cli_internal_error",
+            ErrorCode::UsageError => "usage_error",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::IoError => "io_error",
+            ErrorCode::InsecureCredentials => "insecure_credentials",
+            ErrorCode::StoreNotFound => "store_not_found",
+            ErrorCode::Interrupted => "interrupted",
         }
     }
 
@@ -108,8 +126,13 @@ impl ErrorCode {
             | ErrorCode::InvalidAction
             | ErrorCode::InvalidDevice
             | ErrorCode::PriorityEmergencyUnsupported
-            | ErrorCode::InvalidPairingCode => 400,
-            ErrorCode::MissingToken | ErrorCode::InvalidToken | ErrorCode::NoStoredToken => 401,
+            | ErrorCode::InvalidPairingCode
+            | ErrorCode::UsageError => 400,
+            ErrorCode::MissingToken
+            | ErrorCode::InvalidToken
+            | ErrorCode::NoStoredToken
+            | ErrorCode::InsecureCredentials => 401,
+            ErrorCode::Conflict => 409,
             ErrorCode::PriorityCapped => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::PayloadTooLarge => 413,
@@ -117,7 +140,10 @@ impl ErrorCode {
             ErrorCode::InternalError
             | ErrorCode::KeyringUnavailable
             | ErrorCode::UnexpectedResponse
-            | ErrorCode::CliInternalError => 500,
+            | ErrorCode::CliInternalError
+            | ErrorCode::IoError
+            | ErrorCode::StoreNotFound
+            | ErrorCode::Interrupted => 500,
             ErrorCode::RelayUnreachable => 503,
         }
     }
@@ -136,16 +162,23 @@ impl ErrorCode {
             | ErrorCode::InvalidAction
             | ErrorCode::InvalidDevice
             | ErrorCode::PriorityEmergencyUnsupported
-            | ErrorCode::InvalidPairingCode => 2,
+            | ErrorCode::InvalidPairingCode
+            | ErrorCode::UsageError
+            | ErrorCode::Conflict
+            | ErrorCode::IoError
+            | ErrorCode::StoreNotFound => 2,
             ErrorCode::MissingToken
             | ErrorCode::InvalidToken
             | ErrorCode::PriorityCapped
             | ErrorCode::NoStoredToken
-            | ErrorCode::KeyringUnavailable => 3,
+            | ErrorCode::KeyringUnavailable
+            | ErrorCode::InsecureCredentials => 3,
             ErrorCode::PayloadTooLarge => 4,
             ErrorCode::RateLimitExceeded => 5,
             ErrorCode::InternalError | ErrorCode::RelayUnreachable => 6,
             ErrorCode::NotFound | ErrorCode::UnexpectedResponse | ErrorCode::CliInternalError => 1,
+            // The shell's convention for a command stopped by SIGINT (128 + 2).
+            ErrorCode::Interrupted => 130,
         }
     }
 
@@ -221,8 +254,72 @@ impl ErrorCode {
             ErrorCode::CliInternalError => {
                 "reflecto itself failed (a file could not be read or written, say); the message says what.\nFix what it names, or report a bug."
             }
+            ErrorCode::UsageError => {
+                "The command line is wrong: a malformed --server URL, an unknown flag or value, a missing argument. Nothing was sent.\nSee `reflecto <command> --help`; --server takes an http(s) base URL such as https://relay.example or http://127.0.0.1:8080/reflecto."
+            }
+            ErrorCode::Conflict => {
+                "What you asked to create already exists (a user name, say), or the state does not allow the change.\nList what exists (`reflecto admin user list`) and pick another name, or remove the old one first."
+            }
+            ErrorCode::IoError => {
+                "A file or stream named on the command line could not be opened, read or written (a missing --batch file, a directory without write permission).\nCheck the path and its permissions; the message names both."
+            }
+            ErrorCode::InsecureCredentials => {
+                "The credentials file is readable by other users (group or world bits set), so reflecto refuses to use the tokens in it, as ssh does with private keys.\nRun the chmod the message shows (chmod 600 FILE), then retry; rotate the tokens if others may have read them."
+            }
+            ErrorCode::Interrupted => {
+                "Ctrl-C stopped a batch after the line in flight; the summary names the first line not sent.\nResume with `reflecto send --batch FILE --skip N`, N being the last line handled."
+            }
+            ErrorCode::StoreNotFound => {
+                "`reflecto admin` found no relay store in the data directory it was given, and refuses to create an empty one (a typo in --data-dir would otherwise look like a relay with no users).\nCheck --data-dir, REFLECTO_DATA_DIR or the config's data_dir; `reflecto admin user add` creates a new store on purpose."
+            }
         }
     }
+}
+
+/// What each exit status means (SPEC §2), for `reflecto explain 5` and the man page.
+pub const EXIT_CODES: [(u8, &str); 9] = [
+    (
+        0,
+        "sent (warnings included), or the command did what it said",
+    ),
+    (
+        1,
+        "internal error: reflecto or the relay answered something unexpected",
+    ),
+    (2, "usage error or invalid input: nothing was sent"),
+    (
+        3,
+        "authentication or permission: no stored token, unknown or revoked token, priority above the token's cap, an unsafe credentials file",
+    ),
+    (4, "payload too large: the notification exceeds 2048 bytes"),
+    (5, "rate limited after retries"),
+    (6, "relay unreachable, or 5xx after retries"),
+    (
+        7,
+        "not delivered (--wait): a delivery failed, expired, or did not end in time",
+    ),
+    (
+        130,
+        "interrupted by Ctrl-C (a batch prints what it sent and where to resume)",
+    ),
+];
+
+/// The explanation of exit status `code`, with the error codes that end in it.
+pub fn explain_exit_code(code: u8) -> Option<String> {
+    let (_, meaning) = EXIT_CODES.iter().find(|(c, _)| *c == code)?;
+    let codes: Vec<&str> = ErrorCode::ALL
+        .iter()
+        .filter(|c| c.exit_code() == code)
+        .map(|c| c.as_str())
+        .collect();
+    let mut text = format!("exit status {code}: {meaning}");
+    if !codes.is_empty() {
+        text.push_str(&format!(
+            "\n\nerror codes with this status: {}\n`reflecto explain CODE` explains each.",
+            codes.join(", ")
+        ));
+    }
+    Some(text)
 }
 
 impl fmt::Display for ErrorCode {
@@ -276,15 +373,20 @@ impl ApiError {
             };
             serde_json::to_value(flat).expect("plain struct serializes")
         } else {
-            let nested = NestedErrorBody {
-                error: ErrorReply {
-                    code: self.code.as_str().to_owned(),
-                    message: self.message.clone(),
-                    details: self.details.clone(),
-                },
-            };
-            serde_json::to_value(nested).expect("plain struct serializes")
+            self.to_nested_body()
         }
+    }
+
+    /// Always the nested shape: what `--json` prints on stdout when a command fails.
+    pub fn to_nested_body(&self) -> Value {
+        let nested = NestedErrorBody {
+            error: ErrorReply {
+                code: self.code.as_str().to_owned(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        };
+        serde_json::to_value(nested).expect("plain struct serializes")
     }
 
     /// Reads either wire shape back (the client decoding a relay's answer). Unknown codes
@@ -390,6 +492,22 @@ mod tests {
         assert_eq!(InternalError.exit_code(), 6);
         assert_eq!(RelayUnreachable.exit_code(), 6);
         assert_eq!(CliInternalError.exit_code(), 1);
+    }
+
+    #[test]
+    fn cli_codes_have_their_own_exit_codes() {
+        use ErrorCode::*;
+        for c in [UsageError, Conflict, IoError, StoreNotFound] {
+            assert_eq!(c.exit_code(), 2, "{c}");
+        }
+        assert_eq!(InsecureCredentials.exit_code(), 3);
+        assert_eq!(Interrupted.exit_code(), 130);
+        // Every exit code a code maps to is documented, and every documented one explained.
+        for code in ErrorCode::ALL {
+            assert!(explain_exit_code(code.exit_code()).is_some(), "{code}");
+        }
+        assert!(explain_exit_code(6).unwrap().contains("relay_unreachable"));
+        assert_eq!(explain_exit_code(42), None);
     }
 
     #[test]

@@ -8,12 +8,16 @@ mod response;
 pub mod sealed;
 pub mod stream;
 pub mod token;
+mod token_info;
 mod warning;
 
-pub use error::{ApiError, ErrorCode, ErrorReply, FlatErrorBody, NestedErrorBody};
+pub use error::{
+    ApiError, EXIT_CODES, ErrorCode, ErrorReply, FlatErrorBody, NestedErrorBody, explain_exit_code,
+};
 pub use priority::Priority;
 pub use request::{Action, SendRequest};
 pub use response::{DeliveredTo, DeviceType, SendResponse, ShimResponse};
+pub use token_info::TokenInfo;
 pub use warning::Warning;
 
 /// Largest message, in UTF-8 bytes.

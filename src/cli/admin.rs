@@ -6,6 +6,7 @@ use crate::api::{ApiError, DeviceType, ErrorCode, Priority};
 use crate::server::config::{PartialConfig, default_data_dir};
 use crate::server::messages_rfc3339 as rfc3339;
 use crate::store::{NewDevice, NewToken, Store, StoreError, now_ms};
+use clap::builder::TypedValueParser;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -72,7 +73,7 @@ pub enum TokenCommand {
         #[arg(long)]
         label: String,
         /// Highest priority the token may send
-        #[arg(long, value_parser = parse_priority)]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["min", "low", "default", "high", "urgent"]).map(|s| parse_priority(&s).expect("a listed value")))]
         priority_cap: Option<Priority>,
         /// Comma list of device ids/labels (or all/mobile/desktop) the token may reach
         #[arg(long)]
@@ -100,7 +101,7 @@ pub enum DeviceCommand {
         user: String,
         #[arg(long)]
         label: String,
-        #[arg(long = "type", value_parser = parse_device_type)]
+        #[arg(long = "type", value_parser = clap::builder::PossibleValuesParser::new(["android", "extension"]).map(|s| parse_device_type(&s).expect("a listed value")))]
         device_type: DeviceType,
         /// FCM registration token (android only)
         #[arg(long, required_if_eq("device_type", "android"))]
@@ -118,6 +119,18 @@ pub enum DeviceCommand {
     },
     /// Remove a device; its undelivered jobs fail with device_removed
     Remove { device_id: String },
+}
+
+impl AdminCommand {
+    /// Whether a listing asked for JSON (then a failure is printed as JSON too).
+    pub fn wants_json(&self) -> bool {
+        matches!(
+            self,
+            AdminCommand::User(UserCommand::List { json: true })
+                | AdminCommand::Token(TokenCommand::List { json: true, .. })
+                | AdminCommand::Device(DeviceCommand::List { json: true, .. })
+        )
+    }
 }
 
 fn parse_priority(s: &str) -> Result<Priority, String> {
@@ -141,16 +154,17 @@ fn store_error(e: StoreError) -> ApiError {
         StoreError::NotFound(what) => {
             ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
         }
-        StoreError::Conflict(why) => ApiError::new(ErrorCode::InvalidBody, why),
+        StoreError::Conflict(why) => ApiError::new(ErrorCode::Conflict, why),
         other => internal("store", other),
     }
 }
 
-/// `--data-dir`, else the config file's `data_dir`, else the platform default.
+/// `--data-dir`, else the config file's `data_dir`, else the platform default. Only `user
+/// add` may create a new store: a typo in the path must not look like an empty relay.
 fn open(args: &AdminArgs) -> Result<Store, ApiError> {
     let file = match &args.config {
         Some(path) => {
-            PartialConfig::from_file(path).map_err(|e| ApiError::new(ErrorCode::InvalidBody, e))?
+            PartialConfig::from_file(path).map_err(|e| ApiError::new(ErrorCode::IoError, e))?
         }
         None => PartialConfig::default(),
     };
@@ -159,13 +173,45 @@ fn open(args: &AdminArgs) -> Result<Store, ApiError> {
         .clone()
         .or(file.data_dir)
         .unwrap_or_else(default_data_dir);
+    let creates = matches!(args.command, AdminCommand::User(UserCommand::Add { .. }));
+    let db = data_dir.join(crate::store::DB_FILE);
+    if !creates && !db.exists() {
+        return Err(ApiError::new(
+            ErrorCode::StoreNotFound,
+            format!(
+                "no relay store at {} (looked for {}); check --data-dir / REFLECTO_DATA_DIR, or create one with `reflecto admin --data-dir {} user add NAME`",
+                data_dir.display(),
+                db.display(),
+                data_dir.display()
+            ),
+        ));
+    }
     Store::open(&data_dir).map_err(store_error)
 }
 
+/// JSON as the API writes it: every `…_at` Unix-ms number becomes RFC 3339.
 fn print_json<T: Serialize>(value: &T) -> Result<(), ApiError> {
+    fn times_to_rfc3339(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Array(items) => items.iter_mut().for_each(times_to_rfc3339),
+            serde_json::Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    match v.as_i64() {
+                        Some(ms) if key.ends_with("_at") => {
+                            *v = serde_json::Value::String(rfc3339(ms));
+                        }
+                        _ => times_to_rfc3339(v),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(value).map_err(|e| internal("rendering JSON", e))?;
+    times_to_rfc3339(&mut value);
     println!(
         "{}",
-        serde_json::to_string_pretty(value).map_err(|e| internal("rendering JSON", e))?
+        serde_json::to_string_pretty(&value).map_err(|e| internal("rendering JSON", e))?
     );
     Ok(())
 }
@@ -177,7 +223,7 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
         AdminCommand::User(UserCommand::Add { name }) => {
             if name.trim().is_empty() {
                 return Err(ApiError::new(
-                    ErrorCode::InvalidBody,
+                    ErrorCode::UsageError,
                     "user name must not be empty",
                 ));
             }

@@ -2,8 +2,10 @@
 //! 0600 fallback file), never echoed.
 
 use super::internal;
-use crate::api::token::{Secret, is_token_format};
+use crate::api::token::{Secret, is_device_credential_format, is_token_format};
 use crate::api::{ApiError, ErrorCode};
+use crate::client::Client;
+use crate::client::diagnose::human_duration;
 use crate::credentials::{Credentials, DEFAULT_PROFILE, DEFAULT_SERVER, StoragePolicy};
 use clap::{Args, Subcommand};
 use std::io::{BufRead, IsTerminal};
@@ -21,6 +23,9 @@ pub struct LoginArgs {
     /// Refuse to store the token anywhere but the OS keyring
     #[arg(long)]
     pub secure_storage_only: bool,
+    /// Store the token without asking the relay whether it knows it (offline set-up)
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -31,10 +36,13 @@ pub struct LogoutArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
-    /// Where each profile's token lives (masked)
+    /// Where each profile's token lives (masked), and where the config and credentials files are
     Status {
         #[arg(long)]
         json: bool,
+        /// Ask each profile's relay about its token (GET /v1/token): owner, scope, quota left
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -52,23 +60,77 @@ fn read_token() -> Result<Secret, ApiError> {
         line
     };
     let token = token.trim();
+    check_token_format(token)?;
+    Ok(Secret::new(token))
+}
+
+/// A sender token's shape, with a pointed message for a device credential.
+pub(crate) fn check_token_format(token: &str) -> Result<(), ApiError> {
+    if is_device_credential_format(token) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidToken,
+            "that is a device credential (rfd_live_…), which `reflecto listen` uses to receive; sending needs a sender token (rfk_live_…) from `reflecto admin token create`",
+        ));
+    }
     if !is_token_format(token) {
         return Err(ApiError::new(
             ErrorCode::InvalidToken,
             "that is not a reflecto token (expected rfk_live_… or rfk_test_… with 32 letters and digits)",
         ));
     }
-    Ok(Secret::new(token))
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ApiError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| internal("starting the runtime", e))
+}
+
+/// Asks the relay about `token`. An unknown or revoked token is an error; an unreachable
+/// relay is a warning (the token is stored unchecked, as with --no-verify).
+fn verify(server: &str, token: &Secret) -> Result<(), ApiError> {
+    let client = Client::new(server)?;
+    match runtime()?.block_on(client.token_info(token)) {
+        Ok((info, _)) => {
+            eprintln!(
+                "verified: token {} '{}' of user '{}' on {server}",
+                info.id, info.label, info.user
+            );
+            Ok(())
+        }
+        Err(e) if e.code == ErrorCode::RelayUnreachable => {
+            eprintln!(
+                "warning: could not verify the token ({}); storing it unchecked",
+                e.message
+            );
+            Ok(())
+        }
+        Err(e) if matches!(e.code, ErrorCode::InvalidToken | ErrorCode::MissingToken) => {
+            Err(ApiError::new(
+                ErrorCode::InvalidToken,
+                format!(
+                    "{server} does not know this token (unknown or revoked); nothing was stored. Check the token and --server"
+                ),
+            ))
+        }
+        Err(e) => Err(ApiError::new(
+            e.code,
+            format!(
+                "verifying the token with {server}: {}; nothing was stored (--no-verify stores it unchecked)",
+                e.message
+            ),
+        )),
+    }
 }
 
 pub fn login(args: LoginArgs) -> Result<(), ApiError> {
-    url::Url::parse(&args.server).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidUrl,
-            format!("--server '{}': {e}", args.server),
-        )
-    })?;
+    crate::client::diagnose::check_server(&args.server)?;
     let token = read_token()?;
+    if !args.no_verify {
+        verify(&args.server, &token)?;
+    }
     let policy = match (args.insecure_storage, args.secure_storage_only) {
         (true, _) => StoragePolicy::InsecureFile,
         (_, true) => StoragePolicy::SecureOnly,
@@ -98,19 +160,57 @@ pub fn logout(args: LogoutArgs) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn status(json: bool) -> Result<(), ApiError> {
-    let statuses = Credentials::from_env().status()?;
+/// `--check`: what each profile's relay says about its token.
+fn check_profiles(
+    creds: &Credentials,
+    statuses: &[crate::credentials::ProfileStatus],
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let runtime = runtime()?;
+    let mut out = Vec::new();
+    for s in statuses {
+        let result = creds.token(&s.profile).and_then(|(token, _)| {
+            let client = Client::new(&s.server)?;
+            runtime.block_on(client.token_info(&token))
+        });
+        out.push(match result {
+            Ok((info, rate)) => {
+                serde_json::json!({"profile": s.profile, "token": info, "rate": rate})
+            }
+            Err(e) => {
+                serde_json::json!({"profile": s.profile, "error": e.to_nested_body()["error"]})
+            }
+        });
+    }
+    Ok(out)
+}
+
+pub fn status(json: bool, check: bool) -> Result<(), ApiError> {
+    let creds = Credentials::from_env();
+    let statuses = creds.status()?;
+    let checks = if check {
+        Some(check_profiles(&creds, &statuses)?)
+    } else {
+        None
+    };
     if json {
+        let value = serde_json::json!({
+            "config": creds.profiles_path(),
+            "credentials": creds.credentials_path(),
+            "profiles": statuses,
+            "checks": checks,
+        });
         println!(
             "{}",
-            serde_json::to_string_pretty(&statuses).map_err(|e| internal("rendering JSON", e))?
+            serde_json::to_string_pretty(&value).map_err(|e| internal("rendering JSON", e))?
         );
         return Ok(());
     }
+    println!("config: {}", creds.profiles_path().display());
+    println!("credentials file: {}", creds.credentials_path().display());
     if statuses.is_empty() {
         println!("no profiles; run `reflecto login`");
     }
-    for s in statuses {
+    for s in &statuses {
         let place = s.storage.map_or("no token stored", |st| st.describe());
         println!(
             "{}\t{}\t{}\t{}",
@@ -119,6 +219,38 @@ pub fn status(json: bool) -> Result<(), ApiError> {
             place,
             s.token.as_deref().unwrap_or("-")
         );
+        if let Some(problem) = &s.problem {
+            println!("  problem: {problem}");
+        }
+    }
+    for c in checks.iter().flatten() {
+        let profile = c["profile"].as_str().unwrap_or_default();
+        if let Some(info) = c.get("token") {
+            let mut line = format!(
+                "check {profile}: ok, {} '{}' of user '{}'",
+                info["id"].as_str().unwrap_or_default(),
+                info["label"].as_str().unwrap_or_default(),
+                info["user"].as_str().unwrap_or_default()
+            );
+            if let Some(rate) = c.get("rate").filter(|r| !r.is_null()) {
+                let reset = rate["reset"].as_i64().unwrap_or_default();
+                let wait = (reset - chrono::Utc::now().timestamp()).max(0) as u64;
+                line.push_str(&format!(
+                    "; {} {}/{} left, frees in {}",
+                    rate["resource"].as_str().unwrap_or_default(),
+                    rate["remaining"],
+                    rate["limit"],
+                    human_duration(wait)
+                ));
+            }
+            println!("{line}");
+        } else {
+            println!(
+                "check {profile}: error[{}]: {}",
+                c["error"]["code"].as_str().unwrap_or_default(),
+                c["error"]["message"].as_str().unwrap_or_default()
+            );
+        }
     }
     if std::env::var_os("REFLECTO_TOKEN").is_some() {
         println!("note: REFLECTO_TOKEN is set and overrides every profile's stored token");

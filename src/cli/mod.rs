@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod batch;
+mod config;
 pub mod docs;
 mod explain;
 pub mod send;
@@ -49,6 +50,22 @@ pub enum Command {
     Completions(docs::CompletionsArgs),
     /// Write the man pages (to stdout, or one file per command into --out-dir)
     Man(docs::ManArgs),
+    /// Where reflecto keeps its config, credentials and relay data
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+}
+
+impl Cli {
+    /// Whether the command asked for JSON: then a failure also goes to stdout as JSON.
+    pub fn wants_json(&self) -> bool {
+        match &self.command {
+            Command::Send(args) => args.json,
+            Command::Auth(auth::AuthCommand::Status { json, .. }) => *json,
+            Command::Config(config::ConfigCommand::Path { json }) => *json,
+            Command::Admin(args) => args.command.wants_json(),
+            _ => false,
+        }
+    }
 }
 
 /// Runs a parsed command line.
@@ -57,12 +74,13 @@ pub fn dispatch(cli: Cli) -> Result<(), ApiError> {
         Command::Send(args) => send::run(args),
         Command::Login(args) => auth::login(args),
         Command::Logout(args) => auth::logout(args),
-        Command::Auth(auth::AuthCommand::Status { json }) => auth::status(json),
+        Command::Auth(auth::AuthCommand::Status { json, check }) => auth::status(json, check),
         Command::Serve(args) => serve::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
+        Command::Config(config::ConfigCommand::Path { json }) => config::path(json),
     }
 }
 

@@ -3,8 +3,8 @@
 
 use super::internal;
 use crate::api::token::Secret;
-use crate::api::{ApiError, ErrorCode, Priority};
-use crate::client::{Client, Sent};
+use crate::api::{ApiError, ErrorCode, Warning};
+use crate::client::{Client, RetryPolicy, Sent};
 use crate::credentials::{Credentials, DEFAULT_PROFILE, DEFAULT_SERVER};
 use crate::validate::{Validated, build_envelope, normalize};
 use clap::Args;
@@ -13,15 +13,19 @@ use std::io::{BufRead, IsTerminal, Read};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The token: --token-stdin, else REFLECTO_TOKEN, else the profile's stored token.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "The sender token comes from --token-stdin, else the REFLECTO_TOKEN environment variable, else the profile's token stored by `reflecto login`.\nBatch lines are JSON objects with the fields of POST /v1/send, e.g. {\"message\":\"disk full\",\"priority\":\"high\",\"tags\":[\"ops\"]}"
+)]
 pub struct SendArgs {
     /// The message; read from stdin when absent or "-"
     pub message: Option<String>,
     #[arg(short, long, value_name = "T")]
     pub title: Option<String>,
-    /// min, low, default, high or urgent
-    #[arg(short, long, value_name = "P", value_parser = parse_priority)]
-    pub priority: Option<Priority>,
+    /// min, low, default, high or urgent (checked by the relay's rules: error[invalid_priority])
+    #[arg(short, long, value_name = "P", value_parser = super::docs::Hinted(super::docs::priority_names))]
+    pub priority: Option<String>,
     /// A tag (repeatable; up to 5 are kept)
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
@@ -40,7 +44,7 @@ pub struct SendArgs {
     pub markdown: bool,
     /// Seconds the notification stays deliverable (0–259200)
     #[arg(long, value_name = "SECONDS")]
-    pub ttl: Option<f64>,
+    pub ttl: Option<String>,
     /// Print the relay's JSON response verbatim
     #[arg(long)]
     pub json: bool,
@@ -48,34 +52,29 @@ pub struct SendArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Relay URL [default: the profile's server, else https://api.reflecto.dev]
-    #[arg(long, env = "REFLECTO_SERVER", value_name = "URL")]
+    #[arg(long, env = "REFLECTO_SERVER", value_name = "URL", value_hint = clap::ValueHint::Url)]
     pub server: Option<String>,
     /// Credential profile
     #[arg(long, env = "REFLECTO_PROFILE", default_value = DEFAULT_PROFILE, value_name = "NAME")]
     pub profile: String,
-    /// Read the token from the first line of stdin instead of the keyring
+    /// Read the token from the first line of stdin instead of REFLECTO_TOKEN or the profile's
+    /// stored token
     #[arg(long, conflicts_with = "batch")]
     pub token_stdin: bool,
-    /// Longest total wait for retries on 429, 5xx and connection errors
-    #[arg(
-        long,
-        env = "REFLECTO_RETRY_MAX_WAIT",
-        default_value_t = 60.0,
-        value_name = "SECONDS"
-    )]
-    pub retry_max_wait: f64,
+    /// Longest total wait for retries on 429, 5xx and connection errors [default: 60; with
+    /// --batch a 429 is waited out however long unless this is given]
+    #[arg(long, env = "REFLECTO_RETRY_MAX_WAIT", value_name = "SECONDS")]
+    pub retry_max_wait: Option<f64>,
     /// Send JSON lines from FILE (or - for stdin), one request each, in order
-    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["message", "title", "priority", "tags", "url", "url_title", "actions", "device", "markdown", "ttl"])]
+    #[arg(long, value_name = "FILE|-", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["message", "title", "priority", "tags", "url", "url_title", "actions", "device", "markdown", "ttl"])]
     pub batch: Option<PathBuf>,
-}
-
-fn parse_priority(s: &str) -> Result<Priority, String> {
-    s.parse()
-        .map_err(|()| "one of min, low, default, high, urgent".to_owned())
+    /// With --batch: skip lines 1..=N (resume after an interruption at line N+1)
+    #[arg(long, value_name = "N", requires = "batch")]
+    pub skip: Option<usize>,
 }
 
 fn usage(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::InvalidBody, message)
+    ApiError::new(ErrorCode::UsageError, message)
 }
 
 /// The flags as raw fields, so the one engine applies every rule.
@@ -88,13 +87,23 @@ fn fields(args: &SendArgs, message: String) -> Result<Map<String, Value>, ApiErr
         }
     };
     put("title", args.title.clone().map(Value::String));
-    put("priority", args.priority.map(|p| json!(p)));
+    put("priority", args.priority.clone().map(Value::String));
     put("tags", (!args.tags.is_empty()).then(|| json!(args.tags)));
     put("url", args.url.clone().map(Value::String));
     put("url_title", args.url_title.clone().map(Value::String));
     put("device", args.device.clone().map(Value::String));
     put("markdown", args.markdown.then_some(Value::Bool(true)));
-    put("ttl", args.ttl.map(|t| json!(t)));
+    // A number goes as a number; anything else goes as given, for the engine to refuse.
+    put(
+        "ttl",
+        args.ttl.as_ref().map(|t| {
+            t.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .map_or_else(|| Value::String(t.clone()), |n| json!(n))
+        }),
+    );
     if !args.actions.is_empty() {
         let actions = args
             .actions
@@ -156,6 +165,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, ApiError> {
         .map_err(|e| internal("starting the runtime", e))
 }
 
+/// `--retry-max-wait` when not given.
+pub const DEFAULT_RETRY_MAX_WAIT: f64 = 60.0;
+
 pub fn run(args: SendArgs) -> Result<(), ApiError> {
     if let Some(batch) = &args.batch {
         return super::batch::run(&args, batch);
@@ -176,21 +188,47 @@ pub fn run(args: SendArgs) -> Result<(), ApiError> {
     let validated = validate(&fields(&args, message)?)?;
     let (client, token, max_wait, runtime) = client_setup(&args, token_line.map(Secret::new))?;
     let key = Client::new_idempotency_key();
-    let sent = runtime.block_on(client.send(&token, &validated.request, &key, max_wait))?;
-    print_sent(&sent, args.json, args.quiet);
+    let policy = RetryPolicy::bounded(max_wait);
+    let sent =
+        runtime.block_on(client.send(&token, &validated.request, &key, policy, &|_, _| {}))?;
+    let sent = with_local_warnings(sent, &validated.warnings);
+    print_sent(&sent, args.json, args.quiet, None);
     Ok(())
 }
 
-/// The result on stdout, the relay's warnings on stderr.
-pub fn print_sent(sent: &Sent, json: bool, quiet: bool) {
+/// The engine's local warnings (tags or actions truncated before sending) joined to the
+/// relay's, in the relay's exact text: the relay saw the truncated request and cannot say.
+pub fn with_local_warnings(mut sent: Sent, local: &[Warning]) -> Sent {
+    if local.is_empty() {
+        return sent;
+    }
+    let mut warnings: Vec<String> = local.iter().map(ToString::to_string).collect();
+    warnings.append(&mut sent.response.warnings);
+    if let Ok(mut raw) = serde_json::from_str::<Value>(&sent.raw) {
+        raw["warnings"] = json!(warnings);
+        sent.raw = raw.to_string();
+    }
+    sent.response.warnings = warnings;
+    sent
+}
+
+/// The result on stdout, the warnings on stderr; `line` tags batch output.
+pub fn print_sent(sent: &Sent, json: bool, quiet: bool, line: Option<usize>) {
     if quiet {
         return;
     }
+    let prefix = line.map_or_else(String::new, |n| format!("line {n}: "));
     for warning in &sent.response.warnings {
-        eprintln!("warning: {warning}");
+        eprintln!("{prefix}warning: {warning}");
     }
     if json {
-        println!("{}", sent.raw);
+        match (line, serde_json::from_str::<Value>(&sent.raw)) {
+            (Some(n), Ok(Value::Object(mut object))) => {
+                object.insert("line".into(), json!(n));
+                println!("{}", Value::Object(object));
+            }
+            _ => println!("{}", sent.raw),
+        }
         return;
     }
     let devices = &sent.response.delivered_to;
@@ -230,15 +268,16 @@ pub(crate) fn client_setup(
     token: Option<Secret>,
 ) -> Result<(Client, Secret, Duration, tokio::runtime::Runtime), ApiError> {
     let creds = Credentials::from_env();
+    // The URL first: a malformed --server is a usage error whatever the token.
+    let client = Client::new(&server_for(args, &creds)?)?;
     let token = match token {
         Some(token) => token,
         None => creds.token(&args.profile)?.0,
     };
-    let client = Client::new(&server_for(args, &creds)?)?;
-    Ok((
-        client,
-        token,
-        Duration::from_secs_f64(args.retry_max_wait.max(0.0)),
-        runtime()?,
-    ))
+    super::auth::check_token_format(token.expose())?;
+    let max_wait = args
+        .retry_max_wait
+        .unwrap_or(DEFAULT_RETRY_MAX_WAIT)
+        .max(0.0);
+    Ok((client, token, Duration::from_secs_f64(max_wait), runtime()?))
 }

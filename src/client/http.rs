@@ -2,6 +2,7 @@
 //! with exponential backoff and jitter, honouring `Retry-After`, within a bounded total wait.
 //! Every attempt carries the same `Idempotency-Key`, so a retry never sends twice.
 
+use super::diagnose::{check_server, describe_network_error, rate_limit_message};
 use crate::api::token::{Secret, random_id};
 use crate::api::{ApiError, ErrorCode, SendRequest, SendResponse};
 use rand::Rng;
@@ -17,6 +18,25 @@ pub struct Client {
 pub struct Sent {
     pub raw: String,
     pub response: SendResponse,
+}
+
+/// How long `send` may keep retrying.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Total wait for retries on 5xx and connection errors (and 429s, unless below).
+    pub max_wait: Duration,
+    /// Wait out every 429 for its Retry-After however long (batch mode without an explicit
+    /// --retry-max-wait).
+    pub wait_out_429: bool,
+}
+
+impl RetryPolicy {
+    pub fn bounded(max_wait: Duration) -> RetryPolicy {
+        RetryPolicy {
+            max_wait,
+            wait_out_429: false,
+        }
+    }
 }
 
 /// One attempt's failure, and whether another attempt may help.
@@ -57,6 +77,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 impl Client {
     /// `HTTP(S)_PROXY` and `NO_PROXY` are honoured by reqwest's defaults.
     pub fn new(server: &str) -> Result<Client, ApiError> {
+        let server = check_server(server)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("reflecto/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
@@ -68,23 +89,25 @@ impl Client {
                     format!("building the HTTP client: {e}"),
                 )
             })?;
-        Ok(Client {
-            http,
-            server: server.trim_end_matches('/').to_owned(),
-        })
+        Ok(Client { http, server })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
     }
 
     pub fn new_idempotency_key() -> String {
         random_id("rfc-", 32)
     }
 
-    /// Sends with retries for at most `max_wait` of waiting.
+    /// Sends with retries within `policy`; `on_wait` hears of each wait for a 429.
     pub async fn send(
         &self,
         token: &Secret,
         request: &SendRequest,
         key: &str,
-        max_wait: Duration,
+        policy: RetryPolicy,
+        on_wait: &dyn Fn(&ApiError, Duration),
     ) -> Result<Sent, ApiError> {
         let started = Instant::now();
         let mut attempt = 0u32;
@@ -96,8 +119,13 @@ impl Client {
                     // Retry-After is honoured as given (with a small floor against busy loops).
                     let delay = after
                         .map_or_else(|| backoff(attempt), |a| a.max(Duration::from_millis(100)));
-                    if started.elapsed() + delay > max_wait {
+                    let limited = error.code == ErrorCode::RateLimitExceeded;
+                    let unbounded = limited && policy.wait_out_429;
+                    if !unbounded && started.elapsed() + delay > policy.max_wait {
                         return Err(error);
+                    }
+                    if limited {
+                        on_wait(&error, delay);
                     }
                     tracing::debug!(code = %error.code, delay_ms = delay.as_millis() as u64, "retrying");
                     tokio::time::sleep(delay).await;
@@ -125,28 +153,29 @@ impl Client {
         let response = match result {
             Ok(r) => r,
             Err(e) => {
-                // Never echo reqwest's error wholesale: it can carry the URL, never the token,
-                // but keep the message about the connection only.
-                let why = if e.is_timeout() {
-                    "timed out".to_owned()
-                } else if e.is_connect() {
-                    "connection failed".to_owned()
-                } else {
-                    "request failed".to_owned()
-                };
+                // Never echo reqwest's error wholesale: name what failed and where.
+                let (why, transient) = describe_network_error(&e, &url);
                 let error = ApiError::new(
                     ErrorCode::RelayUnreachable,
-                    format!("cannot reach the relay at {}: {why}", self.server),
+                    format!("cannot reach the relay: {why}"),
                 );
-                return Err(Attempt::Retry { error, after: None });
+                return Err(if transient {
+                    Attempt::Retry { error, after: None }
+                } else {
+                    Attempt::Fatal(error)
+                });
             }
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
+        let reset = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok());
         let body = response.text().await.unwrap_or_default();
         if status == 200 {
             return serde_json::from_str::<SendResponse>(&body)
@@ -173,8 +202,30 @@ impl Client {
             } else {
                 ErrorCode::UnexpectedResponse
             };
-            ApiError::new(code, format!("{} answered HTTP {status}", self.server))
+            ApiError::new(code, format!("{url} answered HTTP {status}"))
         });
+        let error = match status {
+            404 => ApiError::new(
+                error.code,
+                format!(
+                    "{url} answered 404 ({}); is --server the relay's base URL (without /v1)?",
+                    error.message
+                ),
+            ),
+            429 => {
+                let layer = error
+                    .details
+                    .as_ref()
+                    .and_then(|d| d["resource"].as_str())
+                    .unwrap_or("unknown")
+                    .to_owned();
+                ApiError {
+                    message: rate_limit_message(&layer, reset, retry_after),
+                    ..error
+                }
+            }
+            _ => error,
+        };
         if status == 429 || status >= 500 {
             Err(Attempt::Retry {
                 error,
@@ -183,6 +234,87 @@ impl Client {
         } else {
             Err(Attempt::Fatal(error))
         }
+    }
+}
+
+/// The `X-RateLimit-*` headers of one response: its binding layer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RateStatus {
+    pub resource: String,
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset: i64,
+}
+
+impl Client {
+    /// `GET /v1/token`, once, without retries: what the relay knows about `token` (for `login`
+    /// and `auth status --check`). Network failures come back as `relay_unreachable`.
+    pub async fn token_info(
+        &self,
+        token: &Secret,
+    ) -> Result<(crate::api::TokenInfo, Option<RateStatus>), ApiError> {
+        let url = format!("{}/v1/token", self.server);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| {
+                let (why, _) = describe_network_error(&e, &url);
+                ApiError::new(
+                    ErrorCode::RelayUnreachable,
+                    format!("cannot reach the relay: {why}"),
+                )
+            })?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let rate = (|| {
+            Some(RateStatus {
+                resource: header("x-ratelimit-resource")?,
+                limit: header("x-ratelimit-limit")?.parse().ok()?,
+                remaining: header("x-ratelimit-remaining")?.parse().ok()?,
+                reset: header("x-ratelimit-reset")?.parse().ok()?,
+            })
+        })();
+        let body = response.text().await.unwrap_or_default();
+        if status == 200 {
+            return serde_json::from_str(&body)
+                .map(|info| (info, rate))
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::UnexpectedResponse,
+                        format!("{url} answered 200 with a body that is not a token description; is it a reflecto relay (version with GET /v1/token)?"),
+                    )
+                });
+        }
+        let decoded = serde_json::from_str(&body)
+            .ok()
+            .and_then(|v| ApiError::from_body(&v));
+        Err(match decoded {
+            Some(e) if status == 404 => ApiError::new(
+                e.code,
+                format!(
+                    "{url} answered 404 ({}); is --server the relay's base URL (without /v1)?",
+                    e.message
+                ),
+            ),
+            Some(e) => e,
+            None => ApiError::new(
+                if status >= 500 {
+                    ErrorCode::InternalError
+                } else {
+                    ErrorCode::UnexpectedResponse
+                },
+                format!("{url} answered HTTP {status}"),
+            ),
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP client side of the CLI: [`http`] is the one place that talks to a relay (retries,
 //! `Retry-After`, one `Idempotency-Key` per invocation); commands build on it.
 
+pub mod diagnose;
 pub mod http;
 
-pub use http::{Client, Sent, backoff, parse_retry_after};
+pub use http::{Client, RateStatus, RetryPolicy, Sent, backoff, parse_retry_after};

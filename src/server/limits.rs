@@ -27,6 +27,10 @@ impl Layer {
             Layer::IpHour => "ip_hour",
         }
     }
+
+    pub fn is_per_ip(self) -> bool {
+        matches!(self, Layer::IpMinute | Layer::IpHour)
+    }
 }
 
 /// Configured limits; 0 disables a layer.
@@ -285,6 +289,43 @@ impl RateLimiter {
             }
         }
         Ok(statuses)
+    }
+
+    /// Every enabled layer's state for one caller, charging nothing (`GET /v1/token`).
+    pub fn peek(&self, ip: IpAddr, token_id: &str, receiver: i64, now: i64) -> Vec<LayerStatus> {
+        let l = self.limits;
+        let month = month_key(now);
+        let s = self.state.lock().expect("limiter poisoned");
+        let mut statuses = Vec::with_capacity(5);
+        if l.token_burst > 0 {
+            let mut log = s.token_burst.get(token_id).cloned().unwrap_or_default();
+            statuses.push(log.status(Layer::TokenBurst, l.token_burst, now, MINUTE_MS));
+        }
+        if l.token_monthly > 0 {
+            let used = match s.token_monthly.get(token_id) {
+                Some((m, count)) if *m == month => *count,
+                _ => 0,
+            };
+            statuses.push(LayerStatus {
+                layer: Layer::TokenMonthly,
+                limit: l.token_monthly,
+                remaining: l.token_monthly.saturating_sub(used),
+                reset: next_month_start(now),
+            });
+        }
+        if l.receiver_daily > 0 {
+            let mut log = s.receiver_daily.get(&receiver).cloned().unwrap_or_default();
+            statuses.push(log.status(Layer::ReceiverDaily, l.receiver_daily, now, DAY_MS));
+        }
+        if l.ip_minute > 0 {
+            let mut log = s.ip_minute.get(&ip).cloned().unwrap_or_default();
+            statuses.push(log.status(Layer::IpMinute, l.ip_minute, now, MINUTE_MS));
+        }
+        if l.ip_hour > 0 {
+            let mut log = s.ip_hour.get(&ip).cloned().unwrap_or_default();
+            statuses.push(log.status(Layer::IpHour, l.ip_hour, now, HOUR_MS));
+        }
+        statuses
     }
 
     /// Forgets windows that emptied, so idle IPs and tokens do not accumulate.

@@ -43,12 +43,11 @@ pub fn acquire(data_dir: &Path) -> Result<DataDirLock, ApiError> {
                 Ok(pid) => format!("pid {pid}"),
                 Err(_) => "a process that has not written its pid yet".to_owned(),
             };
-            // No catalogue code says "already in use"; invalid_body is the generic exit-2
-            // (usage) code and carries the message.
+            // A conflict with the state of the machine, not bad input: exit 2 like a usage error.
             return Err(ApiError::new(
-                ErrorCode::InvalidBody,
+                ErrorCode::Conflict,
                 format!(
-                    "another relay ({holder}) is already serving the data dir {}; stop it first, or use PostgreSQL for several relays",
+                    "another relay ({holder}) is already serving the data dir {}; stop it first, or give this relay its own --data-dir",
                     data_dir.display()
                 ),
             ));

@@ -20,6 +20,7 @@ pub mod retention;
 mod send;
 mod shim;
 mod sync;
+mod token;
 
 pub use config::ServeConfig;
 pub use messages::rfc3339 as messages_rfc3339;
@@ -189,6 +190,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/devices/pair", post(pair::pair))
         .route("/v1/sync", get(sync::stream))
         .route("/v1/sync/ack", post(sync::ack))
+        .route("/v1/token", get(token::token_info))
         .route("/health", get(ops::live))
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))

@@ -2,7 +2,9 @@
 //! relay on port 0 over HTTP, with a real SQLite store in a temp dir, and the real `reflecto`
 //! binary.
 
+mod batch;
 mod cli;
+mod cli_errors;
 mod crash;
 mod dispatch;
 mod docs;
