@@ -13,3 +13,4 @@ mod relay;
 mod relay_limits;
 mod sealed;
 mod sync;
+mod webpush_core;
