@@ -13,4 +13,5 @@ mod relay;
 mod relay_limits;
 mod sealed;
 mod sync;
+mod webapp;
 mod webpush_core;
