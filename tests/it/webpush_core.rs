@@ -13,7 +13,7 @@ use reflecto::dispatch::webpush::message::{Delivery, PushRequest, build};
 use reflecto::dispatch::webpush::subscription::{
     Subscription, SubscriptionError, SubscriptionJson,
 };
-use reflecto::dispatch::webpush::vapid::{Subject, VapidKey};
+use reflecto::dispatch::webpush::vapid::{Subject, VapidKey, VapidSigner};
 use reflecto::dispatch::webpush::{encrypt, outcome};
 use serde_json::{Value, json};
 use std::io::BufRead;
@@ -107,16 +107,20 @@ impl Drop for FakePush {
 struct Sender {
     key: VapidKey,
     subject: Subject,
+    signer: VapidSigner,
     client: WebPushClient,
 }
 
 impl Sender {
     fn new() -> Sender {
+        let key = VapidKey::generate();
+        let subject = Subject::parse("mailto:ops@example.org").unwrap();
         Sender {
-            key: VapidKey::generate(),
-            subject: Subject::parse("mailto:ops@example.org").unwrap(),
+            signer: VapidSigner::new(key.clone(), subject.clone()),
+            key,
+            subject,
             // Shorter than the fake's 3 s `delay`, so that script ends as a timeout.
-            client: WebPushClient::new(Duration::from_millis(1500)).unwrap(),
+            client: WebPushClient::new(Duration::from_millis(1500), true).unwrap(),
         }
     }
 
@@ -134,8 +138,7 @@ impl Sender {
                 remaining_ttl: 3600,
                 priority,
             },
-            &self.key,
-            &self.subject,
+            &self.signer,
             Utc::now(),
         )
         .unwrap()
@@ -244,8 +247,7 @@ async fn a_retry_resends_the_same_ciphertext_and_it_still_decrypts() {
             remaining_ttl: 1200,
             priority: Priority::Default,
         },
-        &sender.key,
-        &sender.subject,
+        &sender.signer,
         Utc::now(),
     )
     .unwrap();
@@ -426,4 +428,38 @@ fn the_fake_accepts_and_decrypts_pywebpush() {
     );
     let records: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(records[0]["plaintext"], r#"{"id":"msg_calibrate"}"#);
+}
+
+#[tokio::test]
+async fn a_host_name_resolving_to_loopback_is_not_contacted_without_allow_local() {
+    if !python_available() {
+        return;
+    }
+    let fake = FakePush::start();
+    let sender = Sender::new();
+    let subscription = fake.subscription("201").await;
+    let mut request = sender.request(&subscription, &plaintext("msg_rebind"), Priority::Default);
+    // The name passed a pairing-time check once; now it points at the relay's own host.
+    request.url = request
+        .url
+        .as_str()
+        .replace("127.0.0.1", "localhost")
+        .parse()
+        .unwrap();
+    let guarded = WebPushClient::new(Duration::from_secs(5), false).unwrap();
+    let answer = guarded.send(&request).await;
+    assert_eq!(answer, Answer::NotPublic);
+    assert_eq!(
+        outcome::classify(&answer),
+        Verdict::DeadLetter("ENDPOINT_NOT_PUBLIC".into())
+    );
+    assert!(fake.received("201").await.is_empty());
+    // The same request with the flag reaches the fake, so the refusal was the guard's.
+    assert_eq!(
+        sender.client.send(&request).await,
+        Answer::Status {
+            status: 201,
+            retry_after: None
+        }
+    );
 }

@@ -1,7 +1,7 @@
 //! The HTTP request for one Web Push delivery (RFC 8030 §5, SPEC §1.13), built as a plain value
 //! so that what goes on the wire is unit-tested without a network.
 
-use super::vapid::{Subject, VapidError, VapidKey};
+use super::vapid::{VapidError, VapidSigner};
 use crate::api::Priority;
 use chrono::{DateTime, Utc};
 use url::Url;
@@ -67,11 +67,10 @@ pub struct Delivery<'a> {
 /// Builds the request; the VAPID token is signed for `now` (the worker's injectable clock).
 pub fn build(
     delivery: Delivery<'_>,
-    vapid: &VapidKey,
-    subject: &Subject,
+    vapid: &VapidSigner,
     now: DateTime<Utc>,
 ) -> Result<PushRequest, VapidError> {
-    let authorization = vapid.authorization(delivery.endpoint, subject, now)?;
+    let authorization = vapid.authorization(delivery.endpoint, now)?;
     Ok(PushRequest {
         url: delivery.endpoint.clone(),
         headers: vec![
@@ -91,6 +90,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatch::webpush::vapid::{Subject, VapidKey};
 
     fn header<'a>(request: &'a PushRequest, name: &str) -> &'a str {
         request
@@ -105,6 +105,7 @@ mod tests {
     fn request_carries_every_header_push_services_check() {
         let key = VapidKey::generate();
         let subject = Subject::parse("mailto:ops@example.org").unwrap();
+        let signer = VapidSigner::new(key.clone(), subject.clone());
         let endpoint = Url::parse("https://push.example.net:8443/p/abc").unwrap();
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let request = build(
@@ -114,8 +115,7 @@ mod tests {
                 remaining_ttl: 3599,
                 priority: Priority::Urgent,
             },
-            &key,
-            &subject,
+            &signer,
             now,
         )
         .unwrap();

@@ -33,6 +33,8 @@ pub fn classify(answer: &Answer) -> Verdict {
             error: "CONNECTION".to_owned(),
             min_delay: None,
         },
+        // Retrying would only knock on the same internal address again.
+        Answer::NotPublic => Verdict::DeadLetter("ENDPOINT_NOT_PUBLIC".to_owned()),
     }
 }
 
@@ -95,6 +97,10 @@ mod tests {
                 error: "CONNECTION".into(),
                 min_delay: None
             }
+        );
+        assert_eq!(
+            classify(&Answer::NotPublic),
+            Verdict::DeadLetter("ENDPOINT_NOT_PUBLIC".into())
         );
     }
 }
