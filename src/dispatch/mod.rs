@@ -7,6 +7,7 @@
 pub mod fcm;
 pub mod message;
 pub mod outcome;
+pub mod webpush;
 mod worker;
 
 pub use worker::{Dispatcher, DispatcherSettings};

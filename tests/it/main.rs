@@ -21,3 +21,5 @@ mod sealed;
 mod spec_rows;
 mod store_faults;
 mod sync;
+mod webapp;
+mod webpush_core;
