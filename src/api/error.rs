@@ -33,10 +33,11 @@ pub enum ErrorCode {
     RelayUnreachable,
     UnexpectedResponse,
     CliInternalError,
+    NotDelivered,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::InvalidBody,
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLong,
@@ -60,6 +61,7 @@ impl ErrorCode {
         ErrorCode::RelayUnreachable,
         ErrorCode::UnexpectedResponse,
         ErrorCode::CliInternalError,
+        ErrorCode::NotDelivered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +89,7 @@ impl ErrorCode {
             ErrorCode::RelayUnreachable => "relay_unreachable",
             ErrorCode::UnexpectedResponse => "unexpected_response",
             ErrorCode::CliInternalError => "cli_internal_error",
+            ErrorCode::NotDelivered => "not_delivered",
         }
     }
 
@@ -117,13 +120,14 @@ impl ErrorCode {
             ErrorCode::InternalError
             | ErrorCode::KeyringUnavailable
             | ErrorCode::UnexpectedResponse
-            | ErrorCode::CliInternalError => 500,
+            | ErrorCode::CliInternalError
+            | ErrorCode::NotDelivered => 500,
             ErrorCode::RelayUnreachable => 503,
         }
     }
 
     /// SPEC §2 exit codes: 1 internal, 2 usage/invalid input, 3 auth/permission, 4 too large,
-    /// 5 rate limited, 6 relay unreachable or 5xx.
+    /// 5 rate limited, 6 relay unreachable or 5xx, 7 not delivered (`--wait`).
     pub fn exit_code(self) -> u8 {
         match self {
             ErrorCode::InvalidBody
@@ -146,6 +150,7 @@ impl ErrorCode {
             ErrorCode::RateLimitExceeded => 5,
             ErrorCode::InternalError | ErrorCode::RelayUnreachable => 6,
             ErrorCode::NotFound | ErrorCode::UnexpectedResponse | ErrorCode::CliInternalError => 1,
+            ErrorCode::NotDelivered => 7,
         }
     }
 
@@ -220,6 +225,9 @@ impl ErrorCode {
             }
             ErrorCode::CliInternalError => {
                 "reflecto itself failed (a file could not be read or written, say); the message says what.\nFix what it names, or report a bug."
+            }
+            ErrorCode::NotDelivered => {
+                "`--wait` ended with a delivery that failed or expired, or that had not ended by the deadline; `reflecto status MSG_ID` shows each device's state and last error.\nCheck the device (paired? `reflecto listen` running?), or wait longer."
             }
         }
     }

@@ -67,6 +67,9 @@ pub struct SendArgs {
     /// Send JSON lines from FILE (or - for stdin), one request each, in order
     #[arg(long, value_name = "FILE|-", conflicts_with_all = ["message", "title", "priority", "tags", "url", "url_title", "actions", "device", "markdown", "ttl"])]
     pub batch: Option<PathBuf>,
+    /// After the send, wait up to SECONDS for every delivery to end; exit 7 unless all were delivered
+    #[arg(long, value_name = "SECONDS", value_parser = super::status::parse_wait, conflicts_with = "batch")]
+    pub wait: Option<f64>,
 }
 
 fn parse_priority(s: &str) -> Result<Priority, String> {
@@ -178,6 +181,17 @@ pub fn run(args: SendArgs) -> Result<(), ApiError> {
     let key = Client::new_idempotency_key();
     let sent = runtime.block_on(client.send(&token, &validated.request, &key, max_wait))?;
     print_sent(&sent, args.json, args.quiet);
+    if let Some(wait) = args.wait {
+        let output = super::status::Output::of(args.json, args.quiet);
+        let wait = Duration::from_secs_f64(wait);
+        runtime.block_on(super::status::follow(
+            &client,
+            &token,
+            &sent.response.id,
+            wait,
+            output,
+        ))?;
+    }
     Ok(())
 }
 

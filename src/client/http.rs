@@ -2,6 +2,8 @@
 //! with exponential backoff and jitter, honouring `Retry-After`, within a bounded total wait.
 //! Every attempt carries the same `Idempotency-Key`, so a retry never sends twice.
 
+use crate::api::status::MessageView;
+use crate::api::stream::{PairRequest, PairResponse};
 use crate::api::token::{Secret, random_id};
 use crate::api::{ApiError, ErrorCode, SendRequest, SendResponse};
 use rand::Rng;
@@ -107,6 +109,61 @@ impl Client {
         }
     }
 
+    /// `GET /v1/messages/{id}`: the body verbatim (for `--json`) and parsed. Not retried: the
+    /// caller polls.
+    pub async fn message_status(
+        &self,
+        token: &Secret,
+        id: &str,
+    ) -> Result<(String, MessageView), ApiError> {
+        let segment: String =
+            percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).collect();
+        let url = format!("{}/v1/messages/{segment}", self.server);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.server, &e))?;
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        if status == 200 {
+            return serde_json::from_str(&body)
+                .map(|view| (body, view))
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::UnexpectedResponse,
+                        format!("{url} answered 200 with a body that is not a message status"),
+                    )
+                });
+        }
+        Err(error_from(status, &body, &url))
+    }
+
+    /// `POST /v1/devices/pair`. Not retried: a code is single-use.
+    pub async fn pair(&self, request: &PairRequest) -> Result<PairResponse, ApiError> {
+        let url = format!("{}/v1/devices/pair", self.server);
+        let response = self
+            .http
+            .post(&url)
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.server, &e))?;
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        if status == 200 {
+            return serde_json::from_str(&body).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::UnexpectedResponse,
+                    format!("{url} answered 200 with a body that is not a pairing"),
+                )
+            });
+        }
+        Err(error_from(status, &body, &url))
+    }
+
     async fn attempt(
         &self,
         token: &Secret,
@@ -184,6 +241,33 @@ impl Client {
             Err(Attempt::Fatal(error))
         }
     }
+}
+
+fn unreachable(server: &str, e: &reqwest::Error) -> ApiError {
+    let why = if e.is_timeout() {
+        "timed out"
+    } else {
+        "connection failed"
+    };
+    ApiError::new(
+        ErrorCode::RelayUnreachable,
+        format!("cannot reach the relay at {server}: {why}"),
+    )
+}
+
+/// A non-200 answer as the relay's own error, else as what the status stands for.
+fn error_from(status: u16, body: &str, url: &str) -> ApiError {
+    serde_json::from_str(body)
+        .ok()
+        .and_then(|v| ApiError::from_body(&v))
+        .unwrap_or_else(|| {
+            let code = if status >= 500 {
+                ErrorCode::InternalError
+            } else {
+                ErrorCode::UnexpectedResponse
+            };
+            ApiError::new(code, format!("{url} answered HTTP {status}"))
+        })
 }
 
 #[cfg(test)]
