@@ -31,6 +31,9 @@ _reflecto() {
             reflecto,help)
                 cmd="reflecto__subcmd__help"
                 ;;
+            reflecto,listen)
+                cmd="reflecto__subcmd__listen"
+                ;;
             reflecto,login)
                 cmd="reflecto__subcmd__login"
                 ;;
@@ -40,11 +43,17 @@ _reflecto() {
             reflecto,man)
                 cmd="reflecto__subcmd__man"
                 ;;
+            reflecto,pair)
+                cmd="reflecto__subcmd__pair"
+                ;;
             reflecto,send)
                 cmd="reflecto__subcmd__send"
                 ;;
             reflecto,serve)
                 cmd="reflecto__subcmd__serve"
+                ;;
+            reflecto,status)
+                cmd="reflecto__subcmd__status"
                 ;;
             reflecto__subcmd__admin,device)
                 cmd="reflecto__subcmd__admin__subcmd__device"
@@ -202,6 +211,9 @@ _reflecto() {
             reflecto__subcmd__help,help)
                 cmd="reflecto__subcmd__help__subcmd__help"
                 ;;
+            reflecto__subcmd__help,listen)
+                cmd="reflecto__subcmd__help__subcmd__listen"
+                ;;
             reflecto__subcmd__help,login)
                 cmd="reflecto__subcmd__help__subcmd__login"
                 ;;
@@ -211,11 +223,17 @@ _reflecto() {
             reflecto__subcmd__help,man)
                 cmd="reflecto__subcmd__help__subcmd__man"
                 ;;
+            reflecto__subcmd__help,pair)
+                cmd="reflecto__subcmd__help__subcmd__pair"
+                ;;
             reflecto__subcmd__help,send)
                 cmd="reflecto__subcmd__help__subcmd__send"
                 ;;
             reflecto__subcmd__help,serve)
                 cmd="reflecto__subcmd__help__subcmd__serve"
+                ;;
+            reflecto__subcmd__help,status)
+                cmd="reflecto__subcmd__help__subcmd__status"
                 ;;
             reflecto__subcmd__help__subcmd__admin,device)
                 cmd="reflecto__subcmd__help__subcmd__admin__subcmd__device"
@@ -266,7 +284,7 @@ _reflecto() {
 
     case "${cmd}" in
         reflecto)
-            opts="-h -V --help --version send login logout auth serve admin explain completions man help"
+            opts="-h -V --help --version send login logout auth serve pair listen status admin explain completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1150,7 +1168,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__help)
-            opts="send login logout auth serve admin explain completions man help"
+            opts="send login logout auth serve pair listen status admin explain completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1429,6 +1447,20 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__help__subcmd__listen)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__help__subcmd__login)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1471,6 +1503,20 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__help__subcmd__pair)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__help__subcmd__send)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1492,6 +1538,42 @@ _reflecto() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__listen)
+            opts="-h -V --profile --json --exec --no-notify --poll --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1557,8 +1639,34 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__pair)
+            opts="-h -V --server --profile --label --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__send)
-            opts="-t -p -d -q -h -V --title --priority --tag --url --url-title --action --device --markdown --ttl --json --quiet --server --profile --token-stdin --retry-max-wait --batch --help --version"
+            opts="-t -p -d -q -h -V --title --priority --tag --url --url-title --action --device --markdown --ttl --json --quiet --server --profile --token-stdin --retry-max-wait --batch --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1624,6 +1732,10 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1683,6 +1795,32 @@ _reflecto() {
                     return 0
                     ;;
                 --limit-ip-hour)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__status)
+            opts="-h -V --server --profile --json --wait --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -9,6 +9,7 @@ mod docs;
 mod fake_fcm;
 mod harness;
 mod keyring;
+mod listen;
 mod relay;
 mod relay_limits;
 mod sync;
