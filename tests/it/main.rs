@@ -10,6 +10,7 @@ mod fake_fcm;
 mod harness;
 mod keyring;
 mod listen;
+mod listen_desktop;
 mod relay;
 mod relay_limits;
 mod sync;
