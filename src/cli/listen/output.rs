@@ -4,7 +4,7 @@
 use crate::api::Priority;
 use crate::client::stream::Delivery;
 use crate::validate::Envelope;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 
@@ -61,7 +61,13 @@ impl Note {
 
     /// The `--json` line and `--exec`'s stdin: `{"event_id","id","envelope"}`.
     pub fn json(&self) -> String {
-        json!({"event_id": self.event_id, "id": self.id, "envelope": self.envelope}).to_string()
+        // Written by hand to keep SPEC's key order (serde_json's map would sort them).
+        format!(
+            r#"{{"event_id":{},"id":{},"envelope":{}}}"#,
+            Value::String(self.event_id.clone()),
+            Value::String(self.id.clone()),
+            self.envelope
+        )
     }
 
     /// `HH:MM:SS [priority] title: message`, on one line whatever the message holds.
@@ -144,6 +150,7 @@ impl FdClone for std::io::Stderr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn note(envelope: Value) -> Note {
         Note::from_delivery(
@@ -183,6 +190,10 @@ mod tests {
         assert_eq!(
             n.actions,
             [("L".to_owned(), "https://y.example/".to_owned())]
+        );
+        assert!(
+            n.json()
+                .starts_with(r#"{"event_id":"4","id":"msg_1","envelope":{"#)
         );
         let back: Value = serde_json::from_str(&n.json()).unwrap();
         assert_eq!(back["event_id"], "4");
