@@ -210,6 +210,10 @@ async fn poll_prints_json_runs_exec_with_every_variable_and_acks() {
     assert_eq!(lines[0]["envelope"]["payload"]["title"], "Backup");
     assert_eq!(lines[1]["id"], b.as_str());
     assert!(
+        !stderr.contains("notification service"),
+        "--no-notify: {stderr}"
+    );
+    assert!(
         stderr.contains("hook-stdout"),
         "the hook's stdout goes to stderr, not into the JSON lines: {stderr}"
     );
@@ -544,4 +548,37 @@ async fn listen_rides_out_a_relay_restart_and_shows_each_message_once() {
     assert_eq!(listening.wait_exit().code(), Some(0));
     relay.kill().unwrap();
     relay.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_notification_service_one_warning_then_stdout_goes_on() {
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let texts = ["quiet-text-1", "quiet-text-2", "quiet-text-3"];
+    for text in texts {
+        send(
+            &relay.url,
+            &token,
+            serde_json::json!({"message": text, "device": "desk"}),
+        )
+        .await;
+    }
+    // No D-Bus session in this environment (Desk::cmd removes it).
+    let out = desk.cmd().args(["listen", "--poll"]).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert_eq!(
+        stderr.matches("no desktop notification service").count(),
+        1,
+        "{stderr}"
+    );
+    for text in ["one", "two", "three"] {
+        assert!(
+            stderr.contains("--no-notify") && !stderr.contains(text),
+            "{stderr}"
+        );
+    }
 }
