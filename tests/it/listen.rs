@@ -582,3 +582,42 @@ async fn without_a_notification_service_one_warning_then_stdout_goes_on() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pair_without_a_keyring_falls_back_to_a_0600_file_with_a_warning() {
+    let relay = Relay::start(no_limits()).await;
+    relay.alice();
+    let config = tempfile::tempdir().unwrap();
+    let code = relay.admin(&["pair", "--user", "alice"]);
+    let out = Command::new(BIN)
+        .args(["pair", &code, "--server", &relay.url])
+        .env("REFLECTO_CONFIG_DIR", config.path())
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: no OS keyring reachable"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("rfd_live_"),
+        "the credential leaked: {stderr}"
+    );
+    let file = config.path().join("credentials.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("rfd_live_") && text.contains("private_key"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The label defaults to the host name; the relay lists the device under it.
+    let device = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let found = relay.count(&format!(
+        "SELECT COUNT(*) FROM devices WHERE id = '{device}' AND label != '' AND type = 'extension'"
+    ));
+    assert_eq!(found, 1);
+}
