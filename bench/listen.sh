@@ -3,13 +3,14 @@
 # through a real relay to a real `reflecto listen` showing them on a real notification daemon
 # (dunst on Xvfb, in a private D-Bus session), and the listener's resident memory when idle.
 # Needs dbus, dunst, xvfb (apt-get install dbus dunst xvfb xauth). Usage:
-#   bench/listen.sh [SENDS=200]
+#   bench/listen.sh [SENDS=200] [INTERVAL_MS=100]
 # Method: `dbus-monitor` records each Notify method call with its bus timestamp; the sender
-# records the wall-clock time just before each POST /v1/send (sequential, 20 ms apart, each
-# message body carries its index). Latency = monitor time − send time, same clock.
+# records the wall-clock time just before each POST /v1/send (sequential, INTERVAL_MS apart,
+# each message body carries its index). Latency = monitor time − send time, same clock.
+# dunst itself answers a Notify in ~30 ms, so below ~35 ms spacing the daemon is the queue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-sends="${1:-200}"
+sends="${1:-200}"; interval="${2:-100}"
 for tool in dbus-run-session dbus-monitor Xvfb dunst; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is needed (apt-get install dbus dunst xvfb xauth)" >&2; exit 2; }
 done
@@ -25,7 +26,7 @@ REFLECTO_LOG=warn "$bin" serve --config "$dir/relay.toml" --data-dir "$dir/relay
 pid=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health/live" >/dev/null && break; sleep 0.1; done
 
-export BIN="$bin" DIR="$dir" URL="http://127.0.0.1:$port" TOKEN="$token" CODE="$code" SENDS="$sends"
+export BIN="$bin" DIR="$dir" URL="http://127.0.0.1:$port" TOKEN="$token" CODE="$code" SENDS="$sends" INTERVAL_MS="$interval"
 export REFLECTO_CONFIG_DIR="$dir/config" XDG_DATA_HOME="$dir/data"
 unset DBUS_SESSION_BUS_ADDRESS DISPLAY
 dbus-run-session -- bash -c '
@@ -34,7 +35,7 @@ dbus-run-session -- bash -c '
   export DISPLAY=:89
   for _ in $(seq 100); do [ -e /tmp/.X11-unix/X89 ] && break; sleep 0.05; done
   dunst >/dev/null 2>&1 & D=$!
-  for _ in $(seq 100); do dunstctl is-paused >/dev/null 2>&1 && break; sleep 0.05; done
+  for _ in $(seq 100); do dbus-send --session --dest=org.freedesktop.DBus --print-reply /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications 2>/dev/null | grep -q true && break; sleep 0.05; done
   "$BIN" pair "$CODE" --server "$URL" --label bench-desk >/dev/null 2>"$DIR/pair.log"
   dbus-monitor --session "type=method_call,interface=org.freedesktop.Notifications,member=Notify" > "$DIR/monitor.log" 2>/dev/null & M=$!
   "$BIN" listen >/dev/null 2>"$DIR/listen.log" & L=$!

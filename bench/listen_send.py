@@ -7,6 +7,7 @@ import json, os, re, sys, time, urllib.request
 
 def send_all():
     url, token, n = os.environ["URL"], os.environ["TOKEN"], int(os.environ["SENDS"])
+    gap = int(os.environ.get("INTERVAL_MS", "100")) / 1000
     for i in range(n):
         body = json.dumps({"message": f"bench-{i}", "title": "bench", "device": "bench-desk"}).encode()
         req = urllib.request.Request(f"{url}/v1/send", data=body, method="POST", headers={
@@ -14,7 +15,7 @@ def send_all():
         print(i, f"{time.time():.6f}", flush=True)
         with urllib.request.urlopen(req) as resp:
             resp.read()
-        time.sleep(0.02)
+        time.sleep(gap)
 
 
 def report(sends_path, monitor_path):

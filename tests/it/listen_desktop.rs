@@ -64,7 +64,8 @@ async fn notifications_reach_a_real_daemon_with_urgency_and_once_each() {
         export DISPLAY=:91
         i=0; while ! [ -e /tmp/.X11-unix/X91 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
         dunst -config "$DUNSTRC" >/dev/null 2>&1 & D=$!
-        i=0; while ! dunstctl is-paused >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+        # Wait until dunst owns the name (asking dunstctl earlier would D-Bus-activate a second one).
+        i=0; while ! dbus-send --session --dest=org.freedesktop.DBus --print-reply /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications 2>/dev/null | grep -q true && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
         "$BIN" listen --poll; rc1=$?
         "$BIN" listen --poll; rc2=$?
         dunstctl close-all; sleep 0.3

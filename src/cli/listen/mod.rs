@@ -1,6 +1,6 @@
 //! `reflecto listen` (SPEC §2.1): holds the device's stream open and, for each event, opens
-//! the sealed box, shows a desktop notification, prints a line, runs `--exec`, and only then
-//! acks. Our own loop reconnects with backoff and `Last-Event-ID` and never exits on a network
+//! the sealed box, hands the desktop notification to the notifier, prints a line, runs
+//! `--exec`, and only then acks. Our own loop reconnects with backoff and `Last-Event-ID` and never exits on a network
 //! error; a revoked device exits 3; SIGINT/SIGTERM exit 0 after acking what was handled.
 
 mod notifier;
@@ -49,6 +49,8 @@ pub struct ListenArgs {
 const ACK_BATCH: usize = 50;
 /// `--poll`: the relay sends its whole backlog at once; this much quiet means it is done.
 const POLL_QUIET: Duration = Duration::from_secs(2);
+/// On exit, notifications still queued get this long to be shown.
+const FINAL_NOTIFY_WAIT: Duration = Duration::from_secs(5);
 /// On SIGINT/SIGTERM, the last acks get this long.
 const FINAL_ACK_WAIT: Duration = Duration::from_secs(5);
 
@@ -273,8 +275,8 @@ impl Listener {
     }
 
     async fn deliver(&mut self, note: &Note) {
-        if let Some(notifier) = &mut self.notifier {
-            notifier.show(note).await;
+        if let Some(notifier) = &self.notifier {
+            notifier.show(note);
         }
         let line = if self.json {
             note.json()
@@ -311,6 +313,9 @@ impl Listener {
     }
 
     async fn finish(&mut self) -> Result<(), ApiError> {
+        if let Some(notifier) = self.notifier.take() {
+            notifier.finish(FINAL_NOTIFY_WAIT).await;
+        }
         match tokio::time::timeout(FINAL_ACK_WAIT, self.flush_acks()).await {
             Ok(result) => result?,
             Err(_) => {

@@ -5,38 +5,56 @@
 
 use super::output::Note;
 use crate::api::Priority;
+use std::sync::mpsc;
+use std::time::Duration;
 
+/// Shows notifications on a thread of its own, in order. The event loop hands a note over and
+/// goes on (print, `--exec`, ack): a notification daemon that is slow to answer (dunst takes
+/// ~30 ms per Notify) or hung (D-Bus waits 25 s) never holds up the stream.
 pub struct Notifier {
-    /// False after a failure was warned about, until a notification gets through again.
-    working: bool,
+    queue: mpsc::Sender<Note>,
+    done: mpsc::Receiver<()>,
 }
-
-/// The action key of the url, and of each action button (by index).
-const URL_ACTION: &str = "default";
 
 impl Notifier {
     pub fn new() -> Notifier {
-        Notifier { working: true }
+        let (queue, notes) = mpsc::channel::<Note>();
+        let (finished, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            // False after a failure was warned about, until a notification gets through again.
+            let mut working = true;
+            for note in notes {
+                match show_blocking(&note) {
+                    Ok(()) => working = true,
+                    Err(reason) if working => {
+                        working = false;
+                        eprintln!(
+                            "warning: no desktop notification service ({reason}); printing and --exec go on (--no-notify silences this)"
+                        );
+                    }
+                    Err(_) => {}
+                }
+            }
+            let _ = finished.send(());
+        });
+        Notifier { queue, done }
     }
 
-    /// Shows `note`; never fails the caller.
-    pub async fn show(&mut self, note: &Note) {
-        let note = note.clone();
-        let shown = tokio::task::spawn_blocking(move || show_blocking(&note))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        match shown {
-            Ok(()) => self.working = true,
-            Err(reason) if self.working => {
-                self.working = false;
-                eprintln!(
-                    "warning: no desktop notification service ({reason}); printing and --exec go on (--no-notify silences this)"
-                );
-            }
-            Err(_) => {}
-        }
+    /// Queues `note` for showing; never fails the caller.
+    pub fn show(&self, note: &Note) {
+        let _ = self.queue.send(note.clone());
+    }
+
+    /// Shows what is still queued (for at most `wait`), then stops.
+    pub async fn finish(self, wait: Duration) {
+        let Notifier { queue, done } = self;
+        drop(queue);
+        let _ = tokio::task::spawn_blocking(move || done.recv_timeout(wait)).await;
     }
 }
+
+/// The action key of the url; action buttons are `action-<index>`.
+const URL_ACTION: &str = "default";
 
 /// `min`/`low` → low, `default`/`high` → normal, `urgent` → critical (SPEC §2.1).
 #[cfg(all(unix, not(target_os = "macos")))]
