@@ -3,7 +3,7 @@
 # through a real relay to a real `reflecto listen` showing them on a real notification daemon
 # (dunst on Xvfb, in a private D-Bus session), and the listener's resident memory when idle.
 # Needs dbus, dunst, xvfb (apt-get install dbus dunst xvfb xauth). Usage:
-#   bench/listen.sh [SENDS=200] [INTERVAL_MS=100]
+#   bench/listen.sh [SENDS=200] [INTERVAL_MS=100]     (DUNSTRC=FILE: dunst's config; SERIES=1: every latency)
 # Method: `dbus-monitor` records each Notify method call with its bus timestamp; the sender
 # records the wall-clock time just before each POST /v1/send (sequential, INTERVAL_MS apart,
 # each message body carries its index). Latency = monitor time − send time, same clock.
@@ -34,7 +34,7 @@ dbus-run-session -- bash -c '
   Xvfb :89 -screen 0 640x480x24 -nolisten tcp >/dev/null 2>&1 & X=$!
   export DISPLAY=:89
   for _ in $(seq 100); do [ -e /tmp/.X11-unix/X89 ] && break; sleep 0.05; done
-  dunst >/dev/null 2>&1 & D=$!
+  dunst ${DUNSTRC:+-config "$DUNSTRC"} >/dev/null 2>&1 & D=$!
   for _ in $(seq 100); do dbus-send --session --dest=org.freedesktop.DBus --print-reply /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications 2>/dev/null | grep -q true && break; sleep 0.05; done
   "$BIN" pair "$CODE" --server "$URL" --label bench-desk >/dev/null 2>"$DIR/pair.log"
   dbus-monitor --session "type=method_call,interface=org.freedesktop.Notifications,member=Notify" > "$DIR/monitor.log" 2>/dev/null & M=$!

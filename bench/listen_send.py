@@ -32,7 +32,10 @@ def report(sends_path, monitor_path):
         m = re.search(r'string "bench-(\d+)"', line)
         if m and stamp is not None:
             notified.setdefault(int(m.group(1)), stamp)
-    lat = sorted((notified[i] - sent[i]) * 1000 for i in sent if i in notified)
+    series = [(i, (notified[i] - sent[i]) * 1000) for i in sorted(sent) if i in notified]
+    if os.environ.get("SERIES"):
+        print(" ".join(f"{i}:{ms:.0f}" for i, ms in series))
+    lat = sorted(ms for _, ms in series)
     if not lat:
         sys.exit("no Notify call matched a send")
     pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
