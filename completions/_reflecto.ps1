@@ -30,6 +30,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget a profile and its stored token')
             [CompletionResult]::new('auth', 'auth', [CompletionResultType]::ParameterValue, 'Inspect stored credentials')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the relay: the HTTP API, the durable queue and delivery, on one machine')
+            [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Make this computer a desktop device of a relay user, with a one-time pairing code')
+            [CompletionResult]::new('listen', 'listen', [CompletionResultType]::ParameterValue, 'Show this computer''s notifications as they arrive (desktop, stdout, --exec)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show a message''s delivery state per device (or follow it with --wait)')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Operator commands on the relay''s store (users, tokens, devices, pairing)')
             [CompletionResult]::new('explain', 'explain', [CompletionResultType]::ParameterValue, 'Explain what an error code means and what to do about it')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
@@ -55,6 +58,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--retry-max-wait', '--retry-max-wait', [CompletionResultType]::ParameterName, 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]')
             [CompletionResult]::new('--batch', '--batch', [CompletionResultType]::ParameterName, 'Send JSON lines from FILE (or - for stdin), one request each, in order')
             [CompletionResult]::new('--skip', '--skip', [CompletionResultType]::ParameterName, 'With --batch: skip lines 1..=N (resume after an interruption at line N+1)')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'After the send, wait up to SECONDS for every delivery to end; exit 7 unless all were delivered')
             [CompletionResult]::new('--markdown', '--markdown', [CompletionResultType]::ParameterName, 'Render the message as Markdown')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the relay''s JSON response verbatim')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success (errors still go to stderr)')
@@ -135,6 +139,39 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Connections served at once; more wait until one closes [default: 4096]')
             [CompletionResult]::new('--max-header-bytes', '--max-header-bytes', [CompletionResultType]::ParameterName, 'Largest request line plus headers, in bytes; larger requests get 431 [default: 16384]')
             [CompletionResult]::new('--print-config', '--print-config', [CompletionResultType]::ParameterName, 'Print the resolved configuration as TOML and exit')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'reflecto;pair' {
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]; saved in the profile')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile the pairing is stored under')
+            [CompletionResult]::new('--label', '--label', [CompletionResultType]::ParameterName, 'How the device is listed [default: this computer''s host name]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'reflecto;listen' {
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile this computer was paired under (`reflecto pair`)')
+            [CompletionResult]::new('--exec', '--exec', [CompletionResultType]::ParameterName, 'Run CMD through `sh -c` for each notification, with REFLECTO_ID, REFLECTO_TITLE, REFLECTO_MESSAGE, REFLECTO_PRIORITY, REFLECTO_TAGS, REFLECTO_URL and REFLECTO_SOURCE set and the JSON object on stdin')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object per notification: {"event_id","id","envelope"}')
+            [CompletionResult]::new('--no-notify', '--no-notify', [CompletionResultType]::ParameterName, 'Do not show desktop notifications (print and --exec only)')
+            [CompletionResult]::new('--poll', '--poll', [CompletionResultType]::ParameterName, 'Handle what is pending, ack it, and exit')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'reflecto;status' {
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Poll until every delivery has ended, at most SECONDS; exit 7 unless all were delivered')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the relay''s JSON (with --wait: one object per change)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -486,6 +523,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget a profile and its stored token')
             [CompletionResult]::new('auth', 'auth', [CompletionResultType]::ParameterValue, 'Inspect stored credentials')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the relay: the HTTP API, the durable queue and delivery, on one machine')
+            [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Make this computer a desktop device of a relay user, with a one-time pairing code')
+            [CompletionResult]::new('listen', 'listen', [CompletionResultType]::ParameterValue, 'Show this computer''s notifications as they arrive (desktop, stdout, --exec)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show a message''s delivery state per device (or follow it with --wait)')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Operator commands on the relay''s store (users, tokens, devices, pairing)')
             [CompletionResult]::new('explain', 'explain', [CompletionResultType]::ParameterValue, 'Explain what an error code means and what to do about it')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
@@ -511,6 +551,15 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;help;serve' {
+            break
+        }
+        'reflecto;help;pair' {
+            break
+        }
+        'reflecto;help;listen' {
+            break
+        }
+        'reflecto;help;status' {
             break
         }
         'reflecto;help;admin' {

@@ -34,6 +34,9 @@ _reflecto() {
             reflecto,help)
                 cmd="reflecto__subcmd__help"
                 ;;
+            reflecto,listen)
+                cmd="reflecto__subcmd__listen"
+                ;;
             reflecto,login)
                 cmd="reflecto__subcmd__login"
                 ;;
@@ -43,11 +46,17 @@ _reflecto() {
             reflecto,man)
                 cmd="reflecto__subcmd__man"
                 ;;
+            reflecto,pair)
+                cmd="reflecto__subcmd__pair"
+                ;;
             reflecto,send)
                 cmd="reflecto__subcmd__send"
                 ;;
             reflecto,serve)
                 cmd="reflecto__subcmd__serve"
+                ;;
+            reflecto,status)
+                cmd="reflecto__subcmd__status"
                 ;;
             reflecto__subcmd__admin,backup)
                 cmd="reflecto__subcmd__admin__subcmd__backup"
@@ -226,6 +235,9 @@ _reflecto() {
             reflecto__subcmd__help,help)
                 cmd="reflecto__subcmd__help__subcmd__help"
                 ;;
+            reflecto__subcmd__help,listen)
+                cmd="reflecto__subcmd__help__subcmd__listen"
+                ;;
             reflecto__subcmd__help,login)
                 cmd="reflecto__subcmd__help__subcmd__login"
                 ;;
@@ -235,11 +247,17 @@ _reflecto() {
             reflecto__subcmd__help,man)
                 cmd="reflecto__subcmd__help__subcmd__man"
                 ;;
+            reflecto__subcmd__help,pair)
+                cmd="reflecto__subcmd__help__subcmd__pair"
+                ;;
             reflecto__subcmd__help,send)
                 cmd="reflecto__subcmd__help__subcmd__send"
                 ;;
             reflecto__subcmd__help,serve)
                 cmd="reflecto__subcmd__help__subcmd__serve"
+                ;;
+            reflecto__subcmd__help,status)
+                cmd="reflecto__subcmd__help__subcmd__status"
                 ;;
             reflecto__subcmd__help__subcmd__admin,backup)
                 cmd="reflecto__subcmd__help__subcmd__admin__subcmd__backup"
@@ -296,7 +314,7 @@ _reflecto() {
 
     case "${cmd}" in
         reflecto)
-            opts="-h -V --help --version send login logout auth serve admin explain completions man config help"
+            opts="-h -V --help --version send login logout auth serve pair listen status admin explain completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1276,7 +1294,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__explain)
-            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found interrupted 0 1 2 3 4 5 6 7 130 all"
+            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found interrupted not_delivered 0 1 2 3 4 5 6 7 130 all"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1290,7 +1308,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__help)
-            opts="send login logout auth serve admin explain completions man config help"
+            opts="send login logout auth serve pair listen status admin explain completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1611,6 +1629,20 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__help__subcmd__listen)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__help__subcmd__login)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1653,6 +1685,20 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__help__subcmd__pair)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__help__subcmd__send)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1674,6 +1720,42 @@ _reflecto() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__listen)
+            opts="-h -V --profile --json --exec --no-notify --poll --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1739,8 +1821,34 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__pair)
+            opts="-h -V --server --profile --label --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__send)
-            opts="-t -p -d -q -h -V --title --priority --tag --url --url-title --action --device --markdown --ttl --json --quiet --server --profile --token-stdin --retry-max-wait --batch --skip --help --version"
+            opts="-t -p -d -q -h -V --title --priority --tag --url --url-title --action --device --markdown --ttl --json --quiet --server --profile --token-stdin --retry-max-wait --batch --skip --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1818,6 +1926,10 @@ _reflecto() {
                     return 0
                     ;;
                 --skip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1904,6 +2016,32 @@ _reflecto() {
                     return 0
                     ;;
                 --max-header-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__status)
+            opts="-h -V --server --profile --json --wait --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -27,6 +27,9 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand logout 'Forget a profile and its stored token'
             cand auth 'Inspect stored credentials'
             cand serve 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
+            cand pair 'Make this computer a desktop device of a relay user, with a one-time pairing code'
+            cand listen 'Show this computer''s notifications as they arrive (desktop, stdout, --exec)'
+            cand status 'Show a message''s delivery state per device (or follow it with --wait)'
             cand admin 'Operator commands on the relay''s store (users, tokens, devices, pairing)'
             cand explain 'Explain what an error code means and what to do about it'
             cand completions 'Print a shell completion script to stdout'
@@ -51,6 +54,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --retry-max-wait 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]'
             cand --batch 'Send JSON lines from FILE (or - for stdin), one request each, in order'
             cand --skip 'With --batch: skip lines 1..=N (resume after an interruption at line N+1)'
+            cand --wait 'After the send, wait up to SECONDS for every delivery to end; exit 7 unless all were delivered'
             cand --markdown 'Render the message as Markdown'
             cand --json 'Print the relay''s JSON response verbatim'
             cand -q 'Print nothing on success (errors still go to stderr)'
@@ -123,6 +127,36 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --max-connections 'Connections served at once; more wait until one closes [default: 4096]'
             cand --max-header-bytes 'Largest request line plus headers, in bytes; larger requests get 431 [default: 16384]'
             cand --print-config 'Print the resolved configuration as TOML and exit'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;pair'= {
+            cand --server 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]; saved in the profile'
+            cand --profile 'Credential profile the pairing is stored under'
+            cand --label 'How the device is listed [default: this computer''s host name]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;listen'= {
+            cand --profile 'Credential profile this computer was paired under (`reflecto pair`)'
+            cand --exec 'Run CMD through `sh -c` for each notification, with REFLECTO_ID, REFLECTO_TITLE, REFLECTO_MESSAGE, REFLECTO_PRIORITY, REFLECTO_TAGS, REFLECTO_URL and REFLECTO_SOURCE set and the JSON object on stdin'
+            cand --json 'Print one JSON object per notification: {"event_id","id","envelope"}'
+            cand --no-notify 'Do not show desktop notifications (print and --exec only)'
+            cand --poll 'Handle what is pending, ack it, and exit'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;status'= {
+            cand --server 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]'
+            cand --profile 'Credential profile'
+            cand --wait 'Poll until every delivery has ended, at most SECONDS; exit 7 unless all were delivered'
+            cand --json 'Print the relay''s JSON (with --wait: one object per change)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -419,6 +453,9 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand logout 'Forget a profile and its stored token'
             cand auth 'Inspect stored credentials'
             cand serve 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
+            cand pair 'Make this computer a desktop device of a relay user, with a one-time pairing code'
+            cand listen 'Show this computer''s notifications as they arrive (desktop, stdout, --exec)'
+            cand status 'Show a message''s delivery state per device (or follow it with --wait)'
             cand admin 'Operator commands on the relay''s store (users, tokens, devices, pairing)'
             cand explain 'Explain what an error code means and what to do about it'
             cand completions 'Print a shell completion script to stdout'
@@ -438,6 +475,12 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;help;auth;status'= {
         }
         &'reflecto;help;serve'= {
+        }
+        &'reflecto;help;pair'= {
+        }
+        &'reflecto;help;listen'= {
+        }
+        &'reflecto;help;status'= {
         }
         &'reflecto;help;admin'= {
             cand user 'Manage users (the receivers of notifications)'

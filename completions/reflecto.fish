@@ -31,6 +31,9 @@ complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "login" -d 'Store 
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "logout" -d 'Forget a profile and its stored token'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "auth" -d 'Inspect stored credentials'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "serve" -d 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "pair" -d 'Make this computer a desktop device of a relay user, with a one-time pairing code'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "listen" -d 'Show this computer\'s notifications as they arrive (desktop, stdout, --exec)'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "status" -d 'Show a message\'s delivery state per device (or follow it with --wait)'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "explain" -d 'Explain what an error code means and what to do about it'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
@@ -54,6 +57,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l profile -d 'C
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l retry-max-wait -d 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l batch -d 'Send JSON lines from FILE (or - for stdin), one request each, in order' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l skip -d 'With --batch: skip lines 1..=N (resume after an interruption at line N+1)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l wait -d 'After the send, wait up to SECONDS for every delivery to end; exit 7 unless all were delivered' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l markdown -d 'Render the message as Markdown'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l json -d 'Print the relay\'s JSON response verbatim'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s q -l quiet -d 'Print nothing on success (errors still go to stderr)'
@@ -103,6 +107,24 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l max-header-b
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l print-config -d 'Print the resolved configuration as TOML and exit'
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand pair" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]; saved in the profile' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand pair" -l profile -d 'Credential profile the pairing is stored under' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand pair" -l label -d 'How the device is listed [default: this computer\'s host name]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand pair" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand pair" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand listen" -l profile -d 'Credential profile this computer was paired under (`reflecto pair`)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand listen" -l exec -d 'Run CMD through `sh -c` for each notification, with REFLECTO_ID, REFLECTO_TITLE, REFLECTO_MESSAGE, REFLECTO_PRIORITY, REFLECTO_TAGS, REFLECTO_URL and REFLECTO_SOURCE set and the JSON object on stdin' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand listen" -l json -d 'Print one JSON object per notification: {"event_id","id","envelope"}'
+complete -c reflecto -n "__fish_reflecto_using_subcommand listen" -l no-notify -d 'Do not show desktop notifications (print and --exec only)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand listen" -l poll -d 'Handle what is pending, ack it, and exit'
+complete -c reflecto -n "__fish_reflecto_using_subcommand listen" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand listen" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l profile -d 'Credential profile' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l wait -d 'Poll until every delivery has ended, at most SECONDS; exit 7 unless all were delivered' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l json -d 'Print the relay\'s JSON (with --wait: one object per change)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand status" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand status" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -s h -l help -d 'Print help'
@@ -168,17 +190,20 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_see
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from path" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "path" -d 'Print the config file, credentials file and relay data directory paths'
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "send" -d 'Send a notification to your devices'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "login" -d 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "logout" -d 'Forget a profile and its stored token'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "auth" -d 'Inspect stored credentials'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "serve" -d 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "explain" -d 'Explain what an error code means and what to do about it'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "man" -d 'Write the man pages (to stdout, or one file per command into --out-dir)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "config" -d 'Where reflecto keeps its config, credentials and relay data'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve admin explain completions man config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "send" -d 'Send a notification to your devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "login" -d 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "logout" -d 'Forget a profile and its stored token'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "auth" -d 'Inspect stored credentials'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "serve" -d 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "pair" -d 'Make this computer a desktop device of a relay user, with a one-time pairing code'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "listen" -d 'Show this computer\'s notifications as they arrive (desktop, stdout, --exec)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "status" -d 'Show a message\'s delivery state per device (or follow it with --wait)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "explain" -d 'Explain what an error code means and what to do about it'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "man" -d 'Write the man pages (to stdout, or one file per command into --out-dir)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "config" -d 'Where reflecto keeps its config, credentials and relay data'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "status" -d 'Where each profile\'s token lives (masked), and where the config and credentials files are'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "user" -d 'Manage users (the receivers of notifications)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "token" -d 'Manage sender tokens'

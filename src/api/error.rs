@@ -39,10 +39,11 @@ pub enum ErrorCode {
     InsecureCredentials,
     StoreNotFound,
     Interrupted,
+    NotDelivered,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::InvalidBody,
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLong,
@@ -72,6 +73,7 @@ impl ErrorCode {
         ErrorCode::InsecureCredentials,
         ErrorCode::StoreNotFound,
         ErrorCode::Interrupted,
+        ErrorCode::NotDelivered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +107,7 @@ impl ErrorCode {
             ErrorCode::InsecureCredentials => "insecure_credentials",
             ErrorCode::StoreNotFound => "store_not_found",
             ErrorCode::Interrupted => "interrupted",
+            ErrorCode::NotDelivered => "not_delivered",
         }
     }
 
@@ -143,13 +146,14 @@ impl ErrorCode {
             | ErrorCode::CliInternalError
             | ErrorCode::IoError
             | ErrorCode::StoreNotFound
-            | ErrorCode::Interrupted => 500,
+            | ErrorCode::Interrupted
+            | ErrorCode::NotDelivered => 500,
             ErrorCode::RelayUnreachable => 503,
         }
     }
 
     /// SPEC §2 exit codes: 1 internal, 2 usage/invalid input, 3 auth/permission, 4 too large,
-    /// 5 rate limited, 6 relay unreachable or 5xx.
+    /// 5 rate limited, 6 relay unreachable or 5xx, 7 not delivered (`--wait`).
     pub fn exit_code(self) -> u8 {
         match self {
             ErrorCode::InvalidBody
@@ -179,6 +183,7 @@ impl ErrorCode {
             ErrorCode::NotFound | ErrorCode::UnexpectedResponse | ErrorCode::CliInternalError => 1,
             // The shell's convention for a command stopped by SIGINT (128 + 2).
             ErrorCode::Interrupted => 130,
+            ErrorCode::NotDelivered => 7,
         }
     }
 
@@ -271,6 +276,9 @@ impl ErrorCode {
             }
             ErrorCode::StoreNotFound => {
                 "`reflecto admin` found no relay store in the data directory it was given, and refuses to create an empty one (a typo in --data-dir would otherwise look like a relay with no users).\nCheck --data-dir, REFLECTO_DATA_DIR or the config's data_dir; `reflecto admin user add` creates a new store on purpose."
+            }
+            ErrorCode::NotDelivered => {
+                "`--wait` ended with a delivery that failed or expired, or that had not ended by the deadline; `reflecto status MSG_ID` shows each device's state and last error.\nCheck the device (paired? `reflecto listen` running?), or wait longer."
             }
         }
     }

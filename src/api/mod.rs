@@ -6,6 +6,7 @@ mod priority;
 mod request;
 mod response;
 pub mod sealed;
+pub mod status;
 pub mod stream;
 pub mod token;
 mod token_info;

@@ -7,8 +7,11 @@ mod batch;
 mod config;
 pub mod docs;
 mod explain;
+mod listen;
+mod pair;
 pub mod send;
 pub mod serve;
+mod status;
 
 use crate::api::ApiError;
 use clap::{Parser, Subcommand};
@@ -42,6 +45,12 @@ pub enum Command {
     Auth(auth::AuthCommand),
     /// Run the relay: the HTTP API, the durable queue and delivery, on one machine
     Serve(serve::ServeArgs),
+    /// Make this computer a desktop device of a relay user, with a one-time pairing code
+    Pair(pair::PairArgs),
+    /// Show this computer's notifications as they arrive (desktop, stdout, --exec)
+    Listen(listen::ListenArgs),
+    /// Show a message's delivery state per device (or follow it with --wait)
+    Status(status::StatusArgs),
     /// Operator commands on the relay's store (users, tokens, devices, pairing)
     Admin(admin::AdminArgs),
     /// Explain what an error code means and what to do about it
@@ -76,6 +85,9 @@ pub fn dispatch(cli: Cli) -> Result<(), ApiError> {
         Command::Logout(args) => auth::logout(args),
         Command::Auth(auth::AuthCommand::Status { json, check }) => auth::status(json, check),
         Command::Serve(args) => serve::run(args),
+        Command::Pair(args) => pair::run(args),
+        Command::Listen(args) => listen::run(args),
+        Command::Status(args) => status::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Completions(args) => docs::completions(args),
@@ -90,4 +102,13 @@ pub(crate) fn internal(context: &str, err: impl std::fmt::Display) -> ApiError {
         crate::api::ErrorCode::CliInternalError,
         format!("{context}: {err}"),
     )
+}
+
+/// The client commands' runtime: one thread is plenty for one connection, and keeps
+/// `reflecto listen` small.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ApiError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| internal("starting the runtime", e))
 }

@@ -71,6 +71,9 @@ pub struct SendArgs {
     /// With --batch: skip lines 1..=N (resume after an interruption at line N+1)
     #[arg(long, value_name = "N", requires = "batch")]
     pub skip: Option<usize>,
+    /// After the send, wait up to SECONDS for every delivery to end; exit 7 unless all were delivered
+    #[arg(long, value_name = "SECONDS", value_parser = super::status::parse_wait, conflicts_with = "batch")]
+    pub wait: Option<f64>,
 }
 
 fn usage(message: impl Into<String>) -> ApiError {
@@ -193,6 +196,17 @@ pub fn run(args: SendArgs) -> Result<(), ApiError> {
         runtime.block_on(client.send(&token, &validated.request, &key, policy, &|_, _| {}))?;
     let sent = with_local_warnings(sent, &validated.warnings);
     print_sent(&sent, args.json, args.quiet, None);
+    if let Some(wait) = args.wait {
+        let output = super::status::Output::of(args.json, args.quiet);
+        let wait = Duration::from_secs_f64(wait);
+        runtime.block_on(super::status::follow(
+            &client,
+            &token,
+            &sent.response.id,
+            wait,
+            output,
+        ))?;
+    }
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 //! Every attempt carries the same `Idempotency-Key`, so a retry never sends twice.
 
 use super::diagnose::{check_server, describe_network_error, rate_limit_message};
+use crate::api::status::MessageView;
+use crate::api::stream::{PairRequest, PairResponse};
 use crate::api::token::{Secret, random_id};
 use crate::api::{ApiError, ErrorCode, SendRequest, SendResponse};
 use rand::Rng;
@@ -135,6 +137,61 @@ impl Client {
         }
     }
 
+    /// `GET /v1/messages/{id}`: the body verbatim (for `--json`) and parsed. Not retried: the
+    /// caller polls.
+    pub async fn message_status(
+        &self,
+        token: &Secret,
+        id: &str,
+    ) -> Result<(String, MessageView), ApiError> {
+        let segment: String =
+            percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).collect();
+        let url = format!("{}/v1/messages/{segment}", self.server);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        if status == 200 {
+            return serde_json::from_str(&body)
+                .map(|view| (body, view))
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::UnexpectedResponse,
+                        format!("{url} answered 200 with a body that is not a message status"),
+                    )
+                });
+        }
+        Err(error_from(status, &body, &url))
+    }
+
+    /// `POST /v1/devices/pair`. Not retried: a code is single-use.
+    pub async fn pair(&self, request: &PairRequest) -> Result<PairResponse, ApiError> {
+        let url = format!("{}/v1/devices/pair", self.server);
+        let response = self
+            .http
+            .post(&url)
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        if status == 200 {
+            return serde_json::from_str(&body).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::UnexpectedResponse,
+                    format!("{url} answered 200 with a body that is not a pairing"),
+                )
+            });
+        }
+        Err(error_from(status, &body, &url))
+    }
+
     async fn attempt(
         &self,
         token: &Secret,
@@ -260,13 +317,7 @@ impl Client {
             .bearer_auth(token.expose())
             .send()
             .await
-            .map_err(|e| {
-                let (why, _) = describe_network_error(&e, &url);
-                ApiError::new(
-                    ErrorCode::RelayUnreachable,
-                    format!("cannot reach the relay: {why}"),
-                )
-            })?;
+            .map_err(|e| unreachable(&url, &e))?;
         let status = response.status().as_u16();
         let header = |name: &str| {
             response
@@ -294,27 +345,43 @@ impl Client {
                     )
                 });
         }
-        let decoded = serde_json::from_str(&body)
-            .ok()
-            .and_then(|v| ApiError::from_body(&v));
-        Err(match decoded {
-            Some(e) if status == 404 => ApiError::new(
-                e.code,
-                format!(
-                    "{url} answered 404 ({}); is --server the relay's base URL (without /v1)?",
-                    e.message
-                ),
+        Err(error_from(status, &body, &url))
+    }
+}
+
+/// A failed connection as `relay_unreachable`, saying what failed and where (DNS, refused,
+/// TLS, timeout): one wording for every request the CLI makes.
+fn unreachable(url: &str, e: &reqwest::Error) -> ApiError {
+    let (why, _) = describe_network_error(e, url);
+    ApiError::new(
+        ErrorCode::RelayUnreachable,
+        format!("cannot reach the relay: {why}"),
+    )
+}
+
+/// A non-200 answer as the relay's own error (a 404 names the URL that answered it), else as
+/// what the status stands for.
+fn error_from(status: u16, body: &str, url: &str) -> ApiError {
+    let decoded = serde_json::from_str(body)
+        .ok()
+        .and_then(|v| ApiError::from_body(&v));
+    match decoded {
+        Some(e) if status == 404 => ApiError::new(
+            e.code,
+            format!(
+                "{url} answered 404 ({}); is --server the relay's base URL (without /v1)?",
+                e.message
             ),
-            Some(e) => e,
-            None => ApiError::new(
-                if status >= 500 {
-                    ErrorCode::InternalError
-                } else {
-                    ErrorCode::UnexpectedResponse
-                },
-                format!("{url} answered HTTP {status}"),
-            ),
-        })
+        ),
+        Some(e) => e,
+        None => ApiError::new(
+            if status >= 500 {
+                ErrorCode::InternalError
+            } else {
+                ErrorCode::UnexpectedResponse
+            },
+            format!("{url} answered HTTP {status}"),
+        ),
     }
 }
 

@@ -3,39 +3,12 @@
 use super::error::Failure;
 use super::{AppState, auth, client_ip};
 use crate::api::ErrorCode;
+use crate::api::status::{DeliveryView, MessageView};
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
-use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MessageView {
-    #[schema(pattern = "^msg_[0-9a-f]{32}$")]
-    id: String,
-    /// RFC 3339, UTC, milliseconds
-    #[schema(format = DateTime)]
-    created_at: String,
-    deliveries: Vec<DeliveryView>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DeliveryView {
-    #[schema(pattern = "^dev_[0-9a-f]{16}$")]
-    device_id: String,
-    #[serde(rename = "type")]
-    #[schema(value_type = crate::api::DeviceType)]
-    device_type: String,
-    /// queued | delivered | failed | expired
-    #[schema(pattern = "^(queued|delivered|failed|expired)$")]
-    state: String,
-    attempts: i64,
-    last_error: Option<String>,
-    /// RFC 3339, UTC, milliseconds; null once final
-    #[schema(format = DateTime)]
-    next_attempt_at: Option<String>,
-}
 
 pub fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)

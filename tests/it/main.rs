@@ -12,6 +12,8 @@ mod fake_fcm;
 mod hardening;
 mod harness;
 mod keyring;
+mod listen;
+mod listen_desktop;
 mod openapi;
 mod pairing;
 mod relay;

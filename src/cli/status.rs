@@ -1,0 +1,310 @@
+//! `reflecto status MSG_ID` and `send --wait` (SPEC §2.2): a message's per-device delivery
+//! state from `GET /v1/messages/{id}`, once or followed until every delivery has ended. Exit 0
+//! when every delivery is `delivered`; 7 (`not_delivered`) when one failed or expired, or had
+//! not ended by the deadline.
+
+use super::runtime;
+use crate::api::status::{DeliveryView, MessageView};
+use crate::api::token::Secret;
+use crate::api::{ApiError, ErrorCode};
+use crate::client::Client;
+use crate::credentials::{Credentials, DEFAULT_PROFILE, DEFAULT_SERVER};
+use clap::Args;
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The msg_… id `reflecto send` printed
+    pub id: String,
+    /// Relay URL [default: the profile's server, else https://api.reflecto.dev]
+    #[arg(long, env = "REFLECTO_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Credential profile
+    #[arg(long, env = "REFLECTO_PROFILE", default_value = DEFAULT_PROFILE, value_name = "NAME")]
+    pub profile: String,
+    /// Print the relay's JSON (with --wait: one object per change)
+    #[arg(long)]
+    pub json: bool,
+    /// Poll until every delivery has ended, at most SECONDS; exit 7 unless all were delivered
+    #[arg(long, value_name = "SECONDS", value_parser = parse_wait)]
+    pub wait: Option<f64>,
+}
+
+/// `--wait SECONDS`: a finite, non-negative number of seconds.
+pub fn parse_wait(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=31_536_000.0).contains(&v) => Ok(v),
+        _ => Err("a number of seconds, 0 or more".to_owned()),
+    }
+}
+
+/// Poll interval while waiting: quick at first, then easier on the relay.
+fn poll_interval(polls: u32) -> Duration {
+    Duration::from_millis(if polls < 20 { 250 } else { 1000 })
+}
+
+pub fn run(args: StatusArgs) -> Result<(), ApiError> {
+    let creds = Credentials::from_env();
+    let server = match &args.server {
+        Some(server) => server.clone(),
+        None => creds
+            .profile(&args.profile)?
+            .map_or_else(|| DEFAULT_SERVER.to_owned(), |p| p.server),
+    };
+    let token = creds.token(&args.profile)?.0;
+    let client = Client::new(&server)?;
+    let runtime = runtime()?;
+    match args.wait {
+        None => {
+            let (raw, view) = runtime.block_on(client.message_status(&token, &args.id))?;
+            if args.json {
+                println!("{raw}");
+            } else {
+                print!("{}", table(&view));
+            }
+            Ok(())
+        }
+        Some(wait) => runtime.block_on(follow(
+            &client,
+            &token,
+            &args.id,
+            Duration::from_secs_f64(wait),
+            Output::of(args.json, false),
+        )),
+    }
+}
+
+/// What `follow` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Human,
+    Json,
+    Quiet,
+}
+
+impl Output {
+    pub fn of(json: bool, quiet: bool) -> Output {
+        match (quiet, json) {
+            (true, _) => Output::Quiet,
+            (_, true) => Output::Json,
+            _ => Output::Human,
+        }
+    }
+}
+
+/// Polls the message until every delivery has ended or `wait` has passed, printing changes.
+pub async fn follow(
+    client: &Client,
+    token: &Secret,
+    id: &str,
+    wait: Duration,
+    output: Output,
+) -> Result<(), ApiError> {
+    let deadline = Instant::now() + wait;
+    let mut last: Option<MessageView> = None;
+    let mut polls = 0u32;
+    loop {
+        match client.message_status(token, id).await {
+            Ok((raw, view)) => {
+                report_change(last.as_ref(), &view, &raw, output);
+                if view.is_final() {
+                    return verdict(&view);
+                }
+                last = Some(view);
+            }
+            // A relay restart or a network blip during the wait is waited out.
+            Err(e)
+                if matches!(
+                    e.code,
+                    ErrorCode::RelayUnreachable | ErrorCode::InternalError
+                ) =>
+            {
+                tracing::debug!(code = %e.code, "status poll failed; retrying");
+            }
+            Err(e) => return Err(e),
+        }
+        let next = Instant::now() + poll_interval(polls);
+        polls += 1;
+        if next > deadline {
+            return Err(not_final(last.as_ref(), wait));
+        }
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+fn report_change(before: Option<&MessageView>, now: &MessageView, raw: &str, output: Output) {
+    match (output, before) {
+        (Output::Quiet, _) => {}
+        (Output::Json, Some(b)) if b == now => {}
+        (Output::Json, _) => println!("{raw}"),
+        (Output::Human, None) => print!("{}", table(now)),
+        (Output::Human, Some(b)) => {
+            for d in &now.deliveries {
+                let old = b.deliveries.iter().find(|o| o.device_id == d.device_id);
+                if old.is_none_or(|o| o.state != d.state) {
+                    println!(
+                        "{} {} ({}): {} → {}{}",
+                        chrono::Local::now().format("%H:%M:%S"),
+                        d.device_id,
+                        d.device_type,
+                        old.map_or("-", |o| o.state.as_str()),
+                        d.state,
+                        d.last_error
+                            .as_deref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Exit 0 when all were delivered, else 7 naming the ones that were not.
+fn verdict(view: &MessageView) -> Result<(), ApiError> {
+    if view.all_delivered() {
+        return Ok(());
+    }
+    let failed: Vec<String> = view
+        .deliveries
+        .iter()
+        .filter(|d| d.state != "delivered")
+        .map(describe)
+        .collect();
+    Err(ApiError::new(
+        ErrorCode::NotDelivered,
+        format!("{} was not delivered to {}", view.id, failed.join(", ")),
+    ))
+}
+
+fn not_final(last: Option<&MessageView>, wait: Duration) -> ApiError {
+    let pending = last.map_or_else(
+        || "the relay".to_owned(),
+        |v| {
+            v.deliveries
+                .iter()
+                .filter(|d| !d.is_final())
+                .map(describe)
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    ApiError::new(
+        ErrorCode::NotDelivered,
+        format!(
+            "deliveries had not ended after {}s: {pending}",
+            wait.as_secs_f64()
+        ),
+    )
+}
+
+fn describe(d: &DeliveryView) -> String {
+    match &d.last_error {
+        Some(e) => format!("{} ({}, {e})", d.device_id, d.state),
+        None => format!("{} ({})", d.device_id, d.state),
+    }
+}
+
+/// device, type, state, attempts, last error, next attempt.
+pub fn table(view: &MessageView) -> String {
+    let mut rows = vec![[
+        "DEVICE".to_owned(),
+        "TYPE".to_owned(),
+        "STATE".to_owned(),
+        "ATTEMPTS".to_owned(),
+        "LAST ERROR".to_owned(),
+        "NEXT ATTEMPT".to_owned(),
+    ]];
+    for d in &view.deliveries {
+        rows.push([
+            d.device_id.clone(),
+            d.device_type.clone(),
+            d.state.clone(),
+            d.attempts.to_string(),
+            d.last_error.clone().unwrap_or_else(|| "-".to_owned()),
+            d.next_attempt_at.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = format!("{} (created {})\n", view.id, view.created_at);
+    if view.deliveries.is_empty() {
+        out.push_str("no target device\n");
+        return out;
+    }
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(states: &[&str]) -> MessageView {
+        MessageView {
+            id: "msg_1".into(),
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            deliveries: states
+                .iter()
+                .enumerate()
+                .map(|(i, s)| DeliveryView {
+                    device_id: format!("dev_{i}"),
+                    device_type: "extension".into(),
+                    state: (*s).into(),
+                    attempts: 0,
+                    last_error: (*s == "failed").then(|| "UNREGISTERED".into()),
+                    next_attempt_at: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn delivered_everywhere_is_success_and_anything_else_is_exit_7() {
+        assert!(verdict(&view(&["delivered", "delivered"])).is_ok());
+        let err = verdict(&view(&["delivered", "failed"])).unwrap_err();
+        assert_eq!(err.code.exit_code(), 7);
+        assert!(
+            err.message.contains("dev_1 (failed, UNREGISTERED)"),
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            verdict(&view(&["expired"])).unwrap_err().code,
+            ErrorCode::NotDelivered
+        );
+        let late = not_final(
+            Some(&view(&["delivered", "queued"])),
+            Duration::from_secs(3),
+        );
+        assert_eq!(late.code, ErrorCode::NotDelivered);
+        assert!(late.message.contains("dev_1 (queued)") && !late.message.contains("dev_0"));
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_device() {
+        let text = table(&view(&["delivered", "failed"]));
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[1].starts_with("DEVICE"));
+        assert!(lines[3].contains("failed") && lines[3].contains("UNREGISTERED"));
+    }
+
+    #[test]
+    fn wait_takes_non_negative_seconds() {
+        assert_eq!(parse_wait("2.5"), Ok(2.5));
+        assert!(parse_wait("-1").is_err());
+        assert!(parse_wait("NaN").is_err());
+        assert!(parse_wait("soon").is_err());
+    }
+}

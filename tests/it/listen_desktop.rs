@@ -1,0 +1,200 @@
+//! `reflecto listen` against a real notification daemon (dunst on Xvfb, in a private D-Bus
+//! session) and `reflecto pair` against a real Secret Service (gnome-keyring). CI installs
+//! dbus, dunst, xvfb, xauth, libnotify-bin, gnome-keyring and libsecret-tools; without them
+//! these tests fail under `CI` and skip with the reason otherwise.
+
+use crate::harness::{BIN, Relay, no_limits};
+use crate::listen::Desk;
+use serde_json::{Value, json};
+use std::process::Command;
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// True when every tool is there; false (after saying why) when not and `CI` is unset.
+fn tools(needed: &[&str], install: &str) -> bool {
+    let missing: Vec<_> = needed.iter().filter(|t| !have(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must provide {missing:?}: apt-get install {install}"
+    );
+    eprintln!("SKIPPED: {missing:?} not installed (apt-get install {install})");
+    false
+}
+
+/// dunst's urgency is not in its history, so each urgency gets its own timeout here and the
+/// timeout tells them apart.
+const DUNSTRC: &str = "[urgency_low]\n    timeout = 11\n[urgency_normal]\n    timeout = 12\n[urgency_critical]\n    timeout = 13\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_reach_a_real_daemon_with_urgency_and_once_each() {
+    if !tools(
+        &["dbus-run-session", "Xvfb", "dunst", "dunstctl"],
+        "dbus dunst xvfb xauth libnotify-bin",
+    ) {
+        return;
+    }
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let mut ids = Vec::new();
+    for body in [
+        json!({"message": "nightly run ok", "title": "Backup done", "priority": "urgent",
+               "url": "https://ci.example/run/1", "actions": [{"label": "Rerun", "url": "https://ci.example/rerun"}],
+               "device": "desk"}),
+        json!({"message": "disk at 81%", "title": "Disk", "priority": "low", "device": "desk"}),
+    ] {
+        let reply: Value = relay.send_json(&token, body).await.json().await.unwrap();
+        ids.push(reply["id"].as_str().unwrap().to_owned());
+    }
+    let dunstrc = desk.data.path().join("dunstrc");
+    std::fs::write(&dunstrc, DUNSTRC).unwrap();
+    // Two polls: the second finds the events acked (or, were an ack lost, already seen), so
+    // each message is shown once.
+    let script = r#"
+        Xvfb :91 -screen 0 640x480x24 -nolisten tcp >/dev/null 2>&1 & X=$!
+        export DISPLAY=:91
+        i=0; while ! [ -e /tmp/.X11-unix/X91 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+        dunst -config "$DUNSTRC" >/dev/null 2>&1 & D=$!
+        # Wait until dunst owns the name (asking dunstctl earlier would D-Bus-activate a second one).
+        i=0; while ! dbus-send --session --dest=org.freedesktop.DBus --print-reply /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications 2>/dev/null | grep -q true && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+        "$BIN" listen --poll; rc1=$?
+        "$BIN" listen --poll; rc2=$?
+        dunstctl close-all; sleep 0.3
+        dunstctl history > "$HISTORY"
+        kill $D $X
+        echo "polls: $rc1 $rc2"
+        [ $rc1 = 0 ] && [ $rc2 = 0 ]
+    "#;
+    let history = desk.data.path().join("history.json");
+    // The paired computer's environment (config and data dirs), around dbus-run-session.
+    let mut cmd = Command::new("dbus-run-session");
+    for (k, v) in desk.cmd().get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = cmd
+        .args(["--", "sh", "-c", script])
+        .env("BIN", BIN)
+        .env("DUNSTRC", &dunstrc)
+        .env("HISTORY", &history)
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        !stderr.contains("no desktop notification service"),
+        "dunst was not reached: {stderr}"
+    );
+    let history: Value = serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    let shown: Vec<(String, String, i64)> = history["data"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["summary"]["data"].as_str().unwrap().to_owned(),
+                n["body"]["data"].as_str().unwrap().to_owned(),
+                n["timeout"]["data"].as_i64().unwrap() / 1_000_000,
+            )
+        })
+        .collect();
+    let mut shown_sorted = shown.clone();
+    shown_sorted.sort();
+    assert_eq!(
+        shown_sorted,
+        [
+            ("Backup done".to_owned(), "nightly run ok".to_owned(), 13),
+            ("Disk".to_owned(), "disk at 81%".to_owned(), 11),
+        ],
+        "each message shown once, urgent → critical, low → low: {shown:?}"
+    );
+    // Both lines were printed once too.
+    assert_eq!(
+        stdout
+            .matches("[urgent] Backup done: nightly run ok")
+            .count(),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("[low] Disk: disk at 81%").count(),
+        1,
+        "{stdout}"
+    );
+    assert!(ids.iter().all(|id| id.starts_with("msg_")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pair_keeps_the_credential_and_private_key_in_the_secret_service_only() {
+    if !tools(
+        &["dbus-run-session", "gnome-keyring-daemon", "secret-tool"],
+        "dbus gnome-keyring libsecret-tools",
+    ) {
+        return;
+    }
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let code = relay.admin(&["pair", "--user", "alice"]);
+    let config = tempfile::tempdir().unwrap();
+    let data_home = tempfile::tempdir().unwrap();
+    let script = r#"
+        set -e
+        printf %s pass | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+        "$BIN" pair "$CODE" --server "$SERVER" --label keyring-desk
+        cred=$(secret-tool lookup service reflecto username device-credential:default)
+        key=$(secret-tool lookup service reflecto username device-key:default)
+        case "$cred" in rfd_live_*) ;; *) echo "no credential in the keyring" >&2; exit 10;; esac
+        [ ${#key} -ge 43 ] || { echo "no private key in the keyring" >&2; exit 11; }
+        for secret in "$cred" "$key"; do
+          if grep -rqF "$secret" "$REFLECTO_CONFIG_DIR" "$XDG_DATA_HOME"; then echo "a secret is on disk" >&2; exit 12; fi
+        done
+        [ ! -e "$REFLECTO_CONFIG_DIR/credentials.toml" ] || { echo "a credentials file was written" >&2; exit 13; }
+        REFLECTO_TOKEN="$TOKEN" "$BIN" send --server "$SERVER" -d keyring-desk "opened with the keyring's key" >/dev/null
+        "$BIN" listen --poll --no-notify | grep -q "opened with the keyring's key"
+        echo KEYRING-OK
+    "#;
+    let out = Command::new("dbus-run-session")
+        .args(["--", "sh", "-c", script])
+        .env("BIN", BIN)
+        .env("CODE", &code)
+        .env("TOKEN", &token)
+        .env("SERVER", &relay.url)
+        .env("REFLECTO_CONFIG_DIR", config.path())
+        .env("XDG_DATA_HOME", data_home.path())
+        .env_remove("REFLECTO_TOKEN")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("KEYRING-OK"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains("rfd_live_"),
+        "the credential leaked to stderr"
+    );
+    let device = stdout
+        .lines()
+        .find(|l| l.starts_with("dev_"))
+        .unwrap_or_else(|| panic!("pair printed no device id: {stdout}"));
+    let config_text = std::fs::read_to_string(config.path().join("config.toml")).unwrap();
+    assert!(
+        config_text.contains(device),
+        "the profile names the device: {config_text}"
+    );
+}
