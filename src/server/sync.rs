@@ -18,7 +18,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Events fetched per store read.
 const PAGE: usize = 100;
@@ -88,13 +88,21 @@ pub async fn stream(
     let device = device_of(&state, &headers)?;
     let cursor = resume_after(&headers)?;
     let events = futures_util::stream::unfold(
-        (state, device.id, cursor, Vec::new()),
-        |(state, device, mut cursor, mut buffered)| async move {
+        (state, device.id, cursor, Vec::new(), Instant::now()),
+        |(state, device, mut cursor, mut buffered, mut checked)| async move {
             loop {
                 // The relay is stopping: end the stream. Unacked events stay queued and are
                 // sent again when the device reconnects.
                 if state.is_stopping() {
                     return None;
+                }
+                // SPEC §1.10: removing a device ends its open streams within 15 s (its
+                // credential is refused on the next request already).
+                if checked.elapsed() >= RECHECK {
+                    checked = Instant::now();
+                    if matches!(state.store.device(&device), Ok(None)) {
+                        return None;
+                    }
                 }
                 if !buffered.is_empty() {
                     let event: StreamEvent = buffered.remove(0);
@@ -107,7 +115,7 @@ pub async fn stream(
                         .id(event.seq.to_string())
                         .event("notification")
                         .data(data);
-                    return Some((Ok(sse), (state, device, cursor, buffered)));
+                    return Some((Ok(sse), (state, device, cursor, buffered, checked)));
                 }
                 // Register for the wake-up before reading, so a commit in between is not missed.
                 let woken = state.streams_ready.notified();

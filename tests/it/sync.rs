@@ -150,3 +150,54 @@ async fn the_stream_needs_a_device_credential() {
     let body: Value = with_sender_token.json().await.unwrap();
     assert_eq!(code_of(&body), "invalid_token");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_a_device_ends_its_open_stream() {
+    let relay = Relay::start(no_limits()).await;
+    relay.alice();
+    let added = relay.admin(&[
+        "device",
+        "add",
+        "--user",
+        "alice",
+        "--label",
+        "gone",
+        "--type",
+        "extension",
+    ]);
+    let mut lines = added.lines();
+    let device_id = lines.next().unwrap().to_owned();
+    let credential = lines.next().unwrap().to_owned();
+    let mut stream = relay
+        .http()
+        .get(format!("{}/v1/sync", relay.url))
+        .bearer_auth(&credential)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    relay.admin(&["device", "remove", &device_id]);
+    // Only keep-alive comments may arrive before the end; a hang guard well past SPEC's 15 s.
+    let ended = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            match stream.chunk().await {
+                Ok(Some(chunk)) => assert!(
+                    !String::from_utf8_lossy(&chunk).contains("event:"),
+                    "no event after removal"
+                ),
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the removed device's stream stayed open");
+    let again = relay
+        .http()
+        .get(format!("{}/v1/sync", relay.url))
+        .bearer_auth(&credential)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 401);
+    assert_eq!(code_of(&again.json().await.unwrap()), "invalid_token");
+}
