@@ -108,12 +108,12 @@ impl Modify for CommonHeaders {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for item in openapi.paths.paths.values_mut() {
             for operation in operations_mut(item) {
-                // Only the send routes report the binding layer on success (SPEC §1.8); the
-                // shim, pairing and status answer their 200 without it.
+                // The send routes and the shim report the binding layer on success (SPEC
+                // §1.8); pairing and status answer their 200 without it.
                 let reports_layer = operation
                     .tags
                     .as_ref()
-                    .is_some_and(|tags| tags.iter().any(|t| t == "send"));
+                    .is_some_and(|tags| tags.iter().any(|t| t == "send" || t == "pushover"));
                 for (status, response) in operation.responses.responses.iter_mut() {
                     let RefOr::T(response) = response else {
                         continue;

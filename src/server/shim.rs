@@ -1,8 +1,8 @@
 //! `POST /v1/messages.json` (and `/1/messages.json`): Pushover's field set mapped onto the
 //! canonical request, answered in Pushover's shape with the status /v1/send would give.
 
-use super::error::Failure;
-use super::send::{accept, hold_key, idempotency_key, replay};
+use super::error::{Failure, write_rate_headers};
+use super::send::{Accepted, accept, hold_key, idempotency_key, replay};
 use super::{AppState, auth, body, client_ip};
 use crate::api::{ErrorCode, Priority, ShimResponse};
 use crate::validate::normalize;
@@ -55,12 +55,19 @@ pub async fn messages_json(
     body: Body,
 ) -> Response {
     match handle(&state, peer, &headers, body).await {
-        Ok(id) => Json(ShimResponse {
-            status: 1,
-            request: Some(id),
-            errors: None,
-        })
-        .into_response(),
+        // SPEC §1.8: every 200 carries the binding layer's headers, the shim's too.
+        Ok(accepted) => {
+            let mut headers = HeaderMap::new();
+            if let Some(status) = &accepted.rate {
+                write_rate_headers(&mut headers, status);
+            }
+            let body = ShimResponse {
+                status: 1,
+                request: Some(accepted.id),
+                errors: None,
+            };
+            (headers, Json(body)).into_response()
+        }
         Err(failure) => failure.into_shim_response(),
     }
 }
@@ -70,7 +77,7 @@ async fn handle(
     peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
-) -> Result<String, Failure> {
+) -> Result<Accepted, Failure> {
     let now = state.clock.now_ms();
     let ip_statuses = state
         .limiter
@@ -88,12 +95,10 @@ async fn handle(
     let key = idempotency_key(headers)?;
     let _held = hold_key(state, &token, key).await;
     if let Some(replayed) = replay(state, &token, key, &ip_statuses, now)? {
-        return Ok(replayed.id);
+        return Ok(replayed);
     }
     let validated = normalize(&to_canonical(fields)?)?;
-    Ok(accept(state, &token, validated, ip_statuses, key, now)
-        .await?
-        .id)
+    accept(state, &token, validated, ip_statuses, key, now).await
 }
 
 /// Pushover fields → canonical fields. Only `priority` needs translating; `user`, `sound`,

@@ -589,3 +589,24 @@ async fn message_status_pairing_and_operational_endpoints() {
         (404, "not_found")
     );
 }
+
+#[tokio::test]
+async fn shim_200_carries_the_rate_limit_headers() {
+    let mut limits = no_limits();
+    limits.token_burst = 5;
+    let relay = Relay::start(limits).await;
+    let (token, _, _) = relay.alice();
+    let ok = relay
+        .http()
+        .post(format!("{}/v1/messages.json", relay.url))
+        .form(&[("token", token.as_str()), ("message", "hi")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let header = |name: &str| ok.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(header("x-ratelimit-resource"), "token_burst");
+    assert_eq!(header("x-ratelimit-limit"), "5");
+    assert_eq!(header("x-ratelimit-remaining"), "4");
+    assert!(header("x-ratelimit-reset").parse::<i64>().unwrap() > 0);
+}
