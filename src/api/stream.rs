@@ -60,19 +60,24 @@ pub enum EventId {
     Text(String),
 }
 
-/// Largest id the document promises: integers JSON carries exactly.
-const MAX_EXACT_ID: i64 = (1 << 53) - 1;
+/// Most digits a textual id may have: any 18-digit number fits an `i64`.
+const MAX_ID_DIGITS: usize = 18;
 
 impl EventId {
-    /// The stream's sequence number, if this id is one.
+    /// The stream's sequence number, if this id is one: exactly the ids the schema documents.
     pub fn seq(&self) -> Option<i64> {
         match self {
             EventId::Number(n) => Some(*n),
-            EventId::Float(f) if f.fract() == 0.0 && f.abs() <= MAX_EXACT_ID as f64 => {
-                Some(*f as i64)
-            }
+            // `i64::MAX as f64` is 2^63 itself, one past the largest id: strictly below it.
+            EventId::Float(f) if f.fract() == 0.0 && *f < i64::MAX as f64 => Some(*f as i64),
             EventId::Float(_) => None,
-            EventId::Text(s) => s.trim().parse().ok(),
+            EventId::Text(s) => {
+                let digits = s.trim();
+                let digits = digits.strip_prefix('+').unwrap_or(digits);
+                let plain = (1..=MAX_ID_DIGITS).contains(&digits.len())
+                    && digits.bytes().all(|b| b.is_ascii_digit());
+                plain.then(|| digits.parse().ok()).flatten()
+            }
         }
         .filter(|n| *n >= 0)
     }
@@ -86,12 +91,12 @@ impl utoipa::PartialSchema for EventId {
                 ObjectBuilder::new()
                     .schema_type(Type::Integer)
                     .minimum(Some(0))
-                    .maximum(Some(MAX_EXACT_ID)),
+                    .maximum(Some(i64::MAX)),
             )
             .item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .pattern(Some(r"^\s*\+?[0-9]{1,15}\s*$")),
+                    .pattern(Some(r"^\s*\+?[0-9]{1,18}\s*$")),
             )
             .description(Some(
                 "an SSE `id:` as sent (a string) or the number it spells",
@@ -122,9 +127,18 @@ mod tests {
     #[test]
     fn event_ids_parse_from_strings_and_numbers() {
         let req: AckRequest =
-            serde_json::from_str(r#"{"ids":["1",2," 3 ",4.0,5.5,-1.0]}"#).unwrap();
+            serde_json::from_str(r#"{"ids":["1",2," +3 ",4.0,5.5,-1.0,"-2","1e3"]}"#).unwrap();
         let seqs: Vec<_> = req.ids.iter().map(EventId::seq).collect();
-        assert_eq!(seqs, [Some(1), Some(2), Some(3), Some(4), None, None]);
+        assert_eq!(
+            seqs,
+            [Some(1), Some(2), Some(3), Some(4), None, None, None, None]
+        );
+        let longest = EventId::Text("9".repeat(MAX_ID_DIGITS));
+        assert_eq!(longest.seq(), Some(999_999_999_999_999_999));
+        assert_eq!(EventId::Text("9".repeat(MAX_ID_DIGITS + 1)).seq(), None);
+        assert_eq!(EventId::Number(i64::MAX).seq(), Some(i64::MAX));
+        let past: AckRequest = serde_json::from_str(r#"{"ids":[9223372036854775808]}"#).unwrap();
+        assert_eq!(past.ids[0].seq(), None);
         assert_eq!(EventId::Text("x".into()).seq(), None);
         assert_eq!(EventId::Number(-1).seq(), None);
     }

@@ -156,17 +156,8 @@ impl Client {
             .map_err(|e| unreachable(&url, &e))?;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
-        if status == 200 {
-            return serde_json::from_str(&body)
-                .map(|view| (body, view))
-                .map_err(|_| {
-                    ApiError::new(
-                        ErrorCode::UnexpectedResponse,
-                        format!("{url} answered 200 with a body that is not a message status"),
-                    )
-                });
-        }
-        Err(error_from(status, &body, &url))
+        let view = parse_ok(status, &body, &url, "a message status")?;
+        Ok((body, view))
     }
 
     /// `POST /v1/devices/pair`. Not retried: a code is single-use.
@@ -181,15 +172,7 @@ impl Client {
             .map_err(|e| unreachable(&url, &e))?;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
-        if status == 200 {
-            return serde_json::from_str(&body).map_err(|_| {
-                ApiError::new(
-                    ErrorCode::UnexpectedResponse,
-                    format!("{url} answered 200 with a body that is not a pairing"),
-                )
-            });
-        }
-        Err(error_from(status, &body, &url))
+        parse_ok(status, &body, &url, "a pairing")
     }
 
     async fn attempt(
@@ -335,17 +318,8 @@ impl Client {
             })
         })();
         let body = response.text().await.unwrap_or_default();
-        if status == 200 {
-            return serde_json::from_str(&body)
-                .map(|info| (info, rate))
-                .map_err(|_| {
-                    ApiError::new(
-                        ErrorCode::UnexpectedResponse,
-                        format!("{url} answered 200 with a body that is not a token description; is it a reflecto relay (version with GET /v1/token)?"),
-                    )
-                });
-        }
-        Err(error_from(status, &body, &url))
+        let what = "a token description; is it a reflecto relay (version with GET /v1/token)?";
+        parse_ok(status, &body, &url, what).map(|info| (info, rate))
     }
 }
 
@@ -357,6 +331,24 @@ fn unreachable(url: &str, e: &reqwest::Error) -> ApiError {
         ErrorCode::RelayUnreachable,
         format!("cannot reach the relay: {why}"),
     )
+}
+
+/// A 200's body as `T` (naming `what` was expected when it is not), else the answer's error.
+fn parse_ok<T: serde::de::DeserializeOwned>(
+    status: u16,
+    body: &str,
+    url: &str,
+    what: &str,
+) -> Result<T, ApiError> {
+    if status != 200 {
+        return Err(error_from(status, body, url));
+    }
+    serde_json::from_str(body).map_err(|_| {
+        ApiError::new(
+            ErrorCode::UnexpectedResponse,
+            format!("{url} answered 200 with a body that is not {what}"),
+        )
+    })
 }
 
 /// A non-200 answer as the relay's own error (a 404 names the URL that answered it), else as

@@ -3,7 +3,7 @@
 //! a second relay on one data dir, and a low open-files limit. Each test drives raw TCP or
 //! the real binary; hang guards are generous and nothing asserts on how long anything took.
 
-use crate::harness::{BIN, admin, config, create_alice, no_limits};
+use crate::harness::{BIN, add_extension, config, create_alice, no_limits};
 use reflecto::server::RunningRelay;
 use reflecto::server::config::Connections;
 use serde_json::json;
@@ -237,23 +237,7 @@ async fn at_max_connections_existing_ones_are_served_and_new_ones_wait() {
 
 /// Adds an extension device "desk" to alice: its credential.
 fn add_desk(data: &Path) -> String {
-    admin(
-        data,
-        &[
-            "device",
-            "add",
-            "--user",
-            "alice",
-            "--label",
-            "desk",
-            "--type",
-            "extension",
-        ],
-    )
-    .lines()
-    .nth(1)
-    .unwrap()
-    .to_owned()
+    add_extension(data, "alice", "desk").1
 }
 
 /// Reads SSE `notification` event ids until `n` arrived or the stream ended.

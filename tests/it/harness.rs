@@ -223,3 +223,65 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// In `data_dir`: an extension (desktop) device of `user` labelled `label`: (device id, its
+/// `rfd_live_…` stream credential).
+pub fn add_extension(data_dir: &Path, user: &str, label: &str) -> (String, String) {
+    let out = admin(
+        data_dir,
+        &[
+            "device",
+            "add",
+            "--user",
+            user,
+            "--label",
+            label,
+            "--type",
+            "extension",
+        ],
+    );
+    let mut lines = out.lines();
+    let id = lines.next().unwrap().to_owned();
+    let credential = lines.next().unwrap().to_owned();
+    assert!(credential.starts_with("rfd_live_"), "{out}");
+    (id, credential)
+}
+
+impl Relay {
+    /// An extension device of alice (see [`add_extension`]).
+    pub fn extension(&self, label: &str) -> (String, String) {
+        add_extension(self.dir.path(), "alice", label)
+    }
+}
+
+/// Reads SSE `notification` events until `n` arrived or `wait` passed: (id, raw data) pairs.
+pub async fn read_sse_events(
+    mut resp: reqwest::Response,
+    n: usize,
+    wait: std::time::Duration,
+) -> Vec<(i64, String)> {
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while events.len() < n {
+        let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await else {
+            break;
+        };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(str::trim).map(str::to_owned))
+            };
+            if field("event:").as_deref() == Some("notification") {
+                events.push((
+                    field("id:").unwrap().parse().unwrap(),
+                    field("data:").unwrap(),
+                ));
+            }
+        }
+    }
+    events
+}

@@ -226,17 +226,7 @@ async fn schemathesis_finds_nothing() {
     };
     let relay = Relay::start(no_limits()).await;
     let (token, _, _) = relay.alice();
-    let credential = relay.admin(&[
-        "device",
-        "add",
-        "--user",
-        "alice",
-        "--label",
-        "desk",
-        "--type",
-        "extension",
-    ]);
-    let credential = credential.lines().next().unwrap().to_owned();
+    let (_, credential) = relay.extension("desk");
     let sent: Value = relay
         .send_json(&token, serde_json::json!({"message": "hello"}))
         .await

@@ -4,7 +4,7 @@
 //! data dir and in no trace-level log line of the real `reflecto serve`; mixed targets; bad keys.
 
 use crate::fake_fcm::FakeFcm;
-use crate::harness::{BIN, Relay, admin, code_of, no_limits};
+use crate::harness::{BIN, Relay, admin, code_of, no_limits, read_sse_events};
 use reflecto::api::sealed;
 use reflecto::dispatch::fcm::FcmClient;
 use reflecto::dispatch::{Dispatcher, DispatcherSettings};
@@ -69,34 +69,6 @@ fn pynacl_open(secret: &str, sealed_b64: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
 }
 
-/// Reads SSE `notification` events until `n` arrived or `wait` passed: (id, raw data) pairs.
-async fn read_events(mut resp: reqwest::Response, n: usize, wait: Duration) -> Vec<(i64, String)> {
-    let mut text = String::new();
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + wait;
-    while events.len() < n {
-        let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await else {
-            break;
-        };
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = text.find("\n\n") {
-            let frame: String = text.drain(..end + 2).collect();
-            let field = |name: &str| {
-                frame
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name).map(str::trim).map(str::to_owned))
-            };
-            if field("event:").as_deref() == Some("notification") {
-                events.push((
-                    field("id:").unwrap().parse().unwrap(),
-                    field("data:").unwrap(),
-                ));
-            }
-        }
-    }
-    events
-}
-
 /// The one pending event on a device's stream.
 async fn one_event(url: &str, credential: &str) -> (i64, String) {
     let resp = reqwest::Client::new()
@@ -106,7 +78,7 @@ async fn one_event(url: &str, credential: &str) -> (i64, String) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let mut events = read_events(resp, 1, Duration::from_secs(10)).await;
+    let mut events = read_sse_events(resp, 1, Duration::from_secs(10)).await;
     assert_eq!(events.len(), 1, "one event expected on the stream");
     events.remove(0)
 }

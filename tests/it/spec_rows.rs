@@ -15,17 +15,7 @@ use std::time::Duration;
 async fn ack_accepts_string_event_ids() {
     let relay = Relay::start(no_limits()).await;
     let (token, _, _) = relay.alice();
-    let desk = relay.admin(&[
-        "device",
-        "add",
-        "--user",
-        "alice",
-        "--label",
-        "desk",
-        "--type",
-        "extension",
-    ]);
-    let credential = desk.lines().nth(1).unwrap().to_owned();
+    let (_, credential) = relay.extension("desk");
     for text in ["one", "two", "three"] {
         let resp = relay
             .send_json(&token, json!({"message": text, "device": "desk"}))

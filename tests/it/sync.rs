@@ -1,53 +1,24 @@
 //! The desktop stream over a real connection: replay of unacked events in order, resume after
 //! Last-Event-ID, ack, and nothing lost when a connection drops.
 
-use crate::harness::{Relay, code_of, no_limits};
+use crate::harness::{Relay, code_of, no_limits, read_sse_events};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 /// Reads SSE `notification` events until `n` arrived or `wait` passed: (id, data) pairs.
-async fn read_events(mut resp: reqwest::Response, n: usize, wait: Duration) -> Vec<(i64, Value)> {
-    let mut text = String::new();
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + wait;
-    while events.len() < n {
-        let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await else {
-            break;
-        };
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = text.find("\n\n") {
-            let frame: String = text.drain(..end + 2).collect();
-            let field = |name: &str| {
-                frame
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name).map(str::trim).map(str::to_owned))
-            };
-            if field("event:").as_deref() == Some("notification") {
-                events.push((
-                    field("id:").unwrap().parse().unwrap(),
-                    serde_json::from_str(&field("data:").unwrap()).unwrap(),
-                ));
-            }
-        }
-    }
-    events
+async fn read_events(resp: reqwest::Response, n: usize, wait: Duration) -> Vec<(i64, Value)> {
+    read_sse_events(resp, n, wait)
+        .await
+        .into_iter()
+        .map(|(id, data)| (id, serde_json::from_str(&data).unwrap()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replays_resumes_and_acks() {
     let relay = Relay::start(no_limits()).await;
     let (token, _, _) = relay.alice();
-    let desk = relay.admin(&[
-        "device",
-        "add",
-        "--user",
-        "alice",
-        "--label",
-        "desk",
-        "--type",
-        "extension",
-    ]);
-    let credential = desk.lines().nth(1).unwrap().to_owned();
+    let (_, credential) = relay.extension("desk");
     let mut ids = Vec::new();
     for text in ["one", "two", "three"] {
         let reply: Value = relay
@@ -155,19 +126,7 @@ async fn the_stream_needs_a_device_credential() {
 async fn removing_a_device_ends_its_open_stream() {
     let relay = Relay::start(no_limits()).await;
     relay.alice();
-    let added = relay.admin(&[
-        "device",
-        "add",
-        "--user",
-        "alice",
-        "--label",
-        "gone",
-        "--type",
-        "extension",
-    ]);
-    let mut lines = added.lines();
-    let device_id = lines.next().unwrap().to_owned();
-    let credential = lines.next().unwrap().to_owned();
+    let (device_id, credential) = relay.extension("gone");
     let mut stream = relay
         .http()
         .get(format!("{}/v1/sync", relay.url))
