@@ -149,6 +149,42 @@ struct State {
     receiver_daily: HashMap<i64, SlidingLog>,
 }
 
+impl State {
+    /// The token and receiver layers' state (their windows pruned), charging nothing: what the
+    /// send check decides on and what `GET /v1/token` reports.
+    fn send_statuses(
+        &mut self,
+        l: Limits,
+        token_id: &str,
+        receiver: i64,
+        now: i64,
+        month: &str,
+    ) -> Vec<LayerStatus> {
+        let mut statuses = Vec::with_capacity(5);
+        if l.token_burst > 0 {
+            let log = self.token_burst.entry(token_id.to_owned()).or_default();
+            statuses.push(log.status(Layer::TokenBurst, l.token_burst, now, MINUTE_MS));
+        }
+        if l.token_monthly > 0 {
+            let used = match self.token_monthly.get(token_id) {
+                Some((m, count)) if m == month => *count,
+                _ => 0,
+            };
+            statuses.push(LayerStatus {
+                layer: Layer::TokenMonthly,
+                limit: l.token_monthly,
+                remaining: l.token_monthly.saturating_sub(used),
+                reset: next_month_start(now),
+            });
+        }
+        if l.receiver_daily > 0 {
+            let log = self.receiver_daily.entry(receiver).or_default();
+            statuses.push(log.status(Layer::ReceiverDaily, l.receiver_daily, now, DAY_MS));
+        }
+        statuses
+    }
+}
+
 pub struct RateLimiter {
     limits: Limits,
     state: Mutex<State>,
@@ -229,27 +265,7 @@ impl RateLimiter {
         let l = self.limits;
         let month = month_key(now);
         let mut s = self.state.lock().expect("limiter poisoned");
-        let mut statuses = Vec::with_capacity(3);
-        if l.token_burst > 0 {
-            let log = s.token_burst.entry(token_id.to_owned()).or_default();
-            statuses.push(log.status(Layer::TokenBurst, l.token_burst, now, MINUTE_MS));
-        }
-        if l.token_monthly > 0 {
-            let used = match s.token_monthly.get(token_id) {
-                Some((m, count)) if *m == month => *count,
-                _ => 0,
-            };
-            statuses.push(LayerStatus {
-                layer: Layer::TokenMonthly,
-                limit: l.token_monthly,
-                remaining: l.token_monthly.saturating_sub(used),
-                reset: next_month_start(now),
-            });
-        }
-        if l.receiver_daily > 0 {
-            let log = s.receiver_daily.entry(receiver).or_default();
-            statuses.push(log.status(Layer::ReceiverDaily, l.receiver_daily, now, DAY_MS));
-        }
+        let mut statuses = s.send_statuses(l, token_id, receiver, now, &month);
         if let Some(full) = statuses.iter().find(|st| st.remaining == 0) {
             return Err(*full);
         }
@@ -295,28 +311,8 @@ impl RateLimiter {
     pub fn peek(&self, ip: IpAddr, token_id: &str, receiver: i64, now: i64) -> Vec<LayerStatus> {
         let l = self.limits;
         let month = month_key(now);
-        let s = self.state.lock().expect("limiter poisoned");
-        let mut statuses = Vec::with_capacity(5);
-        if l.token_burst > 0 {
-            let mut log = s.token_burst.get(token_id).cloned().unwrap_or_default();
-            statuses.push(log.status(Layer::TokenBurst, l.token_burst, now, MINUTE_MS));
-        }
-        if l.token_monthly > 0 {
-            let used = match s.token_monthly.get(token_id) {
-                Some((m, count)) if *m == month => *count,
-                _ => 0,
-            };
-            statuses.push(LayerStatus {
-                layer: Layer::TokenMonthly,
-                limit: l.token_monthly,
-                remaining: l.token_monthly.saturating_sub(used),
-                reset: next_month_start(now),
-            });
-        }
-        if l.receiver_daily > 0 {
-            let mut log = s.receiver_daily.get(&receiver).cloned().unwrap_or_default();
-            statuses.push(log.status(Layer::ReceiverDaily, l.receiver_daily, now, DAY_MS));
-        }
+        let mut s = self.state.lock().expect("limiter poisoned");
+        let mut statuses = s.send_statuses(l, token_id, receiver, now, &month);
         if l.ip_minute > 0 {
             let mut log = s.ip_minute.get(&ip).cloned().unwrap_or_default();
             statuses.push(log.status(Layer::IpMinute, l.ip_minute, now, MINUTE_MS));
