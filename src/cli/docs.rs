@@ -65,7 +65,11 @@ fn render_page(cmd: clap::Command) -> (String, Vec<u8>) {
         "reflecto.1" => [exit_status(), environment(), files(), examples_top()].concat(),
         "reflecto-send.1" => [exit_status(), environment(), files(), examples_send()].concat(),
         "reflecto-login.1" | "reflecto-auth-status.1" => [environment(), files()].concat(),
-        "reflecto-admin.1" | "reflecto-serve.1" => [exit_status(), environment(), files()].concat(),
+        "reflecto-admin.1" => [exit_status(), environment(), files(), examples_admin()].concat(),
+        "reflecto-serve.1" => [exit_status(), environment(), files(), examples_serve()].concat(),
+        "reflecto-pair.1" => [exit_status(), environment(), files(), examples_pair()].concat(),
+        "reflecto-listen.1" => [exit_status(), environment(), files(), examples_listen()].concat(),
+        "reflecto-status.1" => [exit_status(), environment(), examples_status()].concat(),
         _ => String::new(),
     };
     page.extend_from_slice(extra.as_bytes());
@@ -154,7 +158,8 @@ fn files() -> String {
         &[
             ("$XDG_CONFIG_HOME/reflecto/config.toml".to_owned(), "Profiles and the server each remembers (~/.config/reflecto on Linux, ~/Library/Application Support/dev.reflecto.reflecto on macOS, %APPDATA%\\reflecto\\reflecto\\config on Windows; REFLECTO_CONFIG_DIR overrides).".to_owned()),
             ("$XDG_CONFIG_HOME/reflecto/credentials.toml".to_owned(), "Tokens, only when no OS keyring is reachable. Must be mode 0600: reflecto refuses a file other users can read.".to_owned()),
-            ("$XDG_DATA_HOME/reflecto/".to_owned(), "The relay's data directory: reflecto.db, its SQLite store (~/.local/share/reflecto on Linux; REFLECTO_DATA_DIR or --data-dir overrides).".to_owned()),
+            ("$XDG_DATA_HOME/reflecto/".to_owned(), "The relay's data directory (0700): reflecto.db, its SQLite store, and reflecto.lock with the running relay's pid (~/.local/share/reflecto on Linux; REFLECTO_DATA_DIR or --data-dir overrides).".to_owned()),
+            ("$XDG_DATA_HOME/reflecto/listen-PROFILE.seen".to_owned(), "The message ids `reflecto listen` showed recently, so none is shown twice across restarts.".to_owned()),
             ("reflecto config path".to_owned(), "Prints the three paths as this machine resolves them.".to_owned()),
         ],
     )
@@ -189,6 +194,77 @@ fn examples_top() -> String {
         (
             "reflecto serve --data-dir /var/lib/reflecto",
             "Run a relay on this machine.",
+        ),
+    ])
+}
+
+fn examples_serve() -> String {
+    examples(&[
+        (
+            "reflecto serve --listen 0.0.0.0:8080 --retention 30d",
+            "Serve on every interface (behind a TLS proxy) and keep finished messages 30 days.",
+        ),
+        (
+            "reflecto serve --config /etc/reflecto/relay.toml --print-config",
+            "Show the configuration flags, REFLECTO_* variables and the file resolve to.",
+        ),
+        (
+            "REFLECTO_LOG=debug reflecto serve --log-format json",
+            "Debug logs as JSON lines (message text never appears in them).",
+        ),
+    ])
+}
+
+fn examples_admin() -> String {
+    examples(&[
+        (
+            "reflecto admin user add alice && reflecto admin token create --user alice --label ci",
+            "A receiver and a sender token for her (printed once).",
+        ),
+        (
+            "reflecto admin pair --user alice",
+            "A 6-digit code, valid 10 minutes, for `reflecto pair` on a desktop.",
+        ),
+        (
+            "reflecto admin backup /var/backups/reflecto.db",
+            "A consistent copy of the store while the relay runs.",
+        ),
+    ])
+}
+
+fn examples_pair() -> String {
+    examples(&[(
+        "reflecto pair 123456 --server https://relay.example --label laptop",
+        "Make this computer a desktop device; its key and credential go to the OS keyring.",
+    )])
+}
+
+fn examples_listen() -> String {
+    examples(&[
+        (
+            "reflecto listen",
+            "Show notifications on the desktop as they arrive.",
+        ),
+        (
+            "reflecto listen --no-notify --exec 'cat >> ~/notifications.jsonl'",
+            "Log every notification as a JSON line instead.",
+        ),
+        (
+            "systemctl --user enable --now reflecto-listen.service",
+            "Keep it running with the user unit install.sh installed.",
+        ),
+    ])
+}
+
+fn examples_status() -> String {
+    examples(&[
+        (
+            "reflecto status msg_3f6e… --wait 30",
+            "Follow each device's delivery until all end; exit 7 unless all were delivered.",
+        ),
+        (
+            "reflecto send 'Deploy done' --wait 60",
+            "Send, then wait the same way.",
         ),
     ])
 }

@@ -405,6 +405,22 @@ fn explain_covers_exit_codes() {
 fn man_pages_carry_exit_status_environment_files_and_examples() {
     let dir = tempfile::tempdir().unwrap();
     reflecto::cli::docs::write_man_pages(dir.path()).unwrap();
+    for page in [
+        "reflecto-serve.1",
+        "reflecto-admin.1",
+        "reflecto-pair.1",
+        "reflecto-listen.1",
+        "reflecto-status.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        for section in [
+            ".SH \"EXIT STATUS\"",
+            ".SH \"ENVIRONMENT\"",
+            ".SH \"EXAMPLES\"",
+        ] {
+            assert!(text.contains(section), "{page} lacks {section}");
+        }
+    }
     for page in ["reflecto.1", "reflecto-send.1"] {
         let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
         for section in [
