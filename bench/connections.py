@@ -130,7 +130,7 @@ def bench_headers():
             time.sleep(2)
             print(f"headers: 1000 connections each sending a never-finished 390 KB header line")
             print(f"headers:   relay RSS {base:.1f} MB before -> {rss_mb(relay.pid):.1f} MB after; "
-                  f"relay still holds {sockets(relay.pid) - own} of them (each got 431 and was closed)")
+                  f"relay still holds {max(0, sockets(relay.pid) - own)} of them (each got 431 and was closed)")
             for s in socks:
                 s.close()
         finally:
