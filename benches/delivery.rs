@@ -11,8 +11,8 @@
 #[path = "../tests/it/fake_fcm.rs"]
 mod fake_fcm;
 
-use reflecto::dispatch::fcm::FcmClient;
-use reflecto::dispatch::{Dispatcher, DispatcherSettings};
+use reflecto::delivery::fcm::{FcmChannel, FcmClient};
+use reflecto::delivery::{Channels, Worker, WorkerSettings};
 use reflecto::server::config::PartialConfig;
 use reflecto::server::limits::Limits;
 use reflecto::store::{NewDevice, NewToken, Store};
@@ -128,12 +128,15 @@ async fn main() {
     }
     let baseline = JOBS as f64 / baseline_start.elapsed().as_secs_f64();
 
-    // Drain the queue with the real dispatcher.
-    let settings = DispatcherSettings {
+    // Drain the queue with the real worker.
+    let settings = WorkerSettings {
         concurrency: CONCURRENCY,
-        ..DispatcherSettings::default()
+        ..WorkerSettings::default()
     };
-    let dispatcher = Dispatcher::new(relay.state.clone(), client.clone(), settings);
+    let channels = Channels::fcm(FcmChannel::new(
+        FcmClient::from_key_file(key.path(), &fake.url).unwrap(),
+    ));
+    let dispatcher = Worker::new(relay.state.relay.clone(), channels.clone(), settings);
     let drain_start = Instant::now();
     let mut delivered = 0;
     while delivered < JOBS {
@@ -148,12 +151,7 @@ async fn main() {
     // End-to-end latency at light load: one send every 10 ms with the worker loop running.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(
-        Arc::new(Dispatcher::new(
-            relay.state.clone(),
-            client.clone(),
-            settings,
-        ))
-        .run(stopped),
+        Arc::new(Worker::new(relay.state.relay.clone(), channels, settings)).run(stopped),
     );
     let mut accepted = Vec::new();
     for i in 0..300 {

@@ -127,7 +127,7 @@ pub fn run(args: ServeArgs) -> Result<(), ApiError> {
     let served = runtime.block_on(async move {
         let relay = crate::server::start(&config).await?;
         tracing::info!(addr = %relay.addr, data_dir = %config.data_dir.display(), "reflecto relay listening");
-        let mut dispatch = crate::dispatch::start(&config, relay.state.clone()).await?;
+        let mut dispatch = crate::delivery::start(&config, relay.state.relay.clone()).await?;
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests and deliveries");
         let _ = relay.shutdown.send(());

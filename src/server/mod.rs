@@ -1,6 +1,6 @@
 //! The relay: `reflecto serve`. All routes and layers are on one screen in [`router`];
 //! handlers live one file per area. Handlers never call FCM: they commit jobs and wake the
-//! dispatcher.
+//! delivery worker.
 
 mod auth;
 mod body;
@@ -11,7 +11,6 @@ pub mod limits;
 pub mod listener;
 pub mod lock;
 mod messages;
-mod metrics;
 mod observe;
 mod openapi;
 mod ops;
@@ -22,9 +21,9 @@ mod shim;
 mod sync;
 mod token;
 
+pub use crate::relay::Metrics;
 pub use config::ServeConfig;
 pub use messages::rfc3339 as messages_rfc3339;
-pub use metrics::Metrics;
 
 use crate::store::Store;
 use axum::Router;
@@ -33,59 +32,29 @@ use axum::routing::{get, post};
 use limits::RateLimiter;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, watch};
 
-/// Where time comes from: a seam so dispatch tests can move it.
-pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> i64;
-}
+pub use crate::relay::{Clock, FcmHealth, Relay, SystemClock};
 
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        crate::store::now_ms()
-    }
-}
-
-/// What `/health/ready` says about FCM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum FcmHealth {
-    Disabled = 0,
-    Ok = 1,
-    Failing = 2,
-}
-
-impl FcmHealth {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FcmHealth::Disabled => "disabled",
-            FcmHealth::Ok => "ok",
-            FcmHealth::Failing => "failing",
-        }
-    }
-}
-
+/// What the HTTP handlers share: the relay context plus what only the API needs. Derefs to
+/// [`Relay`], so handlers reach the store, clock and metrics directly.
 pub struct AppState {
-    pub store: Store,
+    pub relay: Arc<Relay>,
     pub limiter: RateLimiter,
-    pub clock: Arc<dyn Clock>,
-    pub metrics: Metrics,
     pub trust_proxy: bool,
-    fcm_health: AtomicU8,
-    /// Wakes the dispatcher and the desktop streams after a commit.
-    pub deliveries_ready: Arc<Notify>,
-    pub streams_ready: Arc<Notify>,
     /// token id → when its `last_used_at` was last written.
     touched: Mutex<HashMap<String, i64>>,
     /// How long finished messages are kept; `None` keeps them forever.
     retention_ms: Option<i64>,
     idempotency: idempotency::KeyLocks,
-    /// Set once when the relay begins to stop: desktop streams end on it.
-    stopping: watch::Sender<bool>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Relay;
+
+    fn deref(&self) -> &Relay {
+        &self.relay
+    }
 }
 
 impl AppState {
@@ -96,35 +65,12 @@ impl AppState {
         trust_proxy: bool,
     ) -> AppState {
         AppState {
-            store,
+            relay: Arc::new(Relay::new(store, clock)),
             limiter,
-            clock,
-            metrics: Metrics::default(),
             trust_proxy,
-            fcm_health: AtomicU8::new(FcmHealth::Disabled as u8),
-            deliveries_ready: Arc::new(Notify::new()),
-            streams_ready: Arc::new(Notify::new()),
             touched: Mutex::new(HashMap::new()),
             retention_ms: retention::Retention::DEFAULT.as_ms(),
             idempotency: idempotency::KeyLocks::default(),
-            stopping: watch::Sender::new(false),
-        }
-    }
-
-    /// Tells long-lived responses (desktop streams) to end: the relay is stopping.
-    pub fn begin_shutdown(&self) {
-        self.stopping.send_replace(true);
-    }
-
-    pub fn is_stopping(&self) -> bool {
-        *self.stopping.borrow()
-    }
-
-    /// Resolves once [`AppState::begin_shutdown`] has been called.
-    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut stopping = self.stopping.subscribe();
-        async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
         }
     }
 
@@ -132,23 +78,6 @@ impl AppState {
     pub fn with_retention(mut self, retention: retention::Retention) -> AppState {
         self.retention_ms = retention.as_ms();
         self
-    }
-
-    pub fn fcm_health(&self) -> FcmHealth {
-        match self.fcm_health.load(Ordering::Relaxed) {
-            1 => FcmHealth::Ok,
-            2 => FcmHealth::Failing,
-            _ => FcmHealth::Disabled,
-        }
-    }
-
-    pub fn set_fcm_health(&self, health: FcmHealth) {
-        self.fcm_health.store(health as u8, Ordering::Relaxed);
-    }
-
-    pub fn wake_deliveries(&self) {
-        self.deliveries_ready.notify_one();
-        self.streams_ready.notify_waiters();
     }
 
     /// Whether this send should update the token's `last_used_at` (at most once a minute).

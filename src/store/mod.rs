@@ -18,7 +18,9 @@ mod users;
 mod writer;
 
 pub use devices::{DeviceRecord, NewDevice, PairOutcome};
-pub use jobs::{ClaimedJob, JobOutcome, JobPayload, PayloadKind, StreamEvent};
+pub use jobs::{
+    Channel, ClaimedJob, DeliveryTarget, JobOutcome, JobPayload, PayloadKind, StreamEvent,
+};
 pub use messages::{AcceptOutcome, DeliveryState, MessageStatus, NewSend, StoredResponse, Target};
 pub use tokens::{NewToken, TokenRecord};
 pub use users::UserRecord;

@@ -7,14 +7,14 @@
 use chrono::{TimeDelta, Utc};
 use reflecto::api::Priority;
 use reflecto::api::sealed;
-use reflecto::dispatch::outcome::Verdict;
-use reflecto::dispatch::webpush::client::{Answer, WebPushClient};
-use reflecto::dispatch::webpush::message::{Delivery, PushRequest, build};
-use reflecto::dispatch::webpush::subscription::{
+use reflecto::delivery::outcome::Verdict;
+use reflecto::delivery::webpush::client::{Answer, WebPushClient};
+use reflecto::delivery::webpush::message::{Delivery, PushRequest, build};
+use reflecto::delivery::webpush::subscription::{
     Subscription, SubscriptionError, SubscriptionJson,
 };
-use reflecto::dispatch::webpush::vapid::{Subject, VapidKey, VapidSigner};
-use reflecto::dispatch::webpush::{encrypt, outcome};
+use reflecto::delivery::webpush::vapid::{Subject, VapidKey, VapidSigner};
+use reflecto::delivery::webpush::{encrypt, outcome};
 use serde_json::{Value, json};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -359,7 +359,7 @@ async fn the_fake_refuses_what_a_real_push_service_refuses() {
 
     // Encrypted for another browser: the fake's key cannot open it.
     let stranger = SubscriptionJson {
-        keys: reflecto::dispatch::webpush::subscription::SubscriptionKeys {
+        keys: reflecto::delivery::webpush::subscription::SubscriptionKeys {
             p256dh: VapidKey::generate().public_key_b64(),
             auth: fake.auth.clone(),
         },

@@ -316,7 +316,7 @@ mod tests {
     }
 
     fn keys() -> (String, String) {
-        let secret = crate::dispatch::webpush::vapid::random_secret();
+        let secret = crate::delivery::webpush::vapid::random_secret();
         let point = secret.public_key().to_encoded_point(false);
         (
             URL_SAFE_NO_PAD.encode(point.as_bytes()),
