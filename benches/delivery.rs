@@ -42,6 +42,7 @@ async fn main() {
                     device_type: reflecto::api::DeviceType::Android,
                     fcm_token: Some("fcm-bench".into()),
                     public_key: None,
+                    webpush: None,
                 },
                 0,
             )

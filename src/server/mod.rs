@@ -20,6 +20,7 @@ mod send;
 mod shim;
 mod sync;
 mod token;
+mod webpush;
 
 pub use crate::relay::Metrics;
 pub use config::ServeConfig;
@@ -42,6 +43,10 @@ pub struct AppState {
     pub relay: Arc<Relay>,
     pub limiter: RateLimiter,
     pub trust_proxy: bool,
+    /// `--webpush-allow-local`: pairing accepts local and plain-http endpoints.
+    pub webpush_allow_local: bool,
+    /// What `GET /v1/webpush/vapid` serves; `None` until the store's key is loaded.
+    pub vapid_public_key: Option<String>,
     /// token id → when its `last_used_at` was last written.
     touched: Mutex<HashMap<String, i64>>,
     /// How long finished messages are kept; `None` keeps them forever.
@@ -68,6 +73,8 @@ impl AppState {
             relay: Arc::new(Relay::new(store, clock)),
             limiter,
             trust_proxy,
+            webpush_allow_local: false,
+            vapid_public_key: None,
             touched: Mutex::new(HashMap::new()),
             retention_ms: retention::Retention::DEFAULT.as_ms(),
             idempotency: idempotency::KeyLocks::default(),
@@ -77,6 +84,13 @@ impl AppState {
     /// Sets how long finished messages are kept (the default is 7 days).
     pub fn with_retention(mut self, retention: retention::Retention) -> AppState {
         self.retention_ms = retention.as_ms();
+        self
+    }
+
+    /// Sets the Web Push side: whether local endpoints may pair, and the VAPID public key.
+    pub fn with_webpush(mut self, allow_local: bool, vapid_public_key: String) -> AppState {
+        self.webpush_allow_local = allow_local;
+        self.vapid_public_key = Some(vapid_public_key);
         self
     }
 
@@ -120,6 +134,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sync", get(sync::stream))
         .route("/v1/sync/ack", post(sync::ack))
         .route("/v1/token", get(token::token_info))
+        .route("/v1/webpush/vapid", get(webpush::vapid))
         .route("/health", get(ops::live))
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))
@@ -169,8 +184,11 @@ pub async fn start_with_clock(
         Ok(())
     };
     restore().map_err(|e| startup_error(format!("restoring rate-limit counters: {e}")))?;
+    let vapid = load_vapid_key(&store, now).await?;
     let state = Arc::new(
-        AppState::new(store, limiter, clock, config.trust_proxy).with_retention(config.retention),
+        AppState::new(store, limiter, clock, config.trust_proxy)
+            .with_retention(config.retention)
+            .with_webpush(config.webpush_allow_local, vapid.public_key_b64()),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -198,6 +216,20 @@ pub async fn start_with_clock(
         shutdown,
         task,
     })
+}
+
+/// The relay's VAPID key from the store, created there on first start.
+pub async fn load_vapid_key(
+    store: &Store,
+    now: i64,
+) -> Result<crate::delivery::webpush::vapid::VapidKey, crate::api::ApiError> {
+    use crate::delivery::webpush::vapid::VapidKey;
+    let bytes = store
+        .vapid_private_key(VapidKey::generate().private_bytes(), now)
+        .await
+        .map_err(|e| startup_error(format!("loading the VAPID key: {e}")))?;
+    VapidKey::from_private_bytes(&bytes)
+        .map_err(|e| startup_error(format!("the stored VAPID key is unusable: {e}")))
 }
 
 fn startup_error(message: String) -> crate::api::ApiError {

@@ -15,9 +15,10 @@ mod private;
 mod schema;
 mod tokens;
 mod users;
+mod vapid;
 mod writer;
 
-pub use devices::{DeviceRecord, NewDevice, PairOutcome};
+pub use devices::{DeviceRecord, NewDevice, PairOutcome, WebPushAddress};
 pub use jobs::{
     Channel, ClaimedJob, DeliveryTarget, JobOutcome, JobPayload, PayloadKind, StreamEvent,
 };

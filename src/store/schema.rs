@@ -135,6 +135,38 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_created ON messages(created_at);
     CREATE INDEX jobs_expiry ON jobs(state, expires_at);
     "#,
+    // wpi: Web Push devices (SPEC §1.13). `devices.type` gains 'webpush' — a CHECK cannot be
+    // altered in place, so the table is rebuilt like `messages` in `seal` (foreign keys off
+    // around it; nothing references `devices`, and `devices_user` is recreated) — and a
+    // subscription's endpoint and keys (base64url as the browser sent them). The relay's VAPID
+    // key pair, created at first start: one row, the P-256 private scalar.
+    r#"
+    CREATE TABLE devices_rebuilt (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        type TEXT NOT NULL CHECK (type IN ('android', 'extension', 'webpush')),
+        fcm_token TEXT,
+        credential_hash BLOB UNIQUE,
+        reachable INTEGER NOT NULL DEFAULT 1,
+        next_seq INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        public_key TEXT,
+        endpoint TEXT,
+        p256dh TEXT,
+        auth TEXT
+    );
+    INSERT INTO devices_rebuilt (id, user_id, label, type, fcm_token, credential_hash, reachable, next_seq, created_at, public_key)
+        SELECT id, user_id, label, type, fcm_token, credential_hash, reachable, next_seq, created_at, public_key FROM devices;
+    DROP TABLE devices;
+    ALTER TABLE devices_rebuilt RENAME TO devices;
+    CREATE INDEX devices_user ON devices(user_id);
+    CREATE TABLE vapid (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        private_key BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -38,6 +38,7 @@ fn android(label: &str) -> NewDevice {
         device_type: DeviceType::Android,
         fcm_token: Some(format!("fcm-{label}")),
         public_key: None,
+        webpush: None,
     }
 }
 
@@ -130,6 +131,7 @@ fn pairing_codes_are_single_use_and_expire() {
             device_type: DeviceType::Extension,
             fcm_token: None,
             public_key: None,
+            webpush: None,
         },
         3_001,
     ))
@@ -411,6 +413,7 @@ fn device_credentials_authenticate_only_their_device() {
                 device_type: DeviceType::Extension,
                 fcm_token: None,
                 public_key: None,
+                webpush: None,
             },
             1,
         )
