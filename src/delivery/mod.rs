@@ -36,8 +36,11 @@ impl Delivery {
     }
 }
 
-/// Starts the worker over every configured channel; with none it reports FCM disabled and
-/// runs nothing.
+/// One Web Push attempt, connection included; push services answer in well under a second.
+const WEBPUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Starts the worker over every channel: FCM when credentials are configured, Web Push always
+/// (it needs nothing but the relay's own VAPID key).
 pub async fn start(config: &ServeConfig, relay: Arc<Relay>) -> Result<Delivery, ApiError> {
     let mut channels = Channels::default();
     match &config.fcm_credentials {
@@ -55,12 +58,21 @@ pub async fn start(config: &ServeConfig, relay: Arc<Relay>) -> Result<Delivery, 
             );
         }
     }
-    if channels.is_empty() {
-        return Ok(Delivery {
-            stop: None,
-            task: None,
-        });
-    }
+    let subject = webpush::vapid::Subject::parse(&config.vapid_subject).map_err(|e| {
+        ApiError::new(
+            ErrorCode::UsageError,
+            format!("--vapid-subject '{}': {e}", config.vapid_subject),
+        )
+    })?;
+    let key = webpush::load_vapid_key(&relay.store, relay.clock.now_ms())
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::CliInternalError, e))?;
+    let client = webpush::client::WebPushClient::new(WEBPUSH_TIMEOUT, config.webpush_allow_local)
+        .map_err(|e| ApiError::new(ErrorCode::CliInternalError, e))?;
+    channels.webpush = Some(Arc::new(webpush::WebPushChannel::new(
+        client,
+        webpush::vapid::VapidSigner::new(key, subject),
+    )));
     let worker = Arc::new(Worker::new(relay, channels, WorkerSettings::default()));
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(worker.run(stopped));

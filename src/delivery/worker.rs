@@ -5,6 +5,7 @@
 use super::Channel;
 use super::fcm::FcmChannel;
 use super::outcome::{Verdict, retry_delay};
+use super::webpush::WebPushChannel;
 use crate::relay::{FcmHealth, Relay};
 use crate::store::{ClaimedJob, DeliveryTarget, JobOutcome, StoreError};
 use futures_util::StreamExt;
@@ -36,12 +37,21 @@ impl Default for WorkerSettings {
 #[derive(Clone, Default)]
 pub struct Channels {
     pub fcm: Option<Arc<FcmChannel>>,
+    pub webpush: Option<Arc<WebPushChannel>>,
 }
 
 impl Channels {
     pub fn fcm(channel: FcmChannel) -> Channels {
         Channels {
             fcm: Some(Arc::new(channel)),
+            webpush: None,
+        }
+    }
+
+    pub fn webpush(channel: WebPushChannel) -> Channels {
+        Channels {
+            fcm: None,
+            webpush: Some(Arc::new(channel)),
         }
     }
 
@@ -50,6 +60,9 @@ impl Channels {
         let mut enabled = Vec::new();
         if self.fcm.is_some() {
             enabled.push(Channel::Fcm);
+        }
+        if self.webpush.is_some() {
+            enabled.push(Channel::WebPush);
         }
         enabled
     }
@@ -110,13 +123,19 @@ impl Worker {
 
     /// The job's channel sends it; a job whose channel is not configured here (claimed by
     /// mistake) or whose device is gone is dead-lettered.
-    async fn attempt(&self, job: &ClaimedJob, remaining: u64) -> Verdict {
+    async fn attempt(&self, job: &ClaimedJob, remaining: u64, now: i64) -> Verdict {
         match (&job.target, job.channel) {
             (None, _) => Verdict::DeadLetter("device_removed".into()),
             (Some(DeliveryTarget::Fcm(registration)), Channel::Fcm) => match &self.channels.fcm {
                 Some(fcm) => fcm.attempt(job, registration, remaining).await,
                 None => Verdict::DeadLetter("channel_disabled".into()),
             },
+            (Some(DeliveryTarget::WebPush(address)), Channel::WebPush) => {
+                match &self.channels.webpush {
+                    Some(webpush) => webpush.attempt(job, address, remaining, now).await,
+                    None => Verdict::DeadLetter("channel_disabled".into()),
+                }
+            }
             (Some(_), _) => Verdict::DeadLetter("channel_mismatch".into()),
         }
     }
@@ -125,33 +144,33 @@ impl Worker {
         let metrics = &self.relay.metrics;
         let now = self.relay.clock.now_ms();
         if now >= job.expires_at {
-            metrics.delivery("expired");
+            metrics.delivery(job.channel.as_str(), "expired");
             return (job.job_id, JobOutcome::Expired);
         }
         let remaining = ((job.expires_at - now) / 1000).max(0) as u64;
-        let verdict = self.attempt(&job, remaining).await;
+        let verdict = self.attempt(&job, remaining, now).await;
         let done = self.relay.clock.now_ms();
         let outcome = match verdict {
             Verdict::Delivered => {
                 if job.channel == Channel::Fcm {
                     self.relay.set_fcm_health(FcmHealth::Ok);
                 }
-                metrics.delivery("delivered");
+                metrics.delivery(job.channel.as_str(), "delivered");
                 metrics.dispatch_latency((done - job.created_at).max(0) as f64 / 1000.0);
                 JobOutcome::Delivered
             }
             Verdict::Unreachable(error) => {
-                metrics.delivery("unreachable");
+                metrics.delivery(job.channel.as_str(), "unreachable");
                 tracing::info!(device = %job.device_id, %error, "device unreachable; unpaired");
                 JobOutcome::DeviceUnreachable { error }
             }
             Verdict::DeadLetter(reason) => {
-                metrics.delivery("failed");
+                metrics.delivery(job.channel.as_str(), "failed");
                 tracing::warn!(message = %job.message_id, %reason, "delivery dead-lettered");
                 JobOutcome::DeadLetter { reason }
             }
             Verdict::Retry { error, .. } if job.attempts >= self.settings.max_attempts => {
-                metrics.delivery("failed");
+                metrics.delivery(job.channel.as_str(), "failed");
                 tracing::warn!(message = %job.message_id, %error, "delivery dead-lettered after max attempts");
                 JobOutcome::DeadLetter {
                     reason: format!("max_attempts: {error}"),
@@ -161,7 +180,7 @@ impl Worker {
                 if job.channel == Channel::Fcm {
                     self.relay.set_fcm_health(FcmHealth::Failing);
                 }
-                metrics.delivery("retry");
+                metrics.delivery(job.channel.as_str(), "retry");
                 let at = done + retry_delay(job.attempts as u32, min_delay).as_millis() as i64;
                 // Never schedule past the ttl: the claim at expiry marks the job expired.
                 JobOutcome::RetryAt {

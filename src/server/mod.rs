@@ -184,7 +184,9 @@ pub async fn start_with_clock(
         Ok(())
     };
     restore().map_err(|e| startup_error(format!("restoring rate-limit counters: {e}")))?;
-    let vapid = load_vapid_key(&store, now).await?;
+    let vapid = crate::delivery::webpush::load_vapid_key(&store, now)
+        .await
+        .map_err(startup_error)?;
     let state = Arc::new(
         AppState::new(store, limiter, clock, config.trust_proxy)
             .with_retention(config.retention)
@@ -216,20 +218,6 @@ pub async fn start_with_clock(
         shutdown,
         task,
     })
-}
-
-/// The relay's VAPID key from the store, created there on first start.
-pub async fn load_vapid_key(
-    store: &Store,
-    now: i64,
-) -> Result<crate::delivery::webpush::vapid::VapidKey, crate::api::ApiError> {
-    use crate::delivery::webpush::vapid::VapidKey;
-    let bytes = store
-        .vapid_private_key(VapidKey::generate().private_bytes(), now)
-        .await
-        .map_err(|e| startup_error(format!("loading the VAPID key: {e}")))?;
-    VapidKey::from_private_bytes(&bytes)
-        .map_err(|e| startup_error(format!("the stored VAPID key is unusable: {e}")))
 }
 
 fn startup_error(message: String) -> crate::api::ApiError {

@@ -8,18 +8,20 @@ use crate::api::Priority;
 use rusqlite::params;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 
-/// What a job's own payload bytes are. Stored as `jobs.payload_kind`; Web Push ciphertext
-/// (RFC 8291) joins as a second kind.
+/// What a job's own payload bytes are. Stored as `jobs.payload_kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadKind {
     /// A libsodium sealed box of `{"id","envelope"}` to the device's public key (SPEC §1.12).
     Sealed,
+    /// The RFC 8291 aes128gcm body of `{"id","envelope"}` for a Web Push subscription (§1.13).
+    WebPush,
 }
 
 impl PayloadKind {
     pub fn as_str(self) -> &'static str {
         match self {
             PayloadKind::Sealed => "sealed",
+            PayloadKind::WebPush => "webpush",
         }
     }
 }
@@ -28,6 +30,7 @@ impl FromSql for PayloadKind {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         match value.as_str()? {
             "sealed" => Ok(PayloadKind::Sealed),
+            "webpush" => Ok(PayloadKind::WebPush),
             other => Err(FromSqlError::Other(
                 format!("unknown payload kind '{other}'").into(),
             )),
@@ -82,6 +85,8 @@ fn channel_filter(channels: &[Channel]) -> String {
 pub enum DeliveryTarget {
     /// An FCM registration token.
     Fcm(String),
+    /// A Web Push subscription.
+    WebPush(super::WebPushAddress),
 }
 
 /// Bytes prepared at accept time for one device alone: the job delivers exactly these.
@@ -163,7 +168,9 @@ pub enum JobOutcome {
 pub(super) const CLAIMED_SQL: &str = "SELECT j.id, j.message_id, j.device_id, \
      (SELECT fcm_token FROM devices WHERE id = j.device_id), (SELECT envelope FROM messages WHERE id = j.message_id), \
      j.attempts, (SELECT created_at FROM messages WHERE id = j.message_id), j.expires_at, \
-     j.payload_kind, j.payload, j.priority, j.device_type FROM jobs j WHERE j.id = ?1";
+     j.payload_kind, j.payload, j.priority, j.device_type, \
+     (SELECT endpoint FROM devices WHERE id = j.device_id), (SELECT p256dh FROM devices WHERE id = j.device_id), \
+     (SELECT auth FROM devices WHERE id = j.device_id) FROM jobs j WHERE j.id = ?1";
 /// A device's unacknowledged stream events after a sequence number.
 const STREAM_SQL: &str = "SELECT j.seq, j.message_id, (SELECT envelope FROM messages WHERE id = j.message_id), \
      j.payload_kind, j.payload FROM jobs j WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3";
@@ -214,7 +221,9 @@ impl Store {
                         })?;
                         let target = match channel {
                             Channel::Fcm => r.get::<_, Option<String>>(3)?.map(DeliveryTarget::Fcm),
-                            Channel::WebPush => None,
+                            Channel::WebPush => {
+                                super::devices::webpush_at(r, 12)?.map(DeliveryTarget::WebPush)
+                            }
                         };
                         Ok(ClaimedJob {
                             job_id: r.get(0)?,

@@ -453,7 +453,7 @@ impl Drop for Killed {
 }
 
 /// Every file under `dir` (the store, its `-wal` and `-shm`) that contains `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

@@ -203,3 +203,277 @@ async fn a_webpush_device_pairs_with_allow_local_and_the_web_selector_reaches_it
     assert_eq!(web["state"], "queued");
     assert_ne!(phone, browser);
 }
+
+// Delivery through the real relay to the fake push service (tests/py/fake_push.py), which
+// checks VAPID with py_vapid and decrypts with http_ece: code that is not ours.
+
+use crate::sealed::files_containing;
+use crate::webpush_core::{FakePush, python_available};
+use reflecto::delivery::webpush::client::WebPushClient;
+use reflecto::delivery::webpush::vapid::{Subject, VapidSigner};
+use reflecto::delivery::webpush::{WebPushChannel, load_vapid_key};
+use reflecto::delivery::{Channels, Worker, WorkerSettings};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Setup {
+    relay: Relay,
+    clock: Arc<ManualClock>,
+    fake: FakePush,
+    worker: Worker,
+    token: String,
+    browser: String,
+}
+
+/// A relay with `--webpush-allow-local` (the fake is plain http on 127.0.0.1), alice with a
+/// webpush device whose subscription the fake generated, answering per `script`.
+async fn setup(script: &str) -> Setup {
+    let clock = ManualClock::now();
+    let relay =
+        Relay::start_with(no_limits(), clock.clone(), |c| c.webpush_allow_local = true).await;
+    let (token, _, _) = relay.alice();
+    let fake = FakePush::start();
+    let code = relay.admin(&["pair", "--user", "alice"]);
+    let subscription = json!({
+        "endpoint": format!("{}/push/{script}", fake.origin),
+        "expirationTime": null,
+        "keys": {"p256dh": fake.p256dh, "auth": fake.auth}
+    });
+    let (status, body) = pair(
+        &relay,
+        &code,
+        json!({"type": "webpush", "label": "browser", "subscription": subscription}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let state = relay.state();
+    let key = load_vapid_key(&state.store, clock.now_ms()).await.unwrap();
+    let channel = WebPushChannel::new(
+        WebPushClient::new(Duration::from_secs(10), true).unwrap(),
+        VapidSigner::new(key, Subject::parse("mailto:ops@example.org").unwrap()),
+    );
+    let worker = Worker::new(
+        state.relay.clone(),
+        Channels::webpush(channel),
+        WorkerSettings {
+            concurrency: 4,
+            lease_ms: 30_000,
+            max_attempts: 5,
+        },
+    );
+    Setup {
+        relay,
+        clock,
+        fake,
+        worker,
+        token,
+        browser: body["device_id"].as_str().unwrap().to_owned(),
+    }
+}
+
+impl Setup {
+    async fn send(&self, body: Value) -> String {
+        let reply: Value = self
+            .relay
+            .send_json(&self.token, body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        reply["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The browser's delivery row of `GET /v1/messages/{id}`.
+    async fn delivery(&self, id: &str) -> Value {
+        let status: Value = self
+            .relay
+            .http()
+            .get(format!("{}/v1/messages/{id}", self.relay.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device_id"] == self.browser.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("no delivery to the browser: {status}"))
+    }
+
+    async fn metrics(&self) -> String {
+        self.relay
+            .http()
+            .get(format!("{}/metrics", self.relay.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+use reflecto::server::Clock;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fake_decrypts_exactly_id_and_envelope_and_no_text_is_at_rest() {
+    if !python_available() {
+        return;
+    }
+    const MARK: &str = "zq-webpush-secret-3f7a";
+    let s = setup("201").await;
+    let id = s
+        .send(json!({"message": MARK, "title": "disk", "device": "web", "priority": "high", "ttl": 600}))
+        .await;
+    // Web Push only: the message row keeps no plaintext, the job only ciphertext.
+    assert_eq!(
+        s.relay.count(&format!(
+            "SELECT COUNT(*) FROM messages WHERE id = '{id}' AND envelope IS NULL"
+        )),
+        1
+    );
+    assert_eq!(
+        s.relay.count(&format!(
+            "SELECT COUNT(*) FROM jobs WHERE message_id = '{id}' AND payload_kind = 'webpush'"
+        )),
+        1
+    );
+    assert_eq!(s.worker.run_once().await.unwrap(), 1);
+    let received = s.fake.received("201").await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    let got = &received[0];
+    assert_eq!(got["ok"], true, "{got}");
+    let plaintext: Value = serde_json::from_str(got["plaintext"].as_str().unwrap()).unwrap();
+    let keys: Vec<&String> = plaintext.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["envelope", "id"], "{plaintext}");
+    assert_eq!(plaintext["id"], id.as_str());
+    assert_eq!(plaintext["envelope"]["payload"]["message"], MARK);
+    assert_eq!(plaintext["envelope"]["payload"]["title"], "disk");
+    // The clock did not move: the whole ttl remains.
+    assert_eq!(got["ttl"], 600, "{got}");
+    assert_eq!(got["urgency"], "high");
+    assert_eq!(got["sub"], "mailto:ops@example.org");
+    let delivery = s.delivery(&id).await;
+    assert_eq!(delivery["type"], "webpush");
+    assert_eq!(delivery["state"], "delivered", "{delivery}");
+    assert!(
+        s.metrics()
+            .await
+            .contains("reflecto_deliveries_total{channel=\"webpush\",outcome=\"delivered\"} 1")
+    );
+    let data = s.relay.dir.path();
+    assert_eq!(files_containing(data, MARK), Vec::<String>::new());
+    // The scan does read the store: the message id (not secret) is found in it.
+    assert!(!files_containing(data, &id).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gone_subscription_makes_the_device_unreachable_and_drops_its_jobs() {
+    if !python_available() {
+        return;
+    }
+    for script in ["404", "410"] {
+        let s = setup(script).await;
+        let first = s.send(json!({"message": "one", "device": "web"})).await;
+        let second = s.send(json!({"message": "two", "device": "web"})).await;
+        assert_eq!(s.worker.run_once().await.unwrap(), 2);
+        for id in [&first, &second] {
+            let delivery = s.delivery(id).await;
+            assert_eq!(delivery["state"], "failed", "{script}: {delivery}");
+        }
+        assert_eq!(
+            s.relay.count(&format!(
+                "SELECT reachable FROM devices WHERE id = '{}'",
+                s.browser
+            )),
+            0,
+            "{script}"
+        );
+        // An unreachable device is no longer a target.
+        let reply: Value = s
+            .relay
+            .send_json(&s.token, json!({"message": "three", "device": "web"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            !reply["delivered_to"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["device_id"] == s.browser.as_str()),
+            "{reply}"
+        );
+        assert_eq!(s.worker.run_once().await.unwrap(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_or_unavailable_is_retried_after_the_clock_moves_with_the_same_bytes() {
+    if !python_available() {
+        return;
+    }
+    for script in ["429", "503"] {
+        let s = setup(script).await;
+        let id = s.send(json!({"message": "later", "device": "web"})).await;
+        let payload = |s: &Setup| -> Vec<u8> {
+            let conn = rusqlite::Connection::open(s.relay.dir.path().join("reflecto.db")).unwrap();
+            conn.query_row(
+                "SELECT payload FROM jobs WHERE message_id = ?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let before = payload(&s);
+        assert_eq!(s.worker.run_once().await.unwrap(), 1);
+        let delivery = s.delivery(&id).await;
+        assert_eq!(delivery["state"], "queued", "{script}: {delivery}");
+        assert_eq!(delivery["last_error"], format!("HTTP_{script}"));
+        assert_eq!(s.worker.run_once().await.unwrap(), 0, "not due yet");
+        s.clock.advance(Duration::from_secs(3600));
+        assert_eq!(
+            s.worker.run_once().await.unwrap(),
+            1,
+            "due after the back-off"
+        );
+        assert_eq!(s.delivery(&id).await["attempts"], 2);
+        assert_eq!(payload(&s), before, "a retry resends the stored ciphertext");
+        let received = s.fake.received(script).await;
+        assert_eq!(received.len(), 2);
+        // The fake decrypted the same plaintext both times.
+        assert_eq!(received[0]["plaintext"], received[1]["plaintext"]);
+        assert!(
+            s.metrics()
+                .await
+                .contains("reflecto_deliveries_total{channel=\"webpush\",outcome=\"retry\"} 2")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn other_client_errors_are_dead_lettered() {
+    if !python_available() {
+        return;
+    }
+    let s = setup("400").await;
+    let id = s.send(json!({"message": "bad", "device": "web"})).await;
+    assert_eq!(s.worker.run_once().await.unwrap(), 1);
+    let delivery = s.delivery(&id).await;
+    assert_eq!(delivery["state"], "failed", "{delivery}");
+    assert_eq!(delivery["last_error"], "HTTP_400");
+    assert_eq!(
+        s.relay.count(&format!(
+            "SELECT reachable FROM devices WHERE id = '{}'",
+            s.browser
+        )),
+        1,
+        "a 400 is about the message, not the subscription"
+    );
+}

@@ -111,6 +111,8 @@ pub fn request_body(
                 registration,
                 remaining,
             )),
+            // Web Push ciphertext cannot be read by FCM: nothing usable.
+            PayloadKind::WebPush => None,
         },
         (None, Some(envelope)) => serde_json::from_str::<Envelope>(envelope)
             .ok()
