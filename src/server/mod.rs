@@ -2,6 +2,7 @@
 //! handlers live one file per area. Handlers never call FCM: they commit jobs and wake the
 //! delivery worker.
 
+mod app;
 mod auth;
 mod body;
 pub mod config;
@@ -135,6 +136,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sync/ack", post(sync::ack))
         .route("/v1/token", get(token::token_info))
         .route("/v1/webpush/vapid", get(webpush::vapid))
+        .route("/app", get(app::redirect))
+        .route("/app/", get(app::index))
+        .route("/app/{file}", get(app::file))
         .route("/health", get(ops::live))
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))

@@ -477,3 +477,52 @@ async fn other_client_errors_are_dead_lettered() {
         "a 400 is about the message, not the subscription"
     );
 }
+
+#[tokio::test]
+async fn app_serves_the_page_the_worker_and_the_manifest_from_the_binary() {
+    let relay = Relay::start(no_limits()).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let bare = http.get(format!("{}/app", relay.url)).send().await.unwrap();
+    assert!(bare.status().is_redirection(), "{}", bare.status());
+    assert_eq!(bare.headers()["location"], "app/");
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/app");
+    for (path, file, content_type) in [
+        ("/app/", "index.html", "text/html; charset=utf-8"),
+        ("/app/app.js", "app.js", "text/javascript; charset=utf-8"),
+        ("/app/sw.js", "sw.js", "text/javascript; charset=utf-8"),
+        ("/app/app.css", "app.css", "text/css; charset=utf-8"),
+        (
+            "/app/manifest.webmanifest",
+            "manifest.webmanifest",
+            "application/manifest+json",
+        ),
+        ("/app/icon-192.png", "icon-192.png", "image/png"),
+        ("/app/icon-512.png", "icon-512.png", "image/png"),
+    ] {
+        let response = http
+            .get(format!("{}{path}", relay.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["content-type"], content_type, "{path}");
+        assert_eq!(
+            response.headers()["content-security-policy"],
+            "default-src 'self'",
+            "{path}"
+        );
+        let body = response.bytes().await.unwrap();
+        assert_eq!(body, std::fs::read(assets.join(file)).unwrap(), "{path}");
+    }
+    for missing in ["/app/make_icons.py", "/app/nope.js", "/app/..%2FCargo.toml"] {
+        let response = http
+            .get(format!("{}{missing}", relay.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{missing}");
+    }
+}
