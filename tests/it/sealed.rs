@@ -443,7 +443,7 @@ async fn bad_public_keys_are_refused_on_pair_and_by_admin() {
 }
 
 /// A child process that is killed if the test fails before stopping it.
-struct Killed(std::process::Child);
+pub struct Killed(pub std::process::Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {

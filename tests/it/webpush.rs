@@ -1,12 +1,23 @@
 //! Web Push through the real relay (SPEC §1.13): the VAPID key served and kept across restarts,
 //! pairing a `webpush` device with a browser's subscription (keys checked, the SSRF guard
 //! without `--webpush-allow-local`, a refused subscription spends no code), and the `web`
-//! selector.
+//! selector; delivery through the relay to the fake push service (tests/py/fake_push.py: py_vapid
+//! checks VAPID, http_ece decrypts; code that is not ours), every outcome class, no text at
+//! rest or in trace logs; and `/app` served from the binary.
 
 use crate::harness::{ManualClock, Relay, code_of, no_limits};
+use crate::sealed::files_containing;
+use crate::webpush_core::{FakePush, python_available};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reflecto::delivery::webpush::client::WebPushClient;
+use reflecto::delivery::webpush::vapid::{Subject, VapidSigner};
+use reflecto::delivery::webpush::{WebPushChannel, load_vapid_key};
+use reflecto::delivery::{Channels, Worker, WorkerSettings};
+use reflecto::server::Clock;
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A browser's `PushSubscription.toJSON()` for `endpoint` with fresh, valid keys.
 pub fn subscription(endpoint: &str) -> Value {
@@ -204,18 +215,6 @@ async fn a_webpush_device_pairs_with_allow_local_and_the_web_selector_reaches_it
     assert_ne!(phone, browser);
 }
 
-// Delivery through the real relay to the fake push service (tests/py/fake_push.py), which
-// checks VAPID with py_vapid and decrypts with http_ece: code that is not ours.
-
-use crate::sealed::files_containing;
-use crate::webpush_core::{FakePush, python_available};
-use reflecto::delivery::webpush::client::WebPushClient;
-use reflecto::delivery::webpush::vapid::{Subject, VapidSigner};
-use reflecto::delivery::webpush::{WebPushChannel, load_vapid_key};
-use reflecto::delivery::{Channels, Worker, WorkerSettings};
-use std::sync::Arc;
-use std::time::Duration;
-
 struct Setup {
     relay: Relay,
     clock: Arc<ManualClock>,
@@ -317,8 +316,6 @@ impl Setup {
             .unwrap()
     }
 }
-
-use reflecto::server::Clock;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_fake_decrypts_exactly_id_and_envelope_and_no_text_is_at_rest() {
@@ -525,4 +522,137 @@ async fn app_serves_the_page_the_worker_and_the_manifest_from_the_binary() {
             .unwrap();
         assert_eq!(response.status(), 404, "{missing}");
     }
+}
+
+/// The real `reflecto serve` with its own worker: the Web Push channel is wired with the
+/// default `--vapid-subject`, the message reaches the fake, and its text is in no store file
+/// and no trace-level log line.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_delivers_to_a_webpush_device_and_neither_store_nor_trace_log_has_the_text() {
+    use crate::harness::{BIN, admin};
+    use crate::sealed::Killed;
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::sync::Mutex;
+
+    if !python_available() {
+        return;
+    }
+    const MARK: &str = "zq-webpush-trace-9c2d";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    admin(&data, &["user", "add", "alice"]);
+    let token = admin(
+        &data,
+        &["token", "create", "--user", "alice", "--label", "ci"],
+    );
+    let fake = FakePush::start();
+    let mut relay = Killed(
+        Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--webpush-allow-local",
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env("REFLECTO_LOG", "trace")
+            .env_remove("REFLECTO_LOG_FORMAT")
+            .env_remove("REFLECTO_VAPID_SUBJECT")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let stderr = relay.0.stderr.take().unwrap();
+    let collected = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("reflecto relay listening")
+                && let Some(addr) = line.split("addr=").nth(1)
+            {
+                let _ = addr_tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+            }
+            collected.lock().unwrap().push(line);
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the relay did not start");
+    let url = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let code = admin(&data, &["pair", "--user", "alice"]);
+    let paired = http
+        .post(format!("{url}/v1/devices/pair"))
+        .json(
+            &json!({"code": code, "type": "webpush", "label": "browser", "subscription": {
+            "endpoint": format!("{}/push/201", fake.origin),
+            "keys": {"p256dh": fake.p256dh, "auth": fake.auth}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paired.status(), 200);
+    let reply: Value = http
+        .post(format!("{url}/v1/send"))
+        .bearer_auth(&token)
+        .json(&json!({"message": format!("{MARK} body"), "title": format!("{MARK} title")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = reply["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: Value = http
+            .get(format!("{url}/v1/messages/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["deliveries"][0]["state"] == "delivered" {
+            assert_eq!(status["deliveries"][0]["type"], "webpush");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = fake.received("201").await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0]["ok"], true, "{}", received[0]);
+    assert!(
+        received[0]["plaintext"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{MARK} body"))
+    );
+    let sub = received[0]["sub"].as_str().unwrap();
+    assert!(
+        sub.starts_with("mailto:admin@"),
+        "the default subject: {sub}"
+    );
+    assert_eq!(files_containing(&data, MARK), Vec::<String>::new());
+    assert!(!files_containing(&data, &id).is_empty());
+    let _ = relay.0.kill();
+    let _ = relay.0.wait();
+    reader.join().unwrap();
+    let lines = lines.lock().unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("TRACE")),
+        "trace logging was on"
+    );
+    let leaked: Vec<&String> = lines.iter().filter(|l| l.contains(MARK)).collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
 }
