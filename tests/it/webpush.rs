@@ -656,3 +656,70 @@ async fn serve_delivers_to_a_webpush_device_and_neither_store_nor_trace_log_has_
     let leaked: Vec<&String> = lines.iter().filter(|l| l.contains(MARK)).collect();
     assert!(leaked.is_empty(), "{leaked:?}");
 }
+
+/// Whether Debian's chromium and node are here. Under `CI` their absence fails the test;
+/// locally it is skipped with the reason.
+fn browser_available() -> bool {
+    let works = |program: &str, arg: &str| {
+        std::process::Command::new(program)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let found = works(CHROMIUM, "--version") && works("node", "--version");
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium and node are required under CI (apt-get install chromium nodejs)"
+        );
+        eprintln!("skipped: {CHROMIUM} or node not found (apt-get install chromium nodejs)");
+    }
+    found
+}
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A real browser: headless Chromium loads `/app/` from the relay, the page's service worker
+/// registers, and the exact plaintext the relay encrypted for a push service (as the fake
+/// decrypted it), delivered to the worker over the DevTools protocol, becomes a notification
+/// with the title, the body and tag = message id.
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_shows_the_relays_push_as_a_notification_tagged_with_the_message_id() {
+    if !python_available() || !browser_available() {
+        return;
+    }
+    let s = setup("201").await;
+    let id = s
+        .send(json!({"message": "disk 91% full", "title": "db1", "device": "web"}))
+        .await;
+    assert_eq!(s.worker.run_once().await.unwrap(), 1);
+    let received = s.fake.received("201").await;
+    let plaintext = received[0]["plaintext"].as_str().unwrap().to_owned();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/browser_push.mjs");
+    let app = format!("{}/app/", s.relay.url);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .args([
+                "--experimental-websocket",
+                script,
+                CHROMIUM,
+                &app,
+                &plaintext,
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["scope"], format!("{}/app/", s.relay.url));
+    assert_eq!(
+        result["notifications"],
+        json!([{"title": "db1", "body": "disk 91% full", "tag": id}])
+    );
+}
