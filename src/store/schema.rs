@@ -258,4 +258,51 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM jobs"), 0);
         assert_eq!(count("SELECT COUNT(*) FROM messages"), 0);
     }
+
+    /// A store from before Web Push: its devices survive the rebuild, and the new CHECK
+    /// admits `webpush` and still refuses anything else.
+    #[test]
+    fn devices_rebuild_keeps_devices_and_admits_webpush_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
+        configure(&conn).unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO users (id, name, created_at) VALUES (1, 'alice', 0);
+             INSERT INTO devices (id, user_id, label, type, fcm_token, created_at, public_key)
+                 VALUES ('dev_1', 1, 'pixel', 'android', 'fcm-1', 0, 'pk');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let kept: (String, String, String) = conn
+            .query_row(
+                "SELECT type, fcm_token, public_key FROM devices WHERE id = 'dev_1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, ("android".into(), "fcm-1".into(), "pk".into()));
+        conn.execute(
+            "INSERT INTO devices (id, user_id, label, type, created_at, endpoint, p256dh, auth) \
+             VALUES ('dev_2', 1, 'browser', 'webpush', 0, 'https://push.example/x', 'k', 'a')",
+            [],
+        )
+        .unwrap();
+        assert!(
+            conn.execute(
+                "INSERT INTO devices (id, user_id, label, type, created_at) VALUES ('dev_3', 1, 'x', 'pager', 0)",
+                [],
+            )
+            .is_err()
+        );
+        // Still cascades from users.
+        conn.execute("DELETE FROM users WHERE id = 1", []).unwrap();
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM devices", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
 }
