@@ -6,7 +6,7 @@
 //!    hour, as the worker will use it) and POSTed by `WebPushClient` to an in-process
 //!    push service that answers 201 at once, next to FCM client posts/s to the test suite's fake
 //!    FCM in the same run and with the same concurrency. Both measure the channel's send path
-//!    (no store): the generic worker that will drive both is not wired to Web Push yet.
+//!    alone (no store); `cargo bench --bench delivery` measures both through the worker.
 
 // The bench uses part of the test fake; the rest is the tests'.
 #[allow(dead_code)]

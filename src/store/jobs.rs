@@ -1,7 +1,8 @@
-//! The delivery queue over the `jobs` table. Android jobs are claimed under a lease by the FCM
-//! dispatcher; extension jobs wait (`pending`) until the device acknowledges them on its stream.
-//! The claim predicate stays index-only (`state, run_at`); expired leases are recovered by a
-//! separate statement.
+//! The delivery queue over the `jobs` table. Android and webpush jobs are claimed under a lease
+//! by the delivery worker, for the channels it has; extension jobs wait (`pending`) until the
+//! device acknowledges them on its stream. The claim walks the `(state, run_at)` index and
+//! filters by channel (a relay without FCM skips the android jobs it holds); expired leases are
+//! recovered by a separate statement.
 
 use super::{Result, Store};
 use crate::api::Priority;
