@@ -122,6 +122,13 @@ pub fn resolve(args: &ServeArgs) -> Result<crate::server::ServeConfig, ApiError>
 
 pub fn run(args: ServeArgs) -> Result<(), ApiError> {
     let mut config = resolve(&args)?;
+    // Refused before anything listens, like any other bad flag.
+    crate::delivery::webpush::vapid::Subject::parse(&config.vapid_subject).map_err(|e| {
+        ApiError::new(
+            crate::api::ErrorCode::UsageError,
+            format!("--vapid-subject '{}': {e}", config.vapid_subject),
+        )
+    })?;
     if args.print_config {
         print!("{}", config.to_toml());
         return Ok(());

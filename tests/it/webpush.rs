@@ -723,3 +723,18 @@ async fn chromium_shows_the_relays_push_as_a_notification_tagged_with_the_messag
         json!([{"title": "db1", "body": "disk 91% full", "tag": id}])
     );
 }
+
+#[test]
+fn bad_vapid_subject_is_refused_before_the_relay_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--vapid-subject", "ops"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--vapid-subject 'ops'"), "{stderr}");
+    assert!(!stderr.contains("listening"), "{stderr}");
+}
