@@ -4,6 +4,9 @@
 //!    test suite's fake FCM answering at once, next to a baseline of the same number of plain
 //!    HTTP posts to that fake with the same concurrency (the ceiling the fake and the loopback
 //!    allow on this machine).
+//!    Every send also targets a webpush device, so the same run then drains as many Web Push
+//!    jobs (stored ciphertext, VAPID-signed POSTs) against an in-process push service answering
+//!    201 at once: Web Push deliveries/s next to FCM deliveries/s.
 //! 2. End-to-end latency at light load: from a send's 200 to the fake receiving it, p50/p99.
 
 // The bench uses part of the test fake; the rest is the tests'.
@@ -11,11 +14,17 @@
 #[path = "../tests/it/fake_fcm.rs"]
 mod fake_fcm;
 
-use reflecto::dispatch::fcm::FcmClient;
-use reflecto::dispatch::{Dispatcher, DispatcherSettings};
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reflecto::delivery::fcm::{FcmChannel, FcmClient};
+use reflecto::delivery::webpush::client::WebPushClient;
+use reflecto::delivery::webpush::vapid::{Subject, VapidKey, VapidSigner};
+use reflecto::delivery::webpush::{WebPushChannel, load_vapid_key};
+use reflecto::delivery::{Channels, Worker, WorkerSettings};
 use reflecto::server::config::PartialConfig;
 use reflecto::server::limits::Limits;
-use reflecto::store::{NewDevice, NewToken, Store};
+use reflecto::store::{NewDevice, NewToken, Store, WebPushAddress};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +40,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_path_buf();
+    // A push service that answers 201 at once.
+    let push = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let push_addr = push.local_addr().unwrap();
+    let push_app = axum::Router::new().fallback(|| async { StatusCode::CREATED });
+    tokio::spawn(async move { axum::serve(push, push_app).await.unwrap() });
     let token = tokio::task::spawn_blocking(move || {
         let store = Store::open(&data).unwrap();
         store.add_user("bench", 0).unwrap();
@@ -42,6 +56,24 @@ async fn main() {
                     device_type: reflecto::api::DeviceType::Android,
                     fcm_token: Some("fcm-bench".into()),
                     public_key: None,
+                    webpush: None,
+                },
+                0,
+            )
+            .unwrap();
+        store
+            .add_device(
+                "bench",
+                NewDevice {
+                    label: "browser".into(),
+                    device_type: reflecto::api::DeviceType::Webpush,
+                    fcm_token: None,
+                    public_key: None,
+                    webpush: Some(WebPushAddress {
+                        endpoint: format!("http://{push_addr}/push/bench"),
+                        p256dh: VapidKey::generate().public_key_b64(),
+                        auth: URL_SAFE_NO_PAD.encode([3u8; 16]),
+                    }),
                 },
                 0,
             )
@@ -128,12 +160,15 @@ async fn main() {
     }
     let baseline = JOBS as f64 / baseline_start.elapsed().as_secs_f64();
 
-    // Drain the queue with the real dispatcher.
-    let settings = DispatcherSettings {
+    // Drain the queue with the real worker.
+    let settings = WorkerSettings {
         concurrency: CONCURRENCY,
-        ..DispatcherSettings::default()
+        ..WorkerSettings::default()
     };
-    let dispatcher = Dispatcher::new(relay.state.clone(), client.clone(), settings);
+    let channels = Channels::fcm(FcmChannel::new(
+        FcmClient::from_key_file(key.path(), &fake.url).unwrap(),
+    ));
+    let dispatcher = Worker::new(relay.state.relay.clone(), channels.clone(), settings);
     let drain_start = Instant::now();
     let mut delivered = 0;
     while delivered < JOBS {
@@ -142,18 +177,40 @@ async fn main() {
         delivered += n;
     }
     let drained = JOBS as f64 / drain_start.elapsed().as_secs_f64();
-    println!("deliveries/s (dispatcher, {CONCURRENCY} in flight): {drained:>8.0}");
+    println!("FCM deliveries/s (worker, {CONCURRENCY} in flight):      {drained:>8.0}");
     println!("baseline posts/s to the fake (FCM client only):      {baseline:>8.0}");
+
+    // The same number of Web Push jobs, queued by the same sends, through the same worker.
+    let vapid = load_vapid_key(&relay.state.store, 0).await.unwrap();
+    let webpush = Worker::new(
+        relay.state.relay.clone(),
+        Channels::webpush(WebPushChannel::new(
+            WebPushClient::new(Duration::from_secs(30), true).unwrap(),
+            VapidSigner::new(vapid, Subject::parse("mailto:bench@example.org").unwrap()),
+        )),
+        settings,
+    );
+    let webpush_start = Instant::now();
+    let mut delivered = 0;
+    while delivered < JOBS {
+        let n = webpush.run_once().await.unwrap();
+        assert!(n > 0, "web push queue ran dry at {delivered}");
+        delivered += n;
+    }
+    let webpush_rate = JOBS as f64 / webpush_start.elapsed().as_secs_f64();
+    let metrics = relay.state.metrics.render(0);
+    assert!(
+        metrics.contains(&format!(
+            "reflecto_deliveries_total{{channel=\"webpush\",outcome=\"delivered\"}} {JOBS}"
+        )),
+        "every Web Push job delivered: {metrics}"
+    );
+    println!("Web Push deliveries/s (worker, {CONCURRENCY} in flight): {webpush_rate:>8.0}");
 
     // End-to-end latency at light load: one send every 10 ms with the worker loop running.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(
-        Arc::new(Dispatcher::new(
-            relay.state.clone(),
-            client.clone(),
-            settings,
-        ))
-        .run(stopped),
+        Arc::new(Worker::new(relay.state.relay.clone(), channels, settings)).run(stopped),
     );
     let mut accepted = Vec::new();
     for i in 0..300 {

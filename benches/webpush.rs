@@ -6,7 +6,7 @@
 //!    hour, as the worker will use it) and POSTed by `WebPushClient` to an in-process
 //!    push service that answers 201 at once, next to FCM client posts/s to the test suite's fake
 //!    FCM in the same run and with the same concurrency. Both measure the channel's send path
-//!    (no store): the generic worker that will drive both is not wired to Web Push yet.
+//!    alone (no store); `cargo bench --bench delivery` measures both through the worker.
 
 // The bench uses part of the test fake; the rest is the tests'.
 #[allow(dead_code)]
@@ -16,12 +16,12 @@ mod fake_fcm;
 use axum::http::StatusCode;
 use chrono::Utc;
 use reflecto::api::{Priority, sealed};
-use reflecto::dispatch::fcm::FcmClient;
-use reflecto::dispatch::webpush::client::{Answer, WebPushClient};
-use reflecto::dispatch::webpush::encrypt;
-use reflecto::dispatch::webpush::message::{Delivery, build};
-use reflecto::dispatch::webpush::subscription::Subscription;
-use reflecto::dispatch::webpush::vapid::{Subject, VapidKey, VapidSigner};
+use reflecto::delivery::fcm::FcmClient;
+use reflecto::delivery::webpush::client::{Answer, WebPushClient};
+use reflecto::delivery::webpush::encrypt;
+use reflecto::delivery::webpush::message::{Delivery, build};
+use reflecto::delivery::webpush::subscription::Subscription;
+use reflecto::delivery::webpush::vapid::{Subject, VapidKey, VapidSigner};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -114,6 +114,8 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --fcm-credentials 'Firebase service-account JSON; without it android deliveries wait'
             cand --fcm-endpoint 'FCM base URL [default: https://fcm.googleapis.com]'
             cand --trust-proxy 'Take the client IP from X-Forwarded-For (only behind a proxy you run)'
+            cand --webpush-allow-local 'Accept Web Push endpoints that are plain http or resolve to loopback, private or link-local addresses (a UnifiedPush distributor on the LAN, tests); off, pairing refuses them so the relay cannot be made to post into its own network'
+            cand --vapid-subject 'Contact sent to Web Push services in the VAPID token (mailto: or https:). Set it to an address you read: push services use it to reach the operator [default: mailto:admin@<hostname>]'
             cand --log-format 'Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)'
             cand --retention 'How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]'
             cand --limit-token-burst 'Sends per token per rolling minute (0 disables) [default: 60]'

@@ -91,6 +91,9 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l fcm-credenti
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l fcm-endpoint -d 'FCM base URL [default: https://fcm.googleapis.com]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l trust-proxy -d 'Take the client IP from X-Forwarded-For (only behind a proxy you run)' -r -f -a "true\t''
 false\t''"
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l webpush-allow-local -d 'Accept Web Push endpoints that are plain http or resolve to loopback, private or link-local addresses (a UnifiedPush distributor on the LAN, tests); off, pairing refuses them so the relay cannot be made to post into its own network' -r -f -a "true\t''
+false\t''"
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l vapid-subject -d 'Contact sent to Web Push services in the VAPID token (mailto: or https:). Set it to an address you read: push services use it to reach the operator [default: mailto:admin@<hostname>]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l log-format -d 'Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)' -r -f -a "text\t''
 json\t''"
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l retention -d 'How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]' -r

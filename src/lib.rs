@@ -2,7 +2,7 @@
 //!
 //! One crate, two halves sharing one contract:
 //! * the **client** (`reflecto send`, `login`, …) in [`cli`], [`client`] and [`credentials`];
-//! * the **relay** (`reflecto serve`, `reflecto admin`) in [`server`], [`store`] and [`dispatch`].
+//! * the **relay** (`reflecto serve`, `reflecto admin`) in [`server`], [`store`], [`relay`] and [`delivery`].
 //!
 //! Both speak the wire types of [`api`] and run requests through the one engine in
 //! [`validate`]. See ARCHITECTURE.md for the map.
@@ -11,7 +11,8 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod credentials;
-pub mod dispatch;
+pub mod delivery;
+pub mod relay;
 pub mod server;
 pub mod store;
 pub mod validate;

@@ -11,6 +11,7 @@ pub mod stream;
 pub mod token;
 mod token_info;
 mod warning;
+pub mod webpush;
 
 pub use error::{
     ApiError, EXIT_CODES, ErrorCode, ErrorReply, FlatErrorBody, NestedErrorBody, explain_exit_code,

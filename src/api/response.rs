@@ -20,12 +20,14 @@ pub struct DeliveredTo {
     pub device_type: DeviceType,
 }
 
-/// How a device is reached: FCM for `android`, the relay's own stream for `extension`.
+/// How a device is reached: FCM for `android`, the relay's own stream for `extension`, Web
+/// Push for `webpush` (a browser or UnifiedPush distributor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceType {
     Android,
     Extension,
+    Webpush,
 }
 
 impl DeviceType {
@@ -33,6 +35,7 @@ impl DeviceType {
         match self {
             DeviceType::Android => "android",
             DeviceType::Extension => "extension",
+            DeviceType::Webpush => "webpush",
         }
     }
 
@@ -40,6 +43,7 @@ impl DeviceType {
         match s.to_ascii_lowercase().as_str() {
             "android" => Some(DeviceType::Android),
             "extension" => Some(DeviceType::Extension),
+            "webpush" => Some(DeviceType::Webpush),
             _ => None,
         }
     }

@@ -25,6 +25,9 @@ pub struct PairRequest {
     /// device are sealed to it and never stored in clear
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
+    /// Required for webpush devices: the browser's `PushSubscription.toJSON()`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<super::webpush::SubscriptionJson>,
 }
 
 /// The answer to a pairing.

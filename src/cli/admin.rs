@@ -298,6 +298,7 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
                         device_type,
                         fcm_token,
                         public_key,
+                        webpush: None,
                     },
                     now,
                 )

@@ -62,6 +62,7 @@ pub fn run(args: PairArgs) -> Result<(), ApiError> {
         label: args.label.unwrap_or_else(host_name),
         fcm_token: None,
         public_key: Some(public_key),
+        subscription: None,
     };
     let client = Client::new(&server)?;
     let paired = runtime()?.block_on(client.pair(&request))?;

@@ -30,6 +30,15 @@ pub struct ServeArgs {
     /// Take the client IP from X-Forwarded-For (only behind a proxy you run)
     #[arg(long, env = "REFLECTO_TRUST_PROXY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub trust_proxy: Option<bool>,
+    /// Accept Web Push endpoints that are plain http or resolve to loopback, private or
+    /// link-local addresses (a UnifiedPush distributor on the LAN, tests); off, pairing refuses
+    /// them so the relay cannot be made to post into its own network
+    #[arg(long, env = "REFLECTO_WEBPUSH_ALLOW_LOCAL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub webpush_allow_local: Option<bool>,
+    /// Contact sent to Web Push services in the VAPID token (mailto: or https:). Set it to an
+    /// address you read: push services use it to reach the operator [default: mailto:admin@<hostname>]
+    #[arg(long, env = "REFLECTO_VAPID_SUBJECT", value_name = "URI")]
+    pub vapid_subject: Option<String>,
     /// Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)
     #[arg(long, env = "REFLECTO_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -79,6 +88,8 @@ impl ServeArgs {
             fcm_credentials: self.fcm_credentials.clone(),
             fcm_endpoint: self.fcm_endpoint.clone(),
             trust_proxy: self.trust_proxy,
+            webpush_allow_local: self.webpush_allow_local,
+            vapid_subject: self.vapid_subject.clone(),
             log_format: self.log_format,
             retention: self.retention,
             limits: PartialLimits {
@@ -111,6 +122,13 @@ pub fn resolve(args: &ServeArgs) -> Result<crate::server::ServeConfig, ApiError>
 
 pub fn run(args: ServeArgs) -> Result<(), ApiError> {
     let mut config = resolve(&args)?;
+    // Refused before anything listens, like any other bad flag.
+    crate::delivery::webpush::vapid::Subject::parse(&config.vapid_subject).map_err(|e| {
+        ApiError::new(
+            crate::api::ErrorCode::UsageError,
+            format!("--vapid-subject '{}': {e}", config.vapid_subject),
+        )
+    })?;
     if args.print_config {
         print!("{}", config.to_toml());
         return Ok(());
@@ -127,7 +145,7 @@ pub fn run(args: ServeArgs) -> Result<(), ApiError> {
     let served = runtime.block_on(async move {
         let relay = crate::server::start(&config).await?;
         tracing::info!(addr = %relay.addr, data_dir = %config.data_dir.display(), "reflecto relay listening");
-        let mut dispatch = crate::dispatch::start(&config, relay.state.clone()).await?;
+        let mut dispatch = crate::delivery::start(&config, relay.state.relay.clone()).await?;
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests and deliveries");
         let _ = relay.shutdown.send(());

@@ -19,6 +19,8 @@ pub struct PartialConfig {
     pub fcm_credentials: Option<PathBuf>,
     pub fcm_endpoint: Option<String>,
     pub trust_proxy: Option<bool>,
+    pub webpush_allow_local: Option<bool>,
+    pub vapid_subject: Option<String>,
     pub log_format: Option<LogFormat>,
     pub retention: Option<Retention>,
     #[serde(default)]
@@ -93,6 +95,11 @@ pub struct ServeConfig {
     pub fcm_credentials: Option<PathBuf>,
     pub fcm_endpoint: String,
     pub trust_proxy: bool,
+    /// Web Push endpoints may be plain http and resolve to loopback, private or link-local
+    /// addresses (a distributor on the LAN, tests).
+    pub webpush_allow_local: bool,
+    /// The VAPID JWT's `sub`: a `mailto:` or `https:` contact for push services.
+    pub vapid_subject: String,
     pub log_format: LogFormat,
     /// How long finished messages are kept (`0` keeps forever).
     pub retention: Retention,
@@ -105,6 +112,21 @@ pub fn default_data_dir() -> PathBuf {
     directories::ProjectDirs::from("dev", "reflecto", "reflecto")
         .map(|d| d.data_dir().to_path_buf())
         .unwrap_or_else(|| PathBuf::from(".reflecto"))
+}
+
+/// SPEC §1.13 asks for "the relay's admin address", which the relay does not have: the default
+/// is `mailto:admin@<this host's name>`, and `--help` tells operators to set a real contact.
+pub fn default_vapid_subject() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("mailto:admin@{host}")
 }
 
 impl PartialConfig {
@@ -122,6 +144,8 @@ impl PartialConfig {
             fcm_credentials: self.fcm_credentials.or(lower.fcm_credentials),
             fcm_endpoint: self.fcm_endpoint.or(lower.fcm_endpoint),
             trust_proxy: self.trust_proxy.or(lower.trust_proxy),
+            webpush_allow_local: self.webpush_allow_local.or(lower.webpush_allow_local),
+            vapid_subject: self.vapid_subject.or(lower.vapid_subject),
             log_format: self.log_format.or(lower.log_format),
             retention: self.retention.or(lower.retention),
             limits: PartialLimits {
@@ -147,6 +171,8 @@ impl PartialConfig {
                 .fcm_endpoint
                 .unwrap_or_else(|| DEFAULT_FCM_ENDPOINT.to_owned()),
             trust_proxy: self.trust_proxy.unwrap_or(false),
+            webpush_allow_local: self.webpush_allow_local.unwrap_or(false),
+            vapid_subject: self.vapid_subject.unwrap_or_else(default_vapid_subject),
             log_format: self.log_format.unwrap_or_default(),
             retention: self.retention.unwrap_or_default(),
             limits: Limits {

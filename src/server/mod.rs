@@ -1,7 +1,8 @@
 //! The relay: `reflecto serve`. All routes and layers are on one screen in [`router`];
 //! handlers live one file per area. Handlers never call FCM: they commit jobs and wake the
-//! dispatcher.
+//! delivery worker.
 
+mod app;
 mod auth;
 mod body;
 pub mod config;
@@ -11,7 +12,6 @@ pub mod limits;
 pub mod listener;
 pub mod lock;
 mod messages;
-mod metrics;
 mod observe;
 mod openapi;
 mod ops;
@@ -21,10 +21,11 @@ mod send;
 mod shim;
 mod sync;
 mod token;
+mod webpush;
 
+pub use crate::relay::Metrics;
 pub use config::ServeConfig;
 pub use messages::rfc3339 as messages_rfc3339;
-pub use metrics::Metrics;
 
 use crate::store::Store;
 use axum::Router;
@@ -33,59 +34,33 @@ use axum::routing::{get, post};
 use limits::RateLimiter;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, watch};
 
-/// Where time comes from: a seam so dispatch tests can move it.
-pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> i64;
-}
+pub use crate::relay::{Clock, FcmHealth, Relay, SystemClock};
 
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        crate::store::now_ms()
-    }
-}
-
-/// What `/health/ready` says about FCM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum FcmHealth {
-    Disabled = 0,
-    Ok = 1,
-    Failing = 2,
-}
-
-impl FcmHealth {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FcmHealth::Disabled => "disabled",
-            FcmHealth::Ok => "ok",
-            FcmHealth::Failing => "failing",
-        }
-    }
-}
-
+/// What the HTTP handlers share: the relay context plus what only the API needs. Derefs to
+/// [`Relay`], so handlers reach the store, clock and metrics directly.
 pub struct AppState {
-    pub store: Store,
+    pub relay: Arc<Relay>,
     pub limiter: RateLimiter,
-    pub clock: Arc<dyn Clock>,
-    pub metrics: Metrics,
     pub trust_proxy: bool,
-    fcm_health: AtomicU8,
-    /// Wakes the dispatcher and the desktop streams after a commit.
-    pub deliveries_ready: Arc<Notify>,
-    pub streams_ready: Arc<Notify>,
+    /// `--webpush-allow-local`: pairing accepts local and plain-http endpoints.
+    pub webpush_allow_local: bool,
+    /// What `GET /v1/webpush/vapid` serves; `None` until the store's key is loaded.
+    pub vapid_public_key: Option<String>,
     /// token id → when its `last_used_at` was last written.
     touched: Mutex<HashMap<String, i64>>,
     /// How long finished messages are kept; `None` keeps them forever.
     retention_ms: Option<i64>,
     idempotency: idempotency::KeyLocks,
-    /// Set once when the relay begins to stop: desktop streams end on it.
-    stopping: watch::Sender<bool>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Relay;
+
+    fn deref(&self) -> &Relay {
+        &self.relay
+    }
 }
 
 impl AppState {
@@ -96,35 +71,14 @@ impl AppState {
         trust_proxy: bool,
     ) -> AppState {
         AppState {
-            store,
+            relay: Arc::new(Relay::new(store, clock)),
             limiter,
-            clock,
-            metrics: Metrics::default(),
             trust_proxy,
-            fcm_health: AtomicU8::new(FcmHealth::Disabled as u8),
-            deliveries_ready: Arc::new(Notify::new()),
-            streams_ready: Arc::new(Notify::new()),
+            webpush_allow_local: false,
+            vapid_public_key: None,
             touched: Mutex::new(HashMap::new()),
             retention_ms: retention::Retention::DEFAULT.as_ms(),
             idempotency: idempotency::KeyLocks::default(),
-            stopping: watch::Sender::new(false),
-        }
-    }
-
-    /// Tells long-lived responses (desktop streams) to end: the relay is stopping.
-    pub fn begin_shutdown(&self) {
-        self.stopping.send_replace(true);
-    }
-
-    pub fn is_stopping(&self) -> bool {
-        *self.stopping.borrow()
-    }
-
-    /// Resolves once [`AppState::begin_shutdown`] has been called.
-    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut stopping = self.stopping.subscribe();
-        async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
         }
     }
 
@@ -134,21 +88,11 @@ impl AppState {
         self
     }
 
-    pub fn fcm_health(&self) -> FcmHealth {
-        match self.fcm_health.load(Ordering::Relaxed) {
-            1 => FcmHealth::Ok,
-            2 => FcmHealth::Failing,
-            _ => FcmHealth::Disabled,
-        }
-    }
-
-    pub fn set_fcm_health(&self, health: FcmHealth) {
-        self.fcm_health.store(health as u8, Ordering::Relaxed);
-    }
-
-    pub fn wake_deliveries(&self) {
-        self.deliveries_ready.notify_one();
-        self.streams_ready.notify_waiters();
+    /// Sets the Web Push side: whether local endpoints may pair, and the VAPID public key.
+    pub fn with_webpush(mut self, allow_local: bool, vapid_public_key: String) -> AppState {
+        self.webpush_allow_local = allow_local;
+        self.vapid_public_key = Some(vapid_public_key);
+        self
     }
 
     /// Whether this send should update the token's `last_used_at` (at most once a minute).
@@ -191,6 +135,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sync", get(sync::stream))
         .route("/v1/sync/ack", post(sync::ack))
         .route("/v1/token", get(token::token_info))
+        .route("/v1/webpush/vapid", get(webpush::vapid))
+        .route("/app", get(app::redirect))
+        .route("/app/", get(app::index))
+        .route("/app/{file}", get(app::file))
         .route("/health", get(ops::live))
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))
@@ -240,8 +188,13 @@ pub async fn start_with_clock(
         Ok(())
     };
     restore().map_err(|e| startup_error(format!("restoring rate-limit counters: {e}")))?;
+    let vapid = crate::delivery::webpush::load_vapid_key(&store, now)
+        .await
+        .map_err(startup_error)?;
     let state = Arc::new(
-        AppState::new(store, limiter, clock, config.trust_proxy).with_retention(config.retention),
+        AppState::new(store, limiter, clock, config.trust_proxy)
+            .with_retention(config.retention)
+            .with_webpush(config.webpush_allow_local, vapid.public_key_b64()),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -1,12 +1,13 @@
 //! `POST /v1/devices/pair`: a device redeems a one-time code and learns its id (and, for a
-//! desktop extension, its stream credential).
+//! desktop extension, its stream credential). A webpush device brings its browser's
+//! subscription, checked here (keys, https, a public address) before the code is spent.
 
 use super::error::Failure;
 use super::{AppState, client_ip};
 use crate::api::sealed::{encode, parse_public_key};
 use crate::api::stream::{PairRequest, PairResponse};
 use crate::api::{DeviceType, ErrorCode};
-use crate::store::{NewDevice, StoreError};
+use crate::store::{NewDevice, StoreError, WebPushAddress};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -43,11 +44,15 @@ pub async fn pair(
     let req: PairRequest = serde_json::from_slice(&bytes).map_err(|_| {
         Failure::new(
             ErrorCode::InvalidBody,
-            "expected a JSON object {\"code\",\"type\",\"label\",\"fcm_token\"?,\"public_key\"?} of strings",
+            "expected a JSON object {\"code\",\"type\",\"label\",\"fcm_token\"?,\"public_key\"?,\"subscription\"?}",
         )
     })?;
-    let device_type = DeviceType::parse(&req.device_type)
-        .ok_or_else(|| Failure::new(ErrorCode::InvalidBody, "type must be android or extension"))?;
+    let device_type = DeviceType::parse(&req.device_type).ok_or_else(|| {
+        Failure::new(
+            ErrorCode::InvalidBody,
+            "type must be android, extension or webpush",
+        )
+    })?;
     if req.label.trim().is_empty() || req.label.len() > MAX_LABEL_BYTES {
         return Err(Failure::new(
             ErrorCode::InvalidBody,
@@ -69,6 +74,7 @@ pub async fn pair(
         .map(|k| parse_public_key(k).map(|k| encode(k.as_bytes())))
         .transpose()
         .map_err(|e| Failure::new(ErrorCode::InvalidBody, e.to_string()))?;
+    let webpush = subscription_of(&state, device_type, &req).await?;
     if req.code.len() != 6 || !req.code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid_code());
     }
@@ -77,6 +83,7 @@ pub async fn pair(
         device_type,
         fcm_token: req.fcm_token,
         public_key,
+        webpush,
     };
     let paired = state
         .store
@@ -92,6 +99,37 @@ pub async fn pair(
         label: paired.device.label,
         credential: paired.credential.map(|c| c.expose().to_owned()),
     }))
+}
+
+/// A webpush device's subscription, checked (SPEC §1.13); other types must not send one.
+async fn subscription_of(
+    state: &AppState,
+    device_type: DeviceType,
+    req: &PairRequest,
+) -> Result<Option<WebPushAddress>, Failure> {
+    let invalid = |text: String| Failure::new(ErrorCode::InvalidBody, text);
+    match (device_type, &req.subscription) {
+        (DeviceType::Webpush, None) => Err(invalid(
+            "a webpush device needs subscription (PushSubscription.toJSON())".into(),
+        )),
+        (DeviceType::Webpush, Some(_)) if req.public_key.is_some() => Err(invalid(
+            "a webpush device takes no public_key: Web Push is encrypted to its subscription keys"
+                .into(),
+        )),
+        (DeviceType::Webpush, Some(subscription)) => {
+            subscription
+                .validate(state.webpush_allow_local)
+                .await
+                .map_err(|e| invalid(e.to_string()))?;
+            Ok(Some(WebPushAddress {
+                endpoint: subscription.endpoint.clone(),
+                p256dh: subscription.keys.p256dh.clone(),
+                auth: subscription.keys.auth.clone(),
+            }))
+        }
+        (_, Some(_)) => Err(invalid("subscription is only for webpush devices".into())),
+        (_, None) => Ok(None),
+    }
 }
 
 fn invalid_code() -> Failure {

@@ -8,7 +8,7 @@ use crate::api::sealed;
 use crate::api::{DeliveredTo, ErrorCode, SendResponse, Warning, token::random_id};
 use crate::store::{
     AcceptOutcome, DeviceRecord, JobPayload, NewSend, PayloadKind, StoredResponse, Target,
-    TokenRecord,
+    TokenRecord, WebPushAddress,
 };
 use crate::validate::devices::{DeviceRef, select};
 use crate::validate::{Validated, build_envelope, fields::KNOWN_KEYS, normalize};
@@ -291,8 +291,9 @@ pub async fn accept(
     }
 }
 
-/// One store target per selected device: devices with a public key get the sealed box of
-/// `{"id","envelope"}` as their job's own payload (SPEC §1.12), the others read the envelope.
+/// One store target per selected device: webpush devices get the RFC 8291 encryption of
+/// `{"id","envelope"}` for their subscription (SPEC §1.13), devices with a public key its sealed
+/// box (§1.12), each as the job's own payload; the others read the envelope.
 fn seal_for_targets(
     message_id: &str,
     envelope: &str,
@@ -303,13 +304,16 @@ fn seal_for_targets(
     selected
         .iter()
         .map(|d| {
-            let key = records
-                .iter()
-                .find(|r| r.id == d.id)
-                .and_then(|r| r.public_key.as_deref());
-            let payload = match key {
-                None => None,
-                Some(key) => {
+            let record = records.iter().find(|r| r.id == d.id);
+            let key = record.and_then(|r| r.public_key.as_deref());
+            let webpush = record.and_then(|r| r.webpush.as_ref());
+            let payload = match (webpush, key) {
+                (Some(address), _) => Some(JobPayload {
+                    kind: PayloadKind::WebPush,
+                    bytes: encrypt_for(address, plaintext.as_bytes())?,
+                }),
+                (None, None) => None,
+                (None, Some(key)) => {
                     // Stored keys were validated when paired; a corrupt one must not fall
                     // back to delivering in clear.
                     let key = sealed::parse_public_key(key)
@@ -327,4 +331,14 @@ fn seal_for_targets(
             })
         })
         .collect()
+}
+
+/// The Web Push body for one subscription. Its keys were checked when it paired; one that no
+/// longer parses must not fall back to delivering in clear.
+fn encrypt_for(address: &WebPushAddress, plaintext: &[u8]) -> Result<Vec<u8>, Failure> {
+    let subscription = crate::delivery::webpush::subscription_json(address)
+        .parse()
+        .map_err(|_| Failure::from(crate::api::ApiError::internal()))?;
+    crate::delivery::webpush::encrypt::encrypt(plaintext, &subscription)
+        .map_err(|_| Failure::from(crate::api::ApiError::internal()))
 }

@@ -65,6 +65,8 @@ fn event_data(event: &StreamEvent) -> Option<String> {
                 sealed: Some(sealed::encode(&payload.bytes)),
             })
             .ok(),
+            // Web Push ciphertext is for a push service, never on a desktop stream.
+            PayloadKind::WebPush => None,
         },
         (None, Some(envelope)) => Some(sealed::plaintext(&event.message_id, envelope)),
         (None, None) => None,

@@ -1,5 +1,6 @@
 //! Devices and pairing: android devices carry an FCM registration token, extension (desktop)
-//! devices a credential for the sync stream, stored hashed.
+//! devices a credential for the sync stream, stored hashed, webpush devices a browser's
+//! subscription (endpoint and keys).
 
 use super::{Result, Store, StoreError};
 use crate::api::DeviceType;
@@ -20,6 +21,9 @@ pub struct DeviceRecord {
     pub device_type: DeviceType,
     #[serde(skip)]
     pub fcm_token: Option<String>,
+    /// Where a webpush device is reached.
+    #[serde(skip)]
+    pub webpush: Option<WebPushAddress>,
     /// X25519 public key (base64url, no padding): deliveries to this device are sealed to it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
@@ -34,6 +38,38 @@ pub struct NewDevice {
     pub fcm_token: Option<String>,
     /// Base64url X25519 public key; validated here and stored without padding.
     pub public_key: Option<String>,
+    /// Required for a webpush device, already checked by the caller (keys and endpoint).
+    pub webpush: Option<WebPushAddress>,
+}
+
+/// A Web Push subscription as stored: the endpoint and the browser's keys (base64url).
+#[derive(Clone, PartialEq)]
+pub struct WebPushAddress {
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+}
+
+// The endpoint is a capability URL and `auth` a secret: neither belongs in debug output.
+impl std::fmt::Debug for WebPushAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebPushAddress").finish_non_exhaustive()
+    }
+}
+
+/// Reads a stored subscription from three nullable columns; all three or nothing.
+pub(super) fn webpush_at(r: &Row, first: usize) -> rusqlite::Result<Option<WebPushAddress>> {
+    let endpoint: Option<String> = r.get(first)?;
+    let p256dh: Option<String> = r.get(first + 1)?;
+    let auth: Option<String> = r.get(first + 2)?;
+    Ok(match (endpoint, p256dh, auth) {
+        (Some(endpoint), Some(p256dh), Some(auth)) => Some(WebPushAddress {
+            endpoint,
+            p256dh,
+            auth,
+        }),
+        _ => None,
+    })
 }
 
 /// What pairing hands back: the device, and for an extension its stream credential.
@@ -50,7 +86,7 @@ pub const PAIR_CODE_TTL_MS: i64 = 10 * 60 * 1000;
 macro_rules! select_devices {
     () => {
         "SELECT d.id, d.user_id, (SELECT name FROM users WHERE id = d.user_id), d.label, d.type, \
-     d.fcm_token, d.reachable, d.created_at, d.public_key FROM devices d"
+     d.fcm_token, d.reachable, d.created_at, d.public_key, d.endpoint, d.p256dh, d.auth FROM devices d"
     };
 }
 
@@ -80,6 +116,7 @@ fn record(r: &Row) -> rusqlite::Result<DeviceRecord> {
         reachable: r.get(6)?,
         created_at: r.get(7)?,
         public_key: r.get(8)?,
+        webpush: webpush_at(r, 9)?,
     })
 }
 
@@ -96,6 +133,11 @@ fn insert_device(
             "an android device needs an FCM registration token".into(),
         ));
     }
+    if new.device_type == DeviceType::Webpush && new.webpush.is_none() {
+        return Err(StoreError::Conflict(
+            "a webpush device needs a subscription".into(),
+        ));
+    }
     let public_key = match new.public_key.as_deref() {
         None => None,
         Some(text) => Some(
@@ -109,9 +151,14 @@ fn insert_device(
         .as_ref()
         .map(|s| hash_secret(s.expose()).to_vec());
     let id = random_id("dev_", 16);
+    let (endpoint, p256dh, auth) = match &new.webpush {
+        Some(w) => (Some(&w.endpoint), Some(&w.p256dh), Some(&w.auth)),
+        None => (None, None, None),
+    };
     c.execute(
-        "INSERT INTO devices (id, user_id, label, type, fcm_token, credential_hash, created_at, public_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![id, user_id, new.label, new.device_type.as_str(), new.fcm_token, hash, now, public_key],
+        "INSERT INTO devices (id, user_id, label, type, fcm_token, credential_hash, created_at, public_key, endpoint, p256dh, auth) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![id, user_id, new.label, new.device_type.as_str(), new.fcm_token, hash, now, public_key, endpoint, p256dh, auth],
     )?;
     let device = DeviceRecord {
         id,
@@ -120,6 +167,7 @@ fn insert_device(
         label: new.label,
         device_type: new.device_type,
         fcm_token: new.fcm_token,
+        webpush: new.webpush,
         public_key,
         reachable: true,
         created_at: now,

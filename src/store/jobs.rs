@@ -1,25 +1,28 @@
-//! The delivery queue over the `jobs` table. Android jobs are claimed under a lease by the FCM
-//! dispatcher; extension jobs wait (`pending`) until the device acknowledges them on its stream.
-//! The claim predicate stays index-only (`state, run_at`); expired leases are recovered by a
-//! separate statement.
+//! The delivery queue over the `jobs` table. Android and webpush jobs are claimed under a lease
+//! by the delivery worker, for the channels it has; extension jobs wait (`pending`) until the
+//! device acknowledges them on its stream. The claim walks the `(state, run_at)` index and
+//! filters by channel (a relay without FCM skips the android jobs it holds); expired leases are
+//! recovered by a separate statement.
 
 use super::{Result, Store};
 use crate::api::Priority;
 use rusqlite::params;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 
-/// What a job's own payload bytes are. Stored as `jobs.payload_kind`; Web Push ciphertext
-/// (RFC 8291) joins as a second kind.
+/// What a job's own payload bytes are. Stored as `jobs.payload_kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadKind {
     /// A libsodium sealed box of `{"id","envelope"}` to the device's public key (SPEC §1.12).
     Sealed,
+    /// The RFC 8291 aes128gcm body of `{"id","envelope"}` for a Web Push subscription (§1.13).
+    WebPush,
 }
 
 impl PayloadKind {
     pub fn as_str(self) -> &'static str {
         match self {
             PayloadKind::Sealed => "sealed",
+            PayloadKind::WebPush => "webpush",
         }
     }
 }
@@ -28,11 +31,63 @@ impl FromSql for PayloadKind {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         match value.as_str()? {
             "sealed" => Ok(PayloadKind::Sealed),
+            "webpush" => Ok(PayloadKind::WebPush),
             other => Err(FromSqlError::Other(
                 format!("unknown payload kind '{other}'").into(),
             )),
         }
     }
+}
+
+/// The closed set of channels a delivery worker sends through; a job's channel follows from
+/// its device type (`jobs.device_type`). Desktop (extension) jobs have none: the relay's own
+/// stream delivers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Fcm,
+    WebPush,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 2] = [Channel::Fcm, Channel::WebPush];
+
+    /// The `jobs.device_type` this channel works.
+    pub fn device_type(self) -> &'static str {
+        match self {
+            Channel::Fcm => "android",
+            Channel::WebPush => "webpush",
+        }
+    }
+
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Fcm => "fcm",
+            Channel::WebPush => "webpush",
+        }
+    }
+
+    fn of_device_type(kind: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.device_type() == kind)
+    }
+}
+
+/// `device_type IN (…)` for the given channels (their names are constants, never input).
+fn channel_filter(channels: &[Channel]) -> String {
+    let names: Vec<String> = channels
+        .iter()
+        .map(|c| format!("'{}'", c.device_type()))
+        .collect();
+    format!("device_type IN ({})", names.join(", "))
+}
+
+/// Where a claimed job goes, read from its device at claim time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryTarget {
+    /// An FCM registration token.
+    Fcm(String),
+    /// A Web Push subscription.
+    WebPush(super::WebPushAddress),
 }
 
 /// Bytes prepared at accept time for one device alone: the job delivers exactly these.
@@ -76,7 +131,9 @@ pub struct ClaimedJob {
     pub job_id: i64,
     pub message_id: String,
     pub device_id: String,
-    pub fcm_token: Option<String>,
+    pub channel: Channel,
+    /// `None` when the device was removed (or lost its address) after the job was queued.
+    pub target: Option<DeliveryTarget>,
     /// The plaintext envelope; `None` when the message keeps none (every target sealed).
     pub envelope: Option<String>,
     /// This job's own payload (a sealed box), delivered instead of the envelope.
@@ -112,7 +169,9 @@ pub enum JobOutcome {
 pub(super) const CLAIMED_SQL: &str = "SELECT j.id, j.message_id, j.device_id, \
      (SELECT fcm_token FROM devices WHERE id = j.device_id), (SELECT envelope FROM messages WHERE id = j.message_id), \
      j.attempts, (SELECT created_at FROM messages WHERE id = j.message_id), j.expires_at, \
-     j.payload_kind, j.payload, j.priority FROM jobs j WHERE j.id = ?1";
+     j.payload_kind, j.payload, j.priority, j.device_type, \
+     (SELECT endpoint FROM devices WHERE id = j.device_id), (SELECT p256dh FROM devices WHERE id = j.device_id), \
+     (SELECT auth FROM devices WHERE id = j.device_id) FROM jobs j WHERE j.id = ?1";
 /// A device's unacknowledged stream events after a sequence number.
 const STREAM_SQL: &str = "SELECT j.seq, j.message_id, (SELECT envelope FROM messages WHERE id = j.message_id), \
      j.payload_kind, j.payload FROM jobs j WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3";
@@ -129,31 +188,50 @@ pub struct StreamEvent {
 }
 
 impl Store {
-    /// Leases up to `limit` due android jobs for `lease_ms`.
+    /// Leases up to `limit` due jobs of the given channels for `lease_ms`.
     pub async fn claim_due(
         &self,
         now: i64,
         limit: usize,
         lease_ms: i64,
+        channels: &[Channel],
     ) -> Result<Vec<ClaimedJob>> {
+        let sql = format!(
+            "UPDATE jobs SET state = 'leased', lease_until = ?2, attempts = attempts + 1, updated_at = ?1 \
+             WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ?1 AND {} ORDER BY run_at LIMIT ?3) \
+             RETURNING id",
+            channel_filter(channels)
+        );
         self.writer()
             .write(move |c| {
-                let mut claim = c.prepare_cached(
-                    "UPDATE jobs SET state = 'leased', lease_until = ?2, attempts = attempts + 1, updated_at = ?1 \
-                     WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ?1 ORDER BY run_at LIMIT ?3) \
-                     RETURNING id",
-                )?;
-                let ids: Vec<i64> =
-                    claim.query_map(params![now, now + lease_ms, limit as i64], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+                let mut claim = c.prepare_cached(&sql)?;
+                let ids: Vec<i64> = claim
+                    .query_map(params![now, now + lease_ms, limit as i64], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
                 let mut fetch = c.prepare_cached(CLAIMED_SQL)?;
                 let mut jobs = Vec::with_capacity(ids.len());
                 for id in ids {
                     jobs.push(fetch.query_row([id], |r| {
+                        let kind: String = r.get(11)?;
+                        let channel = Channel::of_device_type(&kind).ok_or_else(|| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                11,
+                                rusqlite::types::Type::Text,
+                                format!("no channel delivers '{kind}' jobs").into(),
+                            )
+                        })?;
+                        let target = match channel {
+                            Channel::Fcm => r.get::<_, Option<String>>(3)?.map(DeliveryTarget::Fcm),
+                            Channel::WebPush => {
+                                super::devices::webpush_at(r, 12)?.map(DeliveryTarget::WebPush)
+                            }
+                        };
                         Ok(ClaimedJob {
                             job_id: r.get(0)?,
                             message_id: r.get(1)?,
                             device_id: r.get(2)?,
-                            fcm_token: r.get(3)?,
+                            channel,
+                            target,
                             envelope: r.get(4)?,
                             attempts: r.get(5)?,
                             created_at: r.get(6)?,
@@ -236,15 +314,13 @@ impl Store {
             .await
     }
 
-    /// When the next android job falls due, if any is queued.
-    pub fn next_due_at(&self) -> Result<Option<i64>> {
-        self.read(|c| {
-            Ok(c.query_row(
-                "SELECT MIN(run_at) FROM jobs WHERE state = 'queued'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
+    /// When the next job of the given channels falls due, if any is queued.
+    pub fn next_due_at(&self, channels: &[Channel]) -> Result<Option<i64>> {
+        let sql = format!(
+            "SELECT MIN(run_at) FROM jobs WHERE state = 'queued' AND {}",
+            channel_filter(channels)
+        );
+        self.read(|c| Ok(c.query_row(&sql, [], |r| r.get(0))?))
     }
 
     /// Android jobs queued or leased: the queue depth metric.

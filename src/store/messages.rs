@@ -83,11 +83,11 @@ pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// Receiver sends are kept this long: the `receiver_daily` window.
 pub const RECEIVER_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
-/// Job states. `queued`/`leased` jobs are worked by the FCM dispatcher; `pending` jobs wait for
-/// an extension device to acknowledge them on its stream.
+/// Job states. `queued`/`leased` jobs are worked by the delivery worker (FCM, Web Push);
+/// `pending` jobs wait for an extension device to acknowledge them on its stream.
 pub(crate) fn initial_state(device_type: DeviceType) -> &'static str {
     match device_type {
-        DeviceType::Android => "queued",
+        DeviceType::Android | DeviceType::Webpush => "queued",
         DeviceType::Extension => "pending",
     }
 }
@@ -117,7 +117,7 @@ impl Store {
                             [device_id],
                             |r| r.get(0),
                         )?),
-                        DeviceType::Android => None,
+                        DeviceType::Android | DeviceType::Webpush => None,
                     };
                     c.prepare_cached(
                         "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority) \

@@ -15,10 +15,13 @@ mod private;
 mod schema;
 mod tokens;
 mod users;
+mod vapid;
 mod writer;
 
-pub use devices::{DeviceRecord, NewDevice, PairOutcome};
-pub use jobs::{ClaimedJob, JobOutcome, JobPayload, PayloadKind, StreamEvent};
+pub use devices::{DeviceRecord, NewDevice, PairOutcome, WebPushAddress};
+pub use jobs::{
+    Channel, ClaimedJob, DeliveryTarget, JobOutcome, JobPayload, PayloadKind, StreamEvent,
+};
 pub use messages::{AcceptOutcome, DeliveryState, MessageStatus, NewSend, StoredResponse, Target};
 pub use tokens::{NewToken, TokenRecord};
 pub use users::UserRecord;

@@ -135,6 +135,38 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_created ON messages(created_at);
     CREATE INDEX jobs_expiry ON jobs(state, expires_at);
     "#,
+    // wpi: Web Push devices (SPEC §1.13). `devices.type` gains 'webpush' — a CHECK cannot be
+    // altered in place, so the table is rebuilt like `messages` in `seal` (foreign keys off
+    // around it; nothing references `devices`, and `devices_user` is recreated) — and a
+    // subscription's endpoint and keys (base64url as the browser sent them). The relay's VAPID
+    // key pair, created at first start: one row, the P-256 private scalar.
+    r#"
+    CREATE TABLE devices_rebuilt (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        type TEXT NOT NULL CHECK (type IN ('android', 'extension', 'webpush')),
+        fcm_token TEXT,
+        credential_hash BLOB UNIQUE,
+        reachable INTEGER NOT NULL DEFAULT 1,
+        next_seq INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        public_key TEXT,
+        endpoint TEXT,
+        p256dh TEXT,
+        auth TEXT
+    );
+    INSERT INTO devices_rebuilt (id, user_id, label, type, fcm_token, credential_hash, reachable, next_seq, created_at, public_key)
+        SELECT id, user_id, label, type, fcm_token, credential_hash, reachable, next_seq, created_at, public_key FROM devices;
+    DROP TABLE devices;
+    ALTER TABLE devices_rebuilt RENAME TO devices;
+    CREATE INDEX devices_user ON devices(user_id);
+    CREATE TABLE vapid (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        private_key BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the schema up to date inside one transaction.
@@ -225,5 +257,52 @@ mod tests {
         conn.execute("DELETE FROM users WHERE id = 1", []).unwrap();
         assert_eq!(count("SELECT COUNT(*) FROM jobs"), 0);
         assert_eq!(count("SELECT COUNT(*) FROM messages"), 0);
+    }
+
+    /// A store from before Web Push: its devices survive the rebuild, and the new CHECK
+    /// admits `webpush` and still refuses anything else.
+    #[test]
+    fn devices_rebuild_keeps_devices_and_admits_webpush_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
+        configure(&conn).unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO users (id, name, created_at) VALUES (1, 'alice', 0);
+             INSERT INTO devices (id, user_id, label, type, fcm_token, created_at, public_key)
+                 VALUES ('dev_1', 1, 'pixel', 'android', 'fcm-1', 0, 'pk');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let kept: (String, String, String) = conn
+            .query_row(
+                "SELECT type, fcm_token, public_key FROM devices WHERE id = 'dev_1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, ("android".into(), "fcm-1".into(), "pk".into()));
+        conn.execute(
+            "INSERT INTO devices (id, user_id, label, type, created_at, endpoint, p256dh, auth) \
+             VALUES ('dev_2', 1, 'browser', 'webpush', 0, 'https://push.example/x', 'k', 'a')",
+            [],
+        )
+        .unwrap();
+        assert!(
+            conn.execute(
+                "INSERT INTO devices (id, user_id, label, type, created_at) VALUES ('dev_3', 1, 'x', 'pager', 0)",
+                [],
+            )
+            .is_err()
+        );
+        // Still cascades from users.
+        conn.execute("DELETE FROM users WHERE id = 1", []).unwrap();
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM devices", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 }

@@ -38,6 +38,7 @@ fn android(label: &str) -> NewDevice {
         device_type: DeviceType::Android,
         fcm_token: Some(format!("fcm-{label}")),
         public_key: None,
+        webpush: None,
     }
 }
 
@@ -130,6 +131,7 @@ fn pairing_codes_are_single_use_and_expire() {
             device_type: DeviceType::Extension,
             fcm_token: None,
             public_key: None,
+            webpush: None,
         },
         3_001,
     ))
@@ -236,12 +238,15 @@ fn claims_lease_and_expired_leases_come_back() {
         1_000,
     )))
     .unwrap();
-    let claimed = block_on(store.claim_due(1_000, 10, 30_000)).unwrap();
+    let claimed = block_on(store.claim_due(1_000, 10, 30_000, &Channel::ALL)).unwrap();
     assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].fcm_token.as_deref(), Some("fcm-pixel"));
+    assert_eq!(
+        claimed[0].target,
+        Some(DeliveryTarget::Fcm("fcm-pixel".into()))
+    );
     assert_eq!(claimed[0].attempts, 1);
     assert!(
-        block_on(store.claim_due(2_000, 10, 30_000))
+        block_on(store.claim_due(2_000, 10, 30_000, &Channel::ALL))
             .unwrap()
             .is_empty(),
         "leased jobs are not claimed twice"
@@ -250,7 +255,7 @@ fn claims_lease_and_expired_leases_come_back() {
         block_on(store.recover_expired_leases(31_000, 31_000)).unwrap(),
         1
     );
-    let again = block_on(store.claim_due(31_000, 10, 30_000)).unwrap();
+    let again = block_on(store.claim_due(31_000, 10, 30_000, &Channel::ALL)).unwrap();
     assert_eq!(again[0].attempts, 2);
     block_on(store.complete_jobs(vec![(again[0].job_id, JobOutcome::Delivered)], 32_000)).unwrap();
     assert_eq!(
@@ -283,7 +288,7 @@ fn unreachable_device_fails_its_open_jobs() {
         )))
         .unwrap();
     }
-    let claimed = block_on(store.claim_due(1_000, 1, 30_000)).unwrap();
+    let claimed = block_on(store.claim_due(1_000, 1, 30_000, &Channel::ALL)).unwrap();
     block_on(store.complete_jobs(
         vec![(
             claimed[0].job_id,
@@ -408,6 +413,7 @@ fn device_credentials_authenticate_only_their_device() {
                 device_type: DeviceType::Extension,
                 fcm_token: None,
                 public_key: None,
+                webpush: None,
             },
             1,
         )
@@ -442,7 +448,7 @@ fn retention_prunes_only_finished_messages() {
     }
     block_on(store.accept_send(send_to(token.user_id, &token.id, "msg_none", vec![], 1_000)))
         .unwrap();
-    let jobs = block_on(store.claim_due(1_000, 10, 1_000)).unwrap();
+    let jobs = block_on(store.claim_due(1_000, 10, 1_000, &Channel::ALL)).unwrap();
     let done = jobs
         .iter()
         .find(|j| j.message_id == "msg_done")

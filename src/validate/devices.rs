@@ -18,6 +18,7 @@ fn entry_matches(entry: &str, device: &DeviceRef) -> bool {
         "all" => true,
         "mobile" | "phone" => device.device_type == DeviceType::Android,
         "desktop" => device.device_type == DeviceType::Extension,
+        "web" => device.device_type == DeviceType::Webpush,
         _ if lower.starts_with("dev_") && device.id.eq_ignore_ascii_case(entry) => true,
         _ => device.label.to_lowercase() == lower,
     }
@@ -117,6 +118,19 @@ mod tests {
         assert_eq!(ids(&run("mobile", None).0), ["1", "3"]);
         assert_eq!(ids(&run("PHONE", None).0), ["1", "3"]);
         assert_eq!(ids(&run("desktop", None).0), ["2"]);
+    }
+
+    #[test]
+    fn web_selects_webpush_devices_only() {
+        let mut devices = fleet();
+        devices.push(dev("dev_0000000000000004", "browser", DeviceType::Webpush));
+        let mut w = Vec::new();
+        assert_eq!(ids(&select("WEB", &devices, None, "ci", &mut w)), ["4"]);
+        assert_eq!(
+            ids(&select("mobile,web", &devices, None, "ci", &mut w)),
+            ["1", "3", "4"]
+        );
+        assert!(w.is_empty());
     }
 
     #[test]

@@ -4,16 +4,15 @@
 
 use crate::fake_fcm::{FakeFcm, Reply};
 use crate::harness::{Relay, no_limits};
-use reflecto::dispatch::fcm::FcmClient;
-use reflecto::dispatch::{Dispatcher, DispatcherSettings};
+use reflecto::delivery::fcm::{FcmChannel, FcmClient};
+use reflecto::delivery::{Channels, Worker, WorkerSettings};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 
 struct Setup {
     relay: Relay,
     fake: FakeFcm,
-    dispatcher: Dispatcher,
+    dispatcher: Worker,
     token: String,
     phone: String,
     _key: tempfile::NamedTempFile,
@@ -26,10 +25,10 @@ async fn setup() -> Setup {
     let key = fake.key_file();
     let client = FcmClient::from_key_file(key.path(), &fake.url).unwrap();
     let state = relay.running.as_ref().unwrap().state.clone();
-    let dispatcher = Dispatcher::new(
-        state,
-        Arc::new(client),
-        DispatcherSettings {
+    let dispatcher = Worker::new(
+        state.relay.clone(),
+        Channels::fcm(FcmChannel::new(client)),
+        WorkerSettings {
             concurrency: 4,
             lease_ms: 30_000,
             max_attempts: 3,

@@ -24,4 +24,5 @@ mod spec_rows;
 mod store_faults;
 mod sync;
 mod webapp;
+mod webpush;
 mod webpush_core;

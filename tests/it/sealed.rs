@@ -6,8 +6,8 @@
 use crate::fake_fcm::FakeFcm;
 use crate::harness::{BIN, Relay, admin, code_of, no_limits, read_sse_events};
 use reflecto::api::sealed;
-use reflecto::dispatch::fcm::FcmClient;
-use reflecto::dispatch::{Dispatcher, DispatcherSettings};
+use reflecto::delivery::fcm::{FcmChannel, FcmClient};
+use reflecto::delivery::{Channels, Worker, WorkerSettings};
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -210,10 +210,12 @@ async fn pynacl_opens_what_the_relay_sealed_for_the_stream_and_fcm() {
     // FCM: data = {"id","sealed"} only; priority and ttl as usual.
     let fake = FakeFcm::start().await;
     let key = fake.key_file();
-    let dispatcher = Dispatcher::new(
-        relay.running.as_ref().unwrap().state.clone(),
-        Arc::new(FcmClient::from_key_file(key.path(), &fake.url).unwrap()),
-        DispatcherSettings::default(),
+    let dispatcher = Worker::new(
+        relay.running.as_ref().unwrap().state.relay.clone(),
+        Channels::fcm(FcmChannel::new(
+            FcmClient::from_key_file(key.path(), &fake.url).unwrap(),
+        )),
+        WorkerSettings::default(),
     );
     assert_eq!(dispatcher.run_once().await.unwrap(), 1);
     let sends = fake.sends();
@@ -413,7 +415,7 @@ async fn bad_public_keys_are_refused_on_pair_and_by_admin() {
 }
 
 /// A child process that is killed if the test fails before stopping it.
-struct Killed(std::process::Child);
+pub struct Killed(pub std::process::Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -423,7 +425,7 @@ impl Drop for Killed {
 }
 
 /// Every file under `dir` (the store, its `-wal` and `-shm`) that contains `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

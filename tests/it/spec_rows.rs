@@ -4,8 +4,8 @@
 
 use crate::fake_fcm::{FakeFcm, Reply};
 use crate::harness::{ManualClock, Relay, code_of, no_limits};
-use reflecto::dispatch::fcm::FcmClient;
-use reflecto::dispatch::{Dispatcher, DispatcherSettings};
+use reflecto::delivery::fcm::{FcmChannel, FcmClient};
+use reflecto::delivery::{Channels, Worker, WorkerSettings};
 use reflecto::server::limits::Limits;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -195,10 +195,12 @@ async fn max_attempts_dead_letters_when_time_moves() {
         retry_after: None,
     };
     fake.script("fcm-1", vec![unavailable; 5]);
-    let dispatcher = Dispatcher::new(
-        relay.state(),
-        Arc::new(FcmClient::from_key_file(key.path(), &fake.url).unwrap()),
-        DispatcherSettings {
+    let dispatcher = Worker::new(
+        relay.state().relay.clone(),
+        Channels::fcm(FcmChannel::new(
+            FcmClient::from_key_file(key.path(), &fake.url).unwrap(),
+        )),
+        WorkerSettings {
             concurrency: 1,
             lease_ms: 30_000,
             max_attempts: 3,

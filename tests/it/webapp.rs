@@ -17,7 +17,13 @@ fn text(name: &str) -> String {
     std::fs::read_to_string(asset(name)).unwrap()
 }
 
-const TEXT_FILES: [&str; 4] = ["index.html", "app.js", "sw.js", "manifest.webmanifest"];
+const TEXT_FILES: [&str; 5] = [
+    "index.html",
+    "app.css",
+    "app.js",
+    "sw.js",
+    "manifest.webmanifest",
+];
 
 #[test]
 fn app_assets_load_nothing_from_another_origin() {

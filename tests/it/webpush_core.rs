@@ -7,14 +7,14 @@
 use chrono::{TimeDelta, Utc};
 use reflecto::api::Priority;
 use reflecto::api::sealed;
-use reflecto::dispatch::outcome::Verdict;
-use reflecto::dispatch::webpush::client::{Answer, WebPushClient};
-use reflecto::dispatch::webpush::message::{Delivery, PushRequest, build};
-use reflecto::dispatch::webpush::subscription::{
+use reflecto::delivery::outcome::Verdict;
+use reflecto::delivery::webpush::client::{Answer, WebPushClient};
+use reflecto::delivery::webpush::message::{Delivery, PushRequest, build};
+use reflecto::delivery::webpush::subscription::{
     Subscription, SubscriptionError, SubscriptionJson,
 };
-use reflecto::dispatch::webpush::vapid::{Subject, VapidKey, VapidSigner};
-use reflecto::dispatch::webpush::{encrypt, outcome};
+use reflecto::delivery::webpush::vapid::{Subject, VapidKey, VapidSigner};
+use reflecto::delivery::webpush::{encrypt, outcome};
 use serde_json::{Value, json};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -24,7 +24,7 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/fake_push.py
 
 /// Whether python3 with http_ece, py_vapid and cryptography is here. Under `CI` their absence
 /// fails the test; locally the test is skipped with the reason.
-fn python_available() -> bool {
+pub fn python_available() -> bool {
     let found = Command::new("python3")
         .args(["-c", "import http_ece, py_vapid, cryptography"])
         .output()
@@ -42,15 +42,15 @@ fn python_available() -> bool {
 }
 
 /// The running fake; killed on drop.
-struct FakePush {
+pub struct FakePush {
     child: Child,
-    origin: String,
-    p256dh: String,
-    auth: String,
+    pub origin: String,
+    pub p256dh: String,
+    pub auth: String,
 }
 
 impl FakePush {
-    fn start() -> FakePush {
+    pub fn start() -> FakePush {
         let mut child = Command::new("python3")
             .arg(SCRIPT)
             .stdout(Stdio::piped())
@@ -85,7 +85,7 @@ impl FakePush {
     }
 
     /// Every request the fake received for `path`, as it recorded them.
-    async fn received(&self, script: &str) -> Vec<Value> {
+    pub async fn received(&self, script: &str) -> Vec<Value> {
         let all: Vec<Value> = reqwest::get(format!("{}/_received", self.origin))
             .await
             .unwrap()
@@ -359,7 +359,7 @@ async fn the_fake_refuses_what_a_real_push_service_refuses() {
 
     // Encrypted for another browser: the fake's key cannot open it.
     let stranger = SubscriptionJson {
-        keys: reflecto::dispatch::webpush::subscription::SubscriptionKeys {
+        keys: reflecto::delivery::webpush::subscription::SubscriptionKeys {
             p256dh: VapidKey::generate().public_key_b64(),
             auth: fake.auth.clone(),
         },

@@ -40,7 +40,7 @@ pub fn encrypt(plaintext: &[u8], subscription: &Subscription) -> Result<Vec<u8>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::webpush::vapid::random_secret;
+    use crate::delivery::webpush::vapid::random_secret;
     use url::Url;
 
     fn receiver() -> (p256::SecretKey, Subscription) {

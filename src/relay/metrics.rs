@@ -15,7 +15,7 @@ const BUCKETS: [f64; 12] = [
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     sends_accepted: AtomicU64,
-    deliveries: Mutex<BTreeMap<&'static str, u64>>,
+    deliveries: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     latency: Mutex<Histogram>,
 }
 
@@ -40,13 +40,14 @@ impl Metrics {
         self.sends_accepted.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// One delivery attempt's outcome (`delivered`, `retry`, `failed`, `expired`, `unreachable`).
-    pub fn delivery(&self, outcome: &'static str) {
+    /// One delivery attempt's outcome (`delivered`, `retry`, `failed`, `expired`, `unreachable`)
+    /// on a channel (`fcm`, `webpush`).
+    pub fn delivery(&self, channel: &'static str, outcome: &'static str) {
         *self
             .deliveries
             .lock()
             .expect("metrics poisoned")
-            .entry(outcome)
+            .entry((channel, outcome))
             .or_default() += 1;
     }
 
@@ -76,11 +77,11 @@ impl Metrics {
             "# HELP reflecto_sends_accepted_total Sends accepted and committed.\n# TYPE reflecto_sends_accepted_total counter\nreflecto_sends_accepted_total {}",
             self.sends_accepted.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP reflecto_deliveries_total Delivery attempts by outcome.\n# TYPE reflecto_deliveries_total counter\n");
-        for (outcome, n) in self.deliveries.lock().expect("metrics poisoned").iter() {
+        out.push_str("# HELP reflecto_deliveries_total Delivery attempts by channel and outcome.\n# TYPE reflecto_deliveries_total counter\n");
+        for ((channel, outcome), n) in self.deliveries.lock().expect("metrics poisoned").iter() {
             let _ = writeln!(
                 out,
-                "reflecto_deliveries_total{{outcome=\"{outcome}\"}} {n}"
+                "reflecto_deliveries_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {n}"
             );
         }
         let _ = writeln!(

@@ -2,6 +2,8 @@
 //! strings, with android priority and the remaining ttl.
 
 use crate::api::Priority;
+use crate::api::sealed;
+use crate::store::{ClaimedJob, PayloadKind};
 use crate::validate::Envelope;
 use serde_json::{Map, Value, json};
 
@@ -93,6 +95,32 @@ fn message(
     })
 }
 
+/// The `messages:send` body: the sealed box when the job has one (SPEC §1.12), else the
+/// envelope's fields. `None` when neither is usable.
+pub fn request_body(
+    job: &ClaimedJob,
+    registration: &str,
+    remaining: u64,
+) -> Option<serde_json::Value> {
+    match (&job.payload, &job.envelope) {
+        (Some(payload), _) => match payload.kind {
+            PayloadKind::Sealed => Some(fcm_sealed_message(
+                &job.message_id,
+                &sealed::encode(&payload.bytes),
+                job.priority.unwrap_or_default(),
+                registration,
+                remaining,
+            )),
+            // Web Push ciphertext cannot be read by FCM: nothing usable.
+            PayloadKind::WebPush => None,
+        },
+        (None, Some(envelope)) => serde_json::from_str::<Envelope>(envelope)
+            .ok()
+            .map(|e| fcm_message(&e, &job.message_id, registration, remaining)),
+        (None, None) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +196,65 @@ mod tests {
         ] {
             assert_eq!(android_priority(p), expected);
         }
+    }
+}
+
+#[cfg(test)]
+mod request_body_tests {
+    use super::*;
+    use crate::store::{Channel, DeliveryTarget, JobPayload};
+
+    fn job(
+        envelope: Option<&str>,
+        payload: Option<JobPayload>,
+        priority: Option<Priority>,
+    ) -> ClaimedJob {
+        ClaimedJob {
+            job_id: 1,
+            message_id: "msg_1".into(),
+            device_id: "dev_1".into(),
+            channel: Channel::Fcm,
+            target: Some(DeliveryTarget::Fcm("reg".into())),
+            envelope: envelope.map(str::to_owned),
+            payload,
+            priority,
+            attempts: 1,
+            created_at: 0,
+            expires_at: 60_000,
+        }
+    }
+
+    #[test]
+    fn sealed_jobs_send_only_the_box_with_the_jobs_priority() {
+        let sealed = JobPayload {
+            kind: PayloadKind::Sealed,
+            bytes: vec![1, 2, 3],
+        };
+        let body = request_body(
+            &job(None, Some(sealed.clone()), Some(Priority::Low)),
+            "reg",
+            9,
+        )
+        .unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"message": {"token": "reg", "data": {"id": "msg_1", "sealed": "AQID"},
+                "android": {"priority": "NORMAL", "ttl": "9s"}}})
+        );
+        // A box wins even where the message still keeps its envelope for clear devices.
+        let envelope = r#"{"type":"notification","payload":{"message":"hi"},"source":"ci"}"#;
+        let mixed = request_body(&job(Some(envelope), Some(sealed), None), "reg", 9).unwrap();
+        assert_eq!(mixed["message"]["data"]["sealed"], "AQID");
+        assert!(mixed["message"]["data"].get("message").is_none());
+        assert_eq!(mixed["message"]["android"]["priority"], "HIGH");
+    }
+
+    #[test]
+    fn clear_jobs_map_the_envelope_and_nothing_usable_is_none() {
+        let envelope = r#"{"type":"notification","payload":{"message":"hi"},"source":"ci"}"#;
+        let clear = request_body(&job(Some(envelope), None, None), "reg", 5).unwrap();
+        assert_eq!(clear["message"]["data"]["message"], "hi");
+        assert!(request_body(&job(None, None, None), "reg", 5).is_none());
+        assert!(request_body(&job(Some("{not json"), None, None), "reg", 5).is_none());
     }
 }

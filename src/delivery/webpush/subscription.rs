@@ -4,33 +4,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
-use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use url::Url;
 
-/// Exactly what `PushSubscription.toJSON()` produces.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubscriptionJson {
-    pub endpoint: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiration_time: Option<f64>,
-    pub keys: SubscriptionKeys,
-}
-
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-pub struct SubscriptionKeys {
-    pub p256dh: String,
-    pub auth: String,
-}
-
-// The endpoint is a capability URL: whoever has it can push to the browser, so it stays out of
-// debug output like every other secret.
-impl std::fmt::Debug for SubscriptionJson {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SubscriptionJson").finish_non_exhaustive()
-    }
-}
+pub use crate::api::webpush::{SubscriptionJson, SubscriptionKeys};
 
 /// A subscription whose keys parsed and whose endpoint passed the checks.
 #[derive(Clone)]
@@ -316,7 +293,7 @@ mod tests {
     }
 
     fn keys() -> (String, String) {
-        let secret = crate::dispatch::webpush::vapid::random_secret();
+        let secret = crate::delivery::webpush::vapid::random_secret();
         let point = secret.public_key().to_encoded_point(false);
         (
             URL_SAFE_NO_PAD.encode(point.as_bytes()),

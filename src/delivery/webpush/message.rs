@@ -90,7 +90,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::webpush::vapid::{Subject, VapidKey};
+    use crate::delivery::webpush::vapid::{Subject, VapidKey};
 
     fn header<'a>(request: &'a PushRequest, name: &str) -> &'a str {
         request

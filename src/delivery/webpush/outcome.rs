@@ -1,9 +1,9 @@
 //! What a push service's answer means for the job (SPEC §1.13). Pure: the client reports a
 //! status and Retry-After or a transport failure, this decides. Back-off itself is shared with
-//! FCM (`dispatch::outcome::retry_delay`), and so is the `Verdict` the worker records.
+//! FCM (`delivery::outcome::retry_delay`), and so is the `Verdict` the worker records.
 
 use super::client::Answer;
-use crate::dispatch::outcome::Verdict;
+use crate::delivery::outcome::Verdict;
 
 /// Classifies one attempt.
 pub fn classify(answer: &Answer) -> Verdict {

@@ -1,26 +1,9 @@
-//! What an FCM answer means for the job (SPEC §1.10), and when to try again. Pure functions:
-//! the worker feeds them status, body and Retry-After.
+//! What an FCM answer means for the job (SPEC §1.10). Pure: the worker feeds it status, body
+//! and Retry-After.
 
-use rand::Rng;
+use crate::delivery::outcome::Verdict;
 use serde_json::Value;
 use std::time::Duration;
-
-/// How one attempt ended, from the job's point of view.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    Delivered,
-    /// The registration token is dead: unpair the device, drop its jobs.
-    Unreachable(String),
-    /// Try again, no sooner than `min_delay` (Retry-After or a quota floor) if given.
-    Retry {
-        error: String,
-        min_delay: Option<Duration>,
-    },
-    /// The OAuth token was refused: refresh it once, then retry.
-    RefreshAuth,
-    /// Retrying cannot help (a malformed payload, an unexpected 4xx).
-    DeadLetter(String),
-}
 
 /// Google's floor for QUOTA_EXCEEDED back-off.
 pub const QUOTA_MIN_DELAY: Duration = Duration::from_secs(60);
@@ -67,22 +50,6 @@ pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Verdi
         },
         _ => Verdict::DeadLetter(code),
     }
-}
-
-/// Exponential back-off with jitter for the `attempt`-th retry (1-based): a random delay
-/// between half and all of 5 s·2^(attempt-1), capped at one hour.
-pub fn backoff(attempt: u32) -> Duration {
-    let ceiling = Duration::from_secs(5)
-        .saturating_mul(1 << attempt.saturating_sub(1).min(20))
-        .min(Duration::from_secs(3600));
-    let ms = ceiling.as_millis() as u64;
-    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
-}
-
-/// When to retry: back-off, but never earlier than the answer asked.
-pub fn retry_delay(attempt: u32, min_delay: Option<Duration>) -> Duration {
-    let delay = backoff(attempt);
-    min_delay.map_or(delay, |min| delay.max(min))
 }
 
 #[cfg(test)]
@@ -183,17 +150,5 @@ mod tests {
             classify(418, "", None),
             Verdict::DeadLetter("HTTP_418".into())
         );
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
-        for attempt in 1..30 {
-            let ceiling = Duration::from_secs(5)
-                .saturating_mul(1 << (attempt - 1).min(20))
-                .min(Duration::from_secs(3600));
-            let d = backoff(attempt);
-            assert!(d >= ceiling / 2 && d <= ceiling, "{attempt}: {d:?}");
-        }
-        assert!(retry_delay(1, Some(Duration::from_secs(60))) >= Duration::from_secs(60));
     }
 }

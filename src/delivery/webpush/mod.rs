@@ -1,0 +1,86 @@
+//! Web Push delivery (RFC 8030 + RFC 8291 + RFC 8292, SPEC §1.13): a browser's subscription
+//! checked at pairing, the relay's VAPID identity, encryption at accept time, the request for
+//! one delivery, its sending and the meaning of the answer. [`WebPushChannel::attempt`] is the
+//! channel's turn in the worker's claim → send → classify → record.
+
+pub mod client;
+pub mod encrypt;
+pub mod message;
+pub mod outcome;
+pub mod subscription;
+pub mod vapid;
+
+use super::outcome::Verdict;
+use crate::store::{ClaimedJob, PayloadKind, Store, WebPushAddress};
+use client::WebPushClient;
+use subscription::{SubscriptionJson, SubscriptionKeys};
+use vapid::{VapidKey, VapidSigner};
+
+/// The relay's VAPID key from the store, created there on first start.
+pub async fn load_vapid_key(store: &Store, now: i64) -> Result<VapidKey, String> {
+    let bytes = store
+        .vapid_private_key(VapidKey::generate().private_bytes(), now)
+        .await
+        .map_err(|e| format!("loading the VAPID key: {e}"))?;
+    VapidKey::from_private_bytes(&bytes)
+        .map_err(|e| format!("the stored VAPID key is unusable: {e}"))
+}
+
+/// A stored subscription as the browser sent it, for the checks and for encryption.
+pub fn subscription_json(address: &WebPushAddress) -> SubscriptionJson {
+    SubscriptionJson {
+        endpoint: address.endpoint.clone(),
+        expiration_time: None,
+        keys: SubscriptionKeys {
+            p256dh: address.p256dh.clone(),
+            auth: address.auth.clone(),
+        },
+    }
+}
+
+pub struct WebPushChannel {
+    client: WebPushClient,
+    signer: VapidSigner,
+}
+
+impl WebPushChannel {
+    pub fn new(client: WebPushClient, signer: VapidSigner) -> WebPushChannel {
+        WebPushChannel { client, signer }
+    }
+
+    /// Posts the job's stored ciphertext (the same bytes on every attempt) with `TTL` =
+    /// `remaining` seconds, and classifies the answer. `now_ms` dates the VAPID token.
+    pub async fn attempt(
+        &self,
+        job: &ClaimedJob,
+        address: &WebPushAddress,
+        remaining: u64,
+        now_ms: i64,
+    ) -> Verdict {
+        let Some(payload) = job
+            .payload
+            .as_ref()
+            .filter(|p| p.kind == PayloadKind::WebPush)
+        else {
+            return Verdict::DeadLetter("corrupt_payload".into());
+        };
+        let Ok(endpoint) = url::Url::parse(&address.endpoint) else {
+            return Verdict::DeadLetter("corrupt_subscription".into());
+        };
+        let now = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+        let request = match message::build(
+            message::Delivery {
+                endpoint: &endpoint,
+                ciphertext: payload.bytes.clone(),
+                remaining_ttl: remaining,
+                priority: job.priority.unwrap_or_default(),
+            },
+            &self.signer,
+            now,
+        ) {
+            Ok(request) => request,
+            Err(e) => return Verdict::DeadLetter(format!("VAPID: {e}")),
+        };
+        outcome::classify(&self.client.send(&request).await)
+    }
+}

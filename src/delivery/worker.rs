@@ -1,0 +1,237 @@
+//! The one delivery worker: claim → send (through the job's channel) → classify → record.
+//! `run_once` is one such round, so tests drive it step by step; `run` loops it, sleeping
+//! until the next job is due or an accepted send wakes it.
+
+use super::Channel;
+use super::fcm::FcmChannel;
+use super::outcome::{Verdict, retry_delay};
+use super::webpush::WebPushChannel;
+use crate::relay::{FcmHealth, Relay};
+use crate::store::{ClaimedJob, DeliveryTarget, JobOutcome, StoreError};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// Requests in flight at once, over all channels.
+    pub concurrency: usize,
+    /// How long a claimed job stays leased before another worker may take it.
+    pub lease_ms: i64,
+    /// Attempts before a job is dead-lettered.
+    pub max_attempts: i64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            concurrency: 64,
+            lease_ms: 60_000,
+            max_attempts: 12,
+        }
+    }
+}
+
+/// The configured channels; a channel left `None` keeps its jobs queued.
+#[derive(Clone, Default)]
+pub struct Channels {
+    pub fcm: Option<Arc<FcmChannel>>,
+    pub webpush: Option<Arc<WebPushChannel>>,
+}
+
+impl Channels {
+    pub fn fcm(channel: FcmChannel) -> Channels {
+        Channels {
+            fcm: Some(Arc::new(channel)),
+            webpush: None,
+        }
+    }
+
+    pub fn webpush(channel: WebPushChannel) -> Channels {
+        Channels {
+            fcm: None,
+            webpush: Some(Arc::new(channel)),
+        }
+    }
+
+    /// The channels this worker claims jobs for.
+    pub fn enabled(&self) -> Vec<Channel> {
+        let mut enabled = Vec::new();
+        if self.fcm.is_some() {
+            enabled.push(Channel::Fcm);
+        }
+        if self.webpush.is_some() {
+            enabled.push(Channel::WebPush);
+        }
+        enabled
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.enabled().is_empty()
+    }
+}
+
+pub struct Worker {
+    relay: Arc<Relay>,
+    channels: Channels,
+    enabled: Vec<Channel>,
+    settings: WorkerSettings,
+}
+
+/// The longest idle sleep: lease recovery and expiry also run on this beat.
+const MAX_IDLE: Duration = Duration::from_secs(15);
+
+impl Worker {
+    pub fn new(relay: Arc<Relay>, channels: Channels, settings: WorkerSettings) -> Worker {
+        let enabled = channels.enabled();
+        Worker {
+            relay,
+            channels,
+            enabled,
+            settings,
+        }
+    }
+
+    /// One round: claims what is due (up to twice the concurrency), delivers it, and records
+    /// every outcome in one commit. Returns how many jobs it handled.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let now = self.relay.clock.now_ms();
+        let store = &self.relay.store;
+        let jobs = store
+            .claim_due(
+                now,
+                self.settings.concurrency * 2,
+                self.settings.lease_ms,
+                &self.enabled,
+            )
+            .await?;
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let outcomes: Vec<(i64, JobOutcome)> = futures_util::stream::iter(jobs)
+            .map(|job| self.deliver(job))
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
+        let handled = outcomes.len();
+        store
+            .complete_jobs(outcomes, self.relay.clock.now_ms())
+            .await?;
+        Ok(handled)
+    }
+
+    /// The job's channel sends it; a job whose channel is not configured here (claimed by
+    /// mistake) or whose device is gone is dead-lettered.
+    async fn attempt(&self, job: &ClaimedJob, remaining: u64, now: i64) -> Verdict {
+        match (&job.target, job.channel) {
+            (None, _) => Verdict::DeadLetter("device_removed".into()),
+            (Some(DeliveryTarget::Fcm(registration)), Channel::Fcm) => match &self.channels.fcm {
+                Some(fcm) => fcm.attempt(job, registration, remaining).await,
+                None => Verdict::DeadLetter("channel_disabled".into()),
+            },
+            (Some(DeliveryTarget::WebPush(address)), Channel::WebPush) => {
+                match &self.channels.webpush {
+                    Some(webpush) => webpush.attempt(job, address, remaining, now).await,
+                    None => Verdict::DeadLetter("channel_disabled".into()),
+                }
+            }
+            (Some(_), _) => Verdict::DeadLetter("channel_mismatch".into()),
+        }
+    }
+
+    async fn deliver(&self, job: ClaimedJob) -> (i64, JobOutcome) {
+        let metrics = &self.relay.metrics;
+        let now = self.relay.clock.now_ms();
+        if now >= job.expires_at {
+            metrics.delivery(job.channel.as_str(), "expired");
+            return (job.job_id, JobOutcome::Expired);
+        }
+        let remaining = ((job.expires_at - now) / 1000).max(0) as u64;
+        let verdict = self.attempt(&job, remaining, now).await;
+        let done = self.relay.clock.now_ms();
+        let outcome = match verdict {
+            Verdict::Delivered => {
+                if job.channel == Channel::Fcm {
+                    self.relay.set_fcm_health(FcmHealth::Ok);
+                }
+                metrics.delivery(job.channel.as_str(), "delivered");
+                metrics.dispatch_latency((done - job.created_at).max(0) as f64 / 1000.0);
+                JobOutcome::Delivered
+            }
+            Verdict::Unreachable(error) => {
+                metrics.delivery(job.channel.as_str(), "unreachable");
+                tracing::info!(device = %job.device_id, %error, "device unreachable; unpaired");
+                JobOutcome::DeviceUnreachable { error }
+            }
+            Verdict::DeadLetter(reason) => {
+                metrics.delivery(job.channel.as_str(), "failed");
+                tracing::warn!(message = %job.message_id, %reason, "delivery dead-lettered");
+                JobOutcome::DeadLetter { reason }
+            }
+            Verdict::Retry { error, .. } if job.attempts >= self.settings.max_attempts => {
+                metrics.delivery(job.channel.as_str(), "failed");
+                tracing::warn!(message = %job.message_id, %error, "delivery dead-lettered after max attempts");
+                JobOutcome::DeadLetter {
+                    reason: format!("max_attempts: {error}"),
+                }
+            }
+            Verdict::Retry { error, min_delay } => {
+                if job.channel == Channel::Fcm {
+                    self.relay.set_fcm_health(FcmHealth::Failing);
+                }
+                metrics.delivery(job.channel.as_str(), "retry");
+                let at = done + retry_delay(job.attempts as u32, min_delay).as_millis() as i64;
+                // Never schedule past the ttl: the claim at expiry marks the job expired.
+                JobOutcome::RetryAt {
+                    at_ms: at.min(job.expires_at),
+                    error,
+                }
+            }
+            Verdict::RefreshAuth => unreachable!("a refresh verdict is resolved above"),
+        };
+        (job.job_id, outcome)
+    }
+
+    /// Works the queue until `stop` turns true; the round in flight finishes first.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let store = &self.relay.store;
+        // One relay owns its data dir: every lease at start-up belongs to a dead process.
+        match store
+            .recover_expired_leases(i64::MAX, self.relay.clock.now_ms())
+            .await
+        {
+            Ok(n) if n > 0 => {
+                tracing::info!(jobs = n, "re-queued deliveries leased before a restart")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "recovering leases failed"),
+        }
+        let mut last_sweep = self.relay.clock.now_ms();
+        while !*stop.borrow() {
+            let now = self.relay.clock.now_ms();
+            if now - last_sweep >= MAX_IDLE.as_millis() as i64 {
+                last_sweep = now;
+                if let Err(e) = store.recover_expired_leases(now, now).await {
+                    tracing::warn!(error = %e, "lease recovery failed");
+                }
+            }
+            match self.run_once().await {
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(e) => tracing::error!(error = %e, "delivery round failed"),
+            }
+            let idle = match store.next_due_at(&self.enabled) {
+                Ok(Some(due)) => Duration::from_millis(
+                    (due - self.relay.clock.now_ms()).clamp(1, MAX_IDLE.as_millis() as i64) as u64,
+                ),
+                _ => MAX_IDLE,
+            };
+            tokio::select! {
+                _ = self.relay.deliveries_ready.notified() => {}
+                _ = tokio::time::sleep(idle) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! What the running relay shares between its halves: the store, the clock, the metrics, the
+//! wake-ups, channel health and the shutdown signal. `server/` (the HTTP API) and `delivery/`
+//! (the workers) both take a [`Relay`]; neither imports the other.
+
+mod metrics;
+
+pub use metrics::Metrics;
+
+use crate::store::Store;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use tokio::sync::{Notify, watch};
+
+/// Where time comes from: a seam so delivery and expiry tests can move it.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        crate::store::now_ms()
+    }
+}
+
+/// What `/health/ready` says about FCM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FcmHealth {
+    Disabled = 0,
+    Ok = 1,
+    Failing = 2,
+}
+
+impl FcmHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FcmHealth::Disabled => "disabled",
+            FcmHealth::Ok => "ok",
+            FcmHealth::Failing => "failing",
+        }
+    }
+}
+
+/// The shared context of one running relay.
+pub struct Relay {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+    fcm_health: AtomicU8,
+    /// Wakes the delivery worker and the desktop streams after a commit.
+    pub deliveries_ready: Arc<Notify>,
+    pub streams_ready: Arc<Notify>,
+    /// Set once when the relay begins to stop: desktop streams end on it.
+    stopping: watch::Sender<bool>,
+}
+
+impl Relay {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Relay {
+        Relay {
+            store,
+            clock,
+            metrics: Metrics::default(),
+            fcm_health: AtomicU8::new(FcmHealth::Disabled as u8),
+            deliveries_ready: Arc::new(Notify::new()),
+            streams_ready: Arc::new(Notify::new()),
+            stopping: watch::Sender::new(false),
+        }
+    }
+
+    /// Tells long-lived responses (desktop streams) to end: the relay is stopping.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Resolves once [`Relay::begin_shutdown`] has been called.
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopping = self.stopping.subscribe();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
+    }
+
+    pub fn fcm_health(&self) -> FcmHealth {
+        match self.fcm_health.load(Ordering::Relaxed) {
+            1 => FcmHealth::Ok,
+            2 => FcmHealth::Failing,
+            _ => FcmHealth::Disabled,
+        }
+    }
+
+    pub fn set_fcm_health(&self, health: FcmHealth) {
+        self.fcm_health.store(health as u8, Ordering::Relaxed);
+    }
+
+    pub fn wake_deliveries(&self) {
+        self.deliveries_ready.notify_one();
+        self.streams_ready.notify_waiters();
+    }
+}

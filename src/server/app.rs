@@ -1,0 +1,80 @@
+//! `GET /app`: the installable web app that pairs a browser as a `webpush` device (SPEC §1.13).
+//! Its files are compiled into the binary, so the relay has nothing to find on disk, and each
+//! is served with `Content-Security-Policy: default-src 'self'`: the page may load nothing
+//! from anywhere else.
+
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+/// (name, content type, bytes) of every file under `/app/`.
+const FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../../assets/app/index.html"),
+    ),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/app/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/app/app.js"),
+    ),
+    (
+        "sw.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/app/sw.js"),
+    ),
+    (
+        "manifest.webmanifest",
+        "application/manifest+json",
+        include_bytes!("../../assets/app/manifest.webmanifest"),
+    ),
+    (
+        "icon-192.png",
+        "image/png",
+        include_bytes!("../../assets/app/icon-192.png"),
+    ),
+    (
+        "icon-512.png",
+        "image/png",
+        include_bytes!("../../assets/app/icon-512.png"),
+    ),
+];
+
+/// `/app` → `/app/`: the page's relative links (and the service worker's scope) need the slash.
+pub async fn redirect() -> Redirect {
+    Redirect::permanent("app/")
+}
+
+pub async fn index() -> Response {
+    serve("index.html")
+}
+
+pub async fn file(Path(name): Path<String>) -> Response {
+    serve(&name)
+}
+
+fn serve(name: &str) -> Response {
+    let Some((_, content_type, bytes)) = FILES.iter().find(|(n, _, _)| *n == name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Revalidate each load, so an upgraded relay's page and worker reach browsers at once.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}

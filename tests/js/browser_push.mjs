@@ -1,0 +1,119 @@
+// Drives headless Chromium over the DevTools protocol (through --remote-debugging-pipe: no
+// packages, no WebSocket, any node version) to check the /app web app in a real browser: the
+// page loads, its service worker registers, a push delivered with
+// ServiceWorker.deliverPushMessage becomes a notification.
+//
+// Usage: node browser_push.mjs <chromium> <app url> <push data>
+// Prints one JSON line: {"scope", "notifications": [{"title","body","tag"}]}; exits 1 on failure.
+// pushManager.subscribe needs the browser vendor's push service, which a test cannot reach, so
+// the page's own service-worker registration is exercised and the push is injected.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const [chromium, appUrl, pushData] = process.argv.slice(2);
+const profile = mkdtempSync(join(tmpdir(), 'reflecto-chromium-'));
+const browser = spawn(chromium, [
+  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  `--user-data-dir=${profile}`, '--remote-debugging-pipe', 'about:blank',
+  // fd 3: what Chromium reads (our commands); fd 4: what it writes. NUL-separated JSON.
+], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+let browserLog = '';
+browser.stderr.on('data', (chunk) => { browserLog += chunk; });
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function fail(message) {
+  console.error(message);
+  console.error(browserLog.split('\n').slice(-20).join('\n'));
+  browser.kill('SIGKILL');
+  rmSync(profile, { recursive: true, force: true });
+  process.exit(1);
+}
+
+let nextId = 1;
+const pending = new Map();
+const listeners = [];
+let buffered = '';
+browser.stdio[4].setEncoding('utf8');
+browser.stdio[4].on('data', (chunk) => {
+  buffered += chunk;
+  let end;
+  while ((end = buffered.indexOf('\0')) >= 0) {
+    const text = buffered.slice(0, end);
+    buffered = buffered.slice(end + 1);
+    receive(JSON.parse(text));
+  }
+});
+function receive(message) {
+  if (message.id && pending.has(message.id)) {
+    const { resolve, reject } = pending.get(message.id);
+    pending.delete(message.id);
+    if (message.error) reject(new Error(JSON.stringify(message.error)));
+    else resolve(message.result);
+  } else if (message.method) {
+    for (const listener of listeners) listener(message);
+  }
+}
+function send(method, params = {}, sessionId) {
+  const id = nextId++;
+  browser.stdio[3].write(JSON.stringify({ id, method, params, sessionId }) + '\0');
+  return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
+}
+async function evaluate(sessionId, expression) {
+  const result = await send('Runtime.evaluate',
+    { expression, awaitPromise: true, returnByValue: true }, sessionId);
+  if (result.exceptionDetails) throw new Error(JSON.stringify(result.exceptionDetails));
+  return result.result.value;
+}
+
+try {
+  const origin = new URL(appUrl).origin;
+  await send('Browser.grantPermissions', { origin, permissions: ['notifications'] });
+  const { targetId } = await send('Target.createTarget', { url: 'about:blank' });
+  const { sessionId } = await send('Target.attachToTarget', { targetId, flatten: true });
+  await send('Page.enable', {}, sessionId);
+  await send('Runtime.enable', {}, sessionId);
+  const registrations = [];
+  listeners.push((m) => {
+    if (m.method === 'ServiceWorker.workerRegistrationUpdated') registrations.push(...m.params.registrations);
+  });
+  await send('ServiceWorker.enable', {}, sessionId);
+  await send('Page.navigate', { url: appUrl }, sessionId);
+  // The page is up when its script has run (the form exists) in a secure context.
+  let ready = false;
+  for (let i = 0; i < 100 && !ready; i++) {
+    await sleep(100);
+    ready = await evaluate(sessionId,
+      "document.readyState === 'complete' && window.isSecureContext && !!document.querySelector('form')")
+      .catch(() => false);
+  }
+  if (!ready) fail('the page did not load');
+  // What the page's subscribe() does first: register its worker for its own scope.
+  const scope = await evaluate(sessionId,
+    "navigator.serviceWorker.register('sw.js', { scope: './' }).then(() => navigator.serviceWorker.ready).then((r) => r.scope)");
+  let registration;
+  for (let i = 0; i < 100 && !registration; i++) {
+    registration = registrations.find((r) => r.scopeURL === scope && !r.isDeleted);
+    if (!registration) await sleep(100);
+  }
+  if (!registration) fail('no service worker registration was reported for ' + scope);
+  await send('ServiceWorker.deliverPushMessage',
+    { origin, registrationId: registration.registrationId, data: pushData }, sessionId);
+  let notifications = [];
+  for (let i = 0; i < 100 && notifications.length === 0; i++) {
+    await sleep(100);
+    notifications = await evaluate(sessionId,
+      'navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((ns) => ns.map((n) => ({ title: n.title, body: n.body, tag: n.tag })))');
+  }
+  console.log(JSON.stringify({ scope, notifications }));
+} catch (e) {
+  fail(String(e && e.stack || e));
+}
+browser.kill('SIGKILL');
+await sleep(200);
+rmSync(profile, { recursive: true, force: true });
+process.exit(0);
