@@ -3,14 +3,12 @@
 //! a second relay on one data dir, and a low open-files limit. Each test drives raw TCP or
 //! the real binary; hang guards are generous and nothing asserts on how long anything took.
 
-use crate::harness::{BIN, add_extension, config, create_alice, no_limits};
+use crate::harness::{BIN, Serving, add_extension, config, create_alice, no_limits, serve_via};
 use reflecto::server::RunningRelay;
 use reflecto::server::config::Connections;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -307,14 +305,6 @@ async fn desktop_stream_outlives_the_idle_timeout() {
     assert_eq!(ids, [1]);
 }
 
-/// The real relay process; SIGKILLed when dropped so a failing test leaves nothing behind.
-struct Serving {
-    child: Child,
-    url: String,
-    /// Its log lines so far.
-    log: Arc<Mutex<Vec<String>>>,
-}
-
 impl Serving {
     fn logged(&self, text: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(text))
@@ -334,13 +324,6 @@ impl Serving {
     }
 }
 
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `reflecto serve` on port 0; the address comes from its "listening" log line. RUST_LOG is
 /// `off` and REFLECTO_LOG `info`: that the line appears shows REFLECTO_LOG wins.
 fn serve(data: &Path) -> Serving {
@@ -349,54 +332,6 @@ fn serve(data: &Path) -> Serving {
         data,
         &[("REFLECTO_LOG", "info"), ("RUST_LOG", "off")],
     )
-}
-
-fn serve_via(command: &mut Command, data: &Path, log: &[(&str, &str)]) -> Serving {
-    let mut child = command
-        .arg("--data-dir")
-        .arg(data)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--limit-ip-minute",
-            "0",
-            "--limit-ip-hour",
-            "0",
-        ])
-        .env_remove("REFLECTO_LOG")
-        .env_remove("RUST_LOG")
-        .envs(log.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = Vec::new();
-    let addr = loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("the relay exited before listening: {log:?}"))
-            .unwrap();
-        log.push(line.clone());
-        if line.contains("reflecto relay listening")
-            && let Some(rest) = line.split("addr=").nth(1)
-        {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep reading stderr so the relay never blocks on a full pipe.
-    let log = Arc::new(Mutex::new(log));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    Serving {
-        child,
-        url: format!("http://{addr}"),
-        log,
-    }
 }
 
 /// Waits for the process to exit (SIGKILL after the guard): its exit status.

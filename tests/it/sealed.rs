@@ -4,15 +4,14 @@
 //! data dir and in no trace-level log line of the real `reflecto serve`; mixed targets; bad keys.
 
 use crate::fake_fcm::FakeFcm;
-use crate::harness::{BIN, Relay, admin, code_of, no_limits, read_sse_events};
+use crate::harness::{BIN, Relay, admin, code_of, no_limits, read_sse_events, serve_via};
 use reflecto::api::sealed;
 use reflecto::delivery::fcm::{FcmChannel, FcmClient};
 use reflecto::delivery::{Channels, Worker, WorkerSettings};
 use serde_json::{Value, json};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/sealed_box.py");
@@ -414,16 +413,6 @@ async fn bad_public_keys_are_refused_on_pair_and_by_admin() {
     assert_eq!(relay.count("SELECT COUNT(*) FROM devices"), 1);
 }
 
-/// A child process that is killed if the test fails before stopping it.
-pub struct Killed(pub std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Every file under `dir` (the store, its `-wal` and `-shm`) that contains `needle`.
 pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
@@ -481,39 +470,17 @@ async fn sealed_only_send_leaves_no_text_in_store_files_or_trace_logs() {
     let fake = FakeFcm::start().await;
     let key = fake.key_file();
 
-    let mut relay = Killed(
+    let mut relay = serve_via(
         Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
+            .arg("serve")
             .arg("--fcm-credentials")
             .arg(key.path())
             .args(["--fcm-endpoint", &fake.url])
-            .env("REFLECTO_LOG", "trace")
-            .env_remove("REFLECTO_LOG_FORMAT")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .env_remove("REFLECTO_LOG_FORMAT"),
+        &data,
+        &[("REFLECTO_LOG", "trace")],
     );
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let stderr = relay.0.stderr.take().unwrap();
-    let collected = lines.clone();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("reflecto relay listening")
-                && let Some(addr) = line.split("addr=").nth(1)
-            {
-                let _ = addr_tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
-            }
-            collected.lock().unwrap().push(line);
-        }
-    });
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the relay did not start");
-    let url = format!("http://{addr}");
+    let url = relay.url.clone();
 
     let reply: Value = reqwest::Client::new()
         .post(format!("{url}/v1/send"))
@@ -583,15 +550,14 @@ async fn sealed_only_send_leaves_no_text_in_store_files_or_trace_logs() {
 
     // SIGTERM through the shell's builtin: a graceful stop, then the files at rest.
     let stopped = Command::new("sh")
-        .args(["-c", &format!("kill -TERM {}", relay.0.id())])
+        .args(["-c", &format!("kill -TERM {}", relay.child.id())])
         .status()
         .unwrap();
     assert!(stopped.success());
-    assert!(relay.0.wait().unwrap().success());
-    reader.join().unwrap();
+    let (exited_cleanly, lines) = relay.finish();
+    assert!(exited_cleanly);
     assert_eq!(files_containing(&data, MARK), Vec::<String>::new());
 
-    let lines = lines.lock().unwrap();
     assert!(
         lines.iter().any(|l| l.contains("TRACE")),
         "trace logging was on ({} lines)",

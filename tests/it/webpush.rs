@@ -529,11 +529,8 @@ async fn app_serves_the_page_the_worker_and_the_manifest_from_the_binary() {
 /// and no trace-level log line.
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_delivers_to_a_webpush_device_and_neither_store_nor_trace_log_has_the_text() {
-    use crate::harness::{BIN, admin};
-    use crate::sealed::Killed;
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    use std::sync::Mutex;
+    use crate::harness::{BIN, admin, serve_via};
+    use std::process::Command;
 
     if !python_available() {
         return;
@@ -547,43 +544,15 @@ async fn serve_delivers_to_a_webpush_device_and_neither_store_nor_trace_log_has_
         &["token", "create", "--user", "alice", "--label", "ci"],
     );
     let fake = FakePush::start();
-    let mut relay = Killed(
+    let mut relay = serve_via(
         Command::new(BIN)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--webpush-allow-local",
-                "--data-dir",
-            ])
-            .arg(&data)
-            .env("REFLECTO_LOG", "trace")
+            .args(["serve", "--webpush-allow-local"])
             .env_remove("REFLECTO_LOG_FORMAT")
-            .env_remove("REFLECTO_VAPID_SUBJECT")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .env_remove("REFLECTO_VAPID_SUBJECT"),
+        &data,
+        &[("REFLECTO_LOG", "trace")],
     );
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let stderr = relay.0.stderr.take().unwrap();
-    let collected = lines.clone();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("reflecto relay listening")
-                && let Some(addr) = line.split("addr=").nth(1)
-            {
-                let _ = addr_tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
-            }
-            collected.lock().unwrap().push(line);
-        }
-    });
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the relay did not start");
-    let url = format!("http://{addr}");
+    let url = relay.url.clone();
     let http = reqwest::Client::new();
     let code = admin(&data, &["pair", "--user", "alice"]);
     let paired = http
@@ -645,10 +614,8 @@ async fn serve_delivers_to_a_webpush_device_and_neither_store_nor_trace_log_has_
     );
     assert_eq!(files_containing(&data, MARK), Vec::<String>::new());
     assert!(!files_containing(&data, &id).is_empty());
-    let _ = relay.0.kill();
-    let _ = relay.0.wait();
-    reader.join().unwrap();
-    let lines = lines.lock().unwrap();
+    let _ = relay.child.kill();
+    let (_, lines) = relay.finish();
     assert!(
         lines.iter().any(|l| l.contains("TRACE")),
         "trace logging was on"
