@@ -8,6 +8,7 @@
 //! [`validate`]. See ARCHITECTURE.md for the map.
 
 pub mod api;
+pub mod backoff;
 pub mod cli;
 pub mod client;
 pub mod credentials;

@@ -7,7 +7,6 @@ use crate::api::status::MessageView;
 use crate::api::stream::{PairRequest, PairResponse};
 use crate::api::token::{Secret, random_id};
 use crate::api::{ApiError, ErrorCode, SendRequest, SendResponse};
-use rand::Rng;
 use std::time::{Duration, Instant};
 
 pub struct Client {
@@ -53,14 +52,9 @@ enum Attempt {
 const BASE_DELAY: Duration = Duration::from_millis(500);
 const MAX_DELAY: Duration = Duration::from_secs(30);
 
-/// Exponential backoff with full jitter: a random delay up to base·2ⁿ, capped.
+/// The wait before retry `attempt` (0-based): between half and all of 0.5 s·2ⁿ, at most 30 s.
 pub fn backoff(attempt: u32) -> Duration {
-    let ceiling = BASE_DELAY
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(MAX_DELAY);
-    let millis =
-        rand::rng().random_range(ceiling.as_millis() as u64 / 2..=ceiling.as_millis() as u64);
-    Duration::from_millis(millis)
+    crate::backoff::jittered(BASE_DELAY, MAX_DELAY, attempt)
 }
 
 /// `Retry-After` as seconds or an HTTP date.

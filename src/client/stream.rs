@@ -8,7 +8,6 @@ use crate::api::token::Secret;
 use crate::api::{ApiError, ErrorCode};
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
-use rand::Rng;
 use serde_json::Value;
 use std::pin::Pin;
 use std::time::Duration;
@@ -171,12 +170,8 @@ fn check_status(server: &str, response: &reqwest::Response) -> Result<(), Stream
 /// Delay before reconnect attempt `attempt` (0-based): exponential from 1 s, capped at 60 s,
 /// with jitter over the upper half so that many listeners do not reconnect in step.
 pub fn reconnect_delay(attempt: u32) -> Duration {
-    let ceiling = FIRST_RETRY
-        .saturating_mul(1u32 << attempt.min(6))
-        .min(LAST_RETRY);
-    let floor = (ceiling / 2).max(FIRST_RETRY);
-    let millis = rand::rng().random_range(floor.as_millis() as u64..=ceiling.as_millis() as u64);
-    Duration::from_millis(millis)
+    // The first wait is exactly FIRST_RETRY: half of it would be under SPEC's 1 s.
+    crate::backoff::jittered(FIRST_RETRY, LAST_RETRY, attempt).max(FIRST_RETRY)
 }
 
 /// An event's content once decoded: the message id and its envelope.

@@ -1,7 +1,6 @@
 //! How one delivery attempt ended, whatever the channel, and when to try again. Each channel's
 //! `outcome` maps its service's answer to a [`Verdict`]; the worker records it.
 
-use rand::Rng;
 use std::time::Duration;
 
 /// How one attempt ended, from the job's point of view.
@@ -24,11 +23,11 @@ pub enum Verdict {
 /// Exponential back-off with jitter for the `attempt`-th retry (1-based): a random delay
 /// between half and all of 5 s·2^(attempt-1), capped at one hour.
 pub fn backoff(attempt: u32) -> Duration {
-    let ceiling = Duration::from_secs(5)
-        .saturating_mul(1 << attempt.saturating_sub(1).min(20))
-        .min(Duration::from_secs(3600));
-    let ms = ceiling.as_millis() as u64;
-    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
+    crate::backoff::jittered(
+        Duration::from_secs(5),
+        Duration::from_secs(3600),
+        attempt.saturating_sub(1),
+    )
 }
 
 /// When to retry: back-off, but never earlier than the answer asked.

@@ -149,12 +149,14 @@ impl Listener {
                 _ = &mut *shutdown => return self.finish().await,
                 opened = self.client.open(self.last_event_id.as_deref()) => opened,
             };
-            let reason = match opened {
+            let (reason, retry_after) = match opened {
                 Ok(stream) => {
                     attempt = 0;
                     match self.read(stream, poll, shutdown).await? {
                         Ended::Shutdown | Ended::PollDone => return self.finish().await,
-                        Ended::Lost(reason) => reason,
+                        // The relay ended the stream under a poll: what was handled is acked.
+                        Ended::Lost(_) if poll => return self.finish().await,
+                        Ended::Lost(reason) => (reason, None),
                     }
                 }
                 Err(StreamError::Revoked) => return Err(revoked()),
@@ -167,26 +169,11 @@ impl Listener {
                 Err(StreamError::Lost {
                     reason,
                     retry_after,
-                }) => {
-                    let delay = retry_after
-                        .unwrap_or_else(|| reconnect_delay(attempt))
-                        .min(Duration::from_secs(3600));
-                    attempt = attempt.saturating_add(1);
-                    eprintln!(
-                        "warning: {reason}; reconnecting in {}s",
-                        delay.as_secs().max(1)
-                    );
-                    tokio::select! {
-                        _ = &mut *shutdown => return self.finish().await,
-                        _ = tokio::time::sleep(delay) => continue,
-                    }
-                }
+                }) => (reason, retry_after),
             };
-            if poll {
-                // The relay ended the stream under a poll: what was handled is acked below.
-                return self.finish().await;
-            }
-            let delay = reconnect_delay(attempt);
+            let delay = retry_after
+                .unwrap_or_else(|| reconnect_delay(attempt))
+                .min(Duration::from_secs(3600));
             attempt = attempt.saturating_add(1);
             eprintln!(
                 "warning: {reason}; reconnecting in {}s",
