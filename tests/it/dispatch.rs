@@ -46,28 +46,11 @@ async fn setup() -> Setup {
 
 impl Setup {
     async fn send(&self, body: Value) -> String {
-        let reply: Value = self
-            .relay
-            .send_json(&self.token, body)
-            .await
-            .json()
-            .await
-            .unwrap();
-        reply["id"].as_str().unwrap().to_owned()
+        self.relay.send_id(&self.token, body).await
     }
 
     async fn delivery(&self, id: &str) -> Value {
-        let status: Value = self
-            .relay
-            .http()
-            .get(format!("{}/v1/messages/{id}", self.relay.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = self.relay.message_status(&self.token, id).await;
         status["deliveries"][0].clone()
     }
 }

@@ -367,3 +367,62 @@ pub fn serve_via(command: &mut Command, data: &Path, log: &[(&str, &str)]) -> Se
         reader: Some(reader),
     }
 }
+
+/// Whether `program ARGS…` runs and succeeds: a tool, or python3 importing the modules a test
+/// needs.
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A real part a test drives is there, or the test cannot run: under `CI` its absence fails the
+/// test (.ci/run installs every part), elsewhere the test is skipped saying what to install.
+pub fn required(found: bool, what: &str, install: &str) -> bool {
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{what} is required under CI ({install})"
+        );
+        eprintln!("skipped: {what} not found ({install})");
+    }
+    found
+}
+
+/// Every command-line tool in `needed` is on PATH (see [`required`]).
+pub fn tools(needed: &[&str], install: &str) -> bool {
+    let missing: Vec<_> = needed
+        .iter()
+        .filter(|tool| !runs("sh", &["-c", &format!("command -v {tool}")]))
+        .collect();
+    required(
+        missing.is_empty(),
+        &format!("{missing:?}"),
+        &format!("apt-get install {install}"),
+    )
+}
+
+impl Relay {
+    /// Sends `body` with `token` and returns the accepted message's id.
+    pub async fn send_id(&self, token: &str, body: serde_json::Value) -> String {
+        let reply: serde_json::Value = self.send_json(token, body).await.json().await.unwrap();
+        reply["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not accepted: {reply}"))
+            .to_owned()
+    }
+
+    /// `GET /v1/messages/{id}` with `token`, as JSON.
+    pub async fn message_status(&self, token: &str, id: &str) -> serde_json::Value {
+        self.http()
+            .get(format!("{}/v1/messages/{id}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}

@@ -3,32 +3,11 @@
 //! dbus, dunst, xvfb, xauth, libnotify-bin, gnome-keyring and libsecret-tools; without them
 //! these tests fail under `CI` and skip with the reason otherwise.
 
-use crate::harness::{BIN, Relay, no_limits};
+use crate::harness::{BIN, Relay, no_limits, tools};
+use crate::keyring::in_secret_service;
 use crate::listen::Desk;
 use serde_json::{Value, json};
 use std::process::Command;
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// True when every tool is there; false (after saying why) when not and `CI` is unset.
-fn tools(needed: &[&str], install: &str) -> bool {
-    let missing: Vec<_> = needed.iter().filter(|t| !have(t)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must provide {missing:?}: apt-get install {install}"
-    );
-    eprintln!("SKIPPED: {missing:?} not installed (apt-get install {install})");
-    false
-}
 
 /// dunst's urgency is not in its history, so each urgency gets its own timeout here and the
 /// timeout tells them apart.
@@ -151,8 +130,6 @@ async fn pair_keeps_the_credential_and_private_key_in_the_secret_service_only() 
     let config = tempfile::tempdir().unwrap();
     let data_home = tempfile::tempdir().unwrap();
     let script = r#"
-        set -e
-        printf %s pass | gnome-keyring-daemon --unlock --components=secrets >/dev/null
         "$BIN" pair "$CODE" --server "$SERVER" --label keyring-desk
         cred=$(secret-tool lookup service reflecto username device-credential:default)
         key=$(secret-tool lookup service reflecto username device-key:default)
@@ -166,23 +143,15 @@ async fn pair_keeps_the_credential_and_private_key_in_the_secret_service_only() 
         "$BIN" listen --poll --no-notify | grep -q "opened with the keyring's key"
         echo KEYRING-OK
     "#;
-    let out = Command::new("dbus-run-session")
-        .args(["--", "sh", "-c", script])
-        .env("BIN", BIN)
-        .env("CODE", &code)
-        .env("TOKEN", &token)
-        .env("SERVER", &relay.url)
-        .env("REFLECTO_CONFIG_DIR", config.path())
-        .env("XDG_DATA_HOME", data_home.path())
-        .env_remove("REFLECTO_TOKEN")
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("KEYRING-OK"),
-        "stdout: {stdout}\nstderr: {stderr}"
+    let (stdout, stderr) = in_secret_service(
+        script,
+        &[
+            ("CODE", &code),
+            ("TOKEN", &token),
+            ("SERVER", &relay.url),
+            ("REFLECTO_CONFIG_DIR", config.path().to_str().unwrap()),
+            ("XDG_DATA_HOME", data_home.path().to_str().unwrap()),
+        ],
     );
     assert!(
         !stderr.contains("rfd_live_"),

@@ -4,7 +4,9 @@
 //! data dir and in no trace-level log line of the real `reflecto serve`; mixed targets; bad keys.
 
 use crate::fake_fcm::FakeFcm;
-use crate::harness::{BIN, Relay, admin, code_of, no_limits, read_sse_events, serve_via};
+use crate::harness::{
+    BIN, Relay, admin, code_of, no_limits, read_sse_events, required, runs, serve_via,
+};
 use reflecto::api::sealed;
 use reflecto::delivery::fcm::{FcmChannel, FcmClient};
 use reflecto::delivery::{Channels, Worker, WorkerSettings};
@@ -19,18 +21,11 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/sealed_box.p
 /// Whether python3 with PyNaCl is here. Under `CI` its absence fails the test; locally the
 /// test is skipped with the reason.
 fn pynacl_available() -> bool {
-    let found = Command::new("python3")
-        .args(["-c", "import nacl.public"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3 with PyNaCl is required under CI (apt-get install python3; pip install pynacl)"
-        );
-        eprintln!("skipped: python3 with PyNaCl not found (pip install pynacl)");
-    }
-    found
+    required(
+        runs("python3", &["-c", "import nacl.public"]),
+        "python3 with PyNaCl",
+        "pip install pynacl",
+    )
 }
 
 /// A key pair made by PyNaCl: (private, public), base64url.

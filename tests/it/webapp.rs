@@ -87,18 +87,11 @@ fn manifest_makes_the_app_installable() {
 
 /// Whether node is here. Under `CI` its absence fails the test; locally it is skipped.
 fn node_available() -> bool {
-    let found = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "node is required under CI (apt-get install nodejs)"
-        );
-        eprintln!("skipped: node not found (apt-get install nodejs)");
-    }
-    found
+    crate::harness::required(
+        crate::harness::runs("node", &["--version"]),
+        "node",
+        "apt-get install nodejs",
+    )
 }
 
 #[test]

@@ -272,29 +272,12 @@ async fn setup(script: &str) -> Setup {
 
 impl Setup {
     async fn send(&self, body: Value) -> String {
-        let reply: Value = self
-            .relay
-            .send_json(&self.token, body)
-            .await
-            .json()
-            .await
-            .unwrap();
-        reply["id"].as_str().unwrap().to_owned()
+        self.relay.send_id(&self.token, body).await
     }
 
     /// The browser's delivery row of `GET /v1/messages/{id}`.
     async fn delivery(&self, id: &str) -> Value {
-        let status: Value = self
-            .relay
-            .http()
-            .get(format!("{}/v1/messages/{id}", self.relay.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = self.relay.message_status(&self.token, id).await;
         status["deliveries"]
             .as_array()
             .unwrap()
@@ -627,21 +610,12 @@ async fn serve_delivers_to_a_webpush_device_and_neither_store_nor_trace_log_has_
 /// Whether Debian's chromium and node are here. Under `CI` their absence fails the test;
 /// locally it is skipped with the reason.
 fn browser_available() -> bool {
-    let works = |program: &str, arg: &str| {
-        std::process::Command::new(program)
-            .arg(arg)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let found = works(CHROMIUM, "--version") && works("node", "--version");
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium and node are required under CI (apt-get install chromium nodejs)"
-        );
-        eprintln!("skipped: {CHROMIUM} or node not found (apt-get install chromium nodejs)");
-    }
-    found
+    use crate::harness::{required, runs};
+    required(
+        runs(CHROMIUM, &["--version"]) && runs("node", &["--version"]),
+        "chromium and node",
+        "apt-get install chromium nodejs",
+    )
 }
 
 const CHROMIUM: &str = "/usr/bin/chromium";

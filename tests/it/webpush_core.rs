@@ -4,6 +4,7 @@
 //! have decrypted exactly our plaintext. The fake is also shown to refuse what a real push
 //! service refuses, so its acceptance means something.
 
+use crate::harness::{required, runs};
 use chrono::{TimeDelta, Utc};
 use reflecto::api::Priority;
 use reflecto::api::sealed;
@@ -25,20 +26,14 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/fake_push.py
 /// Whether python3 with http_ece, py_vapid and cryptography is here. Under `CI` their absence
 /// fails the test; locally the test is skipped with the reason.
 pub fn python_available() -> bool {
-    let found = Command::new("python3")
-        .args(["-c", "import http_ece, py_vapid, cryptography"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3 with http_ece and py_vapid is required under CI (pip install http_ece py_vapid)"
-        );
-        eprintln!(
-            "skipped: python3 with http_ece/py_vapid not found (pip install http_ece py_vapid)"
-        );
-    }
-    found
+    required(
+        runs(
+            "python3",
+            &["-c", "import http_ece, py_vapid, cryptography"],
+        ),
+        "python3 with http_ece and py_vapid",
+        "pip install http_ece py_vapid",
+    )
 }
 
 /// The running fake; killed on drop.
@@ -404,16 +399,11 @@ fn the_fake_accepts_and_decrypts_pywebpush() {
     if !python_available() {
         return;
     }
-    let has_pywebpush = Command::new("python3")
-        .args(["-c", "import pywebpush"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_pywebpush {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "pywebpush is required under CI (pip install pywebpush)"
-        );
-        eprintln!("skipped: pywebpush not found (pip install pywebpush)");
+    if !required(
+        runs("python3", &["-c", "import pywebpush"]),
+        "pywebpush",
+        "pip install pywebpush",
+    ) {
         return;
     }
     let out = Command::new("python3")
