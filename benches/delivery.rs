@@ -24,7 +24,7 @@ use reflecto::delivery::webpush::{WebPushChannel, load_vapid_key};
 use reflecto::delivery::{Channels, Worker, WorkerSettings};
 use reflecto::server::config::PartialConfig;
 use reflecto::server::limits::Limits;
-use reflecto::store::{NewDevice, NewToken, Store, WebPushAddress};
+use reflecto::store::{Database, NewDevice, NewToken, Store, WebPushAddress};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,9 +45,11 @@ async fn main() {
     let push_addr = push.local_addr().unwrap();
     let push_app = axum::Router::new().fallback(|| async { StatusCode::CREATED });
     tokio::spawn(async move { axum::serve(push, push_app).await.unwrap() });
-    let token = tokio::task::spawn_blocking(move || {
-        let store = Store::open(&data).unwrap();
-        store.add_user("bench", 0).unwrap();
+    let token = {
+        let store = Store::open(&Database::Sqlite(data), Limits::default(), 0)
+            .await
+            .unwrap();
+        store.add_user("bench", 0).await.unwrap();
         store
             .add_device(
                 "bench",
@@ -60,6 +62,7 @@ async fn main() {
                 },
                 0,
             )
+            .await
             .unwrap();
         store
             .add_device(
@@ -77,6 +80,7 @@ async fn main() {
                 },
                 0,
             )
+            .await
             .unwrap();
         let new = NewToken {
             user: "bench".into(),
@@ -85,10 +89,14 @@ async fn main() {
             scope_devices: None,
             test: false,
         };
-        store.create_token(new, 0).unwrap().1.expose().to_owned()
-    })
-    .await
-    .unwrap();
+        store
+            .create_token(new, 0)
+            .await
+            .unwrap()
+            .1
+            .expose()
+            .to_owned()
+    };
     let mut config = PartialConfig::default().resolve();
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.data_dir = dir.path().to_path_buf();

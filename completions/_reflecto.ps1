@@ -123,6 +123,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file (flags and REFLECTO_* variables override it)')
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on [default: 127.0.0.1:8080]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Where the SQLite store lives [default: the platform data dir, e.g. ~/.local/share/reflecto]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'Share a PostgreSQL database with other relays (postgres://user:password@host/db) instead of SQLite in the data dir')
             [CompletionResult]::new('--fcm-credentials', '--fcm-credentials', [CompletionResultType]::ParameterName, 'Firebase service-account JSON; without it android deliveries wait')
             [CompletionResult]::new('--fcm-endpoint', '--fcm-endpoint', [CompletionResultType]::ParameterName, 'FCM base URL [default: https://fcm.googleapis.com]')
             [CompletionResult]::new('--trust-proxy', '--trust-proxy', [CompletionResultType]::ParameterName, 'Take the client IP from X-Forwarded-For (only behind a proxy you run)')
@@ -182,6 +183,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         }
         'reflecto;admin' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -197,6 +199,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         }
         'reflecto;admin;user' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -210,6 +213,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         }
         'reflecto;admin;user;add' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -219,6 +223,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         }
         'reflecto;admin;user;list' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -229,6 +234,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         }
         'reflecto;admin;user;remove' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -257,6 +263,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         }
         'reflecto;admin;token' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -274,6 +281,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--priority-cap', '--priority-cap', [CompletionResultType]::ParameterName, 'Highest priority the token may send')
             [CompletionResult]::new('--scope-devices', '--scope-devices', [CompletionResultType]::ParameterName, 'Comma list of device ids/labels (or all/mobile/desktop) the token may reach')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('--test', '--test', [CompletionResultType]::ParameterName, 'Make an rfk_test_ token')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -285,6 +293,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         'reflecto;admin;token;list' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'user')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -295,6 +304,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         }
         'reflecto;admin;token;revoke' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -323,6 +333,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         }
         'reflecto;admin;device' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -341,6 +352,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--fcm-token', '--fcm-token', [CompletionResultType]::ParameterName, 'FCM registration token (android only)')
             [CompletionResult]::new('--public-key', '--public-key', [CompletionResultType]::ParameterName, 'X25519 public key (base64url): the device''s notifications are sealed to it (SPEC §1.12)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -351,6 +363,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         'reflecto;admin;device;list' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'user')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -361,6 +374,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         }
         'reflecto;admin;device;remove' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -390,6 +404,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         'reflecto;admin;pair' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'user')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -399,6 +414,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         }
         'reflecto;admin;backup' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')

@@ -328,13 +328,17 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin)
-            opts="-h -V --data-dir --config --help --version user token device pair backup help"
+            opts="-h -V --data-dir --database --config --help --version user token device pair backup help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -350,13 +354,17 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__backup)
-            opts="-h -V --data-dir --config --help --version"
+            opts="-h -V --data-dir --database --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -372,13 +380,17 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__device)
-            opts="-h -V --data-dir --config --help --version add list remove help"
+            opts="-h -V --data-dir --database --config --help --version add list remove help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -394,7 +406,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__device__subcmd__add)
-            opts="-h -V --user --label --type --fcm-token --public-key --data-dir --config --help --version"
+            opts="-h -V --user --label --type --fcm-token --public-key --data-dir --database --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -421,6 +433,10 @@ _reflecto() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -506,7 +522,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__device__subcmd__list)
-            opts="-h -V --user --json --data-dir --config --help --version"
+            opts="-h -V --user --json --data-dir --database --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -517,6 +533,10 @@ _reflecto() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -532,13 +552,17 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__device__subcmd__remove)
-            opts="-h -V --data-dir --config --help --version"
+            opts="-h -V --data-dir --database --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -778,7 +802,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__pair)
-            opts="-h -V --user --data-dir --config --help --version"
+            opts="-h -V --user --data-dir --database --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -789,6 +813,10 @@ _reflecto() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -804,13 +832,17 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__token)
-            opts="-h -V --data-dir --config --help --version create list revoke help"
+            opts="-h -V --data-dir --database --config --help --version create list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -826,7 +858,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__token__subcmd__create)
-            opts="-h -V --user --label --priority-cap --scope-devices --test --data-dir --config --help --version"
+            opts="-h -V --user --label --priority-cap --scope-devices --test --data-dir --database --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -849,6 +881,10 @@ _reflecto() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -934,7 +970,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__token__subcmd__list)
-            opts="-h -V --user --json --data-dir --config --help --version"
+            opts="-h -V --user --json --data-dir --database --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -945,6 +981,10 @@ _reflecto() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -960,13 +1000,17 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__token__subcmd__revoke)
-            opts="-h -V --data-dir --config --help --version"
+            opts="-h -V --data-dir --database --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -982,13 +1026,17 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__user)
-            opts="-h -V --data-dir --config --help --version add list remove help"
+            opts="-h -V --data-dir --database --config --help --version add list remove help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1004,13 +1052,17 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__user__subcmd__add)
-            opts="-h -V --data-dir --config --help --version"
+            opts="-h -V --data-dir --database --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1096,13 +1148,17 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__user__subcmd__list)
-            opts="-h -V --json --data-dir --config --help --version"
+            opts="-h -V --json --data-dir --database --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1118,13 +1174,17 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__user__subcmd__remove)
-            opts="-h -V --data-dir --config --help --version"
+            opts="-h -V --data-dir --database --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1941,7 +2001,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__serve)
-            opts="-h -V --config --listen --data-dir --fcm-credentials --fcm-endpoint --trust-proxy --webpush-allow-local --vapid-subject --log-format --retention --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --header-timeout --body-timeout --idle-timeout --max-connections --max-header-bytes --print-config --help --version"
+            opts="-h -V --config --listen --data-dir --database --fcm-credentials --fcm-endpoint --trust-proxy --webpush-allow-local --vapid-subject --log-format --retention --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --header-timeout --body-timeout --idle-timeout --max-connections --max-header-bytes --print-config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1956,6 +2016,10 @@ _reflecto() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -111,6 +111,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --config 'TOML configuration file (flags and REFLECTO_* variables override it)'
             cand --listen 'Address to listen on [default: 127.0.0.1:8080]'
             cand --data-dir 'Where the SQLite store lives [default: the platform data dir, e.g. ~/.local/share/reflecto]'
+            cand --database 'Share a PostgreSQL database with other relays (postgres://user:password@host/db) instead of SQLite in the data dir'
             cand --fcm-credentials 'Firebase service-account JSON; without it android deliveries wait'
             cand --fcm-endpoint 'FCM base URL [default: https://fcm.googleapis.com]'
             cand --trust-proxy 'Take the client IP from X-Forwarded-For (only behind a proxy you run)'
@@ -166,6 +167,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         }
         &'reflecto;admin'= {
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -180,6 +182,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         }
         &'reflecto;admin;user'= {
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -192,6 +195,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         }
         &'reflecto;admin;user;add'= {
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -200,6 +204,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         }
         &'reflecto;admin;user;list'= {
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand --json 'json'
             cand -h 'Print help'
@@ -209,6 +214,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         }
         &'reflecto;admin;user;remove'= {
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -231,6 +237,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         }
         &'reflecto;admin;token'= {
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -247,6 +254,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --priority-cap 'Highest priority the token may send'
             cand --scope-devices 'Comma list of device ids/labels (or all/mobile/desktop) the token may reach'
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand --test 'Make an rfk_test_ token'
             cand -h 'Print help'
@@ -257,6 +265,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;admin;token;list'= {
             cand --user 'user'
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand --json 'json'
             cand -h 'Print help'
@@ -266,6 +275,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         }
         &'reflecto;admin;token;revoke'= {
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -288,6 +298,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         }
         &'reflecto;admin;device'= {
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -305,6 +316,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --fcm-token 'FCM registration token (android only)'
             cand --public-key 'X25519 public key (base64url): the device''s notifications are sealed to it (SPEC §1.12)'
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -314,6 +326,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;admin;device;list'= {
             cand --user 'user'
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand --json 'json'
             cand -h 'Print help'
@@ -323,6 +336,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         }
         &'reflecto;admin;device;remove'= {
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -346,6 +360,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;admin;pair'= {
             cand --user 'user'
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -354,6 +369,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         }
         &'reflecto;admin;backup'= {
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand -h 'Print help'
             cand --help 'Print help'

@@ -87,6 +87,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l config -d 'TOML configuration file (flags and REFLECTO_* variables override it)' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l listen -d 'Address to listen on [default: 127.0.0.1:8080]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l data-dir -d 'Where the SQLite store lives [default: the platform data dir, e.g. ~/.local/share/reflecto]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l database -d 'Share a PostgreSQL database with other relays (postgres://user:password@host/db) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l fcm-credentials -d 'Firebase service-account JSON; without it android deliveries wait' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l fcm-endpoint -d 'FCM base URL [default: https://fcm.googleapis.com]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l trust-proxy -d 'Take the client IP from X-Forwarded-For (only behind a proxy you run)' -r -f -a "true\t''
@@ -129,6 +130,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l json -d 'Pr
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -s V -l version -d 'Print version'
@@ -139,6 +141,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "backup" -d 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -s V -l version -d 'Print version'
@@ -147,6 +150,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "remove" -d 'Remove a user with their tokens, devices and messages'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -s V -l version -d 'Print version'
@@ -155,6 +159,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -f -a "revoke" -d 'Revoke a token by its tok_ id; effective on the relay\'s next request'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -s V -l version -d 'Print version'
@@ -164,10 +169,12 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l user -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -s V -l version -d 'Print version'

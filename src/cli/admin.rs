@@ -5,7 +5,8 @@ use super::internal;
 use crate::api::{ApiError, DeviceType, ErrorCode, Priority};
 use crate::server::config::{PartialConfig, default_data_dir};
 use crate::server::messages_rfc3339 as rfc3339;
-use crate::store::{NewDevice, NewToken, Store, StoreError, now_ms};
+use crate::store::limits::Limits;
+use crate::store::{Database, NewDevice, NewToken, Store, StoreError, now_ms};
 use clap::builder::TypedValueParser;
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -22,6 +23,15 @@ pub struct AdminArgs {
         conflicts_with = "config"
     )]
     pub data_dir: Option<PathBuf>,
+    /// The relay's PostgreSQL database (postgres://…) instead of SQLite in the data dir
+    #[arg(
+        long,
+        env = "REFLECTO_DATABASE_URL",
+        value_name = "URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
     /// Take the data directory from the relay's TOML configuration
     #[arg(long, env = "REFLECTO_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
@@ -161,7 +171,7 @@ fn store_error(e: StoreError) -> ApiError {
 
 /// `--data-dir`, else the config file's `data_dir`, else the platform default. Only `user
 /// add` may create a new store: a typo in the path must not look like an empty relay.
-fn open(args: &AdminArgs) -> Result<Store, ApiError> {
+async fn open(args: &AdminArgs) -> Result<Store, ApiError> {
     let file = match &args.config {
         Some(path) => {
             PartialConfig::from_file(path).map_err(|e| ApiError::new(ErrorCode::IoError, e))?
@@ -173,9 +183,12 @@ fn open(args: &AdminArgs) -> Result<Store, ApiError> {
         .clone()
         .or(file.data_dir)
         .unwrap_or_else(default_data_dir);
+    let url = args.database.clone().or(file.database);
+    let database = Database::choose(url.as_deref(), &data_dir)
+        .map_err(|e| ApiError::new(ErrorCode::UsageError, e))?;
     let creates = matches!(args.command, AdminCommand::User(UserCommand::Add { .. }));
     let db = data_dir.join(crate::store::DB_FILE);
-    if !creates && !db.exists() {
+    if matches!(database, Database::Sqlite(_)) && !creates && !db.exists() {
         return Err(ApiError::new(
             ErrorCode::StoreNotFound,
             format!(
@@ -186,7 +199,17 @@ fn open(args: &AdminArgs) -> Result<Store, ApiError> {
             ),
         ));
     }
-    Store::open(&data_dir).map_err(store_error)
+    Store::open(&database, Limits::default(), now_ms())
+        .await
+        .map_err(|e| open_error(&database, e))
+}
+
+/// A store that cannot be opened: where, and why, without the URL's password.
+pub fn open_error(database: &Database, e: StoreError) -> ApiError {
+    ApiError::new(
+        ErrorCode::CliInternalError,
+        format!("opening the store ({}): {e}", database.describe()),
+    )
 }
 
 /// JSON as the API writes it: every `…_at` Unix-ms number becomes RFC 3339.
@@ -217,7 +240,15 @@ fn print_json<T: Serialize>(value: &T) -> Result<(), ApiError> {
 }
 
 pub fn run(args: AdminArgs) -> Result<(), ApiError> {
-    let store = open(&args)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| internal("starting the runtime", e))?
+        .block_on(run_on_store(args))
+}
+
+async fn run_on_store(args: AdminArgs) -> Result<(), ApiError> {
+    let store = open(&args).await?;
     let now = now_ms();
     match args.command {
         AdminCommand::User(UserCommand::Add { name }) => {
@@ -227,11 +258,14 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
                     "user name must not be empty",
                 ));
             }
-            let user = store.add_user(name.trim(), now).map_err(store_error)?;
+            let user = store
+                .add_user(name.trim(), now)
+                .await
+                .map_err(store_error)?;
             println!("{}", user.name);
         }
         AdminCommand::User(UserCommand::List { json }) => {
-            let users = store.list_users().map_err(store_error)?;
+            let users = store.list_users().await.map_err(store_error)?;
             if json {
                 return print_json(&users);
             }
@@ -240,7 +274,7 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
             }
         }
         AdminCommand::User(UserCommand::Remove { name }) => {
-            store.remove_user(&name).map_err(store_error)?
+            store.remove_user(&name).await.map_err(store_error)?
         }
         AdminCommand::Token(TokenCommand::Create {
             user,
@@ -256,7 +290,7 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
                 scope_devices,
                 test,
             };
-            let (record, secret) = store.create_token(new, now).map_err(store_error)?;
+            let (record, secret) = store.create_token(new, now).await.map_err(store_error)?;
             eprintln!(
                 "created {} for {} (shown once; store it now)",
                 record.id, record.user
@@ -264,7 +298,10 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
             println!("{}", secret.expose());
         }
         AdminCommand::Token(TokenCommand::List { user, json }) => {
-            let tokens = store.list_tokens(user.as_deref()).map_err(store_error)?;
+            let tokens = store
+                .list_tokens(user.as_deref())
+                .await
+                .map_err(store_error)?;
             if json {
                 return print_json(&tokens);
             }
@@ -280,7 +317,10 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
             }
         }
         AdminCommand::Token(TokenCommand::Revoke { token_id }) => {
-            store.revoke_token(&token_id, now).map_err(store_error)?;
+            store
+                .revoke_token(&token_id, now)
+                .await
+                .map_err(store_error)?;
             eprintln!("revoked {token_id}");
         }
         AdminCommand::Device(DeviceCommand::Add {
@@ -302,6 +342,7 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
                     },
                     now,
                 )
+                .await
                 .map_err(store_error)?;
             println!("{}", paired.device.id);
             if let Some(credential) = paired.credential {
@@ -310,7 +351,10 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
             }
         }
         AdminCommand::Device(DeviceCommand::List { user, json }) => {
-            let devices = store.list_devices(user.as_deref()).map_err(store_error)?;
+            let devices = store
+                .list_devices(user.as_deref())
+                .await
+                .map_err(store_error)?;
             if json {
                 return print_json(&devices);
             }
@@ -326,16 +370,20 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
                 );
             }
         }
-        AdminCommand::Device(DeviceCommand::Remove { device_id }) => {
-            store.remove_device(&device_id, now).map_err(store_error)?
-        }
+        AdminCommand::Device(DeviceCommand::Remove { device_id }) => store
+            .remove_device(&device_id, now)
+            .await
+            .map_err(store_error)?,
         AdminCommand::Pair { user } => {
-            let code = store.create_pair_code(&user, now).map_err(store_error)?;
+            let code = store
+                .create_pair_code(&user, now)
+                .await
+                .map_err(store_error)?;
             eprintln!("pairing code for {user}, valid 10 minutes:");
             println!("{code}");
         }
         AdminCommand::Backup { file } => {
-            store.backup(&file).map_err(store_error)?;
+            store.backup(&file).await.map_err(store_error)?;
             eprintln!("backup written to {}", file.display());
         }
     }

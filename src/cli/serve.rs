@@ -21,6 +21,14 @@ pub struct ServeArgs {
     /// Where the SQLite store lives [default: the platform data dir, e.g. ~/.local/share/reflecto]
     #[arg(long, env = "REFLECTO_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Share a PostgreSQL database with other relays (postgres://user:password@host/db) instead of SQLite in the data dir
+    #[arg(
+        long,
+        env = "REFLECTO_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
     /// Firebase service-account JSON; without it android deliveries wait
     #[arg(long, env = "REFLECTO_FCM_CREDENTIALS", value_name = "FILE")]
     pub fcm_credentials: Option<PathBuf>,
@@ -85,6 +93,7 @@ impl ServeArgs {
         PartialConfig {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
+            database: self.database.clone(),
             fcm_credentials: self.fcm_credentials.clone(),
             fcm_endpoint: self.fcm_endpoint.clone(),
             trust_proxy: self.trust_proxy,

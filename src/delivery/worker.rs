@@ -196,16 +196,19 @@ impl Worker {
     /// Works the queue until `stop` turns true; the round in flight finishes first.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let store = &self.relay.store;
-        // One relay owns its data dir: every lease at start-up belongs to a dead process.
-        match store
-            .recover_expired_leases(i64::MAX, self.relay.clock.now_ms())
-            .await
-        {
-            Ok(n) if n > 0 => {
-                tracing::info!(jobs = n, "re-queued deliveries leased before a restart")
+        // One relay owns an SQLite data dir: every lease at start-up belongs to a dead
+        // process. On a shared database other relays hold leases: they are left to expire.
+        if !store.is_shared() {
+            match store
+                .recover_expired_leases(i64::MAX, self.relay.clock.now_ms())
+                .await
+            {
+                Ok(n) if n > 0 => {
+                    tracing::info!(jobs = n, "re-queued deliveries leased before a restart")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "recovering leases failed"),
             }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "recovering leases failed"),
         }
         let mut last_sweep = self.relay.clock.now_ms();
         while !*stop.borrow() {
@@ -221,14 +224,17 @@ impl Worker {
                 Ok(_) => continue,
                 Err(e) => tracing::error!(error = %e, "delivery round failed"),
             }
-            let idle = match store.next_due_at(&self.enabled) {
+            // On a shared database, jobs another relay accepted are also found by this poll
+            // when their wake-up was lost.
+            let longest = store.poll_interval().map_or(MAX_IDLE, |p| p.min(MAX_IDLE));
+            let idle = match store.next_due_at(&self.enabled).await {
                 Ok(Some(due)) => Duration::from_millis(
-                    (due - self.relay.clock.now_ms()).clamp(1, MAX_IDLE.as_millis() as i64) as u64,
+                    (due - self.relay.clock.now_ms()).clamp(1, longest.as_millis() as i64) as u64,
                 ),
-                _ => MAX_IDLE,
+                _ => longest,
             };
             tokio::select! {
-                _ = self.relay.deliveries_ready.notified() => {}
+                _ = store.wakeups().deliveries() => {}
                 _ = tokio::time::sleep(idle) => {}
                 _ = stop.changed() => {}
             }

@@ -9,7 +9,7 @@ pub use metrics::Metrics;
 use crate::store::Store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 /// Where time comes from: a seam so delivery and expiry tests can move it.
 pub trait Clock: Send + Sync {
@@ -49,9 +49,6 @@ pub struct Relay {
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
     fcm_health: AtomicU8,
-    /// Wakes the delivery worker and the desktop streams after a commit.
-    pub deliveries_ready: Arc<Notify>,
-    pub streams_ready: Arc<Notify>,
     /// Set once when the relay begins to stop: desktop streams end on it.
     stopping: watch::Sender<bool>,
 }
@@ -63,8 +60,6 @@ impl Relay {
             clock,
             metrics: Metrics::default(),
             fcm_health: AtomicU8::new(FcmHealth::Disabled as u8),
-            deliveries_ready: Arc::new(Notify::new()),
-            streams_ready: Arc::new(Notify::new()),
             stopping: watch::Sender::new(false),
         }
     }
@@ -96,10 +91,5 @@ impl Relay {
 
     pub fn set_fcm_health(&self, health: FcmHealth) {
         self.fcm_health.store(health as u8, Ordering::Relaxed);
-    }
-
-    pub fn wake_deliveries(&self) {
-        self.deliveries_ready.notify_one();
-        self.streams_ready.notify_waiters();
     }
 }

@@ -41,12 +41,13 @@ pub fn invalid() -> Failure {
 }
 
 /// A live token record for `candidate`, or 401 `invalid_token`.
-pub fn authenticate(state: &AppState, candidate: &str) -> Result<TokenRecord, Failure> {
+pub async fn authenticate(state: &AppState, candidate: &str) -> Result<TokenRecord, Failure> {
     if !is_token_format(candidate) {
         return Err(invalid());
     }
     state
         .store
-        .authenticate_token(candidate)?
+        .authenticate_token(candidate)
+        .await?
         .ok_or_else(invalid)
 }

@@ -16,6 +16,8 @@ pub const DEFAULT_FCM_ENDPOINT: &str = "https://fcm.googleapis.com";
 pub struct PartialConfig {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    /// `postgres://…`: share one PostgreSQL database with other relays (SPEC §3).
+    pub database: Option<String>,
     pub fcm_credentials: Option<PathBuf>,
     pub fcm_endpoint: Option<String>,
     pub trust_proxy: Option<bool>,
@@ -92,6 +94,9 @@ pub enum LogFormat {
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// A `postgres://` URL, or `None` for SQLite in the data dir. Printed without its password.
+    #[serde(serialize_with = "redacted_url")]
+    pub database: Option<String>,
     pub fcm_credentials: Option<PathBuf>,
     pub fcm_endpoint: String,
     pub trust_proxy: bool,
@@ -129,6 +134,21 @@ pub fn default_vapid_subject() -> String {
     format!("mailto:admin@{host}")
 }
 
+fn redacted_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => s.serialize_some(&crate::store::redact_url(url)),
+        None => s.serialize_none(),
+    }
+}
+
+impl ServeConfig {
+    /// Where the store lives: `--database` if given, else SQLite in the data dir.
+    pub fn database(&self) -> Result<crate::store::Database, crate::api::ApiError> {
+        crate::store::Database::choose(self.database.as_deref(), &self.data_dir)
+            .map_err(|e| crate::api::ApiError::new(crate::api::ErrorCode::UsageError, e))
+    }
+}
+
 impl PartialConfig {
     pub fn from_file(path: &Path) -> Result<PartialConfig, String> {
         let text = std::fs::read_to_string(path)
@@ -141,6 +161,7 @@ impl PartialConfig {
         PartialConfig {
             listen: self.listen.or(lower.listen),
             data_dir: self.data_dir.or(lower.data_dir),
+            database: self.database.or(lower.database),
             fcm_credentials: self.fcm_credentials.or(lower.fcm_credentials),
             fcm_endpoint: self.fcm_endpoint.or(lower.fcm_endpoint),
             trust_proxy: self.trust_proxy.or(lower.trust_proxy),
@@ -166,6 +187,7 @@ impl PartialConfig {
                 .listen
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
             data_dir: self.data_dir.unwrap_or_else(default_data_dir),
+            database: self.database,
             fcm_credentials: self.fcm_credentials,
             fcm_endpoint: self
                 .fcm_endpoint

@@ -1,7 +1,7 @@
 //! `GET /v1/messages/{id}`: per-device delivery state, for any token of the message's owner.
 
 use super::error::Failure;
-use super::{AppState, auth, client_ip};
+use super::{AppState, auth};
 use crate::api::ErrorCode;
 use crate::api::status::{DeliveryView, MessageView};
 use axum::Json;
@@ -34,14 +34,12 @@ pub async fn message_status(
     headers: HeaderMap,
 ) -> Result<Json<MessageView>, Failure> {
     let now = state.clock.now_ms();
-    state
-        .limiter
-        .check_ip(client_ip(&state, peer, &headers), now)
-        .map_err(|s| Failure::rate_limited(s, now))?;
-    let token = auth::authenticate(&state, auth::presented(&headers, None)?)?;
+    state.charge_ip(peer, &headers, now).await?;
+    let token = auth::authenticate(&state, auth::presented(&headers, None)?).await?;
     let status = state
         .store
-        .message_status(&id, token.user_id)?
+        .message_status(&id, token.user_id)
+        .await?
         .ok_or_else(|| {
             Failure::new(
                 ErrorCode::NotFound,

@@ -7,8 +7,6 @@ mod auth;
 mod body;
 pub mod config;
 mod error;
-mod idempotency;
-pub mod limits;
 pub mod listener;
 pub mod lock;
 mod messages;
@@ -24,14 +22,14 @@ mod token;
 mod webpush;
 
 pub use crate::relay::Metrics;
+pub use crate::store::limits;
 pub use config::ServeConfig;
 pub use messages::rfc3339 as messages_rfc3339;
 
-use crate::store::Store;
+use crate::store::{Database, Store};
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use limits::RateLimiter;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -42,7 +40,6 @@ pub use crate::relay::{Clock, FcmHealth, Relay, SystemClock};
 /// [`Relay`], so handlers reach the store, clock and metrics directly.
 pub struct AppState {
     pub relay: Arc<Relay>,
-    pub limiter: RateLimiter,
     pub trust_proxy: bool,
     /// `--webpush-allow-local`: pairing accepts local and plain-http endpoints.
     pub webpush_allow_local: bool,
@@ -52,7 +49,6 @@ pub struct AppState {
     touched: Mutex<HashMap<String, i64>>,
     /// How long finished messages are kept; `None` keeps them forever.
     retention_ms: Option<i64>,
-    idempotency: idempotency::KeyLocks,
 }
 
 impl std::ops::Deref for AppState {
@@ -64,21 +60,14 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(
-        store: Store,
-        limiter: RateLimiter,
-        clock: Arc<dyn Clock>,
-        trust_proxy: bool,
-    ) -> AppState {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, trust_proxy: bool) -> AppState {
         AppState {
             relay: Arc::new(Relay::new(store, clock)),
-            limiter,
             trust_proxy,
             webpush_allow_local: false,
             vapid_public_key: None,
             touched: Mutex::new(HashMap::new()),
             retention_ms: retention::Retention::DEFAULT.as_ms(),
-            idempotency: idempotency::KeyLocks::default(),
         }
     }
 
@@ -93,6 +82,19 @@ impl AppState {
         self.webpush_allow_local = allow_local;
         self.vapid_public_key = Some(vapid_public_key);
         self
+    }
+
+    /// Step 1 of SPEC §1.7: charges the client's per-IP layers, or refuses with 429.
+    pub async fn charge_ip(
+        &self,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        now: i64,
+    ) -> Result<Vec<limits::LayerStatus>, error::Failure> {
+        self.store
+            .charge_ip(client_ip(self, peer, headers), now)
+            .await?
+            .map_err(|refused| error::Failure::rate_limited(refused, now))
     }
 
     /// Whether this send should update the token's `last_used_at` (at most once a minute).
@@ -173,26 +175,21 @@ pub async fn start_with_clock(
     config: &ServeConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningRelay, crate::api::ApiError> {
-    let lock = lock::acquire(&config.data_dir)?;
-    let store = Store::open(&config.data_dir)
-        .map_err(|e| startup_error(format!("opening the store: {e}")))?;
-    let now = clock.now_ms();
-    let limiter = RateLimiter::new(config.limits);
-    let month = limits::month_key(now);
-    let restore = || -> crate::store::Result<()> {
-        limiter.restore(
-            &month,
-            store.month_counts(&month)?,
-            store.receiver_sends_since(now - crate::store::messages_window_ms())?,
-        );
-        Ok(())
+    let db = config.database()?;
+    // One relay owns an SQLite data dir; relays on a shared database need no lock.
+    let lock = match &db {
+        Database::Sqlite(dir) => Some(lock::acquire(dir)?),
+        Database::Postgres(_) => None,
     };
-    restore().map_err(|e| startup_error(format!("restoring rate-limit counters: {e}")))?;
+    let now = clock.now_ms();
+    let store = Store::open(&db, config.limits, now)
+        .await
+        .map_err(|e| startup_error(format!("opening the store ({}): {e}", db.describe())))?;
     let vapid = crate::delivery::webpush::load_vapid_key(&store, now)
         .await
         .map_err(startup_error)?;
     let state = Arc::new(
-        AppState::new(store, limiter, clock, config.trust_proxy)
+        AppState::new(store, clock, config.trust_proxy)
             .with_retention(config.retention)
             .with_webpush(config.webpush_allow_local, vapid.public_key_b64()),
     );
@@ -239,7 +236,7 @@ const PRUNE_BATCH: usize = 500;
 /// retention ago, drop rate-limit windows that emptied and store rows no window needs.
 pub async fn maintain_once(state: &AppState) -> crate::store::Result<()> {
     let now = state.clock.now_ms();
-    state.limiter.sweep(now);
+    state.store.sweep_limits(now).await?;
     state.store.expire_jobs(now).await?;
     if let Some(retention) = state.retention_ms {
         while state

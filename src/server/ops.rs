@@ -48,7 +48,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String)),
     security(()))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let depth = state.store.queue_depth().unwrap_or(-1);
+    let depth = state.store.queue_depth().await.unwrap_or(-1);
     (
         [(
             header::CONTENT_TYPE,

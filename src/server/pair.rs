@@ -2,8 +2,8 @@
 //! desktop extension, its stream credential). A webpush device brings its browser's
 //! subscription, checked here (keys, https, a public address) before the code is spent.
 
+use super::AppState;
 use super::error::Failure;
-use super::{AppState, client_ip};
 use crate::api::sealed::{encode, parse_public_key};
 use crate::api::stream::{PairRequest, PairResponse};
 use crate::api::{DeviceType, ErrorCode};
@@ -35,10 +35,7 @@ pub async fn pair(
     body: Body,
 ) -> Result<Json<PairResponse>, Failure> {
     let now = state.clock.now_ms();
-    state
-        .limiter
-        .check_ip(client_ip(&state, peer, &headers), now)
-        .map_err(|s| Failure::rate_limited(s, now))?;
+    state.charge_ip(peer, &headers, now).await?;
     let bytes = super::body::read_capped(body).await?;
     // Not the parser's message: it would echo its internals ("at line 1 column 9").
     let req: PairRequest = serde_json::from_slice(&bytes).map_err(|_| {

@@ -3,7 +3,7 @@
 
 use super::error::{Failure, write_rate_headers};
 use super::limits::{LayerStatus, binding, month_key};
-use super::{AppState, auth, body, client_ip};
+use super::{AppState, auth, body};
 use crate::api::sealed;
 use crate::api::{DeliveredTo, ErrorCode, SendResponse, Warning, token::random_id};
 use crate::store::{
@@ -109,14 +109,10 @@ async fn handle(
     body: Body,
 ) -> Result<Response, Failure> {
     let now = state.clock.now_ms();
-    let ip_statuses = state
-        .limiter
-        .check_ip(client_ip(state, peer, &headers), now)
-        .map_err(|s| Failure::rate_limited(s, now))?;
-    let token = auth::authenticate(state, auth::presented(&headers, path_token)?)?;
+    let ip_statuses = state.charge_ip(peer, &headers, now).await?;
+    let token = auth::authenticate(state, auth::presented(&headers, path_token)?).await?;
     let key = idempotency_key(&headers)?;
-    let _held = hold_key(state, &token, key).await;
-    if let Some(replay) = replay(state, &token, key, &ip_statuses, now)? {
+    if let Some(replay) = replay(state, &token, key, &ip_statuses, now).await? {
         return Ok(replay.into_response());
     }
     let bytes = body::read_capped(body).await?;
@@ -145,20 +141,8 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Failure> {
     })
 }
 
-/// With a key: waits until no other request with this token and key is being decided.
-pub async fn hold_key(
-    state: &AppState,
-    token: &TokenRecord,
-    key: Option<&str>,
-) -> Option<super::idempotency::KeyGuard> {
-    match key {
-        Some(key) => Some(state.idempotency.lock(&token.id, key).await),
-        None => None,
-    }
-}
-
 /// The original response for a repeated key (no token limit is charged for it).
-pub fn replay(
+pub async fn replay(
     state: &AppState,
     token: &TokenRecord,
     key: Option<&str>,
@@ -168,7 +152,8 @@ pub fn replay(
     let Some(key) = key else { return Ok(None) };
     Ok(state
         .store
-        .idempotent_response(&token.id, key, now)?
+        .idempotent_response(&token.id, key, now)
+        .await?
         .map(|stored| stored_to_accepted(stored, ip)))
 }
 
@@ -213,13 +198,9 @@ pub async fn accept(
     let ttl_ms = request.ttl_seconds() as i64 * 1000;
     // 5. envelope + size
     let (_, envelope) = build_envelope(request, &token.label)?;
-    // 6. token and receiver limits: check all, charge all
-    let send_statuses = state
-        .limiter
-        .check_and_charge_send(&token.id, token.user_id, now)
-        .map_err(|s| Failure::rate_limited(s, now))?;
-    // 7. targets, commit, respond
-    let records = state.store.reachable_devices_of(token.user_id)?;
+    // 6.–7. targets; then the store checks and charges the token and receiver limits and
+    // commits the message in one step (a refusal writes nothing).
+    let records = state.store.reachable_devices_of(token.user_id).await?;
     let devices: Vec<DeviceRef> = records
         .iter()
         .map(|d| DeviceRef {
@@ -276,12 +257,12 @@ pub async fn accept(
         }),
         touch_token: state.should_touch(&token.id, now),
     };
-    let all: Vec<LayerStatus> = ip_statuses.into_iter().chain(send_statuses).collect();
     match state.store.accept_send(send).await? {
-        AcceptOutcome::Replayed(stored) => Ok(stored_to_accepted(stored, &all)),
-        AcceptOutcome::Accepted => {
+        AcceptOutcome::Replayed(stored) => Ok(stored_to_accepted(stored, &ip_statuses)),
+        AcceptOutcome::Refused(refusal) => Err(Failure::rate_limited(refusal, now)),
+        AcceptOutcome::Accepted(send_statuses) => {
             state.metrics.send_accepted();
-            state.wake_deliveries();
+            let all: Vec<LayerStatus> = ip_statuses.into_iter().chain(send_statuses).collect();
             Ok(Accepted {
                 response_json,
                 id,

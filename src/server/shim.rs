@@ -2,8 +2,8 @@
 //! canonical request, answered in Pushover's shape with the status /v1/send would give.
 
 use super::error::{Failure, write_rate_headers};
-use super::send::{Accepted, accept, hold_key, idempotency_key, replay};
-use super::{AppState, auth, body, client_ip};
+use super::send::{Accepted, accept, idempotency_key, replay};
+use super::{AppState, auth, body};
 use crate::api::{ErrorCode, Priority, ShimResponse};
 use crate::validate::normalize;
 use axum::Json;
@@ -79,10 +79,7 @@ async fn handle(
     body: Body,
 ) -> Result<Accepted, Failure> {
     let now = state.clock.now_ms();
-    let ip_statuses = state
-        .limiter
-        .check_ip(client_ip(state, peer, headers), now)
-        .map_err(|s| Failure::rate_limited(s, now))?;
+    let ip_statuses = state.charge_ip(peer, headers, now).await?;
     let bytes = body::read_capped(body).await?;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let mut fields = body::fields(content_type, bytes, SHIM_KEYS).await?;
@@ -91,10 +88,9 @@ async fn handle(
         Some(_) => return Err(auth::invalid()),
         None => auth::presented(headers, None)?.to_owned(),
     };
-    let token = auth::authenticate(state, &token)?;
+    let token = auth::authenticate(state, &token).await?;
     let key = idempotency_key(headers)?;
-    let _held = hold_key(state, &token, key).await;
-    if let Some(replayed) = replay(state, &token, key, &ip_statuses, now)? {
+    if let Some(replayed) = replay(state, &token, key, &ip_statuses, now).await? {
         return Ok(replayed);
     }
     let validated = normalize(&to_canonical(fields)?)?;

@@ -25,12 +25,12 @@ const PAGE: usize = 100;
 /// Re-check the store this often even without a wake-up (a send from another process).
 const RECHECK: Duration = Duration::from_secs(5);
 
-fn device_of(state: &AppState, headers: &HeaderMap) -> Result<DeviceRecord, Failure> {
+async fn device_of(state: &AppState, headers: &HeaderMap) -> Result<DeviceRecord, Failure> {
     let credential = super::auth::presented(headers, None)?;
     if !is_device_credential_format(credential) {
         return Err(super::auth::invalid());
     }
-    match state.store.authenticate_device(credential)? {
+    match state.store.authenticate_device(credential).await? {
         Some(device) if device.device_type == DeviceType::Extension => Ok(device),
         _ => Err(super::auth::invalid()),
     }
@@ -87,7 +87,7 @@ pub async fn stream(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Failure> {
-    let device = device_of(&state, &headers)?;
+    let device = device_of(&state, &headers).await?;
     let cursor = resume_after(&headers)?;
     let events = futures_util::stream::unfold(
         (state, device.id, cursor, Vec::new(), Instant::now()),
@@ -102,7 +102,7 @@ pub async fn stream(
                 // credential is refused on the next request already).
                 if checked.elapsed() >= RECHECK {
                     checked = Instant::now();
-                    if matches!(state.store.device(&device), Ok(None)) {
+                    if matches!(state.store.device(&device).await, Ok(None)) {
                         return None;
                     }
                 }
@@ -120,12 +120,19 @@ pub async fn stream(
                     return Some((Ok(sse), (state, device, cursor, buffered, checked)));
                 }
                 // Register for the wake-up before reading, so a commit in between is not missed.
-                let woken = state.streams_ready.notified();
-                match state.store.stream_events(&device, cursor, PAGE) {
+                let wakeup = state.store.wakeups().stream(&device);
+                let woken = wakeup.notified();
+                match state.store.stream_events(&device, cursor, PAGE).await {
                     Ok(page) if !page.is_empty() => buffered = page,
                     Ok(_) => {
+                        // On a shared database a wake-up from another relay can be lost while
+                        // its listener reconnects: then the poll finds the event.
+                        let wait = state
+                            .store
+                            .poll_interval()
+                            .map_or(RECHECK, |p| p.min(RECHECK));
                         tokio::select! {
-                            _ = tokio::time::timeout(RECHECK, woken) => {}
+                            _ = tokio::time::timeout(wait, woken) => {}
                             () = state.stopping() => {}
                         }
                     }
@@ -158,7 +165,7 @@ pub async fn ack(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<AckResponse>, Failure> {
-    let device = device_of(&state, &headers)?;
+    let device = device_of(&state, &headers).await?;
     let bytes = super::body::read_capped(body).await?;
     let request: AckRequest = serde_json::from_slice(&bytes).map_err(|_| {
         Failure::new(

@@ -30,14 +30,23 @@ pub async fn token_info(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    handle(&state, peer, &headers).unwrap_or_else(IntoResponse::into_response)
+    handle(&state, peer, &headers)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-fn handle(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<Response, Failure> {
+async fn handle(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Response, Failure> {
     let now = state.clock.now_ms();
     let ip = client_ip(state, peer, headers);
-    let token = auth::authenticate(state, auth::presented(headers, None)?)?;
-    let statuses = state.limiter.peek(ip, &token.id, token.user_id, now);
+    let token = auth::authenticate(state, auth::presented(headers, None)?).await?;
+    let statuses = state
+        .store
+        .limit_statuses(ip, &token.id, token.user_id, now)
+        .await?;
     // An exhausted per-IP layer refuses here as it would on a send; token layers only report.
     if let Some(full) = statuses
         .iter()

@@ -2,8 +2,8 @@
 //! subscribes with before it pairs as a webpush device (SPEC §1.13). No auth: the page that
 //! asks has no token yet, and the key is public by design.
 
+use super::AppState;
 use super::error::Failure;
-use super::{AppState, client_ip};
 use crate::api::ErrorCode;
 use crate::api::webpush::VapidPublicKey;
 use axum::Json;
@@ -26,10 +26,7 @@ pub async fn vapid(
     headers: HeaderMap,
 ) -> Result<Json<VapidPublicKey>, Failure> {
     let now = state.clock.now_ms();
-    state
-        .limiter
-        .check_ip(client_ip(&state, peer, &headers), now)
-        .map_err(|s| Failure::rate_limited(s, now))?;
+    state.charge_ip(peer, &headers, now).await?;
     let public_key = state
         .vapid_public_key
         .clone()

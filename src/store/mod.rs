@@ -1,35 +1,25 @@
-//! The embedded store: one SQLite file (WAL) holding users, tokens, devices, pairing codes,
-//! messages, delivery jobs and the rate-limit counters that survive restarts.
+//! The relay's state: users, tokens, devices, pairing codes, messages, delivery jobs, rate-limit
+//! counters and the wake-ups that follow a commit.
 //!
-//! Methods say what the relay needs ("accept this send", "claim due jobs"), not how SQL does
-//! it. Writes go through one group-commit [`writer`]; reads use a small pool of their own
-//! connections, so readers never wait for the writer. Several processes (a running relay and
-//! `reflecto admin`) may open the same file: SQLite's locking and `busy_timeout` serialize
-//! them. Today SQLite is the only backend; a second one would make `Store` an enum.
+//! [`Store`] is a closed set of backends — SQLite in the data dir (the default, nothing to
+//! install) and PostgreSQL (SPEC §3: any number of relays on one database) — behind one set of
+//! async methods that say what the relay needs ("accept this send", "claim due jobs"), not how
+//! SQL does it. Records are in [`model`]; all SQL is in `sqlite/` and `postgres/`.
 
-mod backup;
-mod devices;
-mod jobs;
-mod messages;
-mod private;
-mod schema;
-mod tokens;
-mod users;
-mod vapid;
-mod writer;
+pub mod limits;
+pub mod model;
+mod sqlite;
+mod wakeups;
 
-pub use devices::{DeviceRecord, NewDevice, PairOutcome, WebPushAddress};
-pub use jobs::{
-    Channel, ClaimedJob, DeliveryTarget, JobOutcome, JobPayload, PayloadKind, StreamEvent,
-};
-pub use messages::{AcceptOutcome, DeliveryState, MessageStatus, NewSend, StoredResponse, Target};
-pub use tokens::{NewToken, TokenRecord};
-pub use users::UserRecord;
+pub use model::*;
+pub use sqlite::DB_FILE;
+pub use wakeups::Wakeups;
 
-use rusqlite::{Connection, OpenFlags};
+use crate::api::token::Secret;
+use limits::{LayerStatus, Limits, Refusal};
+use sqlite::SqliteStore;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use writer::Writer;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -39,8 +29,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Db(String),
-    /// The store cannot write (disk full, I/O error, the file locked too long): a fault of the
-    /// machine, not of the request, and one that clears by itself.
+    /// The store cannot write (disk full, I/O error, the file locked too long, the database
+    /// server gone): a fault of the machine, not of the request, and one that clears by itself.
     #[error("store unavailable: {0}")]
     Unavailable(String),
     #[error("the store is closed")]
@@ -54,130 +44,350 @@ impl StoreError {
     }
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode as C;
-        match e.sqlite_error_code() {
-            Some(
-                C::DiskFull
-                | C::SystemIoFailure
-                | C::CannotOpen
-                | C::ReadOnly
-                | C::DatabaseBusy
-                | C::DatabaseLocked
-                | C::OutOfMemory
-                | C::FileLockingProtocolFailed,
-            ) => StoreError::Unavailable(e.to_string()),
-            _ => StoreError::Db(e.to_string()),
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where the store lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// `reflecto.db` in this data dir.
+    Sqlite(PathBuf),
+    /// A `postgres://` URL (it may hold a password: never printed whole).
+    Postgres(String),
+}
+
+impl Database {
+    /// The `--database` value if given, else SQLite in the data dir.
+    pub fn choose(url: Option<&str>, data_dir: &Path) -> Result<Database, String> {
+        match url.map(str::trim).filter(|u| !u.is_empty()) {
+            None => Ok(Database::Sqlite(data_dir.to_path_buf())),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(Database::Postgres(u.to_owned()))
+            }
+            Some(_) => Err(
+                "--database takes a postgres://user:password@host/dbname URL; leave it out to use SQLite in the data dir"
+                    .into(),
+            ),
+        }
+    }
+
+    /// For messages: the SQLite file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(dir) => dir.join(DB_FILE).display().to_string(),
+            Database::Postgres(url) => redact_url(url),
         }
     }
 }
 
-/// The `receiver_daily` window, for restoring it after a restart.
-pub fn messages_window_ms() -> i64 {
-    messages::RECEIVER_WINDOW_MS
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+/// A database URL with any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "(an unparsable database URL)".into(),
+    }
+}
 
+/// The relay's store: one of a closed set of backends.
 #[derive(Clone)]
-pub struct Store {
-    inner: Arc<Inner>,
+pub enum Store {
+    Sqlite(SqliteStore),
 }
 
-struct Inner {
-    path: PathBuf,
-    writer: Writer,
-    readers: Mutex<Vec<Connection>>,
+/// Calls the same method on whichever backend this is.
+macro_rules! each {
+    ($self:expr, $b:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($b) => $call,
+        }
+    };
 }
-
-pub const DB_FILE: &str = "reflecto.db";
 
 impl Store {
-    /// Opens (creating if needed) `<data_dir>/reflecto.db` and migrates it. The data dir is
-    /// created 0700 and the store's files are 0600 whatever the umask: they hold live pairing
-    /// codes and message contents.
-    pub fn open(data_dir: &Path) -> Result<Store> {
-        private::create_dir(data_dir).map_err(|e| {
-            StoreError::Db(format!("creating data dir {}: {e}", data_dir.display()))
-        })?;
-        let path = data_dir.join(DB_FILE);
-        private::create_files(&path)
-            .map_err(|e| StoreError::Db(format!("creating {}: {e}", path.display())))?;
-        let mut conn = Connection::open(&path)?;
-        schema::configure(&conn)?;
-        schema::migrate(&mut conn)?;
-        Ok(Store {
-            inner: Arc::new(Inner {
-                path,
-                writer: Writer::spawn(conn),
-                readers: Mutex::new(Vec::new()),
-            }),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-
-    /// Runs a read on a pooled read-only connection.
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        let pooled = self
-            .inner
-            .readers
-            .lock()
-            .expect("reader pool poisoned")
-            .pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => {
-                let conn = Connection::open_with_flags(
-                    &self.inner.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                conn.busy_timeout(std::time::Duration::from_secs(5))?;
-                conn
+    /// Opens (creating and migrating if needed) the store. `limits` are the relay's configured
+    /// rate limits; `now` is when its persistent counters are read back.
+    pub async fn open(db: &Database, limits: Limits, now: i64) -> Result<Store> {
+        match db {
+            Database::Sqlite(dir) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || SqliteStore::open(&dir, limits, now))
+                    .await
+                    .map_err(|e| StoreError::Db(e.to_string()))?
+                    .map(Store::Sqlite)
             }
-        };
-        let result = f(&conn);
-        self.inner
-            .readers
-            .lock()
-            .expect("reader pool poisoned")
-            .push(conn);
-        result
+            Database::Postgres(_) => Err(StoreError::Db("PostgreSQL is not built yet".into())),
+        }
     }
 
-    pub(crate) fn writer(&self) -> &Writer {
-        &self.inner.writer
+    /// What wakes delivery workers and desktop streams after a commit.
+    pub fn wakeups(&self) -> &Wakeups {
+        each!(self, b => b.wakeups())
     }
+
+    /// Whether jobs may be leased by other processes (several relays on one database): then a
+    /// relay never takes back leases at start, it waits for them to expire.
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, Store::Sqlite(_))
+    }
+
+    /// How often waiting streams and workers look at the store even without a wake-up: on a
+    /// shared database wake-ups from other relays are lost while a listener reconnects.
+    pub fn poll_interval(&self) -> Option<std::time::Duration> {
+        match self {
+            Store::Sqlite(_) => None,
+        }
+    }
+
+    // ---- health ----
 
     /// A cheap liveness probe: one read.
-    pub fn ping(&self) -> Result<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+    pub async fn ping(&self) -> Result<()> {
+        each!(self, b => b.ping().await)
     }
 
-    /// The readiness probe of `/health/ready`: a real write (one row, through the group
-    /// commit), so a full disk or a failing device shows here, and clears here once it heals.
+    /// The readiness probe of `/health/ready`: a real write, so a full disk or a failing
+    /// database shows here, and clears here once it heals.
     pub async fn probe_write(&self, now: i64) -> Result<()> {
-        self.writer()
-            .write(move |c| {
-                c.prepare_cached("INSERT OR REPLACE INTO store_probe (id, at_ms) VALUES (1, ?1)")?
-                    .execute([now])?;
-                Ok(())
-            })
-            .await
+        each!(self, b => b.probe_write(now).await)
     }
 
-    /// Whether the last group commit failed for a store fault (not for a refused request).
+    /// Whether the last write failed for a store fault (not for a refused request).
     pub fn writes_failing(&self) -> bool {
-        self.writer().health().failing()
+        each!(self, b => b.writes_failing())
     }
 
-    /// For tests and operations drills: while `on`, every write batch fails as a full disk
-    /// would, before touching the database. Nothing already committed is affected.
+    /// For tests and operations drills: while `on`, every write fails as a full disk would,
+    /// before touching the database. Nothing already committed is affected.
     pub fn inject_write_fault(&self, on: bool) {
-        self.writer().health().set_injected(on);
+        each!(self, b => b.inject_write_fault(on))
+    }
+
+    /// A consistent copy of an SQLite store while the relay runs (SPEC §1.14); PostgreSQL's
+    /// backup is the operator's own `pg_dump`.
+    pub async fn backup(&self, dest: &Path) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, dest) = (s.clone(), dest.to_path_buf());
+                tokio::task::spawn_blocking(move || s.backup(&dest))
+                    .await
+                    .map_err(|e| StoreError::Db(e.to_string()))?
+            }
+        }
+    }
+
+    // ---- users, tokens ----
+
+    pub async fn add_user(&self, name: &str, now: i64) -> Result<UserRecord> {
+        each!(self, b => b.add_user(name, now).await)
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        each!(self, b => b.list_users().await)
+    }
+
+    pub async fn user_by_name(&self, name: &str) -> Result<UserRecord> {
+        each!(self, b => b.user_by_name(name).await)
+    }
+
+    /// Removes a user with their tokens, devices, codes and messages.
+    pub async fn remove_user(&self, name: &str) -> Result<()> {
+        each!(self, b => b.remove_user(name).await)
+    }
+
+    /// Creates a token and returns it: the only time its secret exists outside the caller.
+    pub async fn create_token(&self, new: NewToken, now: i64) -> Result<(TokenRecord, Secret)> {
+        each!(self, b => b.create_token(new, now).await)
+    }
+
+    pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
+        each!(self, b => b.list_tokens(user).await)
+    }
+
+    pub async fn revoke_token(&self, id: &str, now: i64) -> Result<()> {
+        each!(self, b => b.revoke_token(id, now).await)
+    }
+
+    /// The live token with this secret, if any (revoked tokens are returned with `revoked`).
+    pub async fn authenticate_token(&self, secret: &str) -> Result<Option<TokenRecord>> {
+        each!(self, b => b.authenticate_token(secret).await)
+    }
+
+    // ---- devices, pairing ----
+
+    pub async fn add_device(&self, user: &str, new: NewDevice, now: i64) -> Result<PairOutcome> {
+        each!(self, b => b.add_device(user, new, now).await)
+    }
+
+    pub async fn list_devices(&self, user: Option<&str>) -> Result<Vec<DeviceRecord>> {
+        each!(self, b => b.list_devices(user).await)
+    }
+
+    /// The devices a send to this user can target.
+    pub async fn reachable_devices_of(&self, user_id: i64) -> Result<Vec<DeviceRecord>> {
+        each!(self, b => b.reachable_devices_of(user_id).await)
+    }
+
+    pub async fn device(&self, id: &str) -> Result<Option<DeviceRecord>> {
+        each!(self, b => b.device(id).await)
+    }
+
+    /// Removes a device; its open jobs fail and its streams end.
+    pub async fn remove_device(&self, id: &str, now: i64) -> Result<()> {
+        each!(self, b => b.remove_device(id, now).await)
+    }
+
+    pub async fn authenticate_device(&self, credential: &str) -> Result<Option<DeviceRecord>> {
+        each!(self, b => b.authenticate_device(credential).await)
+    }
+
+    /// A fresh 6-digit code for `user`, valid 10 minutes.
+    pub async fn create_pair_code(&self, user: &str, now: i64) -> Result<String> {
+        each!(self, b => b.create_pair_code(user, now).await)
+    }
+
+    /// Redeems a code for a new device (SPEC §1.9), counting failures across every relay.
+    pub async fn redeem_pair_code(
+        &self,
+        code: &str,
+        new: NewDevice,
+        now: i64,
+    ) -> Result<PairOutcome> {
+        each!(self, b => b.redeem_pair_code(code, new, now).await)
+    }
+
+    // ---- sends, rate limits ----
+
+    /// Step 1 of SPEC §1.7: both per-IP layers, charged together when both have room.
+    pub async fn charge_ip(
+        &self,
+        ip: IpAddr,
+        now: i64,
+    ) -> Result<Result<Vec<LayerStatus>, Refusal>> {
+        each!(self, b => b.charge_ip(ip, now).await)
+    }
+
+    /// Every enabled layer's state for one caller, charging nothing (`GET /v1/token`).
+    pub async fn limit_statuses(
+        &self,
+        ip: IpAddr,
+        token_id: &str,
+        receiver: i64,
+        now: i64,
+    ) -> Result<Vec<LayerStatus>> {
+        each!(self, b => b.limit_statuses(ip, token_id, receiver, now).await)
+    }
+
+    /// Steps 6–7 of SPEC §1.7 in one commit: an earlier response for the same
+    /// `Idempotency-Key` is replayed; otherwise the token and receiver layers are checked, all
+    /// charged only if all pass, and the message with one job per target is committed.
+    pub async fn accept_send(&self, send: NewSend) -> Result<AcceptOutcome> {
+        each!(self, b => b.accept_send(send).await)
+    }
+
+    /// The response stored for this token and key within the last 24 h.
+    pub async fn idempotent_response(
+        &self,
+        token_id: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<StoredResponse>> {
+        each!(self, b => b.idempotent_response(token_id, key, now).await)
+    }
+
+    /// Per-device delivery state of a message of this owner (`GET /v1/messages/{id}`).
+    pub async fn message_status(&self, id: &str, user_id: i64) -> Result<Option<MessageStatus>> {
+        each!(self, b => b.message_status(id, user_id).await)
+    }
+
+    // ---- the queue ----
+
+    /// Leases up to `limit` due jobs of the given channels for `lease_ms`; on a shared
+    /// database also jobs whose lease expired (their relay died).
+    pub async fn claim_due(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+        channels: &[Channel],
+    ) -> Result<Vec<ClaimedJob>> {
+        each!(self, b => b.claim_due(now, limit, lease_ms, channels).await)
+    }
+
+    /// Makes jobs whose lease ended before `lease_cutoff` claimable now.
+    pub async fn recover_expired_leases(&self, lease_cutoff: i64, now: i64) -> Result<usize> {
+        each!(self, b => b.recover_expired_leases(lease_cutoff, now).await)
+    }
+
+    /// Records the outcomes of a batch of attempts in one commit.
+    pub async fn complete_jobs(&self, outcomes: Vec<(i64, JobOutcome)>, now: i64) -> Result<()> {
+        each!(self, b => b.complete_jobs(outcomes, now).await)
+    }
+
+    /// Expires waiting jobs whose ttl ran out.
+    pub async fn expire_jobs(&self, now: i64) -> Result<usize> {
+        each!(self, b => b.expire_jobs(now).await)
+    }
+
+    /// When the next job of the given channels falls due, if any is queued.
+    pub async fn next_due_at(&self, channels: &[Channel]) -> Result<Option<i64>> {
+        each!(self, b => b.next_due_at(channels).await)
+    }
+
+    /// Jobs not yet final: the queue depth metric.
+    pub async fn queue_depth(&self) -> Result<i64> {
+        each!(self, b => b.queue_depth().await)
+    }
+
+    /// An extension device's unacknowledged events after `after_seq`, in order.
+    pub async fn stream_events(
+        &self,
+        device_id: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<StreamEvent>> {
+        each!(self, b => b.stream_events(device_id, after_seq, limit).await)
+    }
+
+    /// Marks the device's events with these sequence numbers delivered; returns how many were.
+    pub async fn ack_stream_events(
+        &self,
+        device_id: &str,
+        seqs: Vec<i64>,
+        now: i64,
+    ) -> Result<usize> {
+        each!(self, b => b.ack_stream_events(device_id, seqs, now).await)
+    }
+
+    // ---- upkeep ----
+
+    /// Deletes up to `limit` messages finished at or before `cutoff`, with their jobs.
+    pub async fn prune_finished(&self, cutoff: i64, limit: usize) -> Result<usize> {
+        each!(self, b => b.prune_finished(cutoff, limit).await)
+    }
+
+    /// Drops rows no window needs any more (idempotency keys, old sends, pairing failures).
+    pub async fn prune(&self, now: i64) -> Result<()> {
+        each!(self, b => b.prune(now).await)
+    }
+
+    /// Forgets rate-limit windows that emptied.
+    pub async fn sweep_limits(&self, now: i64) -> Result<()> {
+        each!(self, b => b.sweep_limits(now).await)
+    }
+
+    /// The relay's VAPID private key: the stored one, or `fresh` stored now if none is.
+    pub async fn vapid_private_key(&self, fresh: [u8; 32], now: i64) -> Result<Vec<u8>> {
+        each!(self, b => b.vapid_private_key(fresh, now).await)
     }
 }
 
@@ -185,6 +395,3 @@ impl Store {
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
-
-#[cfg(test)]
-mod tests;

@@ -4,28 +4,12 @@
 //! filters by channel (a relay without FCM skips the android jobs it holds); expired leases are
 //! recovered by a separate statement.
 
-use super::{Result, Store};
+use super::SqliteStore;
 use crate::api::Priority;
+use crate::store::Result;
+use crate::store::model::*;
 use rusqlite::params;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-
-/// What a job's own payload bytes are. Stored as `jobs.payload_kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayloadKind {
-    /// A libsodium sealed box of `{"id","envelope"}` to the device's public key (SPEC §1.12).
-    Sealed,
-    /// The RFC 8291 aes128gcm body of `{"id","envelope"}` for a Web Push subscription (§1.13).
-    WebPush,
-}
-
-impl PayloadKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PayloadKind::Sealed => "sealed",
-            PayloadKind::WebPush => "webpush",
-        }
-    }
-}
 
 impl FromSql for PayloadKind {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
@@ -39,39 +23,6 @@ impl FromSql for PayloadKind {
     }
 }
 
-/// The closed set of channels a delivery worker sends through; a job's channel follows from
-/// its device type (`jobs.device_type`). Desktop (extension) jobs have none: the relay's own
-/// stream delivers them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
-    Fcm,
-    WebPush,
-}
-
-impl Channel {
-    pub const ALL: [Channel; 2] = [Channel::Fcm, Channel::WebPush];
-
-    /// The `jobs.device_type` this channel works.
-    pub fn device_type(self) -> &'static str {
-        match self {
-            Channel::Fcm => "android",
-            Channel::WebPush => "webpush",
-        }
-    }
-
-    /// The metrics label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Fcm => "fcm",
-            Channel::WebPush => "webpush",
-        }
-    }
-
-    fn of_device_type(kind: &str) -> Option<Channel> {
-        Channel::ALL.into_iter().find(|c| c.device_type() == kind)
-    }
-}
-
 /// `device_type IN (…)` for the given channels (their names are constants, never input).
 fn channel_filter(channels: &[Channel]) -> String {
     let names: Vec<String> = channels
@@ -79,34 +30,6 @@ fn channel_filter(channels: &[Channel]) -> String {
         .map(|c| format!("'{}'", c.device_type()))
         .collect();
     format!("device_type IN ({})", names.join(", "))
-}
-
-/// Where a claimed job goes, read from its device at claim time.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DeliveryTarget {
-    /// An FCM registration token.
-    Fcm(String),
-    /// A Web Push subscription.
-    WebPush(super::WebPushAddress),
-}
-
-/// Bytes prepared at accept time for one device alone: the job delivers exactly these.
-#[derive(Clone, PartialEq)]
-pub struct JobPayload {
-    pub kind: PayloadKind,
-    pub bytes: Vec<u8>,
-}
-
-// Ciphertext is not secret, but a Debug dump of bytes helps nobody and bloats logs.
-impl std::fmt::Debug for JobPayload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "JobPayload({}, {} bytes)",
-            self.kind.as_str(),
-            self.bytes.len()
-        )
-    }
 }
 
 fn payload_at(
@@ -126,44 +49,6 @@ fn priority_at(r: &rusqlite::Row, idx: usize) -> rusqlite::Result<Option<Priorit
     Ok(text.and_then(|t| t.parse().ok()))
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClaimedJob {
-    pub job_id: i64,
-    pub message_id: String,
-    pub device_id: String,
-    pub channel: Channel,
-    /// `None` when the device was removed (or lost its address) after the job was queued.
-    pub target: Option<DeliveryTarget>,
-    /// The plaintext envelope; `None` when the message keeps none (every target sealed).
-    pub envelope: Option<String>,
-    /// This job's own payload (a sealed box), delivered instead of the envelope.
-    pub payload: Option<JobPayload>,
-    /// The send's priority; `None` for jobs accepted before it was recorded on the job.
-    pub priority: Option<Priority>,
-    /// Attempts including this one.
-    pub attempts: i64,
-    pub created_at: i64,
-    pub expires_at: i64,
-}
-
-/// What became of one delivery attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub enum JobOutcome {
-    Delivered,
-    RetryAt {
-        at_ms: i64,
-        error: String,
-    },
-    DeadLetter {
-        reason: String,
-    },
-    Expired,
-    /// The device can no longer be reached: it is marked so and all its open jobs fail.
-    DeviceUnreachable {
-        error: String,
-    },
-}
-
 // Scalar subqueries, not JOINs: see the note in tokens.rs.
 /// A claimed job with what delivering it needs.
 pub(super) const CLAIMED_SQL: &str = "SELECT j.id, j.message_id, j.device_id, \
@@ -176,18 +61,7 @@ pub(super) const CLAIMED_SQL: &str = "SELECT j.id, j.message_id, j.device_id, \
 const STREAM_SQL: &str = "SELECT j.seq, j.message_id, (SELECT envelope FROM messages WHERE id = j.message_id), \
      j.payload_kind, j.payload FROM jobs j WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3";
 
-/// One event on an extension device's stream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StreamEvent {
-    pub seq: i64,
-    pub message_id: String,
-    /// The plaintext envelope; `None` when the message keeps none.
-    pub envelope: Option<String>,
-    /// The job's own payload (a sealed box), sent instead of the envelope.
-    pub payload: Option<JobPayload>,
-}
-
-impl Store {
+impl SqliteStore {
     /// Leases up to `limit` due jobs of the given channels for `lease_ms`.
     pub async fn claim_due(
         &self,
@@ -315,7 +189,7 @@ impl Store {
     }
 
     /// When the next job of the given channels falls due, if any is queued.
-    pub fn next_due_at(&self, channels: &[Channel]) -> Result<Option<i64>> {
+    pub async fn next_due_at(&self, channels: &[Channel]) -> Result<Option<i64>> {
         let sql = format!(
             "SELECT MIN(run_at) FROM jobs WHERE state = 'queued' AND {}",
             channel_filter(channels)
@@ -324,7 +198,7 @@ impl Store {
     }
 
     /// Android jobs queued or leased: the queue depth metric.
-    pub fn queue_depth(&self) -> Result<i64> {
+    pub async fn queue_depth(&self) -> Result<i64> {
         self.read(|c| {
             Ok(c.query_row(
                 "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'leased', 'pending')",
@@ -335,7 +209,7 @@ impl Store {
     }
 
     /// An extension device's unacknowledged events after `after_seq`, in order.
-    pub fn stream_events(
+    pub async fn stream_events(
         &self,
         device_id: &str,
         after_seq: i64,

@@ -1,34 +1,11 @@
 //! Sender tokens: stored as SHA-256 only, looked up by hash, compared in constant time.
 
-use super::{Result, Store, StoreError};
-use crate::api::Priority;
+use super::SqliteStore;
 use crate::api::token::{Secret, generate_token, hash_secret, random_id};
+use crate::store::model::*;
+use crate::store::{Result, StoreError};
 use rusqlite::{OptionalExtension, Row, params};
-use serde::Serialize;
 use subtle::ConstantTimeEq;
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TokenRecord {
-    pub id: String,
-    pub user_id: i64,
-    pub user: String,
-    pub label: String,
-    pub priority_cap: Option<Priority>,
-    pub scope_devices: Option<String>,
-    pub test: bool,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-    pub revoked: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewToken {
-    pub user: String,
-    pub label: String,
-    pub priority_cap: Option<Priority>,
-    pub scope_devices: Option<String>,
-    pub test: bool,
-}
 
 /// No JOINs: with the bundled SQLite's STAT4, a join whose plan depends on a bound value is
 /// re-prepared on every execution; scalar subqueries keep cached statements cached.
@@ -62,10 +39,10 @@ fn record(r: &Row) -> rusqlite::Result<TokenRecord> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Creates a token and returns it: the only time its secret exists outside the caller.
-    pub fn create_token(&self, new: NewToken, now: i64) -> Result<(TokenRecord, Secret)> {
-        let user = self.user_by_name(&new.user)?;
+    pub async fn create_token(&self, new: NewToken, now: i64) -> Result<(TokenRecord, Secret)> {
+        let user = self.user_by_name(&new.user).await?;
         let secret = generate_token(new.test);
         let hash = hash_secret(secret.expose());
         let id = random_id("tok_", 16);
@@ -82,7 +59,7 @@ impl Store {
             revoked: false,
         };
         let row = record.clone();
-        self.writer().write_blocking(move |c| {
+        self.writer().write(move |c| {
             c.execute(
                 "INSERT INTO tokens (id, hash, user_id, label, priority_cap, scope_devices, test, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -98,13 +75,13 @@ impl Store {
                 ],
             )?;
             Ok(())
-        })?;
+        }).await?;
         Ok((record, secret))
     }
 
-    pub fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
+    pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
         if let Some(user) = user {
-            self.user_by_name(user)?;
+            self.user_by_name(user).await?;
         }
         self.read(|c| {
             let mut stmt = c.prepare(LIST_SQL)?;
@@ -113,21 +90,23 @@ impl Store {
         })
     }
 
-    pub fn revoke_token(&self, id: &str, now: i64) -> Result<()> {
+    pub async fn revoke_token(&self, id: &str, now: i64) -> Result<()> {
         let id = id.to_owned();
-        self.writer().write_blocking(move |c| {
-            match c.execute(
-                "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
-                params![id, now],
-            )? {
-                0 => Err(StoreError::NotFound(format!("token '{id}'"))),
-                _ => Ok(()),
-            }
-        })
+        self.writer()
+            .write(move |c| {
+                match c.execute(
+                    "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                    params![id, now],
+                )? {
+                    0 => Err(StoreError::NotFound(format!("token '{id}'"))),
+                    _ => Ok(()),
+                }
+            })
+            .await
     }
 
     /// The live (unrevoked) token with this secret, if any.
-    pub fn authenticate_token(&self, secret: &str) -> Result<Option<TokenRecord>> {
+    pub async fn authenticate_token(&self, secret: &str) -> Result<Option<TokenRecord>> {
         let hash = hash_secret(secret);
         self.read(|c| {
             let found = c

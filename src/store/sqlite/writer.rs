@@ -6,7 +6,7 @@
 //! records it in [`WriteHealth`], which `/health/ready` reports and which clears by itself at
 //! the first batch that commits again.
 
-use super::StoreError;
+use crate::store::StoreError;
 use rusqlite::Connection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,16 +109,6 @@ impl Writer {
     ) -> Result<R, StoreError> {
         self.submit(work)
             .await
-            .unwrap_or_else(|_| Err(StoreError::Closed))
-    }
-
-    /// The same, for synchronous callers (the admin commands).
-    pub fn write_blocking<R: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
-    ) -> Result<R, StoreError> {
-        self.submit(work)
-            .blocking_recv()
             .unwrap_or_else(|_| Err(StoreError::Closed))
     }
 }

@@ -1,10 +1,11 @@
 //! The relay's VAPID key (SPEC §1.13): created at first start and kept, so browsers' existing
 //! subscriptions (bound to this key) keep working across restarts.
 
-use super::{Result, Store};
+use super::SqliteStore;
+use crate::store::Result;
 use rusqlite::params;
 
-impl Store {
+impl SqliteStore {
     /// The stored VAPID private key; `fresh` is stored and returned when there is none yet.
     pub async fn vapid_private_key(&self, fresh: [u8; 32], now: i64) -> Result<Vec<u8>> {
         self.writer()

@@ -2,7 +2,8 @@
 //! backup while the relay runs. The copy is one self-contained database file, private (0600);
 //! restoring it is copying it to `<data dir>/reflecto.db` of a stopped relay.
 
-use super::{Result, Store, StoreError, private};
+use super::{SqliteStore, private};
+use crate::store::{Result, StoreError};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::time::Duration;
 const BUSY_RETRIES: u32 = 200;
 const BUSY_PAUSE: Duration = Duration::from_millis(50);
 
-impl Store {
+impl SqliteStore {
     /// Writes a consistent copy of the store to `dest`, replacing it only once complete.
     pub fn backup(&self, dest: &Path) -> Result<()> {
         let mut partial = dest.as_os_str().to_owned();

@@ -1,111 +1,37 @@
 //! Accepting a send: the message, one delivery job per target device, the persistent rate-limit
 //! counters and the idempotency record, committed together before the relay answers 200.
 
-use super::jobs::JobPayload;
-use super::{Result, Store, StoreError};
-use crate::api::{DeviceType, Priority};
+use super::SqliteStore;
+use crate::api::DeviceType;
+use crate::store::model::*;
+use crate::store::{Result, StoreError};
 use rusqlite::{OptionalExtension, params};
 
-/// Everything one accepted send writes.
-#[derive(Debug, Clone)]
-pub struct NewSend {
-    pub message_id: String,
-    pub user_id: i64,
-    pub token_id: String,
-    /// The plaintext envelope, kept only while some target needs it in clear (SPEC §1.12).
-    pub envelope: Option<String>,
-    pub targets: Vec<Target>,
-    /// What a channel needs without the plaintext (android priority, later Web Push urgency).
-    pub priority: Priority,
-    pub created_at: i64,
-    pub expires_at: i64,
-    /// Calendar month (`YYYY-MM`, UTC) the send counts against.
-    pub month: String,
-    pub idempotency: Option<(String, StoredResponse)>,
-    /// Set at most about once a minute per token, to keep the hot path lean.
-    pub touch_token: bool,
-}
-
-/// One target device of a send, with the payload prepared for it alone, if any.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub device_id: String,
-    pub device_type: DeviceType,
-    /// `None`: the job is delivered from the message's plaintext envelope.
-    pub payload: Option<JobPayload>,
-}
-
-impl Target {
-    /// A target delivered in clear.
-    pub fn clear(device_id: String, device_type: DeviceType) -> Target {
-        Target {
-            device_id,
-            device_type,
-            payload: None,
-        }
-    }
-}
-
-/// A response kept for `Idempotency-Key` replays.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredResponse {
-    pub status: u16,
-    pub body: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum AcceptOutcome {
-    Accepted,
-    /// The key was used by a concurrent request that committed first: answer with its response.
-    Replayed(StoredResponse),
-}
-
-/// One device's delivery of a message, as `GET /v1/messages/{id}` shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryState {
-    pub device_id: String,
-    pub device_type: String,
-    pub state: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub next_attempt_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct MessageStatus {
-    pub id: String,
-    pub created_at: i64,
-    pub deliveries: Vec<DeliveryState>,
-}
-
-/// Idempotency keys are honoured this long.
-pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
-/// Receiver sends are kept this long: the `receiver_daily` window.
-pub const RECEIVER_WINDOW_MS: i64 = 24 * 3600 * 1000;
-
-/// Job states. `queued`/`leased` jobs are worked by the delivery worker (FCM, Web Push);
-/// `pending` jobs wait for an extension device to acknowledge them on its stream.
-pub(crate) fn initial_state(device_type: DeviceType) -> &'static str {
-    match device_type {
-        DeviceType::Android | DeviceType::Webpush => "queued",
-        DeviceType::Extension => "pending",
-    }
-}
-
-impl Store {
+impl SqliteStore {
     pub async fn accept_send(&self, send: NewSend) -> Result<AcceptOutcome> {
         if send.envelope.is_none() && send.targets.iter().any(|t| t.payload.is_none()) {
             return Err(StoreError::Conflict(
                 "a target without a payload of its own needs the envelope".into(),
             ));
         }
-        self.writer()
+        let store = self.clone();
+        let targets = send.targets.clone();
+        let outcome = self
+            .writer()
             .write(move |c| {
+                let limiter = store.limiter();
                 if let Some((key, _)) = &send.idempotency
                     && let Some(earlier) = idempotent_response(c, &send.token_id, key, send.created_at)?
                 {
                     return Ok(AcceptOutcome::Replayed(earlier));
                 }
+                // The writer runs one closure at a time, so the check and the charge below are
+                // atomic with the replay check above: a concurrent repeat of this key finds the
+                // stored response and is charged nothing.
+                let statuses = match limiter.check_and_charge_send(&send.token_id, send.user_id, send.created_at) {
+                    Ok(statuses) => statuses,
+                    Err(refusal) => return Ok(AcceptOutcome::Refused(refusal)),
+                };
                 c.prepare_cached(
                     "INSERT INTO messages (id, user_id, token_id, envelope, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
@@ -127,7 +53,7 @@ impl Store {
                         send.message_id,
                         device_id,
                         device_type.as_str(),
-                        initial_state(*device_type),
+                        JobState::initial(*device_type).as_str(),
                         send.created_at,
                         seq,
                         send.expires_at,
@@ -153,13 +79,17 @@ impl Store {
                     c.prepare_cached("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1")?
                         .execute(params![send.token_id, send.created_at])?;
                 }
-                Ok(AcceptOutcome::Accepted)
+                Ok(AcceptOutcome::Accepted(statuses))
             })
-            .await
+            .await?;
+        if matches!(outcome, AcceptOutcome::Accepted(_)) {
+            self.wakeups().after_accept(&targets);
+        }
+        Ok(outcome)
     }
 
     /// The response stored for this token and key within the last 24 h.
-    pub fn idempotent_response(
+    pub async fn idempotent_response(
         &self,
         token_id: &str,
         key: &str,
@@ -168,7 +98,7 @@ impl Store {
         self.read(|c| idempotent_response(c, token_id, key, now))
     }
 
-    pub fn message_status(&self, id: &str, user_id: i64) -> Result<Option<MessageStatus>> {
+    pub async fn message_status(&self, id: &str, user_id: i64) -> Result<Option<MessageStatus>> {
         self.read(|c| {
             let created_at: Option<i64> = c
                 .query_row("SELECT created_at FROM messages WHERE id = ?1 AND user_id = ?2", params![id, user_id], |r| r.get(0))
@@ -196,7 +126,7 @@ impl Store {
     }
 
     /// Send counts per token for `month`: restores `token_monthly` after a restart.
-    pub fn month_counts(&self, month: &str) -> Result<Vec<(String, u64)>> {
+    pub(super) fn month_counts(&self, month: &str) -> Result<Vec<(String, u64)>> {
         self.read(|c| {
             let mut stmt =
                 c.prepare("SELECT token_id, count FROM token_month_counts WHERE month = ?1")?;
@@ -206,7 +136,7 @@ impl Store {
     }
 
     /// Send times per receiver since `since_ms`: restores `receiver_daily` after a restart.
-    pub fn receiver_sends_since(&self, since_ms: i64) -> Result<Vec<(i64, i64)>> {
+    pub(super) fn receiver_sends_since(&self, since_ms: i64) -> Result<Vec<(i64, i64)>> {
         self.read(|c| {
             let mut stmt = c.prepare(
                 "SELECT user_id, at_ms FROM receiver_sends WHERE at_ms > ?1 ORDER BY at_ms",

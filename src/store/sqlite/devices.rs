@@ -2,60 +2,15 @@
 //! devices a credential for the sync stream, stored hashed, webpush devices a browser's
 //! subscription (endpoint and keys).
 
-use super::{Result, Store, StoreError};
+use super::SqliteStore;
 use crate::api::DeviceType;
 use crate::api::sealed::{encode, parse_public_key};
-use crate::api::token::{Secret, generate_device_credential, hash_secret, random_id};
+use crate::api::token::{generate_device_credential, hash_secret, random_id};
+use crate::store::model::*;
+use crate::store::{Result, StoreError};
 use rand::Rng;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::Serialize;
 use subtle::ConstantTimeEq;
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DeviceRecord {
-    pub id: String,
-    pub user_id: i64,
-    pub user: String,
-    pub label: String,
-    #[serde(rename = "type")]
-    pub device_type: DeviceType,
-    #[serde(skip)]
-    pub fcm_token: Option<String>,
-    /// Where a webpush device is reached.
-    #[serde(skip)]
-    pub webpush: Option<WebPushAddress>,
-    /// X25519 public key (base64url, no padding): deliveries to this device are sealed to it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_key: Option<String>,
-    pub reachable: bool,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewDevice {
-    pub label: String,
-    pub device_type: DeviceType,
-    pub fcm_token: Option<String>,
-    /// Base64url X25519 public key; validated here and stored without padding.
-    pub public_key: Option<String>,
-    /// Required for a webpush device, already checked by the caller (keys and endpoint).
-    pub webpush: Option<WebPushAddress>,
-}
-
-/// A Web Push subscription as stored: the endpoint and the browser's keys (base64url).
-#[derive(Clone, PartialEq)]
-pub struct WebPushAddress {
-    pub endpoint: String,
-    pub p256dh: String,
-    pub auth: String,
-}
-
-// The endpoint is a capability URL and `auth` a secret: neither belongs in debug output.
-impl std::fmt::Debug for WebPushAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebPushAddress").finish_non_exhaustive()
-    }
-}
 
 /// Reads a stored subscription from three nullable columns; all three or nothing.
 pub(super) fn webpush_at(r: &Row, first: usize) -> rusqlite::Result<Option<WebPushAddress>> {
@@ -70,13 +25,6 @@ pub(super) fn webpush_at(r: &Row, first: usize) -> rusqlite::Result<Option<WebPu
         }),
         _ => None,
     })
-}
-
-/// What pairing hands back: the device, and for an extension its stream credential.
-#[derive(Debug)]
-pub struct PairOutcome {
-    pub device: DeviceRecord,
-    pub credential: Option<Secret>,
 }
 
 /// A pairing code lives this long.
@@ -175,16 +123,17 @@ fn insert_device(
     Ok(PairOutcome { device, credential })
 }
 
-impl Store {
-    pub fn add_device(&self, user: &str, new: NewDevice, now: i64) -> Result<PairOutcome> {
-        let user = self.user_by_name(user)?;
+impl SqliteStore {
+    pub async fn add_device(&self, user: &str, new: NewDevice, now: i64) -> Result<PairOutcome> {
+        let user = self.user_by_name(user).await?;
         self.writer()
-            .write_blocking(move |c| insert_device(c, user.id, user.name, new, now))
+            .write(move |c| insert_device(c, user.id, user.name, new, now))
+            .await
     }
 
-    pub fn list_devices(&self, user: Option<&str>) -> Result<Vec<DeviceRecord>> {
+    pub async fn list_devices(&self, user: Option<&str>) -> Result<Vec<DeviceRecord>> {
         if let Some(user) = user {
-            self.user_by_name(user)?;
+            self.user_by_name(user).await?;
         }
         self.read(|c| {
             let mut stmt = c.prepare(LIST_SQL)?;
@@ -194,7 +143,7 @@ impl Store {
     }
 
     /// The owner's devices that can still be delivered to, oldest first.
-    pub fn reachable_devices_of(&self, user_id: i64) -> Result<Vec<DeviceRecord>> {
+    pub async fn reachable_devices_of(&self, user_id: i64) -> Result<Vec<DeviceRecord>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(REACHABLE_SQL)?;
             let mut devices: Vec<DeviceRecord> = stmt
@@ -205,14 +154,14 @@ impl Store {
         })
     }
 
-    pub fn device(&self, id: &str) -> Result<Option<DeviceRecord>> {
+    pub async fn device(&self, id: &str) -> Result<Option<DeviceRecord>> {
         self.read(|c| Ok(c.query_row(BY_ID_SQL, [id], record).optional()?))
     }
 
     /// Removes a device; its undelivered jobs fail with `device_removed`.
-    pub fn remove_device(&self, id: &str, now: i64) -> Result<()> {
+    pub async fn remove_device(&self, id: &str, now: i64) -> Result<()> {
         let id = id.to_owned();
-        self.writer().write_blocking(move |c| {
+        self.writer().write(move |c| {
             if c.execute("DELETE FROM devices WHERE id = ?1", [&id])? == 0 {
                 return Err(StoreError::NotFound(format!("device '{id}'")));
             }
@@ -222,12 +171,12 @@ impl Store {
                 params![id, now],
             )?;
             Ok(())
-        })
+        }).await
     }
 
     /// The extension device holding this stream credential, if it is still paired.
     /// As with tokens: looked up by hash, then the stored hash is compared in constant time.
-    pub fn authenticate_device(&self, credential: &str) -> Result<Option<DeviceRecord>> {
+    pub async fn authenticate_device(&self, credential: &str) -> Result<Option<DeviceRecord>> {
         let hash = hash_secret(credential);
         let found: Option<(String, Vec<u8>)> = self.read(|c| {
             Ok(c.prepare_cached(BY_CREDENTIAL_SQL)?
@@ -236,16 +185,16 @@ impl Store {
         })?;
         match found {
             Some((id, stored)) if bool::from(stored.as_slice().ct_eq(hash.as_slice())) => {
-                self.device(&id)
+                self.device(&id).await
             }
             _ => Ok(None),
         }
     }
 
     /// A fresh single-use 6-digit code for `user`, valid ten minutes. Only its hash is stored.
-    pub fn create_pair_code(&self, user: &str, now: i64) -> Result<String> {
-        let user = self.user_by_name(user)?;
-        self.writer().write_blocking(move |c| {
+    pub async fn create_pair_code(&self, user: &str, now: i64) -> Result<String> {
+        let user = self.user_by_name(user).await?;
+        self.writer().write(move |c| {
             c.execute("DELETE FROM pairing_codes WHERE expires_at <= ?1", [now])?;
             loop {
                 let code = format!("{:06}", rand::rng().random_range(0..1_000_000));
@@ -257,7 +206,7 @@ impl Store {
                     return Ok(code);
                 }
             }
-        })
+        }).await
     }
 
     /// Redeems a pairing code: consumes it and creates the device, in one transaction. A code

@@ -1,0 +1,349 @@
+//! What the relay keeps, as both backends hand it over: users, tokens, devices, sends, jobs and
+//! their states. Records only; the SQL that reads and writes them lives in `sqlite/` and
+//! `postgres/`.
+
+use super::limits::{LayerStatus, Refusal};
+use crate::api::token::Secret;
+use crate::api::{DeviceType, Priority};
+use serde::Serialize;
+
+/// The life of one delivery job. `Queued`/`Leased` jobs are worked by a delivery worker (FCM,
+/// Web Push); `Pending` jobs wait for an extension device to acknowledge them on its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Queued,
+    Leased,
+    Pending,
+    Delivered,
+    Failed,
+    Expired,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 6] = [
+        JobState::Queued,
+        JobState::Leased,
+        JobState::Pending,
+        JobState::Delivered,
+        JobState::Failed,
+        JobState::Expired,
+    ];
+
+    /// The stored name (`jobs.state`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Leased => "leased",
+            JobState::Pending => "pending",
+            JobState::Delivered => "delivered",
+            JobState::Failed => "failed",
+            JobState::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Where a new job of this device type starts.
+    pub fn initial(device_type: DeviceType) -> JobState {
+        match device_type {
+            DeviceType::Android | DeviceType::Webpush => JobState::Queued,
+            DeviceType::Extension => JobState::Pending,
+        }
+    }
+}
+
+/// What a job's own payload bytes are. Stored as `jobs.payload_kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// A libsodium sealed box of `{"id","envelope"}` to the device's public key (SPEC §1.12).
+    Sealed,
+    /// The RFC 8291 aes128gcm body of `{"id","envelope"}` for a Web Push subscription (§1.13).
+    WebPush,
+}
+
+impl PayloadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadKind::Sealed => "sealed",
+            PayloadKind::WebPush => "webpush",
+        }
+    }
+}
+
+/// The closed set of channels a delivery worker sends through; a job's channel follows from
+/// its device type (`jobs.device_type`). Desktop (extension) jobs have none: the relay's own
+/// stream delivers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Fcm,
+    WebPush,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 2] = [Channel::Fcm, Channel::WebPush];
+
+    /// The `jobs.device_type` this channel works.
+    pub fn device_type(self) -> &'static str {
+        match self {
+            Channel::Fcm => "android",
+            Channel::WebPush => "webpush",
+        }
+    }
+
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Fcm => "fcm",
+            Channel::WebPush => "webpush",
+        }
+    }
+
+    pub fn of_device_type(kind: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.device_type() == kind)
+    }
+}
+
+/// Where a claimed job goes, read from its device at claim time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryTarget {
+    /// An FCM registration token.
+    Fcm(String),
+    /// A Web Push subscription.
+    WebPush(WebPushAddress),
+}
+
+/// Bytes prepared at accept time for one device alone: the job delivers exactly these.
+#[derive(Clone, PartialEq)]
+pub struct JobPayload {
+    pub kind: PayloadKind,
+    pub bytes: Vec<u8>,
+}
+
+// Ciphertext is not secret, but a Debug dump of bytes helps nobody and bloats logs.
+impl std::fmt::Debug for JobPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "JobPayload({}, {} bytes)",
+            self.kind.as_str(),
+            self.bytes.len()
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    pub job_id: i64,
+    pub message_id: String,
+    pub device_id: String,
+    pub channel: Channel,
+    /// `None` when the device was removed (or lost its address) after the job was queued.
+    pub target: Option<DeliveryTarget>,
+    /// The plaintext envelope; `None` when the message keeps none (every target sealed).
+    pub envelope: Option<String>,
+    /// This job's own payload (a sealed box), delivered instead of the envelope.
+    pub payload: Option<JobPayload>,
+    /// The send's priority; `None` for jobs accepted before it was recorded on the job.
+    pub priority: Option<Priority>,
+    /// Attempts including this one.
+    pub attempts: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    Delivered,
+    RetryAt {
+        at_ms: i64,
+        error: String,
+    },
+    DeadLetter {
+        reason: String,
+    },
+    Expired,
+    /// The device can no longer be reached: it is marked so and all its open jobs fail.
+    DeviceUnreachable {
+        error: String,
+    },
+}
+
+/// One event on an extension device's stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    pub seq: i64,
+    pub message_id: String,
+    /// The plaintext envelope; `None` when the message keeps none.
+    pub envelope: Option<String>,
+    /// The job's own payload (a sealed box), sent instead of the envelope.
+    pub payload: Option<JobPayload>,
+}
+
+/// Everything one accepted send writes.
+#[derive(Debug, Clone)]
+pub struct NewSend {
+    pub message_id: String,
+    pub user_id: i64,
+    pub token_id: String,
+    /// The plaintext envelope, kept only while some target needs it in clear (SPEC §1.12).
+    pub envelope: Option<String>,
+    pub targets: Vec<Target>,
+    /// What a channel needs without the plaintext (android priority, later Web Push urgency).
+    pub priority: Priority,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Calendar month (`YYYY-MM`, UTC) the send counts against.
+    pub month: String,
+    pub idempotency: Option<(String, StoredResponse)>,
+    /// Set at most about once a minute per token, to keep the hot path lean.
+    pub touch_token: bool,
+}
+
+/// One target device of a send, with the payload prepared for it alone, if any.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub device_id: String,
+    pub device_type: DeviceType,
+    /// `None`: the job is delivered from the message's plaintext envelope.
+    pub payload: Option<JobPayload>,
+}
+
+impl Target {
+    /// A target delivered in clear.
+    pub fn clear(device_id: String, device_type: DeviceType) -> Target {
+        Target {
+            device_id,
+            device_type,
+            payload: None,
+        }
+    }
+}
+
+/// A response kept for `Idempotency-Key` replays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What became of a send the store was asked to accept.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcceptOutcome {
+    /// Committed and charged: the token and receiver layers after the charge.
+    Accepted(Vec<LayerStatus>),
+    /// The key was used by a request that committed first (on any relay): answer with its
+    /// response; nothing was charged.
+    Replayed(StoredResponse),
+    /// A token or receiver layer is exhausted: nothing was written or charged.
+    Refused(Refusal),
+}
+
+/// One device's delivery of a message, as `GET /v1/messages/{id}` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryState {
+    pub device_id: String,
+    pub device_type: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageStatus {
+    pub id: String,
+    pub created_at: i64,
+    pub deliveries: Vec<DeliveryState>,
+}
+
+/// Idempotency keys are honoured this long.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// Receiver sends are kept this long: the `receiver_daily` window.
+pub const RECEIVER_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceRecord {
+    pub id: String,
+    pub user_id: i64,
+    pub user: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub device_type: DeviceType,
+    #[serde(skip)]
+    pub fcm_token: Option<String>,
+    /// Where a webpush device is reached.
+    #[serde(skip)]
+    pub webpush: Option<WebPushAddress>,
+    /// X25519 public key (base64url, no padding): deliveries to this device are sealed to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    pub reachable: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub label: String,
+    pub device_type: DeviceType,
+    pub fcm_token: Option<String>,
+    /// Base64url X25519 public key; validated here and stored without padding.
+    pub public_key: Option<String>,
+    /// Required for a webpush device, already checked by the caller (keys and endpoint).
+    pub webpush: Option<WebPushAddress>,
+}
+
+/// A Web Push subscription as stored: the endpoint and the browser's keys (base64url).
+#[derive(Clone, PartialEq)]
+pub struct WebPushAddress {
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+}
+
+// The endpoint is a capability URL and `auth` a secret: neither belongs in debug output.
+impl std::fmt::Debug for WebPushAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebPushAddress").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub user_id: i64,
+    pub user: String,
+    pub label: String,
+    pub priority_cap: Option<Priority>,
+    pub scope_devices: Option<String>,
+    pub test: bool,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub user: String,
+    pub label: String,
+    pub priority_cap: Option<Priority>,
+    pub scope_devices: Option<String>,
+    pub test: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserRecord {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// What pairing hands back: the device, and for an extension its stream credential.
+#[derive(Debug)]
+pub struct PairOutcome {
+    pub device: DeviceRecord,
+    pub credential: Option<Secret>,
+}

@@ -1,0 +1,98 @@
+//! Wake-ups after a commit: the delivery worker when jobs became due, and the desktop streams
+//! of the devices that got an event. In-process `Notify`s; on PostgreSQL the store also feeds
+//! them from `LISTEN`, so a send accepted by another relay wakes this relay's streams.
+
+use super::model::Target;
+use crate::api::DeviceType;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+
+#[derive(Default)]
+pub struct Wakeups {
+    deliveries: Notify,
+    /// One `Notify` per device with an open stream, shared by that device's streams.
+    streams: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Wakeups {
+    /// Resolves after the next [`Wakeups::wake_deliveries`] (a wake-up sent while nobody
+    /// waits is kept for the next waiter).
+    pub fn deliveries(&self) -> Notified<'_> {
+        self.deliveries.notified()
+    }
+
+    pub fn wake_deliveries(&self) {
+        self.deliveries.notify_one();
+    }
+
+    /// The wake-up of one device's streams. Create its `notified()` before reading the
+    /// device's events, so a commit in between is not missed.
+    pub fn stream(&self, device_id: &str) -> Arc<Notify> {
+        let mut streams = self.streams.lock().expect("wake-ups poisoned");
+        // Forget devices whose streams all ended: the map stays as small as the open streams.
+        streams.retain(|_, notify| Arc::strong_count(notify) > 1);
+        streams.entry(device_id.to_owned()).or_default().clone()
+    }
+
+    pub fn wake_streams<'a>(&self, devices: impl IntoIterator<Item = &'a str>) {
+        let streams = self.streams.lock().expect("wake-ups poisoned");
+        for device in devices {
+            if let Some(notify) = streams.get(device) {
+                notify.notify_waiters();
+            }
+        }
+    }
+
+    /// Every stream and the worker: after wake-ups may have been lost (a listener reconnect).
+    pub fn wake_all(&self) {
+        self.wake_deliveries();
+        let streams = self.streams.lock().expect("wake-ups poisoned");
+        streams.values().for_each(|notify| notify.notify_waiters());
+    }
+
+    /// After a send committed: the worker if a channel has work, the streams of its desktop
+    /// targets.
+    pub fn after_accept(&self, targets: &[Target]) {
+        if targets
+            .iter()
+            .any(|t| t.device_type != DeviceType::Extension)
+        {
+            self.wake_deliveries();
+        }
+        self.wake_streams(
+            targets
+                .iter()
+                .filter(|t| t.device_type == DeviceType::Extension)
+                .map(|t| t.device_id.as_str()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_wake_reaches_only_the_devices_named() {
+        let wakeups = Wakeups::default();
+        let a = wakeups.stream("dev_a");
+        let b = wakeups.stream("dev_b");
+        let woken_a = a.notified();
+        let woken_b = b.notified();
+        wakeups.after_accept(&[Target::clear("dev_a".into(), DeviceType::Extension)]);
+        tokio::pin!(woken_a, woken_b);
+        assert!(futures_util::poll!(woken_a.as_mut()).is_ready());
+        assert!(futures_util::poll!(woken_b.as_mut()).is_pending());
+    }
+
+    #[tokio::test]
+    async fn a_wake_for_the_worker_waits_for_it() {
+        let wakeups = Wakeups::default();
+        wakeups.after_accept(&[Target::clear("dev_p".into(), DeviceType::Android)]);
+        let woken = wakeups.deliveries();
+        tokio::pin!(woken);
+        assert!(futures_util::poll!(woken.as_mut()).is_ready());
+    }
+}
