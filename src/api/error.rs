@@ -38,12 +38,13 @@ pub enum ErrorCode {
     IoError,
     InsecureCredentials,
     StoreNotFound,
+    StoreUnreachable,
     Interrupted,
     NotDelivered,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 31] = [
         ErrorCode::InvalidBody,
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLong,
@@ -72,6 +73,7 @@ impl ErrorCode {
         ErrorCode::IoError,
         ErrorCode::InsecureCredentials,
         ErrorCode::StoreNotFound,
+        ErrorCode::StoreUnreachable,
         ErrorCode::Interrupted,
         ErrorCode::NotDelivered,
     ];
@@ -106,6 +108,7 @@ impl ErrorCode {
             ErrorCode::IoError => "io_error",
             ErrorCode::InsecureCredentials => "insecure_credentials",
             ErrorCode::StoreNotFound => "store_not_found",
+            ErrorCode::StoreUnreachable => "store_unreachable",
             ErrorCode::Interrupted => "interrupted",
             ErrorCode::NotDelivered => "not_delivered",
         }
@@ -146,6 +149,7 @@ impl ErrorCode {
             | ErrorCode::CliInternalError
             | ErrorCode::IoError
             | ErrorCode::StoreNotFound
+            | ErrorCode::StoreUnreachable
             | ErrorCode::Interrupted
             | ErrorCode::NotDelivered => 500,
             ErrorCode::RelayUnreachable => 503,
@@ -170,7 +174,8 @@ impl ErrorCode {
             | ErrorCode::UsageError
             | ErrorCode::Conflict
             | ErrorCode::IoError
-            | ErrorCode::StoreNotFound => 2,
+            | ErrorCode::StoreNotFound
+            | ErrorCode::StoreUnreachable => 2,
             ErrorCode::MissingToken
             | ErrorCode::InvalidToken
             | ErrorCode::PriorityCapped
@@ -276,6 +281,9 @@ impl ErrorCode {
             }
             ErrorCode::StoreNotFound => {
                 "`reflecto admin` found no relay store in the data directory it was given, and refuses to create an empty one (a typo in --data-dir would otherwise look like a relay with no users).\nCheck --data-dir, REFLECTO_DATA_DIR or the config's data_dir; `reflecto admin user add` creates a new store on purpose."
+            }
+            ErrorCode::StoreUnreachable => {
+                "`reflecto serve` or `reflecto admin` could not open its store: the --database URL does not parse, the PostgreSQL server cannot be reached within 10 s, it refuses the login, or the SQLite data directory cannot be created or read.\nCheck --database / REFLECTO_DATABASE_URL (host, port, user, password, database name, sslmode), that the server is up and accepts this host, or the data directory's permissions; the message says which."
             }
             ErrorCode::NotDelivered => {
                 "`--wait` ended with a delivery that failed or expired, or that had not ended by the deadline; `reflecto status MSG_ID` shows each device's state and last error.\nCheck the device (paired? `reflecto listen` running?), or wait longer."
@@ -505,7 +513,13 @@ mod tests {
     #[test]
     fn cli_codes_have_their_own_exit_codes() {
         use ErrorCode::*;
-        for c in [UsageError, Conflict, IoError, StoreNotFound] {
+        for c in [
+            UsageError,
+            Conflict,
+            IoError,
+            StoreNotFound,
+            StoreUnreachable,
+        ] {
             assert_eq!(c.exit_code(), 2, "{c}");
         }
         assert_eq!(InsecureCredentials.exit_code(), 3);

@@ -201,15 +201,7 @@ async fn open(args: &AdminArgs) -> Result<Store, ApiError> {
     }
     Store::open(&database, Limits::default(), now_ms())
         .await
-        .map_err(|e| open_error(&database, e))
-}
-
-/// A store that cannot be opened: where, and why, without the URL's password.
-pub fn open_error(database: &Database, e: StoreError) -> ApiError {
-    ApiError::new(
-        ErrorCode::CliInternalError,
-        format!("opening the store ({}): {e}", database.describe()),
-    )
+        .map_err(|e| database.open_failed(e))
 }
 
 /// JSON as the API writes it: every `…_at` Unix-ms number becomes RFC 3339.

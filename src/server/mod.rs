@@ -184,7 +184,7 @@ pub async fn start_with_clock(
     let now = clock.now_ms();
     let store = Store::open(&db, config.limits, now)
         .await
-        .map_err(|e| startup_error(format!("opening the store ({}): {e}", db.describe())))?;
+        .map_err(|e| db.open_failed(e))?;
     let vapid = crate::delivery::webpush::load_vapid_key(&store, now)
         .await
         .map_err(startup_error)?;

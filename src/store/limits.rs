@@ -89,9 +89,62 @@ fn ceil_secs(ms: i64) -> i64 {
     (ms + 999).div_euclid(1000)
 }
 
-const MINUTE_MS: i64 = 60_000;
-const HOUR_MS: i64 = 60 * MINUTE_MS;
-const DAY_MS: i64 = 24 * HOUR_MS;
+pub const MINUTE_MS: i64 = 60_000;
+pub const HOUR_MS: i64 = 60 * MINUTE_MS;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+
+impl Layer {
+    /// A rolling layer's window; `None` for the calendar month.
+    pub fn window_ms(self) -> Option<i64> {
+        match self {
+            Layer::TokenBurst | Layer::IpMinute => Some(MINUTE_MS),
+            Layer::IpHour => Some(HOUR_MS),
+            Layer::ReceiverDaily => Some(DAY_MS),
+            Layer::TokenMonthly => None,
+        }
+    }
+}
+
+/// A rolling layer's state from the events inside its window: how many there are (`used`)
+/// and the oldest of them, which leaves the window first.
+pub fn window_status(
+    layer: Layer,
+    limit: u64,
+    used: u64,
+    oldest: Option<i64>,
+    now: i64,
+    window: i64,
+) -> LayerStatus {
+    LayerStatus {
+        layer,
+        limit,
+        remaining: limit.saturating_sub(used),
+        reset: ceil_secs(oldest.map_or(now, |oldest| oldest + window)),
+    }
+}
+
+/// The calendar-month layer's state with `used` sends this month.
+pub fn monthly_status(limit: u64, used: u64, now: i64) -> LayerStatus {
+    LayerStatus {
+        layer: Layer::TokenMonthly,
+        limit,
+        remaining: limit.saturating_sub(used),
+        reset: next_month_start(now),
+    }
+}
+
+/// The statuses checked before a send, after it was charged: one fewer remaining, and a
+/// window the send opened resets a window after it.
+pub fn charged(statuses: &mut [LayerStatus], now: i64) {
+    for st in statuses.iter_mut() {
+        st.remaining = st.remaining.saturating_sub(1);
+        if let Some(window) = st.layer.window_ms()
+            && st.reset * 1000 < now
+        {
+            st.reset = ceil_secs(now + window);
+        }
+    }
+}
 
 /// An exact rolling window: the times of the events inside it.
 #[derive(Debug, Default, Clone)]
@@ -107,13 +160,7 @@ impl SlidingLog {
     fn status(&mut self, layer: Layer, limit: u64, now: i64, window: i64) -> LayerStatus {
         self.prune(now, window);
         let used = self.0.len() as u64;
-        let reset_ms = self.0.front().map_or(now, |&oldest| oldest + window);
-        LayerStatus {
-            layer,
-            limit,
-            remaining: limit.saturating_sub(used),
-            reset: ceil_secs(reset_ms),
-        }
+        window_status(layer, limit, used, self.0.front().copied(), now, window)
     }
 }
 
@@ -170,12 +217,7 @@ impl State {
                 Some((m, count)) if m == month => *count,
                 _ => 0,
             };
-            statuses.push(LayerStatus {
-                layer: Layer::TokenMonthly,
-                limit: l.token_monthly,
-                remaining: l.token_monthly.saturating_sub(used),
-                reset: next_month_start(now),
-            });
+            statuses.push(monthly_status(l.token_monthly, used, now));
         }
         if l.receiver_daily > 0 {
             let log = self.receiver_daily.entry(receiver).or_default();
@@ -291,19 +333,7 @@ impl RateLimiter {
                 .0
                 .push_back(now);
         }
-        statuses.iter_mut().for_each(|st| st.remaining -= 1);
-        // The first event of a window sets its reset.
-        for st in &mut statuses {
-            if st.layer != Layer::TokenMonthly && st.reset * 1000 < now {
-                st.reset = ceil_secs(
-                    now + if st.layer == Layer::TokenBurst {
-                        MINUTE_MS
-                    } else {
-                        DAY_MS
-                    },
-                );
-            }
-        }
+        charged(&mut statuses, now);
         Ok(statuses)
     }
 

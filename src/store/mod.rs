@@ -8,6 +8,8 @@
 
 pub mod limits;
 pub mod model;
+pub mod pairing;
+mod postgres;
 mod sqlite;
 mod wakeups;
 
@@ -17,6 +19,7 @@ pub use wakeups::Wakeups;
 
 use crate::api::token::Secret;
 use limits::{LayerStatus, Limits, Refusal};
+use postgres::PgStore;
 use sqlite::SqliteStore;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -70,6 +73,14 @@ impl Database {
         }
     }
 
+    /// A store that could not be opened: where, and why, without the URL's password (exit 2).
+    pub fn open_failed(&self, e: StoreError) -> crate::api::ApiError {
+        crate::api::ApiError::new(
+            crate::api::ErrorCode::StoreUnreachable,
+            format!("opening the store ({}): {e}", self.describe()),
+        )
+    }
+
     /// For messages: the SQLite file, or the URL without its password.
     pub fn describe(&self) -> String {
         match self {
@@ -102,6 +113,7 @@ pub fn redact_url(url: &str) -> String {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 /// Calls the same method on whichever backend this is.
@@ -109,6 +121,7 @@ macro_rules! each {
     ($self:expr, $b:ident => $call:expr) => {
         match $self {
             Store::Sqlite($b) => $call,
+            Store::Postgres($b) => $call,
         }
     };
 }
@@ -125,7 +138,7 @@ impl Store {
                     .map_err(|e| StoreError::Db(e.to_string()))?
                     .map(Store::Sqlite)
             }
-            Database::Postgres(_) => Err(StoreError::Db("PostgreSQL is not built yet".into())),
+            Database::Postgres(url) => PgStore::open(url, limits).await.map(Store::Postgres),
         }
     }
 
@@ -145,6 +158,7 @@ impl Store {
     pub fn poll_interval(&self) -> Option<std::time::Duration> {
         match self {
             Store::Sqlite(_) => None,
+            Store::Postgres(_) => Some(std::time::Duration::from_secs(1)),
         }
     }
 
@@ -182,6 +196,9 @@ impl Store {
                     .await
                     .map_err(|e| StoreError::Db(e.to_string()))?
             }
+            Store::Postgres(_) => Err(StoreError::Conflict(
+                "`admin backup` copies an SQLite store; back up PostgreSQL with pg_dump".into(),
+            )),
         }
     }
 

@@ -4,9 +4,9 @@
 
 use super::SqliteStore;
 use crate::api::DeviceType;
-use crate::api::sealed::{encode, parse_public_key};
-use crate::api::token::{generate_device_credential, hash_secret, random_id};
+use crate::api::token::hash_secret;
 use crate::store::model::*;
+use crate::store::pairing::{self, PAIR_CODE_TTL_MS, PAIR_FAILURE_LIMIT, PAIR_FAILURE_WINDOW_MS};
 use crate::store::{Result, StoreError};
 use rand::Rng;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -26,9 +26,6 @@ pub(super) fn webpush_at(r: &Row, first: usize) -> rusqlite::Result<Option<WebPu
         _ => None,
     })
 }
-
-/// A pairing code lives this long.
-pub const PAIR_CODE_TTL_MS: i64 = 10 * 60 * 1000;
 
 /// No JOINs, for the reason given in tokens.rs: they would be re-prepared on every execution.
 macro_rules! select_devices {
@@ -75,52 +72,17 @@ fn insert_device(
     new: NewDevice,
     now: i64,
 ) -> Result<PairOutcome> {
-    if new.device_type == DeviceType::Android && new.fcm_token.as_deref().is_none_or(str::is_empty)
-    {
-        return Err(StoreError::Conflict(
-            "an android device needs an FCM registration token".into(),
-        ));
-    }
-    if new.device_type == DeviceType::Webpush && new.webpush.is_none() {
-        return Err(StoreError::Conflict(
-            "a webpush device needs a subscription".into(),
-        ));
-    }
-    let public_key = match new.public_key.as_deref() {
-        None => None,
-        Some(text) => Some(
-            parse_public_key(text)
-                .map(|k| encode(k.as_bytes()))
-                .map_err(|e| StoreError::Conflict(e.to_string()))?,
-        ),
-    };
-    let credential = (new.device_type == DeviceType::Extension).then(generate_device_credential);
-    let hash = credential
-        .as_ref()
-        .map(|s| hash_secret(s.expose()).to_vec());
-    let id = random_id("dev_", 16);
-    let (endpoint, p256dh, auth) = match &new.webpush {
+    let d = pairing::prepare(new)?;
+    let (endpoint, p256dh, auth) = match &d.new.webpush {
         Some(w) => (Some(&w.endpoint), Some(&w.p256dh), Some(&w.auth)),
         None => (None, None, None),
     };
     c.execute(
         "INSERT INTO devices (id, user_id, label, type, fcm_token, credential_hash, created_at, public_key, endpoint, p256dh, auth) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![id, user_id, new.label, new.device_type.as_str(), new.fcm_token, hash, now, public_key, endpoint, p256dh, auth],
+        params![d.id, user_id, d.new.label, d.new.device_type.as_str(), d.new.fcm_token, d.credential_hash, now, d.public_key, endpoint, p256dh, auth],
     )?;
-    let device = DeviceRecord {
-        id,
-        user_id,
-        user,
-        label: new.label,
-        device_type: new.device_type,
-        fcm_token: new.fcm_token,
-        webpush: new.webpush,
-        public_key,
-        reachable: true,
-        created_at: now,
-    };
-    Ok(PairOutcome { device, credential })
+    Ok(d.paired(user_id, user, now))
 }
 
 impl SqliteStore {
@@ -241,11 +203,6 @@ impl SqliteStore {
         paired.ok_or_else(|| StoreError::NotFound("pairing code".into()))
     }
 }
-
-/// Failed redemptions within this window count towards the limit.
-pub const PAIR_FAILURE_WINDOW_MS: i64 = 10 * 60 * 1000;
-/// At this many failures within the window, every outstanding code is invalidated.
-pub const PAIR_FAILURE_LIMIT: i64 = 100;
 
 fn record_pair_failure(c: &Connection, now: i64) -> Result<()> {
     let since = now - PAIR_FAILURE_WINDOW_MS;

@@ -177,7 +177,7 @@ impl SqliteStore {
                 c.execute("DELETE FROM pairing_codes WHERE expires_at <= ?1", [now])?;
                 c.execute(
                     "DELETE FROM pair_failures WHERE at_ms <= ?1",
-                    [now - super::devices::PAIR_FAILURE_WINDOW_MS],
+                    [now - crate::store::pairing::PAIR_FAILURE_WINDOW_MS],
                 )?;
                 Ok(())
             })

@@ -1,0 +1,82 @@
+//! What adding a device means before either backend writes it: the checks (an android device
+//! needs its FCM token, a webpush device its subscription, a public key must parse), the new
+//! id and, for an extension, its stream credential. Also the pairing rules both backends
+//! apply.
+
+use super::model::{DeviceRecord, NewDevice, PairOutcome};
+use super::{Result, StoreError};
+use crate::api::DeviceType;
+use crate::api::sealed::{encode, parse_public_key};
+use crate::api::token::{Secret, generate_device_credential, hash_secret, random_id};
+
+/// A pairing code lives this long.
+pub const PAIR_CODE_TTL_MS: i64 = 10 * 60 * 1000;
+/// Failed redemptions within this window count towards the limit.
+pub const PAIR_FAILURE_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// At this many failures within the window, every outstanding code is invalidated.
+pub const PAIR_FAILURE_LIMIT: i64 = 100;
+
+/// A device checked and ready to insert.
+pub struct PreparedDevice {
+    pub id: String,
+    pub new: NewDevice,
+    /// Base64url without padding.
+    pub public_key: Option<String>,
+    pub credential: Option<Secret>,
+    pub credential_hash: Option<Vec<u8>>,
+}
+
+pub fn prepare(new: NewDevice) -> Result<PreparedDevice> {
+    if new.device_type == DeviceType::Android && new.fcm_token.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(StoreError::Conflict(
+            "an android device needs an FCM registration token".into(),
+        ));
+    }
+    if new.device_type == DeviceType::Webpush && new.webpush.is_none() {
+        return Err(StoreError::Conflict(
+            "a webpush device needs a subscription".into(),
+        ));
+    }
+    let public_key = match new.public_key.as_deref() {
+        None => None,
+        Some(text) => Some(
+            parse_public_key(text)
+                .map(|k| encode(k.as_bytes()))
+                .map_err(|e| StoreError::Conflict(e.to_string()))?,
+        ),
+    };
+    let credential = (new.device_type == DeviceType::Extension).then(generate_device_credential);
+    let credential_hash = credential
+        .as_ref()
+        .map(|s| hash_secret(s.expose()).to_vec());
+    Ok(PreparedDevice {
+        id: random_id("dev_", 16),
+        new,
+        public_key,
+        credential,
+        credential_hash,
+    })
+}
+
+impl PreparedDevice {
+    /// What pairing hands back once the device is written.
+    pub fn paired(self, user_id: i64, user: String, now: i64) -> PairOutcome {
+        let device = DeviceRecord {
+            id: self.id,
+            user_id,
+            user,
+            label: self.new.label,
+            device_type: self.new.device_type,
+            fcm_token: self.new.fcm_token,
+            webpush: self.new.webpush,
+            public_key: self.public_key,
+            reachable: true,
+            created_at: now,
+        };
+        PairOutcome {
+            device,
+            credential: self.credential,
+        }
+    }
+}

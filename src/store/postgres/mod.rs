@@ -1,0 +1,174 @@
+//! The shared backend: one PostgreSQL database that any number of relays use at once (SPEC §3).
+//!
+//! What one SQLite relay keeps in its own memory lives in the database here, so every relay
+//! sees it at the next request: rolling rate-limit windows are rows (`rate_events`,
+//! `receiver_sends`) checked and charged under advisory locks, idempotency keys are decided
+//! under an advisory lock inside the accept transaction, jobs are leased with
+//! `FOR UPDATE SKIP LOCKED` and their leases expire instead of being taken back at start-up,
+//! and a commit that makes work wakes every relay through `NOTIFY` ([`listener`]).
+//! Connections come from a `deadpool-postgres` pool; TLS is rustls.
+
+mod accounts;
+mod connect;
+mod devices;
+mod listener;
+mod queue;
+mod schema;
+mod sends;
+
+use super::limits::Limits;
+use super::{Result, StoreError, Wakeups};
+use deadpool_postgres::{Object, Pool};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The `NOTIFY` channel: a payload is `<w> <device id>…` where `w` is 1 when a delivery
+/// worker has new work and the ids are the desktop devices that got an event; `*` wakes all.
+pub const WAKE_CHANNEL: &str = "reflecto_wake";
+
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    limits: Limits,
+    wakeups: Arc<Wakeups>,
+    /// `inject_write_fault`: writes fail before reaching the database.
+    fault: AtomicBool,
+    /// Whether the last readiness write failed.
+    failing: AtomicBool,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PgStore {
+    /// Connects, migrates under an advisory lock (relays starting together wait for the
+    /// first), and starts listening for wake-ups. Fails within about 10 s when the server is
+    /// unreachable or refuses the login.
+    pub async fn open(url: &str, limits: Limits) -> Result<PgStore> {
+        let target = connect::Target::parse(url)?;
+        let pool = target.pool()?;
+        let mut client = pool.get().await.map_err(connect::pool_error)?;
+        schema::migrate(&mut client).await?;
+        drop(client);
+        let wakeups = Arc::new(Wakeups::default());
+        let listener = tokio::spawn(listener::listen(target, Arc::downgrade(&wakeups)));
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                limits,
+                wakeups,
+                fault: AtomicBool::new(false),
+                failing: AtomicBool::new(false),
+                listener,
+            }),
+        })
+    }
+
+    pub fn wakeups(&self) -> &Wakeups {
+        &self.inner.wakeups
+    }
+
+    pub(super) fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// A pooled connection for reads.
+    async fn client(&self) -> Result<Object> {
+        self.inner.pool.get().await.map_err(connect::pool_error)
+    }
+
+    /// A pooled connection for writes: refused while a write fault is injected.
+    async fn writer(&self) -> Result<Object> {
+        if self.inner.fault.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("injected write fault".into()));
+        }
+        self.client().await
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    pub async fn probe_write(&self, now: i64) -> Result<()> {
+        let written = async {
+            self.writer()
+                .await?
+                .execute(
+                    "INSERT INTO store_probe (id, at_ms) VALUES (1, $1) \
+                     ON CONFLICT (id) DO UPDATE SET at_ms = EXCLUDED.at_ms",
+                    &[&now],
+                )
+                .await?;
+            Ok(())
+        }
+        .await;
+        self.inner.failing.store(
+            written.as_ref().is_err_and(StoreError::is_fault),
+            Ordering::Relaxed,
+        );
+        written
+    }
+
+    pub fn writes_failing(&self) -> bool {
+        self.inner.failing.load(Ordering::Relaxed)
+    }
+
+    pub fn inject_write_fault(&self, on: bool) {
+        self.inner.fault.store(on, Ordering::Relaxed);
+    }
+
+    pub async fn vapid_private_key(&self, fresh: [u8; 32], now: i64) -> Result<Vec<u8>> {
+        let client = self.writer().await?;
+        client
+            .execute(
+                "INSERT INTO vapid (id, private_key, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+                &[&fresh.as_slice(), &now],
+            )
+            .await?;
+        let row = client
+            .query_one("SELECT private_key FROM vapid WHERE id = 1", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        match e.as_db_error() {
+            // Only the server's message: its DETAIL may quote row values.
+            Some(db) => {
+                let code = db.code();
+                let fault = code.code().starts_with("08")
+                    || code.code().starts_with("53")
+                    || code.code().starts_with("57")
+                    || code.code().starts_with("58")
+                    || *code == SqlState::READ_ONLY_SQL_TRANSACTION;
+                if fault {
+                    StoreError::Unavailable(db.message().to_owned())
+                } else {
+                    StoreError::Db(db.message().to_owned())
+                }
+            }
+            // No server error: the connection broke or timed out — or this relay sent
+            // something the driver could not encode (a bug, not a fault of the machine).
+            None => {
+                let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+                if e.is_closed() || io || e.to_string().contains("timed out") {
+                    StoreError::Unavailable(e.to_string())
+                } else {
+                    StoreError::Db(e.to_string())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Versioned migrations for PostgreSQL, applied under an advisory lock so relays that start
+//! together on an empty database do not race: the first migrates, the others wait for it and
+//! then find nothing to do. Append only, like SQLite's list. The tables mirror SQLite's
+//! (same names, columns and meanings: `admin copy` moves rows across one to one), plus
+//! `rate_events` for the rolling windows SQLite keeps in memory, and the two functions that
+//! check and charge rate limits in the same round trip as the work they guard.
+
+use crate::store::Result;
+use deadpool_postgres::Object;
+
+/// `pg_advisory_xact_lock` key for migrations ("reflecto" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7265_666c_6563_746f;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the whole model as of SQLite's migration 4 ("wpi").
+    r#"
+    CREATE TABLE users (
+        id BIGSERIAL PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL
+    );
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        hash BYTEA NOT NULL UNIQUE,
+        user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        priority_cap TEXT,
+        scope_devices TEXT,
+        test BOOLEAN NOT NULL DEFAULT false,
+        created_at BIGINT NOT NULL,
+        last_used_at BIGINT,
+        revoked_at BIGINT
+    );
+    CREATE INDEX tokens_user ON tokens(user_id);
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        type TEXT NOT NULL CHECK (type IN ('android', 'extension', 'webpush')),
+        fcm_token TEXT,
+        credential_hash BYTEA UNIQUE,
+        reachable BOOLEAN NOT NULL DEFAULT true,
+        next_seq BIGINT NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL,
+        public_key TEXT,
+        endpoint TEXT,
+        p256dh TEXT,
+        auth TEXT
+    );
+    CREATE INDEX devices_user ON devices(user_id);
+    CREATE TABLE pairing_codes (
+        code_hash BYTEA PRIMARY KEY,
+        user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE TABLE pair_failures (
+        at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX pair_failures_at ON pair_failures(at_ms);
+    CREATE TABLE store_probe (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        at_ms BIGINT NOT NULL
+    );
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        token_id TEXT NOT NULL,
+        envelope TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX messages_created ON messages(created_at);
+    CREATE TABLE jobs (
+        id BIGSERIAL PRIMARY KEY,
+        message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        device_id TEXT NOT NULL,
+        device_type TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        run_at BIGINT NOT NULL,
+        lease_until BIGINT,
+        last_error TEXT,
+        seq BIGINT,
+        expires_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        payload BYTEA,
+        payload_kind TEXT,
+        priority TEXT
+    );
+    CREATE INDEX jobs_due ON jobs(state, run_at);
+    CREATE INDEX jobs_lease ON jobs(state, lease_until);
+    CREATE INDEX jobs_message ON jobs(message_id);
+    CREATE INDEX jobs_device_seq ON jobs(device_id, seq);
+    CREATE INDEX jobs_expiry ON jobs(state, expires_at);
+    CREATE TABLE idempotency (
+        token_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (token_id, key)
+    );
+    CREATE TABLE token_month_counts (
+        token_id TEXT NOT NULL,
+        month TEXT NOT NULL,
+        count BIGINT NOT NULL,
+        PRIMARY KEY (token_id, month)
+    );
+    CREATE TABLE receiver_sends (
+        user_id BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX receiver_sends_user ON receiver_sends(user_id, at_ms);
+    CREATE TABLE vapid (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        private_key BYTEA NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    -- The rolling windows one SQLite relay keeps in memory: one row per charged event.
+    -- layer 'token' (token_burst, key = token id) or 'ip' (ip_minute and ip_hour, key = IP).
+    CREATE TABLE rate_events (
+        layer TEXT NOT NULL,
+        key TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX rate_events_key ON rate_events(layer, key, at_ms);
+
+    -- Step 1 of SPEC §1.7 for one address, atomically across relays: both per-IP windows
+    -- counted (each at most up to its limit) and charged only if both have room.
+    CREATE FUNCTION reflecto_charge_ip(p_ip TEXT, p_now BIGINT, p_minute BIGINT, p_hour BIGINT)
+    RETURNS TABLE (charged BOOLEAN, minute_used BIGINT, minute_oldest BIGINT, hour_used BIGINT, hour_oldest BIGINT)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        v_minute BIGINT := 0; v_minute_oldest BIGINT;
+        v_hour BIGINT := 0; v_hour_oldest BIGINT;
+    BEGIN
+        PERFORM pg_advisory_xact_lock(hashtextextended('reflecto ip ' || p_ip, 0));
+        IF p_minute > 0 THEN
+            SELECT count(*), min(e.at_ms) INTO v_minute, v_minute_oldest FROM (
+                SELECT r.at_ms FROM rate_events r WHERE r.layer = 'ip' AND r.key = p_ip AND r.at_ms > p_now - 60000
+                ORDER BY r.at_ms DESC LIMIT p_minute) e;
+        END IF;
+        IF p_hour > 0 THEN
+            SELECT count(*), min(e.at_ms) INTO v_hour, v_hour_oldest FROM (
+                SELECT r.at_ms FROM rate_events r WHERE r.layer = 'ip' AND r.key = p_ip AND r.at_ms > p_now - 3600000
+                ORDER BY r.at_ms DESC LIMIT p_hour) e;
+        END IF;
+        IF (p_minute > 0 AND v_minute >= p_minute) OR (p_hour > 0 AND v_hour >= p_hour) THEN
+            RETURN QUERY SELECT false, v_minute, v_minute_oldest, v_hour, v_hour_oldest;
+            RETURN;
+        END IF;
+        INSERT INTO rate_events (layer, key, at_ms) VALUES ('ip', p_ip, p_now);
+        RETURN QUERY SELECT true, v_minute, v_minute_oldest, v_hour, v_hour_oldest;
+    END $$;
+
+    -- Steps 6-7 of SPEC §1.7 in one transaction and one round trip: an Idempotency-Key seen
+    -- before replays (decided under a lock on the key, so a concurrent repeat on another
+    -- relay waits and then replays); otherwise the token and receiver windows are counted
+    -- under locks on the token and the receiver (always taken in that order), and only if
+    -- all have room is the send charged and the message committed with one job per target,
+    -- and every relay woken.
+    CREATE FUNCTION reflecto_accept(
+        p_message_id TEXT, p_user_id BIGINT, p_token_id TEXT, p_envelope TEXT,
+        p_now BIGINT, p_expires_at BIGINT, p_priority TEXT, p_month TEXT,
+        p_idem_key TEXT, p_idem_status INTEGER, p_idem_body TEXT, p_touch BOOLEAN,
+        p_burst BIGINT, p_monthly BIGINT, p_daily BIGINT,
+        p_device_ids TEXT[], p_device_types TEXT[], p_states TEXT[],
+        p_payloads BYTEA[], p_payload_kinds TEXT[], p_notify TEXT)
+    RETURNS TABLE (outcome TEXT, replay_status INTEGER, replay_body TEXT,
+        burst_used BIGINT, burst_oldest BIGINT, monthly_used BIGINT, daily_used BIGINT, daily_oldest BIGINT)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        v_seq BIGINT;
+        v_burst BIGINT := 0; v_burst_oldest BIGINT;
+        v_monthly BIGINT := 0;
+        v_daily BIGINT := 0; v_daily_oldest BIGINT;
+        v_status INTEGER; v_body TEXT;
+    BEGIN
+        IF p_idem_key IS NOT NULL THEN
+            PERFORM pg_advisory_xact_lock(hashtextextended('reflecto key ' || p_token_id || ' ' || p_idem_key, 0));
+            SELECT i.status, i.body INTO v_status, v_body FROM idempotency i
+                WHERE i.token_id = p_token_id AND i.key = p_idem_key AND i.created_at > p_now - 86400000;
+            IF FOUND THEN
+                RETURN QUERY SELECT 'replayed'::TEXT, v_status, v_body, 0::BIGINT, NULL::BIGINT, 0::BIGINT, 0::BIGINT, NULL::BIGINT;
+                RETURN;
+            END IF;
+        END IF;
+        IF p_burst > 0 OR p_monthly > 0 THEN
+            PERFORM pg_advisory_xact_lock(hashtextextended('reflecto token ' || p_token_id, 0));
+        END IF;
+        IF p_daily > 0 THEN
+            PERFORM pg_advisory_xact_lock(hashtextextended('reflecto receiver ' || p_user_id::TEXT, 0));
+        END IF;
+        IF p_burst > 0 THEN
+            SELECT count(*), min(e.at_ms) INTO v_burst, v_burst_oldest FROM (
+                SELECT r.at_ms FROM rate_events r WHERE r.layer = 'token' AND r.key = p_token_id AND r.at_ms > p_now - 60000
+                ORDER BY r.at_ms DESC LIMIT p_burst) e;
+        END IF;
+        IF p_monthly > 0 THEN
+            SELECT coalesce(max(c.count), 0) INTO v_monthly FROM token_month_counts c
+                WHERE c.token_id = p_token_id AND c.month = p_month;
+        END IF;
+        IF p_daily > 0 THEN
+            SELECT count(*), min(e.at_ms) INTO v_daily, v_daily_oldest FROM (
+                SELECT s.at_ms FROM receiver_sends s WHERE s.user_id = p_user_id AND s.at_ms > p_now - 86400000
+                ORDER BY s.at_ms DESC LIMIT p_daily) e;
+        END IF;
+        IF (p_burst > 0 AND v_burst >= p_burst) OR (p_monthly > 0 AND v_monthly >= p_monthly)
+            OR (p_daily > 0 AND v_daily >= p_daily) THEN
+            RETURN QUERY SELECT 'refused'::TEXT, NULL::INTEGER, NULL::TEXT, v_burst, v_burst_oldest, v_monthly, v_daily, v_daily_oldest;
+            RETURN;
+        END IF;
+        INSERT INTO messages (id, user_id, token_id, envelope, created_at, expires_at)
+            VALUES (p_message_id, p_user_id, p_token_id, p_envelope, p_now, p_expires_at);
+        FOR i IN 1 .. coalesce(array_length(p_device_ids, 1), 0) LOOP
+            v_seq := NULL;
+            IF p_device_types[i] = 'extension' THEN
+                UPDATE devices SET next_seq = next_seq + 1 WHERE id = p_device_ids[i] RETURNING next_seq INTO v_seq;
+            END IF;
+            INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority)
+                VALUES (p_message_id, p_device_ids[i], p_device_types[i], p_states[i], p_now, v_seq, p_expires_at, p_now,
+                        p_payloads[i], p_payload_kinds[i], p_priority);
+        END LOOP;
+        INSERT INTO token_month_counts (token_id, month, count) VALUES (p_token_id, p_month, 1)
+            ON CONFLICT (token_id, month) DO UPDATE SET count = token_month_counts.count + 1;
+        INSERT INTO receiver_sends (user_id, at_ms) VALUES (p_user_id, p_now);
+        IF p_burst > 0 THEN
+            INSERT INTO rate_events (layer, key, at_ms) VALUES ('token', p_token_id, p_now);
+        END IF;
+        IF p_idem_key IS NOT NULL THEN
+            INSERT INTO idempotency (token_id, key, status, body, created_at)
+                VALUES (p_token_id, p_idem_key, p_idem_status, p_idem_body, p_now)
+                ON CONFLICT (token_id, key) DO UPDATE
+                SET status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at;
+        END IF;
+        IF p_touch THEN
+            UPDATE tokens SET last_used_at = p_now WHERE id = p_token_id;
+        END IF;
+        IF p_notify IS NOT NULL THEN
+            PERFORM pg_notify('reflecto_wake', p_notify);
+        END IF;
+        RETURN QUERY SELECT 'accepted'::TEXT, NULL::INTEGER, NULL::TEXT, v_burst, v_burst_oldest, v_monthly, v_daily, v_daily_oldest;
+    END $$;
+    "#,
+];
+
+/// Brings the schema up to date in one transaction, holding the migration lock.
+pub async fn migrate(client: &mut Object) -> Result<()> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS reflecto_schema (version INTEGER NOT NULL); \
+         INSERT INTO reflecto_schema (version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM reflecto_schema)",
+    )
+    .await?;
+    let current: i32 = tx
+        .query_one("SELECT version FROM reflecto_schema", &[])
+        .await?
+        .get(0);
+    let current = usize::try_from(current).unwrap_or(0);
+    if current > MIGRATIONS.len() {
+        return Err(crate::store::StoreError::Conflict(format!(
+            "the database's schema (version {current}) is newer than this relay's ({}); upgrade reflecto",
+            MIGRATIONS.len()
+        )));
+    }
+    for sql in MIGRATIONS.iter().skip(current) {
+        tx.batch_execute(sql).await?;
+    }
+    tx.execute(
+        "UPDATE reflecto_schema SET version = $1",
+        &[&(MIGRATIONS.len() as i32)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
