@@ -245,14 +245,19 @@ impl RateLimiter {
         if let Some(full) = statuses.iter().find(|st| st.remaining == 0) {
             return Err(*full);
         }
+        let mut charged = Vec::with_capacity(2);
         if l.ip_minute > 0 {
-            s.ip_minute.entry(ip).or_default().0.push_back(now);
+            let log = s.ip_minute.entry(ip).or_default();
+            log.0.push_back(now);
+            charged.push(log.status(Layer::IpMinute, l.ip_minute, now, MINUTE_MS));
         }
         if l.ip_hour > 0 {
-            s.ip_hour.entry(ip).or_default().0.push_back(now);
+            let log = s.ip_hour.entry(ip).or_default();
+            log.0.push_back(now);
+            charged.push(log.status(Layer::IpHour, l.ip_hour, now, HOUR_MS));
         }
-        statuses.iter_mut().for_each(|st| st.remaining -= 1);
-        Ok(statuses)
+        // Read after the charge: a window's first event sets its reset.
+        Ok(charged)
     }
 
     /// Step 6: token burst, token monthly and receiver daily — all checked, then all charged.
@@ -265,7 +270,7 @@ impl RateLimiter {
         let l = self.limits;
         let month = month_key(now);
         let mut s = self.state.lock().expect("limiter poisoned");
-        let mut statuses = s.send_statuses(l, token_id, receiver, now, &month);
+        let statuses = s.send_statuses(l, token_id, receiver, now, &month);
         if let Some(full) = statuses.iter().find(|st| st.remaining == 0) {
             return Err(*full);
         }
@@ -281,7 +286,7 @@ impl RateLimiter {
             .entry(token_id.to_owned())
             .or_insert_with(|| (month.clone(), 0));
         if entry.0 != month {
-            *entry = (month, 0);
+            *entry = (month.clone(), 0);
         }
         entry.1 += 1;
         if l.receiver_daily > 0 {
@@ -291,20 +296,20 @@ impl RateLimiter {
                 .0
                 .push_back(now);
         }
-        statuses.iter_mut().for_each(|st| st.remaining -= 1);
-        // The first event of a window sets its reset.
-        for st in &mut statuses {
-            if st.layer != Layer::TokenMonthly && st.reset * 1000 < now {
-                st.reset = ceil_secs(
-                    now + if st.layer == Layer::TokenBurst {
-                        MINUTE_MS
-                    } else {
-                        DAY_MS
-                    },
-                );
-            }
+        // Read after the charge: a window's first event sets its reset (also when `now` falls
+        // on a whole second).
+        Ok(s.send_statuses(l, token_id, receiver, now, &month))
+    }
+
+    /// Whether token burst, token monthly and receiver daily all have room, charging nothing.
+    pub fn check_send(&self, token_id: &str, receiver: i64, now: i64) -> Result<(), Refusal> {
+        let month = month_key(now);
+        let mut s = self.state.lock().expect("limiter poisoned");
+        let statuses = s.send_statuses(self.limits, token_id, receiver, now, &month);
+        match statuses.into_iter().find(|st| st.remaining == 0) {
+            Some(full) => Err(full),
+            None => Ok(()),
         }
-        Ok(statuses)
     }
 
     /// Every enabled layer's state for one caller, charging nothing (`GET /v1/token`).

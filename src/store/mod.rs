@@ -9,6 +9,8 @@
 pub mod limits;
 pub mod model;
 mod sqlite;
+#[cfg(test)]
+mod story;
 mod wakeups;
 
 pub use model::*;
