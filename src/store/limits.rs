@@ -133,18 +133,6 @@ pub fn monthly_status(limit: u64, used: u64, now: i64) -> LayerStatus {
     }
 }
 
-/// The statuses checked before a send, after it was charged: one fewer remaining, and a
-/// window the send opened resets a window after it.
-pub fn charged(statuses: &mut [LayerStatus], now: i64) {
-    for st in statuses.iter_mut() {
-        st.remaining = st.remaining.saturating_sub(1);
-        if let Some(window) = st.layer.window_ms()
-            && st.reset * 1000 < now
-        {
-            st.reset = ceil_secs(now + window);
-        }
-    }
-}
 
 /// An exact rolling window: the times of the events inside it.
 #[derive(Debug, Default, Clone)]
@@ -287,14 +275,19 @@ impl RateLimiter {
         if let Some(full) = statuses.iter().find(|st| st.remaining == 0) {
             return Err(*full);
         }
+        let mut charged = Vec::with_capacity(2);
         if l.ip_minute > 0 {
-            s.ip_minute.entry(ip).or_default().0.push_back(now);
+            let log = s.ip_minute.entry(ip).or_default();
+            log.0.push_back(now);
+            charged.push(log.status(Layer::IpMinute, l.ip_minute, now, MINUTE_MS));
         }
         if l.ip_hour > 0 {
-            s.ip_hour.entry(ip).or_default().0.push_back(now);
+            let log = s.ip_hour.entry(ip).or_default();
+            log.0.push_back(now);
+            charged.push(log.status(Layer::IpHour, l.ip_hour, now, HOUR_MS));
         }
-        statuses.iter_mut().for_each(|st| st.remaining -= 1);
-        Ok(statuses)
+        // Read after the charge: a window's first event sets its reset.
+        Ok(charged)
     }
 
     /// Step 6: token burst, token monthly and receiver daily — all checked, then all charged.
@@ -307,7 +300,7 @@ impl RateLimiter {
         let l = self.limits;
         let month = month_key(now);
         let mut s = self.state.lock().expect("limiter poisoned");
-        let mut statuses = s.send_statuses(l, token_id, receiver, now, &month);
+        let statuses = s.send_statuses(l, token_id, receiver, now, &month);
         if let Some(full) = statuses.iter().find(|st| st.remaining == 0) {
             return Err(*full);
         }
@@ -323,7 +316,7 @@ impl RateLimiter {
             .entry(token_id.to_owned())
             .or_insert_with(|| (month.clone(), 0));
         if entry.0 != month {
-            *entry = (month, 0);
+            *entry = (month.clone(), 0);
         }
         entry.1 += 1;
         if l.receiver_daily > 0 {
@@ -333,8 +326,20 @@ impl RateLimiter {
                 .0
                 .push_back(now);
         }
-        charged(&mut statuses, now);
-        Ok(statuses)
+        // Read after the charge: a window's first event sets its reset (also when `now` falls
+        // on a whole second).
+        Ok(s.send_statuses(l, token_id, receiver, now, &month))
+    }
+
+    /// Whether token burst, token monthly and receiver daily all have room, charging nothing.
+    pub fn check_send(&self, token_id: &str, receiver: i64, now: i64) -> Result<(), Refusal> {
+        let month = month_key(now);
+        let mut s = self.state.lock().expect("limiter poisoned");
+        let statuses = s.send_statuses(self.limits, token_id, receiver, now, &month);
+        match statuses.into_iter().find(|st| st.remaining == 0) {
+            Some(full) => Err(full),
+            None => Ok(()),
+        }
     }
 
     /// Every enabled layer's state for one caller, charging nothing (`GET /v1/token`).

@@ -11,6 +11,8 @@ pub mod model;
 pub mod pairing;
 mod postgres;
 mod sqlite;
+#[cfg(test)]
+mod story;
 mod wakeups;
 
 pub use model::*;

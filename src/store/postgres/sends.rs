@@ -12,7 +12,7 @@ use super::PgStore;
 use super::listener::payload;
 use crate::api::DeviceType;
 use crate::store::limits::{
-    DAY_MS, HOUR_MS, Layer, LayerStatus, MINUTE_MS, Refusal, charged, month_key, monthly_status,
+    DAY_MS, HOUR_MS, Layer, LayerStatus, MINUTE_MS, Refusal, month_key, monthly_status,
     window_status,
 };
 use crate::store::model::{
@@ -23,9 +23,16 @@ use crate::store::pairing::PAIR_FAILURE_WINDOW_MS;
 use crate::store::{Result, StoreError};
 use std::net::IpAddr;
 
-/// `(used, oldest)` of one rolling window, as the SQL functions return them.
-fn used(row: &tokio_postgres::Row, idx: usize) -> (u64, Option<i64>) {
-    (row.get::<_, i64>(idx).max(0) as u64, row.get(idx + 1))
+/// `(used, oldest)` of one rolling window, as the SQL functions return them (counted before
+/// the charge); with `charged`, one more event at `now` is in the window.
+fn used(row: &tokio_postgres::Row, idx: usize, charged: bool, now: i64) -> (u64, Option<i64>) {
+    let n = row.get::<_, i64>(idx).max(0) as u64;
+    let oldest: Option<i64> = row.get(idx + 1);
+    if charged {
+        (n + 1, oldest.or(Some(now)))
+    } else {
+        (n, oldest)
+    }
 }
 
 impl PgStore {
@@ -119,7 +126,7 @@ impl PgStore {
         let now = send.created_at;
         let mut statuses = Vec::with_capacity(3);
         if l.token_burst > 0 {
-            let (n, oldest) = used(&row, 3);
+            let (n, oldest) = used(&row, 3, false, now);
             statuses.push(window_status(
                 Layer::TokenBurst,
                 l.token_burst,
@@ -297,7 +304,7 @@ impl PgStore {
             .await?;
         let mut statuses = Vec::with_capacity(5);
         if l.token_burst > 0 {
-            let (n, oldest) = used(&row, 0);
+            let (n, oldest) = used(&row, 0, false, now);
             statuses.push(window_status(
                 Layer::TokenBurst,
                 l.token_burst,
@@ -315,7 +322,7 @@ impl PgStore {
             ));
         }
         if l.receiver_daily > 0 {
-            let (n, oldest) = used(&row, 3);
+            let (n, oldest) = used(&row, 3, false, now);
             statuses.push(window_status(
                 Layer::ReceiverDaily,
                 l.receiver_daily,
@@ -325,7 +332,7 @@ impl PgStore {
                 DAY_MS,
             ));
         }
-        statuses.extend(ip_statuses(&row, 5, now, l.ip_minute, l.ip_hour));
+        statuses.extend(ip_statuses(&row, 5, now, l.ip_minute, l.ip_hour, false));
         Ok(statuses)
     }
 
@@ -379,10 +386,11 @@ fn ip_statuses(
     now: i64,
     minute: u64,
     hour: u64,
+    charged: bool,
 ) -> Vec<LayerStatus> {
     let mut statuses = Vec::with_capacity(2);
     if minute > 0 {
-        let (n, oldest) = used(row, first);
+        let (n, oldest) = used(row, first, charged, now);
         statuses.push(window_status(
             Layer::IpMinute,
             minute,
@@ -393,7 +401,7 @@ fn ip_statuses(
         ));
     }
     if hour > 0 {
-        let (n, oldest) = used(row, first + 2);
+        let (n, oldest) = used(row, first + 2, charged, now);
         statuses.push(window_status(Layer::IpHour, hour, n, oldest, now, HOUR_MS));
     }
     statuses

@@ -120,7 +120,8 @@ impl SqliteStore {
         self.read(|c| Ok(c.query_row(BY_ID_SQL, [id], record).optional()?))
     }
 
-    /// Removes a device; its undelivered jobs fail with `device_removed`.
+    /// Removes a device; its undelivered jobs (desktop events not yet acknowledged too) fail
+    /// with `device_removed`.
     pub async fn remove_device(&self, id: &str, now: i64) -> Result<()> {
         let id = id.to_owned();
         self.writer().write(move |c| {
@@ -129,7 +130,7 @@ impl SqliteStore {
             }
             c.execute(
                 "UPDATE jobs SET state = 'failed', last_error = 'device_removed', lease_until = NULL, updated_at = ?2 \
-                 WHERE device_id = ?1 AND state IN ('queued', 'leased')",
+                 WHERE device_id = ?1 AND state IN ('queued', 'leased', 'pending')",
                 params![id, now],
             )?;
             Ok(())

@@ -25,13 +25,12 @@ impl SqliteStore {
                 {
                     return Ok(AcceptOutcome::Replayed(earlier));
                 }
-                // The writer runs one closure at a time, so the check and the charge below are
-                // atomic with the replay check above: a concurrent repeat of this key finds the
-                // stored response and is charged nothing.
-                let statuses = match limiter.check_and_charge_send(&send.token_id, send.user_id, send.created_at) {
-                    Ok(statuses) => statuses,
-                    Err(refusal) => return Ok(AcceptOutcome::Refused(refusal)),
-                };
+                // The writer runs one closure at a time, so the check here and the charge below
+                // are atomic with the replay check above: a concurrent repeat of this key finds
+                // the stored response and is charged nothing.
+                if let Err(refusal) = limiter.check_send(&send.token_id, send.user_id, send.created_at) {
+                    return Ok(AcceptOutcome::Refused(refusal));
+                }
                 c.prepare_cached(
                     "INSERT INTO messages (id, user_id, token_id, envelope, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
@@ -79,6 +78,10 @@ impl SqliteStore {
                     c.prepare_cached("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1")?
                         .execute(params![send.token_id, send.created_at])?;
                 }
+                // Charged only once every row is written: an accept that fails charges nothing.
+                let statuses = limiter
+                    .check_and_charge_send(&send.token_id, send.user_id, send.created_at)
+                    .map_err(|_| StoreError::Db("the send limits changed during the accept".into()))?;
                 Ok(AcceptOutcome::Accepted(statuses))
             })
             .await?;

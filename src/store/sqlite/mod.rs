@@ -15,6 +15,8 @@ mod limits;
 mod messages;
 mod private;
 mod schema;
+#[cfg(test)]
+mod tests;
 mod tokens;
 mod users;
 mod vapid;

@@ -1,0 +1,253 @@
+//! The store's conformance story: every store-level behaviour the relay relies on, written once
+//! against the public async methods of [`Store`] and run on every backend (as atuin's
+//! `db_story` does). A story never reaches into SQL or a backend's internals, so passing on
+//! both backends means both behave the same.
+//!
+//! [`story!`] turns one `async fn name(s: Story)` into a module `name` with one test per
+//! backend, `name::sqlite` and `name::postgres`. The SQLite arm runs on a real file in a temp
+//! dir; the PostgreSQL arm gets a fresh, empty database from [`postgres_database`] and prints
+//! "skipped" where there is none. Time is always an explicit `now` (the store takes it as an
+//! argument): no sleeps, no timing assertions.
+
+use super::limits::Limits;
+use super::*;
+use crate::api::token::Secret;
+use crate::api::{DeviceType, Priority};
+
+/// 2026-11-18T11:06:40Z: every story's clock starts here (month `2026-11`).
+pub const T0: i64 = 1_795_000_000_000;
+pub const MINUTE: i64 = 60_000;
+pub const HOUR: i64 = 60 * MINUTE;
+pub const DAY: i64 = 24 * HOUR;
+
+/// The backends a story runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty PostgreSQL database for one story, or `None` where no server is available
+/// (the story then prints "skipped").
+async fn postgres_database() -> Option<Database> {
+    // the lead wires PostgreSQL here, e.g.
+    //   let url = crate::pg_cluster::shared()?.create_database();
+    //   Some(Database::Postgres(url))
+    // (and makes `None` fail under CI).
+    None
+}
+
+/// One story's database and the store opened on it with the relay's default limits.
+pub struct Story {
+    pub store: Store,
+    pub db: Database,
+    pub backend: Backend,
+    // Keeps the SQLite temp dir alive for the story.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Story {
+    /// Another store on the same database: a restart (drop the old one first), a second relay
+    /// on a shared database, or `reflecto admin` beside the relay.
+    pub async fn open(&self, limits: Limits, now: i64) -> Store {
+        Store::open(&self.db, limits, now)
+            .await
+            .unwrap_or_else(|e| panic!("opening {:?} on {:?}: {e}", self.backend, self.db))
+    }
+}
+
+/// Runs `story` on `backend`; a backend that is not available here is reported and skipped.
+pub async fn run<F, Fut>(backend: Backend, story: F)
+where
+    F: FnOnce(Story) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (db, dir) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            (Database::Sqlite(dir.path().to_path_buf()), Some(dir))
+        }
+        Backend::Postgres => match postgres_database().await {
+            Some(db) => (db, None),
+            None => {
+                eprintln!("skipped: no PostgreSQL server for the store story");
+                return;
+            }
+        },
+    };
+    let store = Store::open(&db, Limits::default(), T0)
+        .await
+        .unwrap_or_else(|e| panic!("opening {backend:?} on {db:?}: {e}"));
+    story(Story {
+        store,
+        db,
+        backend,
+        _dir: dir,
+    })
+    .await;
+}
+
+/// One test per backend for `async fn $name(s: Story)` in the same file: `$name::sqlite`,
+/// `$name::postgres`. Multi-threaded, so stories with concurrent callers really race.
+macro_rules! story {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    $crate::store::story::run($crate::store::story::Backend::Sqlite, super::$name)
+                        .await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    $crate::store::story::run($crate::store::story::Backend::Postgres, super::$name)
+                        .await
+                }
+            }
+        )*
+    };
+}
+
+mod devices_pairing;
+mod queue;
+mod sends_limits;
+mod streams;
+mod upkeep;
+mod users_tokens;
+
+// ---- what stories are made of ----
+
+pub fn limits(
+    token_burst: u64,
+    token_monthly: u64,
+    receiver_daily: u64,
+    ip_minute: u64,
+    ip_hour: u64,
+) -> Limits {
+    Limits {
+        token_burst,
+        token_monthly,
+        receiver_daily,
+        ip_minute,
+        ip_hour,
+    }
+}
+
+/// A user with one token; returns the user, the token and its secret.
+pub async fn user_with_token(store: &Store, name: &str) -> (UserRecord, TokenRecord, Secret) {
+    let user = store.add_user(name, T0).await.unwrap();
+    let (token, secret) = token_of(store, name, "ci").await;
+    (user, token, secret)
+}
+
+pub async fn token_of(store: &Store, user: &str, label: &str) -> (TokenRecord, Secret) {
+    store
+        .create_token(
+            NewToken {
+                user: user.into(),
+                label: label.into(),
+                priority_cap: None,
+                scope_devices: None,
+                test: false,
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+}
+
+pub fn android(label: &str) -> NewDevice {
+    NewDevice {
+        label: label.into(),
+        device_type: DeviceType::Android,
+        fcm_token: Some(format!("fcm-{label}")),
+        public_key: None,
+        webpush: None,
+    }
+}
+
+pub fn extension(label: &str) -> NewDevice {
+    NewDevice {
+        label: label.into(),
+        device_type: DeviceType::Extension,
+        fcm_token: None,
+        public_key: None,
+        webpush: None,
+    }
+}
+
+pub fn subscription(label: &str) -> WebPushAddress {
+    WebPushAddress {
+        endpoint: format!("https://push.example/{label}"),
+        p256dh: format!("p256dh-{label}"),
+        auth: format!("auth-{label}"),
+    }
+}
+
+pub fn webpush(label: &str) -> NewDevice {
+    NewDevice {
+        label: label.into(),
+        device_type: DeviceType::Webpush,
+        fcm_token: None,
+        public_key: None,
+        webpush: Some(subscription(label)),
+    }
+}
+
+/// Pairs a device directly (as `reflecto admin` does) and returns its record.
+pub async fn device(store: &Store, user: &str, new: NewDevice) -> DeviceRecord {
+    store.add_device(user, new, T0).await.unwrap().device
+}
+
+pub const ENVELOPE: &str = r#"{"type":"notification","payload":{"message":"m"},"source":"ci"}"#;
+
+/// A send of `id` by `token` to `targets` in clear, accepted at `now`, live one minute.
+pub fn send(token: &TokenRecord, id: &str, targets: &[&DeviceRecord], now: i64) -> NewSend {
+    NewSend {
+        message_id: id.into(),
+        user_id: token.user_id,
+        token_id: token.id.clone(),
+        envelope: Some(ENVELOPE.into()),
+        targets: targets
+            .iter()
+            .map(|d| Target::clear(d.id.clone(), d.device_type))
+            .collect(),
+        priority: Priority::Default,
+        created_at: now,
+        expires_at: now + MINUTE,
+        month: limits::month_key(now),
+        idempotency: None,
+        touch_token: false,
+    }
+}
+
+/// Accepts `send` and insists it was accepted.
+pub async fn accept(store: &Store, send: NewSend) -> Vec<limits::LayerStatus> {
+    let id = send.message_id.clone();
+    match store.accept_send(send).await {
+        Ok(AcceptOutcome::Accepted(statuses)) => statuses,
+        other => panic!("{id} was not accepted: {other:?}"),
+    }
+}
+
+/// The state of each delivery of a message, in target order.
+pub async fn states(store: &Store, id: &str, user_id: i64) -> Vec<String> {
+    store
+        .message_status(id, user_id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{id} has no status"))
+        .deliveries
+        .into_iter()
+        .map(|d| d.state)
+        .collect()
+}
+
+/// The status of `layer` among `statuses`.
+pub fn layer(statuses: &[limits::LayerStatus], layer: limits::Layer) -> limits::LayerStatus {
+    *statuses
+        .iter()
+        .find(|s| s.layer == layer)
+        .unwrap_or_else(|| panic!("no {layer:?} in {statuses:?}"))
+}

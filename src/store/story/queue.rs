@@ -1,0 +1,440 @@
+//! The delivery queue: due jobs claimed under a lease (never by two claimers), the outcomes of
+//! attempts, expiry, recovery of leases whose worker died, and what the worker's timer and the
+//! queue-depth metric read.
+
+use super::*;
+use std::collections::HashSet;
+
+story!(
+    claims_lease_and_expired_leases_come_back,
+    claims_take_due_jobs_of_the_given_channels_oldest_first,
+    two_claimers_take_disjoint_jobs,
+    outcomes_finish_or_reschedule_jobs,
+    an_unreachable_device_fails_only_its_open_jobs,
+    waiting_jobs_expire_with_their_ttl,
+    next_due_at_and_queue_depth_follow_the_queue,
+);
+
+async fn claims_lease_and_expired_leases_come_back(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    accept(store, send(&token, "msg_1", &[&phone], T0)).await;
+    let claimed = store
+        .claim_due(T0, 10, 30_000, &Channel::ALL)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let job = &claimed[0];
+    assert_eq!(
+        (job.message_id.as_str(), job.device_id.as_str(), job.channel),
+        ("msg_1", phone.id.as_str(), Channel::Fcm)
+    );
+    assert_eq!(job.target, Some(DeliveryTarget::Fcm("fcm-pixel".into())));
+    assert_eq!(job.envelope.as_deref(), Some(ENVELOPE));
+    assert_eq!(job.payload, None);
+    assert_eq!(job.priority, Some(Priority::Default));
+    assert_eq!(
+        (job.attempts, job.created_at, job.expires_at),
+        (1, T0, T0 + MINUTE)
+    );
+    assert!(
+        store
+            .claim_due(T0 + 1000, 10, 30_000, &Channel::ALL)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a leased job is not claimed twice"
+    );
+    // A lease that has not ended is kept.
+    assert_eq!(
+        store
+            .recover_expired_leases(T0 + 29_999, T0 + 29_999)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .recover_expired_leases(T0 + 30_000, T0 + 31_000)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.next_due_at(&Channel::ALL).await.unwrap(),
+        Some(T0 + 31_000),
+        "a recovered job is due at once"
+    );
+    let again = store
+        .claim_due(T0 + 31_000, 10, 30_000, &Channel::ALL)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].job_id, again[0].attempts), (job.job_id, 2));
+    store
+        .complete_jobs(vec![(again[0].job_id, JobOutcome::Delivered)], T0 + 32_000)
+        .await
+        .unwrap();
+    assert_eq!(states(store, "msg_1", alice.id).await, ["delivered"]);
+    assert_eq!(
+        store
+            .recover_expired_leases(i64::MAX, T0 + 40_000)
+            .await
+            .unwrap(),
+        0,
+        "a finished job is never recovered"
+    );
+}
+
+async fn claims_take_due_jobs_of_the_given_channels_oldest_first(s: Story) {
+    let store = &s.store;
+    let (_, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    let browser = device(store, "alice", webpush("browser")).await;
+    let desk = device(store, "alice", extension("desk")).await;
+    accept(store, send(&token, "later", &[&phone], T0 + 5_000)).await;
+    accept(store, send(&token, "web", &[&browser], T0 + 1_000)).await;
+    accept(store, send(&token, "first", &[&phone], T0)).await;
+    accept(store, send(&token, "second", &[&phone], T0 + 2_000)).await;
+    accept(store, send(&token, "desk", &[&desk], T0)).await;
+    // Not yet due: nothing.
+    assert!(
+        store
+            .claim_due(T0 - 1, 10, MINUTE, &Channel::ALL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // FCM only, at most 2, oldest first; the webpush job and the desktop job are not its.
+    let fcm = store
+        .claim_due(T0 + 5_000, 2, MINUTE, &[Channel::Fcm])
+        .await
+        .unwrap();
+    let ids: Vec<&str> = fcm.iter().map(|j| j.message_id.as_str()).collect();
+    assert_eq!(ids, ["first", "second"]);
+    let rest = store
+        .claim_due(T0 + 5_000, 10, MINUTE, &[Channel::Fcm])
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].message_id, "later");
+    let web = store
+        .claim_due(T0 + 5_000, 10, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    assert_eq!(web.len(), 1);
+    assert_eq!(
+        (web[0].message_id.as_str(), web[0].channel),
+        ("web", Channel::WebPush)
+    );
+    // Extension jobs are never claimed: the stream delivers them.
+    assert!(
+        store
+            .claim_due(T0 + 10 * MINUTE, 10, MINUTE, &Channel::ALL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.stream_events(&desk.id, 0, 10).await.unwrap().len(), 1);
+}
+
+async fn two_claimers_take_disjoint_jobs(s: Story) {
+    let store = &s.store;
+    let (_, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    const JOBS: usize = 40;
+    for i in 0..JOBS {
+        accept(store, send(&token, &format!("m{i}"), &[&phone], T0)).await;
+    }
+    // Two workers (on a shared database: two relays), each on its own handle, racing.
+    let first = store.clone();
+    let second = s.open(Limits::default(), T0).await;
+    let claimer = |store: Store| {
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim_due(T0, 3, MINUTE, &Channel::ALL).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|j| j.job_id));
+            }
+        })
+    };
+    let (a, b) = tokio::join!(claimer(first), claimer(second));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let a_set: HashSet<i64> = a.iter().copied().collect();
+    let b_set: HashSet<i64> = b.iter().copied().collect();
+    assert_eq!(a_set.len(), a.len(), "no claimer got a job twice");
+    assert_eq!(b_set.len(), b.len(), "no claimer got a job twice");
+    assert!(a_set.is_disjoint(&b_set), "a job claimed by both");
+    assert_eq!(a.len() + b.len(), JOBS, "every due job claimed once");
+}
+
+async fn outcomes_finish_or_reschedule_jobs(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    for id in ["ok", "retry", "dead", "expired", "retry_then_expired"] {
+        accept(store, send(&token, id, &[&phone], T0)).await;
+    }
+    let jobs = store
+        .claim_due(T0, 10, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    let job = |id: &str| jobs.iter().find(|j| j.message_id == id).unwrap().job_id;
+    let retry = JobOutcome::RetryAt {
+        at_ms: T0 + 5_000,
+        error: "http 503".into(),
+    };
+    store
+        .complete_jobs(
+            vec![
+                (job("ok"), JobOutcome::Delivered),
+                (job("retry"), retry.clone()),
+                (
+                    job("dead"),
+                    JobOutcome::DeadLetter {
+                        reason: "INVALID_ARGUMENT".into(),
+                    },
+                ),
+                (job("expired"), JobOutcome::Expired),
+                (job("retry_then_expired"), retry),
+            ],
+            T0 + 100,
+        )
+        .await
+        .unwrap();
+    let delivery = |id: &'static str| async move {
+        store
+            .message_status(id, alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .deliveries
+            .remove(0)
+    };
+    let ok = delivery("ok").await;
+    assert_eq!(
+        (ok.state.as_str(), ok.attempts, ok.last_error),
+        ("delivered", 1, None)
+    );
+    let retried = delivery("retry").await;
+    assert_eq!(
+        (
+            retried.state.as_str(),
+            retried.last_error.as_deref(),
+            retried.next_attempt_at
+        ),
+        ("queued", Some("http 503"), Some(T0 + 5_000))
+    );
+    let dead = delivery("dead").await;
+    assert_eq!(
+        (dead.state.as_str(), dead.last_error.as_deref()),
+        ("failed", Some("INVALID_ARGUMENT"))
+    );
+    let expired = delivery("expired").await;
+    assert_eq!(
+        (expired.state.as_str(), expired.last_error.as_deref()),
+        ("expired", Some("ttl_expired"))
+    );
+    // A retried job is claimable again only when its time comes, counting its attempts.
+    assert!(
+        store
+            .claim_due(T0 + 4_999, 10, MINUTE, &Channel::ALL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .claim_due(T0 + 5_000, 10, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|j| j.attempts == 2));
+    let later = again
+        .iter()
+        .find(|j| j.message_id == "retry_then_expired")
+        .unwrap()
+        .job_id;
+    store
+        .complete_jobs(vec![(later, JobOutcome::Expired)], T0 + 6_000)
+        .await
+        .unwrap();
+    let d = delivery("retry_then_expired").await;
+    assert_eq!(
+        (d.state.as_str(), d.last_error.as_deref()),
+        ("expired", Some("http 503")),
+        "expiry keeps the last error, which says why delivery never succeeded"
+    );
+    // An empty batch is fine.
+    store.complete_jobs(vec![], T0 + 7_000).await.unwrap();
+}
+
+async fn an_unreachable_device_fails_only_its_open_jobs(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    let tablet = device(store, "alice", android("tablet")).await;
+    accept(store, send(&token, "done", &[&phone], T0)).await;
+    let done = store.claim_due(T0, 1, MINUTE, &Channel::ALL).await.unwrap();
+    store
+        .complete_jobs(vec![(done[0].job_id, JobOutcome::Delivered)], T0)
+        .await
+        .unwrap();
+    for id in ["msg_1", "msg_2"] {
+        accept(store, send(&token, id, &[&phone, &tablet], T0 + 1)).await;
+    }
+    let claimed = store
+        .claim_due(T0 + 1, 1, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].device_id, phone.id);
+    store
+        .complete_jobs(
+            vec![(
+                claimed[0].job_id,
+                JobOutcome::DeviceUnreachable {
+                    error: "UNREGISTERED".into(),
+                },
+            )],
+            T0 + 2,
+        )
+        .await
+        .unwrap();
+    for id in ["msg_1", "msg_2"] {
+        let deliveries = store
+            .message_status(id, alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .deliveries;
+        let phone_state = (
+            deliveries[0].state.as_str(),
+            deliveries[0].last_error.as_deref(),
+        );
+        assert_eq!(phone_state, ("failed", Some("UNREGISTERED")), "{id}");
+        assert_eq!(
+            deliveries[1].state, "queued",
+            "{id}: the tablet is untouched"
+        );
+    }
+    assert_eq!(states(store, "done", alice.id).await, ["delivered"]);
+    assert!(!store.device(&phone.id).await.unwrap().unwrap().reachable);
+    assert_eq!(
+        store.reachable_devices_of(alice.id).await.unwrap(),
+        vec![tablet.clone()]
+    );
+    let rest = store
+        .claim_due(T0 + 3, 10, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    assert!(rest.iter().all(|j| j.device_id == tablet.id));
+    assert_eq!(rest.len(), 2);
+}
+
+async fn waiting_jobs_expire_with_their_ttl(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    let desk = device(store, "alice", extension("desk")).await;
+    accept(store, send(&token, "short", &[&phone, &desk], T0)).await;
+    let mut long = send(&token, "long", &[&phone, &desk], T0);
+    long.expires_at = T0 + HOUR;
+    accept(store, long).await;
+    accept(store, send(&token, "leased", &[&phone], T0)).await;
+    let leased = store
+        .claim_due(T0, 10, 10 * MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    // Claim took "short", "long" and "leased" (all due); put the first two back to wait.
+    let back: Vec<(i64, JobOutcome)> = leased
+        .iter()
+        .filter(|j| j.message_id != "leased")
+        .map(|j| {
+            (
+                j.job_id,
+                JobOutcome::RetryAt {
+                    at_ms: T0 + 30 * MINUTE,
+                    error: "http 503".into(),
+                },
+            )
+        })
+        .collect();
+    assert_eq!(back.len(), 2);
+    store.complete_jobs(back, T0 + 1).await.unwrap();
+
+    assert_eq!(store.expire_jobs(T0 + MINUTE - 1).await.unwrap(), 0);
+    // "short" ends at one minute: its queued and its pending job expire; a leased job is its
+    // worker's to finish, "long" lives on.
+    assert_eq!(store.expire_jobs(T0 + MINUTE).await.unwrap(), 2);
+    let short = store
+        .message_status("short", alice.id)
+        .await
+        .unwrap()
+        .unwrap();
+    for d in &short.deliveries {
+        assert_eq!(
+            (d.state.as_str(), d.last_error.as_deref()),
+            ("expired", Some("ttl_expired"))
+        );
+    }
+    assert_eq!(states(store, "long", alice.id).await, ["queued", "queued"]);
+    assert_eq!(states(store, "leased", alice.id).await, ["queued"]);
+    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let ids: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
+    assert_eq!(ids, ["long"], "an expired event leaves the stream");
+    assert_eq!(store.expire_jobs(T0 + MINUTE).await.unwrap(), 0);
+}
+
+async fn next_due_at_and_queue_depth_follow_the_queue(s: Story) {
+    let store = &s.store;
+    assert_eq!(store.next_due_at(&Channel::ALL).await.unwrap(), None);
+    assert_eq!(store.queue_depth().await.unwrap(), 0);
+    let (_, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    let browser = device(store, "alice", webpush("browser")).await;
+    let desk = device(store, "alice", extension("desk")).await;
+    accept(store, send(&token, "a", &[&phone], T0 + 3_000)).await;
+    accept(store, send(&token, "w", &[&browser], T0 + 1_000)).await;
+    accept(store, send(&token, "d", &[&desk], T0)).await;
+    assert_eq!(
+        store.next_due_at(&[Channel::Fcm]).await.unwrap(),
+        Some(T0 + 3_000)
+    );
+    assert_eq!(
+        store.next_due_at(&[Channel::WebPush]).await.unwrap(),
+        Some(T0 + 1_000)
+    );
+    assert_eq!(
+        store.next_due_at(&Channel::ALL).await.unwrap(),
+        Some(T0 + 1_000),
+        "desktop jobs wait for their stream, not for a worker"
+    );
+    // Queued, leased and pending jobs are the depth.
+    assert_eq!(store.queue_depth().await.unwrap(), 3);
+    let claimed = store
+        .claim_due(T0 + 1_000, 10, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        store.next_due_at(&Channel::ALL).await.unwrap(),
+        Some(T0 + 3_000),
+        "a leased job is not due"
+    );
+    assert_eq!(store.queue_depth().await.unwrap(), 3);
+    store
+        .complete_jobs(vec![(claimed[0].job_id, JobOutcome::Delivered)], T0 + 1_001)
+        .await
+        .unwrap();
+    assert_eq!(store.queue_depth().await.unwrap(), 2);
+    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    store
+        .ack_stream_events(&desk.id, vec![events[0].seq], T0 + 2_000)
+        .await
+        .unwrap();
+    assert_eq!(store.queue_depth().await.unwrap(), 1);
+    assert_eq!(store.next_due_at(&[Channel::WebPush]).await.unwrap(), None);
+}
