@@ -13,6 +13,9 @@ pub mod cli;
 pub mod client;
 pub mod credentials;
 pub mod delivery;
+#[cfg(unix)]
+#[doc(hidden)]
+pub mod pg_cluster;
 pub mod relay;
 pub mod server;
 pub mod store;
