@@ -130,7 +130,7 @@ impl PgStore {
         }
         tx.execute(
             "UPDATE jobs SET state = 'failed', last_error = 'device_removed', lease_until = NULL, updated_at = $2 \
-             WHERE device_id = $1 AND state IN ('queued', 'leased')",
+             WHERE device_id = $1 AND state IN ('queued', 'leased', 'pending')",
             &[&id, &now],
         )
         .await?;

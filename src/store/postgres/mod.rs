@@ -37,7 +37,7 @@ struct Inner {
     wakeups: Arc<Wakeups>,
     /// `inject_write_fault`: writes fail before reaching the database.
     fault: AtomicBool,
-    /// Whether the last readiness write failed.
+    /// Whether the last write could not reach the database (or the readiness write failed).
     failing: AtomicBool,
     listener: tokio::task::JoinHandle<()>,
 }
@@ -85,12 +85,16 @@ impl PgStore {
         self.inner.pool.get().await.map_err(connect::pool_error)
     }
 
-    /// A pooled connection for writes: refused while a write fault is injected.
+    /// A pooled connection for writes: refused while a write fault is injected. Whether one
+    /// could be had is what `writes_failing` reports (a refused request is not a fault).
     async fn writer(&self) -> Result<Object> {
-        if self.inner.fault.load(Ordering::Relaxed) {
-            return Err(StoreError::Unavailable("injected write fault".into()));
-        }
-        self.client().await
+        let client = if self.inner.fault.load(Ordering::Relaxed) {
+            Err(StoreError::Unavailable("injected write fault".into()))
+        } else {
+            self.client().await
+        };
+        self.inner.failing.store(client.is_err(), Ordering::Relaxed);
+        client
     }
 
     pub async fn ping(&self) -> Result<()> {

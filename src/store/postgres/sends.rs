@@ -124,9 +124,11 @@ impl PgStore {
             }));
         }
         let now = send.created_at;
+        // The counts are from before the charge; an accepted send is one more event at `now`.
+        let charged = outcome == "accepted";
         let mut statuses = Vec::with_capacity(3);
         if l.token_burst > 0 {
-            let (n, oldest) = used(&row, 3, false, now);
+            let (n, oldest) = used(&row, 3, charged, now);
             statuses.push(window_status(
                 Layer::TokenBurst,
                 l.token_burst,
@@ -137,11 +139,11 @@ impl PgStore {
             ));
         }
         if l.token_monthly > 0 {
-            let n = row.get::<_, i64>(5).max(0) as u64;
+            let n = row.get::<_, i64>(5).max(0) as u64 + u64::from(charged);
             statuses.push(monthly_status(l.token_monthly, n, now));
         }
         if l.receiver_daily > 0 {
-            let (n, oldest) = used(&row, 6);
+            let (n, oldest) = used(&row, 6, charged, now);
             statuses.push(window_status(
                 Layer::ReceiverDaily,
                 l.receiver_daily,
@@ -151,14 +153,13 @@ impl PgStore {
                 DAY_MS,
             ));
         }
-        if outcome == "refused" {
+        if !charged {
             let full = statuses
                 .into_iter()
                 .find(|s| s.remaining == 0)
                 .ok_or_else(|| StoreError::Db("a refused send names no exhausted layer".into()))?;
             return Ok(AcceptOutcome::Refused(full));
         }
-        charged(&mut statuses, now);
         self.wakeups().after_accept(&send.targets);
         Ok(AcceptOutcome::Accepted(statuses))
     }
@@ -250,8 +251,9 @@ impl PgStore {
                 ],
             )
             .await?;
-        let mut statuses = ip_statuses(&row, 1, now, l.ip_minute, l.ip_hour);
-        if !row.get::<_, bool>(0) {
+        let charged = row.get::<_, bool>(0);
+        let statuses = ip_statuses(&row, 1, now, l.ip_minute, l.ip_hour, charged);
+        if !charged {
             let full = statuses
                 .into_iter()
                 .find(|s| s.remaining == 0)
@@ -260,9 +262,6 @@ impl PgStore {
                 })?;
             return Ok(Err(full));
         }
-        statuses
-            .iter_mut()
-            .for_each(|s| s.remaining = s.remaining.saturating_sub(1));
         Ok(Ok(statuses))
     }
 

@@ -29,12 +29,24 @@ pub enum Backend {
 
 /// A fresh, empty PostgreSQL database for one story, or `None` where no server is available
 /// (the story then prints "skipped").
+/// Under `CI` a missing server fails the story instead (.ci/run installs PostgreSQL).
 async fn postgres_database() -> Option<Database> {
-    // the lead wires PostgreSQL here, e.g.
-    //   let url = crate::pg_cluster::shared()?.create_database();
-    //   Some(Database::Postgres(url))
-    // (and makes `None` fail under CI).
-    None
+    let created = tokio::task::spawn_blocking(|| {
+        crate::pg_cluster::shared().and_then(|cluster| cluster.create_database())
+    })
+    .await
+    .expect("creating a database");
+    match created {
+        Ok(url) => Some(Database::Postgres(url)),
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "PostgreSQL is required under CI: {e}"
+            );
+            eprintln!("{e}");
+            None
+        }
+    }
 }
 
 /// One story's database and the store opened on it with the relay's default limits.
