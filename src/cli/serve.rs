@@ -29,6 +29,9 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub database: Option<String>,
+    /// Seconds a delivery attempt holds its job before another relay may take it over [default: 30]
+    #[arg(long, env = "REFLECTO_LEASE_SECS", value_name = "SECS")]
+    pub lease_secs: Option<u64>,
     /// Firebase service-account JSON; without it android deliveries wait
     #[arg(long, env = "REFLECTO_FCM_CREDENTIALS", value_name = "FILE")]
     pub fcm_credentials: Option<PathBuf>,
@@ -100,6 +103,7 @@ impl ServeArgs {
             webpush_allow_local: self.webpush_allow_local,
             vapid_subject: self.vapid_subject.clone(),
             log_format: self.log_format,
+            lease_secs: self.lease_secs,
             retention: self.retention,
             limits: PartialLimits {
                 token_burst: self.limit_token_burst,

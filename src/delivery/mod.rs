@@ -73,7 +73,11 @@ pub async fn start(config: &ServeConfig, relay: Arc<Relay>) -> Result<Delivery, 
         client,
         webpush::vapid::VapidSigner::new(key, subject),
     )));
-    let worker = Arc::new(Worker::new(relay, channels, WorkerSettings::default()));
+    let settings = WorkerSettings {
+        lease_ms: config.lease_secs.saturating_mul(1000) as i64,
+        ..WorkerSettings::default()
+    };
+    let worker = Arc::new(Worker::new(relay, channels, settings));
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(worker.run(stopped));
     Ok(Delivery {

@@ -27,7 +27,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
             concurrency: 64,
-            lease_ms: 60_000,
+            lease_ms: crate::server::config::DEFAULT_LEASE_SECS as i64 * 1000,
             max_attempts: 12,
         }
     }
@@ -211,9 +211,12 @@ impl Worker {
             }
         }
         let mut last_sweep = self.relay.clock.now_ms();
+        // Expired leases are looked for at least twice per lease, so a dead relay's jobs are
+        // taken over at most about 1.5 leases after it claimed them.
+        let sweep_every = (MAX_IDLE.as_millis() as i64).min((self.settings.lease_ms / 2).max(500));
         while !*stop.borrow() {
             let now = self.relay.clock.now_ms();
-            if now - last_sweep >= MAX_IDLE.as_millis() as i64 {
+            if now - last_sweep >= sweep_every {
                 last_sweep = now;
                 if let Err(e) = store.recover_expired_leases(now, now).await {
                     tracing::warn!(error = %e, "lease recovery failed");

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_FCM_ENDPOINT: &str = "https://fcm.googleapis.com";
+/// SPEC §3: leases expire after 30 s by default.
+pub const DEFAULT_LEASE_SECS: u64 = 30;
 
 /// Every setting, each optional: the shape of the TOML file and of the flag/env overrides.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -25,6 +27,7 @@ pub struct PartialConfig {
     pub vapid_subject: Option<String>,
     pub log_format: Option<LogFormat>,
     pub retention: Option<Retention>,
+    pub lease_secs: Option<u64>,
     #[serde(default)]
     pub limits: PartialLimits,
     #[serde(default)]
@@ -108,6 +111,9 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// How long finished messages are kept (`0` keeps forever).
     pub retention: Retention,
+    /// How long a delivery attempt holds its job; a relay that dies mid-attempt has its jobs
+    /// taken over by the others this long after.
+    pub lease_secs: u64,
     pub limits: Limits,
     pub connections: Connections,
 }
@@ -169,6 +175,7 @@ impl PartialConfig {
             vapid_subject: self.vapid_subject.or(lower.vapid_subject),
             log_format: self.log_format.or(lower.log_format),
             retention: self.retention.or(lower.retention),
+            lease_secs: self.lease_secs.or(lower.lease_secs),
             limits: PartialLimits {
                 token_burst: self.limits.token_burst.or(lower.limits.token_burst),
                 token_monthly: self.limits.token_monthly.or(lower.limits.token_monthly),
@@ -197,6 +204,7 @@ impl PartialConfig {
             vapid_subject: self.vapid_subject.unwrap_or_else(default_vapid_subject),
             log_format: self.log_format.unwrap_or_default(),
             retention: self.retention.unwrap_or_default(),
+            lease_secs: self.lease_secs.unwrap_or(DEFAULT_LEASE_SECS).max(1),
             limits: Limits {
                 token_burst: self.limits.token_burst.unwrap_or(d.token_burst),
                 token_monthly: self.limits.token_monthly.unwrap_or(d.token_monthly),

@@ -133,7 +133,6 @@ pub fn monthly_status(limit: u64, used: u64, now: i64) -> LayerStatus {
     }
 }
 
-
 /// An exact rolling window: the times of the events inside it.
 #[derive(Debug, Default, Clone)]
 struct SlidingLog(VecDeque<i64>);

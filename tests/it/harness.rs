@@ -35,7 +35,29 @@ pub fn config(data_dir: &Path, limits: Limits) -> ServeConfig {
     config
 }
 
+/// A fresh, empty database on the shared throwaway PostgreSQL cluster, or `None` (the test
+/// is skipped) where PostgreSQL is not installed; under `CI` its absence fails the test.
+pub fn pg_database() -> Option<String> {
+    if !required(
+        reflecto::pg_cluster::binaries().is_some(),
+        "PostgreSQL",
+        "apt-get install postgresql",
+    ) {
+        return None;
+    }
+    let cluster = reflecto::pg_cluster::shared().expect("starting the test PostgreSQL cluster");
+    Some(cluster.create_database().expect("creating a test database"))
+}
+
 impl Relay {
+    /// A relay on the PostgreSQL database at `url` (its data dir holds nothing).
+    pub async fn start_on_postgres(url: &str, limits: Limits) -> Relay {
+        Relay::start_with(limits, Arc::new(reflecto::server::SystemClock), |c| {
+            c.database = Some(url.to_owned())
+        })
+        .await
+    }
+
     pub async fn start(limits: Limits) -> Relay {
         let dir = tempfile::tempdir().unwrap();
         let running = reflecto::server::start(&config(dir.path(), limits))
