@@ -58,6 +58,15 @@ pub enum AdminCommand {
     /// Write a consistent copy of the store to FILE (0600) while the relay runs; restore by
     /// copying it to reflecto.db in a stopped relay's data dir
     Backup { file: PathBuf },
+    /// Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs,
+    /// counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without
+    /// re-pairing or re-issuing tokens. Stop the relay first; then start relays with
+    /// --database URL
+    Copy {
+        /// The empty target database (postgres://user:password@host/db)
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,7 +180,7 @@ fn store_error(e: StoreError) -> ApiError {
 
 /// `--data-dir`, else the config file's `data_dir`, else the platform default. Only `user
 /// add` may create a new store: a typo in the path must not look like an empty relay.
-async fn open(args: &AdminArgs) -> Result<Store, ApiError> {
+async fn open(args: &AdminArgs) -> Result<(Store, Database), ApiError> {
     let file = match &args.config {
         Some(path) => {
             PartialConfig::from_file(path).map_err(|e| ApiError::new(ErrorCode::IoError, e))?
@@ -199,9 +208,44 @@ async fn open(args: &AdminArgs) -> Result<Store, ApiError> {
             ),
         ));
     }
-    Store::open(&database, Limits::default(), now_ms())
+    let store = Store::open(&database, Limits::default(), now_ms())
         .await
-        .map_err(|e| database.open_failed(e))
+        .map_err(|e| database.open_failed(e))?;
+    Ok((store, database))
+}
+
+/// `admin copy --to URL`: the relay must be stopped (its data-dir lock free), or sends it
+/// accepted during the copy would be left behind.
+async fn copy(store: &Store, source: &Database, to: &str) -> Result<(), ApiError> {
+    let Database::Sqlite(dir) = source else {
+        return Err(ApiError::new(
+            ErrorCode::UsageError,
+            "admin copy reads the SQLite store in --data-dir; between PostgreSQL databases use pg_dump and pg_restore",
+        ));
+    };
+    let target =
+        Database::choose(Some(to), dir).map_err(|e| ApiError::new(ErrorCode::UsageError, e))?;
+    let Database::Postgres(url) = &target else {
+        return Err(ApiError::new(
+            ErrorCode::UsageError,
+            "--to takes a postgres:// URL",
+        ));
+    };
+    let _lock = crate::server::lock::acquire(dir)?;
+    eprintln!("copying {} into {}", source.describe(), target.describe());
+    let copied = store
+        .copy_to(url, |table, rows| eprintln!("  {table:<20} {rows:>8} rows"))
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(why) => ApiError::new(ErrorCode::Conflict, why),
+            other => target.open_failed(other),
+        })?;
+    let total: u64 = copied.iter().map(|(_, n)| n).sum();
+    eprintln!(
+        "copied {total} rows; start the relays with --database {} (the SQLite store is left as it was)",
+        target.describe()
+    );
+    Ok(())
 }
 
 /// JSON as the API writes it: every `…_at` Unix-ms number becomes RFC 3339.
@@ -240,7 +284,7 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
 }
 
 async fn run_on_store(args: AdminArgs) -> Result<(), ApiError> {
-    let store = open(&args).await?;
+    let (store, args_database_dir) = open(&args).await?;
     let now = now_ms();
     match args.command {
         AdminCommand::User(UserCommand::Add { name }) => {
@@ -378,6 +422,7 @@ async fn run_on_store(args: AdminArgs) -> Result<(), ApiError> {
             store.backup(&file).await.map_err(store_error)?;
             eprintln!("backup written to {}", file.display());
         }
+        AdminCommand::Copy { to } => copy(&store, &args_database_dir, &to).await?,
     }
     Ok(())
 }

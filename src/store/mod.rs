@@ -6,6 +6,7 @@
 //! async methods that say what the relay needs ("accept this send", "claim due jobs"), not how
 //! SQL does it. Records are in [`model`]; all SQL is in `sqlite/` and `postgres/`.
 
+pub mod copy;
 pub mod limits;
 pub mod model;
 pub mod pairing;

@@ -11,6 +11,7 @@
 mod accounts;
 mod connect;
 mod devices;
+mod import;
 mod listener;
 mod queue;
 mod schema;
@@ -18,6 +19,8 @@ mod sends;
 
 use super::limits::Limits;
 use super::{Result, StoreError, Wakeups};
+pub use import::Import;
+
 use deadpool_postgres::{Object, Pool};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -7,6 +7,7 @@
 
 use crate::store::Result;
 use deadpool_postgres::Object;
+use tokio_postgres::GenericClient;
 
 /// `pg_advisory_xact_lock` key for migrations ("reflecto" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7265_666c_6563_746f;
@@ -246,9 +247,23 @@ const MIGRATIONS: &[&str] = &[
 
 /// Brings the schema up to date in one transaction, holding the migration lock.
 pub async fn migrate(client: &mut Object) -> Result<()> {
+    let client: &mut tokio_postgres::Client = &mut **client;
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+    lock_migrations(&tx).await?;
+    apply(&tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Waits for (and, until the transaction ends, holds) the migration lock.
+pub async fn lock_migrations(c: &impl GenericClient) -> Result<()> {
+    c.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
+    Ok(())
+}
+
+/// Applies the migrations this database lacks, inside the caller's transaction.
+pub async fn apply(tx: &impl GenericClient) -> Result<()> {
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS reflecto_schema (version INTEGER NOT NULL); \
          INSERT INTO reflecto_schema (version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM reflecto_schema)",
@@ -273,6 +288,17 @@ pub async fn migrate(client: &mut Object) -> Result<()> {
         &[&(MIGRATIONS.len() as i32)],
     )
     .await?;
-    tx.commit().await?;
     Ok(())
+}
+
+/// Whether the database holds no relay data yet (`admin copy` writes only into such a one).
+pub async fn is_empty(client: &impl GenericClient) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM tokens) + (SELECT count(*) FROM devices) \
+             + (SELECT count(*) FROM messages) + (SELECT count(*) FROM vapid) + (SELECT count(*) FROM token_month_counts)",
+            &[],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0) == 0)
 }

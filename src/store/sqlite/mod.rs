@@ -10,6 +10,7 @@
 
 mod backup;
 mod devices;
+mod export;
 mod jobs;
 mod limits;
 mod messages;
