@@ -247,7 +247,7 @@ const MIGRATIONS: &[&str] = &[
 
 /// Brings the schema up to date in one transaction, holding the migration lock.
 pub async fn migrate(client: &mut Object) -> Result<()> {
-    let client: &mut tokio_postgres::Client = &mut **client;
+    let client: &mut tokio_postgres::Client = client;
     let tx = client.transaction().await?;
     lock_migrations(&tx).await?;
     apply(&tx).await?;
