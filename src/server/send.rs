@@ -257,11 +257,22 @@ pub async fn accept(
         }),
         touch_token: state.should_touch(&token.id, now),
     };
-    match state.store.accept_send(send).await? {
+    // On its own task: a client that hangs up mid-commit must not stop the metric from
+    // counting a send the store committed anyway.
+    let relay = state.relay.clone();
+    let committed = tokio::spawn(async move {
+        let outcome = relay.store.accept_send(send).await;
+        if let Ok(AcceptOutcome::Accepted(_)) = &outcome {
+            relay.metrics.send_accepted();
+        }
+        outcome
+    })
+    .await
+    .map_err(|_| Failure::from(crate::api::ApiError::internal()))?;
+    match committed? {
         AcceptOutcome::Replayed(stored) => Ok(stored_to_accepted(stored, &ip_statuses)),
         AcceptOutcome::Refused(refusal) => Err(Failure::rate_limited(refusal, now)),
         AcceptOutcome::Accepted(send_statuses) => {
-            state.metrics.send_accepted();
             let all: Vec<LayerStatus> = ip_statuses.into_iter().chain(send_statuses).collect();
             Ok(Accepted {
                 response_json,
