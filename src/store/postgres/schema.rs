@@ -217,6 +217,8 @@ const MIGRATIONS: &[&str] = &[
             v_seq := NULL;
             IF p_device_types[i] = 'extension' THEN
                 UPDATE devices SET next_seq = next_seq + 1 WHERE id = p_device_ids[i] RETURNING next_seq INTO v_seq;
+                -- A desktop device removed since the targets were read gets no job.
+                CONTINUE WHEN NOT FOUND;
             END IF;
             INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority)
                 VALUES (p_message_id, p_device_ids[i], p_device_types[i], p_states[i], p_now, v_seq, p_expires_at, p_now,

@@ -37,11 +37,18 @@ impl SqliteStore {
                 .execute(params![send.message_id, send.user_id, send.token_id, send.envelope, send.created_at, send.expires_at])?;
                 for Target { device_id, device_type, payload } in &send.targets {
                     let seq: Option<i64> = match device_type {
-                        DeviceType::Extension => Some(c.query_row(
-                            "UPDATE devices SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
-                            [device_id],
-                            |r| r.get(0),
-                        )?),
+                        // A desktop device removed since the targets were read gets no job.
+                        DeviceType::Extension => match c
+                            .query_row(
+                                "UPDATE devices SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
+                                [device_id],
+                                |r| r.get(0),
+                            )
+                            .optional()?
+                        {
+                            Some(seq) => Some(seq),
+                            None => continue,
+                        },
                         DeviceType::Android | DeviceType::Webpush => None,
                     };
                     c.prepare_cached(

@@ -7,6 +7,7 @@ story!(
     stream_events_come_in_order_after_a_sequence_number,
     an_ack_counts_only_pending_events_of_that_device,
     removing_a_device_fails_its_pending_events,
+    a_desktop_device_removed_before_the_commit_gets_no_job,
 );
 
 async fn stream_events_come_in_order_after_a_sequence_number(s: Story) {
@@ -183,5 +184,21 @@ async fn removing_a_device_fails_its_pending_events(s: Story) {
             .await
             .unwrap(),
         0
+    );
+}
+
+/// The accept reads the targets before it commits: a desktop device removed in between (by
+/// `reflecto admin`, or on another relay) is skipped instead of failing the whole send.
+async fn a_desktop_device_removed_before_the_commit_gets_no_job(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let desk = device(store, "alice", extension("desk")).await;
+    let laptop = device(store, "alice", extension("laptop")).await;
+    store.remove_device(&desk.id, T0).await.unwrap();
+    accept(store, send(&token, "m1", &[&desk, &laptop], T0 + 1)).await;
+    assert_eq!(states(store, "m1", alice.id).await, ["queued"]);
+    assert_eq!(
+        store.stream_events(&laptop.id, 0, 10).await.unwrap().len(),
+        1
     );
 }
