@@ -311,6 +311,11 @@ impl Store {
     /// `Idempotency-Key` is replayed; otherwise the token and receiver layers are checked, all
     /// charged only if all pass, and the message with one job per target is committed.
     pub async fn accept_send(&self, send: NewSend) -> Result<AcceptOutcome> {
+        if send.envelope.is_none() && send.targets.iter().any(|t| t.payload.is_none()) {
+            return Err(StoreError::Conflict(
+                "a target without a payload of its own needs the envelope".into(),
+            ));
+        }
         each!(self, b => b.accept_send(send).await)
     }
 

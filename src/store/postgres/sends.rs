@@ -12,7 +12,7 @@ use super::PgStore;
 use super::listener::payload;
 use crate::api::DeviceType;
 use crate::store::limits::{
-    DAY_MS, HOUR_MS, Layer, LayerStatus, MINUTE_MS, Refusal, month_key, monthly_status,
+    DAY_MS, HOUR_MS, Layer, LayerStatus, Limits, MINUTE_MS, Refusal, month_key, monthly_status,
     window_status,
 };
 use crate::store::model::{
@@ -37,11 +37,6 @@ fn used(row: &tokio_postgres::Row, idx: usize, charged: bool, now: i64) -> (u64,
 
 impl PgStore {
     pub async fn accept_send(&self, send: NewSend) -> Result<AcceptOutcome> {
-        if send.envelope.is_none() && send.targets.iter().any(|t| t.payload.is_none()) {
-            return Err(StoreError::Conflict(
-                "a target without a payload of its own needs the envelope".into(),
-            ));
-        }
         let l = self.limits();
         let ids: Vec<&str> = send.targets.iter().map(|t| t.device_id.as_str()).collect();
         let types: Vec<&str> = send
@@ -126,33 +121,7 @@ impl PgStore {
         let now = send.created_at;
         // The counts are from before the charge; an accepted send is one more event at `now`.
         let charged = outcome == "accepted";
-        let mut statuses = Vec::with_capacity(3);
-        if l.token_burst > 0 {
-            let (n, oldest) = used(&row, 3, charged, now);
-            statuses.push(window_status(
-                Layer::TokenBurst,
-                l.token_burst,
-                n,
-                oldest,
-                now,
-                MINUTE_MS,
-            ));
-        }
-        if l.token_monthly > 0 {
-            let n = row.get::<_, i64>(5).max(0) as u64 + u64::from(charged);
-            statuses.push(monthly_status(l.token_monthly, n, now));
-        }
-        if l.receiver_daily > 0 {
-            let (n, oldest) = used(&row, 6, charged, now);
-            statuses.push(window_status(
-                Layer::ReceiverDaily,
-                l.receiver_daily,
-                n,
-                oldest,
-                now,
-                DAY_MS,
-            ));
-        }
+        let statuses = send_layers(&row, 3, l, charged, now);
         if !charged {
             let full = statuses
                 .into_iter()
@@ -301,36 +270,7 @@ impl PgStore {
                 ],
             )
             .await?;
-        let mut statuses = Vec::with_capacity(5);
-        if l.token_burst > 0 {
-            let (n, oldest) = used(&row, 0, false, now);
-            statuses.push(window_status(
-                Layer::TokenBurst,
-                l.token_burst,
-                n,
-                oldest,
-                now,
-                MINUTE_MS,
-            ));
-        }
-        if l.token_monthly > 0 {
-            statuses.push(monthly_status(
-                l.token_monthly,
-                row.get::<_, i64>(2).max(0) as u64,
-                now,
-            ));
-        }
-        if l.receiver_daily > 0 {
-            let (n, oldest) = used(&row, 3, false, now);
-            statuses.push(window_status(
-                Layer::ReceiverDaily,
-                l.receiver_daily,
-                n,
-                oldest,
-                now,
-                DAY_MS,
-            ));
-        }
+        let mut statuses = send_layers(&row, 0, l, false, now);
         statuses.extend(ip_statuses(&row, 5, now, l.ip_minute, l.ip_hour, false));
         Ok(statuses)
     }
@@ -376,6 +316,45 @@ impl PgStore {
             .await?;
         Ok(())
     }
+}
+
+/// The token and receiver layers from `(burst used, oldest, monthly used, daily used,
+/// oldest)` starting at `first`.
+fn send_layers(
+    row: &tokio_postgres::Row,
+    first: usize,
+    l: Limits,
+    charged: bool,
+    now: i64,
+) -> Vec<LayerStatus> {
+    let mut statuses = Vec::with_capacity(3);
+    if l.token_burst > 0 {
+        let (n, oldest) = used(row, first, charged, now);
+        statuses.push(window_status(
+            Layer::TokenBurst,
+            l.token_burst,
+            n,
+            oldest,
+            now,
+            MINUTE_MS,
+        ));
+    }
+    if l.token_monthly > 0 {
+        let n = row.get::<_, i64>(first + 2).max(0) as u64 + u64::from(charged);
+        statuses.push(monthly_status(l.token_monthly, n, now));
+    }
+    if l.receiver_daily > 0 {
+        let (n, oldest) = used(row, first + 3, charged, now);
+        statuses.push(window_status(
+            Layer::ReceiverDaily,
+            l.receiver_daily,
+            n,
+            oldest,
+            now,
+            DAY_MS,
+        ));
+    }
+    statuses
 }
 
 /// The per-IP layers from `(minute used, oldest, hour used, oldest)` starting at `first`.

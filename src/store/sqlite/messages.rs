@@ -9,11 +9,6 @@ use rusqlite::{OptionalExtension, params};
 
 impl SqliteStore {
     pub async fn accept_send(&self, send: NewSend) -> Result<AcceptOutcome> {
-        if send.envelope.is_none() && send.targets.iter().any(|t| t.payload.is_none()) {
-            return Err(StoreError::Conflict(
-                "a target without a payload of its own needs the envelope".into(),
-            ));
-        }
         let store = self.clone();
         let targets = send.targets.clone();
         let outcome = self
