@@ -170,10 +170,8 @@ async fn two_live_relays_deliver_each_message_once() {
     let Some((database, token)) = alice_on_a_new_database() else {
         return;
     };
-    // Leases long enough that no round outlives one on a loaded machine: this test is about
-    // the claim (SKIP LOCKED), not about expiry.
-    let a = Node::start(&database, 10).await;
-    let b = Node::start(&database, 10).await;
+    let a = Node::start(&database, 2).await;
+    let b = Node::start(&database, 2).await;
 
     let accepted = send_spread(&[a.url(), b.url()], &token, 0, SENDS).await;
     wait_delivered(&database, &accepted).await;
@@ -350,4 +348,42 @@ async fn a_relay_starting_up_leaves_live_leases_of_other_relays_alone() {
             counts.get(id)
         );
     }
+}
+
+/// Regression: a relay's lease ran out while its FCM request was still unanswered (a slow FCM,
+/// or a round of two waves of requests lasting longer than the lease), and another, live relay
+/// sent the job again. A relay now renews the leases of the round it is working on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_fcm_answer_outlasting_the_lease_is_not_sent_again_by_another_relay() {
+    let Some((database, token)) = alice_on_a_new_database() else {
+        return;
+    };
+    let fake_a = FakeFcm::start().await;
+    fake_a.hold();
+    let a = Node::start_with(&database, 2, fake_a);
+    let id = send(
+        a.url(),
+        &token,
+        json!({"message": "slow", "device": "pixel"}),
+    )
+    .await;
+    wait_for("relay A's request", || a.fake.in_flight() == 1).await;
+    let b = Node::start(&database, 2).await;
+
+    // Long enough for the 2 s lease taken before the request to run out twice over, and for
+    // relay B to sweep (every second) after that.
+    let claimed = Instant::now();
+    while claimed.elapsed() < Duration::from_secs(5) {
+        assert!(
+            b.fake.count_by_id().is_empty(),
+            "relay B sent the job relay A is still sending"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(job_states(&database).await[&id], "leased");
+
+    a.fake.release();
+    wait_delivered(&database, std::slice::from_ref(&id)).await;
+    assert!(b.fake.count_by_id().is_empty(), "relay B sent it late");
+    assert_eq!(a.fake.count_by_id()[&id], 1);
 }
