@@ -109,16 +109,37 @@ impl Worker {
         if jobs.is_empty() {
             return Ok(0);
         }
-        let outcomes: Vec<(i64, JobOutcome)> = futures_util::stream::iter(jobs)
+        let job_ids = jobs.iter().map(|job| job.job_id).collect();
+        let deliveries = futures_util::stream::iter(jobs)
             .map(|job| self.deliver(job))
             .buffer_unordered(self.settings.concurrency)
-            .collect()
-            .await;
+            .collect::<Vec<(i64, JobOutcome)>>();
+        let outcomes = self.renewing_leases(job_ids, deliveries).await;
         let handled = outcomes.len();
         store
             .complete_jobs(outcomes, self.relay.clock.now_ms())
             .await?;
         Ok(handled)
+    }
+
+    /// Runs `work` (a round's deliveries) while renewing the leases of its jobs every third of
+    /// a lease: a round can outlast one lease (a slow FCM answer, or two waves of requests of
+    /// up to the request timeout each), and another relay must take the jobs over only when
+    /// this one has stopped, not while their requests are still out.
+    async fn renewing_leases<T>(&self, job_ids: Vec<i64>, work: impl Future<Output = T>) -> T {
+        let every = Duration::from_millis((self.settings.lease_ms / 3).max(1) as u64);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = tokio::time::sleep(every) => {
+                    let until = self.relay.clock.now_ms() + self.settings.lease_ms;
+                    if let Err(e) = self.relay.store.renew_leases(job_ids.clone(), until).await {
+                        tracing::warn!(error = %e, "renewing leases failed");
+                    }
+                }
+            }
+        }
     }
 
     /// The job's channel sends it; a job whose channel is not configured here (claimed by

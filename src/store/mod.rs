@@ -353,6 +353,12 @@ impl Store {
         each!(self, b => b.recover_expired_leases(lease_cutoff, now).await)
     }
 
+    /// Extends to `until` the leases of these jobs that are still leased: the worker working
+    /// on them is alive, so no other relay may take them over yet.
+    pub async fn renew_leases(&self, job_ids: Vec<i64>, until: i64) -> Result<()> {
+        each!(self, b => b.renew_leases(job_ids, until).await)
+    }
+
     /// Records the outcomes of a batch of attempts in one commit.
     pub async fn complete_jobs(&self, outcomes: Vec<(i64, JobOutcome)>, now: i64) -> Result<()> {
         each!(self, b => b.complete_jobs(outcomes, now).await)

@@ -1,6 +1,7 @@
 //! A fake Google for the dispatch tests: an OAuth token endpoint that verifies the RS256 JWT
 //! against the test key, and FCM HTTP v1 `messages:send` that records every request and answers
-//! from a per-registration-token script (errors with Retry-After, delays, dropped connections), plus an optional delay on every answer.
+//! from a per-registration-token script (errors with Retry-After, delays, dropped connections), plus an optional delay on every answer
+//! and a gate that holds every answer until the test opens it.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -63,6 +64,7 @@ pub struct FakeFcm {
     pub url: String,
     inner: Arc<Mutex<Inner>>,
     token_requests: Arc<AtomicUsize>,
+    held: Arc<tokio::sync::watch::Sender<bool>>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -70,6 +72,8 @@ pub struct FakeFcm {
 struct Shared {
     inner: Arc<Mutex<Inner>>,
     token_requests: Arc<AtomicUsize>,
+    /// While true, every send (recorded on arrival) waits before it is answered.
+    held: Arc<tokio::sync::watch::Sender<bool>>,
     token_uri: String,
     public: RsaPublicKey,
 }
@@ -80,9 +84,11 @@ impl FakeFcm {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let inner = Arc::new(Mutex::new(Inner::default()));
         let token_requests = Arc::new(AtomicUsize::new(0));
+        let held = Arc::new(tokio::sync::watch::Sender::new(false));
         let shared = Shared {
             inner: inner.clone(),
             token_requests: token_requests.clone(),
+            held: held.clone(),
             token_uri: format!("{url}/token"),
             public: key().to_public_key(),
         };
@@ -97,6 +103,7 @@ impl FakeFcm {
             url,
             inner,
             token_requests,
+            held,
             _task: task,
         }
     }
@@ -127,6 +134,32 @@ impl FakeFcm {
 
     pub fn delay_every_send(&self, delay: Duration) {
         self.inner.lock().unwrap().default_delay = Some(delay);
+    }
+
+    /// From now on every send is recorded on arrival but not answered until [`Self::release`]:
+    /// the relay that sent it holds its job's lease meanwhile.
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Answers the held sends and stops holding.
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
+
+    /// Sends received and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.inner.lock().unwrap().in_flight
+    }
+
+    /// How many times each message id was received.
+    pub fn count_by_id(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for (_, m) in &self.inner.lock().unwrap().sends {
+            let id = m["message"]["data"]["id"].as_str().unwrap_or_default();
+            *counts.entry(id.to_owned()).or_default() += 1;
+        }
+        counts
     }
 
     /// Every `messages:send` body received, in order.
@@ -297,6 +330,7 @@ async fn send(
         (reply, inner.default_delay)
     };
     let _answering = InFlight(s.inner.clone());
+    let _ = s.held.subscribe().wait_for(|held| !held).await;
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }

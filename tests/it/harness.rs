@@ -163,10 +163,15 @@ impl Relay {
 }
 
 pub fn admin(data_dir: &Path, args: &[&str]) -> String {
+    admin_on(&["--data-dir".as_ref(), data_dir.as_os_str()], args)
+}
+
+/// Runs `reflecto admin STORE ARGS` (STORE: `--data-dir DIR` or `--database URL`) and returns
+/// stdout (asserting success).
+pub fn admin_on(store: &[&std::ffi::OsStr], args: &[&str]) -> String {
     let out = Command::new(BIN)
         .arg("admin")
-        .arg("--data-dir")
-        .arg(data_dir)
+        .args(store)
         .args(args)
         .output()
         .unwrap();
@@ -190,39 +195,39 @@ pub fn code_of(body: &serde_json::Value) -> String {
 /// In `data_dir`: user alice with an android device "pixel" (FCM token `fcm-1`), an extension
 /// "laptop", and a token labelled "ci": (token, android id, extension id).
 pub fn create_alice(data_dir: &Path) -> (String, String, String) {
-    admin(data_dir, &["user", "add", "alice"]);
-    let phone = admin(
-        data_dir,
-        &[
-            "device",
-            "add",
-            "--user",
-            "alice",
-            "--label",
-            "pixel",
-            "--type",
-            "android",
-            "--fcm-token",
-            "fcm-1",
-        ],
-    );
-    let desk = admin(
-        data_dir,
-        &[
-            "device",
-            "add",
-            "--user",
-            "alice",
-            "--label",
-            "laptop",
-            "--type",
-            "extension",
-        ],
-    );
-    let token = admin(
-        data_dir,
-        &["token", "create", "--user", "alice", "--label", "ci"],
-    );
+    alice_via(|args| admin(data_dir, args))
+}
+
+/// The same on the PostgreSQL database at `url`.
+pub fn create_alice_on_postgres(url: &str) -> (String, String, String) {
+    alice_via(|args| admin_on(&["--database".as_ref(), url.as_ref()], args))
+}
+
+fn alice_via(admin: impl Fn(&[&str]) -> String) -> (String, String, String) {
+    admin(&["user", "add", "alice"]);
+    let phone = admin(&[
+        "device",
+        "add",
+        "--user",
+        "alice",
+        "--label",
+        "pixel",
+        "--type",
+        "android",
+        "--fcm-token",
+        "fcm-1",
+    ]);
+    let desk = admin(&[
+        "device",
+        "add",
+        "--user",
+        "alice",
+        "--label",
+        "laptop",
+        "--type",
+        "extension",
+    ]);
+    let token = admin(&["token", "create", "--user", "alice", "--label", "ci"]);
     (token, phone, desk.lines().next().unwrap().to_owned())
 }
 

@@ -144,7 +144,7 @@ fn sigterm(child: &Child) {
 }
 
 /// Sends through the relay's API; returns the message id.
-async fn send(url: &str, token: &str, body: Value) -> String {
+pub async fn send(url: &str, token: &str, body: Value) -> String {
     let reply: Value = reqwest::Client::new()
         .post(format!("{url}/v1/send"))
         .bearer_auth(token)

@@ -9,6 +9,7 @@ mod cli_errors;
 mod crash;
 mod dispatch;
 mod docs;
+mod failover;
 mod fake_fcm;
 mod hardening;
 mod harness;

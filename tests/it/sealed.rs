@@ -91,7 +91,7 @@ async fn ack(url: &str, credential: &str, seq: i64) {
     assert_eq!(acked, json!({"acked": 1}));
 }
 
-async fn status(url: &str, token: &str, id: &str) -> Value {
+pub async fn status(url: &str, token: &str, id: &str) -> Value {
     reqwest::Client::new()
         .get(format!("{url}/v1/messages/{id}"))
         .bearer_auth(token)

@@ -1,7 +1,8 @@
 //! The delivery queue and the desktop streams on PostgreSQL. Any number of relays claim from
 //! one `jobs` table: `FOR UPDATE SKIP LOCKED` hands each due job to exactly one of them, and
 //! a lease that runs out (its relay died mid-dispatch) is put back by whichever relay sweeps
-//! first, so only the dead relay's in-flight jobs can be delivered twice.
+//! first, so only the dead relay's in-flight jobs can be delivered twice. A live relay renews
+//! the leases of the jobs it is working on, however slowly FCM answers.
 
 use super::PgStore;
 use super::devices::webpush_at;
@@ -102,6 +103,17 @@ impl PgStore {
             )
             .await?;
         Ok(n as usize)
+    }
+
+    pub async fn renew_leases(&self, job_ids: Vec<i64>, until: i64) -> Result<()> {
+        self.writer()
+            .await?
+            .execute(
+                "UPDATE jobs SET lease_until = $2 WHERE id = ANY($1) AND state = 'leased'",
+                &[&job_ids, &until],
+            )
+            .await?;
+        Ok(())
     }
 
     pub async fn complete_jobs(&self, outcomes: Vec<(i64, JobOutcome)>, now: i64) -> Result<()> {

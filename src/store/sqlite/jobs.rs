@@ -133,6 +133,21 @@ impl SqliteStore {
             .await
     }
 
+    /// Extends to `until` the leases of these jobs that are still leased.
+    pub async fn renew_leases(&self, job_ids: Vec<i64>, until: i64) -> Result<()> {
+        self.writer()
+            .write(move |c| {
+                let mut renew = c.prepare_cached(
+                    "UPDATE jobs SET lease_until = ?2 WHERE id = ?1 AND state = 'leased'",
+                )?;
+                for id in job_ids {
+                    renew.execute([id, until])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
     /// Records the outcomes of a batch of attempts in one commit.
     pub async fn complete_jobs(&self, outcomes: Vec<(i64, JobOutcome)>, now: i64) -> Result<()> {
         self.writer()

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 story!(
     claims_lease_and_expired_leases_come_back,
+    a_renewed_lease_is_kept_until_its_new_end,
     claims_take_due_jobs_of_the_given_channels_oldest_first,
     two_claimers_take_disjoint_jobs,
     outcomes_finish_or_reschedule_jobs,
@@ -85,6 +86,39 @@ async fn claims_lease_and_expired_leases_come_back(s: Story) {
         0,
         "a finished job is never recovered"
     );
+}
+
+async fn a_renewed_lease_is_kept_until_its_new_end(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    accept(store, send(&token, "msg_1", &[&phone], T0)).await;
+    accept(store, send(&token, "msg_2", &[&phone], T0)).await;
+    let claimed = store.claim_due(T0, 1, 30_000, &Channel::ALL).await.unwrap();
+    let (first, first_message) = (claimed[0].job_id, &claimed[0].message_id);
+    store.renew_leases(vec![first], T0 + 50_000).await.unwrap();
+    let recovered = store.recover_expired_leases(T0 + 49_999, T0 + 49_999);
+    assert_eq!(
+        recovered.await.unwrap(),
+        0,
+        "the renewed lease outlives the first"
+    );
+
+    let done = vec![(first, JobOutcome::Delivered)];
+    store.complete_jobs(done, T0 + 1_000).await.unwrap();
+    let second = store
+        .claim_due(T0 + 1_000, 1, 30_000, &Channel::ALL)
+        .await
+        .unwrap()[0]
+        .job_id;
+    // A finished job among the renewed ones stays finished.
+    store
+        .renew_leases(vec![first, second], T0 + 90_000)
+        .await
+        .unwrap();
+    let recovered = store.recover_expired_leases(T0 + 90_000, T0 + 90_000);
+    assert_eq!(recovered.await.unwrap(), 1, "only the leased job");
+    assert_eq!(states(store, first_message, alice.id).await, ["delivered"]);
 }
 
 async fn claims_take_due_jobs_of_the_given_channels_oldest_first(s: Story) {
