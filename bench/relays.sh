@@ -6,6 +6,7 @@
 # Needs wrk and PostgreSQL (apt-get install wrk postgresql); --perf also needs perf.
 # Usage:
 #   bench/relays.sh [--perf] [SECONDS=10] [CONNECTIONS=64]
+#   REFLECTO_BENCH_BASELINE=path/to/older/reflecto adds case (a0): SQLite on that build, same run.
 # Each case gets a fresh store (for PostgreSQL: a fresh database on one throwaway cluster), a
 # 2 s warm-up, then SECONDS of wrk with CONNECTIONS in total. Case (c) runs one wrk per relay at
 # the same time with half the connections each; its req/s is the sum and its percentiles come
@@ -226,6 +227,17 @@ sqlite_count() {
 }
 run_case "(a) 1 relay, SQLite" sqlite sqlite_count
 stop_relays
+
+# (a0) the same with an earlier build, when given: SQLite must not regress.
+if [[ -n "${REFLECTO_BENCH_BASELINE:-}" ]]; then
+  current_bin=$bin; bin=$REFLECTO_BENCH_BASELINE
+  sqlite_dir="$dir/sqlite-baseline"
+  setup_store --data-dir "$sqlite_dir"
+  start_relay sqlite-baseline --data-dir "$sqlite_dir"
+  run_case "(a0) 1 relay, SQLite, baseline" sqlite-baseline sqlite_count
+  stop_relays
+  bin=$current_bin
+fi
 
 # (b) PostgreSQL, one relay
 url_b=$(pg_database bench_one)
