@@ -124,6 +124,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on [default: 127.0.0.1:8080]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Where the SQLite store lives [default: the platform data dir, e.g. ~/.local/share/reflecto]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'Share a PostgreSQL database with other relays (postgres://user:password@host/db) instead of SQLite in the data dir')
+            [CompletionResult]::new('--lease-secs', '--lease-secs', [CompletionResultType]::ParameterName, 'Seconds a delivery attempt holds its job before another relay may take it over [default: 30]')
             [CompletionResult]::new('--fcm-credentials', '--fcm-credentials', [CompletionResultType]::ParameterName, 'Firebase service-account JSON; without it android deliveries wait')
             [CompletionResult]::new('--fcm-endpoint', '--fcm-endpoint', [CompletionResultType]::ParameterName, 'FCM base URL [default: https://fcm.googleapis.com]')
             [CompletionResult]::new('--trust-proxy', '--trust-proxy', [CompletionResultType]::ParameterName, 'Take the client IP from X-Forwarded-For (only behind a proxy you run)')
@@ -194,6 +195,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('device', 'device', [CompletionResultType]::ParameterValue, 'Manage devices')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Print a 6-digit pairing code for a user, valid 10 minutes')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -422,12 +424,24 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'reflecto;admin;copy' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The empty target database (postgres://user:password@host/db)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'reflecto;admin;help' {
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Manage users (the receivers of notifications)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage sender tokens')
             [CompletionResult]::new('device', 'device', [CompletionResultType]::ParameterValue, 'Manage devices')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Print a 6-digit pairing code for a user, valid 10 minutes')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -480,6 +494,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;admin;help;backup' {
+            break
+        }
+        'reflecto;admin;help;copy' {
             break
         }
         'reflecto;admin;help;help' {
@@ -586,6 +603,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('device', 'device', [CompletionResultType]::ParameterValue, 'Manage devices')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Print a 6-digit pairing code for a user, valid 10 minutes')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL')
             break
         }
         'reflecto;help;admin;user' {
@@ -637,6 +655,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;help;admin;backup' {
+            break
+        }
+        'reflecto;help;admin;copy' {
             break
         }
         'reflecto;help;explain' {

@@ -61,6 +61,9 @@ _reflecto() {
             reflecto__subcmd__admin,backup)
                 cmd="reflecto__subcmd__admin__subcmd__backup"
                 ;;
+            reflecto__subcmd__admin,copy)
+                cmd="reflecto__subcmd__admin__subcmd__copy"
+                ;;
             reflecto__subcmd__admin,device)
                 cmd="reflecto__subcmd__admin__subcmd__device"
                 ;;
@@ -102,6 +105,9 @@ _reflecto() {
                 ;;
             reflecto__subcmd__admin__subcmd__help,backup)
                 cmd="reflecto__subcmd__admin__subcmd__help__subcmd__backup"
+                ;;
+            reflecto__subcmd__admin__subcmd__help,copy)
+                cmd="reflecto__subcmd__admin__subcmd__help__subcmd__copy"
                 ;;
             reflecto__subcmd__admin__subcmd__help,device)
                 cmd="reflecto__subcmd__admin__subcmd__help__subcmd__device"
@@ -262,6 +268,9 @@ _reflecto() {
             reflecto__subcmd__help__subcmd__admin,backup)
                 cmd="reflecto__subcmd__help__subcmd__admin__subcmd__backup"
                 ;;
+            reflecto__subcmd__help__subcmd__admin,copy)
+                cmd="reflecto__subcmd__help__subcmd__admin__subcmd__copy"
+                ;;
             reflecto__subcmd__help__subcmd__admin,device)
                 cmd="reflecto__subcmd__help__subcmd__admin__subcmd__device"
                 ;;
@@ -328,7 +337,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin)
-            opts="-h -V --data-dir --database --config --help --version user token device pair backup help"
+            opts="-h -V --data-dir --database --config --help --version user token device pair backup copy help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -360,6 +369,36 @@ _reflecto() {
                 return 0
             fi
             case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__admin__subcmd__copy)
+            opts="-h -V --to --data-dir --database --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -578,7 +617,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__help)
-            opts="user token device pair backup help"
+            opts="user token device pair backup copy help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -592,6 +631,20 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__help__subcmd__backup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__admin__subcmd__help__subcmd__copy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1354,7 +1407,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__explain)
-            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found interrupted not_delivered 0 1 2 3 4 5 6 7 130 all"
+            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered 0 1 2 3 4 5 6 7 130 all"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1382,7 +1435,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__help__subcmd__admin)
-            opts="user token device pair backup"
+            opts="user token device pair backup copy"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1396,6 +1449,20 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__help__subcmd__admin__subcmd__backup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__help__subcmd__admin__subcmd__copy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2001,7 +2068,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__serve)
-            opts="-h -V --config --listen --data-dir --database --fcm-credentials --fcm-endpoint --trust-proxy --webpush-allow-local --vapid-subject --log-format --retention --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --header-timeout --body-timeout --idle-timeout --max-connections --max-header-bytes --print-config --help --version"
+            opts="-h -V --config --listen --data-dir --database --lease-secs --fcm-credentials --fcm-endpoint --trust-proxy --webpush-allow-local --vapid-subject --log-format --retention --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --header-timeout --body-timeout --idle-timeout --max-connections --max-header-bytes --print-config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2020,6 +2087,10 @@ _reflecto() {
                     return 0
                     ;;
                 --database)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lease-secs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

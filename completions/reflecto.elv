@@ -112,6 +112,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --listen 'Address to listen on [default: 127.0.0.1:8080]'
             cand --data-dir 'Where the SQLite store lives [default: the platform data dir, e.g. ~/.local/share/reflecto]'
             cand --database 'Share a PostgreSQL database with other relays (postgres://user:password@host/db) instead of SQLite in the data dir'
+            cand --lease-secs 'Seconds a delivery attempt holds its job before another relay may take it over [default: 30]'
             cand --fcm-credentials 'Firebase service-account JSON; without it android deliveries wait'
             cand --fcm-endpoint 'FCM base URL [default: https://fcm.googleapis.com]'
             cand --trust-proxy 'Take the client IP from X-Forwarded-For (only behind a proxy you run)'
@@ -178,6 +179,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand device 'Manage devices'
             cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
             cand backup 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir'
+            cand copy 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;admin;user'= {
@@ -376,12 +378,23 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'reflecto;admin;copy'= {
+            cand --to 'The empty target database (postgres://user:password@host/db)'
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'reflecto;admin;help'= {
             cand user 'Manage users (the receivers of notifications)'
             cand token 'Manage sender tokens'
             cand device 'Manage devices'
             cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
             cand backup 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir'
+            cand copy 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;admin;help;user'= {
@@ -420,6 +433,8 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;admin;help;pair'= {
         }
         &'reflecto;admin;help;backup'= {
+        }
+        &'reflecto;admin;help;copy'= {
         }
         &'reflecto;admin;help;help'= {
         }
@@ -506,6 +521,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand device 'Manage devices'
             cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
             cand backup 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir'
+            cand copy 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
         }
         &'reflecto;help;admin;user'= {
             cand add 'Add a user'
@@ -543,6 +559,8 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;help;admin;pair'= {
         }
         &'reflecto;help;admin;backup'= {
+        }
+        &'reflecto;help;admin;copy'= {
         }
         &'reflecto;help;explain'= {
         }

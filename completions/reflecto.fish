@@ -88,6 +88,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l config -d 'T
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l listen -d 'Address to listen on [default: 127.0.0.1:8080]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l data-dir -d 'Where the SQLite store lives [default: the platform data dir, e.g. ~/.local/share/reflecto]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l database -d 'Share a PostgreSQL database with other relays (postgres://user:password@host/db) instead of SQLite in the data dir' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l lease-secs -d 'Seconds a delivery attempt holds its job before another relay may take it over [default: 30]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l fcm-credentials -d 'Firebase service-account JSON; without it android deliveries wait' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l fcm-endpoint -d 'FCM base URL [default: https://fcm.googleapis.com]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l trust-proxy -d 'Take the client IP from X-Forwarded-For (only behind a proxy you run)' -r -f -a "true\t''
@@ -129,17 +130,18 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l wait -d 'Po
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l json -d 'Print the relay\'s JSON (with --wait: one object per change)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -s h -l help -d 'Print help'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "user" -d 'Manage users (the receivers of notifications)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "token" -d 'Manage sender tokens'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "device" -d 'Manage devices'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "backup" -d 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "user" -d 'Manage users (the receivers of notifications)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "token" -d 'Manage sender tokens'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "device" -d 'Manage devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "backup" -d 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "copy" -d 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
@@ -178,11 +180,18 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l to -d 'The empty target database (postgres://user:password@host/db)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "user" -d 'Manage users (the receivers of notifications)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "token" -d 'Manage sender tokens'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "device" -d 'Manage devices'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "backup" -d 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "copy" -d 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand explain" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand explain" -s V -l version -d 'Print version'
@@ -220,4 +229,5 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "device" -d 'Manage devices'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "backup" -d 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "copy" -d 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "path" -d 'Print the config file, credentials file and relay data directory paths'
