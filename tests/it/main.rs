@@ -14,6 +14,7 @@ mod harness;
 mod keyring;
 mod listen;
 mod listen_desktop;
+mod multi_relay;
 mod openapi;
 mod pairing;
 mod relay;
