@@ -300,6 +300,8 @@ impl Relay {
 pub struct SseEvents {
     resp: reqwest::Response,
     text: String,
+    /// Whether the relay ended the stream (rather than a deadline passing).
+    pub ended: bool,
 }
 
 impl SseEvents {
@@ -307,6 +309,7 @@ impl SseEvents {
         SseEvents {
             resp,
             text: String::new(),
+            ended: false,
         }
     }
 
@@ -328,11 +331,14 @@ impl SseEvents {
                     ));
                 }
             }
-            let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, self.resp.chunk()).await
-            else {
-                return None;
-            };
-            self.text.push_str(&String::from_utf8_lossy(&chunk));
+            match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => self.text.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(_) => {
+                    self.ended = true;
+                    return None;
+                }
+                Err(_) => return None,
+            }
         }
     }
 }
