@@ -299,16 +299,22 @@ async fn token_monthly_is_exact_across_relays_and_survives_restarting_them() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ip_minute_is_exact_across_relays() {
-    let Some((_, relays, token)) = limited(2, |l| l.ip_minute = 10).await else {
-        return;
-    };
-    let responses = sends(&relays, &token, 30, None).await;
-    let accepted = accepted_else_429(responses, "ip_minute").await;
-    assert_eq!(
-        accepted, 10,
-        "both relays together accept one address's limit"
-    );
+async fn the_other_rolling_windows_are_exact_across_relays() {
+    /// A layer's name, and how to turn on only that layer.
+    type Layer = (&'static str, fn(&mut Limits));
+    let layers: [Layer; 3] = [
+        ("ip_minute", |l| l.ip_minute = 10),
+        ("ip_hour", |l| l.ip_hour = 10),
+        ("receiver_daily", |l| l.receiver_daily = 10),
+    ];
+    for (layer, set) in layers {
+        let Some((_, relays, token)) = limited(2, set).await else {
+            return;
+        };
+        let responses = sends(&relays, &token, 30, None).await;
+        let accepted = accepted_else_429(responses, layer).await;
+        assert_eq!(accepted, 10, "both relays together accept {layer}'s limit");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -334,6 +340,11 @@ async fn an_idempotency_key_replays_on_every_relay_and_is_charged_once() {
     // The burst window was charged once: 9 of its 10 are left.
     let responses = sends(&relays, &token, 12, None).await;
     assert_eq!(accepted_else_429(responses, "token_burst").await, 9);
+    // With the window full, the key still replays (a replay charges nothing), on both relays.
+    for resp in sends(&relays, &token, 2, Some("nightly-backup-2026-11-22")).await {
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.json::<Value>().await.unwrap()["id"], id.as_str());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
