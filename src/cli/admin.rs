@@ -195,6 +195,16 @@ async fn open(args: &AdminArgs) -> Result<(Store, Database), ApiError> {
     let url = args.database.clone().or(file.database);
     let database = Database::choose(url.as_deref(), &data_dir)
         .map_err(|e| ApiError::new(ErrorCode::UsageError, e))?;
+    // Refused before connecting: opening would migrate (write to) the database it was asked
+    // to back up, and the answer is the same whether or not the server is up.
+    if matches!(args.command, AdminCommand::Backup { .. })
+        && matches!(database, Database::Postgres(_))
+    {
+        return Err(ApiError::new(
+            ErrorCode::UsageError,
+            "`admin backup` copies an SQLite store; back up a PostgreSQL database with pg_dump (e.g. `pg_dump --format=custom --file=FILE URL`) and restore with pg_restore",
+        ));
+    }
     let creates = matches!(args.command, AdminCommand::User(UserCommand::Add { .. }));
     let db = data_dir.join(crate::store::DB_FILE);
     if matches!(database, Database::Sqlite(_)) && !creates && !db.exists() {

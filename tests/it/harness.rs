@@ -25,6 +25,9 @@ pub struct Relay {
     pub running: Option<RunningRelay>,
     pub url: String,
     pub limits: Limits,
+    /// The PostgreSQL database it runs on (`None`: SQLite in `dir`); its admin commands,
+    /// users and restarts go there.
+    pub database: Option<String>,
 }
 
 pub fn config(data_dir: &Path, limits: Limits) -> ServeConfig {
@@ -69,6 +72,7 @@ impl Relay {
             running: Some(running),
             url,
             limits,
+            database: None,
         }
     }
 
@@ -100,6 +104,7 @@ impl Relay {
             running: Some(running),
             url,
             limits,
+            database: config.database,
         }
     }
 
@@ -107,26 +112,30 @@ impl Relay {
         self.running.as_ref().unwrap().state.clone()
     }
 
-    /// Stops gracefully and starts again on the same data dir (a restart).
+    /// Stops gracefully and starts again on the same store (a restart).
     pub async fn restart(&mut self) {
         let old = self.running.take().unwrap();
         let _ = old.shutdown.send(());
         old.task.await.unwrap().unwrap();
-        let running = reflecto::server::start(&config(self.dir.path(), self.limits))
-            .await
-            .unwrap();
+        let mut config = config(self.dir.path(), self.limits);
+        config.database = self.database.clone();
+        let running = reflecto::server::start(&config).await.unwrap();
         self.url = format!("http://{}", running.addr);
         self.running = Some(running);
     }
 
-    /// Runs `reflecto admin --data-dir … ARGS` and returns stdout (asserting success).
+    /// Runs `reflecto admin` on this relay's store with ARGS and returns stdout (asserting
+    /// success).
     pub fn admin(&self, args: &[&str]) -> String {
-        admin(self.dir.path(), args)
+        match &self.database {
+            Some(url) => pg_admin(url, args),
+            None => admin(self.dir.path(), args),
+        }
     }
 
     /// A user with one android and one extension device, and a token: (token, android id, extension id).
     pub fn alice(&self) -> (String, String, String) {
-        create_alice(self.dir.path())
+        alice_via(&|args| self.admin(args))
     }
 
     pub fn http(&self) -> reqwest::Client {
@@ -166,6 +175,11 @@ pub fn admin(data_dir: &Path, args: &[&str]) -> String {
     admin_on(&["--data-dir".as_ref(), data_dir.as_os_str()], args)
 }
 
+/// Runs `reflecto admin --database URL ARGS` and returns stdout (asserting success).
+pub fn pg_admin(url: &str, args: &[&str]) -> String {
+    admin_on(&["--database".as_ref(), url.as_ref()], args)
+}
+
 /// Runs `reflecto admin STORE ARGS` (STORE: `--data-dir DIR` or `--database URL`) and returns
 /// stdout (asserting success).
 pub fn admin_on(store: &[&std::ffi::OsStr], args: &[&str]) -> String {
@@ -195,15 +209,16 @@ pub fn code_of(body: &serde_json::Value) -> String {
 /// In `data_dir`: user alice with an android device "pixel" (FCM token `fcm-1`), an extension
 /// "laptop", and a token labelled "ci": (token, android id, extension id).
 pub fn create_alice(data_dir: &Path) -> (String, String, String) {
-    alice_via(|args| admin(data_dir, args))
+    alice_via(&|args| admin(data_dir, args))
 }
 
 /// The same on the PostgreSQL database at `url`.
 pub fn create_alice_on_postgres(url: &str) -> (String, String, String) {
-    alice_via(|args| admin_on(&["--database".as_ref(), url.as_ref()], args))
+    alice_via(&|args| pg_admin(url, args))
 }
 
-fn alice_via(admin: impl Fn(&[&str]) -> String) -> (String, String, String) {
+/// [`create_alice`] through `admin`, which runs `reflecto admin` on some store.
+pub fn alice_via(admin: &dyn Fn(&[&str]) -> String) -> (String, String, String) {
     admin(&["user", "add", "alice"]);
     let phone = admin(&[
         "device",
@@ -254,19 +269,25 @@ impl Clock for ManualClock {
 /// In `data_dir`: an extension (desktop) device of `user` labelled `label`: (device id, its
 /// `rfd_live_…` stream credential).
 pub fn add_extension(data_dir: &Path, user: &str, label: &str) -> (String, String) {
-    let out = admin(
-        data_dir,
-        &[
-            "device",
-            "add",
-            "--user",
-            user,
-            "--label",
-            label,
-            "--type",
-            "extension",
-        ],
-    );
+    extension_via(&|args| admin(data_dir, args), user, label)
+}
+
+/// [`add_extension`] through `admin`, which runs `reflecto admin` on some store.
+pub fn extension_via(
+    admin: &dyn Fn(&[&str]) -> String,
+    user: &str,
+    label: &str,
+) -> (String, String) {
+    let out = admin(&[
+        "device",
+        "add",
+        "--user",
+        user,
+        "--label",
+        label,
+        "--type",
+        "extension",
+    ]);
     let mut lines = out.lines();
     let id = lines.next().unwrap().to_owned();
     let credential = lines.next().unwrap().to_owned();
@@ -277,37 +298,70 @@ pub fn add_extension(data_dir: &Path, user: &str, label: &str) -> (String, Strin
 impl Relay {
     /// An extension device of alice (see [`add_extension`]).
     pub fn extension(&self, label: &str) -> (String, String) {
-        add_extension(self.dir.path(), "alice", label)
+        extension_via(&|args| self.admin(args), "alice", label)
+    }
+}
+
+/// A desktop stream being read: its SSE `notification` events one at a time.
+pub struct SseEvents {
+    resp: reqwest::Response,
+    text: String,
+    /// Whether the relay ended the stream (rather than a deadline passing).
+    pub ended: bool,
+}
+
+impl SseEvents {
+    pub fn new(resp: reqwest::Response) -> SseEvents {
+        SseEvents {
+            resp,
+            text: String::new(),
+            ended: false,
+        }
+    }
+
+    /// The next `notification` event as (id, raw data), or `None` once the stream ended or
+    /// `deadline` passed.
+    pub async fn next(&mut self, deadline: tokio::time::Instant) -> Option<(i64, String)> {
+        loop {
+            while let Some(end) = self.text.find("\n\n") {
+                let frame: String = self.text.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(str::trim).map(str::to_owned))
+                };
+                if field("event:").as_deref() == Some("notification") {
+                    return Some((
+                        field("id:").unwrap().parse().unwrap(),
+                        field("data:").unwrap(),
+                    ));
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => self.text.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(_) => {
+                    self.ended = true;
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
     }
 }
 
 /// Reads SSE `notification` events until `n` arrived or `wait` passed: (id, raw data) pairs.
 pub async fn read_sse_events(
-    mut resp: reqwest::Response,
+    resp: reqwest::Response,
     n: usize,
     wait: std::time::Duration,
 ) -> Vec<(i64, String)> {
-    let mut text = String::new();
-    let mut events = Vec::new();
     let deadline = tokio::time::Instant::now() + wait;
+    let mut stream = SseEvents::new(resp);
+    let mut events = Vec::new();
     while events.len() < n {
-        let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await else {
-            break;
-        };
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = text.find("\n\n") {
-            let frame: String = text.drain(..end + 2).collect();
-            let field = |name: &str| {
-                frame
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name).map(str::trim).map(str::to_owned))
-            };
-            if field("event:").as_deref() == Some("notification") {
-                events.push((
-                    field("id:").unwrap().parse().unwrap(),
-                    field("data:").unwrap(),
-                ));
-            }
+        match stream.next(deadline).await {
+            Some(event) => events.push(event),
+            None => break,
         }
     }
     events

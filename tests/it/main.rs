@@ -16,6 +16,7 @@ mod harness;
 mod keyring;
 mod listen;
 mod listen_desktop;
+mod multi_relay;
 mod openapi;
 mod pairing;
 mod relay;

@@ -13,7 +13,7 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn expect_429(resp: reqwest::Response, layer: &str) {
+pub async fn expect_429(resp: reqwest::Response, layer: &str) {
     assert_eq!(resp.status(), 429);
     assert_eq!(header(&resp, "x-ratelimit-resource"), layer);
     assert_eq!(header(&resp, "x-ratelimit-remaining"), "0");
