@@ -178,7 +178,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand token 'Manage sender tokens'
             cand device 'Manage devices'
             cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
-            cand backup 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir'
+            cand backup 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir (PostgreSQL: use pg_dump)'
             cand copy 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -393,7 +393,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand token 'Manage sender tokens'
             cand device 'Manage devices'
             cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
-            cand backup 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir'
+            cand backup 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir (PostgreSQL: use pg_dump)'
             cand copy 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -520,7 +520,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand token 'Manage sender tokens'
             cand device 'Manage devices'
             cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
-            cand backup 'Write a consistent copy of the store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir'
+            cand backup 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir (PostgreSQL: use pg_dump)'
             cand copy 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
         }
         &'reflecto;help;admin;user'= {

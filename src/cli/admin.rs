@@ -55,8 +55,8 @@ pub enum AdminCommand {
         #[arg(long)]
         user: String,
     },
-    /// Write a consistent copy of the store to FILE (0600) while the relay runs; restore by
-    /// copying it to reflecto.db in a stopped relay's data dir
+    /// Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore
+    /// by copying it to reflecto.db in a stopped relay's data dir (PostgreSQL: use pg_dump)
     Backup { file: PathBuf },
     /// Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs,
     /// counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without
