@@ -231,6 +231,7 @@ impl Worker {
                 Err(e) => tracing::error!(error = %e, "recovering leases failed"),
             }
         }
+        store.wakeups().set_worker_channels(&self.enabled);
         let mut last_sweep = self.relay.clock.now_ms();
         // Expired leases are looked for at least twice per lease, so a dead relay's jobs are
         // taken over at most about 1.5 leases after it claimed them.

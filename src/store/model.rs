@@ -84,6 +84,15 @@ pub enum Channel {
 impl Channel {
     pub const ALL: [Channel; 2] = [Channel::Fcm, Channel::WebPush];
 
+    /// The channel that delivers to this kind of device; none for desktops (they stream).
+    pub fn of(device_type: DeviceType) -> Option<Channel> {
+        match device_type {
+            DeviceType::Android => Some(Channel::Fcm),
+            DeviceType::Webpush => Some(Channel::WebPush),
+            DeviceType::Extension => None,
+        }
+    }
+
     /// The `jobs.device_type` this channel works.
     pub fn device_type(self) -> &'static str {
         match self {

@@ -2,7 +2,7 @@
 //! of the devices that got an event. In-process `Notify`s; on PostgreSQL the store also feeds
 //! them from `LISTEN`, so a send accepted by another relay wakes this relay's streams.
 
-use super::model::Target;
+use super::model::{Channel, Target};
 use crate::api::DeviceType;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,9 @@ use tokio::sync::futures::Notified;
 #[derive(Default)]
 pub struct Wakeups {
     deliveries: Notify,
+    /// The channels this process's delivery worker sends through: a commit wakes it only
+    /// for jobs it can deliver (a relay without FCM need not look at every android send).
+    worker_channels: Mutex<Vec<Channel>>,
     /// One `Notify` per device with an open stream, shared by that device's streams.
     streams: Mutex<HashMap<String, Arc<Notify>>>,
 }
@@ -25,6 +28,11 @@ impl Wakeups {
 
     pub fn wake_deliveries(&self) {
         self.deliveries.notify_one();
+    }
+
+    /// Called by the delivery worker when it starts: the channels it works.
+    pub fn set_worker_channels(&self, channels: &[Channel]) {
+        *self.worker_channels.lock().expect("wake-ups poisoned") = channels.to_vec();
     }
 
     /// The wake-up of one device's streams. Create its `notified()` before reading the
@@ -52,15 +60,18 @@ impl Wakeups {
         streams.values().for_each(|notify| notify.notify_waiters());
     }
 
-    /// After a send committed: the worker if a channel has work, the streams of its desktop
-    /// targets.
+    /// After a send committed: the worker if one of its channels has work, the streams of
+    /// the desktop targets.
     pub fn after_accept(&self, targets: &[Target]) {
+        let worked = self.worker_channels.lock().expect("wake-ups poisoned");
         if targets
             .iter()
-            .any(|t| t.device_type != DeviceType::Extension)
+            .filter_map(|t| Channel::of(t.device_type))
+            .any(|c| worked.contains(&c))
         {
             self.wake_deliveries();
         }
+        drop(worked);
         self.wake_streams(
             targets
                 .iter()
@@ -90,9 +101,20 @@ mod tests {
     #[tokio::test]
     async fn a_wake_for_the_worker_waits_for_it() {
         let wakeups = Wakeups::default();
+        wakeups.set_worker_channels(&[Channel::Fcm]);
         wakeups.after_accept(&[Target::clear("dev_p".into(), DeviceType::Android)]);
         let woken = wakeups.deliveries();
         tokio::pin!(woken);
         assert!(futures_util::poll!(woken.as_mut()).is_ready());
+    }
+
+    #[tokio::test]
+    async fn a_worker_is_not_woken_for_a_channel_it_lacks() {
+        let wakeups = Wakeups::default();
+        wakeups.set_worker_channels(&[Channel::WebPush]);
+        wakeups.after_accept(&[Target::clear("dev_p".into(), DeviceType::Android)]);
+        let woken = wakeups.deliveries();
+        tokio::pin!(woken);
+        assert!(futures_util::poll!(woken.as_mut()).is_pending());
     }
 }

@@ -5,7 +5,8 @@
 //! `receiver_sends`) checked and charged under advisory locks, idempotency keys are decided
 //! under an advisory lock inside the accept transaction, jobs are leased with
 //! `FOR UPDATE SKIP LOCKED` and their leases expire instead of being taken back at start-up,
-//! and a commit that makes work wakes every relay through `NOTIFY` ([`listener`]).
+//! and commits that make work wake every relay through `NOTIFY` ([`notifier`], coalesced;
+//! [`listener`]).
 //! Connections come from a `deadpool-postgres` pool; TLS is rustls.
 
 mod accounts;
@@ -13,6 +14,7 @@ mod connect;
 mod devices;
 mod import;
 mod listener;
+mod notifier;
 mod queue;
 mod schema;
 mod sends;
@@ -27,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The `NOTIFY` channel: a payload is `<w> <device id>…` where `w` is 1 when a delivery
 /// worker has new work and the ids are the desktop devices that got an event; `*` wakes all.
+/// One payload covers every commit since the previous one ([`notifier`]).
 pub const WAKE_CHANNEL: &str = "reflecto_wake";
 
 #[derive(Clone)]
@@ -38,6 +41,8 @@ struct Inner {
     pool: Pool,
     limits: Limits,
     wakeups: Arc<Wakeups>,
+    /// Sends this relay's wake-ups to the others, coalesced.
+    notifier: notifier::Notifier,
     /// `inject_write_fault`: writes fail before reaching the database.
     fault: AtomicBool,
     /// Whether the last write could not reach the database (or the readiness write failed).
@@ -65,6 +70,7 @@ impl PgStore {
         let listener = tokio::spawn(listener::listen(target, Arc::downgrade(&wakeups)));
         Ok(PgStore {
             inner: Arc::new(Inner {
+                notifier: notifier::Notifier::start(pool.clone()),
                 pool,
                 limits,
                 wakeups,

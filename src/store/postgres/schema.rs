@@ -158,15 +158,16 @@ const MIGRATIONS: &[&str] = &[
     -- before replays (decided under a lock on the key, so a concurrent repeat on another
     -- relay waits and then replays); otherwise the token and receiver windows are counted
     -- under locks on the token and the receiver (always taken in that order), and only if
-    -- all have room is the send charged and the message committed with one job per target,
-    -- and every relay woken.
+    -- all have room is the send charged and the message committed with one job per target.
+    -- (The wake-up is not sent from here: a transaction that NOTIFYs takes a database-wide
+    -- lock at commit, so relays coalesce their wake-ups and send them on their own.)
     CREATE FUNCTION reflecto_accept(
         p_message_id TEXT, p_user_id BIGINT, p_token_id TEXT, p_envelope TEXT,
         p_now BIGINT, p_expires_at BIGINT, p_priority TEXT, p_month TEXT,
         p_idem_key TEXT, p_idem_status INTEGER, p_idem_body TEXT, p_touch BOOLEAN,
         p_burst BIGINT, p_monthly BIGINT, p_daily BIGINT,
         p_device_ids TEXT[], p_device_types TEXT[], p_states TEXT[],
-        p_payloads BYTEA[], p_payload_kinds TEXT[], p_notify TEXT)
+        p_payloads BYTEA[], p_payload_kinds TEXT[])
     RETURNS TABLE (outcome TEXT, replay_status INTEGER, replay_body TEXT,
         burst_used BIGINT, burst_oldest BIGINT, monthly_used BIGINT, daily_used BIGINT, daily_oldest BIGINT)
     LANGUAGE plpgsql AS $$
@@ -238,9 +239,6 @@ const MIGRATIONS: &[&str] = &[
         END IF;
         IF p_touch THEN
             UPDATE tokens SET last_used_at = p_now WHERE id = p_token_id;
-        END IF;
-        IF p_notify IS NOT NULL THEN
-            PERFORM pg_notify('reflecto_wake', p_notify);
         END IF;
         RETURN QUERY SELECT 'accepted'::TEXT, NULL::INTEGER, NULL::TEXT, v_burst, v_burst_oldest, v_monthly, v_daily, v_daily_oldest;
     END $$;

@@ -9,8 +9,6 @@
 //! same as the embedded backend's ([`crate::store::limits`]).
 
 use super::PgStore;
-use super::listener::payload;
-use crate::api::DeviceType;
 use crate::store::limits::{
     DAY_MS, HOUR_MS, Layer, LayerStatus, Limits, MINUTE_MS, Refusal, month_key, monthly_status,
     window_status,
@@ -59,15 +57,6 @@ impl PgStore {
             .iter()
             .map(|t| t.payload.as_ref().map(|p| p.kind.as_str()))
             .collect();
-        let notify = payload(
-            send.targets
-                .iter()
-                .any(|t| t.device_type != DeviceType::Extension),
-            send.targets
-                .iter()
-                .filter(|t| t.device_type == DeviceType::Extension)
-                .map(|t| t.device_id.as_str()),
-        );
         let (key, idem_status, idem_body) = match &send.idempotency {
             Some((key, r)) => (
                 Some(key.as_str()),
@@ -80,7 +69,7 @@ impl PgStore {
         let statement = client
             .prepare_cached(
                 "SELECT * FROM reflecto_accept($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                 $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+                 $13, $14, $15, $16, $17, $18, $19, $20)",
             )
             .await?;
         let row = client
@@ -107,7 +96,6 @@ impl PgStore {
                     &states,
                     &payloads,
                     &kinds,
-                    &notify,
                 ],
             )
             .await?;
@@ -130,6 +118,7 @@ impl PgStore {
             return Ok(AcceptOutcome::Refused(full));
         }
         self.wakeups().after_accept(&send.targets);
+        self.inner.notifier.after_accept(&send.targets);
         Ok(AcceptOutcome::Accepted(statuses))
     }
 
