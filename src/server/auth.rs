@@ -5,7 +5,7 @@ use super::AppState;
 use super::error::Failure;
 use crate::api::ErrorCode;
 use crate::api::token::is_token_format;
-use crate::store::TokenRecord;
+use crate::store::{Sender, TokenRecord};
 use axum::http::HeaderMap;
 
 /// The token presented: the `Authorization` header wins over a path token.
@@ -38,6 +38,19 @@ pub fn invalid() -> Failure {
         ErrorCode::InvalidToken,
         "token is malformed, unknown or revoked",
     )
+}
+
+/// The live token for `candidate` with its owner's reachable devices (what a send needs), or
+/// 401 `invalid_token`.
+pub async fn authenticate_sender(state: &AppState, candidate: &str) -> Result<Sender, Failure> {
+    if !is_token_format(candidate) {
+        return Err(invalid());
+    }
+    state
+        .store
+        .authenticate_sender(candidate)
+        .await?
+        .ok_or_else(invalid)
 }
 
 /// A live token record for `candidate`, or 401 `invalid_token`.

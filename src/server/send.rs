@@ -7,7 +7,7 @@ use super::{AppState, auth, body};
 use crate::api::sealed;
 use crate::api::{DeliveredTo, ErrorCode, SendResponse, Warning, token::random_id};
 use crate::store::{
-    AcceptOutcome, DeviceRecord, JobPayload, NewSend, PayloadKind, StoredResponse, Target,
+    AcceptOutcome, DeviceRecord, JobPayload, NewSend, PayloadKind, Sender, StoredResponse, Target,
     TokenRecord, WebPushAddress,
 };
 use crate::validate::devices::{DeviceRef, select};
@@ -110,16 +110,16 @@ async fn handle(
 ) -> Result<Response, Failure> {
     let now = state.clock.now_ms();
     let ip_statuses = state.charge_ip(peer, &headers, now).await?;
-    let token = auth::authenticate(state, auth::presented(&headers, path_token)?).await?;
+    let sender = auth::authenticate_sender(state, auth::presented(&headers, path_token)?).await?;
     let key = idempotency_key(&headers)?;
-    if let Some(replay) = replay(state, &token, key, &ip_statuses, now).await? {
+    if let Some(replay) = replay(state, &sender.token, key, &ip_statuses, now).await? {
         return Ok(replay.into_response());
     }
     let bytes = body::read_capped(body).await?;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let fields = body::fields(content_type, bytes, KNOWN_KEYS).await?;
     let validated = normalize(&fields)?;
-    Ok(accept(state, &token, validated, ip_statuses, key, now)
+    Ok(accept(state, sender, validated, ip_statuses, key, now)
         .await?
         .into_response())
 }
@@ -171,7 +171,7 @@ fn stored_to_accepted(stored: StoredResponse, ip: &[LayerStatus]) -> Accepted {
 /// Steps 4–7 of SPEC §1.7 for an authenticated, validated request.
 pub async fn accept(
     state: &AppState,
-    token: &TokenRecord,
+    sender: Sender,
     validated: Validated,
     ip_statuses: Vec<LayerStatus>,
     key: Option<&str>,
@@ -181,6 +181,11 @@ pub async fn accept(
         request,
         mut warnings,
     } = validated;
+    let Sender {
+        token,
+        devices: records,
+    } = sender;
+    let token = &token;
     // 4. priority cap
     if let Some(cap) = token.priority_cap
         && request.priority() > cap
@@ -198,9 +203,9 @@ pub async fn accept(
     let ttl_ms = request.ttl_seconds() as i64 * 1000;
     // 5. envelope + size
     let (_, envelope) = build_envelope(request, &token.label)?;
-    // 6.–7. targets; then the store checks and charges the token and receiver limits and
-    // commits the message in one step (a refusal writes nothing).
-    let records = state.store.reachable_devices_of(token.user_id).await?;
+    // 6.–7. targets (the owner's devices, read with the token); then the store checks and
+    // charges the token and receiver limits and commits the message in one step (a refusal
+    // writes nothing).
     let devices: Vec<DeviceRef> = records
         .iter()
         .map(|d| DeviceRef {

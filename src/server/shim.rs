@@ -88,13 +88,13 @@ async fn handle(
         Some(_) => return Err(auth::invalid()),
         None => auth::presented(headers, None)?.to_owned(),
     };
-    let token = auth::authenticate(state, &token).await?;
+    let sender = auth::authenticate_sender(state, &token).await?;
     let key = idempotency_key(headers)?;
-    if let Some(replayed) = replay(state, &token, key, &ip_statuses, now).await? {
+    if let Some(replayed) = replay(state, &sender.token, key, &ip_statuses, now).await? {
         return Ok(replayed);
     }
     let validated = normalize(&to_canonical(fields)?)?;
-    accept(state, &token, validated, ip_statuses, key, now).await
+    accept(state, sender, validated, ip_statuses, key, now).await
 }
 
 /// Pushover fields → canonical fields. Only `priority` needs translating; `user`, `sound`,

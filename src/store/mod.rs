@@ -242,6 +242,12 @@ impl Store {
         each!(self, b => b.authenticate_token(secret).await)
     }
 
+    /// The live token with this secret and its owner's reachable devices (the send path's
+    /// one lookup).
+    pub async fn authenticate_sender(&self, secret: &str) -> Result<Option<Sender>> {
+        each!(self, b => b.authenticate_sender(secret).await)
+    }
+
     // ---- devices, pairing ----
 
     pub async fn add_device(&self, user: &str, new: NewDevice, now: i64) -> Result<PairOutcome> {

@@ -356,3 +356,11 @@ pub struct PairOutcome {
     pub device: DeviceRecord,
     pub credential: Option<Secret>,
 }
+
+/// Who is sending: the live token and its owner's reachable devices (oldest first), read in
+/// one go, since every send needs both.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub token: TokenRecord,
+    pub devices: Vec<DeviceRecord>,
+}

@@ -3,8 +3,9 @@
 //! relay (or `reflecto admin`) is refused by every relay at the next request.
 
 use super::PgStore;
+use super::devices::device_at;
 use crate::api::token::{Secret, generate_token, hash_secret, random_id};
-use crate::store::model::{NewToken, TokenRecord, UserRecord};
+use crate::store::model::{NewToken, Sender, TokenRecord, UserRecord};
 use crate::store::{Result, StoreError};
 use subtle::ConstantTimeEq;
 use tokio_postgres::Row;
@@ -146,6 +147,40 @@ impl PgStore {
             0 => Err(StoreError::NotFound(format!("token '{id}'"))),
             _ => Ok(()),
         }
+    }
+
+    /// One statement: the token and, joined to it, its owner's reachable devices (one row per
+    /// device, or one row with no device).
+    pub async fn authenticate_sender(&self, secret: &str) -> Result<Option<Sender>> {
+        let hash = hash_secret(secret);
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT t.id, t.user_id, u.name, t.label, t.priority_cap, t.scope_devices, t.test, \
+                 t.created_at, t.last_used_at, t.revoked_at IS NOT NULL, t.hash, \
+                 d.id, d.user_id, u.name, d.label, d.type, d.fcm_token, d.reachable, d.created_at, \
+                 d.public_key, d.endpoint, d.p256dh, d.auth \
+                 FROM tokens t JOIN users u ON u.id = t.user_id \
+                 LEFT JOIN devices d ON d.user_id = t.user_id AND d.reachable \
+                 WHERE t.hash = $1 ORDER BY d.created_at, d.id",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&hash.as_slice()]).await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let stored: Vec<u8> = first.get(10);
+        let token = token(first);
+        let same: bool = stored.as_slice().ct_eq(hash.as_slice()).into();
+        if !same || token.revoked {
+            return Ok(None);
+        }
+        let devices = rows
+            .iter()
+            .filter(|r| r.get::<_, Option<String>>(11).is_some())
+            .map(|r| device_at(r, 11))
+            .collect();
+        Ok(Some(Sender { token, devices }))
     }
 
     pub async fn authenticate_token(&self, secret: &str) -> Result<Option<TokenRecord>> {

@@ -29,18 +29,23 @@ pub(super) fn webpush_at(r: &Row, first: usize) -> Option<WebPushAddress> {
 }
 
 fn device(r: &Row) -> DeviceRecord {
-    let kind: String = r.get(4);
+    device_at(r, 0)
+}
+
+/// A device from the 12 columns of [`SELECT_DEVICES`] starting at `first`.
+pub(super) fn device_at(r: &Row, first: usize) -> DeviceRecord {
+    let kind: String = r.get(first + 4);
     DeviceRecord {
-        id: r.get(0),
-        user_id: r.get(1),
-        user: r.get(2),
-        label: r.get(3),
+        id: r.get(first),
+        user_id: r.get(first + 1),
+        user: r.get(first + 2),
+        label: r.get(first + 3),
         device_type: DeviceType::parse(&kind).unwrap_or(DeviceType::Android),
-        fcm_token: r.get(5),
-        reachable: r.get(6),
-        created_at: r.get(7),
-        public_key: r.get(8),
-        webpush: webpush_at(r, 9),
+        fcm_token: r.get(first + 5),
+        reachable: r.get(first + 6),
+        created_at: r.get(first + 7),
+        public_key: r.get(first + 8),
+        webpush: webpush_at(r, first + 9),
     }
 }
 

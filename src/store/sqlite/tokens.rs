@@ -105,6 +105,14 @@ impl SqliteStore {
             .await
     }
 
+    pub async fn authenticate_sender(&self, secret: &str) -> Result<Option<Sender>> {
+        let Some(token) = self.authenticate_token(secret).await? else {
+            return Ok(None);
+        };
+        let devices = self.reachable_devices_of(token.user_id).await?;
+        Ok(Some(Sender { token, devices }))
+    }
+
     /// The live (unrevoked) token with this secret, if any.
     pub async fn authenticate_token(&self, secret: &str) -> Result<Option<TokenRecord>> {
         let hash = hash_secret(secret);

@@ -9,6 +9,7 @@ story!(
     tokens_authenticate_until_revoked,
     a_revocation_through_another_handle_takes_effect_at_once,
     tokens_are_listed_per_user_in_creation_order,
+    a_sender_is_its_token_and_its_owners_reachable_devices,
 );
 
 async fn users_are_unique_listed_by_name_and_removable(s: Story) {
@@ -232,4 +233,58 @@ async fn tokens_are_listed_per_user_in_creation_order(s: Story) {
     ));
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(unique.len(), 3);
+}
+
+/// The send path's one lookup: the token, and the owner's reachable devices oldest first.
+async fn a_sender_is_its_token_and_its_owners_reachable_devices(s: Story) {
+    let store = &s.store;
+    let (_, token, secret) = user_with_token(store, "alice").await;
+    let alone = store
+        .authenticate_sender(secret.expose())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alone.token, token);
+    assert!(
+        alone.devices.is_empty(),
+        "a token whose owner has no device"
+    );
+    let desk = device(store, "alice", extension("desk")).await;
+    let phone = device(store, "alice", android("pixel")).await;
+    let (_, _, bob) = user_with_token(store, "bob").await;
+    device(store, "bob", android("bobs")).await;
+    let sender = store
+        .authenticate_sender(secret.expose())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sender.token, token);
+    let mut expected = vec![desk, phone];
+    expected.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    assert_eq!(sender.devices, expected, "oldest first, then by id");
+    assert_eq!(
+        store
+            .authenticate_sender(bob.expose())
+            .await
+            .unwrap()
+            .unwrap()
+            .devices
+            .len(),
+        1
+    );
+    store.revoke_token(&token.id, T0 + 5).await.unwrap();
+    assert!(
+        store
+            .authenticate_sender(secret.expose())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .authenticate_sender("rfk_live_nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
