@@ -88,11 +88,13 @@ const MIGRATIONS: &[&str] = &[
         payload_kind TEXT,
         priority TEXT
     );
-    CREATE INDEX jobs_due ON jobs(state, run_at);
-    CREATE INDEX jobs_lease ON jobs(state, lease_until);
+    -- Partial indexes: each holds only the jobs its query looks for, so accepting a send
+    -- writes fewer index entries (a job leaves them as it moves on).
+    CREATE INDEX jobs_due ON jobs(run_at) WHERE state = 'queued';
+    CREATE INDEX jobs_lease ON jobs(lease_until) WHERE state = 'leased';
     CREATE INDEX jobs_message ON jobs(message_id);
-    CREATE INDEX jobs_device_seq ON jobs(device_id, seq);
-    CREATE INDEX jobs_expiry ON jobs(state, expires_at);
+    CREATE INDEX jobs_device_seq ON jobs(device_id, seq) WHERE seq IS NOT NULL;
+    CREATE INDEX jobs_expiry ON jobs(expires_at) WHERE state IN ('queued', 'pending');
     CREATE TABLE idempotency (
         token_id TEXT NOT NULL,
         key TEXT NOT NULL,
