@@ -75,7 +75,8 @@ impl Target {
     }
 }
 
-/// Drives a connection, handing its asynchronous messages on; ends when it closes.
+/// Drives a connection, handing its asynchronous messages (notifications, notices) on; ends
+/// when it closes.
 async fn forward<S, T>(
     mut connection: tokio_postgres::Connection<S, T>,
     tx: tokio::sync::mpsc::UnboundedSender<AsyncMessage>,
@@ -85,10 +86,10 @@ async fn forward<S, T>(
 {
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
     use futures_util::StreamExt;
+    // Keeps driving the connection for as long as it lives, whether or not anyone still
+    // listens: `admin copy` holds the client and lets the receiver go.
     while let Some(Ok(message)) = messages.next().await {
-        if tx.send(message).is_err() {
-            return;
-        }
+        let _ = tx.send(message);
     }
 }
 
