@@ -365,7 +365,9 @@ impl Store {
         each!(self, b => b.renew_leases(job_ids, until).await)
     }
 
-    /// Records the outcomes of a batch of attempts in one commit.
+    /// Records the outcomes of a batch of attempts in one commit. An outcome lands only on a
+    /// job still leased: a stalled relay's late result cannot undo a job another relay took
+    /// over and finished.
     pub async fn complete_jobs(&self, outcomes: Vec<(i64, JobOutcome)>, now: i64) -> Result<()> {
         each!(self, b => b.complete_jobs(outcomes, now).await)
     }

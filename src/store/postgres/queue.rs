@@ -123,25 +123,25 @@ impl PgStore {
             match outcome {
                 JobOutcome::Delivered => tx
                     .execute(
-                        "UPDATE jobs SET state = 'delivered', lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $1",
+                        "UPDATE jobs SET state = 'delivered', lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $1 AND state = 'leased'",
                         &[&job_id, &now],
                     )
                     .await?,
                 JobOutcome::RetryAt { at_ms, error } => tx
                     .execute(
-                        "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = $2, last_error = $3, updated_at = $4 WHERE id = $1",
+                        "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = $2, last_error = $3, updated_at = $4 WHERE id = $1 AND state = 'leased'",
                         &[&job_id, &at_ms, &error, &now],
                     )
                     .await?,
                 JobOutcome::DeadLetter { reason } => tx
                     .execute(
-                        "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = $2, updated_at = $3 WHERE id = $1",
+                        "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = $2, updated_at = $3 WHERE id = $1 AND state = 'leased'",
                         &[&job_id, &reason, &now],
                     )
                     .await?,
                 JobOutcome::Expired => tx
                     .execute(
-                        "UPDATE jobs SET state = 'expired', lease_until = NULL, last_error = COALESCE(last_error, 'ttl_expired'), updated_at = $2 WHERE id = $1",
+                        "UPDATE jobs SET state = 'expired', lease_until = NULL, last_error = COALESCE(last_error, 'ttl_expired'), updated_at = $2 WHERE id = $1 AND state = 'leased'",
                         &[&job_id, &now],
                     )
                     .await?,

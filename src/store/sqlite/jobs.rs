@@ -156,20 +156,20 @@ impl SqliteStore {
                     match outcome {
                         JobOutcome::Delivered => c
                             .prepare_cached(
-                                "UPDATE jobs SET state = 'delivered', lease_until = NULL, last_error = NULL, updated_at = ?2 WHERE id = ?1",
+                                "UPDATE jobs SET state = 'delivered', lease_until = NULL, last_error = NULL, updated_at = ?2 WHERE id = ?1 AND state = 'leased'",
                             )?
                             .execute(params![job_id, now])?,
                         JobOutcome::RetryAt { at_ms, error } => c
                             .prepare_cached(
-                                "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+                                "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'leased'",
                             )?
                             .execute(params![job_id, at_ms, error, now])?,
                         JobOutcome::DeadLetter { reason } => c
-                            .prepare_cached("UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1")?
+                            .prepare_cached("UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'leased'")?
                             .execute(params![job_id, reason, now])?,
                         JobOutcome::Expired => c
                             .prepare_cached(
-                                "UPDATE jobs SET state = 'expired', lease_until = NULL, last_error = COALESCE(last_error, 'ttl_expired'), updated_at = ?2 WHERE id = ?1",
+                                "UPDATE jobs SET state = 'expired', lease_until = NULL, last_error = COALESCE(last_error, 'ttl_expired'), updated_at = ?2 WHERE id = ?1 AND state = 'leased'",
                             )?
                             .execute(params![job_id, now])?,
                         JobOutcome::DeviceUnreachable { error } => {

@@ -14,6 +14,7 @@ story!(
     an_unreachable_device_fails_only_its_open_jobs,
     waiting_jobs_expire_with_their_ttl,
     next_due_at_and_queue_depth_follow_the_queue,
+    a_late_outcome_cannot_undo_a_finished_job,
 );
 
 async fn claims_lease_and_expired_leases_come_back(s: Story) {
@@ -471,4 +472,45 @@ async fn next_due_at_and_queue_depth_follow_the_queue(s: Story) {
         .unwrap();
     assert_eq!(store.queue_depth().await.unwrap(), 1);
     assert_eq!(store.next_due_at(&[Channel::WebPush]).await.unwrap(), None);
+}
+
+/// A relay that stalled past its lease and comes back with its result finds the job taken
+/// over and finished by another: its late outcome lands nowhere.
+async fn a_late_outcome_cannot_undo_a_finished_job(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    accept(store, send(&token, "m1", &[&phone], T0)).await;
+    let stalled = store.claim_due(T0, 1, MINUTE, &Channel::ALL).await.unwrap();
+    // The lease runs out; another relay puts the job back, claims and delivers it.
+    store
+        .recover_expired_leases(T0 + MINUTE, T0 + MINUTE)
+        .await
+        .unwrap();
+    let taken = store
+        .claim_due(T0 + MINUTE, 1, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    assert_eq!(taken[0].job_id, stalled[0].job_id);
+    store
+        .complete_jobs(
+            vec![(taken[0].job_id, JobOutcome::Delivered)],
+            T0 + MINUTE + 1,
+        )
+        .await
+        .unwrap();
+    store
+        .complete_jobs(
+            vec![(
+                stalled[0].job_id,
+                JobOutcome::RetryAt {
+                    at_ms: T0 + 2 * MINUTE,
+                    error: "timeout".into(),
+                },
+            )],
+            T0 + MINUTE + 2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(states(store, "m1", alice.id).await, ["delivered"]);
 }
