@@ -14,6 +14,7 @@ mod postgres;
 mod sqlite;
 #[cfg(test)]
 mod story;
+mod tokens;
 mod wakeups;
 
 pub use model::*;
@@ -226,10 +227,17 @@ impl Store {
 
     /// Creates a token and returns it: the only time its secret exists outside the caller.
     pub async fn create_token(&self, new: NewToken, now: i64) -> Result<(TokenRecord, Secret)> {
-        each!(self, b => b.create_token(new, now).await)
+        let owner = self.user_by_name(&new.user).await?;
+        let issued = tokens::issue(new, owner, now);
+        each!(self, b => b.insert_token(&issued.record, &issued.hash).await)?;
+        Ok((issued.record, issued.secret))
     }
 
+    /// Every token, or one user's (an unknown user is `NotFound`, not an empty list).
     pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
+        if let Some(user) = user {
+            self.user_by_name(user).await?;
+        }
         each!(self, b => b.list_tokens(user).await)
     }
 
@@ -254,7 +262,11 @@ impl Store {
         each!(self, b => b.add_device(user, new, now).await)
     }
 
+    /// Every device, or one user's (an unknown user is `NotFound`, not an empty list).
     pub async fn list_devices(&self, user: Option<&str>) -> Result<Vec<DeviceRecord>> {
+        if let Some(user) = user {
+            self.user_by_name(user).await?;
+        }
         each!(self, b => b.list_devices(user).await)
     }
 

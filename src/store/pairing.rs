@@ -60,6 +60,14 @@ pub fn prepare(new: NewDevice) -> Result<PreparedDevice> {
 }
 
 impl PreparedDevice {
+    /// The subscription's endpoint, p256dh and auth columns (all `None` but for webpush).
+    pub fn webpush_columns(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        match &self.new.webpush {
+            Some(w) => (Some(&w.endpoint), Some(&w.p256dh), Some(&w.auth)),
+            None => (None, None, None),
+        }
+    }
+
     /// What pairing hands back once the device is written.
     pub fn paired(self, user_id: i64, user: String, now: i64) -> PairOutcome {
         let device = DeviceRecord {

@@ -4,8 +4,8 @@
 
 use super::PgStore;
 use super::devices::device_at;
-use crate::api::token::{Secret, generate_token, hash_secret, random_id};
-use crate::store::model::{NewToken, Sender, TokenRecord, UserRecord};
+use crate::api::token::hash_secret;
+use crate::store::model::{Sender, TokenRecord, UserRecord};
 use crate::store::{Result, StoreError};
 use subtle::ConstantTimeEq;
 use tokio_postgres::Row;
@@ -87,22 +87,8 @@ impl PgStore {
         }
     }
 
-    pub async fn create_token(&self, new: NewToken, now: i64) -> Result<(TokenRecord, Secret)> {
-        let user = self.user_by_name(&new.user).await?;
-        let secret = generate_token(new.test);
-        let hash = hash_secret(secret.expose());
-        let record = TokenRecord {
-            id: random_id("tok_", 16),
-            user_id: user.id,
-            user: user.name,
-            label: new.label,
-            priority_cap: new.priority_cap,
-            scope_devices: new.scope_devices,
-            test: new.test,
-            created_at: now,
-            last_used_at: None,
-            revoked: false,
-        };
+    /// Writes a token issued by [`crate::store::tokens::issue`].
+    pub async fn insert_token(&self, record: &TokenRecord, hash: &[u8; 32]) -> Result<()> {
         self.writer()
             .await?
             .execute(
@@ -116,17 +102,14 @@ impl PgStore {
                     &record.priority_cap.map(|p| p.as_str()),
                     &record.scope_devices,
                     &record.test,
-                    &now,
+                    &record.created_at,
                 ],
             )
             .await?;
-        Ok((record, secret))
+        Ok(())
     }
 
     pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
-        if let Some(user) = user {
-            self.user_by_name(user).await?;
-        }
         let sql = format!(
             "{SELECT_TOKENS} WHERE $1::TEXT IS NULL OR u.name = $1 ORDER BY t.created_at, t.id"
         );

@@ -57,10 +57,7 @@ async fn insert_device(
     now: i64,
 ) -> Result<PairOutcome> {
     let d = pairing::prepare(new)?;
-    let (endpoint, p256dh, auth) = match &d.new.webpush {
-        Some(w) => (Some(&w.endpoint), Some(&w.p256dh), Some(&w.auth)),
-        None => (None, None, None),
-    };
+    let (endpoint, p256dh, auth) = d.webpush_columns();
     c.execute(
         "INSERT INTO devices (id, user_id, label, type, fcm_token, credential_hash, created_at, public_key, endpoint, p256dh, auth) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -90,9 +87,6 @@ impl PgStore {
     }
 
     pub async fn list_devices(&self, user: Option<&str>) -> Result<Vec<DeviceRecord>> {
-        if let Some(user) = user {
-            self.user_by_name(user).await?;
-        }
         let sql = format!(
             "{SELECT_DEVICES} WHERE $1::TEXT IS NULL OR u.name = $1 ORDER BY d.created_at, d.id"
         );

@@ -25,20 +25,20 @@ fn device(label: &str, device_type: DeviceType) -> NewDevice {
 }
 
 async fn token(store: &SqliteStore) -> crate::api::token::Secret {
+    let new = NewToken {
+        user: "alice".into(),
+        label: "ci".into(),
+        priority_cap: None,
+        scope_devices: None,
+        test: false,
+    };
+    let owner = store.user_by_name("alice").await.unwrap();
+    let issued = crate::store::tokens::issue(new, owner, T0);
     store
-        .create_token(
-            NewToken {
-                user: "alice".into(),
-                label: "ci".into(),
-                priority_cap: None,
-                scope_devices: None,
-                test: false,
-            },
-            T0,
-        )
+        .insert_token(&issued.record, &issued.hash)
         .await
-        .unwrap()
-        .1
+        .unwrap();
+    issued.secret
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Sender tokens: stored as SHA-256 only, looked up by hash, compared in constant time.
 
 use super::SqliteStore;
-use crate::api::token::{Secret, generate_token, hash_secret, random_id};
+use crate::api::token::hash_secret;
 use crate::store::model::*;
 use crate::store::{Result, StoreError};
 use rusqlite::{OptionalExtension, Row, params};
@@ -41,48 +41,32 @@ fn record(r: &Row) -> rusqlite::Result<TokenRecord> {
 
 impl SqliteStore {
     /// Creates a token and returns it: the only time its secret exists outside the caller.
-    pub async fn create_token(&self, new: NewToken, now: i64) -> Result<(TokenRecord, Secret)> {
-        let user = self.user_by_name(&new.user).await?;
-        let secret = generate_token(new.test);
-        let hash = hash_secret(secret.expose());
-        let id = random_id("tok_", 16);
-        let record = TokenRecord {
-            id: id.clone(),
-            user_id: user.id,
-            user: user.name,
-            label: new.label,
-            priority_cap: new.priority_cap,
-            scope_devices: new.scope_devices,
-            test: new.test,
-            created_at: now,
-            last_used_at: None,
-            revoked: false,
-        };
+    /// Writes a token issued by [`crate::store::tokens::issue`].
+    pub async fn insert_token(&self, record: &TokenRecord, hash: &[u8; 32]) -> Result<()> {
         let row = record.clone();
-        self.writer().write(move |c| {
-            c.execute(
-                "INSERT INTO tokens (id, hash, user_id, label, priority_cap, scope_devices, test, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    row.id,
-                    hash.as_slice(),
-                    row.user_id,
-                    row.label,
-                    row.priority_cap.map(|p| p.as_str()),
-                    row.scope_devices,
-                    row.test,
-                    now
-                ],
-            )?;
-            Ok(())
-        }).await?;
-        Ok((record, secret))
+        let hash = *hash;
+        self.writer()
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO tokens (id, hash, user_id, label, priority_cap, scope_devices, test, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        row.id,
+                        hash.as_slice(),
+                        row.user_id,
+                        row.label,
+                        row.priority_cap.map(|p| p.as_str()),
+                        row.scope_devices,
+                        row.test,
+                        row.created_at
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
-        if let Some(user) = user {
-            self.user_by_name(user).await?;
-        }
         self.read(|c| {
             let mut stmt = c.prepare(LIST_SQL)?;
             let rows = stmt.query_map([user], record)?;
