@@ -123,10 +123,15 @@ pub enum DeviceCommand {
         #[arg(long = "type", value_parser = clap::builder::PossibleValuesParser::new(["android", "extension"]).map(|s| parse_device_type(&s).expect("a listed value")))]
         device_type: DeviceType,
         /// FCM registration token (android only)
-        #[arg(long, required_if_eq("device_type", "android"))]
+        #[arg(
+            long,
+            required_if_eq("device_type", "android"),
+            allow_hyphen_values = true
+        )]
         fcm_token: Option<String>,
         /// X25519 public key (base64url): the device's notifications are sealed to it (SPEC §1.12)
-        #[arg(long, value_name = "KEY", value_parser = parse_public_key)]
+        // base64url keys start with '-' one time in 64: that is a value, not a flag.
+        #[arg(long, value_name = "KEY", value_parser = parse_public_key, allow_hyphen_values = true)]
         public_key: Option<String>,
     },
     /// List devices
