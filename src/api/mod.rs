@@ -17,7 +17,7 @@ pub use error::{
     ApiError, EXIT_CODES, ErrorCode, ErrorReply, FlatErrorBody, NestedErrorBody, explain_exit_code,
 };
 pub use priority::Priority;
-pub use request::{Action, SendRequest};
+pub use request::{Action, SendRequest, nullable_url_schema, url_schema};
 pub use response::{DeliveredTo, DeviceType, SendResponse, ShimResponse};
 pub use token_info::TokenInfo;
 pub use warning::Warning;

@@ -2,6 +2,7 @@
 //! payload is, and what `reflecto send` builds from its flags.
 
 use super::Priority;
+use crate::validate::url_rule::HTTP_URL_PATTERN;
 use serde::{Deserialize, Serialize};
 
 /// A validated, normalized send request. Absent optional fields stay `None` and are omitted
@@ -27,13 +28,9 @@ pub struct SendRequest {
     /// each with a warning (a 200, not an error)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
-    /// An http or https URL of at most 512 UTF-8 bytes. The pattern is a safe subset of what
-    /// the relay accepts: any URL with an http(s) scheme and a host passes.
+    /// An http or https URL of at most 512 UTF-8 bytes; the pattern is the relay's rule
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(
-        max_length = 512,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
-    )]
+    #[schema(schema_with = crate::api::request::nullable_url_schema)]
     pub url: Option<String>,
     /// At most 32 UTF-8 bytes
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,7 +45,7 @@ pub struct SendRequest {
     /// or labels; at most 256 characters (not bytes) with at least one non-blank entry.
     /// Default `all`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 256, pattern = r"[^,\s]")]
+    #[schema(max_length = 256, pattern = r"^[,\t\n\f\r ]*[^,\t\n\f\r ][\s\S]*$")]
     pub device: Option<String>,
     /// Default `false`
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +59,34 @@ pub struct SendRequest {
 
 /// The `actions` schema: the first 3 items are [`Action`]s; the relay drops any further items
 /// unread, so they may be anything.
+/// Every URL field: the relay's own rule ([`HTTP_URL_PATTERN`]) and byte cap, so the document
+/// and the relay cannot disagree.
+pub fn url_schema() -> utoipa::openapi::schema::Object {
+    url_schema_of(utoipa::openapi::schema::Type::String.into())
+}
+
+/// [`url_schema`] where JSON `null` is the same as absent.
+pub fn nullable_url_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    url_schema_of(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
+fn url_schema_of(
+    schema_type: utoipa::openapi::schema::SchemaType,
+) -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(schema_type)
+        .description(Some(
+            "An http or https URL of at most 512 UTF-8 bytes: a host name, a dotted IPv4 \
+             address or a [bracketed] IPv6 address, then an optional port, path, query and \
+             fragment without spaces or control characters. The pattern is the relay's rule; \
+             a non-ASCII or `xn--` host label must also be valid IDNA.",
+        ))
+        .max_length(Some(crate::api::MAX_URL_BYTES))
+        .pattern(Some(HTTP_URL_PATTERN))
+        .build()
+}
+
 pub fn actions_schema() -> utoipa::openapi::schema::Array {
     use utoipa::openapi::schema::{ArrayBuilder, ArrayItems, ObjectBuilder, SchemaType, Type};
     let action = || <Action as utoipa::PartialSchema>::schema();
@@ -100,9 +125,6 @@ pub struct Action {
     #[schema(min_length = 1, max_length = 32)]
     pub label: String,
     /// An http or https URL of at most 512 UTF-8 bytes (same rule as `url`)
-    #[schema(
-        max_length = 512,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
-    )]
+    #[schema(schema_with = crate::api::request::url_schema)]
     pub url: String,
 }

@@ -16,7 +16,7 @@ pub struct PairRequest {
     #[schema(value_type = DeviceType)]
     pub device_type: String,
     /// 1–64 UTF-8 bytes, not blank; stored trimmed
-    #[schema(max_length = 64, pattern = r"\S")]
+    #[schema(max_length = 64, pattern = r"^[\t\n\f\r ]*[^\t\n\f\r ][\s\S]*$")]
     pub label: String,
     /// Required for android devices: the FCM registration token
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,7 +75,7 @@ impl EventId {
             EventId::Float(f) if f.fract() == 0.0 && *f < i64::MAX as f64 => Some(*f as i64),
             EventId::Float(_) => None,
             EventId::Text(s) => {
-                let digits = s.trim();
+                let digits = s.trim_ascii();
                 let digits = digits.strip_prefix('+').unwrap_or(digits);
                 let plain = (1..=MAX_ID_DIGITS).contains(&digits.len())
                     && digits.bytes().all(|b| b.is_ascii_digit());
@@ -99,7 +99,7 @@ impl utoipa::PartialSchema for EventId {
             .item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .pattern(Some(r"^\s*\+?[0-9]{1,18}\s*$")),
+                    .pattern(Some(r"^[\t\n\f\r ]*\+?[0-9]{1,18}[\t\n\f\r ]*$")),
             )
             .description(Some(
                 "an SSE `id:` as sent (a string) or the number it spells",

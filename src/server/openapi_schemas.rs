@@ -59,28 +59,28 @@ pub struct SendForm {
     #[schema(nullable = false)]
     tags: Option<String>,
     /// An http or https URL of at most 512 UTF-8 bytes
-    #[schema(
-        max_length = 512,
-        nullable = false,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
-    )]
+    #[schema(schema_with = crate::api::url_schema)]
     url: Option<String>,
     /// At most 32 UTF-8 bytes
     #[schema(max_length = 32, nullable = false)]
     url_title: Option<String>,
     /// Device selector, at most 256 characters with one non-blank entry
-    #[schema(max_length = 256, nullable = false, pattern = r"[^,\s]")]
+    #[schema(
+        max_length = 256,
+        nullable = false,
+        pattern = r"^[,\t\n\f\r ]*[^,\t\n\f\r ][\s\S]*$"
+    )]
     device: Option<String>,
     /// true/false/1/0/yes/no, any case
     #[schema(
         nullable = false,
-        pattern = r"^\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0|[Yy][Ee][Ss]|[Nn][Oo])\s*$"
+        pattern = r"^[\t\n\f\r ]*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0|[Yy][Ee][Ss]|[Nn][Oo])[\t\n\f\r ]*$"
     )]
     markdown: Option<String>,
     /// Seconds as a decimal number; floored and clamped to [0, 259200]
     #[schema(
         nullable = false,
-        pattern = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,2})?\s*$"
+        pattern = r"^[\t\n\f\r ]*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[\t\n\f\r ]*$"
     )]
     ttl: Option<String>,
 }
@@ -105,16 +105,13 @@ pub struct ShimRequest {
     #[schema(schema_with = pushover_priority)]
     priority: Option<i64>,
     /// An http or https URL of at most 512 UTF-8 bytes
-    #[schema(
-        max_length = 512,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
-    )]
+    #[schema(schema_with = crate::api::nullable_url_schema)]
     url: Option<String>,
     /// At most 32 UTF-8 bytes
     #[schema(max_length = 32)]
     url_title: Option<String>,
     /// Comma list of device names, at most 256 characters with one non-blank entry
-    #[schema(max_length = 256, pattern = r"[^,\s]")]
+    #[schema(max_length = 256, pattern = r"^[,\t\n\f\r ]*[^,\t\n\f\r ][\s\S]*$")]
     device: Option<String>,
     /// Seconds; floored and clamped to [0, 259200]
     ttl: Option<f64>,
@@ -135,25 +132,25 @@ pub struct ShimForm {
     #[schema(min_length = 1, max_length = 100, nullable = false)]
     title: Option<String>,
     /// -2, -1, 0 or 1; 2 (emergency) is 400 `priority_emergency_unsupported`
-    #[schema(nullable = false, pattern = r"^\s*(-2|-1|0|1)\s*$")]
+    #[schema(nullable = false, pattern = r"^[\t\n\f\r ]*(-2|-1|0|1)[\t\n\f\r ]*$")]
     priority: Option<String>,
     /// An http or https URL of at most 512 UTF-8 bytes
-    #[schema(
-        max_length = 512,
-        nullable = false,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
-    )]
+    #[schema(schema_with = crate::api::url_schema)]
     url: Option<String>,
     /// At most 32 UTF-8 bytes
     #[schema(max_length = 32, nullable = false)]
     url_title: Option<String>,
     /// Comma list of device names, at most 256 characters
-    #[schema(max_length = 256, nullable = false, pattern = r"[^,\s]")]
+    #[schema(
+        max_length = 256,
+        nullable = false,
+        pattern = r"^[,\t\n\f\r ]*[^,\t\n\f\r ][\s\S]*$"
+    )]
     device: Option<String>,
     /// Seconds as a decimal number; floored and clamped to [0, 259200]
     #[schema(
         nullable = false,
-        pattern = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,2})?\s*$"
+        pattern = r"^[\t\n\f\r ]*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[\t\n\f\r ]*$"
     )]
     ttl: Option<String>,
 }

@@ -248,3 +248,74 @@ fn links_name_operations_that_exist() {
     }
     assert!(links >= 4, "only {links} links");
 }
+
+/// Every URL field of the document carries the relay's own rule, word for word.
+#[test]
+fn every_url_field_documents_the_relays_url_rule() {
+    let doc = doc();
+    let schemas = &doc["components"]["schemas"];
+    for place in [
+        "/SendRequest/properties/url",
+        "/SendRequest/properties/actions/prefixItems/2/properties/url",
+        "/SendForm/properties/url",
+        "/ShimRequest/properties/url",
+        "/ShimForm/properties/url",
+    ] {
+        let property = schemas.pointer(place).unwrap_or(&Value::Null);
+        assert_eq!(
+            property["pattern"],
+            crate::validate::url_rule::HTTP_URL_PATTERN,
+            "{place}"
+        );
+        assert_eq!(property["maxLength"], crate::api::MAX_URL_BYTES, "{place}");
+    }
+}
+
+/// The document's pattern of each `SendForm` field that has one.
+static SEND_FORM_PATTERNS: std::sync::LazyLock<std::collections::HashMap<String, regex::Regex>> =
+    std::sync::LazyLock::new(|| {
+        let doc = doc();
+        let fields = doc["components"]["schemas"]["SendForm"]["properties"]
+            .as_object()
+            .unwrap();
+        fields
+            .iter()
+            .filter_map(|(name, field)| {
+                let pattern = regex::Regex::new(field["pattern"].as_str()?).unwrap();
+                Some((name.clone(), pattern))
+            })
+            .collect()
+    });
+
+/// The relay's answer to one form field, sent alone with a message.
+fn form_field_accepted(field: &str, value: &str) -> bool {
+    let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    crate::validate::validate_send(
+        Some("application/x-www-form-urlencoded"),
+        format!("message=m&{field}={encoded}").as_bytes(),
+    )
+    .is_ok()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+    /// The form fields whose text the relay reads as a number or a flag: the document's pattern
+    /// (what the fuzzers believe) and the relay agree on every value, whitespace included. They
+    /// disagreed on `\x1c`–`\x1f` (Python's `\s`, not Rust's `trim`) and on 3-digit exponents.
+    #[test]
+    fn form_field_patterns_are_exactly_what_the_relay_accepts(
+        ttl in "[0-9eE+.\\- \t\n\x0B\x0C\r\x1C\x1Fa-z]{0,8}",
+        flag in "[TtRrUuEeFfAaLlSsYyNnOo10 \t\n\x0B\x0C\r\x1C]{0,7}",
+        device in "[a,\t\n\x0B\x0C\r \x1C]{1,4}",
+    ) {
+        for (field, value) in [("ttl", &ttl), ("markdown", &flag), ("device", &device)] {
+            let pattern = &SEND_FORM_PATTERNS[field];
+            proptest::prop_assert_eq!(
+                form_field_accepted(field, value),
+                pattern.is_match(value),
+                "{} = {:?}", field, value
+            );
+        }
+    }
+}

@@ -50,7 +50,7 @@ pub async fn pair(
             "type must be android, extension or webpush",
         )
     })?;
-    if req.label.trim().is_empty() || req.label.len() > MAX_LABEL_BYTES {
+    if req.label.trim_ascii().is_empty() || req.label.len() > MAX_LABEL_BYTES {
         return Err(Failure::new(
             ErrorCode::InvalidBody,
             format!("label must be 1–{MAX_LABEL_BYTES} bytes"),
@@ -76,7 +76,7 @@ pub async fn pair(
         return Err(invalid_code());
     }
     let new = NewDevice {
-        label: req.label.trim().to_owned(),
+        label: req.label.trim_ascii().to_owned(),
         device_type,
         fcm_token: req.fcm_token,
         public_key,

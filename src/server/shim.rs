@@ -118,7 +118,7 @@ fn to_canonical(mut fields: Map<String, Value>) -> Result<Map<String, Value>, Fa
 fn pushover_priority(value: &Value) -> Result<Priority, Failure> {
     let number = match value {
         Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse::<i64>().ok(),
+        Value::String(s) => s.trim_ascii().parse::<i64>().ok(),
         _ => None,
     };
     match number {

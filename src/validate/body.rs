@@ -113,7 +113,7 @@ pub fn fields_from_pairs(
                 map.insert(key, parsed);
             }
             "markdown" => {
-                let flag = match value.trim().to_ascii_lowercase().as_str() {
+                let flag = match value.trim_ascii().to_ascii_lowercase().as_str() {
                     "true" | "1" | "yes" => true,
                     "false" | "0" | "no" => false,
                     _ => {
@@ -125,13 +125,7 @@ pub fn fields_from_pairs(
                 map.insert(key, Value::Bool(flag));
             }
             "ttl" => {
-                let seconds: f64 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid_body("ttl must be a number of seconds"))?;
-                let number = serde_json::Number::from_f64(seconds)
-                    .ok_or_else(|| invalid_body("ttl must be a finite number of seconds"))?;
-                map.insert(key, Value::Number(number));
+                map.insert(key, Value::Number(form_seconds(&value)?));
             }
             _ => {
                 map.insert(key, Value::String(value));
@@ -142,6 +136,25 @@ pub fn fields_from_pairs(
         map.insert("tags".into(), Value::Array(tags));
     }
     Ok(map)
+}
+
+/// A form's `ttl`: a decimal number, exponent of any length, nothing else (no `inf`/`nan`,
+/// which `f64`'s parser would take). One too large for `f64` is the largest, which the
+/// clamp then brings to 72 h, as the document's pattern promises.
+fn form_seconds(value: &str) -> Result<serde_json::Number, ApiError> {
+    let text = value.trim_ascii();
+    let seconds = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+        .then(|| text.parse::<f64>().ok())
+        .flatten()
+        .ok_or_else(|| invalid_body("ttl must be a number of seconds"))?;
+    let finite = if seconds.is_finite() {
+        seconds
+    } else {
+        f64::MAX.copysign(seconds)
+    };
+    Ok(serde_json::Number::from_f64(finite).expect("a finite number"))
 }
 
 #[cfg(test)]
@@ -239,6 +252,22 @@ mod tests {
         assert_eq!(map["actions"], json!([{"label":"x","url":"https://a.b"}]));
     }
 
+    /// The document's ttl pattern takes an exponent of any length; the relay refused
+    /// `1e999` (not finite) and `\x1c`-padded numbers, so a fuzzer's valid value got a 400.
+    #[test]
+    fn form_ttl_takes_any_exponent_and_only_ascii_space() {
+        let form = Some("application/x-www-form-urlencoded");
+        for (text, seconds) in [
+            ("1e999", f64::MAX),
+            ("-1e999", -f64::MAX),
+            ("1e-999", 0.0),
+            ("%09%0C+7.5%0D%0A", 7.5),
+        ] {
+            let map = parse(form, &format!("message=x&ttl={text}")).unwrap();
+            assert_eq!(map["ttl"].as_f64(), Some(seconds), "{text}");
+        }
+    }
+
     #[test]
     fn form_type_errors() {
         let form = Some("application/x-www-form-urlencoded");
@@ -246,6 +275,9 @@ mod tests {
             "message=x&markdown=maybe",
             "message=x&ttl=soon",
             "message=x&ttl=NaN",
+            "message=x&ttl=inf",
+            "message=x&ttl=%1C5",
+            "message=x&ttl=%0B5",
             "message=x&actions=nope",
         ] {
             assert_eq!(

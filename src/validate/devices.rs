@@ -25,7 +25,10 @@ fn entry_matches(entry: &str, device: &DeviceRef) -> bool {
 }
 
 fn entries(selector: &str) -> impl Iterator<Item = &str> {
-    selector.split(',').map(str::trim).filter(|e| !e.is_empty())
+    selector
+        .split(',')
+        .map(str::trim_ascii)
+        .filter(|e| !e.is_empty())
 }
 
 /// Resolves `selector` against the owner's devices, then drops what the token's scope does

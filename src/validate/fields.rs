@@ -193,13 +193,14 @@ fn http_url(candidate: &str, what: &str, code: ErrorCode) -> Result<String, ApiE
             MAX_URL_BYTES,
         ));
     }
-    match url::Url::parse(candidate) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
-            Ok(candidate.to_owned())
-        }
-        _ => Err(ApiError::new(
+    match super::url_rule::accept_http_url(candidate) {
+        Some(url) => Ok(url.to_owned()),
+        None => Err(ApiError::new(
             code,
-            format!("{what} is not a valid URL (http or https only)"),
+            format!(
+                "{what} is not a valid URL (http or https, then a host name, an IPv4 address or a \
+                 [bracketed] IPv6 address, no spaces or control characters)"
+            ),
         )),
     }
 }
@@ -282,7 +283,10 @@ fn device(value: Option<&Value>) -> Result<Option<String>, ApiError> {
     let Some(selector) = optional_string(value, "device", ErrorCode::InvalidDevice)? else {
         return Ok(None);
     };
-    if selector.split(',').all(|entry| entry.trim().is_empty()) {
+    if selector
+        .split(',')
+        .all(|entry| entry.trim_ascii().is_empty())
+    {
         return Err(ApiError::new(
             ErrorCode::InvalidDevice,
             "device must name at least one device",

@@ -11,6 +11,7 @@ pub mod body;
 pub mod devices;
 pub mod envelope;
 pub mod fields;
+pub mod url_rule;
 
 pub use body::{BodyKind, parse_body};
 pub use envelope::{Envelope, build_envelope};

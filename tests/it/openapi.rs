@@ -241,12 +241,18 @@ async fn schemathesis_finds_nothing() {
     .unwrap();
     let url = format!("{}/openapi.json", relay.url);
     let work = dir.to_path_buf();
+    // A deeper run, or a replay of a CI failure's printed seed:
+    // REFLECTO_SCHEMATHESIS_EXAMPLES=500 REFLECTO_SCHEMATHESIS_SEED=… cargo test --test it schemathesis
+    let examples =
+        std::env::var("REFLECTO_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "20".to_owned());
+    let seed = std::env::var("REFLECTO_SCHEMATHESIS_SEED").ok();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(tool)
             .current_dir(&work)
             .arg("--config-file")
             .arg(&config_path)
-            .args(["run", &url, "--checks", "all", "--max-examples", "20"])
+            .args(["run", &url, "--checks", "all", "--max-examples", &examples])
+            .args(seed.iter().flat_map(|seed| ["--seed", seed.as_str()]))
             .args(["--no-color", "--request-timeout", "10", "--workers", "2"])
             .env("NO_COLOR", "1")
             .output()
