@@ -132,7 +132,7 @@ pub struct ShimForm {
     #[schema(min_length = 1, max_length = 100, nullable = false)]
     title: Option<String>,
     /// -2, -1, 0 or 1; 2 (emergency) is 400 `priority_emergency_unsupported`
-    #[schema(nullable = false, pattern = r"^[\t\n\f\r ]*(-2|-1|0|1)[\t\n\f\r ]*$")]
+    #[schema(schema_with = pushover_priority_text)]
     priority: Option<String>,
     /// An http or https URL of at most 512 UTF-8 bytes
     #[schema(schema_with = crate::api::url_schema)]
@@ -156,6 +156,14 @@ pub struct ShimForm {
 }
 
 /// Pushover priority: `-2`..`1` as a number or a numeric string, or `null` (absent).
+/// A priority as text, in a JSON string or a form field.
+fn pushover_priority_text() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(r"^[\t\n\f\r ]*(-2|-1|0|1)[\t\n\f\r ]*$"))
+        .build()
+}
+
 fn pushover_priority() -> utoipa::openapi::schema::Schema {
     let levels = [-2, -1, 0, 1];
     OneOfBuilder::new()
@@ -164,11 +172,7 @@ fn pushover_priority() -> utoipa::openapi::schema::Schema {
                 .schema_type(Type::Integer)
                 .enum_values(Some(levels)),
         )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(levels.map(|n| n.to_string()))),
-        )
+        .item(pushover_priority_text())
         .item(ObjectBuilder::new().schema_type(Type::Null))
         .build()
         .into()

@@ -118,7 +118,12 @@ fn to_canonical(mut fields: Map<String, Value>) -> Result<Map<String, Value>, Fa
 fn pushover_priority(value: &Value) -> Result<Priority, Failure> {
     let number = match value {
         Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim_ascii().parse::<i64>().ok(),
+        // Exactly the documented texts: `+1`, `01` or `-0` parse as numbers but the pattern
+        // refuses them, and a fuzzer checks that the relay does too.
+        Value::String(s) => match s.trim_ascii() {
+            text @ ("-2" | "-1" | "0" | "1" | "2") => text.parse::<i64>().ok(),
+            _ => None,
+        },
         _ => None,
     };
     match number {
@@ -162,6 +167,15 @@ mod tests {
             pushover_priority(&json!("high")).unwrap_err().error.code,
             ErrorCode::InvalidPriority
         );
+        // Numbers the pattern does not spell are refused, not parsed.
+        for text in ["+1", "01", "-0", "1.0", "\x0b1"] {
+            assert_eq!(
+                pushover_priority(&json!(text)).unwrap_err().error.code,
+                ErrorCode::InvalidPriority,
+                "{text:?}"
+            );
+        }
+        assert_eq!(pushover_priority(&json!(" 1\t")).unwrap(), Priority::High);
     }
 
     #[test]

@@ -40,11 +40,12 @@ async fn device_of(state: &AppState, headers: &HeaderMap) -> Result<DeviceRecord
 fn resume_after(headers: &HeaderMap) -> Result<i64, Failure> {
     match headers.get("last-event-id") {
         None => Ok(0),
+        // Read exactly as an ack id is, so the header takes what its documented pattern says
+        // (`-0` and a 19th digit were taken here and refused there).
         Some(v) => v
             .to_str()
             .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .filter(|n| *n >= 0)
+            .and_then(|s| crate::api::stream::EventId::Text(s.to_owned()).seq())
             .ok_or_else(|| {
                 Failure::new(
                     ErrorCode::InvalidBody,
@@ -76,7 +77,7 @@ fn event_data(event: &StreamEvent) -> Option<String> {
 #[utoipa::path(get, path = "/v1/sync", tag = "devices", operation_id = "sync_stream",
     summary = "The desktop stream of undelivered notifications (Server-Sent Events)",
     description = "Each undelivered job is one event: `id:` the device's sequence number, `event: notification`, `data:` `{\"id\":\"msg_…\",\"envelope\":{…}}` (or `{\"id\",\"sealed\"}` for a device with a public key). Keep-alive comments every 15 s. A job counts as delivered only once acked with `POST /v1/sync/ack`.",
-    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id (a non-negative integer)", pattern = "^\\s*\\+?[0-9]+\\s*$", nullable = false)),
+    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id (a non-negative integer)", pattern = "^[\\t\\n\\f\\r ]*\\+?[0-9]{1,18}[\\t\\n\\f\\r ]*$", nullable = false)),
     responses(
         (status = 200, description = "An endless `text/event-stream`; each event's `data` is this object", content_type = "text/event-stream", body = crate::api::stream::SyncEventData),
         (status = 400, description = "`invalid_body`: `Last-Event-ID` is not an event id", body = crate::api::NestedErrorBody),
@@ -189,4 +190,28 @@ pub async fn ack(
         .ack_stream_events(&device.id, seqs, state.clock.now_ms())
         .await?;
     Ok(Json(AckResponse { acked }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resume_after;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn resume(value: &str) -> Option<i64> {
+        let mut headers = HeaderMap::new();
+        headers.insert("last-event-id", HeaderValue::from_str(value).unwrap());
+        resume_after(&headers).ok()
+    }
+
+    /// The documented pattern is `\+?[0-9]{1,18}` between tabs and spaces; the header was
+    /// parsed as any `i64`, so `-0` and 19 digits were taken though the document refused them.
+    #[test]
+    fn last_event_id_takes_exactly_what_its_pattern_documents() {
+        assert_eq!(resume_after(&HeaderMap::new()).ok(), Some(0));
+        assert_eq!(resume(" +42\t"), Some(42));
+        assert_eq!(resume(&"9".repeat(18)), Some(999_999_999_999_999_999));
+        for refused in ["-0", "-1", &"0".repeat(19), "4 2", "x", ""] {
+            assert_eq!(resume(refused), None, "{refused:?}");
+        }
+    }
 }
