@@ -522,3 +522,80 @@ fn serve_on_an_unreachable_database_exits_2_without_its_password() {
     assert!(output.contains("store_unreachable"), "{output}");
     assert!(!output.contains(PASSWORD), "{output}");
 }
+
+async fn pg_exec(url: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(sql).await.unwrap();
+}
+
+/// SPEC §3 / issue 12: a wrong password ends the command with a clear error and exit 2 within
+/// 15 s, and prints no password; the right one then works. The test cluster trusts everyone,
+/// so one role of its own is made to need a password (scram-sha-256) in `pg_hba.conf`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_exits_2_without_printing_it_and_the_right_one_works() {
+    const RIGHT: &str = "right-pw-7c2a";
+    const WRONG: &str = "wrong-pw-91fe";
+    let Some(url) = pg_database() else { return };
+    let cluster = reflecto::pg_cluster::shared().unwrap();
+    let role = format!("reflecto_pw_{}", std::process::id());
+    pg_exec(
+        &url,
+        &format!("CREATE ROLE {role} LOGIN PASSWORD '{RIGHT}'"),
+    )
+    .await;
+    pg_exec(&url, &format!("CREATE DATABASE {role} OWNER {role}")).await;
+    let hba = cluster.dir().join("data").join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    // First match wins: this line, for this role only, goes before the cluster's `trust` lines.
+    std::fs::write(
+        &hba,
+        format!("host all {role} 127.0.0.1/32 scram-sha-256\n{rules}"),
+    )
+    .unwrap();
+    pg_exec(&url, "SELECT pg_reload_conf()").await;
+    let at = |password: &str| {
+        format!(
+            "postgres://{role}:{password}@127.0.0.1:{}/{role}",
+            cluster.port()
+        )
+    };
+
+    let wrong = at(WRONG);
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["admin", "--database", &wrong, "user", "list"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(15), "{output}");
+    assert_eq!(out.status.code(), Some(2), "{output}");
+    assert!(output.contains("store_unreachable"), "{output}");
+    assert!(
+        output.contains("password authentication failed"),
+        "{output}"
+    );
+    assert!(
+        !output.contains(WRONG) && !output.contains(RIGHT),
+        "{output}"
+    );
+
+    let right = at(RIGHT);
+    let listed = tokio::task::spawn_blocking(move || {
+        pg_admin(&right, &["user", "add", "carol"]);
+        pg_admin(&right, &["user", "list"])
+    })
+    .await
+    .unwrap();
+    assert!(listed.starts_with("carol\t"), "{listed}");
+}
