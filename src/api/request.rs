@@ -57,8 +57,6 @@ pub struct SendRequest {
     pub ttl: Option<u64>,
 }
 
-/// The `actions` schema: the first 3 items are [`Action`]s; the relay drops any further items
-/// unread, so they may be anything.
 /// Every URL field: the relay's own rule ([`HTTP_URL_PATTERN`]) and byte cap, so the document
 /// and the relay cannot disagree.
 pub fn url_schema() -> utoipa::openapi::schema::Object {
@@ -87,6 +85,8 @@ fn url_schema_of(
         .build()
 }
 
+/// The `actions` schema: the first 3 items are [`Action`]s; the relay drops any further items
+/// unread, so they may be anything.
 pub fn actions_schema() -> utoipa::openapi::schema::Array {
     use utoipa::openapi::schema::{ArrayBuilder, ArrayItems, ObjectBuilder, SchemaType, Type};
     let action = || <Action as utoipa::PartialSchema>::schema();
