@@ -74,15 +74,19 @@ impl EventId {
             // `i64::MAX as f64` is 2^63 itself, one past the largest id: strictly below it.
             EventId::Float(f) if f.fract() == 0.0 && *f < i64::MAX as f64 => Some(*f as i64),
             EventId::Float(_) => None,
-            EventId::Text(s) => {
-                let digits = s.trim_ascii();
-                let digits = digits.strip_prefix('+').unwrap_or(digits);
-                let plain = (1..=MAX_ID_DIGITS).contains(&digits.len())
-                    && digits.bytes().all(|b| b.is_ascii_digit());
-                plain.then(|| digits.parse().ok()).flatten()
-            }
+            EventId::Text(s) => Self::seq_of_text(s),
         }
         .filter(|n| *n >= 0)
+    }
+
+    /// An id as text (an ack's string id, or a `Last-Event-ID` header): ASCII space, an
+    /// optional `+`, then 1–18 digits, as the schema's pattern says.
+    pub fn seq_of_text(text: &str) -> Option<i64> {
+        let digits = text.trim_ascii();
+        let digits = digits.strip_prefix('+').unwrap_or(digits);
+        let plain = (1..=MAX_ID_DIGITS).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit());
+        plain.then(|| digits.parse().ok()).flatten()
     }
 }
 

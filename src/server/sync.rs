@@ -45,7 +45,7 @@ fn resume_after(headers: &HeaderMap) -> Result<i64, Failure> {
         Some(v) => v
             .to_str()
             .ok()
-            .and_then(|s| crate::api::stream::EventId::Text(s.to_owned()).seq())
+            .and_then(crate::api::stream::EventId::seq_of_text)
             .ok_or_else(|| {
                 Failure::new(
                     ErrorCode::InvalidBody,
