@@ -3,19 +3,26 @@
 # through a real relay to a real `reflecto listen` showing them on a real notification daemon
 # (dunst on Xvfb, in a private D-Bus session), and the listener's resident memory when idle.
 # Needs dbus, dunst, xvfb (apt-get install dbus dunst xvfb xauth). Usage:
-#   bench/listen.sh [SENDS=200] [INTERVAL_MS=100]     (DUNSTRC=FILE: dunst's config; SERIES=1: every latency)
+#   bench/listen.sh [SENDS=200] [INTERVAL_MS=100]     (DUNSTRC=FILE: dunst's config; SERIES=1: every latency;
+#                                                      REFLECTO_BIN=FILE: that binary, unbuilt, e.g. a before/after)
 # Method: `dbus-monitor` records each Notify method call with its bus timestamp; the sender
 # records the wall-clock time just before each POST /v1/send (sequential, INTERVAL_MS apart,
 # each message body carries its index). Latency = monitor time − send time, same clock.
-# dunst itself answers a Notify in ~30 ms, so below ~35 ms spacing the daemon is the queue.
+# dunst answers a Notify in ~30 ms, and in seconds with ~100 notifications on screen (its default
+# configuration keeps each 10 s, so the default 200 sends 100 ms apart get there); `listen` does
+# not wait for an answer before the next call, so the figure is listen's own latency.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sends="${1:-200}"; interval="${2:-100}"
 for tool in dbus-run-session dbus-monitor Xvfb dunst; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is needed (apt-get install dbus dunst xvfb xauth)" >&2; exit 2; }
 done
-cargo build --release --locked -q
-bin="$PWD/target/release/reflecto"
+if [ -n "${REFLECTO_BIN:-}" ]; then
+  bin=$(realpath "$REFLECTO_BIN")
+else
+  cargo build --release --locked -q
+  bin="${CARGO_TARGET_DIR:-$PWD/target}/release/reflecto"
+fi
 dir=$(mktemp -d); trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 "$bin" admin --data-dir "$dir/relay" user add bench >/dev/null
 token=$("$bin" admin --data-dir "$dir/relay" token create --user bench --label bench 2>/dev/null)

@@ -2,14 +2,20 @@
 # Load benchmark of POST /v1/send on a release build, next to GET /health/live of the same
 # relay in the same run. Needs wrk (apt-get install wrk). Usage:
 #   bench/send.sh [SECONDS=10] [CONNECTIONS=64]
+# REFLECTO_BIN=path runs that binary instead of building this checkout (to compare two builds
+# back to back in the same session).
 # Prints requests/s and p50/p99 latency for both, the accepted-send count from /metrics, and
 # checks that every accepted send is committed in the store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"; conns="${2:-64}"
 command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --locked -q
-bin=target/release/reflecto
+if [ -n "${REFLECTO_BIN:-}" ]; then
+  bin=$REFLECTO_BIN
+else
+  cargo build --release --locked -q
+  bin=target/release/reflecto
+fi
 dir=$(mktemp -d); trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 "$bin" admin --data-dir "$dir" user add bench >/dev/null
 "$bin" admin --data-dir "$dir" device add --user bench --label phone --type android --fcm-token fcm-bench >/dev/null

@@ -22,7 +22,7 @@ use reflecto::delivery::webpush::client::WebPushClient;
 use reflecto::delivery::webpush::vapid::{Subject, VapidKey, VapidSigner};
 use reflecto::delivery::webpush::{WebPushChannel, load_vapid_key};
 use reflecto::delivery::{Channels, Worker, WorkerSettings};
-use reflecto::server::config::PartialConfig;
+use reflecto::relay::config::PartialConfig;
 use reflecto::server::limits::Limits;
 use reflecto::store::{Database, NewDevice, NewToken, Store, WebPushAddress};
 use serde_json::json;
@@ -107,7 +107,7 @@ async fn main() {
         ip_minute: 0,
         ip_hour: 0,
     };
-    let relay = reflecto::server::start(&config).await.unwrap();
+    let relay = reflecto::relay::start(&config).await.unwrap();
     let url = format!("http://{}", relay.addr);
     let fake = fake_fcm::FakeFcm::start().await;
     let key = fake.key_file();

@@ -129,6 +129,7 @@ async fn main() {
                     ciphertext: bodies[i].clone(),
                     remaining_ttl: 3600,
                     priority: Priority::High,
+                    key: None,
                 },
                 &signer,
                 Utc::now(),

@@ -32,6 +32,8 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the relay: the HTTP API, the durable queue and delivery, on one machine')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Make this computer a desktop device of a relay user, with a one-time pairing code')
             [CompletionResult]::new('listen', 'listen', [CompletionResultType]::ParameterValue, 'Show this computer''s notifications as they arrive (desktop, stdout, --exec)')
+            [CompletionResult]::new('setup', 'setup', [CompletionResultType]::ParameterValue, 'Make this computer a sender and receiver of the relay on this machine, in one command')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a command, then send a notification saying how it ended; exit as it did')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show a message''s delivery state per device (or follow it with --wait)')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Operator commands on the relay''s store (users, tokens, devices, pairing)')
             [CompletionResult]::new('explain', 'explain', [CompletionResultType]::ParameterValue, 'Explain what an error code means and what to do about it')
@@ -42,17 +44,18 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;send' {
-            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 't')
-            [CompletionResult]::new('--title', '--title', [CompletionResultType]::ParameterName, 'title')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'A title above the message (1–100 bytes)')
+            [CompletionResult]::new('--title', '--title', [CompletionResultType]::ParameterName, 'A title above the message (1–100 bytes)')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])')
             [CompletionResult]::new('--priority', '--priority', [CompletionResultType]::ParameterName, 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])')
             [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'A tag (repeatable; up to 5 are kept)')
-            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'url')
-            [CompletionResult]::new('--url-title', '--url-title', [CompletionResultType]::ParameterName, 'url-title')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'A link the notification opens (http or https, up to 512 bytes)')
+            [CompletionResult]::new('--url-title', '--url-title', [CompletionResultType]::ParameterName, 'The link''s text instead of the URL (up to 32 bytes)')
             [CompletionResult]::new('--action', '--action', [CompletionResultType]::ParameterName, 'A button: ''LABEL=URL'' (repeatable; up to 3 are kept)')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated')
             [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated')
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Seconds the notification stays deliverable (0–259200)')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile')
             [CompletionResult]::new('--retry-max-wait', '--retry-max-wait', [CompletionResultType]::ParameterName, 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]')
@@ -71,8 +74,8 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;login' {
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL this profile sends to')
-            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'profile')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL this profile sends to (the token is only ever sent there) [default: the profile''s server; required for a new profile]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile to store the token in')
             [CompletionResult]::new('--insecure-storage', '--insecure-storage', [CompletionResultType]::ParameterName, 'Store the token in a 0600 file even if a keyring is available')
             [CompletionResult]::new('--secure-storage-only', '--secure-storage-only', [CompletionResultType]::ParameterName, 'Refuse to store the token anywhere but the OS keyring')
             [CompletionResult]::new('--no-verify', '--no-verify', [CompletionResultType]::ParameterName, 'Store the token without asking the relay whether it knows it (offline set-up)')
@@ -83,7 +86,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;logout' {
-            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'profile')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile whose token is forgotten')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -100,7 +103,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;auth;status' {
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object on stdout: the file paths, each profile, and the checks')
             [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Ask each profile''s relay about its token (GET /v1/token): owner, scope, quota left')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -132,19 +135,20 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--vapid-subject', '--vapid-subject', [CompletionResultType]::ParameterName, 'Contact sent to Web Push services in the VAPID token (mailto: or https:). Set it to an address you read: push services use it to reach the operator [default: mailto:admin@<hostname>]')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)')
             [CompletionResult]::new('--retention', '--retention', [CompletionResultType]::ParameterName, 'How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]')
+            [CompletionResult]::new('--limits', '--limits', [CompletionResultType]::ParameterName, 'Rate-limit preset: self-hosted (the default) or hosted (the hosted free tier: 60, 500, 1000, 20, 200); a layer set by its own flag, variable or in the file overrides it')
             [CompletionResult]::new('--limit-token-burst', '--limit-token-burst', [CompletionResultType]::ParameterName, 'Sends per token per rolling minute (0 disables) [default: 60]')
-            [CompletionResult]::new('--limit-token-monthly', '--limit-token-monthly', [CompletionResultType]::ParameterName, 'Sends per token per calendar month, UTC (0 disables) [default: 500]')
-            [CompletionResult]::new('--limit-receiver-daily', '--limit-receiver-daily', [CompletionResultType]::ParameterName, 'Sends per receiving user per rolling 24 h (0 disables) [default: 1000]')
-            [CompletionResult]::new('--limit-ip-minute', '--limit-ip-minute', [CompletionResultType]::ParameterName, 'API requests per client IP per rolling minute (0 disables) [default: 20]')
-            [CompletionResult]::new('--limit-ip-hour', '--limit-ip-hour', [CompletionResultType]::ParameterName, 'API requests per client IP per rolling hour (0 disables) [default: 200]')
+            [CompletionResult]::new('--limit-token-monthly', '--limit-token-monthly', [CompletionResultType]::ParameterName, 'Sends per token per calendar month, UTC (0 disables) [default: 0; hosted: 500]')
+            [CompletionResult]::new('--limit-receiver-daily', '--limit-receiver-daily', [CompletionResultType]::ParameterName, 'Sends per receiving user per rolling 24 h (0 disables) [default: 10000; hosted: 1000]')
+            [CompletionResult]::new('--limit-ip-minute', '--limit-ip-minute', [CompletionResultType]::ParameterName, 'API requests per client IP per rolling minute (0 disables) [default: 300; hosted: 20]')
+            [CompletionResult]::new('--limit-ip-hour', '--limit-ip-hour', [CompletionResultType]::ParameterName, 'API requests per client IP per rolling hour (0 disables) [default: 3000; hosted: 200]')
             [CompletionResult]::new('--header-timeout', '--header-timeout', [CompletionResultType]::ParameterName, 'Seconds a client may take to send a request''s headers, from its first byte [default: 10]')
             [CompletionResult]::new('--body-timeout', '--body-timeout', [CompletionResultType]::ParameterName, 'Seconds a client may take to send a request body after its headers [default: 30]')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Seconds a connection may sit idle between requests; desktop streams are never idle [default: 60]')
             [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Connections served at once; more wait until one closes [default: 4096]')
             [CompletionResult]::new('--max-header-bytes', '--max-header-bytes', [CompletionResultType]::ParameterName, 'Largest request line plus headers, in bytes; larger requests get 431 [default: 16384]')
             [CompletionResult]::new('--print-config', '--print-config', [CompletionResultType]::ParameterName, 'Print the resolved configuration as TOML and exit')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -171,10 +175,48 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'reflecto;setup' {
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'The relay''s URL [default: the address the relay running on the data dir recorded]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The user this computer sends as and receives for; created unless it exists [default: your login name]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile that keeps the token and this computer''s device')
+            [CompletionResult]::new('--service', '--service', [CompletionResultType]::ParameterName, 'Install, enable and start the reflecto-listen systemd user unit')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'reflecto;run' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])')
+            [CompletionResult]::new('--priority', '--priority', [CompletionResultType]::ParameterName, 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])')
+            [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'A tag (repeatable; up to 5 are kept)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'A link the notification opens (http or https, up to 512 bytes)')
+            [CompletionResult]::new('--url-title', '--url-title', [CompletionResultType]::ParameterName, 'The link''s text instead of the URL (up to 32 bytes)')
+            [CompletionResult]::new('--action', '--action', [CompletionResultType]::ParameterName, 'A button: ''LABEL=URL'' (repeatable; up to 3 are kept)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated')
+            [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated')
+            [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Seconds the notification stays deliverable (0–259200)')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile')
+            [CompletionResult]::new('--retry-max-wait', '--retry-max-wait', [CompletionResultType]::ParameterName, 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]')
+            [CompletionResult]::new('--lines', '--lines', [CompletionResultType]::ParameterName, 'How many of the last lines of COMMAND''s stdout, and of its stderr, the message keeps')
+            [CompletionResult]::new('--markdown', '--markdown', [CompletionResultType]::ParameterName, 'Render the message as Markdown')
+            [CompletionResult]::new('--on-failure', '--on-failure', [CompletionResultType]::ParameterName, 'Send only when COMMAND fails (a non-zero status or a signal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'reflecto;status' {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile')
-            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Poll until every delivery has ended, at most SECONDS; exit 7 unless all were delivered')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Follow the status until every delivery has ended, at most SECONDS (one request per change, or per minute); exit 7 unless all were delivered')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the relay''s JSON (with --wait: one object per change)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -227,7 +269,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'As JSON on stdout (times in RFC 3339)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -278,7 +320,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;admin;token;create' {
-            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'user')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The user the token sends to (their devices receive)')
             [CompletionResult]::new('--label', '--label', [CompletionResultType]::ParameterName, 'Shown on devices as the notification''s source')
             [CompletionResult]::new('--priority-cap', '--priority-cap', [CompletionResultType]::ParameterName, 'Highest priority the token may send')
             [CompletionResult]::new('--scope-devices', '--scope-devices', [CompletionResultType]::ParameterName, 'Comma list of device ids/labels (or all/mobile/desktop) the token may reach')
@@ -293,11 +335,11 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;admin;token;list' {
-            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'user')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only this user''s')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'As JSON on stdout (times in RFC 3339)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -348,8 +390,8 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;admin;device;add' {
-            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'user')
-            [CompletionResult]::new('--label', '--label', [CompletionResultType]::ParameterName, 'label')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The user who owns the device')
+            [CompletionResult]::new('--label', '--label', [CompletionResultType]::ParameterName, 'The device''s name, for --device selectors and status lines')
             [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'type')
             [CompletionResult]::new('--fcm-token', '--fcm-token', [CompletionResultType]::ParameterName, 'FCM registration token (android only)')
             [CompletionResult]::new('--public-key', '--public-key', [CompletionResultType]::ParameterName, 'X25519 public key (base64url): the device''s notifications are sealed to it (SPEC §1.12)')
@@ -363,11 +405,11 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;admin;device;list' {
-            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'user')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only this user''s')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'As JSON on stdout (times in RFC 3339)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -404,7 +446,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;admin;pair' {
-            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'user')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The user whose device the code pairs')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
@@ -418,6 +460,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace FILE if it exists (without it, an existing FILE is refused)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -425,7 +468,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;admin;copy' {
-            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The empty target database (postgres://user:password@host/db)')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The empty target database (postgres://user:password@host/db); from the environment it stays off the command line, where `ps` would show its password')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
@@ -534,7 +577,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;config;path' {
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'The three paths as one JSON object')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -560,6 +603,8 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the relay: the HTTP API, the durable queue and delivery, on one machine')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Make this computer a desktop device of a relay user, with a one-time pairing code')
             [CompletionResult]::new('listen', 'listen', [CompletionResultType]::ParameterValue, 'Show this computer''s notifications as they arrive (desktop, stdout, --exec)')
+            [CompletionResult]::new('setup', 'setup', [CompletionResultType]::ParameterValue, 'Make this computer a sender and receiver of the relay on this machine, in one command')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a command, then send a notification saying how it ended; exit as it did')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show a message''s delivery state per device (or follow it with --wait)')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Operator commands on the relay''s store (users, tokens, devices, pairing)')
             [CompletionResult]::new('explain', 'explain', [CompletionResultType]::ParameterValue, 'Explain what an error code means and what to do about it')
@@ -592,6 +637,12 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;help;listen' {
+            break
+        }
+        'reflecto;help;setup' {
+            break
+        }
+        'reflecto;help;run' {
             break
         }
         'reflecto;help;status' {

@@ -49,11 +49,17 @@ _reflecto() {
             reflecto,pair)
                 cmd="reflecto__subcmd__pair"
                 ;;
+            reflecto,run)
+                cmd="reflecto__subcmd__run"
+                ;;
             reflecto,send)
                 cmd="reflecto__subcmd__send"
                 ;;
             reflecto,serve)
                 cmd="reflecto__subcmd__serve"
+                ;;
+            reflecto,setup)
+                cmd="reflecto__subcmd__setup"
                 ;;
             reflecto,status)
                 cmd="reflecto__subcmd__status"
@@ -256,11 +262,17 @@ _reflecto() {
             reflecto__subcmd__help,pair)
                 cmd="reflecto__subcmd__help__subcmd__pair"
                 ;;
+            reflecto__subcmd__help,run)
+                cmd="reflecto__subcmd__help__subcmd__run"
+                ;;
             reflecto__subcmd__help,send)
                 cmd="reflecto__subcmd__help__subcmd__send"
                 ;;
             reflecto__subcmd__help,serve)
                 cmd="reflecto__subcmd__help__subcmd__serve"
+                ;;
+            reflecto__subcmd__help,setup)
+                cmd="reflecto__subcmd__help__subcmd__setup"
                 ;;
             reflecto__subcmd__help,status)
                 cmd="reflecto__subcmd__help__subcmd__status"
@@ -323,7 +335,7 @@ _reflecto() {
 
     case "${cmd}" in
         reflecto)
-            opts="-h -V --help --version send login logout auth serve pair listen status admin explain completions man config help"
+            opts="-h -V --help --version send login logout auth serve pair listen setup run status admin explain completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -363,7 +375,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__backup)
-            opts="-h -V --data-dir --database --config --help --version"
+            opts="-h -V --force --data-dir --database --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1407,7 +1419,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__explain)
-            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered 0 1 2 3 4 5 6 7 130 all"
+            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device invalid_key priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered 0 1 2 3 4 5 6 7 130 all"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1421,7 +1433,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__help)
-            opts="send login logout auth serve pair listen status admin explain completions man config help"
+            opts="send login logout auth serve pair listen setup run status admin explain completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1826,6 +1838,20 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__help__subcmd__send)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1841,6 +1867,20 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__help__subcmd__setup)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1974,8 +2014,78 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__run)
+            opts="-p -d -h -V --priority --tag --url --url-title --action --device --markdown --ttl --key --server --profile --retry-max-wait --on-failure --lines --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --priority)
+                    COMPREPLY=($(compgen -W "min low default high urgent" -- "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -W "min low default high urgent" -- "${cur}"))
+                    return 0
+                    ;;
+                --tag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url-title)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --action)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --device)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-max-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lines)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__send)
-            opts="-t -p -d -q -h -V --title --priority --tag --url --url-title --action --device --markdown --ttl --json --quiet --server --profile --token-stdin --retry-max-wait --batch --skip --wait --help --version"
+            opts="-t -p -d -q -h -V --title --priority --tag --url --url-title --action --device --markdown --ttl --key --server --profile --retry-max-wait --json --quiet --token-stdin --batch --skip --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2025,6 +2135,10 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2068,7 +2182,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__serve)
-            opts="-h -V --config --listen --data-dir --database --lease-secs --fcm-credentials --fcm-endpoint --trust-proxy --webpush-allow-local --vapid-subject --log-format --retention --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --header-timeout --body-timeout --idle-timeout --max-connections --max-header-bytes --print-config --help --version"
+            opts="-h -V --config --listen --data-dir --database --lease-secs --fcm-credentials --fcm-endpoint --trust-proxy --webpush-allow-local --vapid-subject --log-format --retention --limits --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --header-timeout --body-timeout --idle-timeout --max-connections --max-header-bytes --print-config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2122,6 +2236,10 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --limits)
+                    COMPREPLY=($(compgen -W "self-hosted hosted" -- "${cur}"))
+                    return 0
+                    ;;
                 --limit-token-burst)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2159,6 +2277,44 @@ _reflecto() {
                     return 0
                     ;;
                 --max-header-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__setup)
+            opts="-h -V --data-dir --database --config --server --user --profile --service --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -29,6 +29,8 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand serve 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
             cand pair 'Make this computer a desktop device of a relay user, with a one-time pairing code'
             cand listen 'Show this computer''s notifications as they arrive (desktop, stdout, --exec)'
+            cand setup 'Make this computer a sender and receiver of the relay on this machine, in one command'
+            cand run 'Run a command, then send a notification saying how it ended; exit as it did'
             cand status 'Show a message''s delivery state per device (or follow it with --wait)'
             cand admin 'Operator commands on the relay''s store (users, tokens, devices, pairing)'
             cand explain 'Explain what an error code means and what to do about it'
@@ -38,17 +40,18 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;send'= {
-            cand -t 't'
-            cand --title 'title'
+            cand -t 'A title above the message (1–100 bytes)'
+            cand --title 'A title above the message (1–100 bytes)'
             cand -p 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])'
             cand --priority 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])'
             cand --tag 'A tag (repeatable; up to 5 are kept)'
-            cand --url 'url'
-            cand --url-title 'url-title'
+            cand --url 'A link the notification opens (http or https, up to 512 bytes)'
+            cand --url-title 'The link''s text instead of the URL (up to 32 bytes)'
             cand --action 'A button: ''LABEL=URL'' (repeatable; up to 3 are kept)'
             cand -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated'
             cand --device 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated'
             cand --ttl 'Seconds the notification stays deliverable (0–259200)'
+            cand --key 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones'
             cand --server 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]'
             cand --profile 'Credential profile'
             cand --retry-max-wait 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]'
@@ -66,8 +69,8 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --version 'Print version'
         }
         &'reflecto;login'= {
-            cand --server 'Relay URL this profile sends to'
-            cand --profile 'profile'
+            cand --server 'Relay URL this profile sends to (the token is only ever sent there) [default: the profile''s server; required for a new profile]'
+            cand --profile 'Credential profile to store the token in'
             cand --insecure-storage 'Store the token in a 0600 file even if a keyring is available'
             cand --secure-storage-only 'Refuse to store the token anywhere but the OS keyring'
             cand --no-verify 'Store the token without asking the relay whether it knows it (offline set-up)'
@@ -77,7 +80,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --version 'Print version'
         }
         &'reflecto;logout'= {
-            cand --profile 'profile'
+            cand --profile 'Credential profile whose token is forgotten'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -92,7 +95,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;auth;status'= {
-            cand --json 'json'
+            cand --json 'One JSON object on stdout: the file paths, each profile, and the checks'
             cand --check 'Ask each profile''s relay about its token (GET /v1/token): owner, scope, quota left'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -120,19 +123,20 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --vapid-subject 'Contact sent to Web Push services in the VAPID token (mailto: or https:). Set it to an address you read: push services use it to reach the operator [default: mailto:admin@<hostname>]'
             cand --log-format 'Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)'
             cand --retention 'How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]'
+            cand --limits 'Rate-limit preset: self-hosted (the default) or hosted (the hosted free tier: 60, 500, 1000, 20, 200); a layer set by its own flag, variable or in the file overrides it'
             cand --limit-token-burst 'Sends per token per rolling minute (0 disables) [default: 60]'
-            cand --limit-token-monthly 'Sends per token per calendar month, UTC (0 disables) [default: 500]'
-            cand --limit-receiver-daily 'Sends per receiving user per rolling 24 h (0 disables) [default: 1000]'
-            cand --limit-ip-minute 'API requests per client IP per rolling minute (0 disables) [default: 20]'
-            cand --limit-ip-hour 'API requests per client IP per rolling hour (0 disables) [default: 200]'
+            cand --limit-token-monthly 'Sends per token per calendar month, UTC (0 disables) [default: 0; hosted: 500]'
+            cand --limit-receiver-daily 'Sends per receiving user per rolling 24 h (0 disables) [default: 10000; hosted: 1000]'
+            cand --limit-ip-minute 'API requests per client IP per rolling minute (0 disables) [default: 300; hosted: 20]'
+            cand --limit-ip-hour 'API requests per client IP per rolling hour (0 disables) [default: 3000; hosted: 200]'
             cand --header-timeout 'Seconds a client may take to send a request''s headers, from its first byte [default: 10]'
             cand --body-timeout 'Seconds a client may take to send a request body after its headers [default: 30]'
             cand --idle-timeout 'Seconds a connection may sit idle between requests; desktop streams are never idle [default: 60]'
             cand --max-connections 'Connections served at once; more wait until one closes [default: 4096]'
             cand --max-header-bytes 'Largest request line plus headers, in bytes; larger requests get 431 [default: 16384]'
             cand --print-config 'Print the resolved configuration as TOML and exit'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -156,10 +160,46 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'reflecto;setup'= {
+            cand --data-dir 'The relay''s data directory [default: the platform data dir]'
+            cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
+            cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand --server 'The relay''s URL [default: the address the relay running on the data dir recorded]'
+            cand --user 'The user this computer sends as and receives for; created unless it exists [default: your login name]'
+            cand --profile 'Credential profile that keeps the token and this computer''s device'
+            cand --service 'Install, enable and start the reflecto-listen systemd user unit'
+            cand --json 'Print a JSON summary on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;run'= {
+            cand -p 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])'
+            cand --priority 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])'
+            cand --tag 'A tag (repeatable; up to 5 are kept)'
+            cand --url 'A link the notification opens (http or https, up to 512 bytes)'
+            cand --url-title 'The link''s text instead of the URL (up to 32 bytes)'
+            cand --action 'A button: ''LABEL=URL'' (repeatable; up to 3 are kept)'
+            cand -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated'
+            cand --device 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated'
+            cand --ttl 'Seconds the notification stays deliverable (0–259200)'
+            cand --key 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones'
+            cand --server 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]'
+            cand --profile 'Credential profile'
+            cand --retry-max-wait 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]'
+            cand --lines 'How many of the last lines of COMMAND''s stdout, and of its stderr, the message keeps'
+            cand --markdown 'Render the message as Markdown'
+            cand --on-failure 'Send only when COMMAND fails (a non-zero status or a signal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'reflecto;status'= {
             cand --server 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]'
             cand --profile 'Credential profile'
-            cand --wait 'Poll until every delivery has ended, at most SECONDS; exit 7 unless all were delivered'
+            cand --wait 'Follow the status until every delivery has ended, at most SECONDS (one request per change, or per minute); exit 7 unless all were delivered'
             cand --json 'Print the relay''s JSON (with --wait: one object per change)'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -208,7 +248,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
             cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
-            cand --json 'json'
+            cand --json 'As JSON on stdout (times in RFC 3339)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -251,7 +291,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;admin;token;create'= {
-            cand --user 'user'
+            cand --user 'The user the token sends to (their devices receive)'
             cand --label 'Shown on devices as the notification''s source'
             cand --priority-cap 'Highest priority the token may send'
             cand --scope-devices 'Comma list of device ids/labels (or all/mobile/desktop) the token may reach'
@@ -265,11 +305,11 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --version 'Print version'
         }
         &'reflecto;admin;token;list'= {
-            cand --user 'user'
+            cand --user 'Only this user''s'
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
             cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
-            cand --json 'json'
+            cand --json 'As JSON on stdout (times in RFC 3339)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -312,8 +352,8 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;admin;device;add'= {
-            cand --user 'user'
-            cand --label 'label'
+            cand --user 'The user who owns the device'
+            cand --label 'The device''s name, for --device selectors and status lines'
             cand --type 'type'
             cand --fcm-token 'FCM registration token (android only)'
             cand --public-key 'X25519 public key (base64url): the device''s notifications are sealed to it (SPEC §1.12)'
@@ -326,11 +366,11 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --version 'Print version'
         }
         &'reflecto;admin;device;list'= {
-            cand --user 'user'
+            cand --user 'Only this user''s'
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
             cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
-            cand --json 'json'
+            cand --json 'As JSON on stdout (times in RFC 3339)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -360,7 +400,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;admin;device;help;help'= {
         }
         &'reflecto;admin;pair'= {
-            cand --user 'user'
+            cand --user 'The user whose device the code pairs'
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
             cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
@@ -373,13 +413,14 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
             cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
+            cand --force 'Replace FILE if it exists (without it, an existing FILE is refused)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
         }
         &'reflecto;admin;copy'= {
-            cand --to 'The empty target database (postgres://user:password@host/db)'
+            cand --to 'The empty target database (postgres://user:password@host/db); from the environment it stays off the command line, where `ps` would show its password'
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
             cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
@@ -466,7 +507,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;config;path'= {
-            cand --json 'json'
+            cand --json 'The three paths as one JSON object'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -488,6 +529,8 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand serve 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
             cand pair 'Make this computer a desktop device of a relay user, with a one-time pairing code'
             cand listen 'Show this computer''s notifications as they arrive (desktop, stdout, --exec)'
+            cand setup 'Make this computer a sender and receiver of the relay on this machine, in one command'
+            cand run 'Run a command, then send a notification saying how it ended; exit as it did'
             cand status 'Show a message''s delivery state per device (or follow it with --wait)'
             cand admin 'Operator commands on the relay''s store (users, tokens, devices, pairing)'
             cand explain 'Explain what an error code means and what to do about it'
@@ -512,6 +555,10 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;help;pair'= {
         }
         &'reflecto;help;listen'= {
+        }
+        &'reflecto;help;setup'= {
+        }
+        &'reflecto;help;run'= {
         }
         &'reflecto;help;status'= {
         }

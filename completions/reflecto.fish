@@ -33,6 +33,8 @@ complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "auth" -d 'Inspect
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "serve" -d 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "pair" -d 'Make this computer a desktop device of a relay user, with a one-time pairing code'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "listen" -d 'Show this computer\'s notifications as they arrive (desktop, stdout, --exec)'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "setup" -d 'Make this computer a sender and receiver of the relay on this machine, in one command'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "run" -d 'Run a command, then send a notification saying how it ended; exit as it did'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "status" -d 'Show a message\'s delivery state per device (or follow it with --wait)'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "explain" -d 'Explain what an error code means and what to do about it'
@@ -40,18 +42,19 @@ complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "completions" -d '
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "man" -d 'Write the man pages (to stdout, or one file per command into --out-dir)'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "config" -d 'Where reflecto keeps its config, credentials and relay data'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s t -l title -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s t -l title -d 'A title above the message (1–100 bytes)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s p -l priority -d 'min, low, default, high or urgent (checked by the relay\'s rules: error[invalid_priority])' -r -f -a "min\t''
 low\t''
 default\t''
 high\t''
 urgent\t''"
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l tag -d 'A tag (repeatable; up to 5 are kept)' -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l url -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l url-title -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l url -d 'A link the notification opens (http or https, up to 512 bytes)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l url-title -d 'The link\'s text instead of the URL (up to 32 bytes)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l action -d 'A button: \'LABEL=URL\' (repeatable; up to 3 are kept)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s d -l device -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l ttl -d 'Seconds the notification stays deliverable (0–259200)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l key -d 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r -f
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l profile -d 'Credential profile' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l retry-max-wait -d 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]' -r
@@ -64,21 +67,21 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s q -l quiet -d
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l token-stdin -d 'Read the token from the first line of stdin instead of REFLECTO_TOKEN or the profile\'s stored token'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l server -d 'Relay URL this profile sends to' -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l profile -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l server -d 'Relay URL this profile sends to (the token is only ever sent there) [default: the profile\'s server; required for a new profile]' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l profile -d 'Credential profile to store the token in' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l insecure-storage -d 'Store the token in a 0600 file even if a keyring is available'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l secure-storage-only -d 'Refuse to store the token anywhere but the OS keyring'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l no-verify -d 'Store the token without asking the relay whether it knows it (offline set-up)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand logout" -l profile -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand logout" -l profile -d 'Credential profile whose token is forgotten' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand logout" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand logout" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -f -a "status" -d 'Where each profile\'s token lives (masked), and where the config and credentials files are'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and not __fish_seen_subcommand_from status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from status" -l json
+complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from status" -l json -d 'One JSON object on stdout: the file paths, each profile, and the checks'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from status" -l check -d 'Ask each profile\'s relay about its token (GET /v1/token): owner, scope, quota left'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand auth; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
@@ -99,18 +102,20 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l vapid-subjec
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l log-format -d 'Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)' -r -f -a "text\t''
 json\t''"
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l retention -d 'How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limits -d 'Rate-limit preset: self-hosted (the default) or hosted (the hosted free tier: 60, 500, 1000, 20, 200); a layer set by its own flag, variable or in the file overrides it' -r -f -a "self-hosted\t'A relay run for its operator: token_burst 60, token_monthly off, receiver_daily 10000, ip_minute 300, ip_hour 3000'
+hosted\t'The hosted free tier: token_burst 60, token_monthly 500, receiver_daily 1000, ip_minute 20, ip_hour 200'"
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-token-burst -d 'Sends per token per rolling minute (0 disables) [default: 60]' -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-token-monthly -d 'Sends per token per calendar month, UTC (0 disables) [default: 500]' -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-receiver-daily -d 'Sends per receiving user per rolling 24 h (0 disables) [default: 1000]' -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-ip-minute -d 'API requests per client IP per rolling minute (0 disables) [default: 20]' -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-ip-hour -d 'API requests per client IP per rolling hour (0 disables) [default: 200]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-token-monthly -d 'Sends per token per calendar month, UTC (0 disables) [default: 0; hosted: 500]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-receiver-daily -d 'Sends per receiving user per rolling 24 h (0 disables) [default: 10000; hosted: 1000]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-ip-minute -d 'API requests per client IP per rolling minute (0 disables) [default: 300; hosted: 20]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l limit-ip-hour -d 'API requests per client IP per rolling hour (0 disables) [default: 3000; hosted: 200]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l header-timeout -d 'Seconds a client may take to send a request\'s headers, from its first byte [default: 10]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l body-timeout -d 'Seconds a client may take to send a request body after its headers [default: 30]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l idle-timeout -d 'Seconds a connection may sit idle between requests; desktop streams are never idle [default: 60]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l max-connections -d 'Connections served at once; more wait until one closes [default: 4096]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l max-header-bytes -d 'Largest request line plus headers, in bytes; larger requests get 431 [default: 16384]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l print-config -d 'Print the resolved configuration as TOML and exit'
-complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand pair" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]; saved in the profile' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand pair" -l profile -d 'Credential profile the pairing is stored under' -r
@@ -124,9 +129,39 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand listen" -l no-notify -
 complete -c reflecto -n "__fish_reflecto_using_subcommand listen" -l poll -d 'Handle what is pending, ack it, and exit'
 complete -c reflecto -n "__fish_reflecto_using_subcommand listen" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand listen" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand setup" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand setup" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand setup" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand setup" -l server -d 'The relay\'s URL [default: the address the relay running on the data dir recorded]' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand setup" -l user -d 'The user this computer sends as and receives for; created unless it exists [default: your login name]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand setup" -l profile -d 'Credential profile that keeps the token and this computer\'s device' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand setup" -l service -d 'Install, enable and start the reflecto-listen systemd user unit'
+complete -c reflecto -n "__fish_reflecto_using_subcommand setup" -l json -d 'Print a JSON summary on stdout'
+complete -c reflecto -n "__fish_reflecto_using_subcommand setup" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand setup" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -s p -l priority -d 'min, low, default, high or urgent (checked by the relay\'s rules: error[invalid_priority])' -r -f -a "min\t''
+low\t''
+default\t''
+high\t''
+urgent\t''"
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l tag -d 'A tag (repeatable; up to 5 are kept)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l url -d 'A link the notification opens (http or https, up to 512 bytes)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l url-title -d 'The link\'s text instead of the URL (up to 32 bytes)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l action -d 'A button: \'LABEL=URL\' (repeatable; up to 3 are kept)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -s d -l device -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l ttl -d 'Seconds the notification stays deliverable (0–259200)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l key -d 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l profile -d 'Credential profile' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l retry-max-wait -d 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l lines -d 'How many of the last lines of COMMAND\'s stdout, and of its stderr, the message keeps' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l markdown -d 'Render the message as Markdown'
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l on-failure -d 'Send only when COMMAND fails (a non-zero status or a signal)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l profile -d 'Credential profile' -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l wait -d 'Poll until every delivery has ended, at most SECONDS; exit 7 unless all were delivered' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l wait -d 'Follow the status until every delivery has ended, at most SECONDS (one request per change, or per minute); exit 7 unless all were delivered' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l json -d 'Print the relay\'s JSON (with --wait: one object per change)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -s V -l version -d 'Print version'
@@ -169,7 +204,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "list" -d 'List devices'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "remove" -d 'Remove a device; its undelivered jobs fail with device_removed'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l user -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l user -d 'The user whose device the code pairs' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
@@ -178,9 +213,10 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l force -d 'Replace FILE if it exists (without it, an existing FILE is refused)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l to -d 'The empty target database (postgres://user:password@host/db)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l to -d 'The empty target database (postgres://user:password@host/db); from the environment it stays off the command line, where `ps` would show its password' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
@@ -204,25 +240,27 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand config; and not __fish
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and not __fish_seen_subcommand_from path help" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and not __fish_seen_subcommand_from path help" -f -a "path" -d 'Print the config file, credentials file and relay data directory paths'
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and not __fish_seen_subcommand_from path help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from path" -l json
+complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from path" -l json -d 'The three paths as one JSON object'
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from path" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from path" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "path" -d 'Print the config file, credentials file and relay data directory paths'
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "send" -d 'Send a notification to your devices'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "login" -d 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "logout" -d 'Forget a profile and its stored token'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "auth" -d 'Inspect stored credentials'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "serve" -d 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "pair" -d 'Make this computer a desktop device of a relay user, with a one-time pairing code'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "listen" -d 'Show this computer\'s notifications as they arrive (desktop, stdout, --exec)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "status" -d 'Show a message\'s delivery state per device (or follow it with --wait)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "explain" -d 'Explain what an error code means and what to do about it'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "man" -d 'Write the man pages (to stdout, or one file per command into --out-dir)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "config" -d 'Where reflecto keeps its config, credentials and relay data'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen status admin explain completions man config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "send" -d 'Send a notification to your devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "login" -d 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "logout" -d 'Forget a profile and its stored token'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "auth" -d 'Inspect stored credentials'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "serve" -d 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "pair" -d 'Make this computer a desktop device of a relay user, with a one-time pairing code'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "listen" -d 'Show this computer\'s notifications as they arrive (desktop, stdout, --exec)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "setup" -d 'Make this computer a sender and receiver of the relay on this machine, in one command'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "run" -d 'Run a command, then send a notification saying how it ended; exit as it did'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "status" -d 'Show a message\'s delivery state per device (or follow it with --wait)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "explain" -d 'Explain what an error code means and what to do about it'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "man" -d 'Write the man pages (to stdout, or one file per command into --out-dir)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "config" -d 'Where reflecto keeps its config, credentials and relay data'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "status" -d 'Where each profile\'s token lives (masked), and where the config and credentials files are'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "user" -d 'Manage users (the receivers of notifications)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "token" -d 'Manage sender tokens'

@@ -1,8 +1,10 @@
 //! Where the client's tokens live. Resolution order: `REFLECTO_TOKEN` (or `--token-stdin`), then
 //! the OS keyring entry for the profile (service `reflecto`, user = profile name), then a 0600
 //! credentials file — written only when no keyring can be reached, with a warning every time.
-//! Profiles (each remembering its server) live in `config.toml` beside it.
+//! Profiles (each remembering its server) live in `config.toml` beside it; a stored token is
+//! only ever sent to its profile's server (`binding`).
 
+mod binding;
 mod device;
 
 pub use device::DeviceSecrets;
@@ -232,11 +234,8 @@ impl Credentials {
         {
             return Ok((Secret::new(token.trim()), Storage::Env));
         }
-        if let Ok(Some(token)) = keyring_get(profile) {
-            return Ok((token, Storage::Keyring));
-        }
-        if let Some(token) = self.file_token(profile)? {
-            return Ok((token, Storage::File));
+        if let Some(stored) = self.stored_token(profile)? {
+            return Ok(stored);
         }
         Err(ApiError::new(
             ErrorCode::NoStoredToken,
@@ -244,6 +243,15 @@ impl Credentials {
                 "no token stored for profile '{profile}'; run `reflecto login --profile {profile}` or set REFLECTO_TOKEN"
             ),
         ))
+    }
+
+    /// The token stored for `profile` (keyring, then file), ignoring `REFLECTO_TOKEN`: what
+    /// `reflecto setup` finds of an earlier run.
+    pub fn stored_token(&self, profile: &str) -> Result<Option<(Secret, Storage)>, ApiError> {
+        if let Ok(Some(token)) = keyring_get(profile) {
+            return Ok(Some((token, Storage::Keyring)));
+        }
+        Ok(self.file_token(profile)?.map(|t| (t, Storage::File)))
     }
 
     /// Stores `token` for `profile` under `policy` and remembers its server. Returns where it

@@ -2,7 +2,8 @@
 //!
 //! One crate, two halves sharing one contract:
 //! * the **client** (`reflecto send`, `login`, …) in [`cli`], [`client`] and [`credentials`];
-//! * the **relay** (`reflecto serve`, `reflecto admin`) in [`server`], [`store`], [`relay`] and [`delivery`].
+//! * the **relay** (`reflecto serve`, `reflecto admin`) in [`relay`] (configuration, start-up,
+//!   maintenance), [`server`] (the HTTP API), [`store`] and [`delivery`].
 //!
 //! Both speak the wire types of [`api`] and run requests through the one engine in
 //! [`validate`]. See ARCHITECTURE.md for the map.

@@ -3,7 +3,8 @@
 //! The server binaries come from the machine (`apt-get install postgresql`); nothing is
 //! downloaded. `initdb` refuses to run as root, so under root the cluster is created and run as
 //! the `postgres` user through `runuser`. A cluster listens on 127.0.0.1 only, trusts every
-//! local connection and runs with `fsync=off`: it holds nothing worth keeping.
+//! local connection and runs with `fsync=off`: it holds nothing worth keeping. A test that needs
+//! more of the server (TLS) starts its own cluster with [`PgCluster::start_with`].
 
 use std::ffi::OsStr;
 use std::io;
@@ -67,10 +68,28 @@ pub struct PgCluster {
     as_postgres: bool,
 }
 
+/// What a cluster of its own adds to the default one: files in its data dir and settings for
+/// `postgresql.conf`, e.g. `server.key` and `ssl = on` for a TLS server.
+#[derive(Debug, Default, Clone)]
+pub struct Extras {
+    /// (file name in the data dir, contents); written mode 0600 (replacing a file initdb
+    /// made, such as `pg_hba.conf`), owned by the server's user, as PostgreSQL demands of a
+    /// private key.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// (name, value) lines appended to `postgresql.conf`; a relative path in a value is relative
+    /// to the data dir.
+    pub settings: Vec<(String, String)>,
+}
+
 impl PgCluster {
     /// Creates a cluster in a fresh temp dir and starts it on a free port of 127.0.0.1, waiting
     /// until it accepts connections.
     pub fn start() -> io::Result<PgCluster> {
+        PgCluster::start_with(&Extras::default())
+    }
+
+    /// [`PgCluster::start`] with `extras` in place before the server first starts.
+    pub fn start_with(extras: &Extras) -> io::Result<PgCluster> {
         let bin = binaries().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
@@ -94,6 +113,7 @@ impl PgCluster {
         };
         // From here on, Drop cleans up whatever a failed step left behind.
         cluster.init()?;
+        cluster.add(extras)?;
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
             cluster.port = free_port()?;
@@ -172,6 +192,35 @@ impl PgCluster {
             .args(["--locale=C", "--no-sync"])
             .output()?;
         check(&out, "initdb")
+    }
+
+    fn add(&self, extras: &Extras) -> io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        for (name, contents) in &extras.files {
+            let path = self.data_dir().join(name);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)?
+                .write_all(contents)?;
+            if self.as_postgres {
+                let out = Command::new("chown").arg("postgres:").arg(&path).output()?;
+                check(&out, "chown postgres: (a server file)")?;
+            }
+        }
+        if !extras.settings.is_empty() {
+            // Appending keeps the file's owner; later lines win over initdb's.
+            let mut conf = std::fs::OpenOptions::new()
+                .append(true)
+                .open(self.data_dir().join("postgresql.conf"))?;
+            for (name, value) in &extras.settings {
+                writeln!(conf, "{name} = '{}'", value.replace('\'', "''"))?;
+            }
+        }
+        Ok(())
     }
 
     fn launch(&self) -> io::Result<()> {
@@ -414,6 +463,25 @@ mod tests {
         drop(cluster);
         assert!(!accepts(port), "the server still accepts on port {port}");
         assert!(!dir.exists(), "{} is left behind", dir.display());
+    }
+
+    #[test]
+    fn a_cluster_of_its_own_gets_its_files_and_settings() {
+        if !installed() {
+            return;
+        }
+        let cluster = PgCluster::start_with(&Extras {
+            files: vec![("marker.txt".into(), b"kept".to_vec())],
+            settings: vec![("cluster_name".into(), "it's mine".into())],
+        })
+        .unwrap();
+        let marker = cluster.dir().join("data").join("marker.txt");
+        assert_eq!(std::fs::read(&marker).unwrap(), b"kept");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&marker).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let url = cluster.url();
+        assert_eq!(psql(&cluster, &url, "show cluster_name"), "it's mine");
     }
 
     /// Run by the test below in a child process: starts the shared cluster, prints its port and

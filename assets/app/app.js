@@ -128,5 +128,9 @@ if (reason) {
   submit.disabled = true;
 }
 if (!form.label.value) form.label.value = isIos() ? 'iphone' : /Android/.test(navigator.userAgent) ? 'phone' : 'browser';
+// A pairing link (`reflecto setup`, `reflecto admin pair`) carries the code in the fragment,
+// which the browser never sends to any server.
+const linked = /^#code=([0-9]{6})$/.exec(location.hash);
+if (linked && !form.code.value) form.code.value = linked[1];
 form.addEventListener('submit', pair);
 showPaired();

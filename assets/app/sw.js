@@ -15,8 +15,9 @@ function notificationFor(push, maxActions) {
     title,
     options: {
       body: payload.message || '',
-      // The message id: a repeated delivery replaces the notification instead of adding one.
-      tag: push.id,
+      // The send's key (SPEC §1.15), else the message id: a newer message of the key, or a
+      // repeated delivery, replaces the notification instead of adding one.
+      tag: typeof payload.key === 'string' && payload.key ? payload.key : push.id,
       renotify: false,
       requireInteraction: payload.priority === 'urgent',
       silent: payload.priority === 'min',

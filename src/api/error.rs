@@ -18,6 +18,7 @@ pub enum ErrorCode {
     InvalidUrlTitle,
     InvalidAction,
     InvalidDevice,
+    InvalidKey,
     PriorityEmergencyUnsupported,
     InvalidPairingCode,
     MissingToken,
@@ -44,7 +45,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::InvalidBody,
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLong,
@@ -54,6 +55,7 @@ impl ErrorCode {
         ErrorCode::InvalidUrlTitle,
         ErrorCode::InvalidAction,
         ErrorCode::InvalidDevice,
+        ErrorCode::InvalidKey,
         ErrorCode::PriorityEmergencyUnsupported,
         ErrorCode::InvalidPairingCode,
         ErrorCode::MissingToken,
@@ -89,6 +91,7 @@ impl ErrorCode {
             ErrorCode::InvalidUrlTitle => "invalid_url_title",
             ErrorCode::InvalidAction => "invalid_action",
             ErrorCode::InvalidDevice => "invalid_device",
+            ErrorCode::InvalidKey => "invalid_key",
             ErrorCode::PriorityEmergencyUnsupported => "priority_emergency_unsupported",
             ErrorCode::InvalidPairingCode => "invalid_pairing_code",
             ErrorCode::MissingToken => "missing_token",
@@ -131,6 +134,7 @@ impl ErrorCode {
             | ErrorCode::InvalidUrlTitle
             | ErrorCode::InvalidAction
             | ErrorCode::InvalidDevice
+            | ErrorCode::InvalidKey
             | ErrorCode::PriorityEmergencyUnsupported
             | ErrorCode::InvalidPairingCode
             | ErrorCode::UsageError => 400,
@@ -169,13 +173,18 @@ impl ErrorCode {
             | ErrorCode::InvalidUrlTitle
             | ErrorCode::InvalidAction
             | ErrorCode::InvalidDevice
+            | ErrorCode::InvalidKey
             | ErrorCode::PriorityEmergencyUnsupported
             | ErrorCode::InvalidPairingCode
             | ErrorCode::UsageError
             | ErrorCode::Conflict
             | ErrorCode::IoError
             | ErrorCode::StoreNotFound
-            | ErrorCode::StoreUnreachable => 2,
+            | ErrorCode::StoreUnreachable
+            // SPEC §2.5: a relay's `not_found` for an id the user typed, or a server at
+            // `--server` that is not a reflecto relay, is the user's mistake, not a bug.
+            | ErrorCode::NotFound
+            | ErrorCode::UnexpectedResponse => 2,
             ErrorCode::MissingToken
             | ErrorCode::InvalidToken
             | ErrorCode::PriorityCapped
@@ -185,7 +194,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 4,
             ErrorCode::RateLimitExceeded => 5,
             ErrorCode::InternalError | ErrorCode::RelayUnreachable => 6,
-            ErrorCode::NotFound | ErrorCode::UnexpectedResponse | ErrorCode::CliInternalError => 1,
+            ErrorCode::CliInternalError => 1,
             // The shell's convention for a command stopped by SIGINT (128 + 2).
             ErrorCode::Interrupted => 130,
             ErrorCode::NotDelivered => 7,
@@ -221,6 +230,9 @@ impl ErrorCode {
             }
             ErrorCode::InvalidDevice => {
                 "The device selector is empty or longer than 256 characters.\nUse a comma list of device ids, labels, or all/mobile/phone/desktop."
+            }
+            ErrorCode::InvalidKey => {
+                "The key is empty, longer than 64 bytes, or holds a character outside A-Z a-z 0-9 . _ : -.\nPick a key such as build-42 or backup:nightly with --key."
             }
             ErrorCode::PriorityEmergencyUnsupported => {
                 "The Pushover shim got priority 2 (Emergency), whose receipt and callback contract reflecto does not implement; it refuses rather than silently downgrade.\nSend priority 1 (high) instead."
@@ -300,14 +312,20 @@ pub const EXIT_CODES: [(u8, &str); 9] = [
     ),
     (
         1,
-        "internal error: reflecto or the relay answered something unexpected",
+        "internal error: a bug in reflecto (please report it with the command and its output)",
     ),
-    (2, "usage error or invalid input: nothing was sent"),
+    (
+        2,
+        "usage error or invalid input (an unknown id, a --server that is not a reflecto relay, a file that exists): nothing was sent",
+    ),
     (
         3,
         "authentication or permission: no stored token, unknown or revoked token, priority above the token's cap, an unsafe credentials file",
     ),
-    (4, "payload too large: the notification exceeds 2048 bytes"),
+    (
+        4,
+        "payload too large: the whole notification (message, title, URL, tags and actions together) exceeds 2048 bytes; a message alone over 1500 bytes is exit 2 (message_too_long)",
+    ),
     (5, "rate limited after retries"),
     (6, "relay unreachable, or 5xx after retries"),
     (
@@ -488,6 +506,7 @@ mod tests {
             InvalidUrlTitle,
             InvalidAction,
             InvalidDevice,
+            InvalidKey,
             PriorityEmergencyUnsupported,
         ] {
             assert_eq!(c.http_status(), 400, "{c}");
@@ -519,6 +538,8 @@ mod tests {
             IoError,
             StoreNotFound,
             StoreUnreachable,
+            NotFound,
+            UnexpectedResponse,
         ] {
             assert_eq!(c.exit_code(), 2, "{c}");
         }

@@ -1,6 +1,7 @@
 //! Wire types shared by the client and the relay (SPEC §1.1–§1.6): one definition of every
 //! request, response, warning and error code, so the two halves can never drift apart.
 
+mod envelope;
 mod error;
 mod priority;
 mod request;
@@ -10,9 +11,11 @@ pub mod status;
 pub mod stream;
 pub mod token;
 mod token_info;
+pub mod url_rule;
 mod warning;
 pub mod webpush;
 
+pub use envelope::Envelope;
 pub use error::{
     ApiError, EXIT_CODES, ErrorCode, ErrorReply, FlatErrorBody, NestedErrorBody, explain_exit_code,
 };
@@ -40,6 +43,8 @@ pub const MAX_ACTIONS: usize = 3;
 pub const MAX_ACTION_LABEL_BYTES: usize = 32;
 /// Largest device selector, in characters (not bytes).
 pub const MAX_DEVICE_CHARS: usize = 256;
+/// SPEC §1.15: the longest `key`, in bytes (its characters are ASCII).
+pub const MAX_KEY_BYTES: usize = 64;
 /// Largest and default ttl, in seconds (72 h).
 pub const MAX_TTL_SECONDS: u64 = 259_200;
 /// Largest serialized envelope, in bytes.

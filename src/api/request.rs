@@ -2,7 +2,7 @@
 //! payload is, and what `reflecto send` builds from its flags.
 
 use super::Priority;
-use crate::validate::url_rule::HTTP_URL_PATTERN;
+use super::url_rule::HTTP_URL_PATTERN;
 use serde::{Deserialize, Serialize};
 
 /// A validated, normalized send request. Absent optional fields stay `None` and are omitted
@@ -55,6 +55,11 @@ pub struct SendRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<f64>)]
     pub ttl: Option<u64>,
+    /// Replaces the owner's earlier notifications with the same key (SPEC §1.15): 1–64 bytes
+    /// of `A-Z a-z 0-9 . _ : -`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._:-]{1,64}$")]
+    pub key: Option<String>,
 }
 
 /// Every URL field: the relay's own rule ([`HTTP_URL_PATTERN`]) and byte cap, so the document

@@ -1,6 +1,7 @@
 //! `GET /v1/messages/{id}` (SPEC §1.10): per-device delivery state, shared by the relay that
 //! answers it and by `reflecto status` / `send --wait` that follow a message.
 
+use super::DeviceType;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -10,6 +11,10 @@ pub struct MessageView {
     /// RFC 3339, UTC, milliseconds
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// The send's `key` (SPEC §1.15), or null
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,64}$")]
+    pub key: Option<String>,
     pub deliveries: Vec<DeliveryView>,
 }
 
@@ -17,12 +22,13 @@ pub struct MessageView {
 pub struct DeliveryView {
     #[schema(pattern = "^dev_[0-9a-f]{16}$")]
     pub device_id: String,
+    /// The device's label (null once the device was removed), shown beside its id
+    pub label: Option<String>,
     #[serde(rename = "type")]
-    #[schema(value_type = crate::api::DeviceType)]
-    pub device_type: String,
-    /// queued | delivered | failed | expired
-    #[schema(pattern = "^(queued|delivered|failed|expired)$")]
-    pub state: String,
+    pub device_type: DeviceType,
+    /// queued | delivered | failed | expired | superseded | cancelled
+    #[schema(value_type = String, pattern = "^(queued|delivered|failed|expired|superseded|cancelled)$")]
+    pub state: DeliveryState,
     pub attempts: i64,
     pub last_error: Option<String>,
     /// RFC 3339, UTC, milliseconds; null once final
@@ -30,10 +36,49 @@ pub struct DeliveryView {
     pub next_attempt_at: Option<String>,
 }
 
+/// Where one device's delivery of a message stands, as its sender sees it: a job waiting in
+/// any form (queued, leased by a worker, pending on a stream) is `queued`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    Queued,
+    Delivered,
+    Failed,
+    Expired,
+    /// A later send with the same key replaced it before delivery (SPEC §1.15).
+    Superseded,
+    /// The sender cleared the message before delivery (SPEC §1.15).
+    Cancelled,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Expired => "expired",
+            DeliveryState::Superseded => "superseded",
+            DeliveryState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the delivery has ended (delivered, failed or expired) and will not change.
+    pub fn is_final(self) -> bool {
+        self != DeliveryState::Queued
+    }
+}
+
+impl std::fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl DeliveryView {
     /// Whether this delivery has ended (delivered, failed or expired) and will not change.
     pub fn is_final(&self) -> bool {
-        matches!(self.state.as_str(), "delivered" | "failed" | "expired")
+        self.state.is_final()
     }
 }
 
@@ -45,7 +90,9 @@ impl MessageView {
 
     /// Every delivery ended as `delivered` (vacuously true with no target device).
     pub fn all_delivered(&self) -> bool {
-        self.deliveries.iter().all(|d| d.state == "delivered")
+        self.deliveries
+            .iter()
+            .all(|d| d.state == DeliveryState::Delivered)
     }
 }
 
@@ -55,9 +102,33 @@ mod tests {
 
     #[test]
     fn json_shape_is_the_relays() {
-        let text = r#"{"id":"msg_1","created_at":"2026-01-01T00:00:00.000Z","deliveries":[{"device_id":"dev_1","type":"android","state":"queued","attempts":2,"last_error":"UNAVAILABLE","next_attempt_at":null}]}"#;
+        let text = r#"{"id":"msg_1","created_at":"2026-01-01T00:00:00.000Z","key":"build","deliveries":[{"device_id":"dev_1","label":"pixel","type":"android","state":"queued","attempts":2,"last_error":"UNAVAILABLE","next_attempt_at":null}]}"#;
         let view: MessageView = serde_json::from_str(text).unwrap();
         assert!(!view.is_final());
         assert_eq!(serde_json::to_string(&view).unwrap(), text);
+    }
+
+    #[test]
+    fn delivery_states_are_the_wire_words() {
+        for (state, word) in [
+            (DeliveryState::Queued, "queued"),
+            (DeliveryState::Delivered, "delivered"),
+            (DeliveryState::Failed, "failed"),
+            (DeliveryState::Expired, "expired"),
+            (DeliveryState::Superseded, "superseded"),
+            (DeliveryState::Cancelled, "cancelled"),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&state).unwrap(),
+                format!("\"{word}\"")
+            );
+            assert_eq!(
+                serde_json::from_str::<DeliveryState>(&format!("\"{word}\"")).unwrap(),
+                state
+            );
+            assert_eq!(state.to_string(), word);
+            assert_eq!(state.is_final(), word != "queued");
+        }
+        assert!(serde_json::from_str::<DeliveryState>("\"leased\"").is_err());
     }
 }

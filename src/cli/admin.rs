@@ -3,17 +3,18 @@
 
 use super::internal;
 use crate::api::{ApiError, DeviceType, ErrorCode, Priority};
-use crate::server::config::{PartialConfig, default_data_dir};
+use crate::relay::config::{PartialConfig, default_data_dir};
 use crate::server::messages_rfc3339 as rfc3339;
 use crate::store::limits::Limits;
 use crate::store::{Database, NewDevice, NewToken, Store, StoreError, now_ms};
 use clap::builder::TypedValueParser;
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+/// Where the relay's store is: shared by `admin` and `setup`, which both work on it directly.
 #[derive(Debug, Args)]
-pub struct AdminArgs {
+pub struct StoreArgs {
     /// The relay's data directory [default: the platform data dir]
     #[arg(
         long,
@@ -35,6 +36,12 @@ pub struct AdminArgs {
     /// Take the data directory from the relay's TOML configuration
     #[arg(long, env = "REFLECTO_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -52,19 +59,32 @@ pub enum AdminCommand {
     Device(DeviceCommand),
     /// Print a 6-digit pairing code for a user, valid 10 minutes
     Pair {
+        /// The user whose device the code pairs
         #[arg(long)]
         user: String,
     },
     /// Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore
     /// by copying it to reflecto.db in a stopped relay's data dir (PostgreSQL: use pg_dump)
-    Backup { file: PathBuf },
+    Backup {
+        /// The backup file to write (its directory must exist)
+        file: PathBuf,
+        /// Replace FILE if it exists (without it, an existing FILE is refused)
+        #[arg(long)]
+        force: bool,
+    },
     /// Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs,
     /// counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without
     /// re-pairing or re-issuing tokens. Stop the relay first; then start relays with
     /// --database URL
     Copy {
-        /// The empty target database (postgres://user:password@host/db)
-        #[arg(long, value_name = "URL")]
+        /// The empty target database (postgres://user:password@host/db); from the environment
+        /// it stays off the command line, where `ps` would show its password
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "REFLECTO_COPY_TO",
+            hide_env_values = true
+        )]
         to: String,
     },
 }
@@ -72,20 +92,28 @@ pub enum AdminCommand {
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Add a user
-    Add { name: String },
+    Add {
+        /// The user's name (what --user takes elsewhere)
+        name: String,
+    },
     /// List users
     List {
+        /// As JSON on stdout (times in RFC 3339)
         #[arg(long)]
         json: bool,
     },
     /// Remove a user with their tokens, devices and messages
-    Remove { name: String },
+    Remove {
+        /// The user to remove
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token; prints it on stdout, this once
     Create {
+        /// The user the token sends to (their devices receive)
         #[arg(long)]
         user: String,
         /// Shown on devices as the notification's source
@@ -103,21 +131,28 @@ pub enum TokenCommand {
     },
     /// List tokens (never their secrets)
     List {
+        /// Only this user's
         #[arg(long)]
         user: Option<String>,
+        /// As JSON on stdout (times in RFC 3339)
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by its tok_ id; effective on the relay's next request
-    Revoke { token_id: String },
+    Revoke {
+        /// The token's tok_ id (from `admin token list`), not its secret
+        token_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
     /// Add a device directly (without pairing); prints its dev_ id, and for an extension its credential
     Add {
+        /// The user who owns the device
         #[arg(long)]
         user: String,
+        /// The device's name, for --device selectors and status lines
         #[arg(long)]
         label: String,
         #[arg(long = "type", value_parser = clap::builder::PossibleValuesParser::new(["android", "extension"]).map(|s| parse_device_type(&s).expect("a listed value")))]
@@ -136,13 +171,18 @@ pub enum DeviceCommand {
     },
     /// List devices
     List {
+        /// Only this user's
         #[arg(long)]
         user: Option<String>,
+        /// As JSON on stdout (times in RFC 3339)
         #[arg(long)]
         json: bool,
     },
     /// Remove a device; its undelivered jobs fail with device_removed
-    Remove { device_id: String },
+    Remove {
+        /// The device's dev_ id (from `admin device list`)
+        device_id: String,
+    },
 }
 
 impl AdminCommand {
@@ -173,7 +213,7 @@ fn parse_public_key(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(what) => {
             ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
@@ -183,23 +223,81 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-/// `--data-dir`, else the config file's `data_dir`, else the platform default. Only `user
-/// add` may create a new store: a typo in the path must not look like an empty relay.
-async fn open(args: &AdminArgs) -> Result<(Store, Database), ApiError> {
-    let file = match &args.config {
-        Some(path) => {
-            PartialConfig::from_file(path).map_err(|e| ApiError::new(ErrorCode::IoError, e))?
+/// Where a backup goes, checked before copying: a missing directory, a directory named as the
+/// file, or a file that exists without `--force` are the operator's mistakes (exit 2), and
+/// never create a directory or replace a file they did not mean to.
+fn check_backup_target(file: &Path, force: bool) -> Result<(), ApiError> {
+    let io = |why: String| ApiError::new(ErrorCode::IoError, why);
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(io(format!(
+                "cannot write the backup {}: {} is not a directory",
+                file.display(),
+                dir.display()
+            )));
         }
-        None => PartialConfig::default(),
-    };
-    let data_dir = args
-        .data_dir
-        .clone()
-        .or(file.data_dir)
-        .unwrap_or_else(default_data_dir);
-    let url = args.database.clone().or(file.database);
-    let database = Database::choose(url.as_deref(), &data_dir)
-        .map_err(|e| ApiError::new(ErrorCode::UsageError, e))?;
+        Err(e) => {
+            return Err(io(format!(
+                "cannot write the backup {}: directory {}: {e}; create it first",
+                file.display(),
+                dir.display()
+            )));
+        }
+    }
+    match std::fs::metadata(file) {
+        Ok(meta) if meta.is_dir() => Err(io(format!(
+            "{} is a directory; name the backup file, e.g. {}",
+            file.display(),
+            file.join(crate::store::DB_FILE).display()
+        ))),
+        Ok(_) if !force => Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "{} already exists; pass --force to overwrite it, or name another file",
+                file.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl StoreArgs {
+    /// `--data-dir`, else the config file's `data_dir`, else the platform default; the
+    /// database URL from `--database`, else the config file's.
+    pub fn locate(&self) -> Result<Database, ApiError> {
+        let file = match &self.config {
+            Some(path) => {
+                PartialConfig::from_file(path).map_err(|e| ApiError::new(ErrorCode::IoError, e))?
+            }
+            None => PartialConfig::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir);
+        let url = self.database.clone().or(file.database);
+        Database::choose(url.as_deref(), &data_dir)
+            .map_err(|e| ApiError::new(ErrorCode::UsageError, e))
+    }
+}
+
+/// Opens the located store (an SQLite one is created if missing: callers check first).
+pub async fn open_store(database: &Database) -> Result<Store, ApiError> {
+    Store::open(database, Limits::default(), now_ms())
+        .await
+        .map_err(|e| database.open_failed(e))
+}
+
+/// The store `admin` works on. Only `user add` may create a new store: a typo in the path
+/// must not look like an empty relay.
+async fn open(args: &AdminArgs) -> Result<(Store, Database), ApiError> {
+    let database = args.store.locate()?;
     // Refused before connecting: opening would migrate (write to) the database it was asked
     // to back up, and the answer is the same whether or not the server is up.
     if matches!(args.command, AdminCommand::Backup { .. })
@@ -211,21 +309,21 @@ async fn open(args: &AdminArgs) -> Result<(Store, Database), ApiError> {
         ));
     }
     let creates = matches!(args.command, AdminCommand::User(UserCommand::Add { .. }));
-    let db = data_dir.join(crate::store::DB_FILE);
-    if matches!(database, Database::Sqlite(_)) && !creates && !db.exists() {
-        return Err(ApiError::new(
-            ErrorCode::StoreNotFound,
-            format!(
-                "no relay store at {} (looked for {}); check --data-dir / REFLECTO_DATA_DIR, or create one with `reflecto admin --data-dir {} user add NAME`",
-                data_dir.display(),
-                db.display(),
-                data_dir.display()
-            ),
-        ));
+    if let Database::Sqlite(data_dir) = &database {
+        let db = data_dir.join(crate::store::DB_FILE);
+        if !creates && !db.exists() {
+            return Err(ApiError::new(
+                ErrorCode::StoreNotFound,
+                format!(
+                    "no relay store at {} (looked for {}); check --data-dir / REFLECTO_DATA_DIR, or create one with `reflecto admin --data-dir {} user add NAME`",
+                    data_dir.display(),
+                    db.display(),
+                    data_dir.display()
+                ),
+            ));
+        }
     }
-    let store = Store::open(&database, Limits::default(), now_ms())
-        .await
-        .map_err(|e| database.open_failed(e))?;
+    let store = open_store(&database).await?;
     Ok((store, database))
 }
 
@@ -246,7 +344,7 @@ async fn copy(store: &Store, source: &Database, to: &str) -> Result<(), ApiError
             "--to takes a postgres:// URL",
         ));
     };
-    let _lock = crate::server::lock::acquire(dir)?;
+    let _lock = crate::relay::lock::acquire(dir)?;
     eprintln!("copying {} into {}", source.describe(), target.describe());
     let copied = store
         .copy_to(url, |table, rows| eprintln!("  {table:<20} {rows:>8} rows"))
@@ -410,10 +508,11 @@ async fn run_on_store(args: AdminArgs) -> Result<(), ApiError> {
                 return print_json(&devices);
             }
             for d in devices {
-                let reach = if d.reachable {
-                    "reachable"
-                } else {
-                    "unreachable"
+                // SPEC §2.5: a device that never connected is not called reachable.
+                let reach = match (d.reachable, d.last_seen_at) {
+                    (false, _) => "unreachable".to_owned(),
+                    (true, None) => "never seen".to_owned(),
+                    (true, Some(at)) => format!("seen {}", rfc3339(at)),
                 };
                 println!(
                     "{}\t{}\t{}\t{}\t{reach}",
@@ -433,8 +532,17 @@ async fn run_on_store(args: AdminArgs) -> Result<(), ApiError> {
             eprintln!("pairing code for {user}, valid 10 minutes:");
             println!("{code}");
         }
-        AdminCommand::Backup { file } => {
-            store.backup(&file).await.map_err(store_error)?;
+        AdminCommand::Backup { file, force } => {
+            check_backup_target(&file, force)?;
+            store.backup(&file).await.map_err(|e| match e {
+                // The copy could not be written where it was asked to go (a read-only or
+                // full file system, no permission): the user's to fix, not a bug.
+                crate::store::StoreError::Unavailable(why) => ApiError::new(
+                    ErrorCode::IoError,
+                    format!("cannot write the backup: {why}"),
+                ),
+                other => store_error(other),
+            })?;
             eprintln!("backup written to {}", file.display());
         }
         AdminCommand::Copy { to } => copy(&store, &args_database_dir, &to).await?,

@@ -2,19 +2,22 @@
 //! 0600 fallback file), never echoed.
 
 use super::internal;
+use super::patience::said_when_slow;
 use crate::api::token::{Secret, is_device_credential_format, is_token_format};
 use crate::api::{ApiError, ErrorCode};
 use crate::client::Client;
 use crate::client::diagnose::human_duration;
-use crate::credentials::{Credentials, DEFAULT_PROFILE, DEFAULT_SERVER, StoragePolicy};
+use crate::credentials::{Credentials, DEFAULT_PROFILE, StoragePolicy};
 use clap::{Args, Subcommand};
 use std::io::{BufRead, IsTerminal};
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// Relay URL this profile sends to
-    #[arg(long, env = "REFLECTO_SERVER", default_value = DEFAULT_SERVER, value_name = "URL")]
-    pub server: String,
+    /// Relay URL this profile sends to (the token is only ever sent there) [default: the
+    /// profile's server; required for a new profile]
+    #[arg(long, env = "REFLECTO_SERVER", value_name = "URL", value_hint = clap::ValueHint::Url)]
+    pub server: Option<String>,
+    /// Credential profile to store the token in
     #[arg(long, env = "REFLECTO_PROFILE", default_value = DEFAULT_PROFILE, value_name = "NAME")]
     pub profile: String,
     /// Store the token in a 0600 file even if a keyring is available
@@ -30,6 +33,7 @@ pub struct LoginArgs {
 
 #[derive(Debug, Args)]
 pub struct LogoutArgs {
+    /// Credential profile whose token is forgotten
     #[arg(long, env = "REFLECTO_PROFILE", default_value = DEFAULT_PROFILE, value_name = "NAME")]
     pub profile: String,
 }
@@ -38,6 +42,7 @@ pub struct LogoutArgs {
 pub enum AuthCommand {
     /// Where each profile's token lives (masked), and where the config and credentials files are
     Status {
+        /// One JSON object on stdout: the file paths, each profile, and the checks
         #[arg(long)]
         json: bool,
         /// Ask each profile's relay about its token (GET /v1/token): owner, scope, quota left
@@ -88,22 +93,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, ApiError> {
         .map_err(|e| internal("starting the runtime", e))
 }
 
-/// Asks the relay about `token`. An unknown or revoked token is an error; an unreachable
-/// relay is a warning (the token is stored unchecked, as with --no-verify).
-fn verify(server: &str, token: &Secret) -> Result<(), ApiError> {
+/// Asks the relay about `token`: anything but the relay's yes (an unknown or revoked token, an
+/// unreachable relay, a wrong path) is an error and nothing is stored; `--no-verify` skips this.
+pub(crate) fn verify(server: &str, token: &Secret) -> Result<(), ApiError> {
     let client = Client::new(server)?;
-    match runtime()?.block_on(client.token_info(token)) {
+    match runtime()?.block_on(said_when_slow(&client, client.token_info(token))) {
         Ok((info, _)) => {
             eprintln!(
                 "verified: token {} '{}' of user '{}' on {server}",
                 info.id, info.label, info.user
-            );
-            Ok(())
-        }
-        Err(e) if e.code == ErrorCode::RelayUnreachable => {
-            eprintln!(
-                "warning: could not verify the token ({}); storing it unchecked",
-                e.message
             );
             Ok(())
         }
@@ -125,26 +123,48 @@ fn verify(server: &str, token: &Secret) -> Result<(), ApiError> {
     }
 }
 
+/// `--server`, else the server the profile already has: never an assumed relay, since the
+/// token will only ever be sent to this one. Asked for before the token is read.
+fn login_server(args: &LoginArgs, creds: &Credentials) -> Result<String, ApiError> {
+    let server = match &args.server {
+        Some(server) => server.clone(),
+        None => match creds.profile(&args.profile)? {
+            Some(profile) => profile.server,
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::UsageError,
+                    format!(
+                        "which relay is this token for? Profile '{}' has none yet: pass --server URL (or set REFLECTO_SERVER), e.g. `reflecto login --server http://127.0.0.1:8080`",
+                        args.profile
+                    ),
+                ));
+            }
+        },
+    };
+    crate::client::diagnose::check_server(&server)?;
+    Ok(server)
+}
+
 pub fn login(args: LoginArgs) -> Result<(), ApiError> {
-    crate::client::diagnose::check_server(&args.server)?;
+    let creds = Credentials::from_env();
+    let server = login_server(&args, &creds)?;
     let token = read_token()?;
     if !args.no_verify {
-        verify(&args.server, &token)?;
+        verify(&server, &token)?;
     }
     let policy = match (args.insecure_storage, args.secure_storage_only) {
         (true, _) => StoragePolicy::InsecureFile,
         (_, true) => StoragePolicy::SecureOnly,
         _ => StoragePolicy::Auto,
     };
-    let (storage, warning) =
-        Credentials::from_env().login(&args.profile, &args.server, &token, policy)?;
+    let (storage, warning) = creds.login(&args.profile, &server, &token, policy)?;
     if let Some(warning) = warning {
         eprintln!("warning: {warning}");
     }
     eprintln!(
         "logged in: profile '{}' → {} ({}, token {})",
         args.profile,
-        args.server,
+        server,
         storage.describe(),
         token.masked()
     );

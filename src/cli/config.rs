@@ -12,6 +12,7 @@ use std::path::PathBuf;
 pub enum ConfigCommand {
     /// Print the config file, credentials file and relay data directory paths
     Path {
+        /// The three paths as one JSON object
         #[arg(long)]
         json: bool,
     },
@@ -31,7 +32,7 @@ fn paths() -> Paths {
         credentials: creds.credentials_path(),
         data_dir: std::env::var_os("REFLECTO_DATA_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(crate::server::config::default_data_dir),
+            .unwrap_or_else(crate::relay::config::default_data_dir),
     }
 }
 

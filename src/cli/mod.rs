@@ -9,8 +9,11 @@ pub mod docs;
 mod explain;
 mod listen;
 mod pair;
+mod patience;
+mod run;
 pub mod send;
 pub mod serve;
+mod setup;
 mod status;
 
 use crate::api::ApiError;
@@ -49,6 +52,10 @@ pub enum Command {
     Pair(pair::PairArgs),
     /// Show this computer's notifications as they arrive (desktop, stdout, --exec)
     Listen(listen::ListenArgs),
+    /// Make this computer a sender and receiver of the relay on this machine, in one command
+    Setup(setup::SetupArgs),
+    /// Run a command, then send a notification saying how it ended; exit as it did
+    Run(run::RunArgs),
     /// Show a message's delivery state per device (or follow it with --wait)
     Status(status::StatusArgs),
     /// Operator commands on the relay's store (users, tokens, devices, pairing)
@@ -69,6 +76,7 @@ impl Cli {
     pub fn wants_json(&self) -> bool {
         match &self.command {
             Command::Send(args) => args.json,
+            Command::Setup(args) => args.json,
             Command::Auth(auth::AuthCommand::Status { json, .. }) => *json,
             Command::Config(config::ConfigCommand::Path { json }) => *json,
             Command::Admin(args) => args.command.wants_json(),
@@ -80,13 +88,18 @@ impl Cli {
 /// Runs a parsed command line.
 pub fn dispatch(cli: Cli) -> Result<(), ApiError> {
     match cli.command {
-        Command::Send(args) => send::run(args),
+        Command::Send(args) => match args.batch.clone() {
+            Some(source) => batch::run(&args, &source),
+            None => send::run(args),
+        },
         Command::Login(args) => auth::login(args),
         Command::Logout(args) => auth::logout(args),
         Command::Auth(auth::AuthCommand::Status { json, check }) => auth::status(json, check),
         Command::Serve(args) => serve::run(args),
         Command::Pair(args) => pair::run(args),
         Command::Listen(args) => listen::run(args),
+        Command::Setup(args) => setup::run(args),
+        Command::Run(args) => run::run(args),
         Command::Status(args) => status::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Explain(args) => explain::run(args),

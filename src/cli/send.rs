@@ -3,7 +3,7 @@
 
 use super::internal;
 use crate::api::token::Secret;
-use crate::api::{ApiError, ErrorCode, Warning};
+use crate::api::{ApiError, ErrorCode};
 use crate::client::{Client, RetryPolicy, Sent};
 use crate::credentials::{Credentials, DEFAULT_PROFILE, DEFAULT_SERVER};
 use crate::validate::{Validated, build_envelope, normalize};
@@ -19,18 +19,49 @@ use std::time::Duration;
     after_help = "The sender token comes from --token-stdin, else the REFLECTO_TOKEN environment variable, else the profile's token stored by `reflecto login`.\nBatch lines are JSON objects with the fields of POST /v1/send, e.g. {\"message\":\"disk full\",\"priority\":\"high\",\"tags\":[\"ops\"]}"
 )]
 pub struct SendArgs {
-    /// The message; read from stdin when absent or "-"
+    /// The message (up to 1500 bytes); read from stdin when absent or "-", where only the last
+    /// 1500 bytes are kept
     pub message: Option<String>,
+    /// A title above the message (1–100 bytes)
     #[arg(short, long, value_name = "T")]
     pub title: Option<String>,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+    /// Print the relay's JSON response verbatim
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing on success (errors still go to stderr)
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Read the token from the first line of stdin instead of REFLECTO_TOKEN or the profile's
+    /// stored token
+    #[arg(long, conflicts_with = "batch")]
+    pub token_stdin: bool,
+    /// Send JSON lines from FILE (or - for stdin), one request each, in order
+    #[arg(long, value_name = "FILE|-", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["message", "title", "priority", "tags", "url", "url_title", "actions", "device", "markdown", "ttl", "key"])]
+    pub batch: Option<PathBuf>,
+    /// With --batch: skip lines 1..=N (resume after an interruption at line N+1)
+    #[arg(long, value_name = "N", requires = "batch")]
+    pub skip: Option<usize>,
+    /// After the send, wait up to SECONDS for every delivery to end; exit 7 unless all were delivered
+    #[arg(long, value_name = "SECONDS", value_parser = super::status::parse_wait, conflicts_with = "batch")]
+    pub wait: Option<f64>,
+}
+
+/// The flags `send` shares with `run` (SPEC §2.3 "[send flags]"): what the notification carries
+/// besides its text and title, and which relay, profile and retry budget send it.
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
     /// min, low, default, high or urgent (checked by the relay's rules: error[invalid_priority])
     #[arg(short, long, value_name = "P", value_parser = super::docs::Hinted(super::docs::priority_names))]
     pub priority: Option<String>,
     /// A tag (repeatable; up to 5 are kept)
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+    /// A link the notification opens (http or https, up to 512 bytes)
     #[arg(long, value_name = "U")]
     pub url: Option<String>,
+    /// The link's text instead of the URL (up to 32 bytes)
     #[arg(long, value_name = "T")]
     pub url_title: Option<String>,
     /// A button: 'LABEL=URL' (repeatable; up to 3 are kept)
@@ -45,35 +76,20 @@ pub struct SendArgs {
     /// Seconds the notification stays deliverable (0–259200)
     #[arg(long, value_name = "SECONDS")]
     pub ttl: Option<String>,
-    /// Print the relay's JSON response verbatim
-    #[arg(long)]
-    pub json: bool,
-    /// Print nothing on success (errors still go to stderr)
-    #[arg(short, long)]
-    pub quiet: bool,
+    /// Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the
+    /// newest in place of the earlier ones
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
     /// Relay URL [default: the profile's server, else https://api.reflecto.dev]
     #[arg(long, env = "REFLECTO_SERVER", value_name = "URL", value_hint = clap::ValueHint::Url)]
     pub server: Option<String>,
     /// Credential profile
     #[arg(long, env = "REFLECTO_PROFILE", default_value = DEFAULT_PROFILE, value_name = "NAME")]
     pub profile: String,
-    /// Read the token from the first line of stdin instead of REFLECTO_TOKEN or the profile's
-    /// stored token
-    #[arg(long, conflicts_with = "batch")]
-    pub token_stdin: bool,
     /// Longest total wait for retries on 429, 5xx and connection errors [default: 60; with
     /// --batch a 429 is waited out however long unless this is given]
     #[arg(long, env = "REFLECTO_RETRY_MAX_WAIT", value_name = "SECONDS")]
     pub retry_max_wait: Option<f64>,
-    /// Send JSON lines from FILE (or - for stdin), one request each, in order
-    #[arg(long, value_name = "FILE|-", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["message", "title", "priority", "tags", "url", "url_title", "actions", "device", "markdown", "ttl"])]
-    pub batch: Option<PathBuf>,
-    /// With --batch: skip lines 1..=N (resume after an interruption at line N+1)
-    #[arg(long, value_name = "N", requires = "batch")]
-    pub skip: Option<usize>,
-    /// After the send, wait up to SECONDS for every delivery to end; exit 7 unless all were delivered
-    #[arg(long, value_name = "SECONDS", value_parser = super::status::parse_wait, conflicts_with = "batch")]
-    pub wait: Option<f64>,
 }
 
 fn usage(message: impl Into<String>) -> ApiError {
@@ -81,7 +97,11 @@ fn usage(message: impl Into<String>) -> ApiError {
 }
 
 /// The flags as raw fields, so the one engine applies every rule.
-fn fields(args: &SendArgs, message: String) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn fields(
+    args: &NotifyArgs,
+    title: Option<&str>,
+    message: String,
+) -> Result<Map<String, Value>, ApiError> {
     let mut map = Map::new();
     map.insert("message".into(), Value::String(message));
     let mut put = |k: &str, v: Option<Value>| {
@@ -89,13 +109,14 @@ fn fields(args: &SendArgs, message: String) -> Result<Map<String, Value>, ApiErr
             map.insert(k.to_owned(), v);
         }
     };
-    put("title", args.title.clone().map(Value::String));
+    put("title", title.map(|t| Value::String(t.to_owned())));
     put("priority", args.priority.clone().map(Value::String));
     put("tags", (!args.tags.is_empty()).then(|| json!(args.tags)));
     put("url", args.url.clone().map(Value::String));
     put("url_title", args.url_title.clone().map(Value::String));
     put("device", args.device.clone().map(Value::String));
     put("markdown", args.markdown.then_some(Value::Bool(true)));
+    put("key", args.key.clone().map(Value::String));
     // A number goes as a number; anything else goes as given, for the engine to refuse.
     put(
         "ttl",
@@ -126,13 +147,15 @@ fn fields(args: &SendArgs, message: String) -> Result<Map<String, Value>, ApiErr
 
 /// Field rules, then the envelope cap with an empty source (the relay adds the token's label,
 /// so it may still answer 413 for a request at the edge).
-fn validate(fields: &Map<String, Value>) -> Result<Validated, ApiError> {
+pub(crate) fn validate(fields: &Map<String, Value>) -> Result<Validated, ApiError> {
     let validated = normalize(fields)?;
-    build_envelope(validated.request.clone(), "")?;
+    build_envelope(&validated.request, "")?;
     Ok(validated)
 }
 
-fn read_stdin_message() -> Result<String, ApiError> {
+/// The message from stdin: its final line break dropped, refused when empty, and over 1500
+/// bytes cut to its last 1500 (the warning says so).
+fn read_stdin_message() -> Result<(String, Option<String>), ApiError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         return Err(usage("no message: pass MESSAGE, or pipe it on stdin"));
@@ -142,17 +165,23 @@ fn read_stdin_message() -> Result<String, ApiError> {
         .lock()
         .read_to_string(&mut text)
         .map_err(|e| usage(format!("reading the message from stdin: {e}")))?;
-    // `echo done | reflecto send` should send "done", not "done\n".
-    if text.ends_with('\n') {
-        text.pop();
-        if text.ends_with('\r') {
-            text.pop();
-        }
-    }
-    Ok(text)
+    crate::validate::tail::stdin_message(text)
 }
 
-fn server_for(args: &SendArgs, creds: &Credentials) -> Result<String, ApiError> {
+/// A message given as an argument is never cut: its `message_too_long` says how long it was
+/// (the relay's text for the code stays as it is; the size is in its `details`).
+fn argument_too_long(mut error: ApiError, bytes: usize) -> ApiError {
+    if error.code == ErrorCode::MessageTooLong {
+        error.message = format!(
+            "{} (it is {bytes} bytes); shorten it, put the long part behind --url, or pipe it on stdin to keep its last {} bytes",
+            error.message,
+            crate::api::MAX_MESSAGE_BYTES
+        );
+    }
+    error
+}
+
+fn server_for(args: &NotifyArgs, creds: &Credentials) -> Result<String, ApiError> {
     if let Some(server) = &args.server {
         return Ok(server.clone());
     }
@@ -171,10 +200,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, ApiError> {
 /// `--retry-max-wait` when not given.
 pub const DEFAULT_RETRY_MAX_WAIT: f64 = 60.0;
 
+/// One send (`--batch` is routed to `batch::run` by the dispatcher).
 pub fn run(args: SendArgs) -> Result<(), ApiError> {
-    if let Some(batch) = &args.batch {
-        return super::batch::run(&args, batch);
-    }
     let mut token_line = None;
     if args.token_stdin {
         let mut line = String::new();
@@ -184,17 +211,34 @@ pub fn run(args: SendArgs) -> Result<(), ApiError> {
             .map_err(|e| usage(format!("reading the token from stdin: {e}")))?;
         token_line = Some(line.trim().to_owned());
     }
-    let message = match args.message.as_deref() {
+    let (message, cut) = match args.message.as_deref() {
         None | Some("-") => read_stdin_message()?,
-        Some(text) => text.to_owned(),
+        Some(text) => (text.to_owned(), None),
     };
-    let validated = validate(&fields(&args, message)?)?;
-    let (client, token, max_wait, runtime) = client_setup(&args, token_line.map(Secret::new))?;
+    let bytes = message.len();
+    let mut validated = validate(&fields(&args.notify, args.title.as_deref(), message)?)
+        .map_err(|e| argument_too_long(e, bytes))?;
+    let (client, token, max_wait, runtime) =
+        client_setup(&args.notify, token_line.map(Secret::new))?;
     let key = Client::new_idempotency_key();
     let policy = RetryPolicy::bounded(max_wait);
+    // On a terminal the first failed attempt says at once what failed and how long the
+    // retries may take (SPEC §2.5): a silent wait is indistinguishable from a hang.
+    let terminal = std::io::stderr().is_terminal() && !args.quiet;
+    let on_retry = |retrying: &crate::client::Retrying<'_>| {
+        if terminal && retrying.attempt == 0 {
+            eprintln!("{}", retrying.notice());
+        }
+    };
     let sent =
-        runtime.block_on(client.send(&token, &validated.request, &key, policy, &|_, _| {}))?;
-    let sent = with_local_warnings(sent, &validated.warnings);
+        runtime.block_on(client.send(&token, &validated.request, &key, policy, &on_retry))?;
+    let mut local: Vec<String> = validated
+        .warnings
+        .drain(..)
+        .map(|w| w.to_string())
+        .collect();
+    local.splice(0..0, cut);
+    let sent = with_local_warnings(sent, &local);
     print_sent(&sent, args.json, args.quiet, None);
     if let Some(wait) = args.wait {
         let output = super::status::Output::of(args.json, args.quiet);
@@ -212,7 +256,7 @@ pub fn run(args: SendArgs) -> Result<(), ApiError> {
 
 /// The engine's local warnings (tags or actions truncated before sending) joined to the
 /// relay's, in the relay's exact text: the relay saw the truncated request and cannot say.
-pub fn with_local_warnings(mut sent: Sent, local: &[Warning]) -> Sent {
+pub fn with_local_warnings<W: ToString>(mut sent: Sent, local: &[W]) -> Sent {
     if local.is_empty() {
         return sent;
     }
@@ -278,7 +322,7 @@ pub fn validate_line(line: &str) -> Result<Validated, ApiError> {
 /// The client, token, retry budget and runtime for a send; `token` overrides the stored one
 /// (`--token-stdin`).
 pub(crate) fn client_setup(
-    args: &SendArgs,
+    args: &NotifyArgs,
     token: Option<Secret>,
 ) -> Result<(Client, Secret, Duration, tokio::runtime::Runtime), ApiError> {
     let creds = Credentials::from_env();
@@ -286,7 +330,7 @@ pub(crate) fn client_setup(
     let client = Client::new(&server_for(args, &creds)?)?;
     let token = match token {
         Some(token) => token,
-        None => creds.token(&args.profile)?.0,
+        None => creds.token_for(&args.profile, args.server.as_deref())?.0,
     };
     super::auth::check_token_format(token.expose())?;
     let max_wait = args

@@ -3,7 +3,9 @@
 
 use super::internal;
 use crate::api::ApiError;
-use crate::server::config::{LogFormat, PartialConfig, PartialConnections, PartialLimits};
+use crate::relay::config::{
+    LimitsPreset, LogFormat, PartialConfig, PartialConnections, PartialLimits,
+};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,20 +57,24 @@ pub struct ServeArgs {
     pub log_format: Option<LogFormat>,
     /// How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]
     #[arg(long, env = "REFLECTO_RETENTION", value_name = "DURATION")]
-    pub retention: Option<crate::server::retention::Retention>,
+    pub retention: Option<crate::relay::retention::Retention>,
+    /// Rate-limit preset: self-hosted (the default) or hosted (the hosted free tier: 60, 500,
+    /// 1000, 20, 200); a layer set by its own flag, variable or in the file overrides it
+    #[arg(long, env = "REFLECTO_LIMITS", value_enum, value_name = "PRESET")]
+    pub limits: Option<LimitsPreset>,
     /// Sends per token per rolling minute (0 disables) [default: 60]
     #[arg(long, env = "REFLECTO_LIMIT_TOKEN_BURST", value_name = "N")]
     pub limit_token_burst: Option<u64>,
-    /// Sends per token per calendar month, UTC (0 disables) [default: 500]
+    /// Sends per token per calendar month, UTC (0 disables) [default: 0; hosted: 500]
     #[arg(long, env = "REFLECTO_LIMIT_TOKEN_MONTHLY", value_name = "N")]
     pub limit_token_monthly: Option<u64>,
-    /// Sends per receiving user per rolling 24 h (0 disables) [default: 1000]
+    /// Sends per receiving user per rolling 24 h (0 disables) [default: 10000; hosted: 1000]
     #[arg(long, env = "REFLECTO_LIMIT_RECEIVER_DAILY", value_name = "N")]
     pub limit_receiver_daily: Option<u64>,
-    /// API requests per client IP per rolling minute (0 disables) [default: 20]
+    /// API requests per client IP per rolling minute (0 disables) [default: 300; hosted: 20]
     #[arg(long, env = "REFLECTO_LIMIT_IP_MINUTE", value_name = "N")]
     pub limit_ip_minute: Option<u64>,
-    /// API requests per client IP per rolling hour (0 disables) [default: 200]
+    /// API requests per client IP per rolling hour (0 disables) [default: 3000; hosted: 200]
     #[arg(long, env = "REFLECTO_LIMIT_IP_HOUR", value_name = "N")]
     pub limit_ip_hour: Option<u64>,
     /// Seconds a client may take to send a request's headers, from its first byte [default: 10]
@@ -106,6 +112,7 @@ impl ServeArgs {
             lease_secs: self.lease_secs,
             retention: self.retention,
             limits: PartialLimits {
+                preset: self.limits,
                 token_burst: self.limit_token_burst,
                 token_monthly: self.limit_token_monthly,
                 receiver_daily: self.limit_receiver_daily,
@@ -124,7 +131,7 @@ impl ServeArgs {
 }
 
 /// Flags and env over the optional file.
-pub fn resolve(args: &ServeArgs) -> Result<crate::server::ServeConfig, ApiError> {
+pub fn resolve(args: &ServeArgs) -> Result<crate::relay::ServeConfig, ApiError> {
     let file = match &args.config {
         Some(path) => PartialConfig::from_file(path)
             .map_err(|e| ApiError::new(crate::api::ErrorCode::InvalidBody, e))?,
@@ -135,13 +142,8 @@ pub fn resolve(args: &ServeArgs) -> Result<crate::server::ServeConfig, ApiError>
 
 pub fn run(args: ServeArgs) -> Result<(), ApiError> {
     let mut config = resolve(&args)?;
-    // Refused before anything listens, like any other bad flag.
-    crate::delivery::webpush::vapid::Subject::parse(&config.vapid_subject).map_err(|e| {
-        ApiError::new(
-            crate::api::ErrorCode::UsageError,
-            format!("--vapid-subject '{}': {e}", config.vapid_subject),
-        )
-    })?;
+    // Refused before anything listens, like any other bad flag; parsed once, here.
+    let vapid_subject = config.vapid_subject()?;
     if args.print_config {
         print!("{}", config.to_toml());
         return Ok(());
@@ -156,9 +158,9 @@ pub fn run(args: ServeArgs) -> Result<(), ApiError> {
         .build()
         .map_err(|e| internal("starting the runtime", e))?;
     let served = runtime.block_on(async move {
-        let relay = crate::server::start(&config).await?;
+        let relay = crate::relay::start(&config).await?;
         tracing::info!(addr = %relay.addr, data_dir = %config.data_dir.display(), "reflecto relay listening");
-        let mut dispatch = crate::delivery::start(&config, relay.state.relay.clone()).await?;
+        let mut dispatch = relay.start_delivery(&config, vapid_subject)?;
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests and deliveries");
         let _ = relay.shutdown.send(());

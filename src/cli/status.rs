@@ -3,11 +3,13 @@
 //! when every delivery is `delivered`; 7 (`not_delivered`) when one failed or expired, or had
 //! not ended by the deadline.
 
+use super::patience::said_when_slow;
 use super::runtime;
-use crate::api::status::{DeliveryView, MessageView};
+use crate::api::status::{DeliveryState, DeliveryView, MessageView};
 use crate::api::token::Secret;
 use crate::api::{ApiError, ErrorCode};
 use crate::client::Client;
+use crate::client::http::StatusPoll;
 use crate::credentials::{Credentials, DEFAULT_PROFILE, DEFAULT_SERVER};
 use clap::Args;
 use std::time::Duration;
@@ -26,7 +28,8 @@ pub struct StatusArgs {
     /// Print the relay's JSON (with --wait: one object per change)
     #[arg(long)]
     pub json: bool,
-    /// Poll until every delivery has ended, at most SECONDS; exit 7 unless all were delivered
+    /// Follow the status until every delivery has ended, at most SECONDS (one request per
+    /// change, or per minute); exit 7 unless all were delivered
     #[arg(long, value_name = "SECONDS", value_parser = parse_wait)]
     pub wait: Option<f64>,
 }
@@ -39,10 +42,11 @@ pub fn parse_wait(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Poll interval while waiting: quick at first, then easier on the relay.
-fn poll_interval(polls: u32) -> Duration {
-    Duration::from_millis(if polls < 20 { 250 } else { 1000 })
-}
+/// The longest a relay holds one request (SPEC §2.2: N over 60 counts as 60).
+const MAX_HOLD: Duration = Duration::from_secs(60);
+/// How long to wait before asking again after a relay restart or a network blip, and between
+/// reads of a relay older than the long poll (it sends no `ETag`).
+const RETRY: Duration = Duration::from_secs(1);
 
 pub fn run(args: StatusArgs) -> Result<(), ApiError> {
     let creds = Credentials::from_env();
@@ -52,12 +56,22 @@ pub fn run(args: StatusArgs) -> Result<(), ApiError> {
             .profile(&args.profile)?
             .map_or_else(|| DEFAULT_SERVER.to_owned(), |p| p.server),
     };
-    let token = creds.token(&args.profile)?.0;
+    let token = creds.token_for(&args.profile, args.server.as_deref())?.0;
     let client = Client::new(&server)?;
     let runtime = runtime()?;
     match args.wait {
         None => {
-            let (raw, view) = runtime.block_on(client.message_status(&token, &args.id))?;
+            let status = client.message_status(&token, &args.id, None, Duration::ZERO);
+            let (raw, view) = match runtime.block_on(said_when_slow(&client, status))? {
+                StatusPoll::Changed { raw, view, .. } => (raw, view),
+                // The client names no tag, so only something that is not a relay says this.
+                StatusPoll::Unchanged => {
+                    return Err(ApiError::new(
+                        ErrorCode::CliInternalError,
+                        "the relay answered 304 to a request that named no ETag",
+                    ));
+                }
+            };
             if args.json {
                 println!("{raw}");
             } else {
@@ -93,7 +107,8 @@ impl Output {
     }
 }
 
-/// Polls the message until every delivery has ended or `wait` has passed, printing changes.
+/// Follows the message with the relay's long poll until every delivery has ended or `wait`
+/// has passed, printing changes: one request per change, or per minute when nothing changes.
 pub async fn follow(
     client: &Client,
     token: &Secret,
@@ -103,16 +118,35 @@ pub async fn follow(
 ) -> Result<(), ApiError> {
     let deadline = Instant::now() + wait;
     let mut last: Option<MessageView> = None;
-    let mut polls = 0u32;
+    let mut etag: Option<String> = None;
     loop {
-        match client.message_status(token, id).await {
-            Ok((raw, view)) => {
+        // Whole seconds, rounded up so the last hold reaches the deadline.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let hold = Duration::from_secs(left.as_secs_f64().ceil() as u64).min(MAX_HOLD);
+        let mut pause = Duration::ZERO;
+        let poll = client.message_status(token, id, etag.as_deref(), hold);
+        // Only the first look should answer at once; a long poll is meant to be held.
+        let answered = match etag {
+            None => said_when_slow(client, poll).await,
+            Some(_) => poll.await,
+        };
+        match answered {
+            Ok(StatusPoll::Changed {
+                raw,
+                view,
+                etag: tag,
+            }) => {
                 report_change(last.as_ref(), &view, &raw, output);
                 if view.is_final() {
                     return verdict(&view);
                 }
+                if tag.is_none() {
+                    pause = RETRY;
+                }
                 last = Some(view);
+                etag = tag;
             }
+            Ok(StatusPoll::Unchanged) => {}
             // A relay restart or a network blip during the wait is waited out.
             Err(e)
                 if matches!(
@@ -120,16 +154,24 @@ pub async fn follow(
                     ErrorCode::RelayUnreachable | ErrorCode::InternalError
                 ) =>
             {
-                tracing::debug!(code = %e.code, "status poll failed; retrying");
+                tracing::debug!(code = %e.code, "status request failed; retrying");
+                pause = RETRY;
             }
             Err(e) => return Err(e),
         }
-        let next = Instant::now() + poll_interval(polls);
-        polls += 1;
-        if next > deadline {
+        let next = Instant::now() + pause;
+        if next >= deadline {
             return Err(not_final(last.as_ref(), wait));
         }
         tokio::time::sleep_until(next).await;
+    }
+}
+
+/// A device as the sender knows it: its id, and its label beside it when the relay has one.
+fn device_name(d: &DeliveryView) -> String {
+    match &d.label {
+        Some(label) => format!("{} \"{label}\"", d.device_id),
+        None => d.device_id.clone(),
     }
 }
 
@@ -146,7 +188,7 @@ fn report_change(before: Option<&MessageView>, now: &MessageView, raw: &str, out
                     println!(
                         "{} {} ({}): {} → {}{}",
                         chrono::Local::now().format("%H:%M:%S"),
-                        d.device_id,
+                        device_name(d),
                         d.device_type,
                         old.map_or("-", |o| o.state.as_str()),
                         d.state,
@@ -169,7 +211,7 @@ fn verdict(view: &MessageView) -> Result<(), ApiError> {
     let failed: Vec<String> = view
         .deliveries
         .iter()
-        .filter(|d| d.state != "delivered")
+        .filter(|d| d.state != DeliveryState::Delivered)
         .map(describe)
         .collect();
     Err(ApiError::new(
@@ -201,15 +243,16 @@ fn not_final(last: Option<&MessageView>, wait: Duration) -> ApiError {
 
 fn describe(d: &DeliveryView) -> String {
     match &d.last_error {
-        Some(e) => format!("{} ({}, {e})", d.device_id, d.state),
-        None => format!("{} ({})", d.device_id, d.state),
+        Some(e) => format!("{} ({}, {e})", device_name(d), d.state),
+        None => format!("{} ({})", device_name(d), d.state),
     }
 }
 
-/// device, type, state, attempts, last error, next attempt.
+/// device, label, type, state, attempts, last error, next attempt.
 pub fn table(view: &MessageView) -> String {
     let mut rows = vec![[
         "DEVICE".to_owned(),
+        "LABEL".to_owned(),
         "TYPE".to_owned(),
         "STATE".to_owned(),
         "ATTEMPTS".to_owned(),
@@ -219,14 +262,15 @@ pub fn table(view: &MessageView) -> String {
     for d in &view.deliveries {
         rows.push([
             d.device_id.clone(),
-            d.device_type.clone(),
-            d.state.clone(),
+            d.label.clone().unwrap_or_else(|| "-".to_owned()),
+            d.device_type.to_string(),
+            d.state.to_string(),
             d.attempts.to_string(),
             d.last_error.clone().unwrap_or_else(|| "-".to_owned()),
             d.next_attempt_at.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..7)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = format!("{} (created {})\n", view.id, view.created_at);
@@ -254,13 +298,15 @@ mod tests {
         MessageView {
             id: "msg_1".into(),
             created_at: "2026-01-01T00:00:00.000Z".into(),
+            key: None,
             deliveries: states
                 .iter()
                 .enumerate()
                 .map(|(i, s)| DeliveryView {
                     device_id: format!("dev_{i}"),
-                    device_type: "extension".into(),
-                    state: (*s).into(),
+                    label: (i > 0).then(|| format!("desk {i}")),
+                    device_type: crate::api::DeviceType::Extension,
+                    state: serde_json::from_value(serde_json::json!(s)).unwrap(),
                     attempts: 0,
                     last_error: (*s == "failed").then(|| "UNREGISTERED".into()),
                     next_attempt_at: None,
@@ -275,7 +321,8 @@ mod tests {
         let err = verdict(&view(&["delivered", "failed"])).unwrap_err();
         assert_eq!(err.code.exit_code(), 7);
         assert!(
-            err.message.contains("dev_1 (failed, UNREGISTERED)"),
+            err.message
+                .contains("dev_1 \"desk 1\" (failed, UNREGISTERED)"),
             "{}",
             err.message
         );
@@ -288,7 +335,9 @@ mod tests {
             Duration::from_secs(3),
         );
         assert_eq!(late.code, ErrorCode::NotDelivered);
-        assert!(late.message.contains("dev_1 (queued)") && !late.message.contains("dev_0"));
+        assert!(
+            late.message.contains("dev_1 \"desk 1\" (queued)") && !late.message.contains("dev_0")
+        );
     }
 
     #[test]
@@ -298,6 +347,17 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert!(lines[1].starts_with("DEVICE"));
         assert!(lines[3].contains("failed") && lines[3].contains("UNREGISTERED"));
+        let cells = |line: &str| -> Vec<String> {
+            line.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .take(3)
+                .collect()
+        };
+        assert_eq!(cells(lines[1]), ["DEVICE", "LABEL", "TYPE"]);
+        assert_eq!(cells(lines[3]), ["dev_1", "desk 1", "extension"]);
+        assert_eq!(cells(lines[2]), ["dev_0", "-", "extension"], "no label");
     }
 
     #[test]

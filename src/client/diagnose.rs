@@ -1,6 +1,7 @@
 //! What went wrong on the way to a relay, said so a user can act on it: a malformed --server
 //! (a usage error, never retried), a network failure classified from reqwest's error chain
-//! (DNS, refused, TLS, timeout, each naming the URL tried), and the 429 that ends the retries.
+//! (DNS, refused, TLS, timeout, each naming the URL tried), a 404 from a wrong `--server` path
+//! (a usage error), and the 429 that ends the retries.
 
 use crate::api::{ApiError, ErrorCode};
 use std::time::Duration;
@@ -29,9 +30,48 @@ pub fn check_server(server: &str) -> Result<String, ApiError> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// Who may answer 404 on a route: only a wrong `--server` path (`/v1/send`, `/v1/token`,
+/// `/v1/devices/pair` exist on every relay and never answer 404 themselves), or also the relay
+/// for an unknown id (`/v1/messages/{id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On404 {
+    WrongServer,
+    UnknownId,
+}
+
+/// A 404 said so the user can act on it, naming the URL that answered. On a route every relay
+/// has, it is a wrong `--server` path: a usage error (exit 2), whatever answered. Elsewhere the
+/// relay's own error (`not_found` for an unknown id) is kept; an answer that is not the
+/// relay's still means the path is wrong.
+pub fn answered_404(url: &str, relay_error: Option<ApiError>, route: On404) -> ApiError {
+    let hint = "is --server the relay's base URL (without /v1)?";
+    match relay_error {
+        Some(e) if route == On404::UnknownId => ApiError::new(
+            e.code,
+            format!("{url} answered 404 ({}); {hint}", e.message),
+        ),
+        Some(e) => ApiError::new(
+            ErrorCode::UsageError,
+            format!("{url} answered 404 ({}); {hint}", e.message),
+        ),
+        None => ApiError::new(
+            ErrorCode::UsageError,
+            format!("{url} answered 404, not as a reflecto relay would; {hint}"),
+        ),
+    }
+}
+
 /// What went wrong on the way to the relay, from reqwest's error chain: each names the URL.
 /// The second value says whether another attempt may help.
 pub fn describe_network_error(err: &reqwest::Error, url: &str) -> (String, bool) {
+    let (what, transient) = network_failure(err, url);
+    (format!("{what} (tried {url})"), transient)
+}
+
+/// What failed, in a few words that name the host (`connection refused by 127.0.0.1:8081`),
+/// without the URL: the line a terminal shows while the CLI retries. The second value says
+/// whether another attempt may help.
+pub fn network_failure(err: &reqwest::Error, url: &str) -> (String, bool) {
     let parsed = url::Url::parse(url).ok();
     let host_name = parsed
         .as_ref()
@@ -55,16 +95,10 @@ pub fn describe_network_error(err: &reqwest::Error, url: &str) -> (String, bool)
     if text.contains("dns error") || text.contains("failed to lookup address") {
         // "Temporary failure in name resolution" may pass; an unknown name will not.
         let transient = text.contains("temporary failure");
-        return (
-            format!("cannot resolve host '{host_name}' (tried {url})"),
-            transient,
-        );
+        return (format!("cannot resolve host '{host_name}'"), transient);
     }
     if io_kind == Some(std::io::ErrorKind::ConnectionRefused) {
-        return (
-            format!("connection refused by {host_port} (tried {url})"),
-            true,
-        );
+        return (format!("connection refused by {host_port}"), true);
     }
     let tls = [
         "tls",
@@ -79,21 +113,15 @@ pub fn describe_network_error(err: &reqwest::Error, url: &str) -> (String, bool)
         } else {
             "is the relay serving plain http?"
         };
-        return (
-            format!("TLS handshake failed ({hint}) (tried {url})"),
-            false,
-        );
+        return (format!("TLS handshake failed ({hint})"), false);
     }
     if err.is_timeout() || io_kind == Some(std::io::ErrorKind::TimedOut) {
-        return (format!("timed out (tried {url})"), true);
+        return ("timed out".to_owned(), true);
     }
     if err.is_connect() {
-        return (
-            format!("connection to {host_port} failed (tried {url})"),
-            true,
-        );
+        return (format!("connection to {host_port} failed"), true);
     }
-    (format!("request failed (tried {url})"), true)
+    ("request failed".to_owned(), true)
 }
 
 /// The message of a 429 that ends the retries (SPEC §2.0): which layer, when it frees (a local

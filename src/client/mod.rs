@@ -6,4 +6,7 @@ pub mod diagnose;
 pub mod http;
 pub mod stream;
 
-pub use http::{Client, RateStatus, RetryPolicy, Sent, backoff, parse_retry_after};
+pub use http::{
+    Client, REQUEST_TIMEOUT, RateStatus, RetryPolicy, Retrying, SLOW_ANSWER, Sent, backoff,
+    parse_retry_after,
+};

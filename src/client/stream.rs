@@ -2,10 +2,10 @@
 //! device credential, parsed by `eventsource-stream`, and `POST /v1/sync/ack`. Reconnecting is
 //! the caller's loop (`reflecto listen`), which owns the backoff and the `Last-Event-ID`.
 
+use crate::api::ApiError;
 use crate::api::sealed::{self, SecretKey};
 use crate::api::stream::{AckRequest, EventId, SyncEventData};
 use crate::api::token::Secret;
-use crate::api::{ApiError, ErrorCode};
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
@@ -68,17 +68,7 @@ fn describe(server: &str, e: &reqwest::Error) -> String {
 
 impl StreamClient {
     pub fn new(server: &str, credential: Secret) -> Result<StreamClient, ApiError> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("reflecto/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(READ_TIMEOUT)
-            .build()
-            .map_err(|e| {
-                ApiError::new(
-                    ErrorCode::CliInternalError,
-                    format!("building the HTTP client: {e}"),
-                )
-            })?;
+        let http = super::http::http_client(|b| b.read_timeout(READ_TIMEOUT))?;
         Ok(StreamClient {
             http,
             server: server.trim_end_matches('/').to_owned(),

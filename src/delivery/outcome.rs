@@ -14,8 +14,6 @@ pub enum Verdict {
         error: String,
         min_delay: Option<Duration>,
     },
-    /// The OAuth token was refused: refresh it once, then retry.
-    RefreshAuth,
     /// Retrying cannot help (a malformed payload, an unexpected 4xx).
     DeadLetter(String),
 }

@@ -7,11 +7,14 @@ use super::fcm::FcmChannel;
 use super::outcome::{Verdict, retry_delay};
 use super::webpush::WebPushChannel;
 use crate::relay::{FcmHealth, Relay};
-use crate::store::{ClaimedJob, DeliveryTarget, JobOutcome, StoreError};
+use crate::store::{ClaimedJob, DeliveryTarget, JobOutcome, Lease, StoreError};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// SPEC §3: leases expire after 30 s by default.
+pub const DEFAULT_LEASE_SECS: u64 = 30;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerSettings {
@@ -27,7 +30,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
             concurrency: 64,
-            lease_ms: crate::server::config::DEFAULT_LEASE_SECS as i64 * 1000,
+            lease_ms: DEFAULT_LEASE_SECS as i64 * 1000,
             max_attempts: 12,
         }
     }
@@ -109,16 +112,18 @@ impl Worker {
         if jobs.is_empty() {
             return Ok(0);
         }
-        let job_ids = jobs.iter().map(|job| job.job_id).collect();
+        let leases = jobs.iter().map(ClaimedJob::lease).collect();
         let deliveries = futures_util::stream::iter(jobs)
             .map(|job| self.deliver(job))
             .buffer_unordered(self.settings.concurrency)
-            .collect::<Vec<(i64, JobOutcome)>>();
-        let outcomes = self.renewing_leases(job_ids, deliveries).await;
+            .collect::<Vec<(Lease, JobOutcome)>>();
+        let outcomes = self.renewing_leases(leases, deliveries).await;
         let handled = outcomes.len();
         store
             .complete_jobs(outcomes, self.relay.clock.now_ms())
             .await?;
+        // Whoever holds `GET /v1/messages/{id}` for these messages looks again.
+        store.wakeups().wake_statuses();
         Ok(handled)
     }
 
@@ -126,7 +131,7 @@ impl Worker {
     /// a lease: a round can outlast one lease (a slow FCM answer, or two waves of requests of
     /// up to the request timeout each), and another relay must take the jobs over only when
     /// this one has stopped, not while their requests are still out.
-    async fn renewing_leases<T>(&self, job_ids: Vec<i64>, work: impl Future<Output = T>) -> T {
+    async fn renewing_leases<T>(&self, leases: Vec<Lease>, work: impl Future<Output = T>) -> T {
         let every = Duration::from_millis((self.settings.lease_ms / 3).max(1) as u64);
         tokio::pin!(work);
         loop {
@@ -134,7 +139,7 @@ impl Worker {
                 done = &mut work => return done,
                 _ = tokio::time::sleep(every) => {
                     let until = self.relay.clock.now_ms() + self.settings.lease_ms;
-                    if let Err(e) = self.relay.store.renew_leases(job_ids.clone(), until).await {
+                    if let Err(e) = self.relay.store.renew_leases(leases.clone(), until).await {
                         tracing::warn!(error = %e, "renewing leases failed");
                     }
                 }
@@ -142,31 +147,29 @@ impl Worker {
         }
     }
 
-    /// The job's channel sends it; a job whose channel is not configured here (claimed by
-    /// mistake) or whose device is gone is dead-lettered.
+    /// The channel of the job's target sends it (the target decides: a job cannot reach the
+    /// wrong channel); one whose channel is not configured here (claimed by mistake) or whose
+    /// device is gone is dead-lettered.
     async fn attempt(&self, job: &ClaimedJob, remaining: u64, now: i64) -> Verdict {
-        match (&job.target, job.channel) {
-            (None, _) => Verdict::DeadLetter("device_removed".into()),
-            (Some(DeliveryTarget::Fcm(registration)), Channel::Fcm) => match &self.channels.fcm {
+        match &job.target {
+            None => Verdict::DeadLetter("device_removed".into()),
+            Some(DeliveryTarget::Fcm(registration)) => match &self.channels.fcm {
                 Some(fcm) => fcm.attempt(job, registration, remaining).await,
                 None => Verdict::DeadLetter("channel_disabled".into()),
             },
-            (Some(DeliveryTarget::WebPush(address)), Channel::WebPush) => {
-                match &self.channels.webpush {
-                    Some(webpush) => webpush.attempt(job, address, remaining, now).await,
-                    None => Verdict::DeadLetter("channel_disabled".into()),
-                }
-            }
-            (Some(_), _) => Verdict::DeadLetter("channel_mismatch".into()),
+            Some(DeliveryTarget::WebPush(address)) => match &self.channels.webpush {
+                Some(webpush) => webpush.attempt(job, address, remaining, now).await,
+                None => Verdict::DeadLetter("channel_disabled".into()),
+            },
         }
     }
 
-    async fn deliver(&self, job: ClaimedJob) -> (i64, JobOutcome) {
+    async fn deliver(&self, job: ClaimedJob) -> (Lease, JobOutcome) {
         let metrics = &self.relay.metrics;
         let now = self.relay.clock.now_ms();
         if now >= job.expires_at {
             metrics.delivery(job.channel.as_str(), "expired");
-            return (job.job_id, JobOutcome::Expired);
+            return (job.lease(), JobOutcome::Expired);
         }
         let remaining = ((job.expires_at - now) / 1000).max(0) as u64;
         let verdict = self.attempt(&job, remaining, now).await;
@@ -209,9 +212,8 @@ impl Worker {
                     error,
                 }
             }
-            Verdict::RefreshAuth => unreachable!("a refresh verdict is resolved above"),
         };
-        (job.job_id, outcome)
+        (job.lease(), outcome)
     }
 
     /// Works the queue until `stop` turns true; the round in flight finishes first.

@@ -1,10 +1,20 @@
-//! What the running relay shares between its halves: the store, the clock, the metrics, the
-//! wake-ups, channel health and the shutdown signal. `server/` (the HTTP API) and `delivery/`
-//! (the workers) both take a [`Relay`]; neither imports the other.
+//! The running relay. Its shared context — the store, the clock, the metrics, the wake-ups,
+//! channel health and the shutdown signal — is [`Relay`], which `server/` (the HTTP API) and
+//! `delivery/` (the workers) both take without importing each other. Above both sit the serve
+//! configuration ([`config`]), start-up assembly ([`start`]: lock, store, VAPID key, server,
+//! delivery) and the maintenance beat ([`maintenance`]).
 
+pub mod config;
+pub mod lock;
+pub mod maintenance;
 mod metrics;
+pub mod retention;
+mod start;
 
+pub use config::ServeConfig;
+pub use maintenance::{MAINTENANCE_BEAT, maintain_once};
 pub use metrics::Metrics;
+pub use start::{RunningRelay, start, start_with_clock};
 
 use crate::store::Store;
 use std::sync::Arc;

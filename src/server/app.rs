@@ -63,7 +63,17 @@ fn serve(name: &str) -> Response {
     let Some((_, content_type, bytes)) = FILES.iter().find(|(n, _, _)| *n == name) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let mut response = bytes.into_response();
+    let mut response = own_content(bytes.into_response(), content_type);
+    // Revalidate each load, so an upgraded relay's page and worker reach browsers at once.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// What every page the relay serves to a browser carries: its type, and a policy under which
+/// it may load nothing from anywhere else.
+pub fn own_content(mut response: Response, content_type: &'static str) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
@@ -74,7 +84,5 @@ fn serve(name: &str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    // Revalidate each load, so an upgraded relay's page and worker reach browsers at once.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }

@@ -2,6 +2,7 @@
 //! a 429 the rate-limit headers and `Retry-After`. 5xx bodies never carry internals.
 
 use super::limits::LayerStatus;
+use super::observe::LogNote;
 use crate::api::{ApiError, ErrorCode, ShimResponse};
 use crate::store::StoreError;
 use axum::Json;
@@ -67,7 +68,17 @@ impl Failure {
             request: None,
             errors: Some(vec![self.error.code.as_str().to_owned()]),
         };
-        (self.status(), self.headers(), Json(body)).into_response()
+        let note = self.log_note();
+        note.attach((self.status(), self.headers(), Json(body)).into_response())
+    }
+
+    /// The refusal's code, and for a 429 its layer, for the request's log line.
+    fn log_note(&self) -> LogNote {
+        LogNote {
+            code: Some(self.error.code.as_str()),
+            layer: self.rate.as_ref().map(|(status, _)| status.layer.as_str()),
+            ..LogNote::default()
+        }
     }
 }
 
@@ -96,7 +107,8 @@ impl From<StoreError> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        (self.status(), self.headers(), Json(self.error.to_body())).into_response()
+        let note = self.log_note();
+        note.attach((self.status(), self.headers(), Json(self.error.to_body())).into_response())
     }
 }
 

@@ -5,7 +5,7 @@
 //! On shutdown every connection is asked to finish its request and close; whatever is still
 //! open after [`DRAIN`] is dropped, so a stuck client cannot hold the process.
 
-use super::config::Connections;
+use crate::relay::config::Connections;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -42,7 +42,12 @@ pub async fn serve(
     let mut connections = JoinSet::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .max_buf_size(limits.max_header_bytes.max(super::config::MIN_HEADER_BYTES) + 8192)
+        .max_buf_size(
+            limits
+                .max_header_bytes
+                .max(crate::relay::config::MIN_HEADER_BYTES)
+                + 8192,
+        )
         .max_header_size(limits.max_header_bytes)
         .header_read_timeout(Duration::from_secs(limits.header_timeout_secs));
     let body_timeout = Duration::from_secs(limits.body_timeout_secs);

@@ -9,7 +9,7 @@ use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 /// `Idempotency-Key`, on every route that sends.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header)]
-#[allow(dead_code)] // a declaration for the document; the handlers read the header themselves
+#[allow(dead_code)] // a declaration for the document; the `IdempotencyKey` extractor reads the header
 pub struct IdempotencyKey {
     /// 1–64 visible ASCII characters. A key repeated by the same token within 24 h after a 200
     /// returns that original response and enqueues nothing; a 4xx records nothing.
@@ -83,6 +83,14 @@ pub struct SendForm {
         pattern = r"^[\t\n\f\r ]*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[\t\n\f\r ]*$"
     )]
     ttl: Option<String>,
+    /// Replaces the owner's earlier notifications with this key: 1–64 of `A-Z a-z 0-9 . _ : -`
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        nullable = false,
+        pattern = "^[A-Za-z0-9._:-]{1,64}$"
+    )]
+    key: Option<String>,
 }
 
 /// Pushover's fields as JSON. `token` may be given here or as `Authorization: Bearer`; `user`,

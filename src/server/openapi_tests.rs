@@ -28,10 +28,16 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
 }
 
 /// Routes that are not API and so not in the document, each with the reason.
-const NOT_API: &[(&str, &str)] = &[(
-    "/app",
-    "the web app's static files (HTML, script, manifest, icons), served to browsers",
-)];
+const NOT_API: &[(&str, &str)] = &[
+    (
+        "/app",
+        "the web app's static files (HTML, script, manifest, icons), served to browsers",
+    ),
+    (
+        "/",
+        "the HTML page a browser opening the relay's address sees",
+    ),
+];
 
 /// (path, method) of every `.route(…)` in `router`, read from its source so that a route added
 /// there without annotations fails this test.
@@ -49,7 +55,11 @@ fn router_routes() -> Vec<(String, String)> {
                     || !chunk.as_bytes()[at - 1].is_ascii_alphanumeric()
                         && chunk.as_bytes()[at - 1] != b'_'
             });
-            if calls && !NOT_API.iter().any(|(prefix, _)| path.starts_with(prefix)) {
+            // A listed path and what lies below it ("/" is only itself).
+            let not_api = NOT_API.iter().any(|(listed, _)| {
+                path == *listed || *listed != "/" && path.starts_with(&format!("{listed}/"))
+            });
+            if calls && !not_api {
                 routes.push((path.to_owned(), method.to_owned()));
             }
         }
@@ -194,6 +204,7 @@ fn request_rules_the_relay_enforces_are_in_the_schema() {
     assert_eq!(send["title"]["minLength"], 1);
     assert_eq!(send["url_title"]["maxLength"], 32);
     assert_eq!(send["device"]["maxLength"], 256);
+    assert_eq!(send["key"]["pattern"], "^[A-Za-z0-9._:-]{1,64}$");
     // ttl is clamped, not refused: no bounds.
     assert!(send["ttl"].get("minimum").is_none() && send["ttl"].get("maximum").is_none());
     let priority = serde_json::to_string(&doc["components"]["schemas"]["Priority"]).unwrap();
@@ -264,7 +275,7 @@ fn every_url_field_documents_the_relays_url_rule() {
         let property = schemas.pointer(place).unwrap_or(&Value::Null);
         assert_eq!(
             property["pattern"],
-            crate::validate::url_rule::HTTP_URL_PATTERN,
+            crate::api::url_rule::HTTP_URL_PATTERN,
             "{place}"
         );
         assert_eq!(property["maxLength"], crate::api::MAX_URL_BYTES, "{place}");
@@ -317,5 +328,32 @@ proptest::proptest! {
                 "{} = {:?}", field, value
             );
         }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// SPEC §1.15: the `key` pattern the document shows (for JSON and form bodies) is exactly
+    /// the relay's rule, at the length boundary and for the characters around the allowed ones.
+    #[test]
+    fn the_key_pattern_is_exactly_what_the_relay_accepts(
+        key in "[A-Za-z0-9._:\\-/ ,;+@~\t\u{e9}]{0,66}",
+    ) {
+        let json_pattern = {
+            let doc = doc();
+            regex::Regex::new(doc["components"]["schemas"]["SendRequest"]["properties"]["key"]["pattern"].as_str().unwrap()).unwrap()
+        };
+        let relay_accepts = crate::validate::validate_send(
+            Some("application/json"),
+            serde_json::json!({"message": "m", "key": key}).to_string().as_bytes(),
+        )
+        .is_ok();
+        proptest::prop_assert_eq!(relay_accepts, json_pattern.is_match(&key), "json key = {:?}", key);
+        proptest::prop_assert_eq!(
+            form_field_accepted("key", &key),
+            SEND_FORM_PATTERNS["key"].is_match(&key),
+            "form key = {:?}", key
+        );
     }
 }

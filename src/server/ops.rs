@@ -1,5 +1,5 @@
-//! Operational endpoints (SPEC §1.11): health, metrics, the OpenAPI document, the RFC 9727
-//! API catalog, and the JSON answers for unknown routes and methods.
+//! Operational endpoints (SPEC §1.11): health, metrics, the RFC 9727 API catalog (the
+//! document itself is served by `openapi.rs`), and the JSON answers for unknown routes and methods.
 
 use super::AppState;
 use super::error::Failure;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 #[utoipa::path(get, path = "/health/live", tag = "operations", operation_id = "health_live",
     summary = "Liveness: the process is up",
-    responses((status = 200, description = "The process is up", body = super::openapi::Liveness)),
+    responses((status = 200, description = "The process is up", body = super::openapi_schemas::Liveness)),
     security(()))]
 pub async fn live() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
@@ -23,8 +23,8 @@ pub async fn live() -> Json<serde_json::Value> {
     summary = "Readiness: the store is reachable",
     description = "A relay without FCM credentials is ready (`fcm` is `disabled`); it holds android jobs.",
     responses(
-        (status = 200, description = "Ready", body = super::openapi::Readiness),
-        (status = 503, description = "The store is unreachable or its writes fail", body = super::openapi::Readiness)),
+        (status = 200, description = "Ready", body = super::openapi_schemas::Readiness),
+        (status = 503, description = "The store is unreachable or its writes fail", body = super::openapi_schemas::Readiness)),
     security(()))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let fcm = state.fcm_health().as_str();
@@ -55,18 +55,6 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(depth),
-    )
-        .into_response()
-}
-
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
-    summary = "This OpenAPI 3.1 document",
-    responses((status = 200, description = "The document", content_type = "application/json", body = Object)),
-    security(()))]
-pub async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        super::openapi::document(),
     )
         .into_response()
 }

@@ -4,15 +4,13 @@
 
 use super::AppState;
 use super::error::Failure;
+use super::extract::{CappedJson, ChargedIp};
 use crate::api::sealed::{encode, parse_public_key};
 use crate::api::stream::{PairRequest, PairResponse};
 use crate::api::{DeviceType, ErrorCode};
 use crate::store::{NewDevice, StoreError, WebPushAddress};
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
-use std::net::SocketAddr;
+use axum::extract::State;
 use std::sync::Arc;
 
 const MAX_LABEL_BYTES: usize = 64;
@@ -30,20 +28,9 @@ const MAX_LABEL_BYTES: usize = 64;
     security(()))]
 pub async fn pair(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    ChargedIp { now, .. }: ChargedIp,
+    CappedJson(req): CappedJson<PairRequest>,
 ) -> Result<Json<PairResponse>, Failure> {
-    let now = state.clock.now_ms();
-    state.charge_ip(peer, &headers, now).await?;
-    let bytes = super::body::read_capped(body).await?;
-    // Not the parser's message: it would echo its internals ("at line 1 column 9").
-    let req: PairRequest = serde_json::from_slice(&bytes).map_err(|_| {
-        Failure::new(
-            ErrorCode::InvalidBody,
-            "expected a JSON object {\"code\",\"type\",\"label\",\"fcm_token\"?,\"public_key\"?,\"subscription\"?}",
-        )
-    })?;
     let device_type = DeviceType::parse(&req.device_type).ok_or_else(|| {
         Failure::new(
             ErrorCode::InvalidBody,

@@ -1,18 +1,19 @@
 //! `POST /v1/messages.json` (and `/1/messages.json`): Pushover's field set mapped onto the
 //! canonical request, answered in Pushover's shape with the status /v1/send would give.
 
+use super::AppState;
 use super::error::{Failure, write_rate_headers};
-use super::send::{Accepted, accept, idempotency_key, replay};
-use super::{AppState, auth, body};
+use super::extract::{
+    ChargedIp, IdempotencyKey, MessageBody, Presented, authenticate_sender, invalid,
+};
+use super::send::{Accepted, accept, replay};
 use crate::api::{ErrorCode, Priority, ShimResponse};
 use crate::validate::normalize;
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, header::CONTENT_TYPE};
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub(super) const SHIM_KEYS: &[&str] = &[
@@ -33,12 +34,12 @@ pub(super) const SHIM_KEYS: &[&str] = &[
 #[utoipa::path(post, path = "/v1/messages.json", tag = "pushover", operation_id = "messages_json",
     summary = "Send through the Pushover-compatible shim",
     description = "Pushover's field set mapped onto `POST /v1/send`. Every failure answers `{\"status\":0,\"errors\":[\"<code>\"]}` with the status `/v1/send` would give; a 429 keeps `Retry-After` and the `X-RateLimit-*` headers.",
-    params(super::openapi::IdempotencyKey),
+    params(super::openapi_schemas::IdempotencyKey),
     request_body(description = "JSON, urlencoded or multipart; unknown fields are ignored",
         content(
-            (super::openapi::ShimRequest = "application/json"),
-            (super::openapi::ShimForm = "application/x-www-form-urlencoded"),
-            (super::openapi::ShimForm = "multipart/form-data"))),
+            (super::openapi_schemas::ShimRequest = "application/json"),
+            (super::openapi_schemas::ShimForm = "application/x-www-form-urlencoded"),
+            (super::openapi_schemas::ShimForm = "multipart/form-data"))),
     responses(
         (status = 200, description = "`{\"status\":1,\"request\":\"msg_…\"}`", body = crate::api::ShimResponse),
         (status = 400, description = "Validation failed (`errors` holds the code, e.g. `priority_emergency_unsupported`)", body = crate::api::ShimResponse),
@@ -48,25 +49,29 @@ pub(super) const SHIM_KEYS: &[&str] = &[
         (status = 429, description = "`rate_limit_exceeded`", body = crate::api::ShimResponse),
         (status = 500, description = "`internal_error`", body = crate::api::ShimResponse)),
     security((), ("bearer" = [])))]
+// Each extractor's refusal is kept (`Result`) and answered in Pushover's shape below, in
+// SPEC §1.7's order: per-IP, the body (its token may be inside), the token, the key.
 pub async fn messages_json(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    ip: Result<ChargedIp, Failure>,
+    header_token: Result<Presented, Failure>,
+    key: Result<IdempotencyKey, Failure>,
+    body: MessageBody,
 ) -> Response {
-    match handle(&state, peer, &headers, body).await {
+    match handle(&state, ip, header_token, key, body).await {
         // SPEC §1.8: every 200 carries the binding layer's headers, the shim's too.
         Ok(accepted) => {
             let mut headers = HeaderMap::new();
             if let Some(status) = &accepted.rate {
                 write_rate_headers(&mut headers, status);
             }
+            let note = accepted.log_note();
             let body = ShimResponse {
                 status: 1,
                 request: Some(accepted.id),
                 errors: None,
             };
-            (headers, Json(body)).into_response()
+            note.attach((headers, Json(body)).into_response())
         }
         Err(failure) => failure.into_shim_response(),
     }
@@ -74,27 +79,26 @@ pub async fn messages_json(
 
 async fn handle(
     state: &AppState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    body: Body,
+    ip: Result<ChargedIp, Failure>,
+    header_token: Result<Presented, Failure>,
+    key: Result<IdempotencyKey, Failure>,
+    body: MessageBody,
 ) -> Result<Accepted, Failure> {
-    let now = state.clock.now_ms();
-    let ip_statuses = state.charge_ip(peer, headers, now).await?;
-    let bytes = body::read_capped(body).await?;
-    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let mut fields = body::fields(content_type, bytes, SHIM_KEYS).await?;
+    let ip = ip?;
+    let mut fields = body.fields(SHIM_KEYS).await?;
     let token = match fields.remove("token") {
         Some(Value::String(token)) => token,
-        Some(_) => return Err(auth::invalid()),
-        None => auth::presented(headers, None)?.to_owned(),
+        Some(_) => return Err(invalid()),
+        None => header_token?.0,
     };
-    let sender = auth::authenticate_sender(state, &token).await?;
-    let key = idempotency_key(headers)?;
-    if let Some(replayed) = replay(state, &sender.token, key, &ip_statuses, now).await? {
+    let sender = authenticate_sender(state, &token).await?;
+    let IdempotencyKey(key) = key?;
+    let key = key.as_deref();
+    if let Some(replayed) = replay(state, &sender.token, key, &ip.statuses, ip.now).await? {
         return Ok(replayed);
     }
     let validated = normalize(&to_canonical(fields)?)?;
-    accept(state, sender, validated, ip_statuses, key, now).await
+    accept(state, sender, validated, ip.statuses, key, ip.now).await
 }
 
 /// Pushover fields → canonical fields. Only `priority` needs translating; `user`, `sound`,

@@ -5,55 +5,27 @@
 
 use super::AppState;
 use super::error::Failure;
+use super::extract::{CappedJson, DeviceAuth, LastEventId};
+use crate::api::ErrorCode;
 use crate::api::sealed;
 use crate::api::stream::SyncEventData;
 use crate::api::stream::{AckRequest, AckResponse};
-use crate::api::token::is_device_credential_format;
-use crate::api::{DeviceType, ErrorCode};
-use crate::store::{DeviceRecord, PayloadKind, StreamEvent};
+use crate::store::{PayloadKind, StreamEvent};
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The desktop stream's label in `reflecto_deliveries_total{channel}`.
+const DESKTOP_CHANNEL: &str = "desktop";
+
 /// Events fetched per store read.
 const PAGE: usize = 100;
 /// Re-check the store this often even without a wake-up (a send from another process).
 const RECHECK: Duration = Duration::from_secs(5);
-
-async fn device_of(state: &AppState, headers: &HeaderMap) -> Result<DeviceRecord, Failure> {
-    let credential = super::auth::presented(headers, None)?;
-    if !is_device_credential_format(credential) {
-        return Err(super::auth::invalid());
-    }
-    match state.store.authenticate_device(credential).await? {
-        Some(device) if device.device_type == DeviceType::Extension => Ok(device),
-        _ => Err(super::auth::invalid()),
-    }
-}
-
-/// Where a stream starts: after `Last-Event-ID`, or from the first unacked event.
-fn resume_after(headers: &HeaderMap) -> Result<i64, Failure> {
-    match headers.get("last-event-id") {
-        None => Ok(0),
-        // Read exactly as an ack id is, so the header takes what its documented pattern says
-        // (`-0` and a 19th digit were taken here and refused there).
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(crate::api::stream::EventId::seq_of_text)
-            .ok_or_else(|| {
-                Failure::new(
-                    ErrorCode::InvalidBody,
-                    "Last-Event-ID must be an event id from this stream",
-                )
-            }),
-    }
-}
 
 /// The `data:` of one event (SPEC §1.10, §1.12): the device's sealed box when it has one, else
 /// `{"id","envelope"}` in clear — the same bytes a sealed device finds inside its box.
@@ -86,10 +58,17 @@ fn event_data(event: &StreamEvent) -> Option<String> {
     security(("device" = [])))]
 pub async fn stream(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    DeviceAuth(device): DeviceAuth,
+    LastEventId(cursor): LastEventId,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Failure> {
-    let device = device_of(&state, &headers).await?;
-    let cursor = resume_after(&headers)?;
+    // Best effort: a stream is served even while the store cannot write.
+    if let Err(e) = state
+        .store
+        .mark_seen(&device.id, state.clock.now_ms())
+        .await
+    {
+        tracing::warn!(error = %e, "recording that a device was seen failed");
+    }
     let events = futures_util::stream::unfold(
         (state, device.id, cursor, Vec::new(), Instant::now()),
         |(state, device, mut cursor, mut buffered, mut checked)| async move {
@@ -163,17 +142,9 @@ pub async fn stream(
     security(("device" = [])))]
 pub async fn ack(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: axum::body::Body,
+    DeviceAuth(device): DeviceAuth,
+    CappedJson(request): CappedJson<AckRequest>,
 ) -> Result<Json<AckResponse>, Failure> {
-    let device = device_of(&state, &headers).await?;
-    let bytes = super::body::read_capped(body).await?;
-    let request: AckRequest = serde_json::from_slice(&bytes).map_err(|_| {
-        Failure::new(
-            ErrorCode::InvalidBody,
-            "expected {\"ids\":[event ids, as the stream's id strings or as numbers]}",
-        )
-    })?;
     let seqs = request
         .ids
         .iter()
@@ -185,33 +156,19 @@ pub async fn ack(
                 "every id must be an event id from this stream",
             )
         })?;
-    let acked = state
-        .store
-        .ack_stream_events(&device.id, seqs, state.clock.now_ms())
-        .await?;
-    Ok(Json(AckResponse { acked }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::resume_after;
-    use axum::http::{HeaderMap, HeaderValue};
-
-    fn resume(value: &str) -> Option<i64> {
-        let mut headers = HeaderMap::new();
-        headers.insert("last-event-id", HeaderValue::from_str(value).unwrap());
-        resume_after(&headers).ok()
+    let now = state.clock.now_ms();
+    let delivered = state.store.ack_stream_events(&device.id, seqs, now).await?;
+    if !delivered.is_empty() {
+        state.store.wakeups().wake_statuses();
     }
-
-    /// The documented pattern is `\+?[0-9]{1,18}` between tabs and spaces; the header was
-    /// parsed as any `i64`, so `-0` and 19 digits were taken though the document refused them.
-    #[test]
-    fn last_event_id_takes_exactly_what_its_pattern_documents() {
-        assert_eq!(resume_after(&HeaderMap::new()).ok(), Some(0));
-        assert_eq!(resume(" +42\t"), Some(42));
-        assert_eq!(resume(&"9".repeat(18)), Some(999_999_999_999_999_999));
-        for refused in ["-0", "-1", &"0".repeat(19), "4 2", "x", ""] {
-            assert_eq!(resume(refused), None, "{refused:?}");
-        }
+    // SPEC §2.5: the desktop stream is a delivery channel like the others in the metrics.
+    for accepted_at in &delivered {
+        state.metrics.delivery(DESKTOP_CHANNEL, "delivered");
+        state
+            .metrics
+            .dispatch_latency((now - accepted_at).max(0) as f64 / 1000.0);
     }
+    Ok(Json(AckResponse {
+        acked: delivered.len(),
+    }))
 }

@@ -1,22 +1,23 @@
 //! `GET /v1/token`: who the presented token is and how much quota it has left, so `reflecto
-//! login` can refuse a token the relay does not know before storing it. It charges nothing:
-//! checking a token must not cost a send.
+//! login` can refuse a token the relay does not know before storing it. A live token costs
+//! nothing (checking a token must not cost a send, nor a request of the per-IP layers); an
+//! unknown one is charged to the per-IP layers, as every refused read is (SPEC §1.8).
 
+use super::AppState;
 use super::error::{Failure, write_rate_headers};
+use super::extract::{IpChecked, TokenAuth};
 use super::limits::binding;
-use super::{AppState, auth, client_ip};
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::api::TokenInfo;
 
 #[utoipa::path(get, path = "/v1/token", tag = "tokens",
     summary = "Describe the presented token",
-    description = "The token's id, label, owner and scope, with the X-RateLimit-* headers of its binding layer. Charges no quota.",
+    description = "The token's id, label, owner and scope, with the X-RateLimit-* headers of its binding layer. A live token charges no quota (the per-IP limits are checked, not charged); a 401 is charged to the per-IP limits.",
     operation_id = "get_token",
     responses(
         (status = 200, body = TokenInfo, description = "the token is live",
@@ -27,33 +28,24 @@ use crate::api::TokenInfo;
     security(("bearer" = [])))]
 pub async fn token_info(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    handle(&state, peer, &headers)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    ip: IpChecked,
+    auth: Result<TokenAuth, Failure>,
+) -> Result<Response, Failure> {
+    let answer = describe(&state, &ip, auth).await;
+    ip.settle(&state, answer).await
 }
 
-async fn handle(
+/// The token's description with its binding layer; the per-IP layers were checked already.
+async fn describe(
     state: &AppState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
+    ip: &IpChecked,
+    auth: Result<TokenAuth, Failure>,
 ) -> Result<Response, Failure> {
-    let now = state.clock.now_ms();
-    let ip = client_ip(state, peer, headers);
-    let token = auth::authenticate(state, auth::presented(headers, None)?).await?;
+    let TokenAuth(token) = auth?;
     let statuses = state
         .store
-        .limit_statuses(ip, &token.id, token.user_id, now)
+        .limit_statuses(ip.ip, &token.id, token.user_id, ip.now)
         .await?;
-    // An exhausted per-IP layer refuses here as it would on a send; token layers only report.
-    if let Some(full) = statuses
-        .iter()
-        .find(|s| s.remaining == 0 && s.layer.is_per_ip())
-    {
-        return Err(Failure::rate_limited(*full, now));
-    }
     let info = TokenInfo {
         id: token.id,
         label: token.label,

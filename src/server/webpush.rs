@@ -4,12 +4,11 @@
 
 use super::AppState;
 use super::error::Failure;
+use super::extract::ChargedIp;
 use crate::api::ErrorCode;
 use crate::api::webpush::VapidPublicKey;
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
-use std::net::SocketAddr;
+use axum::extract::State;
 use std::sync::Arc;
 
 #[utoipa::path(get, path = "/v1/webpush/vapid", tag = "devices", operation_id = "get_vapid_key",
@@ -22,11 +21,8 @@ use std::sync::Arc;
     security(()))]
 pub async fn vapid(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _ip: ChargedIp,
 ) -> Result<Json<VapidPublicKey>, Failure> {
-    let now = state.clock.now_ms();
-    state.charge_ip(peer, &headers, now).await?;
     let public_key = state
         .vapid_public_key
         .clone()

@@ -52,6 +52,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "endpoint",
             "p256dh",
             "auth",
+            "last_seen_at",
         ],
     ),
     ("pairing_codes", &["code_hash", "user_id", "expires_at"]),
@@ -65,6 +66,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "envelope",
             "created_at",
             "expires_at",
+            "key",
         ],
     ),
     (

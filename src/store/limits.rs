@@ -43,15 +43,30 @@ pub struct Limits {
     pub ip_hour: u64,
 }
 
+impl Limits {
+    /// SPEC §1.8's default: a self-hosted relay is its operator's own, so a cron job or a
+    /// `--wait` never runs into a free tier's numbers.
+    pub const SELF_HOSTED: Limits = Limits {
+        token_burst: 60,
+        token_monthly: 0,
+        receiver_daily: 10_000,
+        ip_minute: 300,
+        ip_hour: 3000,
+    };
+
+    /// The hosted free tier (`--limits hosted`).
+    pub const HOSTED: Limits = Limits {
+        token_burst: 60,
+        token_monthly: 500,
+        receiver_daily: 1000,
+        ip_minute: 20,
+        ip_hour: 200,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            token_burst: 60,
-            token_monthly: 500,
-            receiver_daily: 1000,
-            ip_minute: 20,
-            ip_hour: 200,
-        }
+        Limits::SELF_HOSTED
     }
 }
 
@@ -289,6 +304,27 @@ impl RateLimiter {
         Ok(charged)
     }
 
+    /// Both per-IP layers' state, charging nothing; refused when one is exhausted (an
+    /// authenticated read is checked first and charged only if it fails).
+    pub fn peek_ip(&self, ip: IpAddr, now: i64) -> Result<Vec<LayerStatus>, Refusal> {
+        let l = self.limits;
+        let s = self.state.lock().expect("limiter poisoned");
+        let mut statuses = Vec::with_capacity(2);
+        for (layer, limit, logs, window) in [
+            (Layer::IpMinute, l.ip_minute, &s.ip_minute, MINUTE_MS),
+            (Layer::IpHour, l.ip_hour, &s.ip_hour, HOUR_MS),
+        ] {
+            if limit > 0 {
+                let mut log = logs.get(&ip).cloned().unwrap_or_default();
+                statuses.push(log.status(layer, limit, now, window));
+            }
+        }
+        match statuses.iter().find(|st| st.remaining == 0) {
+            Some(full) => Err(*full),
+            None => Ok(statuses),
+        }
+    }
+
     /// Step 6: token burst, token monthly and receiver daily — all checked, then all charged.
     pub fn check_and_charge_send(
         &self,
@@ -415,6 +451,35 @@ mod tests {
         assert!(
             rl.check_ip(IP, T0 + MINUTE_MS).is_ok(),
             "the oldest event left the window"
+        );
+    }
+
+    #[test]
+    fn peek_ip_reports_and_refuses_without_charging() {
+        let rl = limits(0, 0, 0, 2, 0);
+        for _ in 0..5 {
+            assert_eq!(rl.peek_ip(IP, T0).unwrap()[0].remaining, 2);
+        }
+        rl.check_ip(IP, T0).unwrap();
+        rl.check_ip(IP, T0 + 1).unwrap();
+        let refused = rl.peek_ip(IP, T0 + 2).unwrap_err();
+        assert_eq!(refused.layer, Layer::IpMinute);
+        assert!(limits(0, 0, 0, 0, 0).peek_ip(IP, T0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_default_is_self_hosted_and_hosted_is_the_free_tier() {
+        assert_eq!(Limits::default(), Limits::SELF_HOSTED);
+        assert_eq!(Limits::SELF_HOSTED.token_monthly, 0, "off");
+        assert_eq!(
+            Limits::HOSTED,
+            Limits {
+                token_burst: 60,
+                token_monthly: 500,
+                receiver_daily: 1000,
+                ip_minute: 20,
+                ip_hour: 200
+            }
         );
     }
 

@@ -4,8 +4,13 @@
 //! [`Store`] is a closed set of backends — SQLite in the data dir (the default, nothing to
 //! install) and PostgreSQL (SPEC §3: any number of relays on one database) — behind one set of
 //! async methods that say what the relay needs ("accept this send", "claim due jobs"), not how
-//! SQL does it. Records are in [`model`]; all SQL is in `sqlite/` and `postgres/`.
+//! SQL does it. Those methods are the store contract (`contract.rs`): each is declared once,
+//! with its documentation, in a crate-private trait per chapter of the conformance story that
+//! both backends implement, and the enum's forwarding method is derived from the same
+//! declaration. Records are in [`model`]; all SQL is in `sqlite/` and `postgres/`, each laid
+//! out in the same files, named after the story's chapters.
 
+mod contract;
 pub mod copy;
 pub mod limits;
 pub mod model;
@@ -22,10 +27,10 @@ pub use sqlite::DB_FILE;
 pub use wakeups::Wakeups;
 
 use crate::api::token::Secret;
-use limits::{LayerStatus, Limits, Refusal};
+use contract::{Basics, DevicesPairing, SendsLimits, UsersTokens};
+use limits::Limits;
 use postgres::PgStore;
 use sqlite::SqliteStore;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -130,6 +135,8 @@ macro_rules! each {
     };
 }
 
+/// The operations of the contract ([`contract`]) forward to the backend by themselves; these
+/// are the ones that open a store, or add what is the same on every backend above it.
 impl Store {
     /// Opens (creating and migrating if needed) the store. `limits` are the relay's configured
     /// rate limits; `now` is when its persistent counters are read back.
@@ -151,6 +158,17 @@ impl Store {
         each!(self, b => b.wakeups())
     }
 
+    /// Whether the last write failed for a store fault (not for a refused request).
+    pub fn writes_failing(&self) -> bool {
+        each!(self, b => b.writes_failing())
+    }
+
+    /// For tests and operations drills: while `on`, every write fails as a full disk would,
+    /// before touching the database. Nothing already committed is affected.
+    pub fn inject_write_fault(&self, on: bool) {
+        each!(self, b => b.inject_write_fault(on))
+    }
+
     /// Whether jobs may be leased by other processes (several relays on one database): then a
     /// relay never takes back leases at start, it waits for them to expire.
     pub fn is_shared(&self) -> bool {
@@ -164,30 +182,6 @@ impl Store {
             Store::Sqlite(_) => None,
             Store::Postgres(_) => Some(std::time::Duration::from_secs(1)),
         }
-    }
-
-    // ---- health ----
-
-    /// A cheap liveness probe: one read.
-    pub async fn ping(&self) -> Result<()> {
-        each!(self, b => b.ping().await)
-    }
-
-    /// The readiness probe of `/health/ready`: a real write, so a full disk or a failing
-    /// database shows here, and clears here once it heals.
-    pub async fn probe_write(&self, now: i64) -> Result<()> {
-        each!(self, b => b.probe_write(now).await)
-    }
-
-    /// Whether the last write failed for a store fault (not for a refused request).
-    pub fn writes_failing(&self) -> bool {
-        each!(self, b => b.writes_failing())
-    }
-
-    /// For tests and operations drills: while `on`, every write fails as a full disk would,
-    /// before touching the database. Nothing already committed is affected.
-    pub fn inject_write_fault(&self, on: bool) {
-        each!(self, b => b.inject_write_fault(on))
     }
 
     /// A consistent copy of an SQLite store while the relay runs (SPEC §1.14); PostgreSQL's
@@ -206,25 +200,6 @@ impl Store {
         }
     }
 
-    // ---- users, tokens ----
-
-    pub async fn add_user(&self, name: &str, now: i64) -> Result<UserRecord> {
-        each!(self, b => b.add_user(name, now).await)
-    }
-
-    pub async fn list_users(&self) -> Result<Vec<UserRecord>> {
-        each!(self, b => b.list_users().await)
-    }
-
-    pub async fn user_by_name(&self, name: &str) -> Result<UserRecord> {
-        each!(self, b => b.user_by_name(name).await)
-    }
-
-    /// Removes a user with their tokens, devices, codes and messages.
-    pub async fn remove_user(&self, name: &str) -> Result<()> {
-        each!(self, b => b.remove_user(name).await)
-    }
-
     /// Creates a token and returns it: the only time its secret exists outside the caller.
     pub async fn create_token(&self, new: NewToken, now: i64) -> Result<(TokenRecord, Secret)> {
         let owner = self.user_by_name(&new.user).await?;
@@ -241,27 +216,6 @@ impl Store {
         each!(self, b => b.list_tokens(user).await)
     }
 
-    pub async fn revoke_token(&self, id: &str, now: i64) -> Result<()> {
-        each!(self, b => b.revoke_token(id, now).await)
-    }
-
-    /// The live token with this secret, if any (revoked tokens are returned with `revoked`).
-    pub async fn authenticate_token(&self, secret: &str) -> Result<Option<TokenRecord>> {
-        each!(self, b => b.authenticate_token(secret).await)
-    }
-
-    /// The live token with this secret and its owner's reachable devices (the send path's
-    /// one lookup).
-    pub async fn authenticate_sender(&self, secret: &str) -> Result<Option<Sender>> {
-        each!(self, b => b.authenticate_sender(secret).await)
-    }
-
-    // ---- devices, pairing ----
-
-    pub async fn add_device(&self, user: &str, new: NewDevice, now: i64) -> Result<PairOutcome> {
-        each!(self, b => b.add_device(user, new, now).await)
-    }
-
     /// Every device, or one user's (an unknown user is `NotFound`, not an empty list).
     pub async fn list_devices(&self, user: Option<&str>) -> Result<Vec<DeviceRecord>> {
         if let Some(user) = user {
@@ -270,64 +224,8 @@ impl Store {
         each!(self, b => b.list_devices(user).await)
     }
 
-    /// The devices a send to this user can target.
-    pub async fn reachable_devices_of(&self, user_id: i64) -> Result<Vec<DeviceRecord>> {
-        each!(self, b => b.reachable_devices_of(user_id).await)
-    }
-
-    pub async fn device(&self, id: &str) -> Result<Option<DeviceRecord>> {
-        each!(self, b => b.device(id).await)
-    }
-
-    /// Removes a device; its open jobs fail and its streams end.
-    pub async fn remove_device(&self, id: &str, now: i64) -> Result<()> {
-        each!(self, b => b.remove_device(id, now).await)
-    }
-
-    pub async fn authenticate_device(&self, credential: &str) -> Result<Option<DeviceRecord>> {
-        each!(self, b => b.authenticate_device(credential).await)
-    }
-
-    /// A fresh 6-digit code for `user`, valid 10 minutes.
-    pub async fn create_pair_code(&self, user: &str, now: i64) -> Result<String> {
-        each!(self, b => b.create_pair_code(user, now).await)
-    }
-
-    /// Redeems a code for a new device (SPEC §1.9), counting failures across every relay.
-    pub async fn redeem_pair_code(
-        &self,
-        code: &str,
-        new: NewDevice,
-        now: i64,
-    ) -> Result<PairOutcome> {
-        each!(self, b => b.redeem_pair_code(code, new, now).await)
-    }
-
-    // ---- sends, rate limits ----
-
-    /// Step 1 of SPEC §1.7: both per-IP layers, charged together when both have room.
-    pub async fn charge_ip(
-        &self,
-        ip: IpAddr,
-        now: i64,
-    ) -> Result<Result<Vec<LayerStatus>, Refusal>> {
-        each!(self, b => b.charge_ip(ip, now).await)
-    }
-
-    /// Every enabled layer's state for one caller, charging nothing (`GET /v1/token`).
-    pub async fn limit_statuses(
-        &self,
-        ip: IpAddr,
-        token_id: &str,
-        receiver: i64,
-        now: i64,
-    ) -> Result<Vec<LayerStatus>> {
-        each!(self, b => b.limit_statuses(ip, token_id, receiver, now).await)
-    }
-
-    /// Steps 6–7 of SPEC §1.7 in one commit: an earlier response for the same
-    /// `Idempotency-Key` is replayed; otherwise the token and receiver layers are checked, all
-    /// charged only if all pass, and the message with one job per target is committed.
+    /// Steps 6–7 of SPEC §1.7 in one commit (see [`SendsLimits::accept_send`]); a target
+    /// without a payload of its own needs the envelope.
     pub async fn accept_send(&self, send: NewSend) -> Result<AcceptOutcome> {
         if send.envelope.is_none() && send.targets.iter().any(|t| t.payload.is_none()) {
             return Err(StoreError::Conflict(
@@ -335,110 +233,6 @@ impl Store {
             ));
         }
         each!(self, b => b.accept_send(send).await)
-    }
-
-    /// The response stored for this token and key within the last 24 h.
-    pub async fn idempotent_response(
-        &self,
-        token_id: &str,
-        key: &str,
-        now: i64,
-    ) -> Result<Option<StoredResponse>> {
-        each!(self, b => b.idempotent_response(token_id, key, now).await)
-    }
-
-    /// Per-device delivery state of a message of this owner (`GET /v1/messages/{id}`).
-    pub async fn message_status(&self, id: &str, user_id: i64) -> Result<Option<MessageStatus>> {
-        each!(self, b => b.message_status(id, user_id).await)
-    }
-
-    // ---- the queue ----
-
-    /// Leases up to `limit` due jobs of the given channels for `lease_ms`; on a shared
-    /// database also jobs whose lease expired (their relay died).
-    pub async fn claim_due(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: i64,
-        channels: &[Channel],
-    ) -> Result<Vec<ClaimedJob>> {
-        each!(self, b => b.claim_due(now, limit, lease_ms, channels).await)
-    }
-
-    /// Makes jobs whose lease ended before `lease_cutoff` claimable now.
-    pub async fn recover_expired_leases(&self, lease_cutoff: i64, now: i64) -> Result<usize> {
-        each!(self, b => b.recover_expired_leases(lease_cutoff, now).await)
-    }
-
-    /// Extends to `until` the leases of these jobs that are still leased: the worker working
-    /// on them is alive, so no other relay may take them over yet.
-    pub async fn renew_leases(&self, job_ids: Vec<i64>, until: i64) -> Result<()> {
-        each!(self, b => b.renew_leases(job_ids, until).await)
-    }
-
-    /// Records the outcomes of a batch of attempts in one commit. An outcome lands only on a
-    /// job still leased: a stalled relay's late result cannot undo a job another relay took
-    /// over and finished.
-    pub async fn complete_jobs(&self, outcomes: Vec<(i64, JobOutcome)>, now: i64) -> Result<()> {
-        each!(self, b => b.complete_jobs(outcomes, now).await)
-    }
-
-    /// Expires waiting jobs whose ttl ran out.
-    pub async fn expire_jobs(&self, now: i64) -> Result<usize> {
-        each!(self, b => b.expire_jobs(now).await)
-    }
-
-    /// When the next job of the given channels falls due, if any is queued.
-    pub async fn next_due_at(&self, channels: &[Channel]) -> Result<Option<i64>> {
-        each!(self, b => b.next_due_at(channels).await)
-    }
-
-    /// Jobs not yet final: the queue depth metric.
-    pub async fn queue_depth(&self) -> Result<i64> {
-        each!(self, b => b.queue_depth().await)
-    }
-
-    /// An extension device's unacknowledged events after `after_seq`, in order.
-    pub async fn stream_events(
-        &self,
-        device_id: &str,
-        after_seq: i64,
-        limit: usize,
-    ) -> Result<Vec<StreamEvent>> {
-        each!(self, b => b.stream_events(device_id, after_seq, limit).await)
-    }
-
-    /// Marks the device's events with these sequence numbers delivered; returns how many were.
-    pub async fn ack_stream_events(
-        &self,
-        device_id: &str,
-        seqs: Vec<i64>,
-        now: i64,
-    ) -> Result<usize> {
-        each!(self, b => b.ack_stream_events(device_id, seqs, now).await)
-    }
-
-    // ---- upkeep ----
-
-    /// Deletes up to `limit` messages finished at or before `cutoff`, with their jobs.
-    pub async fn prune_finished(&self, cutoff: i64, limit: usize) -> Result<usize> {
-        each!(self, b => b.prune_finished(cutoff, limit).await)
-    }
-
-    /// Drops rows no window needs any more (idempotency keys, old sends, pairing failures).
-    pub async fn prune(&self, now: i64) -> Result<()> {
-        each!(self, b => b.prune(now).await)
-    }
-
-    /// Forgets rate-limit windows that emptied.
-    pub async fn sweep_limits(&self, now: i64) -> Result<()> {
-        each!(self, b => b.sweep_limits(now).await)
-    }
-
-    /// The relay's VAPID private key: the stored one, or `fresh` stored now if none is.
-    pub async fn vapid_private_key(&self, fresh: [u8; 32], now: i64) -> Result<Vec<u8>> {
-        each!(self, b => b.vapid_private_key(fresh, now).await)
     }
 }
 

@@ -3,6 +3,7 @@
 //! `postgres/`.
 
 use super::limits::{LayerStatus, Refusal};
+use crate::api::status::DeliveryState;
 use crate::api::token::Secret;
 use crate::api::{DeviceType, Priority};
 use serde::Serialize;
@@ -17,16 +18,23 @@ pub enum JobState {
     Delivered,
     Failed,
     Expired,
+    /// A later send with the same key replaced the message before this job ended (SPEC
+    /// §1.15); final, never delivered or retried.
+    Superseded,
+    /// The sender cleared the message before this job ended (SPEC §1.15); final.
+    Cancelled,
 }
 
 impl JobState {
-    pub const ALL: [JobState; 6] = [
+    pub const ALL: [JobState; 8] = [
         JobState::Queued,
         JobState::Leased,
         JobState::Pending,
         JobState::Delivered,
         JobState::Failed,
         JobState::Expired,
+        JobState::Superseded,
+        JobState::Cancelled,
     ];
 
     /// The stored name (`jobs.state`).
@@ -38,11 +46,25 @@ impl JobState {
             JobState::Delivered => "delivered",
             JobState::Failed => "failed",
             JobState::Expired => "expired",
+            JobState::Superseded => "superseded",
+            JobState::Cancelled => "cancelled",
         }
     }
 
     pub fn parse(s: &str) -> Option<JobState> {
         JobState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// What the sender sees of a job in this state: waiting in any form is `queued`.
+    pub fn shown(self) -> DeliveryState {
+        match self {
+            JobState::Queued | JobState::Leased | JobState::Pending => DeliveryState::Queued,
+            JobState::Delivered => DeliveryState::Delivered,
+            JobState::Failed => DeliveryState::Failed,
+            JobState::Expired => DeliveryState::Expired,
+            JobState::Superseded => DeliveryState::Superseded,
+            JobState::Cancelled => DeliveryState::Cancelled,
+        }
     }
 
     /// Where a new job of this device type starts.
@@ -145,6 +167,9 @@ impl std::fmt::Debug for JobPayload {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedJob {
     pub job_id: i64,
+    /// Which claim of this job this is: an outcome or a renewal lands only under the lease it
+    /// was claimed with ([`ClaimedJob::lease`]).
+    pub lease_token: i64,
     pub message_id: String,
     pub device_id: String,
     pub channel: Channel,
@@ -160,6 +185,27 @@ pub struct ClaimedJob {
     pub attempts: i64,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The send's key (SPEC §1.15): FCM's collapse key, Web Push's `Topic`.
+    pub key: Option<String>,
+}
+
+impl ClaimedJob {
+    /// The lease this claim holds, to renew it or record the attempt's outcome.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            job_id: self.job_id,
+            token: self.lease_token,
+        }
+    }
+}
+
+/// One claim of a job: the job and a token that changes at every claim. A relay that stalled
+/// past its lease holds a token the job no longer has, so its late outcome or renewal cannot
+/// land on the lease another relay took since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub job_id: i64,
+    pub token: i64,
 }
 
 /// What became of one delivery attempt.
@@ -209,6 +255,9 @@ pub struct NewSend {
     pub idempotency: Option<(String, StoredResponse)>,
     /// Set at most about once a minute per token, to keep the hot path lean.
     pub touch_token: bool,
+    /// The send's `key` (SPEC §1.15): the owner's earlier messages with it are superseded in
+    /// the same commit.
+    pub key: Option<String>,
 }
 
 /// One target device of a send, with the payload prepared for it alone, if any.
@@ -252,20 +301,48 @@ pub enum AcceptOutcome {
 
 /// One device's delivery of a message, as `GET /v1/messages/{id}` shows it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryState {
+pub struct Delivery {
     pub device_id: String,
-    pub device_type: String,
-    pub state: String,
+    /// The device's label, so a sender recognises it (`None` once the device is removed).
+    pub label: Option<String>,
+    pub device_type: DeviceType,
+    pub state: DeliveryState,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub next_attempt_at: Option<i64>,
+}
+
+impl Delivery {
+    /// One job as its sender sees it: waiting in any form shows as `queued`, and only a job
+    /// waiting in the queue has a next attempt time (`run_at`).
+    pub fn of_job(
+        device_id: String,
+        label: Option<String>,
+        device_type: DeviceType,
+        state: JobState,
+        attempts: i64,
+        last_error: Option<String>,
+        run_at: i64,
+    ) -> Delivery {
+        Delivery {
+            device_id,
+            label,
+            device_type,
+            state: state.shown(),
+            attempts,
+            last_error,
+            next_attempt_at: (state == JobState::Queued).then_some(run_at),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageStatus {
     pub id: String,
     pub created_at: i64,
-    pub deliveries: Vec<DeliveryState>,
+    /// The send's `key`, if it had one (SPEC §1.15).
+    pub key: Option<String>,
+    pub deliveries: Vec<Delivery>,
 }
 
 /// Idempotency keys are honoured this long.
@@ -292,6 +369,9 @@ pub struct DeviceRecord {
     pub public_key: Option<String>,
     pub reachable: bool,
     pub created_at: i64,
+    /// When the device last showed it is there (its stream connected or it acked, a push or
+    /// FCM send to it was accepted); `None`: never.
+    pub last_seen_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

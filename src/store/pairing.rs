@@ -81,6 +81,7 @@ impl PreparedDevice {
             public_key: self.public_key,
             reachable: true,
             created_at: now,
+            last_seen_at: None,
         };
         PairOutcome {
             device,

@@ -1,5 +1,5 @@
-//! Wake-ups after a commit: the delivery worker when jobs became due, and the desktop streams
-//! of the devices that got an event. In-process `Notify`s; on PostgreSQL the store also feeds
+//! Wake-ups after a commit: the delivery worker when jobs became due, the desktop streams
+//! of the devices that got an event, and the status long polls when a delivery changed. In-process `Notify`s; on PostgreSQL the store also feeds
 //! them from `LISTEN`, so a send accepted by another relay wakes this relay's streams.
 
 use super::model::{Channel, Target};
@@ -17,6 +17,9 @@ pub struct Wakeups {
     worker_channels: Mutex<Vec<Channel>>,
     /// One `Notify` per device with an open stream, shared by that device's streams.
     streams: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Every held `GET /v1/messages/{id}`: one for all, since a delivery's outcome, an ack and
+    /// an expiry each know jobs, not the messages being watched; a waiter re-reads its own.
+    statuses: Notify,
 }
 
 impl Wakeups {
@@ -51,6 +54,18 @@ impl Wakeups {
                 notify.notify_waiters();
             }
         }
+    }
+
+    /// Resolves after the next [`Wakeups::wake_statuses`] following its creation (create it
+    /// before reading the status, so a change in between is not missed).
+    pub fn statuses(&self) -> Notified<'_> {
+        self.statuses.notified()
+    }
+
+    /// Some delivery changed state (an outcome, an ack, an expiry, a removed device): the
+    /// held status requests look again.
+    pub fn wake_statuses(&self) {
+        self.statuses.notify_waiters();
     }
 
     /// Every stream and the worker: after wake-ups may have been lost (a listener reconnect).
@@ -106,6 +121,22 @@ mod tests {
         let woken = wakeups.deliveries();
         tokio::pin!(woken);
         assert!(futures_util::poll!(woken.as_mut()).is_ready());
+    }
+
+    #[tokio::test]
+    async fn a_status_change_wakes_every_waiter_registered_before_it() {
+        let wakeups = Wakeups::default();
+        let first = wakeups.statuses();
+        let second = wakeups.statuses();
+        wakeups.wake_statuses();
+        let late = wakeups.statuses();
+        tokio::pin!(first, second, late);
+        assert!(futures_util::poll!(first.as_mut()).is_ready());
+        assert!(futures_util::poll!(second.as_mut()).is_ready());
+        assert!(
+            futures_util::poll!(late.as_mut()).is_pending(),
+            "nothing is kept"
+        );
     }
 
     #[tokio::test]

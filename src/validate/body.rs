@@ -48,7 +48,16 @@ pub fn parse_body(
     body: &[u8],
     known: &[&str],
 ) -> Result<Map<String, Value>, ApiError> {
-    match BodyKind::of(content_type) {
+    parse_kind(&BodyKind::of(content_type), body, known)
+}
+
+/// [`parse_body`] for a body whose encoding was already decided.
+pub fn parse_kind(
+    kind: &BodyKind,
+    body: &[u8],
+    known: &[&str],
+) -> Result<Map<String, Value>, ApiError> {
+    match kind {
         BodyKind::Json => match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(map),
             Ok(_) => Err(invalid_body("body must be a JSON object")),

@@ -3,24 +3,24 @@
 
 use crate::api::{DeviceType, Warning};
 
-/// What selection needs to know about a device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceRef {
-    pub id: String,
-    pub label: String,
-    pub device_type: DeviceType,
+/// What selection needs to know about a device; the caller's own device type implements it,
+/// so the devices selected are the caller's, not copies.
+pub trait Selectable {
+    fn id(&self) -> &str;
+    fn label(&self) -> &str;
+    fn device_type(&self) -> DeviceType;
 }
 
 /// Does one selector entry (already trimmed) match this device?
-fn entry_matches(entry: &str, device: &DeviceRef) -> bool {
+fn entry_matches(entry: &str, device: &impl Selectable) -> bool {
     let lower = entry.to_lowercase();
     match lower.as_str() {
         "all" => true,
-        "mobile" | "phone" => device.device_type == DeviceType::Android,
-        "desktop" => device.device_type == DeviceType::Extension,
-        "web" => device.device_type == DeviceType::Webpush,
-        _ if lower.starts_with("dev_") && device.id.eq_ignore_ascii_case(entry) => true,
-        _ => device.label.to_lowercase() == lower,
+        "mobile" | "phone" => device.device_type() == DeviceType::Android,
+        "desktop" => device.device_type() == DeviceType::Extension,
+        "web" => device.device_type() == DeviceType::Webpush,
+        _ if lower.starts_with("dev_") && device.id().eq_ignore_ascii_case(entry) => true,
+        _ => device.label().to_lowercase() == lower,
     }
 }
 
@@ -33,13 +33,13 @@ fn entries(selector: &str) -> impl Iterator<Item = &str> {
 
 /// Resolves `selector` against the owner's devices, then drops what the token's scope does
 /// not reach. Result order follows `devices`; ids are de-duplicated.
-pub fn select(
+pub fn select<'a, D: Selectable>(
     selector: &str,
-    devices: &[DeviceRef],
+    devices: &'a [D],
     scope: Option<&str>,
     token_label: &str,
     warnings: &mut Vec<Warning>,
-) -> Vec<DeviceRef> {
+) -> Vec<&'a D> {
     if devices.is_empty() {
         warnings.push(Warning::NoPairedDevices);
         return Vec::new();
@@ -71,9 +71,9 @@ pub fn select(
     for (device, _) in devices.iter().zip(&chosen).filter(|(_, c)| **c) {
         let in_scope = scope.is_none_or(|scope| entries(scope).any(|e| entry_matches(e, device)));
         if in_scope {
-            selected.push(device.clone());
+            selected.push(device);
         } else {
-            dropped.push(device.id.clone());
+            dropped.push(device.id().to_owned());
         }
     }
     if !dropped.is_empty() {
@@ -88,6 +88,25 @@ pub fn select(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct DeviceRef {
+        id: String,
+        label: String,
+        device_type: DeviceType,
+    }
+
+    impl Selectable for DeviceRef {
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn label(&self) -> &str {
+            &self.label
+        }
+        fn device_type(&self) -> DeviceType {
+            self.device_type
+        }
+    }
 
     fn dev(id: &str, label: &str, t: DeviceType) -> DeviceRef {
         DeviceRef {
@@ -105,13 +124,15 @@ mod tests {
         ]
     }
 
-    fn ids(devs: &[DeviceRef]) -> Vec<&str> {
-        devs.iter().map(|d| &d.id[d.id.len() - 1..]).collect()
+    fn ids<'a>(devs: impl IntoIterator<Item = &'a DeviceRef>) -> Vec<&'a str> {
+        devs.into_iter().map(|d| &d.id[d.id.len() - 1..]).collect()
     }
 
     fn run(selector: &str, scope: Option<&str>) -> (Vec<DeviceRef>, Vec<String>) {
         let mut w = Vec::new();
-        let got = select(selector, &fleet(), scope, "ci", &mut w);
+        let fleet = fleet();
+        let got = select(selector, &fleet, scope, "ci", &mut w);
+        let got = got.into_iter().cloned().collect();
         (got, w.iter().map(ToString::to_string).collect())
     }
 
@@ -128,9 +149,9 @@ mod tests {
         let mut devices = fleet();
         devices.push(dev("dev_0000000000000004", "browser", DeviceType::Webpush));
         let mut w = Vec::new();
-        assert_eq!(ids(&select("WEB", &devices, None, "ci", &mut w)), ["4"]);
+        assert_eq!(ids(select("WEB", &devices, None, "ci", &mut w)), ["4"]);
         assert_eq!(
-            ids(&select("mobile,web", &devices, None, "ci", &mut w)),
+            ids(select("mobile,web", &devices, None, "ci", &mut w)),
             ["1", "3", "4"]
         );
         assert!(w.is_empty());
@@ -167,7 +188,7 @@ mod tests {
     #[test]
     fn no_devices() {
         let mut w = Vec::new();
-        assert!(select("all", &[], None, "ci", &mut w).is_empty());
+        assert!(select::<DeviceRef>("all", &[], None, "ci", &mut w).is_empty());
         assert_eq!(w, [Warning::NoPairedDevices]);
     }
 

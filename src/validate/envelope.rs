@@ -1,45 +1,19 @@
-//! The envelope that is queued and delivered (SPEC §1.1): the validated payload plus its
-//! source, serialized compactly and held to 2048 bytes.
+//! The envelope's size rule (SPEC §1.1): the queued JSON ([`Envelope`], a wire type) held to
+//! 2048 bytes.
 
-use crate::api::{ApiError, ErrorCode, MAX_ENVELOPE_BYTES, SendRequest};
-use serde::{Deserialize, Serialize};
+use crate::api::{ApiError, Envelope, ErrorCode, MAX_ENVELOPE_BYTES, SendRequest};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub payload: SendRequest,
-    pub source: String,
-}
-
-impl Envelope {
-    pub fn notification(payload: SendRequest, source: impl Into<String>) -> Envelope {
-        Envelope {
-            kind: "notification".to_owned(),
-            payload,
-            source: source.into(),
-        }
+/// The envelope's compact JSON, size-checked: 413 `payload_too_large` with its size.
+pub fn build_envelope(payload: &SendRequest, source: &str) -> Result<String, ApiError> {
+    let json = Envelope::notification_json(payload, source).map_err(|_| ApiError::internal())?;
+    if json.len() > MAX_ENVELOPE_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("Payload exceeds {MAX_ENVELOPE_BYTES} byte limit"),
+        )
+        .with_details(serde_json::json!({ "size": json.len(), "max": MAX_ENVELOPE_BYTES })));
     }
-
-    /// The compact serialization, or 413 `payload_too_large` with its size.
-    pub fn to_json_checked(&self) -> Result<String, ApiError> {
-        let json = serde_json::to_string(self).map_err(|_| ApiError::internal())?;
-        if json.len() > MAX_ENVELOPE_BYTES {
-            return Err(ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("Payload exceeds {MAX_ENVELOPE_BYTES} byte limit"),
-            )
-            .with_details(serde_json::json!({ "size": json.len(), "max": MAX_ENVELOPE_BYTES })));
-        }
-        Ok(json)
-    }
-}
-
-/// Builds and size-checks the envelope in one step.
-pub fn build_envelope(payload: SendRequest, source: &str) -> Result<(Envelope, String), ApiError> {
-    let envelope = Envelope::notification(payload, source);
-    let json = envelope.to_json_checked()?;
-    Ok((envelope, json))
+    Ok(json)
 }
 
 #[cfg(test)]
@@ -54,7 +28,7 @@ mod tests {
             priority: Some(Priority::High),
             ..Default::default()
         };
-        let (_, json) = build_envelope(req, "ci").unwrap();
+        let json = build_envelope(&req, "ci").unwrap();
         assert_eq!(
             json,
             r#"{"type":"notification","payload":{"message":"hi","priority":"high"},"source":"ci"}"#
@@ -69,7 +43,7 @@ mod tests {
             url: Some(format!("https://a.b/{}", "p".repeat(490))),
             ..Default::default()
         };
-        let err = build_envelope(req, "src").unwrap_err();
+        let err = build_envelope(&req, "src").unwrap_err();
         assert_eq!(err.code, ErrorCode::PayloadTooLarge);
         assert_eq!(err.message, "Payload exceeds 2048 byte limit");
         let details = err.details.unwrap();
@@ -79,36 +53,17 @@ mod tests {
 
     #[test]
     fn exactly_2048_passes_and_2049_fails() {
-        let base = build_envelope(
-            SendRequest {
-                message: "x".into(),
-                ..Default::default()
-            },
-            "",
-        )
-        .unwrap()
-        .1
-        .len();
+        let x = SendRequest {
+            message: "x".into(),
+            ..Default::default()
+        };
+        let base = build_envelope(&x, "").unwrap().len();
         // Grow the source until the envelope is exactly at the cap.
         let at_cap = "s".repeat(MAX_ENVELOPE_BYTES - base);
-        let ok = build_envelope(
-            SendRequest {
-                message: "x".into(),
-                ..Default::default()
-            },
-            &at_cap,
-        )
-        .unwrap();
-        assert_eq!(ok.1.len(), MAX_ENVELOPE_BYTES);
+        let ok = build_envelope(&x, &at_cap).unwrap();
+        assert_eq!(ok.len(), MAX_ENVELOPE_BYTES);
         let over = format!("{at_cap}s");
-        let err = build_envelope(
-            SendRequest {
-                message: "x".into(),
-                ..Default::default()
-            },
-            &over,
-        )
-        .unwrap_err();
+        let err = build_envelope(&x, &over).unwrap_err();
         assert_eq!(err.details.unwrap()["size"], MAX_ENVELOPE_BYTES + 1);
     }
 }

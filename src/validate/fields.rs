@@ -5,8 +5,8 @@
 use super::truncate_utf8;
 use crate::api::{
     Action, ApiError, ErrorCode, MAX_ACTION_LABEL_BYTES, MAX_ACTIONS, MAX_DEVICE_CHARS,
-    MAX_MESSAGE_BYTES, MAX_TAG_BYTES, MAX_TAGS, MAX_TITLE_BYTES, MAX_TTL_SECONDS, MAX_URL_BYTES,
-    MAX_URL_TITLE_BYTES, Priority, SendRequest, Warning,
+    MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_TAG_BYTES, MAX_TAGS, MAX_TITLE_BYTES, MAX_TTL_SECONDS,
+    MAX_URL_BYTES, MAX_URL_TITLE_BYTES, Priority, SendRequest, Warning,
 };
 use serde_json::{Map, Value};
 
@@ -22,6 +22,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "device",
     "markdown",
     "ttl",
+    "key",
 ];
 
 /// A request that passed the field rules, with the warnings for what was changed.
@@ -48,6 +49,7 @@ pub fn normalize(fields: &Map<String, Value>) -> Result<Validated, ApiError> {
         device: device(get(fields, "device"))?,
         markdown: markdown(get(fields, "markdown"))?,
         ttl: ttl(get(fields, "ttl"))?,
+        key: key(get(fields, "key"))?,
     };
     Ok(Validated { request, warnings })
 }
@@ -193,7 +195,7 @@ fn http_url(candidate: &str, what: &str, code: ErrorCode) -> Result<String, ApiE
             MAX_URL_BYTES,
         ));
     }
-    match super::url_rule::accept_http_url(candidate) {
+    match crate::api::url_rule::accept_http_url(candidate) {
         Some(url) => Ok(url.to_owned()),
         None => Err(ApiError::new(
             code,
@@ -331,6 +333,29 @@ fn ttl(value: Option<&Value>) -> Result<Option<u64>, ApiError> {
             "ttl must be a number of seconds",
         )),
     }
+}
+
+/// SPEC §1.15: 1–64 bytes of `[A-Za-z0-9._:-]` (the pattern `/openapi.json` shows); a value
+/// of another type is a malformed body, as for every field.
+fn key(value: Option<&Value>) -> Result<Option<String>, ApiError> {
+    let key = match value {
+        None => return Ok(None),
+        Some(Value::String(key)) => key,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidBody,
+                "key must be a string",
+            ));
+        }
+    };
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-');
+    if key.is_empty() || key.len() > MAX_KEY_BYTES || !key.bytes().all(allowed) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidKey,
+            format!("key must be 1–{MAX_KEY_BYTES} bytes of A-Z a-z 0-9 . _ : -"),
+        ));
+    }
+    Ok(Some(key.clone()))
 }
 
 #[cfg(test)]

@@ -314,6 +314,44 @@ fn ttl_floored_and_clamped() {
 }
 
 #[test]
+fn key_rules() {
+    let key = |v: Value| check(json!({"message": "m", "key": v})).map(|v| v.request.key);
+    assert_eq!(key(json!("build-42")).unwrap().as_deref(), Some("build-42"));
+    assert_eq!(key(json!("a.B_9:z-")).unwrap().as_deref(), Some("a.B_9:z-"));
+    assert_eq!(key(json!("k".repeat(64))).unwrap(), Some("k".repeat(64)));
+    assert_eq!(key(Value::Null).unwrap(), None);
+    for bad in [
+        json!(""),
+        json!("k".repeat(65)),
+        json!("a b"),
+        json!("a/b"),
+        json!("é"),
+        json!("a\n"),
+    ] {
+        assert_eq!(
+            key(bad.clone()).unwrap_err().code,
+            ErrorCode::InvalidKey,
+            "{bad}"
+        );
+    }
+    for wrong_type in [json!(42), json!(true), json!(["k"]), json!({"k": 1})] {
+        assert_eq!(key(wrong_type).unwrap_err().code, ErrorCode::InvalidBody);
+    }
+}
+
+/// The key travels in the envelope, so it counts towards the 2048-byte cap with the rest.
+#[test]
+fn key_is_part_of_the_envelope() {
+    let v = check(json!({"message": "m", "key": "backup"})).unwrap();
+    let json = build_envelope(&v.request, "relay").unwrap();
+    let parsed: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed["payload"]["key"], "backup");
+    let without =
+        build_envelope(&check(json!({"message": "m"})).unwrap().request, "relay").unwrap();
+    assert_eq!(json.len(), without.len() + r#","key":"backup""#.len());
+}
+
+#[test]
 fn unknown_keys_are_ignored() {
     let v = check(json!({"message": "m", "sound": "pop", "extra": {"nested": true}})).unwrap();
     assert_eq!(
@@ -400,7 +438,8 @@ proptest! {
             let second = normalize(reserialized.as_object().unwrap()).unwrap();
             prop_assert_eq!(&second.request, &first.request);
             prop_assert!(second.warnings.is_empty(), "{:?}", second.warnings);
-            if let Ok((envelope, json)) = build_envelope(first.request, &source) {
+            if let Ok(json) = build_envelope(&first.request, &source) {
+                let envelope = crate::validate::Envelope::notification(first.request, &source);
                 prop_assert!(json.len() <= crate::api::MAX_ENVELOPE_BYTES);
                 let again = serde_json::to_string(&envelope).unwrap();
                 prop_assert_eq!(again.len(), json.len());

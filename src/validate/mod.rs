@@ -11,11 +11,13 @@ pub mod body;
 pub mod devices;
 pub mod envelope;
 pub mod fields;
-pub mod url_rule;
+pub mod tail;
 
+pub use crate::api::Envelope;
 pub use body::{BodyKind, parse_body};
-pub use envelope::{Envelope, build_envelope};
+pub use envelope::build_envelope;
 pub use fields::{Validated, normalize};
+pub use tail::keep_tail;
 
 use crate::api::ApiError;
 

@@ -39,14 +39,15 @@ async fn a_copied_store_serves_the_same_tokens_devices_statuses_and_counts() {
     for i in 0..3 {
         ids.push(
             sqlite
-                .send_id(
+                .api()
+                .send(
                     &token,
                     serde_json::json!({"message": format!("before the move {i}")}),
                 )
                 .await,
         );
     }
-    let before = sqlite.message_status(&token, &ids[0]).await;
+    let before = sqlite.api().status(&token, &ids[0]).await;
     let dir = sqlite.dir.path().to_path_buf();
 
     // The relay must be stopped first: its lock is held while it runs.
@@ -73,16 +74,9 @@ async fn a_copied_store_serves_the_same_tokens_devices_statuses_and_counts() {
     assert_eq!(resp.headers()["x-ratelimit-resource"], "token_monthly");
     assert_eq!(resp.headers()["x-ratelimit-remaining"], "6");
     // Statuses of messages sent before the move read the same.
-    assert_eq!(pg.message_status(&token, &ids[0]).await, before);
+    assert_eq!(*pg.api().status(&token, &ids[0]).await, *before);
     // The old device credential streams every unacknowledged event, old and new.
-    let stream = pg
-        .http()
-        .get(format!("{}/v1/sync", pg.url))
-        .bearer_auth(&credential)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), 200);
+    let stream = pg.api().stream(&credential).await;
     let events = read_sse_events(stream, 4, Duration::from_secs(10)).await;
     assert_eq!(events.len(), 4, "{events:?}");
     assert!(events[0].1.contains(&ids[0]), "{events:?}");

@@ -333,7 +333,7 @@ fn login_without_a_keyring_falls_back_to_a_0600_file_with_a_warning() {
     let cfg = tempfile::tempdir().unwrap();
     let token = "rfk_live_AbCdEfGhIjKlMnOpQrStUvWxYz012345";
     reflecto(cfg.path())
-        .args(["login", "--server", "http://127.0.0.1:9"])
+        .args(["login", "--no-verify", "--server", "http://127.0.0.1:9"])
         .write_stdin(format!("{token}\n"))
         .assert()
         .success()
@@ -360,7 +360,7 @@ fn login_without_a_keyring_falls_back_to_a_0600_file_with_a_warning() {
                 .and(predicate::str::contains(token).not()),
         );
     reflecto(cfg.path())
-        .args(["login", "--secure-storage-only"])
+        .args(["login", "--no-verify", "--secure-storage-only"])
         .write_stdin(format!("{token}\n"))
         .assert()
         .code(3)
@@ -368,7 +368,7 @@ fn login_without_a_keyring_falls_back_to_a_0600_file_with_a_warning() {
     reflecto(cfg.path()).arg("logout").assert().success();
     assert!(!path.exists());
     reflecto(cfg.path())
-        .arg("login")
+        .args(["login", "--server", "http://127.0.0.1:9"])
         .write_stdin("not-a-token\n")
         .assert()
         .code(3)
@@ -406,4 +406,37 @@ fn explain_covers_every_code_and_help_works() {
         .args(["send", "--priority", "loud", "x"])
         .assert()
         .code(2);
+}
+
+/// `send --key` (SPEC §2.3): the key reaches the relay, which supersedes the earlier send's
+/// undelivered jobs; a malformed key is the engine's `invalid_key` before the network.
+#[tokio::test(flavor = "multi_thread")]
+async fn send_key_replaces_and_a_bad_key_never_leaves() {
+    let relay = Relay::start(no_limits()).await;
+    let (token, phone, _) = relay.alice();
+    let cfg = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for text in ["build running", "build passed"] {
+        let out = send(cfg.path(), &relay, &token)
+            .args([text, "--key", "ci:42", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let reply: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        ids.push(reply["id"].as_str().unwrap().to_owned());
+    }
+    let api = relay.api();
+    let first = api.status(&token, &ids[0]).await;
+    assert_eq!(first["key"], "ci:42", "{first}");
+    assert_eq!(first.delivery(&phone)["state"], "superseded", "{first}");
+    let second = api.status(&token, &ids[1]).await;
+    assert_eq!(second.delivery(&phone)["state"], "queued", "{second}");
+    send(cfg.path(), &relay, &token)
+        .args(["x", "--key", "a b"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("error[invalid_key]: "));
+    assert_eq!(relay.count("SELECT COUNT(*) FROM messages"), 2);
 }

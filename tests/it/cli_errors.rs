@@ -83,10 +83,10 @@ async fn network_errors_say_what_failed_and_where() {
         .stderr(predicate::str::contains(format!(
             "TLS handshake failed (is the relay serving plain http?) (tried {https}/v1/send)"
         )));
-    // A wrong path: the URL that answered 404 is named.
+    // A wrong path: the URL that answered 404 is named, and it is a usage error.
     send(&format!("{}/v1", relay.url))
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains(format!(
             "{}/v1/v1/send answered 404",
             relay.url
@@ -436,7 +436,6 @@ fn man_pages_carry_exit_status_environment_files_and_examples() {
             "REFLECTO_SERVER",
             "REFLECTO_PROFILE",
             "REFLECTO_CONFIG_DIR",
-            "REFLECTO_DATA_DIR",
             "REFLECTO_RETRY_MAX_WAIT",
         ] {
             assert!(
@@ -444,6 +443,10 @@ fn man_pages_carry_exit_status_environment_files_and_examples() {
                 "{page} lacks {var}"
             );
         }
+        // SPEC §2.5: a page lists only its own command's variables; the relay's data dir is
+        // on the overview (and admin's and serve's pages), not on send's.
+        let data_dir = text.contains("\\fBREFLECTO_DATA_DIR\\fR");
+        assert_eq!(data_dir, page == "reflecto.1", "{page}: REFLECTO_DATA_DIR");
         assert!(text.contains("credentials.toml"), "{page} FILES");
     }
     let cfg = tempfile::tempdir().unwrap();

@@ -3,8 +3,8 @@
 //! the fake (deduplicated by id) or be dead-lettered with a reason: nothing is silently lost.
 
 use crate::fake_fcm::FakeFcm;
-use crate::harness::{BIN, create_alice};
-use serde_json::{Value, json};
+use crate::harness::{Api, BIN, create_alice, within};
+use serde_json::json;
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -53,18 +53,14 @@ fn spawn_relay(data: &Path, port: u16, key: &Path, endpoint: &str) -> RelayProce
 }
 
 async fn wait_ready(http: &reqwest::Client, url: &str) {
-    for _ in 0..100 {
-        if http
-            .get(format!("{url}/health/live"))
+    let live = || async {
+        http.get(format!("{url}/health/live"))
             .send()
             .await
             .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("relay at {url} never became ready");
+    };
+    let ready = within(Duration::from_secs(10), live).await;
+    assert!(ready.is_ok(), "relay at {url} never became ready");
 }
 
 fn count(data: &Path, sql: &str) -> i64 {
@@ -93,19 +89,16 @@ async fn sigkill_mid_dispatch_loses_nothing() {
 
     let relay = spawn_relay(data.path(), port, key.path(), &fake.url);
     wait_ready(&http, &url).await;
+    let api = Api::new(&url);
     let mut accepted = Vec::new();
     for i in 0..SENDS {
-        let reply: Value = http
-            .post(format!("{url}/v1/send"))
-            .bearer_auth(&token)
-            .json(&json!({"message": format!("m{i}"), "device": "pixel"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        accepted.push(reply["id"].as_str().unwrap().to_owned());
+        accepted.push(
+            api.send(
+                &token,
+                json!({"message": format!("m{i}"), "device": "pixel"}),
+            )
+            .await,
+        );
     }
     drop(relay); // SIGKILL
     let before_restart: HashSet<String> = fake
@@ -126,18 +119,15 @@ async fn sigkill_mid_dispatch_loses_nothing() {
 
     let relay = spawn_relay(data.path(), port, key.path(), &fake.url);
     wait_ready(&http, &url).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while count(
-        data.path(),
-        "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'leased')",
-    ) > 0
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "deliveries did not finish after the restart"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let open = "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'leased')";
+    let finished = within(Duration::from_secs(60), || async {
+        count(data.path(), open) == 0
+    })
+    .await;
+    assert!(
+        finished.is_ok(),
+        "deliveries did not finish after the restart"
+    );
     drop(relay);
 
     let received: HashSet<String> = fake

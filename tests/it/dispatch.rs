@@ -46,11 +46,11 @@ async fn setup() -> Setup {
 
 impl Setup {
     async fn send(&self, body: Value) -> String {
-        self.relay.send_id(&self.token, body).await
+        self.relay.api().send(&self.token, body).await
     }
 
     async fn delivery(&self, id: &str) -> Value {
-        let status = self.relay.message_status(&self.token, id).await;
+        let status = self.relay.api().status(&self.token, id).await;
         status["deliveries"][0].clone()
     }
 }
@@ -304,4 +304,34 @@ async fn slow_answers_are_delivered_concurrently() {
     for id in &ids {
         assert_eq!(s.delivery(id).await["state"], "delivered");
     }
+}
+
+/// SPEC §1.15 through the real FCM client: the key is the Android collapse key (the fake
+/// refuses a malformed one), and a phone that was not reached before the second send of a key
+/// gets only that one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_is_the_collapse_key_and_only_the_newest_is_sent() {
+    let s = setup().await;
+    let first = s
+        .send(json!({"message": "running", "key": "ci:42", "device": "pixel"}))
+        .await;
+    let newest = s
+        .send(json!({"message": "passed", "key": "ci:42", "device": "pixel"}))
+        .await;
+    assert_eq!(s.dispatcher.run_once().await.unwrap(), 1);
+    let sends = s.fake.sends();
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    let message = &sends[0]["message"];
+    assert_eq!(message["data"]["id"], newest.as_str());
+    assert_eq!(message["data"]["key"], "ci:42");
+    assert_eq!(message["android"]["collapse_key"], "ci:42", "{message}");
+    let api = s.relay.api();
+    assert_eq!(
+        api.status(&s.token, &first).await.delivery(&s.phone)["state"],
+        "superseded"
+    );
+    assert_eq!(
+        api.status(&s.token, &newest).await.delivery(&s.phone)["state"],
+        "delivered"
+    );
 }

@@ -9,10 +9,9 @@
 
 use crate::fake_fcm::FakeFcm;
 use crate::harness::{
-    BIN, Relay, Serving, create_alice_on_postgres, no_limits, pg_database, serve_via,
+    Api, BIN, Relay, Serving, create_alice_on_postgres, eventually, no_limits, pg_database,
+    serve_via,
 };
-use crate::listen::send;
-use crate::sealed::status;
 use futures_util::StreamExt;
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::json;
@@ -82,11 +81,14 @@ async fn send_spread(relays: &[&str], token: &str, first: usize, count: usize) -
     futures_util::stream::iter(first..first + count)
         .map(|i| {
             let url = relays[i % relays.len()];
-            send(
-                url,
-                token,
-                json!({"message": format!("m{i}"), "device": "pixel"}),
-            )
+            async move {
+                Api::new(url)
+                    .send(
+                        token,
+                        json!({"message": format!("m{i}"), "device": "pixel"}),
+                    )
+                    .await
+            }
         })
         .buffered(8)
         .collect()
@@ -114,35 +116,24 @@ async fn job_states(database: &str) -> HashMap<String, String> {
 
 /// Waits until every one of `ids` is delivered according to the database.
 async fn wait_delivered(database: &str, ids: &[String]) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    eventually("every job delivered", PATIENCE, || async {
         let states = job_states(database).await;
         let open: Vec<_> = ids
             .iter()
             .filter(|id| states.get(*id).map(String::as_str) != Some("delivered"))
             .collect();
         if open.is_empty() {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
+        Err(format!(
             "{} of {} never delivered, e.g. {} in state {:?}",
             open.len(),
             ids.len(),
             open[0],
             states.get(open[0])
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until `ready` holds, failing with `what` after [`PATIENCE`].
-async fn wait_for(what: &str, ready: impl Fn() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        ))
+    })
+    .await;
 }
 
 /// A fresh database with alice (see `create_alice`) on it: (its URL, alice's token); `None`
@@ -222,16 +213,14 @@ async fn sigkill_mid_dispatch_on_a_shared_database_loses_nothing() {
     accepted.extend(second.iter().cloned());
     a.fake.hold();
     a.signal(Signal::CONT);
-    let deadline = Instant::now() + PATIENCE;
-    while a.fake.in_flight() == 0
-        || job_states(&database)
-            .await
-            .iter()
-            .any(|(id, state)| state == "queued" && second.contains(id))
-    {
-        assert!(Instant::now() < deadline, "relay A never claimed the jobs");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("relay A to claim the jobs", PATIENCE, || async {
+        a.fake.in_flight() > 0
+            && !job_states(&database)
+                .await
+                .iter()
+                .any(|(id, state)| state == "queued" && second.contains(id))
+    })
+    .await;
     b.signal(Signal::CONT);
     let fake_a = a.kill();
     let seen_by_a: HashSet<String> = fake_a.count_by_id().into_keys().collect();
@@ -289,7 +278,7 @@ async fn sigkill_mid_dispatch_on_a_shared_database_loses_nothing() {
     assert!(duplicates.len() <= in_flight_at_kill.len());
 
     for id in &accepted {
-        let view = status(b.url(), &token, id).await;
+        let view = Api::new(b.url()).status(&token, id).await;
         assert_eq!(
             view["deliveries"][0]["state"], "delivered",
             "{id} on relay B: {view}"
@@ -313,7 +302,7 @@ async fn a_relay_starting_up_leaves_live_leases_of_other_relays_alone() {
     let fake_b = FakeFcm::start().await;
     fake_b.hold();
     let b = Node::start_with(&database, 30, fake_b);
-    wait_for("relay B to have every job in flight", || {
+    eventually("relay B to have every job in flight", PATIENCE, || async {
         b.fake.in_flight() == HELD
     })
     .await;
@@ -361,17 +350,18 @@ async fn a_slow_fcm_answer_outlasting_the_lease_is_not_sent_again_by_another_rel
     let fake_a = FakeFcm::start().await;
     fake_a.hold();
     let a = Node::start_with(&database, 2, fake_a);
-    let id = send(
-        a.url(),
-        &token,
-        json!({"message": "slow", "device": "pixel"}),
-    )
+    let id = Api::new(a.url())
+        .send(&token, json!({"message": "slow", "device": "pixel"}))
+        .await;
+    eventually("relay A's request", PATIENCE, || async {
+        a.fake.in_flight() == 1
+    })
     .await;
-    wait_for("relay A's request", || a.fake.in_flight() == 1).await;
     let b = Node::start(&database, 2).await;
 
     // Long enough for the 2 s lease taken before the request to run out twice over, and for
     // relay B to sweep (every second) after that.
+    // Polls on purpose, not `eventually`: this proves that nothing happens for 5 s.
     let claimed = Instant::now();
     while claimed.elapsed() < Duration::from_secs(5) {
         assert!(

@@ -324,6 +324,17 @@ async fn send(
             inner.valid_tokens.remove(&bearer);
             return (StatusCode::UNAUTHORIZED, axum::Json(fcm_error(401, None))).into_response();
         }
+        // SPEC §1.15: a collapse key, when given, is a non-empty string, as FCM insists.
+        if let Some(collapse) = message["message"]["android"].get("collapse_key")
+            && collapse.as_str().is_none_or(|k| k.is_empty())
+        {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                    "message": "android.collapse_key must be a non-empty string"}})),
+            )
+                .into_response();
+        }
         inner.sends.push((Instant::now(), message));
         inner.in_flight += 1;
         inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);

@@ -3,9 +3,12 @@
 //! a second relay on one data dir, and a low open-files limit. Each test drives raw TCP or
 //! the real binary; hang guards are generous and nothing asserts on how long anything took.
 
-use crate::harness::{BIN, Serving, add_extension, config, create_alice, no_limits, serve_via};
-use reflecto::server::RunningRelay;
-use reflecto::server::config::Connections;
+use crate::harness::{
+    Api, BIN, Serving, SseEvents, add_extension, config, create_alice, eventually,
+    eventually_blocking, no_limits, serve_via,
+};
+use reflecto::relay::RunningRelay;
+use reflecto::relay::config::Connections;
 use serde_json::json;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -19,7 +22,7 @@ const GUARD: Duration = Duration::from_secs(30);
 async fn start(data_dir: &Path, connections: Connections) -> RunningRelay {
     let mut config = config(data_dir, no_limits());
     config.connections = connections;
-    reflecto::server::start(&config).await.unwrap()
+    reflecto::relay::start(&config).await.unwrap()
 }
 
 /// Reads until the peer closes the connection: everything it sent before closing.
@@ -238,40 +241,20 @@ fn add_desk(data: &Path) -> String {
     add_extension(data, "alice", "desk").1
 }
 
-/// Reads SSE `notification` event ids until `n` arrived or the stream ended.
-async fn event_ids(resp: &mut reqwest::Response, n: usize) -> (Vec<i64>, bool) {
-    let mut text = String::new();
+/// Reads SSE `notification` event ids until `n` arrived or the stream ended (whether it did).
+async fn event_ids(stream: &mut SseEvents, n: usize) -> (Vec<i64>, bool) {
+    let deadline = tokio::time::Instant::now() + GUARD;
     let mut ids = Vec::new();
-    let ended = tokio::time::timeout(GUARD, async {
-        while ids.len() < n {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => text.push_str(&String::from_utf8_lossy(&chunk)),
-                _ => return true,
-            }
-            while let Some(end) = text.find("\n\n") {
-                let frame: String = text.drain(..end + 2).collect();
-                if frame.lines().any(|l| l == "event: notification") {
-                    let id = frame.lines().find_map(|l| l.strip_prefix("id: ")).unwrap();
-                    ids.push(id.parse().unwrap());
-                }
+    while ids.len() < n {
+        match stream.next(deadline).await {
+            Some((id, _)) => ids.push(id),
+            None => {
+                assert!(stream.ended, "the stream neither delivered nor ended");
+                return (ids, true);
             }
         }
-        false
-    })
-    .await
-    .expect("the stream neither delivered nor ended");
-    (ids, ended)
-}
-
-async fn send(http: &reqwest::Client, url: &str, token: &str, message: &str) {
-    let reply = http
-        .post(format!("{url}/v1/send"))
-        .bearer_auth(token)
-        .json(&json!({"message": message, "device": "desk"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 200);
+    }
+    (ids, false)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -289,17 +272,15 @@ async fn desktop_stream_outlives_the_idle_timeout() {
     )
     .await;
     let url = format!("http://{}", relay.addr);
-    let http = reqwest::Client::new();
-    let mut stream = http
-        .get(format!("{url}/v1/sync"))
-        .bearer_auth(&credential)
-        .send()
-        .await
-        .unwrap();
+    let api = Api::new(&url);
+    let stream = api.sync(&credential, None).await;
     assert_eq!(stream.status(), 200);
-    // Several idle timeouts pass with the stream open and quiet.
+    let mut stream = SseEvents::new(stream);
+    // Several idle timeouts pass with the stream open and quiet: the sleep is the test (a
+    // stream cut as idle would be cut within these 3 s).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    send(&http, &url, &token, "still there?").await;
+    api.send(&token, json!({"message": "still there?", "device": "desk"}))
+        .await;
     let (ids, ended) = event_ids(&mut stream, 1).await;
     assert!(!ended, "the stream was closed as idle");
     assert_eq!(ids, [1]);
@@ -312,15 +293,14 @@ impl Serving {
 
     /// Waits (up to the guard) until a log line contains `text`.
     async fn wait_for_log(&self, text: &str) {
-        let deadline = tokio::time::Instant::now() + GUARD;
-        while !self.logged(text) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "never logged {text:?}: {:?}",
-                self.log.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(&format!("a log line with {text:?}"), GUARD, || async {
+            if self.logged(text) {
+                Ok(())
+            } else {
+                Err(format!("{:?}", self.log.lock().unwrap()))
+            }
+        })
+        .await;
     }
 }
 
@@ -336,17 +316,9 @@ fn serve(data: &Path) -> Serving {
 
 /// Waits for the process to exit (SIGKILL after the guard): its exit status.
 fn wait_exit(serving: &mut Serving) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + GUARD;
-    loop {
-        if let Some(status) = serving.child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the relay did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually_blocking("the relay to exit after SIGTERM", GUARD, || {
+        serving.child.try_wait().unwrap()
+    })
 }
 
 #[cfg(unix)]
@@ -366,20 +338,16 @@ async fn sigterm_with_open_streams_exits_and_unacked_events_replay() {
     // admin works beside a running relay: it does not take the data dir's lock.
     let (token, _, _) = create_alice(dir.path());
     let credential = add_desk(dir.path());
-    let http = reqwest::Client::new();
+    let api = Api::new(&relay.url);
     let mut streams = Vec::new();
     for _ in 0..3 {
-        let stream = http
-            .get(format!("{}/v1/sync", relay.url))
-            .bearer_auth(&credential)
-            .send()
-            .await
-            .unwrap();
+        let stream = api.sync(&credential, None).await;
         assert_eq!(stream.status(), 200);
-        streams.push(stream);
+        streams.push(SseEvents::new(stream));
     }
     for text in ["one", "two"] {
-        send(&http, &relay.url, &token, text).await;
+        api.send(&token, json!({"message": text, "device": "desk"}))
+            .await;
     }
     for stream in &mut streams {
         assert_eq!(event_ids(stream, 2).await.0, [1, 2]);
@@ -406,12 +374,7 @@ async fn sigterm_with_open_streams_exits_and_unacked_events_replay() {
 
     // Nothing was acked: after a restart both events are sent again.
     let relay = serve(dir.path());
-    let mut stream = http
-        .get(format!("{}/v1/sync", relay.url))
-        .bearer_auth(&credential)
-        .send()
-        .await
-        .unwrap();
+    let mut stream = SseEvents::new(Api::new(&relay.url).sync(&credential, None).await);
     assert_eq!(event_ids(&mut stream, 2).await.0, [1, 2]);
 }
 

@@ -4,7 +4,7 @@
 //! `status` / `send --wait` follow the deliveries. No D-Bus session here: `--no-notify`, or the
 //! one warning. The desktop notification daemon has its own module (`listen_desktop`).
 
-use crate::harness::{BIN, Relay, admin, create_alice, no_limits};
+use crate::harness::{Api, BIN, Relay, admin, create_alice, no_limits, within, within_blocking};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -117,14 +117,13 @@ impl Listening {
 
     /// Waits for the process to exit on its own (panics after a generous wait).
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        for _ in 0..600 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        panic!("listen did not exit; stderr: {}", self.stderr());
+        let child = &mut self.child;
+        within_blocking(Duration::from_secs(60), || child.try_wait().unwrap()).unwrap_or_else(
+            |_| {
+                let _ = self.child.kill();
+                panic!("listen did not exit; stderr: {}", self.stderr());
+            },
+        )
     }
 }
 
@@ -143,24 +142,6 @@ fn sigterm(child: &Child) {
     assert!(ok.success());
 }
 
-/// Sends through the relay's API; returns the message id.
-pub async fn send(url: &str, token: &str, body: Value) -> String {
-    let reply: Value = reqwest::Client::new()
-        .post(format!("{url}/v1/send"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    reply["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("send failed: {reply}"))
-        .to_owned()
-}
-
 fn job_state(relay: &Relay, message: &str, device: &str) -> String {
     let conn = rusqlite::Connection::open(relay.dir.path().join("reflecto.db")).unwrap();
     conn.query_row(
@@ -176,19 +157,18 @@ async fn poll_prints_json_runs_exec_with_every_variable_and_acks() {
     let relay = Relay::start(no_limits()).await;
     let (token, _, _) = relay.alice();
     let desk = Desk::pair(relay.dir.path(), &relay.url);
-    let a = send(
-        &relay.url,
-        &token,
+    let a = relay.api().send(&token,
         serde_json::json!({"message": "backup done\nall good", "title": "Backup", "priority": "high",
             "tags": ["nightly", "db"], "url": "https://ci.example/1", "device": "desk"}),
     )
     .await;
-    let b = send(
-        &relay.url,
-        &token,
-        serde_json::json!({"message": "second", "device": "desk"}),
-    )
-    .await;
+    let b = relay
+        .api()
+        .send(
+            &token,
+            serde_json::json!({"message": "second", "device": "desk"}),
+        )
+        .await;
     let hooks = tempfile::tempdir().unwrap();
     let hook = r#"env | grep '^REFLECTO_' | sort > "$HOOKS/$REFLECTO_ID.env"; cat > "$HOOKS/$REFLECTO_ID.json"; echo hook-stdout"#;
     let out = desk
@@ -255,18 +235,20 @@ async fn a_message_already_shown_is_not_shown_again_after_a_restart() {
     let relay = Relay::start(no_limits()).await;
     let (token, _, _) = relay.alice();
     let desk = Desk::pair(relay.dir.path(), &relay.url);
-    let shown = send(
-        &relay.url,
-        &token,
-        serde_json::json!({"message": "shown before the crash", "device": "desk"}),
-    )
-    .await;
-    let fresh = send(
-        &relay.url,
-        &token,
-        serde_json::json!({"message": "new", "device": "desk"}),
-    )
-    .await;
+    let shown = relay
+        .api()
+        .send(
+            &token,
+            serde_json::json!({"message": "shown before the crash", "device": "desk"}),
+        )
+        .await;
+    let fresh = relay
+        .api()
+        .send(
+            &token,
+            serde_json::json!({"message": "new", "device": "desk"}),
+        )
+        .await;
     // A listener that showed `shown` and died before its ack left this behind.
     std::fs::create_dir_all(desk.seen_file().parent().unwrap()).unwrap();
     std::fs::write(desk.seen_file(), format!("{shown}\n")).unwrap();
@@ -358,21 +340,17 @@ async fn sigterm_exits_0_after_acking_the_event_in_hand() {
         marks.path().display()
     );
     let mut listening = desk.spawn_listen(&["--no-notify", "--exec", &hook]);
-    let id = send(
-        &relay.url,
-        &token,
-        serde_json::json!({"message": "in hand", "device": "desk"}),
-    )
-    .await;
+    let id = relay
+        .api()
+        .send(
+            &token,
+            serde_json::json!({"message": "in hand", "device": "desk"}),
+        )
+        .await;
     listening.take(1);
     let started = marks.path().join("started");
-    for _ in 0..600 {
-        if started.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(started.exists(), "the hook never ran");
+    let ran = within(Duration::from_secs(30), || async { started.exists() }).await;
+    assert!(ran.is_ok(), "the hook never ran");
     assert_ne!(
         job_state(&relay, &id, &desk.device),
         "delivered",
@@ -474,11 +452,11 @@ fn serve(data: &Path, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    for _ in 0..300 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let up = within_blocking(Duration::from_secs(15), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    if up.is_ok() {
+        return child;
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -494,29 +472,31 @@ async fn listen_rides_out_a_relay_restart_and_shows_each_message_once() {
     let mut relay = serve(data.path(), port);
     let desk = Desk::pair(data.path(), &url);
     let mut listening = desk.spawn_listen(&["--no-notify", "--json"]);
-    let before = send(
-        &url,
-        &token,
-        serde_json::json!({"message": "before", "device": "desk"}),
-    )
-    .await;
+    let before = Api::new(&url)
+        .send(
+            &token,
+            serde_json::json!({"message": "before", "device": "desk"}),
+        )
+        .await;
     let first = listening.take(1);
     assert!(first[0].contains(&before));
 
     // The relay dies (no goodbye on the stream) and comes back on the same port.
     relay.kill().unwrap();
     relay.wait().unwrap();
+    // Sleeps on purpose: the relay stays down long enough for listen to find its connection
+    // gone and to be refused at least once, so the restart is ridden out, not slipped past.
     std::thread::sleep(Duration::from_millis(300));
     let mut relay = serve(data.path(), port);
     let mut after = Vec::new();
     for text in ["after-1", "after-2"] {
         after.push(
-            send(
-                &url,
-                &token,
-                serde_json::json!({"message": text, "device": "desk"}),
-            )
-            .await,
+            Api::new(&url)
+                .send(
+                    &token,
+                    serde_json::json!({"message": text, "device": "desk"}),
+                )
+                .await,
         );
     }
     let lines = listening.take(2);
@@ -536,21 +516,28 @@ async fn listen_rides_out_a_relay_restart_and_shows_each_message_once() {
     );
     // Nothing more arrives (no duplicate of `before`): poll the seen state through one more
     // message, which must be the next line.
-    let last = send(
-        &url,
-        &token,
-        serde_json::json!({"message": "last", "device": "desk"}),
-    )
-    .await;
+    let last = Api::new(&url)
+        .send(
+            &token,
+            serde_json::json!({"message": "last", "device": "desk"}),
+        )
+        .await;
     let next = listening.take(1);
     assert!(
         next[0].contains(&last),
         "a duplicate came first: {}",
         next[0]
     );
+    // Read once: reading drains what listen has written so far.
+    let stderr = listening.stderr();
     assert!(
-        listening.stderr().contains("reconnecting"),
-        "the lost connection was reported"
+        stderr.contains("reconnecting"),
+        "the lost connection was reported: {stderr}"
+    );
+    // Trip 10: the warning is not the last word once the stream is back.
+    assert!(
+        stderr.contains(&format!("connected again to {url}")),
+        "the reconnection was reported: {stderr}"
     );
     sigterm(&listening.child);
     assert_eq!(listening.wait_exit().code(), Some(0));
@@ -565,12 +552,13 @@ async fn without_a_notification_service_one_warning_then_stdout_goes_on() {
     let desk = Desk::pair(relay.dir.path(), &relay.url);
     let texts = ["quiet-text-1", "quiet-text-2", "quiet-text-3"];
     for text in texts {
-        send(
-            &relay.url,
-            &token,
-            serde_json::json!({"message": text, "device": "desk"}),
-        )
-        .await;
+        relay
+            .api()
+            .send(
+                &token,
+                serde_json::json!({"message": text, "device": "desk"}),
+            )
+            .await;
     }
     // No D-Bus session in this environment (Desk::cmd removes it).
     let out = desk.cmd().args(["listen", "--poll"]).output().unwrap();

@@ -7,6 +7,7 @@ use crate::harness::{BIN, Relay, no_limits, tools};
 use crate::keyring::in_secret_service;
 use crate::listen::Desk;
 use serde_json::{Value, json};
+use std::path::Path;
 use std::process::Command;
 
 /// dunst's urgency is not in its history, so each urgency gets its own timeout here and the
@@ -54,19 +55,7 @@ async fn notifications_reach_a_real_daemon_with_urgency_and_once_each() {
         [ $rc1 = 0 ] && [ $rc2 = 0 ]
     "#;
     let history = desk.data.path().join("history.json");
-    // The paired computer's environment (config and data dirs), around dbus-run-session.
-    let mut cmd = Command::new("dbus-run-session");
-    for (k, v) in desk.cmd().get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let out = cmd
-        .args(["--", "sh", "-c", script])
-        .env("BIN", BIN)
-        .env("DUNSTRC", &dunstrc)
-        .env("HISTORY", &history)
+    let out = in_session(&desk, script, &dunstrc, &history)
         .env_remove("DISPLAY")
         .output()
         .unwrap();
@@ -166,4 +155,94 @@ async fn pair_keeps_the_credential_and_private_key_in_the_secret_service_only() 
         config_text.contains(device),
         "the profile names the device: {config_text}"
     );
+}
+
+/// SPEC §1.15: a running `reflecto listen` shows a newer message of a key in place of the one
+/// on screen (D-Bus `replaces_id`), so dunst displays one notification, the newer one.
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_replaces_the_notification_of_a_key_in_place() {
+    if !tools(
+        &["dbus-run-session", "Xvfb", "dunst", "dunstctl"],
+        "dbus dunst xvfb xauth libnotify-bin",
+    ) {
+        return;
+    }
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    relay
+        .api()
+        .send(
+            &token,
+            json!({"message": "build running", "title": "CI", "key": "ci:42"}),
+        )
+        .await;
+    let dunstrc = desk.data.path().join("dunstrc");
+    std::fs::write(&dunstrc, DUNSTRC).unwrap();
+    // The second send waits until the first is on screen, so the relay does not supersede it
+    // before `listen` showed it: what is tested is the replacement on screen.
+    let script = r#"
+        Xvfb :92 -screen 0 640x480x24 -nolisten tcp >/dev/null 2>&1 & X=$!
+        export DISPLAY=:92
+        i=0; while ! [ -e /tmp/.X11-unix/X92 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+        dunst -config "$DUNSTRC" >/dev/null 2>&1 & D=$!
+        i=0; while ! dbus-send --session --dest=org.freedesktop.DBus --print-reply /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications 2>/dev/null | grep -q true && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+        "$BIN" listen > "$OUT" 2>&1 & L=$!
+        i=0; while [ "$(dunstctl count displayed)" != 1 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+        REFLECTO_TOKEN="$TOKEN" "$BIN" send --server "$SERVER" --title CI --key ci:42 "build passed" >/dev/null
+        i=0; while ! grep -q "build passed" "$OUT" && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+        sleep 0.5
+        echo "displayed: $(dunstctl count displayed)"
+        dunstctl close-all; sleep 0.3
+        dunstctl history > "$HISTORY"
+        kill $L $D $X
+    "#;
+    let history = desk.data.path().join("history.json");
+    let out_file = desk.data.path().join("listen.out");
+    let out = in_session(&desk, script, &dunstrc, &history)
+        .env("OUT", &out_file)
+        .env("TOKEN", &token)
+        .env("SERVER", &relay.url)
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let listened = std::fs::read_to_string(&out_file).unwrap_or_default();
+    assert!(
+        listened.contains("build running") && listened.contains("build passed"),
+        "listen handled both: {listened}"
+    );
+    assert!(
+        stdout.contains("displayed: 1\n"),
+        "one notification on screen: {stdout}\nlisten: {listened}"
+    );
+    let history: Value = serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    let bodies: Vec<&str> = history["data"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["body"]["data"].as_str().unwrap())
+        .collect();
+    assert!(bodies.contains(&"build passed"), "{bodies:?}");
+    assert!(
+        !bodies.contains(&"build running"),
+        "replaced, not closed: {bodies:?}"
+    );
+}
+
+/// `sh -c script` in a private D-Bus session with the paired computer's environment (config
+/// and data dirs), `BIN`, `DUNSTRC` and `HISTORY` set for the script.
+fn in_session(desk: &Desk, script: &str, dunstrc: &Path, history: &Path) -> Command {
+    let mut cmd = Command::new("dbus-run-session");
+    for (k, v) in desk.cmd().get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.args(["--", "sh", "-c", script])
+        .env("BIN", BIN)
+        .env("DUNSTRC", dunstrc)
+        .env("HISTORY", history);
+    cmd
 }

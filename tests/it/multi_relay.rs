@@ -104,16 +104,9 @@ async fn post(relay: &Relay, path: &str, bearer: Option<&str>, body: Value) -> r
     request.send().await.unwrap()
 }
 
-/// The SSE stream of the extension device with `credential`, held by `relay`.
-async fn stream(relay: &Relay, credential: &str) -> reqwest::Response {
-    let resp = get(relay, "/v1/sync", Some(credential)).await;
-    assert_eq!(resp.status(), 200);
-    resp
-}
-
 /// The status and error code of a `/v1/sync` request with `credential` on `relay`.
 async fn sync_refusal(relay: &Relay, credential: &str) -> (u16, String) {
-    let resp = get(relay, "/v1/sync", Some(credential)).await;
+    let resp = relay.api().sync(credential, None).await;
     let status = resp.status().as_u16();
     (status, code_of(&resp.json().await.unwrap_or_default()))
 }
@@ -158,7 +151,7 @@ async fn three_relays_started_at_once_on_an_empty_database_all_serve() {
     let (token, _, _) = relays[2].alice();
     for relay in &relays {
         assert_ready(relay).await;
-        relay.send_id(&token, json!({"message": "up"})).await;
+        relay.api().send(&token, json!({"message": "up"})).await;
     }
     assert_eq!(pg_number(&url, "SELECT count(*) FROM messages").await, 3);
 }
@@ -201,13 +194,14 @@ async fn a_stream_on_one_relay_receives_every_send_accepted_by_another() {
     };
     let (a, b) = (&relays[0], &relays[1]);
     let (_, credential) = a.extension("desk");
-    let mut events = SseEvents::new(stream(b, &credential).await);
+    let mut events = SseEvents::new(b.api().stream(&credential).await);
     let mut latencies = Vec::with_capacity(SENDS);
     for i in 0..SENDS {
         let text = format!("cross-relay {i}");
         let started = Instant::now();
         let id = a
-            .send_id(&token, json!({"message": text, "device": "desk"}))
+            .api()
+            .send(&token, json!({"message": text, "device": "desk"}))
             .await;
         let (seq, data) = events
             .next(Instant::now() + PATIENCE)
@@ -237,26 +231,28 @@ async fn an_ack_on_one_relay_counts_for_events_streamed_by_another() {
     let mut ids = Vec::new();
     for text in ["one", "two", "three"] {
         ids.push(
-            a.send_id(&token, json!({"message": text, "device": "desk"}))
+            a.api()
+                .send(&token, json!({"message": text, "device": "desk"}))
                 .await,
         );
     }
-    let events = read_sse_events(stream(b, &credential).await, 3, PATIENCE).await;
+    let events = read_sse_events(b.api().stream(&credential).await, 3, PATIENCE).await;
     let seqs: Vec<String> = events.iter().map(|(seq, _)| seq.to_string()).collect();
     assert_eq!(seqs, ["1", "2", "3"]);
     let ack = post(a, "/v1/sync/ack", Some(&credential), json!({ "ids": seqs })).await;
     assert_eq!(ack.json::<Value>().await.unwrap(), json!({"acked": 3}));
     for relay in [a, b] {
         for id in &ids {
-            let status = relay.message_status(&token, id).await;
+            let status = relay.api().status(&token, id).await;
             assert_eq!(status["deliveries"][0]["state"], "delivered", "{status}");
         }
     }
     // Acked on A, so B's next stream starts at the send after them.
     let fourth = a
-        .send_id(&token, json!({"message": "four", "device": "desk"}))
+        .api()
+        .send(&token, json!({"message": "four", "device": "desk"}))
         .await;
-    let rest = read_sse_events(stream(b, &credential).await, 1, PATIENCE).await;
+    let rest = read_sse_events(b.api().stream(&credential).await, 1, PATIENCE).await;
     assert_eq!(rest.len(), 1, "the fourth send reached B's stream");
     assert_eq!(rest[0].0, 4);
     let data: Value = serde_json::from_str(&rest[0].1).unwrap();
@@ -295,7 +291,7 @@ async fn token_monthly_is_exact_across_relays_and_survives_restarting_them() {
     }
     // The count is the token's: another token of the same user still sends.
     let other = relays[1].admin(&["token", "create", "--user", "alice", "--label", "other"]);
-    relays[0].send_id(&other, json!({"message": "m"})).await;
+    relays[0].api().send(&other, json!({"message": "m"})).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -331,7 +327,7 @@ async fn an_idempotency_key_replays_on_every_relay_and_is_charged_once() {
     assert_eq!(ids.len(), 1, "one message id in every 200: {ids:?}");
     let id = ids.into_iter().next().unwrap();
     for relay in &relays {
-        let status = relay.message_status(&token, &id).await;
+        let status = relay.api().status(&token, &id).await;
         assert_eq!(status["id"], id.as_str());
         assert_eq!(device_ids(&status, "deliveries").len(), 2);
     }
@@ -356,7 +352,10 @@ async fn a_revoked_token_is_refused_by_every_relay_at_the_next_request() {
     let second = b.admin(&["token", "create", "--user", "alice", "--label", "second"]);
     for token in [&first, &second] {
         for relay in [a, b] {
-            relay.send_id(token, json!({"message": "still good"})).await;
+            relay
+                .api()
+                .send(token, json!({"message": "still good"}))
+                .await;
         }
     }
     let store = a.state().store.clone();
@@ -381,32 +380,28 @@ async fn devices_added_paired_or_removed_anywhere_hold_on_every_relay() {
         return;
     };
     let (a, b) = (&relays[0], &relays[1]);
-    a.send_id(&token, json!({"message": "before"})).await;
+    a.api().send(&token, json!({"message": "before"})).await;
 
     // One device added by the admin command, one paired on B with a code the admin created.
     let (added, added_credential) = a.extension("tablet");
     let code = pg_admin(&url, &["pair", "--user", "alice"]);
     let pairing = json!({"code": code, "type": "extension", "label": "paired"});
-    let paired: Value = post(b, "/v1/devices/pair", None, pairing)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let paired_id = paired["device_id"].as_str().unwrap().to_owned();
-    let paired_credential = paired["credential"].as_str().unwrap().to_owned();
+    let paired = b.api().pair(pairing).await;
+    let paired_id = paired.device_id;
+    let paired_credential = paired.credential.unwrap();
 
     let reply = sent(a, &token, "to everyone").await;
     let targets = device_ids(&reply, "delivered_to");
     assert!(targets.contains(&added), "{reply}");
     assert!(targets.contains(&paired_id), "{reply}");
     // Paired on B, streamed on A.
-    let got = read_sse_events(stream(a, &paired_credential).await, 1, PATIENCE).await;
+    let got = read_sse_events(a.api().stream(&paired_credential).await, 1, PATIENCE).await;
     let data: Value = serde_json::from_str(&got[0].1).unwrap();
     assert_eq!(data["id"], reply["id"]);
 
     // Removed through A's store: refused by B, and the stream B holds for it ends (SPEC
     // §1.10: within 15 s; the guard is generous). Removed by the admin command: refused by both.
-    let mut held = SseEvents::new(stream(b, &paired_credential).await);
+    let mut held = SseEvents::new(b.api().stream(&paired_credential).await);
     let replayed = held.next(Instant::now() + PATIENCE).await;
     assert_eq!(
         replayed.map(|(seq, _)| seq),
@@ -454,8 +449,8 @@ async fn every_relay_is_ready_and_answers_for_messages_accepted_by_another() {
     for relay in [a, b] {
         assert_ready(relay).await;
     }
-    let id = a.send_id(&token, json!({"message": "m"})).await;
-    let status = b.message_status(&token, &id).await;
+    let id = a.api().send(&token, json!({"message": "m"})).await;
+    let status = b.api().status(&token, &id).await;
     assert_eq!(status["id"], id.as_str());
     assert_eq!(device_ids(&status, "deliveries"), [phone, desk]);
     let unknown = format!("/v1/messages/msg_{}", "0".repeat(32));

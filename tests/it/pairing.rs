@@ -8,17 +8,9 @@ use reflecto::server::limits::Limits;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// Redeems `code` from `ip` (through a trusted proxy's X-Forwarded-For).
-async fn pair(relay: &Relay, code: &str, ip: &str) -> (u16, Value) {
-    let resp = relay
-        .http()
-        .post(format!("{}/v1/devices/pair", relay.url))
-        .header("x-forwarded-for", ip)
-        .json(&json!({"code": code, "type": "extension", "label": "desk"}))
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
+/// A pairing of an extension "desk" with `code`.
+fn desk(code: &str) -> Value {
+    json!({"code": code, "type": "extension", "label": "desk"})
 }
 
 /// Well-formed codes other than `live`, from addresses that each stay under the IP limits.
@@ -27,7 +19,7 @@ async fn fail(relay: &Relay, live: &[&str], from: usize, n: usize) {
         let guess = format!("{:06}", 100_000 + i);
         assert!(!live.contains(&guess.as_str()));
         let ip = format!("10.0.{}.{}", i / 2 / 250, i / 2 % 250 + 1);
-        let (status, body) = pair(relay, &guess, &ip).await;
+        let (status, body) = relay.api().pair_reply_from(&desk(&guess), Some(&ip)).await;
         assert_eq!(
             (status, code_of(&body).as_str()),
             (400, "invalid_pairing_code")
@@ -37,7 +29,7 @@ async fn fail(relay: &Relay, live: &[&str], from: usize, n: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pairing_locks_after_100_failures_from_many_addresses() {
-    let limits = Limits::default();
+    let limits = Limits::HOSTED;
     let mut relay =
         Relay::start_with(limits, Arc::new(SystemClock), |c| c.trust_proxy = true).await;
     relay.admin(&["user", "add", "alice"]);
@@ -53,11 +45,21 @@ async fn pairing_locks_after_100_failures_from_many_addresses() {
     let dir = std::mem::replace(&mut relay.dir, tempfile::tempdir().unwrap());
     let relay = Relay::start_in(dir, limits, Arc::new(SystemClock), |c| c.trust_proxy = true).await;
     fail(&relay, &live, 60, 39).await;
-    assert_eq!(pair(&relay, &first, "10.9.0.1").await.0, 200);
+    assert_eq!(
+        relay
+            .api()
+            .pair_reply_from(&desk(&first), Some("10.9.0.1"))
+            .await
+            .0,
+        200
+    );
 
     // The 100th failure within ten minutes invalidates every outstanding code.
     fail(&relay, &live, 99, 1).await;
-    let (status, body) = pair(&relay, &second, "10.9.0.2").await;
+    let (status, body) = relay
+        .api()
+        .pair_reply_from(&desk(&second), Some("10.9.0.2"))
+        .await;
     assert_eq!(
         (status, code_of(&body).as_str()),
         (400, "invalid_pairing_code")
@@ -65,7 +67,14 @@ async fn pairing_locks_after_100_failures_from_many_addresses() {
 
     // The operator issues a new one, which pairs.
     let third = relay.admin(&["pair", "--user", "alice"]);
-    assert_eq!(pair(&relay, &third, "10.9.0.3").await.0, 200);
+    assert_eq!(
+        relay
+            .api()
+            .pair_reply_from(&desk(&third), Some("10.9.0.3"))
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -39,6 +39,8 @@ async fn every_400_code_from_a_real_request() {
             json!({"message": "m", "device": "d".repeat(257)}),
             "invalid_device",
         ),
+        (json!({"message": "m", "key": "a/b"}), "invalid_key"),
+        (json!({"message": "m", "key": 7}), "invalid_body"),
         (
             json!({"message": "m", "tags": "not-an-array"}),
             "invalid_body",
@@ -423,48 +425,23 @@ async fn message_status_pairing_and_operational_endpoints() {
     let relay = Relay::start(no_limits()).await;
     let (token, phone, _) = relay.alice();
     let http = relay.http();
-    let id = status_and_body(
-        relay
-            .send_json(&token, json!({"message": "m", "device": "pixel"}))
-            .await,
-    )
-    .await
-    .1["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let status = status_and_body(
-        http.get(format!("{}/v1/messages/{id}", relay.url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-    .1;
+    let api = relay.api();
+    let id = api
+        .send(&token, json!({"message": "m", "device": "pixel"}))
+        .await;
+    let status = api.status(&token, &id).await;
     assert_eq!(status["id"], id.as_str());
     assert_eq!(status["deliveries"][0]["device_id"], phone.as_str());
     assert_eq!(status["deliveries"][0]["state"], "queued");
     assert_eq!(status["deliveries"][0]["attempts"], 0);
     relay.admin(&["user", "add", "bob"]);
     let bobs = relay.admin(&["token", "create", "--user", "bob", "--label", "b"]);
-    let (code, body) = status_and_body(
-        http.get(format!("{}/v1/messages/{id}", relay.url))
-            .bearer_auth(&bobs)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (code, body) = api.status_reply(&bobs, &id).await;
     assert_eq!((code, code_of(&body).as_str()), (404, "not_found"));
 
     let pair_code = relay.admin(&["pair", "--user", "bob"]);
-    let pair = |code: String| {
-        http.post(format!("{}/v1/devices/pair", relay.url))
-            .json(&json!({"code": code, "type": "extension", "label": "desk"}))
-            .send()
-    };
-    let (code, body) = status_and_body(pair(pair_code.clone()).await.unwrap()).await;
+    let desk = json!({"code": pair_code, "type": "extension", "label": "desk"});
+    let (code, body) = api.pair_reply(&desk).await;
     assert_eq!(code, 200, "{body}");
     assert!(body["device_id"].as_str().unwrap().starts_with("dev_"));
     assert!(
@@ -473,7 +450,7 @@ async fn message_status_pairing_and_operational_endpoints() {
             .unwrap()
             .starts_with("rfd_live_")
     );
-    let (code, body) = status_and_body(pair(pair_code).await.unwrap()).await;
+    let (code, body) = api.pair_reply(&desk).await;
     assert_eq!(
         (code, code_of(&body).as_str()),
         (400, "invalid_pairing_code")
@@ -545,14 +522,7 @@ async fn message_status_pairing_and_operational_endpoints() {
             .unwrap()
             .ends_with("/openapi.json")
     );
-    let metrics = http
-        .get(format!("{}/metrics", relay.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = relay.metrics().await;
     assert!(
         metrics.contains("reflecto_sends_accepted_total 1"),
         "{metrics}"

@@ -2,31 +2,15 @@
 //! manual clock and the maintenance round driven by hand; the store's file modes under a
 //! permissive umask.
 
-use crate::harness::{BIN, ManualClock, Relay, admin, no_limits};
-use reflecto::server::retention::Retention;
-use serde_json::{Value, json};
+use crate::harness::{BIN, ManualClock, Relay, admin, eventually_blocking, no_limits};
+use reflecto::relay::retention::Retention;
+use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-async fn status(relay: &Relay, token: &str, id: &str) -> (u16, Value) {
-    let resp = relay
-        .http()
-        .get(format!("{}/v1/messages/{id}", relay.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
-}
-
-async fn send(relay: &Relay, token: &str, body: Value) -> String {
-    let reply: Value = relay.send_json(token, body).await.json().await.unwrap();
-    reply["id"].as_str().expect("a send id").to_owned()
-}
-
 async fn maintain(relay: &Relay) {
-    reflecto::server::maintain_once(&relay.state())
+    reflecto::relay::maintain_once(&relay.state())
         .await
         .unwrap();
 }
@@ -36,20 +20,18 @@ async fn ttl_zero_android_job_expires_without_fcm() {
     let clock = ManualClock::now();
     let relay = Relay::start_with(no_limits(), clock.clone(), |_| {}).await;
     let (token, _, _) = relay.alice();
-    let id = send(
-        &relay,
-        &token,
-        json!({"message": "m", "device": "pixel", "ttl": 0}),
-    )
-    .await;
+    let id = relay
+        .api()
+        .send(&token, json!({"message": "m", "device": "pixel", "ttl": 0}))
+        .await;
     clock.advance(Duration::from_millis(1));
     maintain(&relay).await;
-    let (code, body) = status(&relay, &token, &id).await;
+    let (code, body) = relay.api().status_reply(&token, &id).await;
     assert_eq!(code, 200);
     assert_eq!(body["deliveries"][0]["state"], "expired");
     assert_eq!(body["deliveries"][0]["last_error"], "ttl_expired");
     // The beat that runs this round in a live relay is well inside the promised 30 s.
-    assert!(reflecto::server::MAINTENANCE_BEAT <= Duration::from_secs(30));
+    assert!(reflecto::relay::MAINTENANCE_BEAT <= Duration::from_secs(30));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,37 +42,41 @@ async fn finished_messages_are_pruned_after_retention() {
     })
     .await;
     let (token, _, _) = relay.alice();
-    let short = send(
-        &relay,
-        &token,
-        json!({"message": "m", "device": "pixel", "ttl": 60}),
-    )
-    .await;
-    let long = send(&relay, &token, json!({"message": "m", "device": "pixel"})).await;
+    let short = relay
+        .api()
+        .send(
+            &token,
+            json!({"message": "m", "device": "pixel", "ttl": 60}),
+        )
+        .await;
+    let long = relay
+        .api()
+        .send(&token, json!({"message": "m", "device": "pixel"}))
+        .await;
 
     clock.advance(Duration::from_secs(61));
     maintain(&relay).await;
     assert_eq!(
-        status(&relay, &token, &short).await.1["deliveries"][0]["state"],
+        relay.api().status(&token, &short).await["deliveries"][0]["state"],
         "expired"
     );
 
     // Finished 59 minutes ago: kept.
     clock.advance(Duration::from_secs(59 * 60));
     maintain(&relay).await;
-    assert_eq!(status(&relay, &token, &short).await.0, 200);
+    assert_eq!(relay.api().status_reply(&token, &short).await.0, 200);
 
     // Finished over an hour ago: gone with its jobs. The unfinished one stays, whatever its age.
     clock.advance(Duration::from_secs(2 * 60));
     maintain(&relay).await;
-    assert_eq!(status(&relay, &token, &short).await.0, 404);
+    assert_eq!(relay.api().status_reply(&token, &short).await.0, 404);
     assert_eq!(
         relay.count(&format!(
             "SELECT COUNT(*) FROM jobs WHERE message_id = '{short}'"
         )),
         0
     );
-    let (code, body) = status(&relay, &token, &long).await;
+    let (code, body) = relay.api().status_reply(&token, &long).await;
     assert_eq!(
         (code, body["deliveries"][0]["state"].as_str()),
         (200, Some("queued"))
@@ -105,17 +91,15 @@ async fn zero_retention_keeps_finished_messages() {
     })
     .await;
     let (token, _, _) = relay.alice();
-    let id = send(
-        &relay,
-        &token,
-        json!({"message": "m", "device": "pixel", "ttl": 0}),
-    )
-    .await;
+    let id = relay
+        .api()
+        .send(&token, json!({"message": "m", "device": "pixel", "ttl": 0}))
+        .await;
     clock.advance(Duration::from_secs(365 * 86_400));
     maintain(&relay).await;
     maintain(&relay).await;
     assert_eq!(
-        status(&relay, &token, &id).await.1["deliveries"][0]["state"],
+        relay.api().status(&token, &id).await["deliveries"][0]["state"],
         "expired"
     );
 }
@@ -139,12 +123,9 @@ fn data_dir_is_private_under_umask_000() {
     // The relay holds the store open: its -wal and -shm exist while it runs.
     let wal = data.join("reflecto.db-wal");
     let shm = data.join("reflecto.db-shm");
-    for _ in 0..200 {
-        if wal.exists() && shm.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually_blocking("the store's -wal and -shm", Duration::from_secs(10), || {
+        wal.exists() && shm.exists()
+    });
     let modes: Vec<(String, u32)> = [&data, &data.join("reflecto.db"), &wal, &shm]
         .iter()
         .map(|p| (p.display().to_string(), mode(p)))
@@ -178,7 +159,10 @@ fn data_dir_is_private_under_umask_000() {
 async fn backup_while_running_restores() {
     let relay = Relay::start(no_limits()).await;
     let (token, _, _) = relay.alice();
-    let first = send(&relay, &token, json!({"message": "before the backup"})).await;
+    let first = relay
+        .api()
+        .send(&token, json!({"message": "before the backup"}))
+        .await;
     let copy = tempfile::tempdir().unwrap();
     let file = copy.path().join("backup.db");
     // Sends keep committing while the backup runs.
@@ -218,7 +202,7 @@ async fn backup_while_running_restores() {
         |_| {},
     )
     .await;
-    assert_eq!(status(&restored, &token, &first).await.0, 200);
+    assert_eq!(restored.api().status_reply(&token, &first).await.0, 200);
     let resp = restored
         .send_json(&token, json!({"message": "after restore"}))
         .await;

@@ -5,7 +5,7 @@
 
 use crate::fake_fcm::FakeFcm;
 use crate::harness::{
-    BIN, Relay, admin, code_of, no_limits, read_sse_events, required, runs, serve_via,
+    Api, BIN, Relay, admin, code_of, eventually, no_limits, required, runs, serve_via,
 };
 use reflecto::api::sealed;
 use reflecto::delivery::fcm::{FcmChannel, FcmClient};
@@ -63,56 +63,6 @@ fn pynacl_open(secret: &str, sealed_b64: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
 }
 
-/// The one pending event on a device's stream.
-async fn one_event(url: &str, credential: &str) -> (i64, String) {
-    let resp = reqwest::Client::new()
-        .get(format!("{url}/v1/sync"))
-        .bearer_auth(credential)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let mut events = read_sse_events(resp, 1, Duration::from_secs(10)).await;
-    assert_eq!(events.len(), 1, "one event expected on the stream");
-    events.remove(0)
-}
-
-async fn ack(url: &str, credential: &str, seq: i64) {
-    let acked: Value = reqwest::Client::new()
-        .post(format!("{url}/v1/sync/ack"))
-        .bearer_auth(credential)
-        .json(&json!({"ids": [seq]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(acked, json!({"acked": 1}));
-}
-
-pub async fn status(url: &str, token: &str, id: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{url}/v1/messages/{id}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn pair(url: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{url}/v1/devices/pair"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
-}
-
 /// `device add` output: the id, and for an extension the credential.
 fn add_device(data_dir: &Path, label: &str, kind: &str, extra: &[&str]) -> (String, String) {
     let mut args = vec![
@@ -153,23 +103,21 @@ async fn pynacl_opens_what_the_relay_sealed_for_the_stream_and_fcm() {
     let (desk_secret, desk_public) = pynacl_keygen();
     let (phone_secret, phone_public) = pynacl_keygen();
 
+    let api = relay.api();
     let code = relay.admin(&["pair", "--user", "alice"]);
-    let (status_code, desk) = pair(
-        &relay.url,
-        json!({"code": code, "type": "extension", "label": "desk", "public_key": desk_public}),
-    )
-    .await;
-    assert_eq!(status_code, 200, "{desk}");
-    let credential = desk["credential"].as_str().unwrap().to_owned();
+    let desk = api
+        .pair(
+            json!({"code": code, "type": "extension", "label": "desk", "public_key": desk_public}),
+        )
+        .await;
+    let credential = desk.credential.unwrap();
     // The phone's key arrives padded: both forms are accepted.
     let code = relay.admin(&["pair", "--user", "alice"]);
-    let (status_code, phone) = pair(
-        &relay.url,
+    api.pair(
         json!({"code": code, "type": "android", "label": "phone", "fcm_token": "fcm-sealed",
                "public_key": format!("{phone_public}=")}),
     )
     .await;
-    assert_eq!(status_code, 200, "{phone}");
 
     let reply: Value = relay
         .send_json(
@@ -191,7 +139,7 @@ async fn pynacl_opens_what_the_relay_sealed_for_the_stream_and_fcm() {
     );
 
     // The stream: {"id","sealed"} only, and PyNaCl opens it to exactly the id-bound envelope.
-    let (seq, data) = one_event(&relay.url, &credential).await;
+    let (seq, data) = api.one_event(&credential).await;
     let data: Value = serde_json::from_str(&data).unwrap();
     assert_eq!(keys(&data), ["id", "sealed"], "{data}");
     assert_eq!(data["id"], id.as_str());
@@ -199,7 +147,7 @@ async fn pynacl_opens_what_the_relay_sealed_for_the_stream_and_fcm() {
         pynacl_open(&desk_secret, data["sealed"].as_str().unwrap()),
         expected
     );
-    ack(&relay.url, &credential, seq).await;
+    assert_eq!(api.ack(&credential, &[seq]).await, json!({"acked": 1}));
 
     // FCM: data = {"id","sealed"} only; priority and ttl as usual.
     let fake = FakeFcm::start().await;
@@ -242,7 +190,7 @@ async fn pynacl_opens_what_the_relay_sealed_for_the_stream_and_fcm() {
     assert!(!wrong.success());
 
     // Status is unchanged by sealing; the message row keeps no plaintext.
-    let status = status(&relay.url, &token, &id).await;
+    let status = api.status(&token, &id).await;
     let states: Vec<&str> = status["deliveries"]
         .as_array()
         .unwrap()
@@ -279,11 +227,12 @@ async fn mixed_targets_clear_device_gets_the_envelope_sealed_device_the_box() {
         .unwrap();
     let id = reply["id"].as_str().unwrap().to_owned();
 
-    let (clear_seq, clear_data) = one_event(&relay.url, &clear).await;
+    let api = relay.api();
+    let (clear_seq, clear_data) = api.one_event(&clear).await;
     let parsed: Value = serde_json::from_str(&clear_data).unwrap();
     assert_eq!(keys(&parsed), ["envelope", "id"]);
     assert_eq!(parsed["envelope"]["payload"]["message"], "mixed hello");
-    let (boxed_seq, boxed_data) = one_event(&relay.url, &boxed).await;
+    let (boxed_seq, boxed_data) = api.one_event(&boxed).await;
     assert!(!boxed_data.contains("mixed hello"));
     let parsed: Value = serde_json::from_str(&boxed_data).unwrap();
     assert_eq!(keys(&parsed), ["id", "sealed"]);
@@ -305,13 +254,13 @@ async fn mixed_targets_clear_device_gets_the_envelope_sealed_device_the_box() {
             .collect()
     };
     assert_eq!(
-        states(&status(&relay.url, &token, &id).await),
+        states(&*api.status(&token, &id).await),
         ["queued", "queued"]
     );
-    ack(&relay.url, &clear, clear_seq).await;
-    ack(&relay.url, &boxed, boxed_seq).await;
+    assert_eq!(api.ack(&clear, &[clear_seq]).await, json!({"acked": 1}));
+    assert_eq!(api.ack(&boxed, &[boxed_seq]).await, json!({"acked": 1}));
     assert_eq!(
-        states(&status(&relay.url, &token, &id).await),
+        states(&*api.status(&token, &id).await),
         ["delivered", "delivered"]
     );
     // The clear device needs the plaintext, so the message row keeps it; the job for the
@@ -347,11 +296,12 @@ async fn bad_public_keys_are_refused_on_pair_and_by_admin() {
         json!(["key"]),
     ];
     for key in bad {
-        let (status_code, body) = pair(
-            &relay.url,
-            json!({"code": code, "type": "extension", "label": "desk", "public_key": key}),
-        )
-        .await;
+        let (status_code, body) = relay
+            .api()
+            .pair_reply(
+                &json!({"code": code, "type": "extension", "label": "desk", "public_key": key}),
+            )
+            .await;
         assert_eq!(
             (status_code, code_of(&body).as_str()),
             (400, "invalid_body"),
@@ -361,12 +311,10 @@ async fn bad_public_keys_are_refused_on_pair_and_by_admin() {
     // Nothing changed: the code was not burned and no device exists.
     assert_eq!(relay.count("SELECT COUNT(*) FROM devices"), 0);
     let good = url_safe(&[9; 32]);
-    let (status_code, body) = pair(
-        &relay.url,
-        json!({"code": code, "type": "extension", "label": "desk", "public_key": format!("{good}=")}),
-    )
-    .await;
-    assert_eq!(status_code, 200, "{body}");
+    relay
+        .api()
+        .pair(json!({"code": code, "type": "extension", "label": "desk", "public_key": format!("{good}=")}))
+        .await;
     let listed: Value = serde_json::from_str(&relay.admin(&["device", "list", "--json"])).unwrap();
     assert_eq!(
         listed[0]["public_key"],
@@ -502,33 +450,24 @@ async fn sealed_only_send_leaves_no_text_in_store_files_or_trace_logs() {
         .await
         .unwrap();
     let clear_id = clear["id"].as_str().unwrap().to_owned();
-    let (seq, event) = one_event(&url, &credential).await;
+    let api = Api::new(&url);
+    let (seq, event) = api.one_event(&credential).await;
     assert!(
         event.contains("\"sealed\"") && !event.contains(MARK),
         "{event}"
     );
-    ack(&url, &credential, seq).await;
+    assert_eq!(api.ack(&credential, &[seq]).await, json!({"acked": 1}));
     // Every delivery done: the acked stream event and both FCM sends through the fake.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    'wait: loop {
+    eventually("every delivery done", Duration::from_secs(30), || async {
         for (token, id) in [(&token, &id), (&bob, &clear_id)] {
-            let status = status(&url, token, id).await;
-            let done = status["deliveries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|d| d["state"] == "delivered");
-            if !done {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "not delivered: {status}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue 'wait;
+            let status = api.status(token, id).await;
+            if !status.all_delivered() {
+                return Err(format!("not delivered: {status}"));
             }
         }
-        break;
-    }
+        Ok(())
+    })
+    .await;
     let sends = fake.sends();
     let phone = sends
         .iter()

@@ -206,26 +206,11 @@ async fn max_attempts_dead_letters_when_time_moves() {
             max_attempts: 3,
         },
     );
-    let reply: Value = relay
-        .send_json(&token, json!({"message": "m", "device": "pixel"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = reply["id"].as_str().unwrap();
-    let delivery = || async {
-        let status: Value = relay
-            .http()
-            .get(format!("{}/v1/messages/{id}", relay.url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        status["deliveries"][0].clone()
-    };
+    let api = relay.api();
+    let id = api
+        .send(&token, json!({"message": "m", "device": "pixel"}))
+        .await;
+    let delivery = || async { api.status(&token, &id).await["deliveries"][0].clone() };
     for attempt in 1..=2 {
         assert_eq!(dispatcher.run_once().await.unwrap(), 1);
         let d = delivery().await;

@@ -33,15 +33,10 @@ async fn send(relay: &Relay, token: &str, text: &str) -> (u16, Option<String>, V
 
 /// Every id answered 200 is still there.
 async fn all_present(relay: &Relay, token: &str, ids: &[String]) {
+    let api = relay.api();
     for id in ids {
-        let resp = relay
-            .http()
-            .get(format!("{}/v1/messages/{id}", relay.url))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "acknowledged message {id} was lost");
+        let (status, _) = api.status_reply(token, id).await;
+        assert_eq!(status, 200, "acknowledged message {id} was lost");
     }
 }
 

@@ -1,14 +1,23 @@
 //! The desktop stream over a real connection: replay of unacked events in order, resume after
 //! Last-Event-ID, ack, and nothing lost when a connection drops.
 
-use crate::harness::{Relay, code_of, no_limits, read_sse_events};
+use crate::harness::{Api, Relay, SseEvents, code_of, no_limits, read_sse_events};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Reads SSE `notification` events until `n` arrived or `wait` passed: (id, data) pairs.
-async fn read_events(resp: reqwest::Response, n: usize, wait: Duration) -> Vec<(i64, Value)> {
-    read_sse_events(resp, n, wait)
-        .await
+/// The stream's events through `api` until `n` arrived or `wait` passed: (id, data) pairs.
+async fn read_events(
+    api: &Api,
+    credential: &str,
+    last: Option<i64>,
+    n: usize,
+    wait: Duration,
+) -> Vec<(i64, Value)> {
+    parsed(api.sync_events(credential, last, n, wait).await)
+}
+
+fn parsed(events: Vec<(i64, String)>) -> Vec<(i64, Value)> {
+    events
         .into_iter()
         .map(|(id, data)| (id, serde_json::from_str(&data).unwrap()))
         .collect()
@@ -19,29 +28,17 @@ async fn replays_resumes_and_acks() {
     let relay = Relay::start(no_limits()).await;
     let (token, _, _) = relay.alice();
     let (_, credential) = relay.extension("desk");
+    let api = relay.api();
     let mut ids = Vec::new();
     for text in ["one", "two", "three"] {
-        let reply: Value = relay
-            .send_json(&token, json!({"message": text, "device": "desk"}))
-            .await
-            .json()
-            .await
-            .unwrap();
-        ids.push(reply["id"].as_str().unwrap().to_owned());
+        ids.push(
+            api.send(&token, json!({"message": text, "device": "desk"}))
+                .await,
+        );
     }
-    let http = relay.http();
-    let connect = |last: Option<i64>| {
-        let mut req = http
-            .get(format!("{}/v1/sync", relay.url))
-            .bearer_auth(&credential);
-        if let Some(last) = last {
-            req = req.header("last-event-id", last.to_string());
-        }
-        req.send()
-    };
-    let first = connect(None).await.unwrap();
+    let first = api.sync(&credential, None).await;
     assert_eq!(first.headers()["content-type"], "text/event-stream");
-    let events = read_events(first, 3, Duration::from_secs(5)).await;
+    let events = parsed(read_sse_events(first, 3, Duration::from_secs(5)).await);
     assert_eq!(
         events.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
         [1, 2, 3]
@@ -52,50 +49,35 @@ async fn replays_resumes_and_acks() {
 
     // The connection dropped without an ack: all three come back; Last-Event-ID resumes after 2.
     assert_eq!(
-        read_events(connect(None).await.unwrap(), 3, Duration::from_secs(5))
+        read_events(&api, &credential, None, 3, Duration::from_secs(5))
             .await
             .len(),
         3
     );
-    let resumed = read_events(connect(Some(2)).await.unwrap(), 1, Duration::from_secs(5)).await;
+    let resumed = read_events(&api, &credential, Some(2), 1, Duration::from_secs(5)).await;
     assert_eq!(resumed[0].0, 3);
 
-    let ack: Value = http
-        .post(format!("{}/v1/sync/ack", relay.url))
-        .bearer_auth(&credential)
-        .json(&json!({"ids": [1, 2]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(ack, json!({"acked": 2}));
-    let status: Value = http
-        .get(format!("{}/v1/messages/{}", relay.url, ids[0]))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(api.ack(&credential, &[1, 2]).await, json!({"acked": 2}));
+    let status = api.status(&token, &ids[0]).await;
     assert_eq!(status["deliveries"][0]["state"], "delivered");
-    let rest = read_events(connect(None).await.unwrap(), 1, Duration::from_secs(5)).await;
+    let rest = read_events(&api, &credential, None, 1, Duration::from_secs(5)).await;
     assert_eq!(
         rest.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
         [3],
         "only the unacked event is replayed"
     );
 
-    // A send while connected arrives live.
-    let live = connect(None).await.unwrap();
-    let reader = tokio::spawn(read_events(live, 2, Duration::from_secs(10)));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A send while connected arrives live: once the replayed event 3 has come, the stream is
+    // connected and past its replay, so event 4 can only come live.
+    let mut live = SseEvents::new(api.sync(&credential, None).await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    got.extend(live.next(deadline).await);
     relay
         .send_json(&token, json!({"message": "live", "device": "desk"}))
         .await;
-    let got = reader.await.unwrap();
+    got.extend(live.next(deadline).await);
+    let got = parsed(got);
     assert_eq!(got.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [3, 4]);
     assert_eq!(got[1].1["envelope"]["payload"]["message"], "live");
 }
@@ -111,12 +93,7 @@ async fn the_stream_needs_a_device_credential() {
         .await
         .unwrap();
     assert_eq!(no_auth.status(), 401);
-    let with_sender_token = http
-        .get(format!("{}/v1/sync", relay.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let with_sender_token = relay.api().sync(&token, None).await;
     assert_eq!(with_sender_token.status(), 401);
     let body: Value = with_sender_token.json().await.unwrap();
     assert_eq!(code_of(&body), "invalid_token");
@@ -127,13 +104,7 @@ async fn removing_a_device_ends_its_open_stream() {
     let relay = Relay::start(no_limits()).await;
     relay.alice();
     let (device_id, credential) = relay.extension("gone");
-    let mut stream = relay
-        .http()
-        .get(format!("{}/v1/sync", relay.url))
-        .bearer_auth(&credential)
-        .send()
-        .await
-        .unwrap();
+    let mut stream = relay.api().sync(&credential, None).await;
     assert_eq!(stream.status(), 200);
     relay.admin(&["device", "remove", &device_id]);
     // Only keep-alive comments may arrive before the end; a hang guard well past SPEC's 15 s.
@@ -150,13 +121,7 @@ async fn removing_a_device_ends_its_open_stream() {
     })
     .await;
     assert!(ended.is_ok(), "the removed device's stream stayed open");
-    let again = relay
-        .http()
-        .get(format!("{}/v1/sync", relay.url))
-        .bearer_auth(&credential)
-        .send()
-        .await
-        .unwrap();
+    let again = relay.api().sync(&credential, None).await;
     assert_eq!(again.status(), 401);
     assert_eq!(code_of(&again.json().await.unwrap()), "invalid_token");
 }

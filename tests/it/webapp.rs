@@ -113,11 +113,13 @@ const push = {push};
 const two = sw.notificationFor(push, 2);
 const none = sw.notificationFor(push, 0);
 const untitled = sw.notificationFor({untitled}, 2);
+const keyed = sw.notificationFor({{id: 'msg_3', envelope: {{payload: {{message: 'm', key: 'ci:42'}}}}}}, 2);
 console.log(JSON.stringify({{
   title: two.title, body: two.options.body, tag: two.options.tag,
   requireInteraction: two.options.requireInteraction,
   actions: two.options.actions, noActions: none.options.actions.length,
   untitledTitle: untitled.title, untitledTag: untitled.options.tag,
+  keyedTag: keyed.options.tag, keyedId: keyed.options.data.id,
   clickBody: sw.urlForClick(two.options.data, ''),
   clickLogs: sw.urlForClick(two.options.data, 'a0'),
   clickEvil: sw.urlForClick(two.options.data, 'a1'),
@@ -142,6 +144,9 @@ console.log(JSON.stringify({{
     assert_eq!(got["noActions"], 0);
     assert_eq!(got["untitledTitle"], "cron");
     assert_eq!(got["untitledTag"], "msg_2");
+    // SPEC §1.15: the key is the tag, the id stays in the data.
+    assert_eq!(got["keyedTag"], "ci:42");
+    assert_eq!(got["keyedId"], "msg_3");
     assert_eq!(got["clickBody"], "https://example.org/run/1");
     assert_eq!(got["clickLogs"], "https://example.org/logs");
     assert_eq!(got["clickEvil"], Value::Null);

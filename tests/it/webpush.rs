@@ -5,7 +5,7 @@
 //! checks VAPID, http_ece decrypts; code that is not ours), every outcome class, no text at
 //! rest or in trace logs; and `/app` served from the binary.
 
-use crate::harness::{ManualClock, Relay, code_of, no_limits};
+use crate::harness::{Api, ManualClock, Relay, code_of, eventually, no_limits};
 use crate::sealed::files_containing;
 use crate::webpush_core::{FakePush, python_available};
 use base64::Engine;
@@ -31,20 +31,6 @@ pub fn subscription(endpoint: &str) -> Value {
             "auth": URL_SAFE_NO_PAD.encode([7u8; 16]),
         }
     })
-}
-
-pub async fn pair(relay: &Relay, code: &str, body: Value) -> (u16, Value) {
-    let mut body = body;
-    body["code"] = json!(code);
-    let response = relay
-        .http()
-        .post(format!("{}/v1/devices/pair", relay.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
 }
 
 async fn vapid_key(relay: &Relay) -> String {
@@ -87,12 +73,10 @@ async fn local_endpoints_are_refused_without_allow_local_and_spend_no_code() {
         "https://localhost:8443/push/1",
         "http://push.example.com/push/1",
     ] {
-        let (status, body) = pair(
-            &relay,
-            &code,
-            json!({"type": "webpush", "label": "phone", "subscription": subscription(endpoint)}),
-        )
-        .await;
+        let (status, body) = relay
+            .api()
+            .pair_reply(&json!({"code": code, "type": "webpush", "label": "phone", "subscription": subscription(endpoint)}))
+            .await;
         assert_eq!(status, 400, "{endpoint}: {body}");
         assert_eq!(code_of(&body), "invalid_body", "{endpoint}");
         let message = body["error"]["message"].as_str().unwrap();
@@ -124,7 +108,9 @@ async fn local_endpoints_are_refused_without_allow_local_and_spend_no_code() {
             json!({"type": "webpush", "label": "p", "subscription": "https://127.0.0.1/p"}),
         ),
     ] {
-        let (status, reply) = pair(&relay, &code, body).await;
+        let mut body = body;
+        body["code"] = json!(code);
+        let (status, reply) = relay.api().pair_reply(&body).await;
         assert_eq!(status, 400, "{what}: {reply}");
         assert_eq!(code_of(&reply), "invalid_body", "{what}");
     }
@@ -133,8 +119,10 @@ async fn local_endpoints_are_refused_without_allow_local_and_spend_no_code() {
         0
     );
     // Every refusal above left the code unspent: an extension still pairs with it.
-    let (status, body) = pair(&relay, &code, json!({"type": "extension", "label": "desk"})).await;
-    assert_eq!(status, 200, "{body}");
+    relay
+        .api()
+        .pair(json!({"code": code, "type": "extension", "label": "desk"}))
+        .await;
 }
 
 #[tokio::test]
@@ -145,12 +133,10 @@ async fn a_webpush_device_pairs_with_allow_local_and_the_web_selector_reaches_it
     .await;
     let (token, phone, _) = relay.alice();
     let code = relay.admin(&["pair", "--user", "alice"]);
-    let (status, body) = pair(
-        &relay,
-        &code,
-        json!({"type": "WebPush", "label": "browser", "subscription": subscription("http://127.0.0.1:9/push/x")}),
-    )
-    .await;
+    let (status, body) = relay
+        .api()
+        .pair_reply(&json!({"code": code, "type": "WebPush", "label": "browser", "subscription": subscription("http://127.0.0.1:9/push/x")}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["type"], "webpush");
     assert!(body.get("credential").is_none(), "{body}");
@@ -190,26 +176,11 @@ async fn a_webpush_device_pairs_with_allow_local_and_the_web_selector_reaches_it
         types.contains(&"webpush") && types.contains(&"android"),
         "{reply}"
     );
-    let status: Value = relay
-        .http()
-        .get(format!(
-            "{}/v1/messages/{}",
-            relay.url,
-            reply["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let web = status["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["device_id"] == browser.as_str())
-        .unwrap();
+    let status = relay
+        .api()
+        .status(&token, reply["id"].as_str().unwrap())
+        .await;
+    let web = status.delivery(&browser);
     assert_eq!(web["type"], "webpush");
     assert_eq!(web["state"], "queued");
     assert_ne!(phone, browser);
@@ -238,13 +209,11 @@ async fn setup(script: &str) -> Setup {
         "expirationTime": null,
         "keys": {"p256dh": fake.p256dh, "auth": fake.auth}
     });
-    let (status, body) = pair(
-        &relay,
-        &code,
-        json!({"type": "webpush", "label": "browser", "subscription": subscription}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let browser = relay
+        .api()
+        .pair(json!({"code": code, "type": "webpush", "label": "browser", "subscription": subscription}))
+        .await
+        .device_id;
     let state = relay.state();
     let key = load_vapid_key(&state.store, clock.now_ms()).await.unwrap();
     let channel = WebPushChannel::new(
@@ -266,37 +235,23 @@ async fn setup(script: &str) -> Setup {
         fake,
         worker,
         token,
-        browser: body["device_id"].as_str().unwrap().to_owned(),
+        browser,
     }
 }
 
 impl Setup {
     async fn send(&self, body: Value) -> String {
-        self.relay.send_id(&self.token, body).await
+        self.relay.api().send(&self.token, body).await
     }
 
     /// The browser's delivery row of `GET /v1/messages/{id}`.
     async fn delivery(&self, id: &str) -> Value {
-        let status = self.relay.message_status(&self.token, id).await;
-        status["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["device_id"] == self.browser.as_str())
-            .cloned()
-            .unwrap_or_else(|| panic!("no delivery to the browser: {status}"))
+        let status = self.relay.api().status(&self.token, id).await;
+        status.delivery(&self.browser).clone()
     }
 
     async fn metrics(&self) -> String {
-        self.relay
-            .http()
-            .get(format!("{}/metrics", self.relay.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.relay.metrics().await
     }
 }
 
@@ -536,51 +491,30 @@ async fn serve_delivers_to_a_webpush_device_and_neither_store_nor_trace_log_has_
         &[("REFLECTO_LOG", "trace")],
     );
     let url = relay.url.clone();
-    let http = reqwest::Client::new();
+    let api = Api::new(&url);
     let code = admin(&data, &["pair", "--user", "alice"]);
-    let paired = http
-        .post(format!("{url}/v1/devices/pair"))
-        .json(
-            &json!({"code": code, "type": "webpush", "label": "browser", "subscription": {
-            "endpoint": format!("{}/push/201", fake.origin),
-            "keys": {"p256dh": fake.p256dh, "auth": fake.auth}}}),
+    api.pair(
+        json!({"code": code, "type": "webpush", "label": "browser", "subscription": {
+        "endpoint": format!("{}/push/201", fake.origin),
+        "keys": {"p256dh": fake.p256dh, "auth": fake.auth}}}),
+    )
+    .await;
+    let id = api
+        .send(
+            &token,
+            json!({"message": format!("{MARK} body"), "title": format!("{MARK} title")}),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(paired.status(), 200);
-    let reply: Value = http
-        .post(format!("{url}/v1/send"))
-        .bearer_auth(&token)
-        .json(&json!({"message": format!("{MARK} body"), "title": format!("{MARK} title")}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = reply["id"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let status: Value = http
-            .get(format!("{url}/v1/messages/{id}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        .await;
+    let status = eventually("the push delivered", Duration::from_secs(30), || async {
+        let status = api.status(&token, &id).await;
         if status["deliveries"][0]["state"] == "delivered" {
-            assert_eq!(status["deliveries"][0]["type"], "webpush");
-            break;
+            Ok(status)
+        } else {
+            Err(format!("not delivered: {status}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not delivered: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    assert_eq!(status["deliveries"][0]["type"], "webpush");
     let received = fake.received("201").await;
     assert_eq!(received.len(), 1);
     assert_eq!(received[0]["ok"], true, "{}", received[0]);
@@ -620,6 +554,27 @@ fn browser_available() -> bool {
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Headless Chromium opens `app`, its service worker gets `pushes` in order over the DevTools
+/// protocol (tests/js/browser_push.mjs): what the page reported (scope, notifications, code).
+async fn in_chromium(app: String, pushes: Vec<String>) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/browser_push.mjs");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .args(["--experimental-websocket", script, CHROMIUM, &app])
+            .args(&pushes)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A real browser: headless Chromium loads `/app/` from the relay, the page's service worker
 /// registers, and the exact plaintext the relay encrypted for a push service (as the fake
 /// decrypted it), delivered to the worker over the DevTools protocol, becomes a notification
@@ -636,29 +591,11 @@ async fn chromium_shows_the_relays_push_as_a_notification_tagged_with_the_messag
     assert_eq!(s.worker.run_once().await.unwrap(), 1);
     let received = s.fake.received("201").await;
     let plaintext = received[0]["plaintext"].as_str().unwrap().to_owned();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/browser_push.mjs");
-    let app = format!("{}/app/", s.relay.url);
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .args([
-                "--experimental-websocket",
-                script,
-                CHROMIUM,
-                &app,
-                &plaintext,
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Opened as a pairing link, whose code the page fills in.
+    let app = format!("{}/app/#code=123456", s.relay.url);
+    let result = in_chromium(app, vec![plaintext]).await;
     assert_eq!(result["scope"], format!("{}/app/", s.relay.url));
+    assert_eq!(result["code"], "123456", "the link's code is in the form");
     assert_eq!(
         result["notifications"],
         json!([{"title": "db1", "body": "disk 91% full", "tag": id}])
@@ -678,4 +615,64 @@ fn bad_vapid_subject_is_refused_before_the_relay_listens() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--vapid-subject 'ops'"), "{stderr}");
     assert!(!stderr.contains("listening"), "{stderr}");
+}
+
+/// SPEC §1.15: a send with a key carries RFC 8030's `Topic` (the first 32 characters of the
+/// base64url SHA-256 of the key), which the fake push service checks; one without has none.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_reaches_the_push_service_as_its_topic() {
+    let s = setup("201").await;
+    s.send(json!({"message": "build passed", "key": "ci:42", "device": "web"}))
+        .await;
+    s.send(json!({"message": "no key", "device": "web"})).await;
+    assert_eq!(s.worker.run_once().await.unwrap(), 2);
+    let received = s.fake.received("201").await;
+    assert_eq!(received.len(), 2, "{received:?}");
+    let keyed = received
+        .iter()
+        .find(|r| r["plaintext"].as_str().unwrap().contains("build passed"))
+        .unwrap();
+    assert_eq!(keyed["ok"], true, "{keyed}");
+    assert_eq!(
+        keyed["topic"], "sy0T9JlonLu3Jyosynb6XRAEWcU-1vPx",
+        "{keyed}"
+    );
+    let plaintext: Value = serde_json::from_str(keyed["plaintext"].as_str().unwrap()).unwrap();
+    assert_eq!(plaintext["envelope"]["payload"]["key"], "ci:42");
+    let plain = received
+        .iter()
+        .find(|r| r["plaintext"].as_str().unwrap().contains("no key"))
+        .unwrap();
+    assert_eq!(plain["ok"], true, "{plain}");
+    assert!(plain.get("topic").is_none(), "{plain}");
+}
+
+/// SPEC §1.15 in a real browser: two pushes of one key, as the relay encrypted them, leave one
+/// notification, tagged with the key and showing the newer message.
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_replaces_the_notification_of_a_key() {
+    if !python_available() || !browser_available() {
+        return;
+    }
+    let s = setup("201").await;
+    let first = s
+        .send(json!({"message": "build running", "key": "ci:42", "device": "web"}))
+        .await;
+    assert_eq!(s.worker.run_once().await.unwrap(), 1);
+    s.send(json!({"message": "build passed", "key": "ci:42", "device": "web"}))
+        .await;
+    assert_eq!(s.worker.run_once().await.unwrap(), 1);
+    let received = s.fake.received("201").await;
+    let pushes: Vec<String> = received
+        .iter()
+        .map(|r| r["plaintext"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(pushes.len(), 2);
+    assert!(pushes[0].contains(&first), "in send order");
+    let app = format!("{}/app/", s.relay.url);
+    let result = in_chromium(app, pushes).await;
+    assert_eq!(
+        result["notifications"],
+        json!([{"title": "ci", "body": "build passed", "tag": "ci:42"}])
+    );
 }

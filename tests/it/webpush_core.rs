@@ -132,6 +132,7 @@ impl Sender {
                 ciphertext,
                 remaining_ttl: 3600,
                 priority,
+                key: None,
             },
             &self.signer,
             Utc::now(),
@@ -241,6 +242,7 @@ async fn a_retry_resends_the_same_ciphertext_and_it_still_decrypts() {
             ciphertext: first.body.clone(),
             remaining_ttl: 1200,
             priority: Priority::Default,
+            key: None,
         },
         &sender.signer,
         Utc::now(),
@@ -351,6 +353,13 @@ async fn the_fake_refuses_what_a_real_push_service_refuses() {
     )
     .await;
     assert!(reason.contains("Content-Encoding"), "{reason}");
+    // SPEC §1.15's Topic must be RFC 8030's: URL-safe base64, at most 32 characters.
+    let (verdict, reason) =
+        refused(&fake, &sender, &with_header("topic", Some("ci:42".into()))).await;
+    assert_eq!(verdict, Verdict::DeadLetter("HTTP_400".into()));
+    assert!(reason.contains("Topic"), "{reason}");
+    let (_, reason) = refused(&fake, &sender, &with_header("topic", Some("a".repeat(33)))).await;
+    assert!(reason.contains("Topic"), "{reason}");
 
     // Encrypted for another browser: the fake's key cannot open it.
     let stranger = SubscriptionJson {

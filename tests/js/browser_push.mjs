@@ -3,7 +3,8 @@
 // page loads, its service worker registers, a push delivered with
 // ServiceWorker.deliverPushMessage becomes a notification.
 //
-// Usage: node browser_push.mjs <chromium> <app url> <push data>
+// Usage: node browser_push.mjs <chromium> <app url> <push data> [<push data>…]
+// The pushes are delivered in order, each once the previous one's message is on screen.
 // Prints one JSON line: {"scope", "notifications": [{"title","body","tag"}]}; exits 1 on failure.
 // pushManager.subscribe needs the browser vendor's push service, which a test cannot reach, so
 // the page's own service-worker registration is exercised and the push is injected.
@@ -13,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const [chromium, appUrl, pushData] = process.argv.slice(2);
+const [chromium, appUrl, ...pushes] = process.argv.slice(2);
 const profile = mkdtempSync(join(tmpdir(), 'reflecto-chromium-'));
 const browser = spawn(chromium, [
   '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -101,15 +102,24 @@ try {
     if (!registration) await sleep(100);
   }
   if (!registration) fail('no service worker registration was reported for ' + scope);
-  await send('ServiceWorker.deliverPushMessage',
-    { origin, registrationId: registration.registrationId, data: pushData }, sessionId);
   let notifications = [];
-  for (let i = 0; i < 100 && notifications.length === 0; i++) {
-    await sleep(100);
-    notifications = await evaluate(sessionId,
-      'navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((ns) => ns.map((n) => ({ title: n.title, body: n.body, tag: n.tag })))');
+  for (const pushData of pushes) {
+    await send('ServiceWorker.deliverPushMessage',
+      { origin, registrationId: registration.registrationId, data: pushData }, sessionId);
+    // Shown when a notification carries this push's message (any notification, if unreadable).
+    let expected = null;
+    try { expected = JSON.parse(pushData).envelope.payload.message; } catch (_) { expected = null; }
+    const shown = () => notifications.some((n) => expected === null || n.body === expected);
+    notifications = [];
+    for (let i = 0; i < 100 && !shown(); i++) {
+      await sleep(100);
+      notifications = await evaluate(sessionId,
+        'navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((ns) => ns.map((n) => ({ title: n.title, body: n.body, tag: n.tag })))');
+    }
   }
-  console.log(JSON.stringify({ scope, notifications }));
+  // A pairing link's `#code=` fills in the form.
+  const code = await evaluate(sessionId, "document.getElementById('code').value");
+  console.log(JSON.stringify({ scope, notifications, code }));
 } catch (e) {
   fail(String(e && e.stack || e));
 }

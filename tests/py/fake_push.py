@@ -15,11 +15,12 @@ The answer is scripted by the endpoint path `/push/<script>`:
   `delay` (answers 201 after 3 s), `drop` (closes the connection without an answer).
 A request that fails a check gets 403 (VAPID) or 400 (headers, body) like a real service, and is
 recorded with the reason. GET /_received returns every request as JSON:
-  [{"path", "script", "ok", "reason", "plaintext", "ttl", "urgency", "rs", "aud", "sub", "exp"}]
+  [{"path", "script", "ok", "reason", "plaintext", "ttl", "urgency", "topic", "rs", "aud", "sub", "exp"}]
 """
 
 import base64
 import json
+import re
 import sys
 import threading
 import time
@@ -166,6 +167,12 @@ class FakePush:
             if urgency not in URGENCIES:
                 raise Reject(400, f"Urgency {urgency!r}")
             record["urgency"] = urgency
+            # RFC 8030 §5.4: at most 32 characters of the URL-safe base64 alphabet.
+            topic = h.get("Topic")
+            if topic is not None:
+                if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", topic):
+                    raise Reject(400, f"Topic {topic!r}")
+                record["topic"] = topic
             if len(body) < 21:
                 raise Reject(400, "body too short for an aes128gcm header")
             record["rs"] = int.from_bytes(body[16:20], "big")

@@ -144,6 +144,9 @@ pub fn run(args: ListenArgs) -> Result<(), ApiError> {
 impl Listener {
     async fn run(&mut self, poll: bool, shutdown: &mut Shutdown) -> Result<(), ApiError> {
         let mut attempt = 0u32;
+        // Whether a lost connection was reported: its end is reported too (SPEC §2.5), so a
+        // warning on the terminal is never the last word once the stream is back.
+        let mut lost = false;
         loop {
             let opened = tokio::select! {
                 _ = &mut *shutdown => return self.finish().await,
@@ -152,6 +155,9 @@ impl Listener {
             let (reason, retry_after) = match opened {
                 Ok(stream) => {
                     attempt = 0;
+                    if std::mem::take(&mut lost) {
+                        eprintln!("connected again to {}", self.client.server());
+                    }
                     match self.read(stream, poll, shutdown).await? {
                         Ended::Shutdown | Ended::PollDone => return self.finish().await,
                         // The relay ended the stream under a poll: what was handled is acked.
@@ -175,6 +181,7 @@ impl Listener {
                 .unwrap_or_else(|| reconnect_delay(attempt))
                 .min(Duration::from_secs(3600));
             attempt = attempt.saturating_add(1);
+            lost = true;
             eprintln!(
                 "warning: {reason}; reconnecting in {}s",
                 delay.as_secs().max(1)

@@ -22,6 +22,8 @@ pub struct Note {
     /// (label, url) buttons
     pub actions: Vec<(String, String)>,
     pub source: String,
+    /// The send's key (SPEC §1.15): a newer note of the key replaces the one shown for it.
+    pub key: Option<String>,
     /// The envelope as it arrived, for `--json` and `--exec`'s stdin.
     pub envelope: Value,
 }
@@ -55,6 +57,7 @@ impl Note {
                 .map(|a| (a.label, a.url))
                 .collect(),
             source: envelope.source,
+            key: p.key.clone(),
             envelope: delivery.envelope,
         })
     }

@@ -1,10 +1,10 @@
 //! The FCM HTTP v1 message for one delivery (SPEC §1.10): a data message whose values are all
 //! strings, with android priority and the remaining ttl.
 
+use crate::api::Envelope;
 use crate::api::Priority;
 use crate::api::sealed;
 use crate::store::{ClaimedJob, PayloadKind};
-use crate::validate::Envelope;
 use serde_json::{Map, Value, json};
 
 /// `data` keys in SPEC order; absent fields are omitted.
@@ -35,6 +35,7 @@ fn data(envelope: &Envelope, message_id: &str) -> Map<String, Value> {
             .map(|a| serde_json::to_string(a).unwrap_or_default()),
     );
     put("markdown", p.markdown.map(|m| m.to_string()));
+    put("key", p.key.clone());
     put("source", Some(envelope.source.clone()));
     data
 }
@@ -96,12 +97,21 @@ fn message(
 }
 
 /// The `messages:send` body: the sealed box when the job has one (SPEC §1.12), else the
-/// envelope's fields. `None` when neither is usable.
+/// envelope's fields. `None` when neither is usable. A send with a key collapses on the device
+/// with the earlier ones of that key (`android.collapse_key`, SPEC §1.15), sealed or not.
 pub fn request_body(
     job: &ClaimedJob,
     registration: &str,
     remaining: u64,
 ) -> Option<serde_json::Value> {
+    let mut body = content(job, registration, remaining)?;
+    if let Some(key) = &job.key {
+        body["message"]["android"]["collapse_key"] = Value::String(key.clone());
+    }
+    Some(body)
+}
+
+fn content(job: &ClaimedJob, registration: &str, remaining: u64) -> Option<serde_json::Value> {
     match (&job.payload, &job.envelope) {
         (Some(payload), _) => match payload.kind {
             PayloadKind::Sealed => Some(fcm_sealed_message(
@@ -143,6 +153,7 @@ mod tests {
                 device: Some("all".into()),
                 markdown: Some(true),
                 ttl: Some(60),
+                key: None,
             },
             "ci",
         );
@@ -211,6 +222,7 @@ mod request_body_tests {
     ) -> ClaimedJob {
         ClaimedJob {
             job_id: 1,
+            lease_token: 1,
             message_id: "msg_1".into(),
             device_id: "dev_1".into(),
             channel: Channel::Fcm,
@@ -221,6 +233,7 @@ mod request_body_tests {
             attempts: 1,
             created_at: 0,
             expires_at: 60_000,
+            key: None,
         }
     }
 
@@ -254,7 +267,47 @@ mod request_body_tests {
         let envelope = r#"{"type":"notification","payload":{"message":"hi"},"source":"ci"}"#;
         let clear = request_body(&job(Some(envelope), None, None), "reg", 5).unwrap();
         assert_eq!(clear["message"]["data"]["message"], "hi");
+        assert!(clear["message"]["android"].get("collapse_key").is_none());
         assert!(request_body(&job(None, None, None), "reg", 5).is_none());
         assert!(request_body(&job(Some("{not json"), None, None), "reg", 5).is_none());
+    }
+}
+
+#[cfg(test)]
+mod collapse_tests {
+    use super::*;
+    use crate::store::{Channel, DeliveryTarget, JobPayload};
+
+    /// SPEC §1.15: the key is FCM's collapse key for a sealed job and a clear one alike, and a
+    /// clear job's data carries it as the envelope does.
+    #[test]
+    fn a_key_is_the_collapse_key() {
+        let envelope =
+            r#"{"type":"notification","payload":{"message":"hi","key":"ci:42"},"source":"ci"}"#;
+        let job = |payload: Option<JobPayload>| ClaimedJob {
+            job_id: 1,
+            lease_token: 1,
+            message_id: "msg_1".into(),
+            device_id: "dev_1".into(),
+            channel: Channel::Fcm,
+            target: Some(DeliveryTarget::Fcm("reg".into())),
+            envelope: Some(envelope.into()),
+            payload,
+            priority: None,
+            attempts: 1,
+            created_at: 0,
+            expires_at: 60_000,
+            key: Some("ci:42".into()),
+        };
+        let clear = request_body(&job(None), "reg", 5).unwrap();
+        assert_eq!(clear["message"]["android"]["collapse_key"], "ci:42");
+        assert_eq!(clear["message"]["data"]["key"], "ci:42");
+        let sealed = JobPayload {
+            kind: PayloadKind::Sealed,
+            bytes: vec![1],
+        };
+        let boxed = request_body(&job(Some(sealed)), "reg", 5).unwrap();
+        assert_eq!(boxed["message"]["android"]["collapse_key"], "ci:42");
+        assert!(boxed["message"]["data"].get("key").is_none());
     }
 }

@@ -10,6 +10,7 @@ pub use client::FcmClient;
 
 use super::outcome::Verdict;
 use crate::store::ClaimedJob;
+use outcome::Classified;
 use serde_json::Value;
 
 pub struct FcmChannel {
@@ -21,13 +22,14 @@ impl FcmChannel {
         FcmChannel { client }
     }
 
-    async fn send(&self, body: &Value) -> Verdict {
+    async fn send(&self, body: &Value) -> Classified {
         match self.client.send(body).await {
             Ok(answer) => outcome::classify(answer.status, &answer.body, answer.retry_after),
             Err(transport) => Verdict::Retry {
                 error: transport,
                 min_delay: None,
-            },
+            }
+            .into(),
         }
     }
 
@@ -37,18 +39,18 @@ impl FcmChannel {
             return Verdict::DeadLetter("corrupt_envelope".into());
         };
         match self.send(&body).await {
+            Classified::Job(verdict) => verdict,
             // A bare 401/403 usually means the access token expired early: refresh once.
-            Verdict::RefreshAuth => {
+            Classified::RefreshAuth => {
                 self.client.refresh_auth();
                 match self.send(&body).await {
-                    Verdict::RefreshAuth => Verdict::Retry {
+                    Classified::Job(verdict) => verdict,
+                    Classified::RefreshAuth => Verdict::Retry {
                         error: "UNAUTHENTICATED".into(),
                         min_delay: None,
                     },
-                    other => other,
                 }
             }
-            other => other,
         }
     }
 }

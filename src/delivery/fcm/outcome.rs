@@ -5,6 +5,27 @@ use crate::delivery::outcome::Verdict;
 use serde_json::Value;
 use std::time::Duration;
 
+/// What an FCM answer means: the job's [`Verdict`], or first a new OAuth token (which only
+/// the FCM channel can act on, so the shared `Verdict` has no such case).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Classified {
+    Job(Verdict),
+    /// The OAuth token was refused: refresh it once, then retry.
+    RefreshAuth,
+}
+
+impl From<Verdict> for Classified {
+    fn from(verdict: Verdict) -> Classified {
+        Classified::Job(verdict)
+    }
+}
+
+impl PartialEq<Verdict> for Classified {
+    fn eq(&self, verdict: &Verdict) -> bool {
+        matches!(self, Classified::Job(v) if v == verdict)
+    }
+}
+
 /// Google's floor for QUOTA_EXCEEDED back-off.
 pub const QUOTA_MIN_DELAY: Duration = Duration::from_secs(60);
 
@@ -23,9 +44,9 @@ fn fcm_error_code(body: &Value) -> Option<&str> {
 }
 
 /// Classifies an HTTP answer from `messages:send`.
-pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Verdict {
+pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Classified {
     if status == 200 {
-        return Verdict::Delivered;
+        return Verdict::Delivered.into();
     }
     let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let fcm_code = fcm_error_code(&parsed);
@@ -34,7 +55,7 @@ pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Verdi
         .or(status_name)
         .map(str::to_owned)
         .unwrap_or_else(|| format!("HTTP_{status}"));
-    match (status, fcm_code) {
+    let verdict = match (status, fcm_code) {
         (_, Some("UNREGISTERED" | "SENDER_ID_MISMATCH")) => Verdict::Unreachable(code),
         // An FcmError on INVALID_ARGUMENT names the registration token; a payload problem
         // comes as google.rpc.BadRequest and retrying it cannot help.
@@ -43,13 +64,14 @@ pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Verdi
             error: code,
             min_delay: Some(retry_after.unwrap_or(QUOTA_MIN_DELAY).max(QUOTA_MIN_DELAY)),
         },
-        (401 | 403, None) => Verdict::RefreshAuth,
+        (401 | 403, None) => return Classified::RefreshAuth,
         (s, _) if s >= 500 => Verdict::Retry {
             error: code,
             min_delay: retry_after,
         },
         _ => Verdict::DeadLetter(code),
-    }
+    };
+    verdict.into()
 }
 
 #[cfg(test)]
@@ -135,9 +157,9 @@ mod tests {
                 r#"{"error":{"code":401,"status":"UNAUTHENTICATED"}}"#,
                 None
             ),
-            Verdict::RefreshAuth
+            Classified::RefreshAuth
         );
-        assert_eq!(classify(403, "", None), Verdict::RefreshAuth);
+        assert_eq!(classify(403, "", None), Classified::RefreshAuth);
         assert_eq!(
             classify(
                 401,

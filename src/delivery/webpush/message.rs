@@ -62,6 +62,19 @@ pub struct Delivery<'a> {
     /// Seconds the message may still wait at the push service: the job's remaining ttl.
     pub remaining_ttl: u64,
     pub priority: Priority,
+    /// The send's key (SPEC §1.15): the push service keeps only the newest message per topic.
+    pub key: Option<&'a str>,
+}
+
+/// RFC 8030 §5.4's `Topic` for a key: at most 32 characters of the URL-safe base64 alphabet, so
+/// the first 32 of the base64url SHA-256 of the key (the key itself may hold `.` and `:`).
+pub fn topic(key: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    encoded.truncate(32);
+    encoded
 }
 
 /// Builds the request; the VAPID token is signed for `now` (the worker's injectable clock).
@@ -71,18 +84,22 @@ pub fn build(
     now: DateTime<Utc>,
 ) -> Result<PushRequest, VapidError> {
     let authorization = vapid.authorization(delivery.endpoint, now)?;
+    let mut headers = vec![
+        ("content-encoding", "aes128gcm".to_owned()),
+        ("content-type", "application/octet-stream".to_owned()),
+        ("ttl", delivery.remaining_ttl.to_string()),
+        (
+            "urgency",
+            Urgency::for_priority(delivery.priority).as_str().to_owned(),
+        ),
+        ("authorization", authorization),
+    ];
+    if let Some(key) = delivery.key {
+        headers.push(("topic", topic(key)));
+    }
     Ok(PushRequest {
         url: delivery.endpoint.clone(),
-        headers: vec![
-            ("content-encoding", "aes128gcm".to_owned()),
-            ("content-type", "application/octet-stream".to_owned()),
-            ("ttl", delivery.remaining_ttl.to_string()),
-            (
-                "urgency",
-                Urgency::for_priority(delivery.priority).as_str().to_owned(),
-            ),
-            ("authorization", authorization),
-        ],
+        headers,
         body: delivery.ciphertext,
     })
 }
@@ -114,6 +131,7 @@ mod tests {
                 ciphertext: vec![1, 2, 3],
                 remaining_ttl: 3599,
                 priority: Priority::Urgent,
+                key: None,
             },
             &signer,
             now,
@@ -143,5 +161,38 @@ mod tests {
             .map(|p| Urgency::for_priority(p).as_str())
             .collect();
         assert_eq!(urgencies, ["very-low", "low", "normal", "high", "high"]);
+    }
+
+    /// SPEC §1.15: a key becomes the `Topic` header, the first 32 characters of the base64url
+    /// SHA-256 of the key; no key, no topic.
+    #[test]
+    fn a_key_is_the_topic() {
+        let signer = VapidSigner::new(
+            VapidKey::generate(),
+            Subject::parse("mailto:ops@example.org").unwrap(),
+        );
+        let endpoint = Url::parse("https://push.example.net/p/abc").unwrap();
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let request = |key| {
+            build(
+                Delivery {
+                    endpoint: &endpoint,
+                    ciphertext: vec![1],
+                    remaining_ttl: 60,
+                    priority: Priority::Default,
+                    key,
+                },
+                &signer,
+                now,
+            )
+            .unwrap()
+        };
+        // sha256("ci:42"), base64url, first 32 characters (computed independently).
+        assert_eq!(
+            header(&request(Some("ci:42")), "topic"),
+            "sy0T9JlonLu3Jyosynb6XRAEWcU-1vPx"
+        );
+        assert_eq!(topic("ci:42").len(), 32);
+        assert!(request(None).headers.iter().all(|(n, _)| *n != "topic"));
     }
 }

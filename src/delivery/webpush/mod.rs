@@ -64,7 +64,11 @@ impl WebPushChannel {
         else {
             return Verdict::DeadLetter("corrupt_payload".into());
         };
-        let Ok(endpoint) = url::Url::parse(&address.endpoint) else {
+        // A scheme other than http(s) was paired before pairing checked it: never sendable.
+        let Some(endpoint) = url::Url::parse(&address.endpoint)
+            .ok()
+            .filter(|url| subscription::check_scheme(url, true).is_ok())
+        else {
             return Verdict::DeadLetter("corrupt_subscription".into());
         };
         let now = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
@@ -74,6 +78,7 @@ impl WebPushChannel {
                 ciphertext: payload.bytes.clone(),
                 remaining_ttl: remaining,
                 priority: job.priority.unwrap_or_default(),
+                key: job.key.as_deref(),
             },
             &self.signer,
             now,

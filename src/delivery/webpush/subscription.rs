@@ -1,6 +1,7 @@
 //! A browser's `PushSubscription.toJSON()` (SPEC §1.13 pairing) and the checks that make it safe
 //! to POST to: the keys must be usable for RFC 8291, and the endpoint must be a public `https`
 //! host so that pairing cannot turn the relay into a request-forgery proxy into its own network.
+//! `--webpush-allow-local` lifts the address rule and allows `http`, never another scheme.
 
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
@@ -33,6 +34,9 @@ pub enum SubscriptionError {
     EndpointNotUrl,
     #[error("subscription.endpoint must use https")]
     EndpointNotHttps,
+    /// Even `--webpush-allow-local` allows only `http` besides `https` (SPEC §1.13).
+    #[error("subscription.endpoint must use https or http")]
+    EndpointNotHttp,
     #[error("subscription.endpoint has no host")]
     EndpointNoHost,
     #[error("subscription.endpoint host '{0}' does not resolve")]
@@ -182,9 +186,10 @@ impl SubscriptionJson {
 
     /// Parses, then checks the endpoint: `https`, and every address its host resolves to is
     /// public, unless `allow_local` (`--webpush-allow-local`: a distributor on the LAN, tests)
-    /// lifts both rules.
+    /// lifts the address rule and allows `http` as well.
     pub async fn validate(&self, allow_local: bool) -> Result<Subscription, SubscriptionError> {
         let subscription = self.parse()?;
+        check_scheme(&subscription.endpoint, allow_local)?;
         if !allow_local {
             check_endpoint(&subscription.endpoint).await?;
         }
@@ -192,11 +197,21 @@ impl SubscriptionJson {
     }
 }
 
+/// The scheme rule alone: `https`, or `http` too when `allow_local`; never another scheme
+/// (`ftp:`, `file:`, `data:`…), which no push service speaks and the HTTP client cannot send
+/// to, so such a device could only ever fail.
+pub fn check_scheme(endpoint: &Url, allow_local: bool) -> Result<(), SubscriptionError> {
+    match endpoint.scheme() {
+        "https" => Ok(()),
+        "http" if allow_local => Ok(()),
+        _ if allow_local => Err(SubscriptionError::EndpointNotHttp),
+        _ => Err(SubscriptionError::EndpointNotHttps),
+    }
+}
+
 /// Refuses a non-https endpoint or one whose host resolves to any non-public address.
 pub async fn check_endpoint(endpoint: &Url) -> Result<(), SubscriptionError> {
-    if endpoint.scheme() != "https" {
-        return Err(SubscriptionError::EndpointNotHttps);
-    }
+    check_scheme(endpoint, false)?;
     let host = match endpoint.host() {
         None => return Err(SubscriptionError::EndpointNoHost),
         Some(url::Host::Ipv4(ip)) => return check_addresses("", [IpAddr::V4(ip)]),
@@ -376,6 +391,41 @@ mod tests {
         assert!(plain.validate(true).await.is_ok());
         let public_ip = subscription("https://8.8.8.8/push", &p256dh, &auth);
         assert!(public_ip.validate(false).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_ftp_endpoint_is_refused_even_with_webpush_allow_local() {
+        let (p256dh, auth) = keys();
+        for endpoint in [
+            "ftp://127.0.0.1:2121/push/x",
+            "ftp://push.example.net/push/x",
+            "file:///etc/passwd",
+            "ws://127.0.0.1:9/push/x",
+            "gopher://127.0.0.1:70/x",
+        ] {
+            let sub = subscription(endpoint, &p256dh, &auth);
+            assert_eq!(
+                sub.validate(true).await.unwrap_err(),
+                SubscriptionError::EndpointNotHttp,
+                "{endpoint}"
+            );
+            assert_eq!(
+                sub.validate(false).await.unwrap_err(),
+                SubscriptionError::EndpointNotHttps,
+                "{endpoint}"
+            );
+        }
+        let url = |text: &str| Url::parse(text).unwrap();
+        assert_eq!(check_scheme(&url("https://a.example/p"), false), Ok(()));
+        assert_eq!(check_scheme(&url("http://a.example/p"), true), Ok(()));
+        assert_eq!(
+            check_scheme(&url("http://a.example/p"), false),
+            Err(SubscriptionError::EndpointNotHttps)
+        );
+        assert_eq!(
+            SubscriptionError::EndpointNotHttp.to_string(),
+            "subscription.endpoint must use https or http"
+        );
     }
 
     #[test]

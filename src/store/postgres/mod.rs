@@ -9,16 +9,19 @@
 //! [`listener`]).
 //! Connections come from a `deadpool-postgres` pool; TLS is rustls.
 
-mod accounts;
 mod connect;
-mod devices;
+mod devices_pairing;
 mod import;
 mod listener;
 mod notifier;
 mod queue;
 mod schema;
-mod sends;
+mod sends_limits;
+mod streams;
+mod upkeep;
+mod users_tokens;
 
+use super::contract::Basics;
 use super::limits::Limits;
 use super::{Result, StoreError, Wakeups};
 pub use import::Import;
@@ -81,10 +84,6 @@ impl PgStore {
         })
     }
 
-    pub fn wakeups(&self) -> &Wakeups {
-        &self.inner.wakeups
-    }
-
     pub(super) fn limits(&self) -> Limits {
         self.inner.limits
     }
@@ -105,52 +104,19 @@ impl PgStore {
         self.inner.failing.store(client.is_err(), Ordering::Relaxed);
         client
     }
+}
 
-    pub async fn ping(&self) -> Result<()> {
-        self.client().await?.simple_query("SELECT 1").await?;
-        Ok(())
+impl Basics for PgStore {
+    fn wakeups(&self) -> &Wakeups {
+        &self.inner.wakeups
     }
 
-    pub async fn probe_write(&self, now: i64) -> Result<()> {
-        let written = async {
-            self.writer()
-                .await?
-                .execute(
-                    "INSERT INTO store_probe (id, at_ms) VALUES (1, $1) \
-                     ON CONFLICT (id) DO UPDATE SET at_ms = EXCLUDED.at_ms",
-                    &[&now],
-                )
-                .await?;
-            Ok(())
-        }
-        .await;
-        self.inner.failing.store(
-            written.as_ref().is_err_and(StoreError::is_fault),
-            Ordering::Relaxed,
-        );
-        written
-    }
-
-    pub fn writes_failing(&self) -> bool {
+    fn writes_failing(&self) -> bool {
         self.inner.failing.load(Ordering::Relaxed)
     }
 
-    pub fn inject_write_fault(&self, on: bool) {
+    fn inject_write_fault(&self, on: bool) {
         self.inner.fault.store(on, Ordering::Relaxed);
-    }
-
-    pub async fn vapid_private_key(&self, fresh: [u8; 32], now: i64) -> Result<Vec<u8>> {
-        let client = self.writer().await?;
-        client
-            .execute(
-                "INSERT INTO vapid (id, private_key, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
-                &[&fresh.as_slice(), &now],
-            )
-            .await?;
-        let row = client
-            .query_one("SELECT private_key FROM vapid WHERE id = 1", &[])
-            .await?;
-        Ok(row.get(0))
     }
 }
 

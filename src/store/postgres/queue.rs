@@ -5,14 +5,15 @@
 //! the leases of the jobs it is working on, however slowly FCM answers.
 
 use super::PgStore;
-use super::devices::webpush_at;
+use super::devices_pairing::webpush_at;
 use crate::store::Result;
+use crate::store::contract::Queue;
 use crate::store::model::{
-    Channel, ClaimedJob, DeliveryTarget, JobOutcome, JobPayload, PayloadKind, StreamEvent,
+    Channel, ClaimedJob, DeliveryTarget, JobOutcome, JobPayload, Lease, PayloadKind,
 };
 use tokio_postgres::Row;
 
-fn payload_at(r: &Row, kind: usize, bytes: usize) -> Option<JobPayload> {
+pub(super) fn payload_at(r: &Row, kind: usize, bytes: usize) -> Option<JobPayload> {
     let kind: Option<String> = r.get(kind);
     let kind = match kind.as_deref() {
         Some("sealed") => PayloadKind::Sealed,
@@ -26,9 +27,8 @@ fn payload_at(r: &Row, kind: usize, bytes: usize) -> Option<JobPayload> {
 fn device_types(channels: &[Channel]) -> Vec<&'static str> {
     channels.iter().map(|c| c.device_type()).collect()
 }
-
-impl PgStore {
-    pub async fn claim_due(
+impl Queue for PgStore {
+    async fn claim_due(
         &self,
         now: i64,
         limit: usize,
@@ -40,11 +40,11 @@ impl PgStore {
             .prepare_cached(
                 "WITH due AS (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= $1 AND device_type = ANY($4) \
                    ORDER BY run_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
-                 claimed AS (UPDATE jobs j SET state = 'leased', lease_until = $2, attempts = j.attempts + 1, updated_at = $1 \
+                 claimed AS (UPDATE jobs j SET state = 'leased', lease_until = $2, lease_token = j.lease_token + 1, attempts = j.attempts + 1, updated_at = $1 \
                    FROM due WHERE j.id = due.id \
-                   RETURNING j.id, j.message_id, j.device_id, j.attempts, j.expires_at, j.payload_kind, j.payload, j.priority, j.device_type) \
+                   RETURNING j.id, j.message_id, j.device_id, j.attempts, j.expires_at, j.payload_kind, j.payload, j.priority, j.device_type, j.lease_token) \
                  SELECT c.id, c.message_id, c.device_id, d.fcm_token, m.envelope, c.attempts, m.created_at, c.expires_at, \
-                   c.payload_kind, c.payload, c.priority, c.device_type, d.endpoint, d.p256dh, d.auth \
+                   c.payload_kind, c.payload, c.priority, c.device_type, d.endpoint, d.p256dh, d.auth, c.lease_token, m.key \
                  FROM claimed c JOIN messages m ON m.id = c.message_id LEFT JOIN devices d ON d.id = c.device_id \
                  ORDER BY c.id",
             )
@@ -77,6 +77,7 @@ impl PgStore {
             let priority: Option<String> = r.get(10);
             jobs.push(ClaimedJob {
                 job_id: r.get(0),
+                lease_token: r.get(15),
                 message_id: r.get(1),
                 device_id: r.get(2),
                 channel,
@@ -87,12 +88,13 @@ impl PgStore {
                 expires_at: r.get(7),
                 payload: payload_at(&r, 8, 9),
                 priority: priority.and_then(|p| p.parse().ok()),
+                key: r.get(16),
             });
         }
         Ok(jobs)
     }
 
-    pub async fn recover_expired_leases(&self, lease_cutoff: i64, now: i64) -> Result<usize> {
+    async fn recover_expired_leases(&self, lease_cutoff: i64, now: i64) -> Result<usize> {
         let n = self
             .writer()
             .await?
@@ -105,52 +107,67 @@ impl PgStore {
         Ok(n as usize)
     }
 
-    pub async fn renew_leases(&self, job_ids: Vec<i64>, until: i64) -> Result<()> {
+    async fn renew_leases(&self, leases: Vec<Lease>, until: i64) -> Result<()> {
+        let (ids, tokens): (Vec<i64>, Vec<i64>) =
+            leases.iter().map(|l| (l.job_id, l.token)).unzip();
         self.writer()
             .await?
             .execute(
-                "UPDATE jobs SET lease_until = $2 WHERE id = ANY($1) AND state = 'leased'",
-                &[&job_ids, &until],
+                "UPDATE jobs j SET lease_until = $2 FROM unnest($1::BIGINT[], $3::BIGINT[]) AS l(id, token) \
+                 WHERE j.id = l.id AND j.state = 'leased' AND j.lease_token = l.token",
+                &[&ids, &until, &tokens],
             )
             .await?;
         Ok(())
     }
 
-    pub async fn complete_jobs(&self, outcomes: Vec<(i64, JobOutcome)>, now: i64) -> Result<()> {
+    async fn complete_jobs(&self, outcomes: Vec<(Lease, JobOutcome)>, now: i64) -> Result<()> {
         let mut client = self.writer().await?;
         let tx = client.transaction().await?;
-        for (job_id, outcome) in outcomes {
+        for (lease, outcome) in outcomes {
+            let (job_id, token) = (lease.job_id, lease.token);
             match outcome {
-                JobOutcome::Delivered => tx
-                    .execute(
-                        "UPDATE jobs SET state = 'delivered', lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $1 AND state = 'leased'",
-                        &[&job_id, &now],
+                JobOutcome::Delivered => {
+                    // The push service or FCM accepted the send: the device was seen.
+                    tx.execute(
+                        "WITH done AS (UPDATE jobs SET state = 'delivered', lease_until = NULL, last_error = NULL, updated_at = $2 \
+                           WHERE id = $1 AND state = 'leased' AND lease_token = $3 RETURNING device_id) \
+                         UPDATE devices SET last_seen_at = $2 FROM done WHERE devices.id = done.device_id",
+                        &[&job_id, &now, &token],
                     )
-                    .await?,
+                    .await?
+                }
                 JobOutcome::RetryAt { at_ms, error } => tx
                     .execute(
-                        "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = $2, last_error = $3, updated_at = $4 WHERE id = $1 AND state = 'leased'",
-                        &[&job_id, &at_ms, &error, &now],
+                        "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = $2, last_error = $3, updated_at = $4 WHERE id = $1 AND state = 'leased' AND lease_token = $5",
+                        &[&job_id, &at_ms, &error, &now, &token],
                     )
                     .await?,
                 JobOutcome::DeadLetter { reason } => tx
                     .execute(
-                        "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = $2, updated_at = $3 WHERE id = $1 AND state = 'leased'",
-                        &[&job_id, &reason, &now],
+                        "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = $2, updated_at = $3 WHERE id = $1 AND state = 'leased' AND lease_token = $4",
+                        &[&job_id, &reason, &now, &token],
                     )
                     .await?,
                 JobOutcome::Expired => tx
                     .execute(
-                        "UPDATE jobs SET state = 'expired', lease_until = NULL, last_error = COALESCE(last_error, 'ttl_expired'), updated_at = $2 WHERE id = $1 AND state = 'leased'",
-                        &[&job_id, &now],
+                        "UPDATE jobs SET state = 'expired', lease_until = NULL, last_error = COALESCE(last_error, 'ttl_expired'), updated_at = $2 WHERE id = $1 AND state = 'leased' AND lease_token = $3",
+                        &[&job_id, &now, &token],
                     )
                     .await?,
                 JobOutcome::DeviceUnreachable { error } => {
-                    tx.execute(
-                        "UPDATE devices SET reachable = false WHERE id = (SELECT device_id FROM jobs WHERE id = $1)",
-                        &[&job_id],
-                    )
-                    .await?;
+                    // Only the holder of the lease may judge the device: a stale verdict must
+                    // not unpair a device another relay reached since.
+                    let held = tx
+                        .execute(
+                            "UPDATE devices SET reachable = false WHERE id = (SELECT device_id FROM jobs \
+                             WHERE id = $1 AND state = 'leased' AND lease_token = $2)",
+                            &[&job_id, &token],
+                        )
+                        .await?;
+                    if held == 0 {
+                        continue;
+                    }
                     tx.execute(
                         "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = $2, updated_at = $3 \
                          WHERE device_id = (SELECT device_id FROM jobs WHERE id = $1) AND state IN ('queued', 'leased', 'pending')",
@@ -164,7 +181,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn expire_jobs(&self, now: i64) -> Result<usize> {
+    async fn expire_jobs(&self, now: i64) -> Result<usize> {
         let n = self
             .writer()
             .await?
@@ -177,7 +194,7 @@ impl PgStore {
         Ok(n as usize)
     }
 
-    pub async fn next_due_at(&self, channels: &[Channel]) -> Result<Option<i64>> {
+    async fn next_due_at(&self, channels: &[Channel]) -> Result<Option<i64>> {
         let row = self
             .client()
             .await?
@@ -189,7 +206,7 @@ impl PgStore {
         Ok(row.get(0))
     }
 
-    pub async fn queue_depth(&self) -> Result<i64> {
+    async fn queue_depth(&self) -> Result<i64> {
         let row = self
             .client()
             .await?
@@ -199,51 +216,5 @@ impl PgStore {
             )
             .await?;
         Ok(row.get(0))
-    }
-
-    pub async fn stream_events(
-        &self,
-        device_id: &str,
-        after_seq: i64,
-        limit: usize,
-    ) -> Result<Vec<StreamEvent>> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "SELECT j.seq, j.message_id, m.envelope, j.payload_kind, j.payload FROM jobs j \
-                 JOIN messages m ON m.id = j.message_id \
-                 WHERE j.device_id = $1 AND j.seq > $2 AND j.state = 'pending' ORDER BY j.seq LIMIT $3",
-            )
-            .await?;
-        let rows = client
-            .query(&statement, &[&device_id, &after_seq, &(limit as i64)])
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StreamEvent {
-                seq: r.get(0),
-                message_id: r.get(1),
-                envelope: r.get(2),
-                payload: payload_at(r, 3, 4),
-            })
-            .collect())
-    }
-
-    pub async fn ack_stream_events(
-        &self,
-        device_id: &str,
-        seqs: Vec<i64>,
-        now: i64,
-    ) -> Result<usize> {
-        let n = self
-            .writer()
-            .await?
-            .execute(
-                "UPDATE jobs SET state = 'delivered', attempts = attempts + 1, updated_at = $3 \
-                 WHERE device_id = $1 AND seq = ANY($2) AND state = 'pending'",
-                &[&device_id, &seqs, &now],
-            )
-            .await?;
-        Ok(n as usize)
     }
 }

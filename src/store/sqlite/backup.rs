@@ -20,8 +20,10 @@ impl SqliteStore {
         partial.push(".partial");
         let partial = Path::new(&partial);
         let _ = std::fs::remove_file(partial);
+        // The file system refused the copy (no such directory, no permission, read-only, full):
+        // `admin backup` answers it as the user's to fix.
         let io = |what: &str, e: std::io::Error| {
-            StoreError::Db(format!("{what} {}: {e}", dest.display()))
+            StoreError::Unavailable(format!("{what} {}: {e}", dest.display()))
         };
         private::create_private_file(partial).map_err(|e| io("creating", e))?;
         let copied = copy_into(self.path(), partial);

@@ -9,20 +9,21 @@
 //! reloaded at start.
 
 mod backup;
-mod devices;
+mod columns;
+mod devices_pairing;
 mod export;
-mod jobs;
-mod limits;
-mod messages;
 mod private;
+mod queue;
 mod schema;
+mod sends_limits;
+mod streams;
 #[cfg(test)]
 mod tests;
-mod tokens;
-mod users;
-mod vapid;
+mod upkeep;
+mod users_tokens;
 mod writer;
 
+use super::contract::Basics;
 use super::limits::{Limits, RateLimiter};
 use super::{Result, StoreError, Wakeups};
 use rusqlite::{Connection, OpenFlags};
@@ -95,7 +96,32 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs a read on a pooled read-only connection.
+    /// A read whose cost is bounded by an index: a key, or a key and a `LIMIT`, or one owner's
+    /// devices. It runs inline on the async thread, and may: a WAL reader never waits for the
+    /// writer or another reader (it reads its own snapshot, and `busy_timeout` only applies to
+    /// writers and to recovery after a crash, which `open` has done before the relay serves),
+    /// so its only wait is reading a few B-tree pages, microseconds when cached — less than
+    /// handing the thread's other tasks to another thread would cost on the send path.
+    pub(crate) async fn lookup<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        self.read(f)
+    }
+
+    /// A read that grows with the data (every user, token or device; a count or minimum over
+    /// the queue): marked blocking where it happens, so the runtime moves this thread's other
+    /// tasks elsewhere while it runs. On a current-thread runtime (the CLI's `admin`, tests)
+    /// nothing else waits on the thread, and it runs inline.
+    pub(crate) async fn scan<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.read(f))
+            }
+            _ => self.read(f),
+        }
+    }
+
+    /// Runs a read on a pooled read-only connection, on this thread: for synchronous callers
+    /// (opening the store, `admin copy`'s export); async code uses [`Self::lookup`] or
+    /// [`Self::scan`].
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let pooled = self
             .inner
@@ -123,10 +149,6 @@ impl SqliteStore {
         result
     }
 
-    pub fn wakeups(&self) -> &Wakeups {
-        &self.inner.wakeups
-    }
-
     pub(crate) fn limiter(&self) -> &RateLimiter {
         &self.inner.limiter
     }
@@ -134,32 +156,18 @@ impl SqliteStore {
     pub(crate) fn writer(&self) -> &Writer {
         &self.inner.writer
     }
+}
 
-    /// A cheap liveness probe: one read.
-    pub async fn ping(&self) -> Result<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+impl Basics for SqliteStore {
+    fn wakeups(&self) -> &Wakeups {
+        &self.inner.wakeups
     }
 
-    /// The readiness probe of `/health/ready`: a real write (one row, through the group
-    /// commit), so a full disk or a failing device shows here, and clears here once it heals.
-    pub async fn probe_write(&self, now: i64) -> Result<()> {
-        self.writer()
-            .write(move |c| {
-                c.prepare_cached("INSERT OR REPLACE INTO store_probe (id, at_ms) VALUES (1, ?1)")?
-                    .execute([now])?;
-                Ok(())
-            })
-            .await
-    }
-
-    /// Whether the last group commit failed for a store fault (not for a refused request).
-    pub fn writes_failing(&self) -> bool {
+    fn writes_failing(&self) -> bool {
         self.writer().health().failing()
     }
 
-    /// For tests and operations drills: while `on`, every write batch fails as a full disk
-    /// would, before touching the database. Nothing already committed is affected.
-    pub fn inject_write_fault(&self, on: bool) {
+    fn inject_write_fault(&self, on: bool) {
         self.writer().health().set_injected(on);
     }
 }

@@ -4,13 +4,14 @@
 
 use super::*;
 use crate::api::DeviceType;
+use crate::store::contract::*;
 use crate::store::model::*;
 
 const T0: i64 = 1_795_000_000_000;
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), Limits::default(), T0).unwrap();
+    let store = SqliteStore::open(dir.path(), Limits::HOSTED, T0).unwrap();
     (dir, store)
 }
 
@@ -79,9 +80,9 @@ async fn hot_statements_are_not_re_prepared() {
     // not once per request.
     type Args = fn(i64) -> Vec<rusqlite::types::Value>;
     let cases: [(&str, Args); 3] = [
-        (tokens::AUTH_SQL, |i| vec![vec![i as u8; 32].into()]),
-        (devices::REACHABLE_SQL, |i| vec![(1 + i % 2).into()]),
-        (jobs::CLAIMED_SQL, |i| vec![i.into()]),
+        (users_tokens::AUTH_SQL, |i| vec![vec![i as u8; 32].into()]),
+        (devices_pairing::REACHABLE_SQL, |i| vec![(1 + i % 2).into()]),
+        (queue::CLAIMED_SQL, |i| vec![i.into()]),
     ];
     store
         .read(|c| {
@@ -115,6 +116,29 @@ async fn backup_is_a_standalone_private_copy() {
     }
     let restored = tempfile::tempdir().unwrap();
     std::fs::copy(&file, restored.path().join(DB_FILE)).unwrap();
-    let copy = SqliteStore::open(restored.path(), Limits::default(), T0).unwrap();
+    let copy = SqliteStore::open(restored.path(), Limits::HOSTED, T0).unwrap();
     assert_eq!(copy.list_users().await.unwrap()[0].name, "alice");
+}
+
+/// A read that grows with the data is marked blocking on the relay's multi-thread runtime and
+/// runs inline on a current-thread one (the CLI): both answer the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_answers_on_a_multi_thread_runtime() {
+    let (_d, store) = store();
+    store.add_user("alice", T0).await.unwrap();
+    let names: Vec<String> = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["alice"]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_scan_answers_on_a_current_thread_runtime() {
+    let (_d, store) = store();
+    store.add_user("bob", T0).await.unwrap();
+    assert_eq!(store.list_users().await.unwrap()[0].name, "bob");
 }

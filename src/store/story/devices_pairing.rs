@@ -17,6 +17,7 @@ story!(
     devices_keep_what_delivery_needs,
     devices_missing_what_delivery_needs_are_refused,
     devices_are_listed_per_user_oldest_first,
+    a_device_is_seen_when_it_connects_acks_or_a_send_to_it_is_accepted,
 );
 
 async fn pairing_codes_are_single_use_and_expire(s: Story) {
@@ -92,7 +93,7 @@ async fn the_hundredth_failed_pairing_invalidates_every_code(s: Story) {
     let kept = store.create_pair_code("bob", T0).await.unwrap();
     let live = [alices.as_str(), bobs.as_str(), kept.as_str()];
     // Failures counted across every handle (every relay, `reflecto admin`).
-    let other = s.open(Limits::default(), T0).await;
+    let other = s.open(Limits::HOSTED, T0).await;
     for i in 0..FAILURE_LIMIT - 1 {
         let on = if i % 2 == 0 { store } else { &other };
         wrong_guess(on, &live, T0 + 1).await;
@@ -300,4 +301,61 @@ async fn devices_are_listed_per_user_oldest_first(s: Story) {
     );
     store.remove_device(&second.id, T0 + 3).await.unwrap();
     assert_eq!(store.reachable_devices_of(alice.id).await.unwrap().len(), 1);
+}
+
+/// SPEC §2.5: a device never seen says so; its stream connecting, its ack, and a push or FCM
+/// send accepted for it each record when it was last seen. An ack also says when each newly
+/// delivered event was accepted (the dispatch latency of the desktop channel).
+async fn a_device_is_seen_when_it_connects_acks_or_a_send_to_it_is_accepted(s: Story) {
+    let store = &s.store;
+    let (_, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    let desk = device(store, "alice", extension("desk")).await;
+    let seen = |id: String| async move { store.device(&id).await.unwrap().unwrap().last_seen_at };
+    assert_eq!((phone.last_seen_at, desk.last_seen_at), (None, None));
+    assert_eq!(
+        seen(desk.id.clone()).await,
+        None,
+        "never seen until it shows up"
+    );
+
+    store.mark_seen(&desk.id, T0 + 1).await.unwrap();
+    assert_eq!(seen(desk.id.clone()).await, Some(T0 + 1));
+
+    accept(store, send(&token, "msg_1", &[&phone, &desk], T0 + 2)).await;
+    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let seqs = vec![events[0].seq];
+    let accepted_at = store.ack_stream_events(&desk.id, seqs.clone(), T0 + 5);
+    assert_eq!(accepted_at.await.unwrap(), [T0 + 2]);
+    assert_eq!(seen(desk.id.clone()).await, Some(T0 + 5));
+    let again = store
+        .ack_stream_events(&desk.id, seqs, T0 + 6)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "an event is delivered once");
+    assert_eq!(
+        seen(desk.id.clone()).await,
+        Some(T0 + 6),
+        "an ack still shows it is there"
+    );
+
+    let claimed = store
+        .claim_due(T0 + 3, 10, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    assert_eq!(
+        seen(phone.id.clone()).await,
+        None,
+        "a claim is not a delivery"
+    );
+    let outcome = vec![(claimed[0].lease(), JobOutcome::Delivered)];
+    store.complete_jobs(outcome, T0 + 7).await.unwrap();
+    assert_eq!(seen(phone.id.clone()).await, Some(T0 + 7));
+    let listed = store.list_devices(Some("alice")).await.unwrap();
+    let seen_of = |id: &str| listed.iter().find(|d| d.id == id).unwrap().last_seen_at;
+    assert_eq!(
+        (seen_of(&phone.id), seen_of(&desk.id)),
+        (Some(T0 + 7), Some(T0 + 6)),
+        "listed with when each was seen"
+    );
 }

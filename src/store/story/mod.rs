@@ -87,7 +87,7 @@ where
             }
         },
     };
-    let store = Store::open(&db, Limits::default(), T0)
+    let store = Store::open(&db, Limits::HOSTED, T0)
         .await
         .unwrap_or_else(|e| panic!("opening {backend:?} on {db:?}: {e}"));
     story(Story {
@@ -122,6 +122,7 @@ macro_rules! story {
 }
 
 mod devices_pairing;
+mod keys;
 mod queue;
 mod sends_limits;
 mod streams;
@@ -231,6 +232,7 @@ pub fn send(token: &TokenRecord, id: &str, targets: &[&DeviceRecord], now: i64) 
         month: limits::month_key(now),
         idempotency: None,
         touch_token: false,
+        key: None,
     }
 }
 
@@ -252,7 +254,7 @@ pub async fn states(store: &Store, id: &str, user_id: i64) -> Vec<String> {
         .unwrap_or_else(|| panic!("{id} has no status"))
         .deliveries
         .into_iter()
-        .map(|d| d.state)
+        .map(|d| d.state.to_string())
         .collect()
 }
 

@@ -15,6 +15,7 @@ story!(
     waiting_jobs_expire_with_their_ttl,
     next_due_at_and_queue_depth_follow_the_queue,
     a_late_outcome_cannot_undo_a_finished_job,
+    a_stalled_claim_cannot_touch_the_lease_taken_since,
 );
 
 async fn claims_lease_and_expired_leases_come_back(s: Story) {
@@ -75,7 +76,7 @@ async fn claims_lease_and_expired_leases_come_back(s: Story) {
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].job_id, again[0].attempts), (job.job_id, 2));
     store
-        .complete_jobs(vec![(again[0].job_id, JobOutcome::Delivered)], T0 + 32_000)
+        .complete_jobs(vec![(again[0].lease(), JobOutcome::Delivered)], T0 + 32_000)
         .await
         .unwrap();
     assert_eq!(states(store, "msg_1", alice.id).await, ["delivered"]);
@@ -96,7 +97,7 @@ async fn a_renewed_lease_is_kept_until_its_new_end(s: Story) {
     accept(store, send(&token, "msg_1", &[&phone], T0)).await;
     accept(store, send(&token, "msg_2", &[&phone], T0)).await;
     let claimed = store.claim_due(T0, 1, 30_000, &Channel::ALL).await.unwrap();
-    let (first, first_message) = (claimed[0].job_id, &claimed[0].message_id);
+    let (first, first_message) = (claimed[0].lease(), &claimed[0].message_id);
     store.renew_leases(vec![first], T0 + 50_000).await.unwrap();
     let recovered = store.recover_expired_leases(T0 + 49_999, T0 + 49_999);
     assert_eq!(
@@ -111,7 +112,7 @@ async fn a_renewed_lease_is_kept_until_its_new_end(s: Story) {
         .claim_due(T0 + 1_000, 1, 30_000, &Channel::ALL)
         .await
         .unwrap()[0]
-        .job_id;
+        .lease();
     // A finished job among the renewed ones stays finished.
     store
         .renew_leases(vec![first, second], T0 + 90_000)
@@ -184,7 +185,7 @@ async fn two_claimers_take_disjoint_jobs(s: Story) {
     }
     // Two workers (on a shared database: two relays), each on its own handle, racing.
     let first = store.clone();
-    let second = s.open(Limits::default(), T0).await;
+    let second = s.open(Limits::HOSTED, T0).await;
     let claimer = |store: Store| {
         tokio::spawn(async move {
             let mut mine = Vec::new();
@@ -218,7 +219,7 @@ async fn outcomes_finish_or_reschedule_jobs(s: Story) {
         .claim_due(T0, 10, MINUTE, &Channel::ALL)
         .await
         .unwrap();
-    let job = |id: &str| jobs.iter().find(|j| j.message_id == id).unwrap().job_id;
+    let job = |id: &str| jobs.iter().find(|j| j.message_id == id).unwrap().lease();
     let retry = JobOutcome::RetryAt {
         at_ms: T0 + 5_000,
         error: "http 503".into(),
@@ -292,7 +293,7 @@ async fn outcomes_finish_or_reschedule_jobs(s: Story) {
         .iter()
         .find(|j| j.message_id == "retry_then_expired")
         .unwrap()
-        .job_id;
+        .lease();
     store
         .complete_jobs(vec![(later, JobOutcome::Expired)], T0 + 6_000)
         .await
@@ -315,7 +316,7 @@ async fn an_unreachable_device_fails_only_its_open_jobs(s: Story) {
     accept(store, send(&token, "done", &[&phone], T0)).await;
     let done = store.claim_due(T0, 1, MINUTE, &Channel::ALL).await.unwrap();
     store
-        .complete_jobs(vec![(done[0].job_id, JobOutcome::Delivered)], T0)
+        .complete_jobs(vec![(done[0].lease(), JobOutcome::Delivered)], T0)
         .await
         .unwrap();
     for id in ["msg_1", "msg_2"] {
@@ -329,7 +330,7 @@ async fn an_unreachable_device_fails_only_its_open_jobs(s: Story) {
     store
         .complete_jobs(
             vec![(
-                claimed[0].job_id,
+                claimed[0].lease(),
                 JobOutcome::DeviceUnreachable {
                     error: "UNREGISTERED".into(),
                 },
@@ -351,7 +352,8 @@ async fn an_unreachable_device_fails_only_its_open_jobs(s: Story) {
         );
         assert_eq!(phone_state, ("failed", Some("UNREGISTERED")), "{id}");
         assert_eq!(
-            deliveries[1].state, "queued",
+            deliveries[1].state.as_str(),
+            "queued",
             "{id}: the tablet is untouched"
         );
     }
@@ -384,12 +386,12 @@ async fn waiting_jobs_expire_with_their_ttl(s: Story) {
         .await
         .unwrap();
     // Claim took "short", "long" and "leased" (all due); put the first two back to wait.
-    let back: Vec<(i64, JobOutcome)> = leased
+    let back: Vec<(Lease, JobOutcome)> = leased
         .iter()
         .filter(|j| j.message_id != "leased")
         .map(|j| {
             (
-                j.job_id,
+                j.lease(),
                 JobOutcome::RetryAt {
                     at_ms: T0 + 30 * MINUTE,
                     error: "http 503".into(),
@@ -461,7 +463,10 @@ async fn next_due_at_and_queue_depth_follow_the_queue(s: Story) {
     );
     assert_eq!(store.queue_depth().await.unwrap(), 3);
     store
-        .complete_jobs(vec![(claimed[0].job_id, JobOutcome::Delivered)], T0 + 1_001)
+        .complete_jobs(
+            vec![(claimed[0].lease(), JobOutcome::Delivered)],
+            T0 + 1_001,
+        )
         .await
         .unwrap();
     assert_eq!(store.queue_depth().await.unwrap(), 2);
@@ -478,23 +483,11 @@ async fn next_due_at_and_queue_depth_follow_the_queue(s: Story) {
 /// over and finished by another: its late outcome lands nowhere.
 async fn a_late_outcome_cannot_undo_a_finished_job(s: Story) {
     let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    accept(store, send(&token, "m1", &[&phone], T0)).await;
-    let stalled = store.claim_due(T0, 1, MINUTE, &Channel::ALL).await.unwrap();
-    // The lease runs out; another relay puts the job back, claims and delivers it.
-    store
-        .recover_expired_leases(T0 + MINUTE, T0 + MINUTE)
-        .await
-        .unwrap();
-    let taken = store
-        .claim_due(T0 + MINUTE, 1, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
-    assert_eq!(taken[0].job_id, stalled[0].job_id);
+    let (alice, _, stalled, taken) = stalled_and_taken_over(store).await;
+    // The other relay delivers it.
     store
         .complete_jobs(
-            vec![(taken[0].job_id, JobOutcome::Delivered)],
+            vec![(taken[0].lease(), JobOutcome::Delivered)],
             T0 + MINUTE + 1,
         )
         .await
@@ -502,7 +495,7 @@ async fn a_late_outcome_cannot_undo_a_finished_job(s: Story) {
     store
         .complete_jobs(
             vec![(
-                stalled[0].job_id,
+                stalled[0].lease(),
                 JobOutcome::RetryAt {
                     at_ms: T0 + 2 * MINUTE,
                     error: "timeout".into(),
@@ -513,4 +506,92 @@ async fn a_late_outcome_cannot_undo_a_finished_job(s: Story) {
         .await
         .unwrap();
     assert_eq!(states(store, "m1", alice.id).await, ["delivered"]);
+}
+
+/// A relay that stalled past its lease comes back while another relay holds the job under a
+/// lease of its own: its renewal, its outcome and its verdict on the device all land nowhere,
+/// and the new holder's outcome lands.
+async fn a_stalled_claim_cannot_touch_the_lease_taken_since(s: Story) {
+    let store = &s.store;
+    let (alice, phone, stalled, taken) = stalled_and_taken_over(store).await;
+    assert_ne!(
+        taken[0].lease(),
+        stalled[0].lease(),
+        "each claim is a new lease"
+    );
+
+    // The stalled relay renews: the new holder's lease still ends when it did.
+    store
+        .renew_leases(vec![stalled[0].lease()], T0 + 10 * MINUTE)
+        .await
+        .unwrap();
+    let recovered = store.recover_expired_leases(T0 + 2 * MINUTE, T0 + 2 * MINUTE);
+    assert_eq!(
+        recovered.await.unwrap(),
+        1,
+        "the stale renewal extended nothing"
+    );
+    let taken = store
+        .claim_due(T0 + 2 * MINUTE, 1, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+
+    // Its outcomes, whichever they are, change nothing while the job is held by another.
+    let stale = vec![
+        (
+            stalled[0].lease(),
+            JobOutcome::DeadLetter {
+                reason: "INVALID_ARGUMENT".into(),
+            },
+        ),
+        (
+            stalled[0].lease(),
+            JobOutcome::DeviceUnreachable {
+                error: "UNREGISTERED".into(),
+            },
+        ),
+    ];
+    store
+        .complete_jobs(stale, T0 + 2 * MINUTE + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        states(store, "m1", alice.id).await,
+        ["queued"],
+        "still leased, shown as waiting"
+    );
+    let phone_now = store.device(&phone.id).await.unwrap().unwrap();
+    assert!(phone_now.reachable, "a stale verdict unpairs nothing");
+
+    store
+        .complete_jobs(
+            vec![(taken[0].lease(), JobOutcome::Delivered)],
+            T0 + 2 * MINUTE + 2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(states(store, "m1", alice.id).await, ["delivered"]);
+}
+
+/// One message to one phone, claimed by a relay that then stalls past its lease; the lease
+/// runs out and another relay puts the job back and claims it. Returns the owner, the phone
+/// and the two claims (stalled, taken over).
+async fn stalled_and_taken_over(
+    store: &Store,
+) -> (UserRecord, DeviceRecord, Vec<ClaimedJob>, Vec<ClaimedJob>) {
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    accept(store, send(&token, "m1", &[&phone], T0)).await;
+    let stalled = store.claim_due(T0, 1, MINUTE, &Channel::ALL).await.unwrap();
+    store
+        .recover_expired_leases(T0 + MINUTE, T0 + MINUTE)
+        .await
+        .unwrap();
+    let taken = store
+        .claim_due(T0 + MINUTE, 1, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    assert_eq!(taken[0].job_id, stalled[0].job_id);
+    (alice, phone, stalled, taken)
 }

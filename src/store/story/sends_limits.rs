@@ -5,6 +5,7 @@
 //! restart.
 
 use super::*;
+use crate::api::status::DeliveryState;
 use crate::store::limits::{Layer, LayerStatus};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -31,6 +32,7 @@ story!(
     the_burst_window_rolls,
     monthly_and_daily_counts_survive_reopening,
     ip_layers_charge_together_and_refuse_alone,
+    checking_the_ip_layers_charges_nothing,
     statuses_report_every_enabled_layer_and_charge_nothing,
     message_status_shows_each_delivery,
 );
@@ -579,6 +581,35 @@ async fn ip_layers_charge_together_and_refuse_alone(s: Story) {
     }
 }
 
+async fn checking_the_ip_layers_charges_nothing(s: Story) {
+    let store = &s.open(limits(0, 0, 0, 2, 3), T0).await;
+    let checked = |r: Result<Result<Vec<LayerStatus>, LayerStatus>>| r.unwrap().unwrap();
+    for i in 0..10 {
+        let statuses = checked(store.check_ip(IP, T0 + i).await);
+        let remaining: Vec<(Layer, u64)> =
+            statuses.iter().map(|s| (s.layer, s.remaining)).collect();
+        assert_eq!(remaining, [(Layer::IpMinute, 2), (Layer::IpHour, 3)]);
+    }
+    // A check sees the charges (a failed read is charged after its answer).
+    store.charge_ip(IP, T0 + 10).await.unwrap().unwrap();
+    let after = checked(store.check_ip(IP, T0 + 11).await);
+    assert_eq!(layer(&after, Layer::IpMinute).remaining, 1);
+    assert_eq!(layer(&after, Layer::IpMinute).reset, secs(T0 + 10 + MINUTE));
+    store.charge_ip(IP, T0 + 12).await.unwrap().unwrap();
+    let refused = store.check_ip(IP, T0 + 13).await.unwrap().unwrap_err();
+    assert_eq!(
+        (refused.layer, refused.remaining, refused.reset),
+        (Layer::IpMinute, 0, secs(T0 + 10 + MINUTE))
+    );
+    // Another address is untouched; after the minute the hour still has one place.
+    checked(store.check_ip(OTHER_IP, T0 + 13).await);
+    let later = checked(store.check_ip(IP, T0 + 12 + MINUTE).await);
+    assert_eq!(layer(&later, Layer::IpHour).remaining, 1);
+    // Disabled layers are neither checked nor reported.
+    let open = &s.open(limits(0, 0, 0, 0, 0), T0).await;
+    assert!(checked(open.check_ip(IP, T0).await).is_empty());
+}
+
 async fn statuses_report_every_enabled_layer_and_charge_nothing(s: Story) {
     let store = &s.open(limits(5, 50, 500, 10, 100), T0).await;
     let (alice, token, _) = user_with_token(store, "alice").await;
@@ -657,18 +688,20 @@ async fn message_status_shows_each_delivery(s: Story) {
     assert_eq!(
         status.deliveries,
         vec![
-            DeliveryState {
+            Delivery {
                 device_id: phone.id.clone(),
-                device_type: "android".into(),
-                state: "queued".into(),
+                label: Some("pixel".into()),
+                device_type: DeviceType::Android,
+                state: DeliveryState::Queued,
                 attempts: 0,
                 last_error: None,
                 next_attempt_at: Some(T0),
             },
-            DeliveryState {
+            Delivery {
                 device_id: desk.id.clone(),
-                device_type: "extension".into(),
-                state: "queued".into(),
+                label: Some("desk".into()),
+                device_type: DeviceType::Extension,
+                state: DeliveryState::Queued,
                 attempts: 0,
                 last_error: None,
                 next_attempt_at: None,
@@ -697,4 +730,14 @@ async fn message_status_shows_each_delivery(s: Story) {
         ),
         ("queued", 1, None)
     );
+    // A removed device's delivery stays, without a label to show.
+    store.remove_device(&desk.id, T0 + 1).await.unwrap();
+    let after = store
+        .message_status("msg_1", alice.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.deliveries[1].device_id, desk.id);
+    assert_eq!(after.deliveries[1].label, None);
+    assert_eq!(after.deliveries[0].label.as_deref(), Some("pixel"));
 }

@@ -23,7 +23,7 @@ async fn retention_prunes_only_finished_messages(s: Story) {
         .iter()
         .find(|j| j.message_id == "msg_done")
         .unwrap()
-        .job_id;
+        .lease();
     store
         .complete_jobs(vec![(done, JobOutcome::Delivered)], T0 + 1_000)
         .await
@@ -110,7 +110,7 @@ async fn the_vapid_key_is_created_once_and_kept(s: Story) {
     assert_eq!(first, vec![1; 32]);
     let again = s.store.vapid_private_key([2; 32], T0 + 1).await.unwrap();
     assert_eq!(again, first, "a second call keeps the first key");
-    let s2 = s.open(Limits::default(), T0 + 2).await;
+    let s2 = s.open(Limits::HOSTED, T0 + 2).await;
     drop(s.store);
     assert_eq!(
         s2.vapid_private_key([3; 32], T0 + 2).await.unwrap(),

@@ -178,7 +178,7 @@ async fn a_revocation_through_another_handle_takes_effect_at_once(s: Story) {
             .is_some()
     );
     // `reflecto admin` (or another relay) revokes through its own handle.
-    let admin = s.open(Limits::default(), T0).await;
+    let admin = s.open(Limits::HOSTED, T0).await;
     admin.revoke_token(&record.id, T0 + 1).await.unwrap();
     assert_eq!(
         store.authenticate_token(secret.expose()).await.unwrap(),

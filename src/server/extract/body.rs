@@ -1,0 +1,202 @@
+//! Request bodies under the 64 KiB cap (413 `payload_too_large` before parsing): a send's
+//! message body in any accepted encoding, and the JSON bodies of pairing and acks.
+
+use crate::api::stream::{AckRequest, PairRequest};
+use crate::api::{ApiError, ErrorCode, MAX_RAW_BODY_BYTES};
+use crate::server::error::Failure;
+use crate::validate::body::{BodyKind, fields_from_pairs, parse_kind};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{FromRequest, Request};
+use axum::http::header::CONTENT_TYPE;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// The whole body, or 413 `payload_too_large` as soon as it passes 64 KiB. A declared
+/// `Content-Length` over the cap is refused before reading, and is the `size` reported: the
+/// bytes read before stopping would say nothing about what the client sent.
+async fn read_capped(body: Body) -> Result<Bytes, Failure> {
+    let declared = HttpBody::size_hint(&body).exact();
+    if let Some(size) = declared.filter(|&n| n > MAX_RAW_BODY_BYTES as u64) {
+        return Err(too_large(size));
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            Failure::new(ErrorCode::InvalidBody, "the request body could not be read")
+        })?;
+        if buf.len() + chunk.len() > MAX_RAW_BODY_BYTES {
+            let read = (buf.len() + chunk.len()) as u64;
+            return Err(too_large(declared.unwrap_or(read).max(read)));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+fn too_large(size: u64) -> Failure {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("request body exceeds {MAX_RAW_BODY_BYTES} bytes"),
+    )
+    .with_details(serde_json::json!({ "size": size, "max": MAX_RAW_BODY_BYTES }))
+    .into()
+}
+
+/// A send's body, its encoding decided once from `Content-Type`, read only when asked: a
+/// repeated `Idempotency-Key` is answered before the body is read, as SPEC §1.1 replays it.
+pub struct MessageBody {
+    kind: BodyKind,
+    body: Body,
+}
+
+impl<S: Send + Sync> FromRequest<S> for MessageBody {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        Ok(MessageBody {
+            kind: BodyKind::of(content_type),
+            body: request.into_body(),
+        })
+    }
+}
+
+impl MessageBody {
+    /// Reads the body under the cap → raw fields; `known` decides when a form body is a raw
+    /// message.
+    pub async fn fields(self, known: &[&str]) -> Result<Map<String, Value>, Failure> {
+        let bytes = read_capped(self.body).await?;
+        match self.kind {
+            BodyKind::Multipart(boundary) => {
+                let pairs = multipart_pairs(bytes, boundary).await?;
+                Ok(fields_from_pairs(pairs, None, known)?)
+            }
+            kind => Ok(parse_kind(&kind, &bytes, known)?),
+        }
+    }
+}
+
+async fn multipart_pairs(bytes: Bytes, boundary: String) -> Result<Vec<(String, String)>, Failure> {
+    let bad = |_| Failure::new(ErrorCode::InvalidBody, "malformed multipart body");
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut pairs = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let text = field.text().await.map_err(bad)?;
+        pairs.push((name, text));
+    }
+    Ok(pairs)
+}
+
+/// A JSON body type and the shape a client is told to send when its body does not parse.
+pub trait JsonShape: DeserializeOwned {
+    /// What `expected …` names, e.g. `{"ids":[…]}`.
+    const SHAPE: &'static str;
+}
+
+impl JsonShape for PairRequest {
+    const SHAPE: &'static str = "a JSON object {\"code\",\"type\",\"label\",\"fcm_token\"?,\"public_key\"?,\"subscription\"?}";
+}
+
+impl JsonShape for AckRequest {
+    const SHAPE: &'static str = "{\"ids\":[event ids, as the stream's id strings or as numbers]}";
+}
+
+/// A JSON body under the cap. One wording for a body that does not parse: 400
+/// `invalid_body` "expected <shape>", never the parser's own text, which echoes its internals
+/// ("at line 1 column 9").
+pub struct CappedJson<T>(pub T);
+
+impl<S: Send + Sync, T: JsonShape> FromRequest<S> for CappedJson<T> {
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Failure> {
+        let bytes = read_capped(request.into_body()).await?;
+        serde_json::from_slice(&bytes)
+            .map(CappedJson)
+            .map_err(|_| Failure::new(ErrorCode::InvalidBody, format!("expected {}", T::SHAPE)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::extract::testing::request;
+
+    #[tokio::test]
+    async fn over_64_kib_is_413_with_the_declared_size() {
+        let big = "x".repeat(MAX_RAW_BODY_BYTES + 1);
+        let refused = CappedJson::<AckRequest>::from_request(request("/", &[], &big), &())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(refused.error.code, ErrorCode::PayloadTooLarge);
+        let details = refused.error.details.unwrap();
+        assert_eq!(details["size"], MAX_RAW_BODY_BYTES + 1);
+        assert_eq!(details["max"], MAX_RAW_BODY_BYTES);
+        let body = MessageBody::from_request(request("/", &[], &big), &())
+            .await
+            .unwrap();
+        let refused = body.fields(&["message"]).await.unwrap_err();
+        assert_eq!(refused.error.code, ErrorCode::PayloadTooLarge);
+    }
+
+    #[tokio::test]
+    async fn unparsable_json_names_the_expected_shape_not_the_parser() {
+        let refused =
+            CappedJson::<AckRequest>::from_request(request("/", &[], "{\"ids\": 1 2}"), &())
+                .await
+                .err()
+                .unwrap();
+        assert_eq!(refused.error.code, ErrorCode::InvalidBody);
+        assert_eq!(
+            refused.error.message,
+            "expected {\"ids\":[event ids, as the stream's id strings or as numbers]}"
+        );
+        let CappedJson(ack) =
+            CappedJson::<AckRequest>::from_request(request("/", &[], "{\"ids\":[\"7\"]}"), &())
+                .await
+                .unwrap();
+        assert_eq!(ack.ids.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn message_bodies_are_read_in_the_encoding_their_content_type_names() {
+        let fields = |ct: &'static str, body: &'static str| async move {
+            let headers = [("content-type", ct)];
+            MessageBody::from_request(request("/", &headers, body), &())
+                .await
+                .unwrap()
+                .fields(&["message", "title"])
+                .await
+        };
+        let json = fields("application/json", r#"{"message":"m"}"#)
+            .await
+            .unwrap();
+        assert_eq!(json["message"], "m");
+        let form = fields("application/x-www-form-urlencoded", "title=t&message=m").await;
+        assert_eq!(form.unwrap()["title"], "t");
+        let text = fields("text/plain", "hello").await.unwrap();
+        assert_eq!(text["message"], "hello");
+        let multipart = fields(
+            "multipart/form-data; boundary=B",
+            "--B\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\nm\r\n--B--\r\n",
+        )
+        .await;
+        assert_eq!(multipart.unwrap()["message"], "m");
+        let broken = fields("multipart/form-data; boundary=B", "no parts").await;
+        assert_eq!(
+            broken.unwrap_err().error.message,
+            "malformed multipart body"
+        );
+        let xml = fields("application/xml", "<a/>").await.unwrap_err();
+        assert_eq!(xml.error.code, ErrorCode::InvalidBody);
+    }
+}

@@ -1,0 +1,166 @@
+//! `POST /v1/send` and `/v1/send/{token}`: the order of checks of SPEC §1.7, shared with the
+//! Pushover shim through [`accept`].
+
+mod accept;
+
+pub use accept::accept;
+
+use super::AppState;
+use super::error::{Failure, write_rate_headers};
+use super::extract::{ChargedIp, IdempotencyKey, MessageBody, SenderAuth};
+use super::limits::{LayerStatus, binding};
+use crate::api::SendResponse;
+use crate::server::observe::LogNote;
+use crate::store::{Sender, StoredResponse, TokenRecord};
+use crate::validate::{fields::KNOWN_KEYS, normalize};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// A send the relay committed (or an earlier one replayed), with the binding rate-limit layer.
+pub struct Accepted {
+    pub response_json: String,
+    pub id: String,
+    pub rate: Option<LayerStatus>,
+    /// For the request's log line: the sending token and how many devices the send targets
+    /// (not said for a replay).
+    pub token_id: String,
+    pub devices: Option<usize>,
+}
+
+impl Accepted {
+    /// What the request's log line says of this send.
+    pub fn log_note(&self) -> LogNote {
+        LogNote {
+            message_id: Some(self.id.clone()),
+            token_id: Some(self.token_id.clone()),
+            devices: self.devices,
+            ..LogNote::default()
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let mut headers = HeaderMap::new();
+        if let Some(status) = &self.rate {
+            write_rate_headers(&mut headers, status);
+        }
+        headers.insert(
+            CONTENT_TYPE,
+            "application/json".parse().expect("static header"),
+        );
+        let note = self.log_note();
+        note.attach((StatusCode::OK, headers, self.response_json).into_response())
+    }
+}
+
+#[utoipa::path(post, path = "/v1/send", tag = "send", operation_id = "send",
+    summary = "Send a notification to the token owner's devices",
+    description = "Checks run in SPEC §1.7 order (per-IP limit, token, body, priority cap, envelope size, per-token and per-receiver limits), so a 4xx never burns quota. Every 200 and 429 carries the `X-RateLimit-*` headers of the binding layer when a limit is enabled.",
+    request_body(description = "JSON (the canonical object); urlencoded or multipart (the same fields as form keys; with no known key the whole raw body is the message); text/plain or no Content-Type (the whole body is the message). Anything else is 400 `invalid_body`.",
+        content(
+            (crate::api::SendRequest = "application/json"),
+            (crate::server::openapi_schemas::SendForm = "application/x-www-form-urlencoded"),
+            (crate::server::openapi_schemas::SendForm = "multipart/form-data"),
+            (crate::server::openapi_schemas::RawMessage = "text/plain"))),
+    params(crate::server::openapi_schemas::IdempotencyKey),
+    responses(
+        (status = 200, description = "Accepted: one delivery enqueued per target device", body = SendResponse),
+        (status = 400, description = "A field or the body failed validation; nothing was recorded", body = crate::api::NestedErrorBody),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
+        (status = 403, description = "`priority_capped`: the token may not send this priority", body = crate::api::NestedErrorBody),
+        (status = 413, description = "`payload_too_large`: the envelope exceeds 2048 bytes or the raw body 64 KiB", body = crate::api::NestedErrorBody),
+        (status = 429, description = "`rate_limit_exceeded`; `details.resource` names the layer", body = crate::api::NestedErrorBody),
+        (status = 500, description = "`internal_error`: the store failed; nothing was acknowledged", body = crate::api::NestedErrorBody)),
+    security(("bearer" = [])))]
+pub async fn send(
+    State(state): State<Arc<AppState>>,
+    ip: ChargedIp,
+    SenderAuth(sender): SenderAuth,
+    IdempotencyKey(key): IdempotencyKey,
+    body: MessageBody,
+) -> Result<Response, Failure> {
+    handle(&state, ip, sender, key, body).await
+}
+
+#[utoipa::path(post, path = "/v1/send/{token}", tag = "send", operation_id = "send_with_path_token",
+    summary = "Send with the token in the path (capability URL)",
+    description = "Identical to `POST /v1/send` for clients that cannot set headers. If an `Authorization` header is present too, the header wins. The path token is redacted before anything is logged.",
+    params(("token" = String, Path, description = "the sender token `rfk_live_…`"), crate::server::openapi_schemas::IdempotencyKey),
+    request_body(description = "As for `POST /v1/send`",
+        content(
+            (crate::api::SendRequest = "application/json"),
+            (crate::server::openapi_schemas::SendForm = "application/x-www-form-urlencoded"),
+            (crate::server::openapi_schemas::SendForm = "multipart/form-data"),
+            (crate::server::openapi_schemas::RawMessage = "text/plain"))),
+    responses(
+        (status = 200, description = "Accepted: one delivery enqueued per target device", body = SendResponse),
+        (status = 400, description = "A field or the body failed validation; nothing was recorded", body = crate::api::NestedErrorBody),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
+        (status = 403, description = "`priority_capped`: the token may not send this priority", body = crate::api::NestedErrorBody),
+        (status = 413, description = "`payload_too_large`: the envelope exceeds 2048 bytes or the raw body 64 KiB", body = crate::api::NestedErrorBody),
+        (status = 429, description = "`rate_limit_exceeded`; `details.resource` names the layer", body = crate::api::NestedErrorBody),
+        (status = 500, description = "`internal_error`: the store failed; nothing was acknowledged", body = crate::api::NestedErrorBody)),
+    security((), ("bearer" = [])))]
+// `Path` first, as the route's capture: a path that does not decode is refused before
+// anything is charged. The token itself is read by `SenderAuth` (the header wins).
+pub async fn send_with_path_token(
+    State(state): State<Arc<AppState>>,
+    Path(_token): Path<String>,
+    ip: ChargedIp,
+    SenderAuth(sender): SenderAuth,
+    IdempotencyKey(key): IdempotencyKey,
+    body: MessageBody,
+) -> Result<Response, Failure> {
+    handle(&state, ip, sender, key, body).await
+}
+
+async fn handle(
+    state: &AppState,
+    ip: ChargedIp,
+    sender: Sender,
+    key: Option<String>,
+    body: MessageBody,
+) -> Result<Response, Failure> {
+    let key = key.as_deref();
+    if let Some(replay) = replay(state, &sender.token, key, &ip.statuses, ip.now).await? {
+        return Ok(replay.into_response());
+    }
+    let validated = normalize(&body.fields(KNOWN_KEYS).await?)?;
+    Ok(accept(state, sender, validated, ip.statuses, key, ip.now)
+        .await?
+        .into_response())
+}
+
+/// The original response for a repeated key (no token limit is charged for it).
+pub async fn replay(
+    state: &AppState,
+    token: &TokenRecord,
+    key: Option<&str>,
+    ip: &[LayerStatus],
+    now: i64,
+) -> Result<Option<Accepted>, Failure> {
+    let Some(key) = key else { return Ok(None) };
+    Ok(state
+        .store
+        .idempotent_response(&token.id, key, now)
+        .await?
+        .map(|stored| stored_to_accepted(stored, ip, &token.id)))
+}
+
+pub(super) fn stored_to_accepted(
+    stored: StoredResponse,
+    ip: &[LayerStatus],
+    token_id: &str,
+) -> Accepted {
+    let id = serde_json::from_str::<SendResponse>(&stored.body)
+        .map(|r| r.id)
+        .unwrap_or_default();
+    Accepted {
+        response_json: stored.body,
+        id,
+        rate: binding(ip),
+        token_id: token_id.to_owned(),
+        devices: None,
+    }
+}

@@ -1,0 +1,59 @@
+//! Desktop (extension) streams on PostgreSQL: a device's `pending` jobs in sequence order, and
+//! the acknowledgements that deliver them; any relay may serve a device's stream.
+
+use super::PgStore;
+use super::devices_pairing::SEEN_SQL;
+use super::queue::payload_at;
+use crate::store::Result;
+use crate::store::contract::Streams;
+use crate::store::model::StreamEvent;
+
+impl Streams for PgStore {
+    async fn stream_events(
+        &self,
+        device_id: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<StreamEvent>> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT j.seq, j.message_id, m.envelope, j.payload_kind, j.payload FROM jobs j \
+                 JOIN messages m ON m.id = j.message_id \
+                 WHERE j.device_id = $1 AND j.seq > $2 AND j.state = 'pending' ORDER BY j.seq LIMIT $3",
+            )
+            .await?;
+        let rows = client
+            .query(&statement, &[&device_id, &after_seq, &(limit as i64)])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StreamEvent {
+                seq: r.get(0),
+                message_id: r.get(1),
+                envelope: r.get(2),
+                payload: payload_at(r, 3, 4),
+            })
+            .collect())
+    }
+
+    async fn ack_stream_events(
+        &self,
+        device_id: &str,
+        seqs: Vec<i64>,
+        now: i64,
+    ) -> Result<Vec<i64>> {
+        let mut client = self.writer().await?;
+        let tx = client.transaction().await?;
+        let acked = tx
+            .query(
+                "UPDATE jobs SET state = 'delivered', attempts = attempts + 1, updated_at = $3 \
+                 WHERE device_id = $1 AND seq = ANY($2) AND state = 'pending' RETURNING run_at",
+                &[&device_id, &seqs, &now],
+            )
+            .await?;
+        tx.execute(SEEN_SQL, &[&device_id, &now]).await?;
+        tx.commit().await?;
+        Ok(acked.iter().map(|r| r.get(0)).collect())
+    }
+}

@@ -1,0 +1,194 @@
+//! Users and sender tokens on the embedded backend. Tokens are stored as SHA-256 only, looked
+//! up by hash and compared in constant time.
+
+use super::SqliteStore;
+use crate::api::token::hash_secret;
+use crate::store::contract::{DevicesPairing, UsersTokens};
+use crate::store::model::*;
+use crate::store::{Result, StoreError};
+use rusqlite::{OptionalExtension, Row, params};
+use subtle::ConstantTimeEq;
+
+/// No JOINs: with the bundled SQLite's STAT4, a join whose plan depends on a bound value is
+/// re-prepared on every execution; scalar subqueries keep cached statements cached.
+macro_rules! select_tokens {
+    () => {
+        "SELECT t.id, t.user_id, (SELECT name FROM users WHERE id = t.user_id), t.label, \
+     t.priority_cap, t.scope_devices, t.test, t.created_at, t.last_used_at, t.revoked_at IS NOT NULL, t.hash FROM tokens t"
+    };
+}
+
+/// The hot path: one lookup per authenticated request.
+pub(super) const AUTH_SQL: &str = concat!(select_tokens!(), " WHERE t.hash = ?1");
+const LIST_SQL: &str = concat!(
+    select_tokens!(),
+    " WHERE ?1 IS NULL OR t.user_id = (SELECT id FROM users WHERE name = ?1) ORDER BY t.created_at, t.id"
+);
+
+fn record(r: &Row) -> rusqlite::Result<TokenRecord> {
+    let cap: Option<String> = r.get(4)?;
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        user: r.get(2)?,
+        label: r.get(3)?,
+        priority_cap: cap.and_then(|c| c.parse().ok()),
+        scope_devices: r.get(5)?,
+        test: r.get(6)?,
+        created_at: r.get(7)?,
+        last_used_at: r.get(8)?,
+        revoked: r.get(9)?,
+    })
+}
+
+impl UsersTokens for SqliteStore {
+    async fn add_user(&self, name: &str, now: i64) -> Result<UserRecord> {
+        let name = name.to_owned();
+        self.writer()
+            .write(move |c| {
+                let exists: Option<i64> = c
+                    .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                if exists.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "user '{name}' already exists"
+                    )));
+                }
+                c.execute(
+                    "INSERT INTO users (name, created_at) VALUES (?1, ?2)",
+                    params![name, now],
+                )?;
+                Ok(UserRecord {
+                    id: c.last_insert_rowid(),
+                    name,
+                    created_at: now,
+                })
+            })
+            .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        self.scan(|c| {
+            let mut stmt = c.prepare("SELECT id, name, created_at FROM users ORDER BY name")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(UserRecord {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn user_by_name(&self, name: &str) -> Result<UserRecord> {
+        self.lookup(|c| {
+            c.query_row(
+                "SELECT id, name, created_at FROM users WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(UserRecord {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("user '{name}'")))
+        })
+        .await
+    }
+
+    /// Removes a user with their tokens, devices, pairing codes and messages.
+    async fn remove_user(&self, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.writer()
+            .write(
+                move |c| match c.execute("DELETE FROM users WHERE name = ?1", [&name])? {
+                    0 => Err(StoreError::NotFound(format!("user '{name}'"))),
+                    _ => Ok(()),
+                },
+            )
+            .await
+    }
+
+    async fn revoke_token(&self, id: &str, now: i64) -> Result<()> {
+        let id = id.to_owned();
+        self.writer()
+            .write(move |c| {
+                match c.execute(
+                    "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                    params![id, now],
+                )? {
+                    0 => Err(StoreError::NotFound(format!("token '{id}'"))),
+                    _ => Ok(()),
+                }
+            })
+            .await
+    }
+
+    /// The live (unrevoked) token with this secret, if any.
+    async fn authenticate_token(&self, secret: &str) -> Result<Option<TokenRecord>> {
+        let hash = hash_secret(secret);
+        self.lookup(|c| {
+            let found = c
+                .prepare_cached(AUTH_SQL)?
+                .query_row([hash.as_slice()], |r| {
+                    Ok((record(r)?, r.get::<_, Vec<u8>>(10)?))
+                })
+                .optional()?;
+            Ok(found.and_then(|(token, stored)| {
+                let same: bool = stored.as_slice().ct_eq(hash.as_slice()).into();
+                (same && !token.revoked).then_some(token)
+            }))
+        })
+        .await
+    }
+
+    async fn authenticate_sender(&self, secret: &str) -> Result<Option<Sender>> {
+        let Some(token) = self.authenticate_token(secret).await? else {
+            return Ok(None);
+        };
+        let devices = self.reachable_devices_of(token.user_id).await?;
+        Ok(Some(Sender { token, devices }))
+    }
+
+    /// Creates a token and returns it: the only time its secret exists outside the caller.
+    /// Writes a token issued by [`crate::store::tokens::issue`].
+    async fn insert_token(&self, record: &TokenRecord, hash: &[u8; 32]) -> Result<()> {
+        let row = record.clone();
+        let hash = *hash;
+        self.writer()
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO tokens (id, hash, user_id, label, priority_cap, scope_devices, test, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        row.id,
+                        hash.as_slice(),
+                        row.user_id,
+                        row.label,
+                        row.priority_cap.map(|p| p.as_str()),
+                        row.scope_devices,
+                        row.test,
+                        row.created_at
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
+        self.scan(|c| {
+            let mut stmt = c.prepare(LIST_SQL)?;
+            let rows = stmt.query_map([user], record)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+}

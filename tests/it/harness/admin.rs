@@ -1,0 +1,108 @@
+//! The fixtures every story starts from (users, devices, tokens) made the way an operator
+//! makes them: through the real `reflecto admin` on the relay's store.
+
+use super::{BIN, Relay};
+use std::path::Path;
+use std::process::Command;
+
+pub fn admin(data_dir: &Path, args: &[&str]) -> String {
+    admin_on(&["--data-dir".as_ref(), data_dir.as_os_str()], args)
+}
+
+/// Runs `reflecto admin --database URL ARGS` and returns stdout (asserting success).
+pub fn pg_admin(url: &str, args: &[&str]) -> String {
+    admin_on(&["--database".as_ref(), url.as_ref()], args)
+}
+
+/// Runs `reflecto admin STORE ARGS` (STORE: `--data-dir DIR` or `--database URL`) and returns
+/// stdout (asserting success).
+pub fn admin_on(store: &[&std::ffi::OsStr], args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("admin")
+        .args(store)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "admin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// In `data_dir`: user alice with an android device "pixel" (FCM token `fcm-1`), an extension
+/// "laptop", and a token labelled "ci": (token, android id, extension id).
+pub fn create_alice(data_dir: &Path) -> (String, String, String) {
+    alice_via(&|args| admin(data_dir, args))
+}
+
+/// The same on the PostgreSQL database at `url`.
+pub fn create_alice_on_postgres(url: &str) -> (String, String, String) {
+    alice_via(&|args| pg_admin(url, args))
+}
+
+/// [`create_alice`] through `admin`, which runs `reflecto admin` on some store.
+pub fn alice_via(admin: &dyn Fn(&[&str]) -> String) -> (String, String, String) {
+    admin(&["user", "add", "alice"]);
+    let phone = admin(&[
+        "device",
+        "add",
+        "--user",
+        "alice",
+        "--label",
+        "pixel",
+        "--type",
+        "android",
+        "--fcm-token",
+        "fcm-1",
+    ]);
+    let desk = admin(&[
+        "device",
+        "add",
+        "--user",
+        "alice",
+        "--label",
+        "laptop",
+        "--type",
+        "extension",
+    ]);
+    let token = admin(&["token", "create", "--user", "alice", "--label", "ci"]);
+    (token, phone, desk.lines().next().unwrap().to_owned())
+}
+
+/// In `data_dir`: an extension (desktop) device of `user` labelled `label`: (device id, its
+/// `rfd_live_…` stream credential).
+pub fn add_extension(data_dir: &Path, user: &str, label: &str) -> (String, String) {
+    extension_via(&|args| admin(data_dir, args), user, label)
+}
+
+/// [`add_extension`] through `admin`, which runs `reflecto admin` on some store.
+pub fn extension_via(
+    admin: &dyn Fn(&[&str]) -> String,
+    user: &str,
+    label: &str,
+) -> (String, String) {
+    let out = admin(&[
+        "device",
+        "add",
+        "--user",
+        user,
+        "--label",
+        label,
+        "--type",
+        "extension",
+    ]);
+    let mut lines = out.lines();
+    let id = lines.next().unwrap().to_owned();
+    let credential = lines.next().unwrap().to_owned();
+    assert!(credential.starts_with("rfd_live_"), "{out}");
+    (id, credential)
+}
+
+impl Relay {
+    /// An extension device of alice (see [`add_extension`]).
+    pub fn extension(&self, label: &str) -> (String, String) {
+        extension_via(&|args| self.admin(args), "alice", label)
+    }
+}
