@@ -299,6 +299,8 @@ mod tests {
             id: "msg_1".into(),
             created_at: "2026-01-01T00:00:00.000Z".into(),
             key: None,
+            cleared_at: None,
+            acknowledged: None,
             deliveries: states
                 .iter()
                 .enumerate()
@@ -310,6 +312,7 @@ mod tests {
                     attempts: 0,
                     last_error: (*s == "failed").then(|| "UNREGISTERED".into()),
                     next_attempt_at: None,
+                    acknowledged_at: None,
                 })
                 .collect(),
         }

@@ -54,7 +54,8 @@ impl Note {
                 .clone()
                 .unwrap_or_default()
                 .into_iter()
-                .map(|a| (a.label, a.url))
+                // Link actions only; response buttons are the listen side of SPEC §1.16.
+                .filter_map(|a| a.url.map(|url| (a.label, url)))
                 .collect(),
             source: envelope.source,
             key: p.key.clone(),
