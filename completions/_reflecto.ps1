@@ -383,7 +383,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential')
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a device directly (without pairing); prints its dev_ id and its device credential')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List devices')
             [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove a device; its undelivered jobs fail with device_removed')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -427,7 +427,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;admin;device;help' {
-            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential')
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a device directly (without pairing); prints its dev_ id and its device credential')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List devices')
             [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove a device; its undelivered jobs fail with device_removed')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -519,7 +519,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;admin;help;device' {
-            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential')
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a device directly (without pairing); prints its dev_ id and its device credential')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List devices')
             [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove a device; its undelivered jobs fail with device_removed')
             break
@@ -688,7 +688,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;help;admin;device' {
-            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential')
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Add a device directly (without pairing); prints its dev_ id and its device credential')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List devices')
             [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove a device; its undelivered jobs fail with device_removed')
             break

@@ -346,7 +346,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand add 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential'
+            cand add 'Add a device directly (without pairing); prints its dev_ id and its device credential'
             cand list 'List devices'
             cand remove 'Remove a device; its undelivered jobs fail with device_removed'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -386,7 +386,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --version 'Print version'
         }
         &'reflecto;admin;device;help'= {
-            cand add 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential'
+            cand add 'Add a device directly (without pairing); prints its dev_ id and its device credential'
             cand list 'List devices'
             cand remove 'Remove a device; its undelivered jobs fail with device_removed'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -461,7 +461,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;admin;help;token;revoke'= {
         }
         &'reflecto;admin;help;device'= {
-            cand add 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential'
+            cand add 'Add a device directly (without pairing); prints its dev_ id and its device credential'
             cand list 'List devices'
             cand remove 'Remove a device; its undelivered jobs fail with device_removed'
         }
@@ -593,7 +593,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;help;admin;token;revoke'= {
         }
         &'reflecto;help;admin;device'= {
-            cand add 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential'
+            cand add 'Add a device directly (without pairing); prints its dev_ id and its device credential'
             cand list 'List devices'
             cand remove 'Remove a device; its undelivered jobs fail with device_removed'
         }

@@ -200,7 +200,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "add" -d 'Add a device directly (without pairing); prints its dev_ id, and for an extension its credential'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "add" -d 'Add a device directly (without pairing); prints its dev_ id and its device credential'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "list" -d 'List devices'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "remove" -d 'Remove a device; its undelivered jobs fail with device_removed'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

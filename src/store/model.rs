@@ -346,6 +346,14 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// The same delivery, acknowledged by its device at `at` (if it was).
+    pub fn acknowledged(self, at: Option<i64>) -> Delivery {
+        Delivery {
+            acknowledged_at: at,
+            ..self
+        }
+    }
+
     /// One job as its sender sees it: waiting in any form shows as `queued`, and only a job
     /// waiting in the queue has a next attempt time (`run_at`).
     pub fn of_job(
@@ -356,7 +364,6 @@ impl Delivery {
         attempts: i64,
         last_error: Option<String>,
         run_at: i64,
-        acknowledged_at: Option<i64>,
     ) -> Delivery {
         Delivery {
             device_id,
@@ -366,7 +373,7 @@ impl Delivery {
             attempts,
             last_error,
             next_attempt_at: (state == JobState::Queued).then_some(run_at),
-            acknowledged_at,
+            acknowledged_at: None,
         }
     }
 }

@@ -278,6 +278,30 @@ fn fcm_error(status: u16, code: Option<&str>) -> Value {
     json!({"error": {"code": status, "message": "fake", "status": name, "details": details}})
 }
 
+/// Why FCM (or our contract) would refuse this message's `data`, if it would.
+fn data_refusal(message: &Value) -> Option<String> {
+    let data = message["message"]["data"].as_object()?;
+    if let Some((key, _)) = data.iter().find(|(_, v)| !v.is_string()) {
+        return Some(format!("data.{key} must be a string"));
+    }
+    if data.get("type").and_then(Value::as_str) != Some("clear") {
+        return None;
+    }
+    let id = data.get("id").and_then(Value::as_str).unwrap_or_default();
+    let well_formed = id.len() == 36
+        && id.starts_with("msg_")
+        && id[4..]
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if data.len() != 2 || !well_formed {
+        return Some(format!("a clear's data is exactly {{type, id}}: {data:?}"));
+    }
+    if message["message"]["android"].get("collapse_key").is_some() {
+        return Some("a clear must not carry a collapse_key".into());
+    }
+    None
+}
+
 /// Counts a send as answered when its handler ends, however it ends.
 struct InFlight(Arc<Mutex<Inner>>);
 
@@ -332,6 +356,16 @@ async fn send(
                 StatusCode::BAD_REQUEST,
                 axum::Json(json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
                     "message": "android.collapse_key must be a non-empty string"}})),
+            )
+                .into_response();
+        }
+        // FCM's data values are all strings; a clear (SPEC §1.15) is exactly {type, id} and
+        // never collapses (it would replace a newer message of the key held for the device).
+        if let Some(refusal) = data_refusal(&message) {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                    "message": refusal}})),
             )
                 .into_response();
         }

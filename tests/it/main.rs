@@ -4,6 +4,7 @@
 
 mod admin_copy;
 mod batch;
+mod clear_ack;
 mod cli;
 mod cli_errors;
 mod crash;

@@ -139,7 +139,14 @@ async fn a_webpush_device_pairs_with_allow_local_and_the_web_selector_reaches_it
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["type"], "webpush");
-    assert!(body.get("credential").is_none(), "{body}");
+    // SPEC §1.16: a browser gets a credential too, to acknowledge with.
+    assert!(
+        body["credential"]
+            .as_str()
+            .unwrap()
+            .starts_with("rfd_live_"),
+        "{body}"
+    );
     let browser = body["device_id"].as_str().unwrap().to_owned();
     assert_eq!(
         relay.count("SELECT COUNT(*) FROM devices WHERE type = 'webpush' AND endpoint = 'http://127.0.0.1:9/push/x'"),

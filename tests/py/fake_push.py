@@ -15,7 +15,8 @@ The answer is scripted by the endpoint path `/push/<script>`:
   `delay` (answers 201 after 3 s), `drop` (closes the connection without an answer).
 A request that fails a check gets 403 (VAPID) or 400 (headers, body) like a real service, and is
 recorded with the reason. GET /_received returns every request as JSON:
-  [{"path", "script", "ok", "reason", "plaintext", "ttl", "urgency", "topic", "rs", "aud", "sub", "exp"}]
+  [{"path", "script", "ok", "reason", "plaintext", "clear", "ttl", "urgency", "topic", "rs", "aud", "sub", "exp"}]
+A clear ({"clear": "msg_…"}, SPEC §1.15) must be exactly that and carry no Topic.
 """
 
 import base64
@@ -49,6 +50,22 @@ class Reject(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+def check_clear(plaintext: bytes, record: dict):
+    """A clear (SPEC §1.15) is exactly {"clear": "msg_…"} and carries no Topic: a Topic would let
+    the push service replace a newer message of the key with it."""
+    try:
+        message = json.loads(plaintext)
+    except ValueError:
+        return
+    if not isinstance(message, dict) or "clear" not in message:
+        return
+    if set(message) != {"clear"} or not re.fullmatch(r"msg_[0-9a-f]{32}", str(message["clear"])):
+        raise Reject(400, f"a clear must be exactly {{\"clear\": \"msg_…\"}}: {message!r}")
+    if "topic" in record:
+        raise Reject(400, "a clear must not carry a Topic")
+    record["clear"] = message["clear"]
 
 
 def check_vapid(header: str, origin: str) -> dict:
@@ -183,6 +200,7 @@ class FakePush:
             except Exception as e:
                 raise Reject(400, f"body does not decrypt: {e}")
             record["plaintext"] = plaintext.decode("utf-8", "replace")
+            check_clear(plaintext, record)
             record["ok"] = True
             return None
         except Reject as r:

@@ -194,8 +194,8 @@ impl SendsLimits for PgStore {
                     r.get(3),
                     r.get(4),
                     r.get(5),
-                    r.get(7),
-                ))
+                )
+                .acknowledged(r.get(7)))
             })
             .collect::<Result<_>>()?;
         Ok(Some(MessageStatus {

@@ -75,8 +75,8 @@ impl SendsLimits for SqliteStore {
                         r.get(3)?,
                         r.get(4)?,
                         r.get(5)?,
-                        r.get(7)?,
-                    ))
+                    )
+                    .acknowledged(r.get(7)?))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             Ok(Some(MessageStatus { id: id.to_owned(), created_at, key, cleared_at, acknowledged, deliveries }))

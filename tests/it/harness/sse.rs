@@ -1,7 +1,7 @@
 //! The desktop stream read frame by frame, for tests that watch its raw SSE (ids, the stream
 //! ending) rather than what `listen` makes of it.
 
-/// A desktop stream being read: its SSE `notification` events one at a time.
+/// A desktop stream being read: its SSE events one at a time.
 pub struct SseEvents {
     resp: reqwest::Response,
     text: String,
@@ -19,8 +19,22 @@ impl SseEvents {
     }
 
     /// The next `notification` event as (id, raw data), or `None` once the stream ended or
-    /// `deadline` passed.
+    /// `deadline` passed. Other events (a `clear`) are skipped.
     pub async fn next(&mut self, deadline: tokio::time::Instant) -> Option<(i64, String)> {
+        loop {
+            let (id, event, data) = self.next_event(deadline).await?;
+            if event == "notification" {
+                return Some((id, data));
+            }
+        }
+    }
+
+    /// The next event of any kind as (id, `event:` name, raw data), or `None` once the stream
+    /// ended or `deadline` passed.
+    pub async fn next_event(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Option<(i64, String, String)> {
         loop {
             while let Some(end) = self.text.find("\n\n") {
                 let frame: String = self.text.drain(..end + 2).collect();
@@ -29,11 +43,10 @@ impl SseEvents {
                         .lines()
                         .find_map(|l| l.strip_prefix(name).map(str::trim).map(str::to_owned))
                 };
-                if field("event:").as_deref() == Some("notification") {
-                    return Some((
-                        field("id:").unwrap().parse().unwrap(),
-                        field("data:").unwrap(),
-                    ));
+                if let (Some(event), Some(id), Some(data)) =
+                    (field("event:"), field("id:"), field("data:"))
+                {
+                    return Some((id.parse().unwrap(), event, data));
                 }
             }
             match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
