@@ -12,8 +12,8 @@ use crate::api::{ApiError, ErrorCode, SendRequest, SendResponse};
 use std::time::{Duration, Instant};
 
 pub struct Client {
-    http: reqwest::Client,
-    server: String,
+    pub(super) http: reqwest::Client,
+    pub(super) server: String,
 }
 
 /// A 200 from the relay: the body verbatim (for `--json`) and parsed.
@@ -458,7 +458,7 @@ impl Client {
 
 /// A failed connection as `relay_unreachable`, saying what failed and where (DNS, refused,
 /// TLS, timeout): one wording for every request the CLI makes.
-fn unreachable(url: &str, e: &reqwest::Error) -> ApiError {
+pub(super) fn unreachable(url: &str, e: &reqwest::Error) -> ApiError {
     let (why, _) = describe_network_error(e, url);
     ApiError::new(
         ErrorCode::RelayUnreachable,
@@ -467,13 +467,13 @@ fn unreachable(url: &str, e: &reqwest::Error) -> ApiError {
 }
 
 /// What an answer said before its body: its status and the relay's request id.
-struct Answer {
+pub(super) struct Answer {
     status: u16,
     request_id: Option<String>,
 }
 
 impl Answer {
-    fn of(response: &reqwest::Response) -> Answer {
+    pub(super) fn of(response: &reqwest::Response) -> Answer {
         Answer {
             status: response.status().as_u16(),
             request_id: header_of(response, "x-request-id"),
@@ -491,7 +491,7 @@ fn quoting(mut error: ApiError, request_id: Option<&str>) -> ApiError {
 }
 
 /// A 200's body as `T` (naming `what` was expected when it is not), else the answer's error.
-fn parse_ok<T: serde::de::DeserializeOwned>(
+pub(super) fn parse_ok<T: serde::de::DeserializeOwned>(
     answer: Answer,
     body: &str,
     url: &str,

@@ -3,6 +3,7 @@
 //! binary.
 
 mod admin_copy;
+mod ask;
 mod batch;
 mod cli;
 mod cli_errors;
@@ -18,6 +19,7 @@ mod harness;
 mod keyring;
 mod keys;
 mod listen;
+mod listen_answers;
 mod listen_desktop;
 mod long_poll;
 mod multi_relay;
