@@ -19,6 +19,7 @@ pub enum ErrorCode {
     InvalidAction,
     InvalidDevice,
     InvalidKey,
+    InvalidResponse,
     PriorityEmergencyUnsupported,
     InvalidPairingCode,
     MissingToken,
@@ -46,7 +47,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::InvalidBody,
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLong,
@@ -57,6 +58,7 @@ impl ErrorCode {
         ErrorCode::InvalidAction,
         ErrorCode::InvalidDevice,
         ErrorCode::InvalidKey,
+        ErrorCode::InvalidResponse,
         ErrorCode::PriorityEmergencyUnsupported,
         ErrorCode::InvalidPairingCode,
         ErrorCode::MissingToken,
@@ -94,6 +96,7 @@ impl ErrorCode {
             ErrorCode::InvalidAction => "invalid_action",
             ErrorCode::InvalidDevice => "invalid_device",
             ErrorCode::InvalidKey => "invalid_key",
+            ErrorCode::InvalidResponse => "invalid_response",
             ErrorCode::PriorityEmergencyUnsupported => "priority_emergency_unsupported",
             ErrorCode::InvalidPairingCode => "invalid_pairing_code",
             ErrorCode::MissingToken => "missing_token",
@@ -138,6 +141,7 @@ impl ErrorCode {
             | ErrorCode::InvalidAction
             | ErrorCode::InvalidDevice
             | ErrorCode::InvalidKey
+            | ErrorCode::InvalidResponse
             | ErrorCode::PriorityEmergencyUnsupported
             | ErrorCode::InvalidPairingCode
             | ErrorCode::UsageError => 400,
@@ -178,6 +182,7 @@ impl ErrorCode {
             | ErrorCode::InvalidAction
             | ErrorCode::InvalidDevice
             | ErrorCode::InvalidKey
+            | ErrorCode::InvalidResponse
             | ErrorCode::PriorityEmergencyUnsupported
             | ErrorCode::InvalidPairingCode
             | ErrorCode::UsageError
@@ -230,13 +235,16 @@ impl ErrorCode {
                 "The url_title is longer than 32 bytes of UTF-8.\nShorten --url-title."
             }
             ErrorCode::InvalidAction => {
-                "An action lacks a label or url, has a label over 32 bytes or empty, or a url that is not http(s) or over 512 bytes.\nWrite each action as --action 'LABEL=https://…'."
+                "An action lacks a label, has a label over 32 bytes or empty, has both a url and a response or neither, a url that is not http(s) or over 512 bytes, or a response that is not 1–32 bytes of A-Z a-z 0-9 . _ : -.\nWrite each link as --action 'LABEL=https://…' and each response as --action-response 'LABEL[=RESPONSE]'."
             }
             ErrorCode::InvalidDevice => {
                 "The device selector is empty or longer than 256 characters.\nUse a comma list of device ids, labels, or all/mobile/phone/desktop."
             }
             ErrorCode::InvalidKey => {
                 "The key is empty, longer than 64 bytes, or holds a character outside A-Z a-z 0-9 . _ : -.\nPick a key such as build-42 or backup:nightly with --key."
+            }
+            ErrorCode::InvalidResponse => {
+                "The acknowledgement's response is not one of the message's responses (the `response` of one of its actions), or not 1–32 bytes of A-Z a-z 0-9 . _ : -.\nAcknowledge with one of the responses the message offers, or with none (`{}`)."
             }
             ErrorCode::PriorityEmergencyUnsupported => {
                 "The Pushover shim got priority 2 (Emergency), whose receipt and callback contract reflecto does not implement; it refuses rather than silently downgrade.\nSend priority 1 (high) instead."
@@ -514,6 +522,7 @@ mod tests {
             InvalidAction,
             InvalidDevice,
             InvalidKey,
+            InvalidResponse,
             PriorityEmergencyUnsupported,
         ] {
             assert_eq!(c.http_status(), 400, "{c}");

@@ -1,6 +1,7 @@
 //! Wire types shared by the client and the relay (SPEC §1.1–§1.6): one definition of every
 //! request, response, warning and error code, so the two halves can never drift apart.
 
+pub mod clear_ack;
 mod envelope;
 mod error;
 mod priority;
@@ -20,7 +21,7 @@ pub use error::{
     ApiError, EXIT_CODES, ErrorCode, ErrorReply, FlatErrorBody, NestedErrorBody, explain_exit_code,
 };
 pub use priority::Priority;
-pub use request::{Action, SendRequest, nullable_url_schema, url_schema};
+pub use request::{Action, RESPONSE_PATTERN, SendRequest, nullable_url_schema, url_schema};
 pub use response::{DeliveredTo, DeviceType, SendResponse, ShimResponse};
 pub use token_info::TokenInfo;
 pub use warning::Warning;
@@ -41,6 +42,8 @@ pub const MAX_TAG_BYTES: usize = 32;
 pub const MAX_ACTIONS: usize = 3;
 /// Largest action label, in UTF-8 bytes.
 pub const MAX_ACTION_LABEL_BYTES: usize = 32;
+/// SPEC §1.16: the longest response of an action, in bytes (its characters are ASCII).
+pub const MAX_RESPONSE_BYTES: usize = 32;
 /// Largest device selector, in characters (not bytes).
 pub const MAX_DEVICE_CHARS: usize = 256;
 /// SPEC §1.15: the longest `key`, in bytes (its characters are ASCII).

@@ -36,8 +36,8 @@ pub struct SendRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 32)]
     pub url_title: Option<String>,
-    /// Buttons that open a URL. Only the first 3 are kept (and validated); the rest are dropped
-    /// with a warning.
+    /// Buttons: a link (`label`, `url`) or a response (`label`, `response`, SPEC §1.16). Only
+    /// the first 3 are kept (and validated); the rest are dropped with a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::api::request::actions_schema)]
     pub actions: Option<Vec<Action>>,
@@ -123,13 +123,88 @@ impl SendRequest {
     }
 }
 
-/// A button on the notification that opens a URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// A button on the notification (SPEC §1.16): a link that opens `url`, or a response that
+/// acknowledges the message with `response`. Exactly one of the two is set; the validation
+/// engine refuses both or neither.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Action {
     /// 1–32 UTF-8 bytes
-    #[schema(min_length = 1, max_length = 32)]
     pub label: String,
     /// An http or https URL of at most 512 UTF-8 bytes (same rule as `url`)
-    #[schema(schema_with = crate::api::request::url_schema)]
-    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// 1–32 bytes of `A-Z a-z 0-9 . _ : -`: what an acknowledgement with this button says
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
 }
+
+impl Action {
+    /// A button that opens `url`.
+    pub fn link(label: impl Into<String>, url: impl Into<String>) -> Action {
+        Action {
+            label: label.into(),
+            url: Some(url.into()),
+            response: None,
+        }
+    }
+
+    /// A button that acknowledges with `response`.
+    pub fn reply(label: impl Into<String>, response: impl Into<String>) -> Action {
+        Action {
+            label: label.into(),
+            url: None,
+            response: Some(response.into()),
+        }
+    }
+}
+
+/// The pattern of a response (SPEC §1.16), as the relay checks it.
+pub const RESPONSE_PATTERN: &str = "^[A-Za-z0-9._:-]{1,32}$";
+
+/// One of two shapes. The field the other shape has must be absent or JSON `null` (which the
+/// relay reads as absent): with both set, or neither, the object matches no branch, exactly
+/// as the relay answers 400 `invalid_action`. (OpenAPI 3.1 has `not`, but utoipa 5 cannot
+/// write it; a `null`-only property says the same here.)
+impl utoipa::PartialSchema for Action {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let label = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(crate::api::MAX_ACTION_LABEL_BYTES))
+                .description(Some("1–32 UTF-8 bytes"))
+        };
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let response = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(crate::api::MAX_RESPONSE_BYTES))
+                .pattern(Some(RESPONSE_PATTERN))
+        };
+        let link = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .title(Some("link"))
+            .description(Some("A button that opens `url`"))
+            .property("label", label())
+            .property("url", url_schema())
+            .property("response", null())
+            .required("label")
+            .required("url");
+        let reply = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .title(Some("response"))
+            .description(Some(
+                "A button that acknowledges the message with `response` (SPEC §1.16)",
+            ))
+            .property("label", label())
+            .property("response", response())
+            .property("url", null())
+            .required("label")
+            .required("response");
+        OneOfBuilder::new().item(link).item(reply).into()
+    }
+}
+
+impl utoipa::ToSchema for Action {}

@@ -15,6 +15,13 @@ pub struct MessageView {
     #[serde(default)]
     #[schema(pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     pub key: Option<String>,
+    /// When the sender cleared it (SPEC §1.15), or null; RFC 3339, UTC, milliseconds
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub cleared_at: Option<String>,
+    /// The first acknowledgement (SPEC §1.16), or null
+    #[serde(default)]
+    pub acknowledged: Option<super::clear_ack::Acknowledged>,
     pub deliveries: Vec<DeliveryView>,
 }
 
@@ -34,6 +41,10 @@ pub struct DeliveryView {
     /// RFC 3339, UTC, milliseconds; null once final
     #[schema(format = DateTime)]
     pub next_attempt_at: Option<String>,
+    /// When this device acknowledged the message (its first acknowledgement), or null
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub acknowledged_at: Option<String>,
 }
 
 /// Where one device's delivery of a message stands, as its sender sees it: a job waiting in
@@ -47,7 +58,8 @@ pub enum DeliveryState {
     Expired,
     /// A later send with the same key replaced it before delivery (SPEC §1.15).
     Superseded,
-    /// The sender cleared the message before delivery (SPEC §1.15).
+    /// The sender cleared the message, or another device acknowledged it, before delivery
+    /// (SPEC §1.15, §1.16).
     Cancelled,
 }
 
@@ -88,6 +100,11 @@ impl MessageView {
         self.deliveries.iter().all(DeliveryView::is_final)
     }
 
+    /// Someone acknowledged the message (`send --wait … --until acknowledged`, `ask`).
+    pub fn is_acknowledged(&self) -> bool {
+        self.acknowledged.is_some()
+    }
+
     /// Every delivery ended as `delivered` (vacuously true with no target device).
     pub fn all_delivered(&self) -> bool {
         self.deliveries
@@ -102,7 +119,7 @@ mod tests {
 
     #[test]
     fn json_shape_is_the_relays() {
-        let text = r#"{"id":"msg_1","created_at":"2026-01-01T00:00:00.000Z","key":"build","deliveries":[{"device_id":"dev_1","label":"pixel","type":"android","state":"queued","attempts":2,"last_error":"UNAVAILABLE","next_attempt_at":null}]}"#;
+        let text = r#"{"id":"msg_1","created_at":"2026-01-01T00:00:00.000Z","key":"build","cleared_at":null,"acknowledged":{"at":"2026-01-01T00:00:01.000Z","device_id":"dev_2","response":"deploy"},"deliveries":[{"device_id":"dev_1","label":"pixel","type":"android","state":"queued","attempts":2,"last_error":"UNAVAILABLE","next_attempt_at":null,"acknowledged_at":null}]}"#;
         let view: MessageView = serde_json::from_str(text).unwrap();
         assert!(!view.is_final());
         assert_eq!(serde_json::to_string(&view).unwrap(), text);

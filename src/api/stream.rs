@@ -37,13 +37,16 @@ pub struct PairResponse {
     #[serde(rename = "type")]
     pub device_type: DeviceType,
     pub label: String,
-    /// Present for extension devices only: the `rfd_live_…` credential for `GET /v1/sync`, shown once
+    /// The `rfd_live_…` device credential, shown once (every type since SPEC §1.16): it
+    /// acknowledges messages (`POST /v1/messages/{id}/acknowledge`), and an extension device
+    /// reads `GET /v1/sync` with it. Older relays gave it to extension devices only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
 }
 
-/// The `data:` of one `notification` event on `GET /v1/sync`: the envelope in clear, or for a
-/// device with a public key the sealed box of `{"id","envelope"}` (base64url, no padding).
+/// The `data:` of one event on `GET /v1/sync`: for `event: notification` the envelope in clear,
+/// or for a device with a public key the sealed box of `{"id","envelope"}` (base64url, no
+/// padding); for `event: clear` (SPEC §1.15) the id alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SyncEventData {
     pub id: String,

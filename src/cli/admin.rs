@@ -147,7 +147,7 @@ pub enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
-    /// Add a device directly (without pairing); prints its dev_ id, and for an extension its credential
+    /// Add a device directly (without pairing); prints its dev_ id and its device credential
     Add {
         /// The user who owns the device
         #[arg(long)]
@@ -494,10 +494,10 @@ async fn run_on_store(args: AdminArgs) -> Result<(), ApiError> {
                 .await
                 .map_err(store_error)?;
             println!("{}", paired.device.id);
-            if let Some(credential) = paired.credential {
-                eprintln!("device credential for GET /v1/sync (shown once):");
-                println!("{}", credential.expose());
-            }
+            eprintln!(
+                "device credential (shown once; acknowledges messages, and an extension reads GET /v1/sync with it):"
+            );
+            println!("{}", paired.credential.expose());
         }
         AdminCommand::Device(DeviceCommand::List { user, json }) => {
             let devices = store

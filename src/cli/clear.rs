@@ -3,10 +3,11 @@
 
 use super::patience::said_when_slow;
 use super::runtime;
+use crate::api::clear_ack::ClearResponse as Cleared;
 use crate::api::token::Secret;
 use crate::api::{ApiError, ErrorCode};
 use crate::client::Client;
-use crate::client::answer::{ClearTarget, Cleared};
+use crate::client::answer::ClearTarget;
 use crate::credentials::{Credentials, DEFAULT_PROFILE, DEFAULT_SERVER};
 use clap::Args;
 use std::time::Duration;

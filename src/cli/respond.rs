@@ -5,8 +5,8 @@
 use super::patience::said_when_slow;
 use super::runtime;
 use crate::api::ApiError;
+use crate::api::clear_ack::AcknowledgeResponse as Acknowledged;
 use crate::client::Client;
-use crate::client::answer::Acknowledged;
 use crate::credentials::{Credentials, DEFAULT_PROFILE};
 use clap::Args;
 use std::time::Duration;

@@ -49,18 +49,7 @@ pub enum Until {
 }
 
 /// The first acknowledgement of a message, as `GET /v1/messages/{id}` shows it (SPEC §1.16).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-pub struct Acknowledgement {
-    pub at: String,
-    pub device_id: String,
-    pub response: Option<String>,
-}
-
-/// The `acknowledged` field of a status body, if the message was acknowledged.
-pub fn acknowledgement(raw: &str) -> Option<Acknowledgement> {
-    let body: serde_json::Value = serde_json::from_str(raw).ok()?;
-    serde_json::from_value(body.get("acknowledged")?.clone()).ok()
-}
+pub use crate::api::clear_ack::Acknowledged as Acknowledgement;
 
 /// `--wait SECONDS`: a finite, non-negative number of seconds.
 pub fn parse_wait(s: &str) -> Result<f64, String> {
@@ -177,7 +166,7 @@ pub async fn follow(
                     // A delivered message stays acknowledgeable: only an answer or the
                     // deadline ends this wait.
                     Until::Acknowledged => {
-                        if let Some(ack) = acknowledgement(&raw) {
+                        if let Some(ack) = view.acknowledged.clone() {
                             report_acknowledged(&ack, output);
                             return Ok(Some(ack));
                         }
@@ -368,6 +357,8 @@ mod tests {
             id: "msg_1".into(),
             created_at: "2026-01-01T00:00:00.000Z".into(),
             key: None,
+            cleared_at: None,
+            acknowledged: None,
             deliveries: states
                 .iter()
                 .enumerate()
@@ -379,6 +370,7 @@ mod tests {
                     attempts: 0,
                     last_error: (*s == "failed").then(|| "UNREGISTERED".into()),
                     next_attempt_at: None,
+                    acknowledged_at: None,
                 })
                 .collect(),
         }

@@ -5,30 +5,10 @@
 
 use super::diagnose::On404;
 use super::http::{Answer, Client, backoff, parse_ok, unreachable};
+use crate::api::clear_ack::{AcknowledgeRequest, AcknowledgeResponse, ClearResponse};
 use crate::api::token::Secret;
 use crate::api::{ApiError, ErrorCode};
-use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
-
-/// The answer to `POST /v1/messages/{id}/acknowledge`: the message's **first**
-/// acknowledgement, whoever made it (a later one changes nothing).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Acknowledged {
-    pub id: String,
-    pub acknowledged_at: String,
-    pub device_id: String,
-    pub response: Option<String>,
-}
-
-/// The answer to `DELETE /v1/messages/{id}` and `DELETE /v1/keys/{key}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Cleared {
-    pub id: String,
-    /// Jobs that were not delivered yet and never will be.
-    pub cancelled: u64,
-    /// `clear` events queued for devices that already had it.
-    pub cleared: u64,
-}
 
 /// What `clear` removes: one message, or the owner's newest message with a key.
 #[derive(Debug, Clone, Copy)]
@@ -82,11 +62,10 @@ impl Client {
         id: &str,
         response: Option<&str>,
         max_wait: Duration,
-    ) -> Result<Acknowledged, ApiError> {
+    ) -> Result<AcknowledgeResponse, ApiError> {
         let url = format!("{}/v1/messages/{}/acknowledge", self.server, segment(id));
-        let body = match response {
-            Some(r) => serde_json::json!({ "response": r }),
-            None => serde_json::json!({}),
+        let body = AcknowledgeRequest {
+            response: response.map(str::to_owned),
         };
         retried(max_wait, || async {
             let response = self
@@ -111,7 +90,7 @@ impl Client {
         token: &Secret,
         target: ClearTarget<'_>,
         max_wait: Duration,
-    ) -> Result<Cleared, ApiError> {
+    ) -> Result<ClearResponse, ApiError> {
         let url = match target {
             ClearTarget::Message(id) => format!("{}/v1/messages/{}", self.server, segment(id)),
             ClearTarget::Key(key) => format!("{}/v1/keys/{}", self.server, segment(key)),

@@ -9,6 +9,7 @@ use super::error::{Failure, write_rate_headers};
 use super::extract::{IpChecked, LongPoll, TokenAuth};
 use super::limits::binding;
 use crate::api::ErrorCode;
+use crate::api::clear_ack::Acknowledged;
 use crate::api::status::{DeliveryView, MessageView};
 use crate::store::MessageStatus;
 use axum::Json;
@@ -38,7 +39,7 @@ pub fn rfc3339(ms: i64) -> String {
 
 #[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", operation_id = "message_status",
     summary = "Per-device delivery state of a message",
-    description = "Any token of the message's owner may ask. An unknown id, another owner's message, or one pruned after `--retention` is 404 `not_found`. Every 200 carries an `ETag`; with `If-None-Match` naming the current one the answer is 304, and with `Prefer: wait=N` as well (N over 60 counts as 60) the request is held until the status differs (200 with the new `ETag`) or N seconds pass (304). A successful read is checked against the per-IP limits but not charged; a 401 or 404 is charged.",
+    description = "Any token of the message's owner may ask. Besides each delivery's state it says when the message was cleared (`cleared_at`) and its first acknowledgement (`acknowledged`), and each delivery's own `acknowledged_at`. An unknown id, another owner's message, or one pruned after `--retention` is 404 `not_found`. Every 200 carries an `ETag`; with `If-None-Match` naming the current one the answer is 304, and with `Prefer: wait=N` as well (N over 60 counts as 60) the request is held until the status differs (200 with the new `ETag`) or N seconds pass (304). A successful read is checked against the per-IP limits but not charged; a 401 or 404 is charged.",
     params(
         ("id" = String, Path, description = "the `msg_…` id from a send"),
         ("If-None-Match" = Option<String>, Header, description = "the `ETag` of the status the client has: 304 while it is current"),
@@ -130,6 +131,12 @@ fn view(status: MessageStatus) -> MessageView {
         id: status.id,
         created_at: rfc3339(status.created_at),
         key: status.key,
+        cleared_at: status.cleared_at.map(rfc3339),
+        acknowledged: status.acknowledged.map(|a| Acknowledged {
+            at: rfc3339(a.at),
+            device_id: a.device_id,
+            response: a.response,
+        }),
         deliveries: status
             .deliveries
             .into_iter()
@@ -141,6 +148,7 @@ fn view(status: MessageStatus) -> MessageView {
                 attempts: d.attempts,
                 last_error: d.last_error,
                 next_attempt_at: d.next_attempt_at.map(rfc3339),
+                acknowledged_at: d.acknowledged_at.map(rfc3339),
             })
             .collect(),
     }
@@ -172,8 +180,21 @@ mod tests {
         let mut delivered = queued.clone();
         delivered.deliveries[0].state = crate::api::status::DeliveryState::Delivered;
         assert_ne!(etag(&delivered), tag);
-        let mut retried = queued;
+        let mut retried = queued.clone();
         retried.deliveries[0].attempts = 1;
         assert_ne!(etag(&retried), tag);
+        // SPEC §1.15, §1.16: a clear and an acknowledgement are changes a long poll reports.
+        let mut cleared = queued.clone();
+        cleared.cleared_at = Some("2026-01-01T00:00:01.000Z".into());
+        assert_ne!(etag(&cleared), tag);
+        let mut acknowledged = queued.clone();
+        acknowledged.deliveries[0].acknowledged_at = Some("2026-01-01T00:00:01.000Z".into());
+        assert_ne!(etag(&acknowledged), tag);
+        acknowledged.acknowledged = Some(Acknowledged {
+            at: "2026-01-01T00:00:01.000Z".into(),
+            device_id: "dev_1".into(),
+            response: None,
+        });
+        assert_ne!(etag(&acknowledged), etag(&queued));
     }
 }

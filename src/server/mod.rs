@@ -2,7 +2,9 @@
 //! one file per area. Handlers never call FCM: they commit jobs and wake the delivery worker.
 //! Starting the relay (store, lock, delivery, maintenance) is `relay::start`.
 
+mod acknowledge;
 mod app;
+mod clear;
 mod error;
 mod extract;
 mod home;
@@ -26,7 +28,7 @@ pub use messages::rfc3339 as messages_rfc3339;
 use crate::relay::retention;
 use crate::store::Store;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -105,7 +107,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/send/{token}", post(send::send_with_path_token))
         .route("/v1/messages.json", post(shim::messages_json))
         .route("/1/messages.json", post(shim::messages_json))
-        .route("/v1/messages/{id}", get(messages::message_status))
+        .route(
+            "/v1/messages/{id}",
+            get(messages::message_status).delete(clear::clear_message),
+        )
+        .route(
+            "/v1/messages/{id}/acknowledge",
+            post(acknowledge::acknowledge),
+        )
+        .route("/v1/keys/{key}", delete(clear::clear_key))
         .route("/v1/devices/pair", post(pair::pair))
         .route("/v1/sync", get(sync::stream))
         .route("/v1/sync/ack", post(sync::ack))

@@ -42,7 +42,7 @@ impl utoipa::ToSchema for RawMessage {}
 /// A urlencoded or multipart send: the fields of `SendRequest` as form keys, all text.
 /// With no known key at all, the whole percent-decoded body is the message (so
 /// `curl -d "Backup done"` works). `tags` may repeat and/or be comma-separated. `actions` is
-/// accepted as one key holding a JSON array of `{label, url}` objects (as in `SendRequest`; the
+/// accepted as one key holding a JSON array of `{label, url}` or `{label, response}` objects (as in `SendRequest`; the
 /// schema leaves it out because a JSON text cannot be described here).
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]

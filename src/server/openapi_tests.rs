@@ -205,6 +205,21 @@ fn request_rules_the_relay_enforces_are_in_the_schema() {
     assert_eq!(send["url_title"]["maxLength"], 32);
     assert_eq!(send["device"]["maxLength"], 256);
     assert_eq!(send["key"]["pattern"], "^[A-Za-z0-9._:-]{1,64}$");
+    // SPEC §1.16: an action is a link or a response, each with the other field null or absent.
+    let action = &send["actions"]["prefixItems"][0]["oneOf"];
+    assert_eq!(action[0]["required"], serde_json::json!(["label", "url"]));
+    assert_eq!(action[0]["properties"]["response"]["type"], "null");
+    assert_eq!(
+        action[1]["required"],
+        serde_json::json!(["label", "response"])
+    );
+    assert_eq!(action[1]["properties"]["url"]["type"], "null");
+    assert_eq!(
+        action[1]["properties"]["response"]["pattern"],
+        crate::api::RESPONSE_PATTERN
+    );
+    let ack = &doc["components"]["schemas"]["AcknowledgeRequest"]["properties"]["response"];
+    assert_eq!(ack["pattern"], crate::api::RESPONSE_PATTERN);
     // ttl is clamped, not refused: no bounds.
     assert!(send["ttl"].get("minimum").is_none() && send["ttl"].get("maximum").is_none());
     let priority = serde_json::to_string(&doc["components"]["schemas"]["Priority"]).unwrap();
@@ -267,7 +282,7 @@ fn every_url_field_documents_the_relays_url_rule() {
     let schemas = &doc["components"]["schemas"];
     for place in [
         "/SendRequest/properties/url",
-        "/SendRequest/properties/actions/prefixItems/2/properties/url",
+        "/SendRequest/properties/actions/prefixItems/2/oneOf/0/properties/url",
         "/SendForm/properties/url",
         "/ShimRequest/properties/url",
         "/ShimForm/properties/url",

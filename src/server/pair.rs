@@ -1,5 +1,5 @@
-//! `POST /v1/devices/pair`: a device redeems a one-time code and learns its id (and, for a
-//! desktop extension, its stream credential). A webpush device brings its browser's
+//! `POST /v1/devices/pair`: a device redeems a one-time code and learns its id and credential
+//! (every type: it acknowledges with it; a desktop extension also reads its stream with it). A webpush device brings its browser's
 //! subscription, checked here (keys, https, a public address) before the code is spent.
 
 use super::AppState;
@@ -20,7 +20,7 @@ const MAX_LABEL_BYTES: usize = 64;
     description = "The code comes from `reflecto admin pair` and is single-use, valid 10 minutes. A well-formed code that matches no live code is 400 `invalid_pairing_code`; failures are rate limited per IP and across all addresses (SPEC §1.9).",
     request_body(content = PairRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "Paired; `credential` (extension devices only) is shown once", body = PairResponse),
+        (status = 200, description = "Paired; `credential` (every device type) is shown once", body = PairResponse),
         (status = 400, description = "`invalid_body` or `invalid_pairing_code`", body = crate::api::NestedErrorBody),
         (status = 413, description = "`payload_too_large`: the raw body exceeds 64 KiB", body = crate::api::NestedErrorBody),
         (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
@@ -81,7 +81,7 @@ pub async fn pair(
         device_id: paired.device.id,
         device_type,
         label: paired.device.label,
-        credential: paired.credential.map(|c| c.expose().to_owned()),
+        credential: Some(paired.credential.expose().to_owned()),
     }))
 }
 

@@ -1,7 +1,7 @@
 //! The desktop stream: `GET /v1/sync` (Server-Sent Events) and `POST /v1/sync/ack`, for
 //! extension devices authenticated by their `rfd_live_` credential. Each undelivered job is one
-//! event whose id is the device's sequence number; a job counts as delivered only once acked,
-//! so a dropped connection loses nothing.
+//! event whose id is the device's sequence number (a notification, or the clear of one); a job
+//! counts as delivered only once acked, so a dropped connection loses nothing.
 
 use super::AppState;
 use super::error::Failure;
@@ -10,7 +10,7 @@ use crate::api::ErrorCode;
 use crate::api::sealed;
 use crate::api::stream::SyncEventData;
 use crate::api::stream::{AckRequest, AckResponse};
-use crate::store::{PayloadKind, StreamEvent};
+use crate::store::{JobKind, PayloadKind, StreamEvent};
 use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -28,8 +28,17 @@ const PAGE: usize = 100;
 const RECHECK: Duration = Duration::from_secs(5);
 
 /// The `data:` of one event (SPEC §1.10, §1.12): the device's sealed box when it has one, else
-/// `{"id","envelope"}` in clear — the same bytes a sealed device finds inside its box.
+/// `{"id","envelope"}` in clear — the same bytes a sealed device finds inside its box. A clear
+/// (SPEC §1.15) names only the message, so it is never sealed: `{"id"}`.
 fn event_data(event: &StreamEvent) -> Option<String> {
+    if event.kind == JobKind::Clear {
+        return serde_json::to_string(&SyncEventData {
+            id: event.message_id.clone(),
+            envelope: None,
+            sealed: None,
+        })
+        .ok();
+    }
     match (&event.payload, &event.envelope) {
         (Some(payload), _) => match payload.kind {
             PayloadKind::Sealed => serde_json::to_string(&SyncEventData {
@@ -46,9 +55,17 @@ fn event_data(event: &StreamEvent) -> Option<String> {
     }
 }
 
+/// The SSE `event:` of a job.
+fn event_name(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Message => "notification",
+        JobKind::Clear => "clear",
+    }
+}
+
 #[utoipa::path(get, path = "/v1/sync", tag = "devices", operation_id = "sync_stream",
     summary = "The desktop stream of undelivered notifications (Server-Sent Events)",
-    description = "Each undelivered job is one event: `id:` the device's sequence number, `event: notification`, `data:` `{\"id\":\"msg_…\",\"envelope\":{…}}` (or `{\"id\",\"sealed\"}` for a device with a public key). Keep-alive comments every 15 s. A job counts as delivered only once acked with `POST /v1/sync/ack`.",
+    description = "Each undelivered job is one event: `id:` the device's sequence number, `event: notification`, `data:` `{\"id\":\"msg_…\",\"envelope\":{…}}` (or `{\"id\",\"sealed\"}` for a device with a public key); or `event: clear`, `data:` `{\"id\":\"msg_…\"}` when the message was cleared after this device received it (remove its notification; never sealed). Keep-alive comments every 15 s. Every event, a clear too, counts as delivered only once acked with `POST /v1/sync/ack`.",
     params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id (a non-negative integer)", pattern = "^[\\t\\n\\f\\r ]*\\+?[0-9]{1,18}[\\t\\n\\f\\r ]*$", nullable = false)),
     responses(
         (status = 200, description = "An endless `text/event-stream`; each event's `data` is this object", content_type = "text/event-stream", body = crate::api::stream::SyncEventData),
@@ -95,7 +112,7 @@ pub async fn stream(
                     };
                     let sse = Event::default()
                         .id(event.seq.to_string())
-                        .event("notification")
+                        .event(event_name(event.kind))
                         .data(data);
                     return Some((Ok(sse), (state, device, cursor, buffered, checked)));
                 }

@@ -157,6 +157,22 @@ contract! {
         fn ack_stream_events(&self, device_id: &str, seqs: Vec<i64>, now: i64) -> Result<Vec<i64>>;
     }
 
+    /// Clearing a message and acknowledging it (story `clears_acks`, SPEC §1.15, §1.16).
+    /// Both commit in one transaction and wake the streams, workers and status long polls
+    /// they gave work to.
+    trait ClearsAcks {
+        /// Clears the owner's message (by id, or the newest with a key): its jobs that had not
+        /// ended become `cancelled`, each device that received it gets one `clear` job (never
+        /// two), and `cleared_at` is set by the first clear. `None`: the owner has no such
+        /// message.
+        fn clear_message(&self, user_id: i64, which: MessageRef, now: i64) -> Result<Option<Cleared>>;
+        /// Records a target device's acknowledgement on its own delivery (its first one
+        /// counts). The message's first acknowledgement wins: it is kept on the message, and
+        /// clears the message on every other device as [`Store::clear_message`] does, without
+        /// setting `cleared_at`.
+        fn acknowledge(&self, message_id: &str, device_id: &str, response: Option<String>, now: i64) -> Result<AckOutcome>;
+    }
+
     /// Upkeep and health (story `upkeep`): retention, pruning, the VAPID key, the probes.
     trait Upkeep {
         /// A cheap liveness probe: one read.

@@ -67,6 +67,11 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "created_at",
             "expires_at",
             "key",
+            "responses",
+            "cleared_at",
+            "acknowledged_at",
+            "acknowledged_by",
+            "acknowledged_response",
         ],
     ),
     (
@@ -87,6 +92,9 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "payload",
             "payload_kind",
             "priority",
+            "kind",
+            "acknowledged_at",
+            "response",
         ],
     ),
     (

@@ -76,6 +76,31 @@ impl JobState {
     }
 }
 
+/// What a job delivers: the message itself, or a `clear` that removes it from the screen of a
+/// device that received it (SPEC §1.15). Clears ride the same queue, leases, retries and
+/// wake-ups as messages. Stored as `jobs.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum JobKind {
+    #[default]
+    Message,
+    Clear,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Message => "message",
+            JobKind::Clear => "clear",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobKind> {
+        [JobKind::Message, JobKind::Clear]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
 /// What a job's own payload bytes are. Stored as `jobs.payload_kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadKind {
@@ -187,6 +212,8 @@ pub struct ClaimedJob {
     pub expires_at: i64,
     /// The send's key (SPEC §1.15): FCM's collapse key, Web Push's `Topic`.
     pub key: Option<String>,
+    /// A clear job delivers only the message id (no envelope, no payload, no collapse key).
+    pub kind: JobKind,
 }
 
 impl ClaimedJob {
@@ -235,6 +262,8 @@ pub struct StreamEvent {
     pub envelope: Option<String>,
     /// The job's own payload (a sealed box), sent instead of the envelope.
     pub payload: Option<JobPayload>,
+    /// `event: notification`, or `event: clear` with only the id.
+    pub kind: JobKind,
 }
 
 /// Everything one accepted send writes.
@@ -258,10 +287,12 @@ pub struct NewSend {
     /// The send's `key` (SPEC §1.15): the owner's earlier messages with it are superseded in
     /// the same commit.
     pub key: Option<String>,
+    /// The responses its actions offer (SPEC §1.16): what an acknowledgement may say.
+    pub responses: Vec<String>,
 }
 
 /// One target device of a send, with the payload prepared for it alone, if any.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub device_id: String,
     pub device_type: DeviceType,
@@ -310,6 +341,8 @@ pub struct Delivery {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub next_attempt_at: Option<i64>,
+    /// When this device first acknowledged the message (SPEC §1.16).
+    pub acknowledged_at: Option<i64>,
 }
 
 impl Delivery {
@@ -323,6 +356,7 @@ impl Delivery {
         attempts: i64,
         last_error: Option<String>,
         run_at: i64,
+        acknowledged_at: Option<i64>,
     ) -> Delivery {
         Delivery {
             device_id,
@@ -332,6 +366,7 @@ impl Delivery {
             attempts,
             last_error,
             next_attempt_at: (state == JobState::Queued).then_some(run_at),
+            acknowledged_at,
         }
     }
 }
@@ -342,7 +377,67 @@ pub struct MessageStatus {
     pub created_at: i64,
     /// The send's `key`, if it had one (SPEC §1.15).
     pub key: Option<String>,
+    /// When the sender cleared it (SPEC §1.15).
+    pub cleared_at: Option<i64>,
+    /// Its first acknowledgement (SPEC §1.16).
+    pub acknowledged: Option<Acknowledgement>,
     pub deliveries: Vec<Delivery>,
+}
+
+/// A person dealt with a message on a device (SPEC §1.16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    pub at: i64,
+    pub device_id: String,
+    pub response: Option<String>,
+}
+
+/// Which message a clear names: by id, or the owner's newest with a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageRef {
+    Id(String),
+    Key(String),
+}
+
+/// What a clear did (SPEC §1.15): jobs that had not ended became `cancelled`, and a `clear`
+/// job was queued for each device that had received the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cleared {
+    pub message_id: String,
+    pub cancelled: u64,
+    pub cleared: u64,
+    /// The devices that got a clear job: whom to wake.
+    pub targets: Vec<Target>,
+}
+
+/// What became of an acknowledgement (SPEC §1.16).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AckOutcome {
+    /// No such message, or this device was not one of its targets.
+    NotFound,
+    /// The response is not one of the message's responses.
+    InvalidResponse,
+    /// Recorded. `first` is the message's first acknowledgement (this one, or an earlier
+    /// one); `cleared` is set when this one was first and cleared the message elsewhere.
+    Acknowledged {
+        first: Acknowledgement,
+        cleared: Option<Cleared>,
+    },
+}
+
+/// A clear job waits this long for its device (the longest ttl a message may have): a device
+/// offline longer still shows nothing newer than its last notification.
+pub const CLEAR_TTL_MS: i64 = crate::api::MAX_TTL_SECONDS as i64 * 1000;
+
+/// `messages.responses`: the responses space-separated (a response holds no space), `None`
+/// when the message offers none.
+pub fn responses_column(responses: &[String]) -> Option<String> {
+    (!responses.is_empty()).then(|| responses.join(" "))
+}
+
+/// Whether `messages.responses` offers `response`.
+pub fn offers(column: Option<&str>, response: &str) -> bool {
+    column.is_some_and(|c| c.split(' ').any(|r| r == response))
 }
 
 /// Idempotency keys are honoured this long.
@@ -430,11 +525,13 @@ pub struct UserRecord {
     pub created_at: i64,
 }
 
-/// What pairing hands back: the device, and for an extension its stream credential.
+/// What pairing hands back: the device and its credential (every type since SPEC §1.16).
 #[derive(Debug)]
 pub struct PairOutcome {
     pub device: DeviceRecord,
-    pub credential: Option<Secret>,
+    /// The `rfd_live_…` credential, shown once: an extension reads its stream with it, and
+    /// every device acknowledges with it.
+    pub credential: Secret,
 }
 
 /// Who is sending: the live token and its owner's reachable devices (oldest first), read in

@@ -1,6 +1,6 @@
 //! What adding a device means before either backend writes it: the checks (an android device
 //! needs its FCM token, a webpush device its subscription, a public key must parse), the new
-//! id and, for an extension, its stream credential. Also the pairing rules both backends
+//! id and its credential (every type: SPEC §1.16 acknowledgements). Also the pairing rules both backends
 //! apply.
 
 use super::model::{DeviceRecord, NewDevice, PairOutcome};
@@ -22,8 +22,8 @@ pub struct PreparedDevice {
     pub new: NewDevice,
     /// Base64url without padding.
     pub public_key: Option<String>,
-    pub credential: Option<Secret>,
-    pub credential_hash: Option<Vec<u8>>,
+    pub credential: Secret,
+    pub credential_hash: Vec<u8>,
 }
 
 pub fn prepare(new: NewDevice) -> Result<PreparedDevice> {
@@ -46,10 +46,9 @@ pub fn prepare(new: NewDevice) -> Result<PreparedDevice> {
                 .map_err(|e| StoreError::Conflict(e.to_string()))?,
         ),
     };
-    let credential = (new.device_type == DeviceType::Extension).then(generate_device_credential);
-    let credential_hash = credential
-        .as_ref()
-        .map(|s| hash_secret(s.expose()).to_vec());
+    // Every device type gets one (SPEC §1.9, §1.16): a browser or phone acknowledges with it.
+    let credential = generate_device_credential();
+    let credential_hash = hash_secret(credential.expose()).to_vec();
     Ok(PreparedDevice {
         id: random_id("dev_", 16),
         new,

@@ -117,7 +117,9 @@ pub fn fields_from_pairs(
             _ if map.contains_key(&key) => {} // first occurrence wins
             "actions" => {
                 let parsed = serde_json::from_str::<Value>(&value).map_err(|_| {
-                    invalid_body("actions must be a JSON array of {label, url} objects")
+                    invalid_body(
+                        "actions must be a JSON array of {label, url} or {label, response} objects",
+                    )
                 })?;
                 map.insert(key, parsed);
             }

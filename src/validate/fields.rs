@@ -5,8 +5,8 @@
 use super::truncate_utf8;
 use crate::api::{
     Action, ApiError, ErrorCode, MAX_ACTION_LABEL_BYTES, MAX_ACTIONS, MAX_DEVICE_CHARS,
-    MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_TAG_BYTES, MAX_TAGS, MAX_TITLE_BYTES, MAX_TTL_SECONDS,
-    MAX_URL_BYTES, MAX_URL_TITLE_BYTES, Priority, SendRequest, Warning,
+    MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_RESPONSE_BYTES, MAX_TAG_BYTES, MAX_TAGS, MAX_TITLE_BYTES,
+    MAX_TTL_SECONDS, MAX_URL_BYTES, MAX_URL_TITLE_BYTES, Priority, SendRequest, Warning,
 };
 use serde_json::{Map, Value};
 
@@ -230,7 +230,7 @@ fn actions(
     let Value::Array(items) = value else {
         return Err(ApiError::new(
             ErrorCode::InvalidBody,
-            "actions must be an array of {label, url} objects",
+            "actions must be an array of {label, url} or {label, response} objects",
         ));
     };
     if items.len() > MAX_ACTIONS {
@@ -249,7 +249,7 @@ fn action(index: usize, item: &Value) -> Result<Action, ApiError> {
     let invalid = |msg: String| ApiError::new(ErrorCode::InvalidAction, msg);
     let Value::Object(obj) = item else {
         return Err(invalid(format!(
-            "action #{index} must be an object with label and url"
+            "action #{index} must be an object with a label and a url or a response"
         )));
     };
     let label = match obj.get("label") {
@@ -267,18 +267,52 @@ fn action(index: usize, item: &Value) -> Result<Action, ApiError> {
             MAX_ACTION_LABEL_BYTES,
         ));
     }
-    let url = match obj.get("url") {
-        Some(Value::String(url)) => http_url(
-            url,
-            &format!("action #{index} url"),
-            ErrorCode::InvalidAction,
-        )?,
-        _ => return Err(invalid(format!("action #{index} needs a string url"))),
-    };
-    Ok(Action {
-        label: label.clone(),
-        url,
-    })
+    // SPEC §1.16: a link or a response, never both or neither; `null` is absent.
+    let url = obj.get("url").filter(|v| !v.is_null());
+    let response = obj.get("response").filter(|v| !v.is_null());
+    match (url, response) {
+        (Some(Value::String(url)), None) => Ok(Action::link(
+            label.clone(),
+            http_url(
+                url,
+                &format!("action #{index} url"),
+                ErrorCode::InvalidAction,
+            )?,
+        )),
+        (None, Some(Value::String(response))) if is_response(response) => {
+            Ok(Action::reply(label.clone(), response.clone()))
+        }
+        (None, Some(_)) => Err(invalid(format!(
+            "action #{index} response must be 1–{MAX_RESPONSE_BYTES} bytes of A-Z a-z 0-9 . _ : -"
+        ))),
+        (Some(_), Some(_)) => Err(invalid(format!(
+            "action #{index} has both a url and a response; give one"
+        ))),
+        (Some(_), None) => Err(invalid(format!("action #{index} needs a string url"))),
+        (None, None) => Err(invalid(format!(
+            "action #{index} needs a url (a link) or a response"
+        ))),
+    }
+}
+
+/// SPEC §1.16: a response is 1–32 bytes of `[A-Za-z0-9._:-]` (the pattern `/openapi.json`
+/// shows as [`crate::api::RESPONSE_PATTERN`]). Shared by actions and acknowledgements.
+pub fn is_response(text: &str) -> bool {
+    (1..=MAX_RESPONSE_BYTES).contains(&text.len()) && text.bytes().all(is_key_byte)
+}
+
+/// The characters of a `key` and of a response.
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
+}
+
+/// The responses a message's actions offer, in order (what an acknowledgement may say).
+pub fn responses_of(actions: Option<&[Action]>) -> Vec<String> {
+    actions
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|a| a.response.clone())
+        .collect()
 }
 
 fn device(value: Option<&Value>) -> Result<Option<String>, ApiError> {
@@ -348,8 +382,7 @@ fn key(value: Option<&Value>) -> Result<Option<String>, ApiError> {
             ));
         }
     };
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-');
-    if key.is_empty() || key.len() > MAX_KEY_BYTES || !key.bytes().all(allowed) {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES || !key.bytes().all(is_key_byte) {
         return Err(ApiError::new(
             ErrorCode::InvalidKey,
             format!("key must be 1–{MAX_KEY_BYTES} bytes of A-Z a-z 0-9 . _ : -"),

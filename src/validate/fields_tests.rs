@@ -249,6 +249,59 @@ fn action_rules() {
     );
 }
 
+/// SPEC §1.16: an action is a link or a response; both, neither or a bad response is
+/// `invalid_action`, and `null` counts as absent.
+#[test]
+fn response_action_rules() {
+    let ok = check(json!({"message": "m", "actions": [
+        {"label": "Deploy", "response": "deploy"},
+        {"label": "Abort", "response": "A.b_c:d-9", "url": null},
+        {"label": "Logs", "url": "https://e.com", "response": null},
+    ]}))
+    .unwrap();
+    let actions = ok.request.actions.unwrap();
+    assert_eq!(actions[0], crate::api::Action::reply("Deploy", "deploy"));
+    assert_eq!(actions[1].url, None);
+    assert_eq!(
+        (actions[2].url.is_some(), actions[2].response.as_deref()),
+        (true, None)
+    );
+    assert_eq!(super::responses_of(Some(&actions)), ["deploy", "A.b_c:d-9"]);
+    assert!(
+        check(json!({"message": "m", "actions": [{"label": "x", "response": "r".repeat(32)}]}))
+            .is_ok()
+    );
+    for bad in [
+        json!({"label": "x", "url": "https://e.com", "response": "ok"}),
+        json!({"label": "x", "url": null, "response": null}),
+        json!({"label": "x", "response": ""}),
+        json!({"label": "x", "response": "r".repeat(33)}),
+        json!({"label": "x", "response": "no spaces"}),
+        json!({"label": "x", "response": "é"}),
+        json!({"label": "x", "response": 7}),
+        json!({"response": "ok"}),
+    ] {
+        assert_eq!(
+            code(json!({"message": "m", "actions": [bad]})),
+            ErrorCode::InvalidAction,
+            "{bad}"
+        );
+    }
+    // The pattern the document shows is the rule.
+    let pattern = regex::Regex::new(crate::api::RESPONSE_PATTERN).unwrap();
+    for text in [
+        "ok",
+        "A.b_c:d-9",
+        "",
+        "no spaces",
+        "é",
+        &"r".repeat(32),
+        &"r".repeat(33),
+    ] {
+        assert_eq!(pattern.is_match(text), super::is_response(text), "{text:?}");
+    }
+}
+
 #[test]
 fn device_character_boundary() {
     assert!(check(json!({"message": "m", "device": "d".repeat(256)})).is_ok());

@@ -200,8 +200,9 @@ async fn send_until_acknowledged_and_clear_by_key() {
     assert!(
         desk.cmd()
             .args(["respond", &id, "restart"])
-            .status()
+            .output()
             .unwrap()
+            .status
             .success()
     );
     let out = waiting.wait_with_output().unwrap();

@@ -4,7 +4,7 @@
 use crate::api::Envelope;
 use crate::api::Priority;
 use crate::api::sealed;
-use crate::store::{ClaimedJob, PayloadKind};
+use crate::store::{ClaimedJob, JobKind, PayloadKind};
 use serde_json::{Map, Value, json};
 
 /// `data` keys in SPEC order; absent fields are omitted.
@@ -96,14 +96,36 @@ fn message(
     })
 }
 
+/// The request body of a clear (SPEC §1.15): `data` is `{"type":"clear","id"}` only.
+pub fn fcm_clear_message(
+    message_id: &str,
+    priority: Priority,
+    registration_token: &str,
+    remaining_ttl_secs: u64,
+) -> Value {
+    let mut data = Map::new();
+    data.insert("type".into(), Value::String("clear".into()));
+    data.insert("id".into(), Value::String(message_id.to_owned()));
+    message(data, priority, registration_token, remaining_ttl_secs)
+}
+
 /// The `messages:send` body: the sealed box when the job has one (SPEC §1.12), else the
 /// envelope's fields. `None` when neither is usable. A send with a key collapses on the device
-/// with the earlier ones of that key (`android.collapse_key`, SPEC §1.15), sealed or not.
+/// with the earlier ones of that key (`android.collapse_key`, SPEC §1.15), sealed or not. A
+/// clear never collapses: it would replace a newer message of the key still waiting at FCM.
 pub fn request_body(
     job: &ClaimedJob,
     registration: &str,
     remaining: u64,
 ) -> Option<serde_json::Value> {
+    if job.kind == JobKind::Clear {
+        return Some(fcm_clear_message(
+            &job.message_id,
+            job.priority.unwrap_or_default(),
+            registration,
+            remaining,
+        ));
+    }
     let mut body = content(job, registration, remaining)?;
     if let Some(key) = &job.key {
         body["message"]["android"]["collapse_key"] = Value::String(key.clone());
@@ -146,10 +168,7 @@ mod tests {
                 tags: Some(vec!["ops".into(), "db".into()]),
                 url: Some("https://e.com".into()),
                 url_title: Some("open".into()),
-                actions: Some(vec![Action {
-                    label: "Logs".into(),
-                    url: "https://e.com/l".into(),
-                }]),
+                actions: Some(vec![Action::link("Logs", "https://e.com/l")]),
                 device: Some("all".into()),
                 markdown: Some(true),
                 ttl: Some(60),
@@ -234,6 +253,7 @@ mod request_body_tests {
             created_at: 0,
             expires_at: 60_000,
             key: None,
+            kind: JobKind::Message,
         }
     }
 
@@ -298,6 +318,7 @@ mod collapse_tests {
             created_at: 0,
             expires_at: 60_000,
             key: Some("ci:42".into()),
+            kind: JobKind::Message,
         };
         let clear = request_body(&job(None), "reg", 5).unwrap();
         assert_eq!(clear["message"]["android"]["collapse_key"], "ci:42");
@@ -309,5 +330,17 @@ mod collapse_tests {
         let boxed = request_body(&job(Some(sealed)), "reg", 5).unwrap();
         assert_eq!(boxed["message"]["android"]["collapse_key"], "ci:42");
         assert!(boxed["message"]["data"].get("key").is_none());
+        // A clear of the message (SPEC §1.15) names only the id, and never collapses: it must
+        // not replace a newer message of the key still waiting at FCM.
+        let removal = ClaimedJob {
+            kind: JobKind::Clear,
+            ..job(None)
+        };
+        let body = request_body(&removal, "reg", 5).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"message": {"token": "reg", "data": {"type": "clear", "id": "msg_1"},
+                "android": {"priority": "HIGH", "ttl": "5s"}}})
+        );
     }
 }

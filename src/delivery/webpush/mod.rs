@@ -11,7 +11,8 @@ pub mod subscription;
 pub mod vapid;
 
 use super::outcome::Verdict;
-use crate::store::{ClaimedJob, PayloadKind, Store, WebPushAddress};
+use crate::api::clear_ack::ClearPush;
+use crate::store::{ClaimedJob, JobKind, PayloadKind, Store, WebPushAddress};
 use client::WebPushClient;
 use subscription::{SubscriptionJson, SubscriptionKeys};
 use vapid::{VapidKey, VapidSigner};
@@ -38,6 +39,18 @@ pub fn subscription_json(address: &WebPushAddress) -> SubscriptionJson {
     }
 }
 
+/// The RFC 8291 body of a clear: `{"clear":"msg_…"}`, encrypted to the subscription.
+pub fn clear_body(message_id: &str, address: &WebPushAddress) -> Result<Vec<u8>, String> {
+    let plaintext = serde_json::to_vec(&ClearPush {
+        clear: message_id.to_owned(),
+    })
+    .map_err(|e| e.to_string())?;
+    let subscription = subscription_json(address)
+        .parse()
+        .map_err(|_| "corrupt_subscription".to_owned())?;
+    encrypt::encrypt(&plaintext, &subscription).map_err(|e| format!("encrypting: {e}"))
+}
+
 pub struct WebPushChannel {
     client: WebPushClient,
     signer: VapidSigner,
@@ -57,12 +70,21 @@ impl WebPushChannel {
         remaining: u64,
         now_ms: i64,
     ) -> Verdict {
-        let Some(payload) = job
-            .payload
-            .as_ref()
-            .filter(|p| p.kind == PayloadKind::WebPush)
-        else {
-            return Verdict::DeadLetter("corrupt_payload".into());
+        let ciphertext = match job.kind {
+            // A clear names only the message (SPEC §1.15): encrypted now, to the subscription
+            // as it is now.
+            JobKind::Clear => match clear_body(&job.message_id, address) {
+                Ok(bytes) => bytes,
+                Err(reason) => return Verdict::DeadLetter(reason),
+            },
+            JobKind::Message => match job
+                .payload
+                .as_ref()
+                .filter(|p| p.kind == PayloadKind::WebPush)
+            {
+                Some(payload) => payload.bytes.clone(),
+                None => return Verdict::DeadLetter("corrupt_payload".into()),
+            },
         };
         // A scheme other than http(s) was paired before pairing checked it: never sendable.
         let Some(endpoint) = url::Url::parse(&address.endpoint)
@@ -75,10 +97,12 @@ impl WebPushChannel {
         let request = match message::build(
             message::Delivery {
                 endpoint: &endpoint,
-                ciphertext: payload.bytes.clone(),
+                ciphertext,
                 remaining_ttl: remaining,
                 priority: job.priority.unwrap_or_default(),
-                key: job.key.as_deref(),
+                // A clear takes no `Topic`: it would replace a newer message of the key still
+                // waiting at the push service.
+                key: job.key.as_deref().filter(|_| job.kind == JobKind::Message),
             },
             &self.signer,
             now,

@@ -1,6 +1,7 @@
 //! Request bodies under the 64 KiB cap (413 `payload_too_large` before parsing): a send's
 //! message body in any accepted encoding, and the JSON bodies of pairing and acks.
 
+use crate::api::clear_ack::AcknowledgeRequest;
 use crate::api::stream::{AckRequest, PairRequest};
 use crate::api::{ApiError, ErrorCode, MAX_RAW_BODY_BYTES};
 use crate::server::error::Failure;
@@ -103,6 +104,11 @@ pub trait JsonShape: DeserializeOwned {
 
 impl JsonShape for PairRequest {
     const SHAPE: &'static str = "a JSON object {\"code\",\"type\",\"label\",\"fcm_token\"?,\"public_key\"?,\"subscription\"?}";
+}
+
+impl JsonShape for AcknowledgeRequest {
+    const SHAPE: &'static str =
+        "a JSON object {} or {\"response\":\"<one of the message's responses>\"}";
 }
 
 impl JsonShape for AckRequest {

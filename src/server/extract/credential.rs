@@ -25,6 +25,10 @@ pub struct TokenAuth(pub TokenRecord);
 /// A live extension device, by its `rfd_live_` stream credential (401 otherwise).
 pub struct DeviceAuth(pub DeviceRecord);
 
+/// A paired device of any type, by its `rfd_live_` credential (401 otherwise): who
+/// acknowledges a message (SPEC §1.16).
+pub struct PairedDevice(pub DeviceRecord);
+
 pub fn missing() -> Failure {
     Failure::new(
         ErrorCode::MissingToken,
@@ -107,13 +111,25 @@ impl FromRequestParts<Arc<AppState>> for DeviceAuth {
     type Rejection = Failure;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Failure> {
+        let PairedDevice(device) = PairedDevice::from_request_parts(parts, state).await?;
+        if device.device_type != DeviceType::Extension {
+            return Err(invalid());
+        }
+        Ok(DeviceAuth(device))
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for PairedDevice {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Failure> {
         let Presented(credential) = Presented::from_request_parts(parts, state).await?;
         if !is_device_credential_format(&credential) {
             return Err(invalid());
         }
         match state.store.authenticate_device(&credential).await? {
-            Some(device) if device.device_type == DeviceType::Extension => Ok(DeviceAuth(device)),
-            _ => Err(invalid()),
+            Some(device) => Ok(PairedDevice(device)),
+            None => Err(invalid()),
         }
     }
 }
@@ -171,8 +187,8 @@ mod tests {
     async fn tokens_and_devices_are_looked_up_and_strangers_refused() {
         let (_dir, state) = relay_state(Limits::default(), false).await;
         let secret = token(&state).await;
-        let credential = device(&state, DeviceType::Extension).await.unwrap();
-        device(&state, DeviceType::Android).await;
+        let credential = device(&state, DeviceType::Extension).await;
+        let phone = device(&state, DeviceType::Android).await;
         let bearer = |s: &str| format!("Bearer {s}");
 
         let header = bearer(&secret);
@@ -196,6 +212,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(desk.device_type, DeviceType::Extension);
+        let PairedDevice(same) = PairedDevice::from_request_parts(&mut asked, &state)
+            .await
+            .unwrap();
+        assert_eq!(same.id, desk.id);
+        // A phone's credential acknowledges (SPEC §1.16) but reads no desktop stream.
+        let header = bearer(&phone);
+        let mut asked = parts("/", &[("authorization", &header)]);
+        let PairedDevice(pixel) = PairedDevice::from_request_parts(&mut asked, &state)
+            .await
+            .unwrap();
+        assert_eq!(pixel.device_type, DeviceType::Android);
+        let refused = DeviceAuth::from_request_parts(&mut asked, &state).await;
+        assert_eq!(refused.err().unwrap().error.code, ErrorCode::InvalidToken);
+        let header = bearer(&credential);
+        let mut asked = parts("/", &[("authorization", &header)]);
         // A device credential is no sender token, and a sender token no device credential.
         let refused = TokenAuth::from_request_parts(&mut asked, &state).await;
         assert_eq!(refused.err().unwrap().error.code, ErrorCode::InvalidToken);

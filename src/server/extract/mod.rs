@@ -12,7 +12,9 @@ mod ip;
 mod poll;
 
 pub use body::{CappedJson, MessageBody};
-pub use credential::{DeviceAuth, Presented, SenderAuth, TokenAuth, authenticate_sender, invalid};
+pub use credential::{
+    DeviceAuth, PairedDevice, Presented, SenderAuth, TokenAuth, authenticate_sender, invalid,
+};
 pub use headers::{IdempotencyKey, LastEventId};
 pub use ip::{ChargedIp, IpChecked, client_ip};
 pub use poll::LongPoll;

@@ -37,8 +37,8 @@ pub async fn token(state: &AppState) -> String {
     secret.expose().to_owned()
 }
 
-/// A paired device of `alice` (who must exist) and its stream credential, if it has one.
-pub async fn device(state: &AppState, device_type: DeviceType) -> Option<String> {
+/// A paired device of `alice` (who must exist) and its credential.
+pub async fn device(state: &AppState, device_type: DeviceType) -> String {
     let new = NewDevice {
         label: "desk".into(),
         device_type,
@@ -47,7 +47,7 @@ pub async fn device(state: &AppState, device_type: DeviceType) -> Option<String>
         webpush: None,
     };
     let paired = state.store.add_device("alice", new, 0).await.unwrap();
-    paired.credential.map(|c| c.expose().to_owned())
+    paired.credential.expose().to_owned()
 }
 
 /// The parts of a GET to `uri` from [`PEER`] with `headers`.

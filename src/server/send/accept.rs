@@ -76,6 +76,7 @@ fn prepare(
         idempotency: key.map(|k| (k.to_owned(), stored_response(&response_json))),
         touch_token: state.should_touch(&token.id, now),
         key: request.key.clone(),
+        responses: crate::validate::fields::responses_of(request.actions.as_deref()),
     };
     Ok((send, response_json))
 }

@@ -9,7 +9,7 @@ use super::devices_pairing::webpush_at;
 use crate::store::Result;
 use crate::store::contract::Queue;
 use crate::store::model::{
-    Channel, ClaimedJob, DeliveryTarget, JobOutcome, JobPayload, Lease, PayloadKind,
+    Channel, ClaimedJob, DeliveryTarget, JobKind, JobOutcome, JobPayload, Lease, PayloadKind,
 };
 use tokio_postgres::Row;
 
@@ -42,9 +42,9 @@ impl Queue for PgStore {
                    ORDER BY run_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
                  claimed AS (UPDATE jobs j SET state = 'leased', lease_until = $2, lease_token = j.lease_token + 1, attempts = j.attempts + 1, updated_at = $1 \
                    FROM due WHERE j.id = due.id \
-                   RETURNING j.id, j.message_id, j.device_id, j.attempts, j.expires_at, j.payload_kind, j.payload, j.priority, j.device_type, j.lease_token) \
+                   RETURNING j.id, j.message_id, j.device_id, j.attempts, j.expires_at, j.payload_kind, j.payload, j.priority, j.device_type, j.lease_token, j.kind) \
                  SELECT c.id, c.message_id, c.device_id, d.fcm_token, m.envelope, c.attempts, m.created_at, c.expires_at, \
-                   c.payload_kind, c.payload, c.priority, c.device_type, d.endpoint, d.p256dh, d.auth, c.lease_token, m.key \
+                   c.payload_kind, c.payload, c.priority, c.device_type, d.endpoint, d.p256dh, d.auth, c.lease_token, m.key, c.kind \
                  FROM claimed c JOIN messages m ON m.id = c.message_id LEFT JOIN devices d ON d.id = c.device_id \
                  ORDER BY c.id",
             )
@@ -74,6 +74,14 @@ impl Queue for PgStore {
                 Channel::Fcm => r.get::<_, Option<String>>(3).map(DeliveryTarget::Fcm),
                 Channel::WebPush => webpush_at(&r, 12).map(DeliveryTarget::WebPush),
             };
+            let job_kind: &str = r.get(17);
+            let Some(job_kind) = JobKind::parse(job_kind) else {
+                tracing::warn!(
+                    job = r.get::<_, i64>(0),
+                    "unknown job kind '{job_kind}' (a newer relay's?)"
+                );
+                continue;
+            };
             let priority: Option<String> = r.get(10);
             jobs.push(ClaimedJob {
                 job_id: r.get(0),
@@ -89,6 +97,7 @@ impl Queue for PgStore {
                 payload: payload_at(&r, 8, 9),
                 priority: priority.and_then(|p| p.parse().ok()),
                 key: r.get(16),
+                kind: job_kind,
             });
         }
         Ok(jobs)

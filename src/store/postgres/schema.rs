@@ -345,6 +345,111 @@ const MIGRATIONS: &[&str] = &[
         RETURN QUERY SELECT 'accepted'::TEXT, NULL::INTEGER, NULL::TEXT, v_burst, v_burst_oldest, v_monthly, v_daily, v_daily_oldest;
     END $$;
     "#,
+    // 4: clears and acknowledgements (SPEC §1.15, §1.16). A job is a message or a `clear` of
+    // it (riding the same queue, leases and retries); each delivery keeps its device's first
+    // acknowledgement; a message keeps the responses its actions offer (space-separated: a
+    // response holds no space), when it was cleared and its first acknowledgement.
+    // `reflecto_accept` gains the responses (a new signature: the old function is dropped)
+    // and supersedes only message jobs, never a clear.
+    r#"
+    ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
+    ALTER TABLE jobs ADD COLUMN acknowledged_at BIGINT;
+    ALTER TABLE jobs ADD COLUMN response TEXT;
+    ALTER TABLE messages ADD COLUMN responses TEXT;
+    ALTER TABLE messages ADD COLUMN cleared_at BIGINT;
+    ALTER TABLE messages ADD COLUMN acknowledged_at BIGINT;
+    ALTER TABLE messages ADD COLUMN acknowledged_by TEXT;
+    ALTER TABLE messages ADD COLUMN acknowledged_response TEXT;
+    DROP FUNCTION reflecto_accept(TEXT, BIGINT, TEXT, TEXT, BIGINT, BIGINT, TEXT, TEXT, TEXT, INTEGER,
+        TEXT, BOOLEAN, BIGINT, BIGINT, BIGINT, TEXT[], TEXT[], TEXT[], BYTEA[], TEXT[], TEXT);
+    CREATE FUNCTION reflecto_accept(
+        p_message_id TEXT, p_user_id BIGINT, p_token_id TEXT, p_envelope TEXT,
+        p_now BIGINT, p_expires_at BIGINT, p_priority TEXT, p_month TEXT,
+        p_idem_key TEXT, p_idem_status INTEGER, p_idem_body TEXT, p_touch BOOLEAN,
+        p_burst BIGINT, p_monthly BIGINT, p_daily BIGINT,
+        p_device_ids TEXT[], p_device_types TEXT[], p_states TEXT[],
+        p_payloads BYTEA[], p_payload_kinds TEXT[], p_key TEXT, p_responses TEXT)
+    RETURNS TABLE (outcome TEXT, replay_status INTEGER, replay_body TEXT,
+        burst_used BIGINT, burst_oldest BIGINT, monthly_used BIGINT, daily_used BIGINT, daily_oldest BIGINT)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        v_seq BIGINT;
+        v_burst BIGINT := 0; v_burst_oldest BIGINT;
+        v_monthly BIGINT := 0;
+        v_daily BIGINT := 0; v_daily_oldest BIGINT;
+        v_status INTEGER; v_body TEXT;
+    BEGIN
+        IF p_idem_key IS NOT NULL THEN
+            PERFORM pg_advisory_xact_lock(hashtextextended('reflecto key ' || p_token_id || ' ' || p_idem_key, 0));
+            SELECT i.status, i.body INTO v_status, v_body FROM idempotency i
+                WHERE i.token_id = p_token_id AND i.key = p_idem_key AND i.created_at > p_now - 86400000;
+            IF FOUND THEN
+                RETURN QUERY SELECT 'replayed'::TEXT, v_status, v_body, 0::BIGINT, NULL::BIGINT, 0::BIGINT, 0::BIGINT, NULL::BIGINT;
+                RETURN;
+            END IF;
+        END IF;
+        IF p_burst > 0 OR p_monthly > 0 THEN
+            PERFORM pg_advisory_xact_lock(hashtextextended('reflecto token ' || p_token_id, 0));
+        END IF;
+        IF p_daily > 0 THEN
+            PERFORM pg_advisory_xact_lock(hashtextextended('reflecto receiver ' || p_user_id::TEXT, 0));
+        END IF;
+        IF p_burst > 0 THEN
+            SELECT count(*), min(e.at_ms) INTO v_burst, v_burst_oldest FROM (
+                SELECT r.at_ms FROM rate_events r WHERE r.layer = 'token' AND r.key = p_token_id AND r.at_ms > p_now - 60000
+                ORDER BY r.at_ms DESC LIMIT p_burst) e;
+        END IF;
+        IF p_monthly > 0 THEN
+            SELECT coalesce(max(c.count), 0) INTO v_monthly FROM token_month_counts c
+                WHERE c.token_id = p_token_id AND c.month = p_month;
+        END IF;
+        IF p_daily > 0 THEN
+            SELECT count(*), min(e.at_ms) INTO v_daily, v_daily_oldest FROM (
+                SELECT s.at_ms FROM receiver_sends s WHERE s.user_id = p_user_id AND s.at_ms > p_now - 86400000
+                ORDER BY s.at_ms DESC LIMIT p_daily) e;
+        END IF;
+        IF (p_burst > 0 AND v_burst >= p_burst) OR (p_monthly > 0 AND v_monthly >= p_monthly)
+            OR (p_daily > 0 AND v_daily >= p_daily) THEN
+            RETURN QUERY SELECT 'refused'::TEXT, NULL::INTEGER, NULL::TEXT, v_burst, v_burst_oldest, v_monthly, v_daily, v_daily_oldest;
+            RETURN;
+        END IF;
+        -- SPEC §1.15: the owner's earlier messages with this key stop being delivered.
+        IF p_key IS NOT NULL THEN
+            UPDATE jobs SET state = 'superseded', lease_until = NULL, updated_at = p_now
+                WHERE state IN ('queued', 'leased', 'pending') AND kind = 'message'
+                AND message_id IN (SELECT m.id FROM messages m WHERE m.user_id = p_user_id AND m.key = p_key);
+        END IF;
+        INSERT INTO messages (id, user_id, token_id, envelope, created_at, expires_at, key, responses)
+            VALUES (p_message_id, p_user_id, p_token_id, p_envelope, p_now, p_expires_at, p_key, p_responses);
+        FOR i IN 1 .. coalesce(array_length(p_device_ids, 1), 0) LOOP
+            v_seq := NULL;
+            IF p_device_types[i] = 'extension' THEN
+                UPDATE devices SET next_seq = next_seq + 1 WHERE id = p_device_ids[i] RETURNING next_seq INTO v_seq;
+                -- A desktop device removed since the targets were read gets no job.
+                CONTINUE WHEN NOT FOUND;
+            END IF;
+            INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority)
+                VALUES (p_message_id, p_device_ids[i], p_device_types[i], p_states[i], p_now, v_seq, p_expires_at, p_now,
+                        p_payloads[i], p_payload_kinds[i], p_priority);
+        END LOOP;
+        INSERT INTO token_month_counts (token_id, month, count) VALUES (p_token_id, p_month, 1)
+            ON CONFLICT (token_id, month) DO UPDATE SET count = token_month_counts.count + 1;
+        INSERT INTO receiver_sends (user_id, at_ms) VALUES (p_user_id, p_now);
+        IF p_burst > 0 THEN
+            INSERT INTO rate_events (layer, key, at_ms) VALUES ('token', p_token_id, p_now);
+        END IF;
+        IF p_idem_key IS NOT NULL THEN
+            INSERT INTO idempotency (token_id, key, status, body, created_at)
+                VALUES (p_token_id, p_idem_key, p_idem_status, p_idem_body, p_now)
+                ON CONFLICT (token_id, key) DO UPDATE
+                SET status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at;
+        END IF;
+        IF p_touch THEN
+            UPDATE tokens SET last_used_at = p_now WHERE id = p_token_id;
+        END IF;
+        RETURN QUERY SELECT 'accepted'::TEXT, NULL::INTEGER, NULL::TEXT, v_burst, v_burst_oldest, v_monthly, v_daily, v_daily_oldest;
+    END $$;
+    "#,
 ];
 
 /// Brings the schema up to date in one transaction, holding the migration lock.

@@ -16,8 +16,8 @@ use crate::store::limits::{
     window_status,
 };
 use crate::store::model::{
-    AcceptOutcome, Delivery, IDEMPOTENCY_WINDOW_MS, JobState, MessageStatus, NewSend,
-    StoredResponse,
+    AcceptOutcome, Acknowledgement, Delivery, IDEMPOTENCY_WINDOW_MS, JobState, MessageStatus,
+    NewSend, StoredResponse, responses_column,
 };
 
 use crate::store::{Result, StoreError};
@@ -165,7 +165,8 @@ impl SendsLimits for PgStore {
         let client = self.client().await?;
         let Some(message) = client
             .query_opt(
-                "SELECT created_at, key FROM messages WHERE id = $1 AND user_id = $2",
+                "SELECT created_at, key, cleared_at, acknowledged_at, acknowledged_by, acknowledged_response \
+                 FROM messages WHERE id = $1 AND user_id = $2",
                 &[&id, &user_id],
             )
             .await?
@@ -174,8 +175,8 @@ impl SendsLimits for PgStore {
         };
         let rows = client
             .query(
-                "SELECT j.device_id, j.device_type, j.state, j.attempts, j.last_error, j.run_at, d.label \
-                 FROM jobs j LEFT JOIN devices d ON d.id = j.device_id WHERE j.message_id = $1 ORDER BY j.id",
+                "SELECT j.device_id, j.device_type, j.state, j.attempts, j.last_error, j.run_at, d.label, j.acknowledged_at \
+                 FROM jobs j LEFT JOIN devices d ON d.id = j.device_id WHERE j.message_id = $1 AND j.kind = 'message' ORDER BY j.id",
                 &[&id],
             )
             .await?;
@@ -193,6 +194,7 @@ impl SendsLimits for PgStore {
                     r.get(3),
                     r.get(4),
                     r.get(5),
+                    r.get(7),
                 ))
             })
             .collect::<Result<_>>()?;
@@ -200,6 +202,15 @@ impl SendsLimits for PgStore {
             id: id.to_owned(),
             created_at: message.get(0),
             key: message.get(1),
+            cleared_at: message.get(2),
+            acknowledged: message
+                .get::<_, Option<i64>>(3)
+                .zip(message.get::<_, Option<String>>(4))
+                .map(|(at, device_id)| Acknowledgement {
+                    at,
+                    device_id,
+                    response: message.get(5),
+                }),
             deliveries,
         }))
     }
@@ -239,7 +250,7 @@ impl SendsLimits for PgStore {
         let statement = client
             .prepare_cached(
                 "SELECT * FROM reflecto_accept($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                 $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+                 $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
             )
             .await?;
         let row = client
@@ -267,6 +278,7 @@ impl SendsLimits for PgStore {
                     &payloads,
                     &kinds,
                     &send.key,
+                    &responses_column(&send.responses),
                 ],
             )
             .await?;

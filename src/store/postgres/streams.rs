@@ -1,12 +1,13 @@
-//! Desktop (extension) streams on PostgreSQL: a device's `pending` jobs in sequence order, and
-//! the acknowledgements that deliver them; any relay may serve a device's stream.
+//! Desktop (extension) streams on PostgreSQL: a device's `pending` jobs (notifications and
+//! clears) in sequence order, and the acknowledgements that deliver them; any relay may serve
+//! a device's stream.
 
 use super::PgStore;
 use super::devices_pairing::SEEN_SQL;
 use super::queue::payload_at;
-use crate::store::Result;
 use crate::store::contract::Streams;
-use crate::store::model::StreamEvent;
+use crate::store::model::{JobKind, StreamEvent};
+use crate::store::{Result, StoreError};
 
 impl Streams for PgStore {
     async fn stream_events(
@@ -18,7 +19,7 @@ impl Streams for PgStore {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
-                "SELECT j.seq, j.message_id, m.envelope, j.payload_kind, j.payload FROM jobs j \
+                "SELECT j.seq, j.message_id, m.envelope, j.payload_kind, j.payload, j.kind FROM jobs j \
                  JOIN messages m ON m.id = j.message_id \
                  WHERE j.device_id = $1 AND j.seq > $2 AND j.state = 'pending' ORDER BY j.seq LIMIT $3",
             )
@@ -26,15 +27,20 @@ impl Streams for PgStore {
         let rows = client
             .query(&statement, &[&device_id, &after_seq, &(limit as i64)])
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StreamEvent {
-                seq: r.get(0),
-                message_id: r.get(1),
-                envelope: r.get(2),
-                payload: payload_at(r, 3, 4),
+        rows.iter()
+            .map(|r| {
+                let kind: &str = r.get(5);
+                Ok(StreamEvent {
+                    seq: r.get(0),
+                    message_id: r.get(1),
+                    envelope: r.get(2),
+                    payload: payload_at(r, 3, 4),
+                    kind: JobKind::parse(kind).ok_or_else(|| {
+                        StoreError::Db(format!("unknown job kind '{kind}' in the database"))
+                    })?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn ack_stream_events(

@@ -2,7 +2,7 @@
 //! for (written by a newer one) is an error, never a guess.
 
 use crate::api::DeviceType;
-use crate::store::model::{JobState, PayloadKind};
+use crate::store::model::{JobKind, JobState, PayloadKind};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 
 fn named<T>(
@@ -27,6 +27,12 @@ impl FromSql for PayloadKind {
 impl FromSql for JobState {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         named(value, "job state", JobState::parse)
+    }
+}
+
+impl FromSql for JobKind {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        named(value, "job kind", JobKind::parse)
     }
 }
 

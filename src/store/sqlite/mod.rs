@@ -9,6 +9,7 @@
 //! reloaded at start.
 
 mod backup;
+mod clears_acks;
 mod columns;
 mod devices_pairing;
 mod export;

@@ -44,7 +44,7 @@ pub(super) const CLAIMED_SQL: &str = "SELECT j.id, j.message_id, j.device_id, \
      j.attempts, (SELECT created_at FROM messages WHERE id = j.message_id), j.expires_at, \
      j.payload_kind, j.payload, j.priority, j.device_type, \
      (SELECT endpoint FROM devices WHERE id = j.device_id), (SELECT p256dh FROM devices WHERE id = j.device_id), \
-     (SELECT auth FROM devices WHERE id = j.device_id), (SELECT key FROM messages WHERE id = j.message_id) \
+     (SELECT auth FROM devices WHERE id = j.device_id), (SELECT key FROM messages WHERE id = j.message_id), j.kind \
      FROM jobs j WHERE j.id = ?1";
 /// A delivered job's device was seen: the push service or FCM accepted the send.
 const SEEN_BY_JOB_SQL: &str =
@@ -104,6 +104,7 @@ impl Queue for SqliteStore {
                             payload: payload_at(r, 8, 9)?,
                             priority: priority_at(r, 10)?,
                             key: r.get(15)?,
+                            kind: r.get(16)?,
                         })
                     })?);
                 }

@@ -180,6 +180,18 @@ const MIGRATIONS: &[&str] = &[
     // with it, so that lookup is indexed.
     "ALTER TABLE messages ADD COLUMN key TEXT;
      CREATE INDEX messages_user_key ON messages(user_id, key) WHERE key IS NOT NULL;",
+    // 8: clears and acknowledgements (SPEC §1.15, §1.16). A job is a message or a `clear` of
+    // it (riding the same queue, leases and retries); each delivery keeps its device's first
+    // acknowledgement; a message keeps the responses its actions offer (space-separated: a
+    // response holds no space), when it was cleared and its first acknowledgement.
+    "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
+     ALTER TABLE jobs ADD COLUMN acknowledged_at INTEGER;
+     ALTER TABLE jobs ADD COLUMN response TEXT;
+     ALTER TABLE messages ADD COLUMN responses TEXT;
+     ALTER TABLE messages ADD COLUMN cleared_at INTEGER;
+     ALTER TABLE messages ADD COLUMN acknowledged_at INTEGER;
+     ALTER TABLE messages ADD COLUMN acknowledged_by TEXT;
+     ALTER TABLE messages ADD COLUMN acknowledged_response TEXT;",
 ];
 
 /// Brings the schema up to date inside one transaction.

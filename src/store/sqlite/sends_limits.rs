@@ -45,13 +45,25 @@ impl SendsLimits for SqliteStore {
 
     async fn message_status(&self, id: &str, user_id: i64) -> Result<Option<MessageStatus>> {
         self.lookup(|c| {
-            let found: Option<(i64, Option<String>)> = c
-                .query_row("SELECT created_at, key FROM messages WHERE id = ?1 AND user_id = ?2", params![id, user_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            let found = c
+                .query_row(
+                    "SELECT created_at, key, cleared_at, acknowledged_at, acknowledged_by, acknowledged_response \
+                     FROM messages WHERE id = ?1 AND user_id = ?2",
+                    params![id, user_id],
+                    |r| {
+                        let acknowledged = match (r.get::<_, Option<i64>>(3)?, r.get::<_, Option<String>>(4)?) {
+                            (Some(at), Some(device_id)) => Some(Acknowledgement { at, device_id, response: r.get(5)? }),
+                            _ => None,
+                        };
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, acknowledged))
+                    },
+                )
                 .optional()?;
-            let Some((created_at, key)) = found else { return Ok(None) };
+            let Some((created_at, key, cleared_at, acknowledged)) = found else { return Ok(None) };
+            // A message's deliveries; its clear jobs are the relay's own business.
             let mut stmt = c.prepare_cached(
-                "SELECT j.device_id, j.device_type, j.state, j.attempts, j.last_error, j.run_at, d.label \
-                 FROM jobs j LEFT JOIN devices d ON d.id = j.device_id WHERE j.message_id = ?1 ORDER BY j.id",
+                "SELECT j.device_id, j.device_type, j.state, j.attempts, j.last_error, j.run_at, d.label, j.acknowledged_at \
+                 FROM jobs j LEFT JOIN devices d ON d.id = j.device_id WHERE j.message_id = ?1 AND j.kind = 'message' ORDER BY j.id",
             )?;
             let deliveries = stmt
                 .query_map([id], |r| {
@@ -63,10 +75,11 @@ impl SendsLimits for SqliteStore {
                         r.get(3)?,
                         r.get(4)?,
                         r.get(5)?,
+                        r.get(7)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(Some(MessageStatus { id: id.to_owned(), created_at, key, deliveries }))
+            Ok(Some(MessageStatus { id: id.to_owned(), created_at, key, cleared_at, acknowledged, deliveries }))
         }).await
     }
 
@@ -93,15 +106,15 @@ impl SendsLimits for SqliteStore {
                 if let Some(key) = &send.key {
                     c.prepare_cached(
                         "UPDATE jobs SET state = 'superseded', lease_until = NULL, updated_at = ?3 \
-                         WHERE state IN ('queued', 'leased', 'pending') \
+                         WHERE state IN ('queued', 'leased', 'pending') AND kind = 'message' \
                          AND message_id IN (SELECT id FROM messages WHERE user_id = ?1 AND key = ?2)",
                     )?
                     .execute(params![send.user_id, key, send.created_at])?;
                 }
                 c.prepare_cached(
-                    "INSERT INTO messages (id, user_id, token_id, envelope, created_at, expires_at, key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO messages (id, user_id, token_id, envelope, created_at, expires_at, key, responses) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?
-                .execute(params![send.message_id, send.user_id, send.token_id, send.envelope, send.created_at, send.expires_at, send.key])?;
+                .execute(params![send.message_id, send.user_id, send.token_id, send.envelope, send.created_at, send.expires_at, send.key, responses_column(&send.responses)])?;
                 for Target { device_id, device_type, payload } in &send.targets {
                     let seq: Option<i64> = match device_type {
                         // A desktop device removed since the targets were read gets no job.

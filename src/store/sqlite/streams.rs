@@ -1,5 +1,5 @@
 //! Desktop (extension) streams on the embedded backend: a device's `pending` jobs in sequence
-//! order, and the acknowledgements that deliver them.
+//! order (notifications and clears), and the acknowledgements that deliver them.
 
 use super::SqliteStore;
 use super::devices_pairing::SEEN_SQL;
@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension, params};
 
 /// A device's unacknowledged stream events after a sequence number.
 const STREAM_SQL: &str = "SELECT j.seq, j.message_id, (SELECT envelope FROM messages WHERE id = j.message_id), \
-     j.payload_kind, j.payload FROM jobs j WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3";
+     j.payload_kind, j.payload, j.kind FROM jobs j WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3";
 
 impl Streams for SqliteStore {
     /// An extension device's unacknowledged events after `after_seq`, in order.
@@ -29,6 +29,7 @@ impl Streams for SqliteStore {
                     message_id: r.get(1)?,
                     envelope: r.get(2)?,
                     payload: payload_at(r, 3, 4)?,
+                    kind: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

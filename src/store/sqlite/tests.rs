@@ -51,7 +51,7 @@ async fn secrets_never_reach_the_database_file() {
         .add_device("alice", device("desk", DeviceType::Extension), T0)
         .await
         .unwrap();
-    let credential = desk.credential.unwrap();
+    let credential = desk.credential;
     store.create_pair_code("alice", T0).await.unwrap();
     drop(store);
     let bytes = std::fs::read(dir.path().join(DB_FILE)).unwrap();

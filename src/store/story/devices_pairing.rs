@@ -38,7 +38,14 @@ async fn pairing_codes_are_single_use_and_expire(s: Story) {
     assert_eq!(paired.device.device_type, DeviceType::Android);
     assert!(paired.device.id.starts_with("dev_"));
     assert!(paired.device.reachable);
-    assert!(paired.credential.is_none(), "only extensions get one");
+    // SPEC §1.16: every device type gets a credential, to acknowledge with.
+    assert!(paired.credential.expose().starts_with("rfd_live_"));
+    let phone = store
+        .authenticate_device(paired.credential.expose())
+        .await
+        .unwrap()
+        .expect("a phone's credential names it");
+    assert_eq!(phone.id, paired.device.id);
     assert!(matches!(
         store
             .redeem_pair_code(&code, android("again"), T0 + 2)
@@ -161,14 +168,14 @@ async fn device_credentials_authenticate_only_their_device(s: Story) {
         .add_device("alice", extension("laptop"), T0)
         .await
         .unwrap();
-    let credential = desk.credential.expect("an extension gets a credential");
+    let credential = desk.credential;
     assert!(credential.expose().starts_with("rfd_live_"));
     let found = store
         .authenticate_device(credential.expose())
         .await
         .unwrap();
     assert_eq!(found, Some(desk.device.clone()));
-    let other = laptop.credential.unwrap();
+    let other = laptop.credential;
     assert_ne!(other.expose(), credential.expose());
     assert_eq!(
         store

@@ -121,6 +121,7 @@ macro_rules! story {
     };
 }
 
+mod clears_acks;
 mod devices_pairing;
 mod keys;
 mod queue;
@@ -233,6 +234,7 @@ pub fn send(token: &TokenRecord, id: &str, targets: &[&DeviceRecord], now: i64) 
         idempotency: None,
         touch_token: false,
         key: None,
+        responses: Vec::new(),
     }
 }
 

@@ -696,6 +696,7 @@ async fn message_status_shows_each_delivery(s: Story) {
                 attempts: 0,
                 last_error: None,
                 next_attempt_at: Some(T0),
+                acknowledged_at: None,
             },
             Delivery {
                 device_id: desk.id.clone(),
@@ -705,6 +706,7 @@ async fn message_status_shows_each_delivery(s: Story) {
                 attempts: 0,
                 last_error: None,
                 next_attempt_at: None,
+                acknowledged_at: None,
             },
         ]
     );

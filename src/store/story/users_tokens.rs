@@ -63,7 +63,7 @@ async fn removing_a_user_removes_their_tokens_and_devices(s: Story) {
         store.authenticate_token(secret.expose()).await.unwrap(),
         None
     );
-    let credential = desk.credential.unwrap();
+    let credential = desk.credential;
     assert_eq!(
         store
             .authenticate_device(credential.expose())

@@ -68,7 +68,9 @@ pub fn alice_via(admin: &dyn Fn(&[&str]) -> String) -> (String, String, String) 
         "extension",
     ]);
     let token = admin(&["token", "create", "--user", "alice", "--label", "ci"]);
-    (token, phone, desk.lines().next().unwrap().to_owned())
+    // `device add` prints the id, then the credential (every type since SPEC §1.16).
+    let id = |out: &str| out.lines().next().unwrap().to_owned();
+    (token, id(&phone), id(&desk))
 }
 
 /// In `data_dir`: an extension (desktop) device of `user` labelled `label`: (device id, its

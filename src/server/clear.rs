@@ -1,0 +1,92 @@
+//! `DELETE /v1/messages/{id}` and `DELETE /v1/keys/{key}` (SPEC §1.15): a sender takes a
+//! notification off every screen. The message's unfinished jobs are cancelled and each device
+//! that received it gets a `clear` event through its own channel (stream, Web Push, FCM), with
+//! the queue's guarantees; the worker and the streams send them, never this handler.
+
+use super::AppState;
+use super::error::{Failure, write_rate_headers};
+use super::extract::{ChargedIp, TokenAuth};
+use super::limits::binding;
+use crate::api::ErrorCode;
+use crate::api::clear_ack::ClearResponse;
+use crate::store::{Cleared, MessageRef};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+#[utoipa::path(delete, path = "/v1/messages/{id}", tag = "messages", operation_id = "clear_message",
+    summary = "Clear a message from every screen",
+    description = "Any token of the message's owner may clear it. Its deliveries that have not ended become `cancelled`; every device that received it gets a `clear` event (stream `event: clear`, Web Push `{\"clear\":\"msg_…\"}`, FCM `{\"type\":\"clear\",\"id\":\"msg_…\"}`) and its receiver removes the notification. Clearing again is not an error: the answer then has zeros. An unknown id or another owner's message is 404 `not_found`.",
+    params(("id" = String, Path, description = "the `msg_…` id from a send")),
+    responses(
+        (status = 200, description = "Cleared", body = ClearResponse,
+            headers(("X-RateLimit-Limit" = u64), ("X-RateLimit-Remaining" = u64), ("X-RateLimit-Reset" = i64), ("X-RateLimit-Resource" = String))),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::NestedErrorBody),
+        (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
+        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
+    security(("bearer" = [])))]
+pub async fn clear_message(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    ip: ChargedIp,
+    TokenAuth(token): TokenAuth,
+) -> Result<Response, Failure> {
+    let cleared = state
+        .store
+        .clear_message(token.user_id, MessageRef::Id(id.clone()), ip.now)
+        .await?
+        .ok_or_else(|| {
+            Failure::new(
+                ErrorCode::NotFound,
+                format!("no message '{id}' for this token's owner"),
+            )
+        })?;
+    Ok(answer(&ip, cleared))
+}
+
+#[utoipa::path(delete, path = "/v1/keys/{key}", tag = "messages", operation_id = "clear_key",
+    summary = "Clear the newest message with a key from every screen",
+    description = "Clears the owner's newest message sent with this `key`, as `DELETE /v1/messages/{id}` does. No message of the owner with that key is 404 `not_found`.",
+    params(("key" = String, Path, description = "the send's `key`")),
+    responses(
+        (status = 200, description = "Cleared", body = ClearResponse,
+            headers(("X-RateLimit-Limit" = u64), ("X-RateLimit-Remaining" = u64), ("X-RateLimit-Reset" = i64), ("X-RateLimit-Resource" = String))),
+        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::NestedErrorBody),
+        (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
+        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
+    security(("bearer" = [])))]
+pub async fn clear_key(
+    State(state): State<Arc<AppState>>,
+    Path(key): Path<String>,
+    ip: ChargedIp,
+    TokenAuth(token): TokenAuth,
+) -> Result<Response, Failure> {
+    let cleared = state
+        .store
+        .clear_message(token.user_id, MessageRef::Key(key.clone()), ip.now)
+        .await?
+        .ok_or_else(|| {
+            Failure::new(
+                ErrorCode::NotFound,
+                format!("no message with key '{key}' for this token's owner"),
+            )
+        })?;
+    Ok(answer(&ip, cleared))
+}
+
+/// The 200 with the per-IP layers as charged.
+fn answer(ip: &ChargedIp, cleared: Cleared) -> Response {
+    let mut response = Json(ClearResponse {
+        id: cleared.message_id,
+        cancelled: cleared.cancelled,
+        cleared: cleared.cleared,
+    })
+    .into_response();
+    if let Some(status) = binding(&ip.statuses) {
+        write_rate_headers(response.headers_mut(), &status);
+    }
+    response
+}

@@ -1,0 +1,213 @@
+//! Clearing and acknowledging a message on PostgreSQL (SPEC §1.15, §1.16), for any number of
+//! relays at once. Each is one transaction that first locks the message's row, so two clears,
+//! or a clear and an acknowledgement, on two relays queue one clear job per device, never
+//! two, and exactly one acknowledgement is first. The clear jobs wake this relay at once and
+//! the others through `NOTIFY` (a stream held by another relay gets its clear event within
+//! its wake-up, or its 1 s poll).
+
+use super::PgStore;
+use super::devices_pairing::SEEN_SQL;
+use crate::api::DeviceType;
+use crate::store::contract::{Basics, ClearsAcks};
+use crate::store::model::*;
+use crate::store::{Result, StoreError};
+use tokio_postgres::Transaction;
+
+impl ClearsAcks for PgStore {
+    async fn clear_message(
+        &self,
+        user_id: i64,
+        which: MessageRef,
+        now: i64,
+    ) -> Result<Option<Cleared>> {
+        let mut client = self.writer().await?;
+        let tx = client.transaction().await?;
+        let row = match &which {
+            MessageRef::Id(id) => {
+                tx.query_opt(
+                    "SELECT id FROM messages WHERE id = $1 AND user_id = $2 FOR UPDATE",
+                    &[id, &user_id],
+                )
+                .await?
+            }
+            MessageRef::Key(key) => {
+                tx.query_opt(
+                    "SELECT id FROM messages WHERE user_id = $1 AND key = $2 \
+                     ORDER BY created_at DESC, id DESC LIMIT 1 FOR UPDATE",
+                    &[&user_id, key],
+                )
+                .await?
+            }
+        };
+        let Some(row) = row else { return Ok(None) };
+        let id: String = row.get(0);
+        tx.execute(
+            "UPDATE messages SET cleared_at = COALESCE(cleared_at, $2) WHERE id = $1",
+            &[&id, &now],
+        )
+        .await?;
+        let cleared = clear_in(&tx, id, None, now).await?;
+        tx.commit().await?;
+        self.after_clear(&cleared);
+        Ok(Some(cleared))
+    }
+
+    async fn acknowledge(
+        &self,
+        message_id: &str,
+        device_id: &str,
+        response: Option<String>,
+        now: i64,
+    ) -> Result<AckOutcome> {
+        let mut client = self.writer().await?;
+        let tx = client.transaction().await?;
+        // The message's row is the lock every clear and acknowledgement of it takes first.
+        let Some(row) = tx
+            .query_opt(
+                "SELECT m.responses, m.acknowledged_at FROM messages m WHERE m.id = $1 AND EXISTS \
+                 (SELECT 1 FROM jobs j WHERE j.message_id = m.id AND j.device_id = $2 AND j.kind = 'message') \
+                 FOR UPDATE",
+                &[&message_id, &device_id],
+            )
+            .await?
+        else {
+            return Ok(AckOutcome::NotFound);
+        };
+        let responses: Option<String> = row.get(0);
+        if let Some(r) = &response
+            && !offers(responses.as_deref(), r)
+        {
+            return Ok(AckOutcome::InvalidResponse);
+        }
+        tx.execute(
+            "UPDATE jobs SET acknowledged_at = $3, response = $4 \
+             WHERE message_id = $1 AND device_id = $2 AND kind = 'message' AND acknowledged_at IS NULL",
+            &[&message_id, &device_id, &now, &response],
+        )
+        .await?;
+        tx.execute(SEEN_SQL, &[&device_id, &now]).await?;
+        let won = row.get::<_, Option<i64>>(1).is_none();
+        let (first, cleared) = if won {
+            tx.execute(
+                "UPDATE messages SET acknowledged_at = $2, acknowledged_by = $3, acknowledged_response = $4 WHERE id = $1",
+                &[&message_id, &now, &device_id, &response],
+            )
+            .await?;
+            let first = Acknowledgement {
+                at: now,
+                device_id: device_id.to_owned(),
+                response,
+            };
+            let cleared = clear_in(&tx, message_id.to_owned(), Some(device_id), now).await?;
+            (first, Some(cleared))
+        } else {
+            let row = tx
+                .query_one(
+                    "SELECT acknowledged_at, acknowledged_by, acknowledged_response FROM messages WHERE id = $1",
+                    &[&message_id],
+                )
+                .await?;
+            let first = Acknowledgement {
+                at: row.get(0),
+                device_id: row.get(1),
+                response: row.get(2),
+            };
+            (first, None)
+        };
+        tx.commit().await?;
+        match &cleared {
+            Some(cleared) => self.after_clear(cleared),
+            None => self.wakeups().wake_statuses(),
+        }
+        Ok(AckOutcome::Acknowledged { first, cleared })
+    }
+}
+
+impl PgStore {
+    /// The streams and the worker that got clear jobs (here and on every other relay), and
+    /// every held status request here (other relays' long polls recheck every second).
+    fn after_clear(&self, cleared: &Cleared) {
+        self.wakeups().after_accept(&cleared.targets);
+        self.inner.notifier.after_accept(&cleared.targets);
+        self.wakeups().wake_statuses();
+    }
+}
+
+/// Clears `message_id` on its targets (all but `except`), as the SQLite backend's `clear_in`
+/// does: a job that has not ended is cancelled; a device that received the message (or whose
+/// job a worker holds, so its send may have arrived) gets one clear job. The caller holds the
+/// message's row lock.
+async fn clear_in(
+    tx: &Transaction<'_>,
+    message_id: String,
+    except: Option<&str>,
+    now: i64,
+) -> Result<Cleared> {
+    let rows = tx
+        .query(
+            "SELECT j.device_id, j.device_type, j.state FROM jobs j \
+             WHERE j.message_id = $1 AND j.kind = 'message' AND j.device_id IS DISTINCT FROM $2 \
+             AND j.state IN ('queued', 'leased', 'pending', 'delivered') \
+             AND NOT EXISTS (SELECT 1 FROM jobs k WHERE k.message_id = j.message_id AND k.device_id = j.device_id AND k.kind = 'clear') \
+             ORDER BY j.device_id",
+            &[&message_id, &except],
+        )
+        .await?;
+    let mut cleared = Cleared {
+        message_id,
+        cancelled: 0,
+        cleared: 0,
+        targets: Vec::new(),
+    };
+    for row in rows {
+        let device_id: String = row.get(0);
+        let (device_type, state): (&str, &str) = (row.get(1), row.get(2));
+        let device_type = DeviceType::parse(device_type)
+            .ok_or_else(|| StoreError::Db(format!("unknown device type '{device_type}'")))?;
+        let state = JobState::parse(state)
+            .ok_or_else(|| StoreError::Db(format!("unknown job state '{state}'")))?;
+        if state != JobState::Delivered {
+            tx.execute(
+                "UPDATE jobs SET state = 'cancelled', lease_until = NULL, updated_at = $3 \
+                 WHERE message_id = $1 AND device_id = $2 AND kind = 'message'",
+                &[&cleared.message_id, &device_id, &now],
+            )
+            .await?;
+            cleared.cancelled += 1;
+        }
+        if !matches!(state, JobState::Delivered | JobState::Leased) {
+            continue;
+        }
+        let seq: Option<i64> = match device_type {
+            // A desktop device removed since gets no clear (its streams are gone).
+            DeviceType::Extension => match tx
+                .query_opt(
+                    "UPDATE devices SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq",
+                    &[&device_id],
+                )
+                .await?
+            {
+                Some(row) => Some(row.get(0)),
+                None => continue,
+            },
+            DeviceType::Android | DeviceType::Webpush => None,
+        };
+        tx.execute(
+            "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, priority, kind) \
+             SELECT message_id, device_id, device_type, $3, $4, $5, $6, $4, priority, 'clear' FROM jobs \
+             WHERE message_id = $1 AND device_id = $2 AND kind = 'message'",
+            &[
+                &cleared.message_id,
+                &device_id,
+                &JobState::initial(device_type).as_str(),
+                &now,
+                &seq,
+                &(now + CLEAR_TTL_MS),
+            ],
+        )
+        .await?;
+        cleared.cleared += 1;
+        cleared.targets.push(Target::clear(device_id, device_type));
+    }
+    Ok(cleared)
+}

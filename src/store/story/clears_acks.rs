@@ -1,0 +1,415 @@
+//! Clearing a message and acknowledging it (SPEC §1.15, §1.16): what is cancelled, who gets a
+//! clear and how it travels (stream event, queued push), that the first acknowledgement wins
+//! and clears the message elsewhere, and the status that shows it all.
+
+use super::*;
+use crate::api::status::DeliveryState::{self, *};
+
+story!(
+    a_clear_cancels_what_waits_and_clears_what_was_received,
+    a_clear_by_key_takes_the_newest_and_stays_with_its_owner,
+    the_first_acknowledgement_wins_and_clears_the_others,
+    an_acknowledgement_must_come_from_a_target_with_an_offered_response,
+    concurrent_acknowledgements_have_one_winner,
+);
+
+/// A send of `id` to `targets` whose actions offer `responses`.
+fn asking(
+    token: &TokenRecord,
+    id: &str,
+    responses: &[&str],
+    targets: &[&DeviceRecord],
+    now: i64,
+) -> NewSend {
+    NewSend {
+        responses: responses.iter().map(|r| r.to_string()).collect(),
+        ..send(token, id, targets, now)
+    }
+}
+
+async fn deliveries(store: &Store, id: &str, user_id: i64) -> Vec<DeliveryState> {
+    let status = store.message_status(id, user_id).await.unwrap().unwrap();
+    status.deliveries.iter().map(|d| d.state).collect()
+}
+
+/// Delivers every due FCM and Web Push job (as a worker whose sends all succeed).
+async fn deliver_due(store: &Store, now: i64) -> Vec<ClaimedJob> {
+    let claimed = store
+        .claim_due(now, 100, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    let outcomes = claimed
+        .iter()
+        .map(|j| (j.lease(), JobOutcome::Delivered))
+        .collect();
+    store.complete_jobs(outcomes, now).await.unwrap();
+    claimed
+}
+
+/// Acks everything pending on a desktop's stream; returns the events.
+async fn ack_all(store: &Store, device: &DeviceRecord, now: i64) -> Vec<StreamEvent> {
+    let events = store.stream_events(&device.id, 0, 100).await.unwrap();
+    let seqs = events.iter().map(|e| e.seq).collect();
+    store
+        .ack_stream_events(&device.id, seqs, now)
+        .await
+        .unwrap();
+    events
+}
+
+async fn a_clear_cancels_what_waits_and_clears_what_was_received(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    let browser = device(store, "alice", webpush("browser")).await;
+    let desk = device(store, "alice", extension("desk")).await;
+    let laptop = device(store, "alice", extension("laptop")).await;
+    let offline = device(store, "alice", android("offline")).await;
+    let targets = [&phone, &browser, &desk, &laptop, &offline];
+    accept(store, send(&token, "m1", &targets, T0)).await;
+    // The phone and the browser get it through their channels; the desk acks its event; the
+    // laptop's event is on its stream, unacked; `offline` never came back.
+    let claimed = store
+        .claim_due(T0, 100, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    let delivered = claimed
+        .iter()
+        .filter(|j| j.device_id != offline.id)
+        .map(|j| (j.lease(), JobOutcome::Delivered))
+        .collect();
+    store.complete_jobs(delivered, T0).await.unwrap();
+    let retry = claimed
+        .iter()
+        .filter(|j| j.device_id == offline.id)
+        .map(|j| {
+            let outcome = JobOutcome::RetryAt {
+                at_ms: T0 + MINUTE,
+                error: "UNAVAILABLE".into(),
+            };
+            (j.lease(), outcome)
+        })
+        .collect();
+    store.complete_jobs(retry, T0).await.unwrap();
+    ack_all(store, &desk, T0).await;
+
+    let cleared = store
+        .clear_message(alice.id, MessageRef::Id("m1".into()), T0 + 1)
+        .await
+        .unwrap()
+        .expect("alice's message");
+    assert_eq!(cleared.message_id, "m1");
+    assert_eq!((cleared.cancelled, cleared.cleared), (2, 3));
+    let mut got: Vec<&str> = cleared
+        .targets
+        .iter()
+        .map(|t| t.device_id.as_str())
+        .collect();
+    got.sort();
+    let mut want = [phone.id.as_str(), browser.id.as_str(), desk.id.as_str()];
+    want.sort();
+    assert_eq!(got, want, "only the devices that received it");
+    assert_eq!(
+        deliveries(store, "m1", alice.id).await,
+        [Delivered, Delivered, Delivered, Cancelled, Cancelled],
+        "the clears are not deliveries of the message"
+    );
+    let status = store.message_status("m1", alice.id).await.unwrap().unwrap();
+    assert_eq!(status.cleared_at, Some(T0 + 1));
+    assert_eq!(status.acknowledged, None);
+
+    // The desk's stream carries the clear as an event of its own; the laptop's is gone.
+    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].kind, events[0].message_id.as_str()),
+        (JobKind::Clear, "m1")
+    );
+    assert!(events[0].payload.is_none(), "a clear is never sealed");
+    assert!(
+        store
+            .stream_events(&laptop.id, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The phone and the browser each have one clear job queued; `offline` has nothing due.
+    let due = deliver_due(store, T0 + 2 * MINUTE).await;
+    let mut due: Vec<(&str, JobKind)> =
+        due.iter().map(|j| (j.device_id.as_str(), j.kind)).collect();
+    due.sort();
+    let mut want = vec![
+        (phone.id.as_str(), JobKind::Clear),
+        (browser.id.as_str(), JobKind::Clear),
+    ];
+    want.sort();
+    assert_eq!(due, want);
+    // A clear is acked like any event, and then gone.
+    assert_eq!(ack_all(store, &desk, T0 + 3).await.len(), 1);
+    assert!(
+        store
+            .stream_events(&desk.id, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.queue_depth().await.unwrap(), 0);
+
+    // Twice: nothing more to cancel or clear, and the first clear's time stays.
+    let again = store
+        .clear_message(alice.id, MessageRef::Id("m1".into()), T0 + 4)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.cancelled, again.cleared), (0, 0));
+    assert!(again.targets.is_empty());
+    let status = store.message_status("m1", alice.id).await.unwrap().unwrap();
+    assert_eq!(status.cleared_at, Some(T0 + 1));
+    // A job that is cancelled stays so: a late outcome, expiry, or another send do not touch it.
+    store.expire_jobs(T0 + DAY).await.unwrap();
+    assert_eq!(
+        deliveries(store, "m1", alice.id).await,
+        [Delivered, Delivered, Delivered, Cancelled, Cancelled]
+    );
+}
+
+async fn a_clear_by_key_takes_the_newest_and_stays_with_its_owner(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let (bob, bob_token, _) = user_with_token(store, "bob").await;
+    let desk = device(store, "alice", extension("desk")).await;
+    let bob_desk = device(store, "bob", extension("desk")).await;
+    let keyed = |id: &str, now| NewSend {
+        key: Some("ci:42".into()),
+        ..send(&token, id, &[&desk], now)
+    };
+    accept(store, keyed("k1", T0)).await;
+    accept(store, keyed("k2", T0 + 1)).await;
+    accept(
+        store,
+        NewSend {
+            key: Some("ci:42".into()),
+            ..send(&bob_token, "b1", &[&bob_desk], T0 + 2)
+        },
+    )
+    .await;
+    let cleared = store
+        .clear_message(alice.id, MessageRef::Key("ci:42".into()), T0 + 3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((cleared.message_id.as_str(), cleared.cancelled), ("k2", 1));
+    assert_eq!(deliveries(store, "b1", bob.id).await, [Queued]);
+    // Another owner's message, by id or by key, is not there for alice.
+    for which in [MessageRef::Id("b1".into()), MessageRef::Key("nope".into())] {
+        let none = store.clear_message(alice.id, which, T0 + 4).await.unwrap();
+        assert!(none.is_none());
+    }
+    assert_eq!(deliveries(store, "b1", bob.id).await, [Queued]);
+    // A later send with the key does not supersede a clear waiting for a device.
+    accept(store, keyed("k3", T0 + 5)).await;
+    ack_all(store, &desk, T0 + 6).await;
+    let cleared = store
+        .clear_message(alice.id, MessageRef::Key("ci:42".into()), T0 + 7)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((cleared.message_id.as_str(), cleared.cleared), ("k3", 1));
+    accept(store, keyed("k4", T0 + 8)).await;
+    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let kinds: Vec<(&str, JobKind)> = events
+        .iter()
+        .map(|e| (e.message_id.as_str(), e.kind))
+        .collect();
+    assert_eq!(kinds, [("k3", JobKind::Clear), ("k4", JobKind::Message)]);
+}
+
+async fn the_first_acknowledgement_wins_and_clears_the_others(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    let desk = device(store, "alice", extension("desk")).await;
+    let laptop = device(store, "alice", extension("laptop")).await;
+    let targets = [&phone, &desk, &laptop];
+    accept(
+        store,
+        asking(&token, "q1", &["deploy", "abort"], &targets, T0),
+    )
+    .await;
+    deliver_due(store, T0).await;
+    ack_all(store, &desk, T0).await;
+    // The laptop acknowledges before its event was acked (a click can beat the ack).
+    let outcome = store
+        .acknowledge("q1", &laptop.id, Some("deploy".into()), T0 + 5)
+        .await
+        .unwrap();
+    let AckOutcome::Acknowledged { first, cleared } = outcome else {
+        panic!("{outcome:?}")
+    };
+    let want = Acknowledgement {
+        at: T0 + 5,
+        device_id: laptop.id.clone(),
+        response: Some("deploy".into()),
+    };
+    assert_eq!(first, want);
+    let cleared = cleared.expect("the first acknowledgement clears the others");
+    assert_eq!((cleared.cancelled, cleared.cleared), (0, 2));
+    let mut got: Vec<&str> = cleared
+        .targets
+        .iter()
+        .map(|t| t.device_id.as_str())
+        .collect();
+    got.sort();
+    let mut others = [phone.id.as_str(), desk.id.as_str()];
+    others.sort();
+    assert_eq!(got, others);
+    // The laptop's own event is still there to ack; the desk has a clear.
+    let laptop_events = store.stream_events(&laptop.id, 0, 10).await.unwrap();
+    assert_eq!(laptop_events.len(), 1);
+    assert_eq!(laptop_events[0].kind, JobKind::Message);
+    let desk_events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    assert_eq!(desk_events[0].kind, JobKind::Clear);
+
+    // A later acknowledgement, another response: recorded on its own delivery, the answer is
+    // still the first, and nothing is cleared again.
+    let later = store
+        .acknowledge("q1", &desk.id, Some("abort".into()), T0 + 7)
+        .await
+        .unwrap();
+    assert_eq!(
+        later,
+        AckOutcome::Acknowledged {
+            first: want.clone(),
+            cleared: None
+        }
+    );
+    // Repeating is not an error, and the device's own first acknowledgement stays.
+    let again = store
+        .acknowledge("q1", &desk.id, None, T0 + 9)
+        .await
+        .unwrap();
+    assert!(matches!(
+        again,
+        AckOutcome::Acknowledged { cleared: None, .. }
+    ));
+    let status = store.message_status("q1", alice.id).await.unwrap().unwrap();
+    assert_eq!(status.acknowledged, Some(want));
+    assert_eq!(status.cleared_at, None, "an acknowledgement is not a clear");
+    let acked: Vec<Option<i64>> = status
+        .deliveries
+        .iter()
+        .map(|d| d.acknowledged_at)
+        .collect();
+    assert_eq!(acked, [None, Some(T0 + 7), Some(T0 + 5)]);
+    // An acknowledgement shows the device was there.
+    let seen = store.device(&laptop.id).await.unwrap().unwrap();
+    assert_eq!(seen.last_seen_at, Some(T0 + 5));
+    // A clear after the acknowledgement finds nothing new to clear.
+    let cleared = store
+        .clear_message(alice.id, MessageRef::Id("q1".into()), T0 + 10)
+        .await
+        .unwrap()
+        .unwrap();
+    // The laptop's event was never acked: it is cancelled, not cleared (SPEC §1.15).
+    assert_eq!((cleared.cancelled, cleared.cleared), (1, 0));
+}
+
+async fn an_acknowledgement_must_come_from_a_target_with_an_offered_response(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let desk = device(store, "alice", extension("desk")).await;
+    let other = device(store, "alice", extension("other")).await;
+    accept(store, asking(&token, "q1", &["yes"], &[&desk], T0)).await;
+    accept(store, send(&token, "plain", &[&desk], T0)).await;
+    async fn ack(
+        store: &Store,
+        id: &str,
+        device: &DeviceRecord,
+        response: Option<&str>,
+    ) -> AckOutcome {
+        store
+            .acknowledge(id, &device.id, response.map(str::to_owned), T0 + 1)
+            .await
+            .unwrap()
+    }
+    assert_eq!(ack(store, "q1", &other, None).await, AckOutcome::NotFound);
+    assert_eq!(ack(store, "nope", &desk, None).await, AckOutcome::NotFound);
+    assert_eq!(
+        ack(store, "q1", &desk, Some("no")).await,
+        AckOutcome::InvalidResponse
+    );
+    assert_eq!(
+        ack(store, "plain", &desk, Some("yes")).await,
+        AckOutcome::InvalidResponse,
+        "a message without responses takes none"
+    );
+    // A refused acknowledgement records nothing.
+    let status = store.message_status("q1", alice.id).await.unwrap().unwrap();
+    assert_eq!(status.acknowledged, None);
+    assert!(matches!(
+        ack(store, "plain", &desk, None).await,
+        AckOutcome::Acknowledged { .. }
+    ));
+}
+
+/// Many devices acknowledge at once (on a shared database, as if on several relays): one
+/// first, the same for all, and one clear per other device that received it.
+async fn concurrent_acknowledgements_have_one_winner(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let mut desks = Vec::new();
+    for i in 0..6 {
+        desks.push(device(store, "alice", extension(&format!("desk{i}"))).await);
+    }
+    let targets: Vec<&DeviceRecord> = desks.iter().collect();
+    accept(store, asking(&token, "q1", &["ok"], &targets, T0)).await;
+    for desk in &desks {
+        ack_all(store, desk, T0).await;
+    }
+    let second = match s.backend {
+        Backend::Sqlite => store.clone(),
+        Backend::Postgres => s.open(Limits::HOSTED, T0).await,
+    };
+    let tasks: Vec<_> = desks
+        .iter()
+        .enumerate()
+        .map(|(i, desk)| {
+            let store = if i % 2 == 0 {
+                store.clone()
+            } else {
+                second.clone()
+            };
+            let id = desk.id.clone();
+            tokio::spawn(async move {
+                store
+                    .acknowledge("q1", &id, Some("ok".into()), T0 + 1 + i as i64)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut firsts = Vec::new();
+    let mut clears = 0;
+    for task in tasks {
+        let AckOutcome::Acknowledged { first, cleared } = task.await.unwrap() else {
+            panic!("refused")
+        };
+        firsts.push(first);
+        clears += cleared.map_or(0, |c| c.cleared);
+    }
+    assert!(firsts.windows(2).all(|w| w[0] == w[1]), "{firsts:?}");
+    assert_eq!(clears, 5, "every other desk gets one clear");
+    let status = store.message_status("q1", alice.id).await.unwrap().unwrap();
+    assert_eq!(status.acknowledged.as_ref(), Some(&firsts[0]));
+    for desk in &desks {
+        let clears = store
+            .stream_events(&desk.id, 0, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == JobKind::Clear)
+            .count();
+        let winner = desk.id == firsts[0].device_id;
+        assert_eq!(clears, usize::from(!winner), "{}", desk.label);
+    }
+}
