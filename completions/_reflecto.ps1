@@ -35,6 +35,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('setup', 'setup', [CompletionResultType]::ParameterValue, 'Make this computer a sender and receiver of the relay on this machine, in one command')
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a command, then send a notification saying how it ended; exit as it did')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show a message''s delivery state per device (or follow it with --wait)')
+            [CompletionResult]::new('clear', 'clear', [CompletionResultType]::ParameterValue, 'Remove a notification from every screen (a message, or the newest of a key)')
+            [CompletionResult]::new('ask', 'ask', [CompletionResultType]::ParameterValue, 'Ask a question with answer buttons; print the answer a person chose')
+            [CompletionResult]::new('respond', 'respond', [CompletionResultType]::ParameterValue, 'Acknowledge a message as this computer''s paired device, with one of its responses')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Operator commands on the relay''s store (users, tokens, devices, pairing)')
             [CompletionResult]::new('explain', 'explain', [CompletionResultType]::ParameterValue, 'Explain what an error code means and what to do about it')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
@@ -52,6 +55,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'A link the notification opens (http or https, up to 512 bytes)')
             [CompletionResult]::new('--url-title', '--url-title', [CompletionResultType]::ParameterName, 'The link''s text instead of the URL (up to 32 bytes)')
             [CompletionResult]::new('--action', '--action', [CompletionResultType]::ParameterName, 'A button: ''LABEL=URL'' (repeatable; up to 3 are kept)')
+            [CompletionResult]::new('--action-response', '--action-response', [CompletionResultType]::ParameterName, 'A button that answers: ''LABEL[=RESPONSE]'' (repeatable; RESPONSE, 1–32 of A-Z a-z 0-9 . _ : -, defaults to LABEL). Pressing it acknowledges the message with RESPONSE')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated')
             [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated')
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Seconds the notification stays deliverable (0–259200)')
@@ -62,13 +66,14 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--batch', '--batch', [CompletionResultType]::ParameterName, 'Send JSON lines from FILE (or - for stdin), one request each, in order')
             [CompletionResult]::new('--skip', '--skip', [CompletionResultType]::ParameterName, 'With --batch: skip lines 1..=N (resume after an interruption at line N+1)')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'After the send, wait up to SECONDS for every delivery to end; exit 7 unless all were delivered')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'With --wait: follow until every delivery ended (delivered), or until a person acknowledged the message on a device (acknowledged; exit 7 if nobody did in time)')
             [CompletionResult]::new('--markdown', '--markdown', [CompletionResultType]::ParameterName, 'Render the message as Markdown')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the relay''s JSON response verbatim')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success (errors still go to stderr)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success (errors still go to stderr)')
             [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'Read the token from the first line of stdin instead of REFLECTO_TOKEN or the profile''s stored token')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -197,6 +202,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'A link the notification opens (http or https, up to 512 bytes)')
             [CompletionResult]::new('--url-title', '--url-title', [CompletionResultType]::ParameterName, 'The link''s text instead of the URL (up to 32 bytes)')
             [CompletionResult]::new('--action', '--action', [CompletionResultType]::ParameterName, 'A button: ''LABEL=URL'' (repeatable; up to 3 are kept)')
+            [CompletionResult]::new('--action-response', '--action-response', [CompletionResultType]::ParameterName, 'A button that answers: ''LABEL[=RESPONSE]'' (repeatable; RESPONSE, 1–32 of A-Z a-z 0-9 . _ : -, defaults to LABEL). Pressing it acknowledges the message with RESPONSE')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated')
             [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated')
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Seconds the notification stays deliverable (0–259200)')
@@ -217,7 +223,57 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Follow the status until every delivery has ended, at most SECONDS (one request per change, or per minute); exit 7 unless all were delivered')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'With --wait: follow until every delivery ended (delivered), or until a person acknowledged the message on a device (acknowledged; exit 7 if nobody did in time)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the relay''s JSON (with --wait: one object per change)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'reflecto;clear' {
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Clear the newest message sent with this key (`send --key`) instead')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile')
+            [CompletionResult]::new('--retry-max-wait', '--retry-max-wait', [CompletionResultType]::ParameterName, 'Longest total wait for retries on 429, 5xx and connection errors')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the relay''s answer as JSON: {"id","cancelled","cleared"}')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'reflecto;ask' {
+            [CompletionResult]::new('--option', '--option', [CompletionResultType]::ParameterName, 'An answer button: ''LABEL[=RESPONSE]'' (1–3; RESPONSE, 1–32 of A-Z a-z 0-9 . _ : -, defaults to LABEL)')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'How long to wait for an answer before giving up (exit 7) and clearing the question')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'A title above the question (1–100 bytes)')
+            [CompletionResult]::new('--title', '--title', [CompletionResultType]::ParameterName, 'A title above the question (1–100 bytes)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])')
+            [CompletionResult]::new('--priority', '--priority', [CompletionResultType]::ParameterName, 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])')
+            [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'A tag (repeatable; up to 5 are kept)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'A link the notification opens (http or https, up to 512 bytes)')
+            [CompletionResult]::new('--url-title', '--url-title', [CompletionResultType]::ParameterName, 'The link''s text instead of the URL (up to 32 bytes)')
+            [CompletionResult]::new('--action', '--action', [CompletionResultType]::ParameterName, 'A button: ''LABEL=URL'' (repeatable; up to 3 are kept)')
+            [CompletionResult]::new('--action-response', '--action-response', [CompletionResultType]::ParameterName, 'A button that answers: ''LABEL[=RESPONSE]'' (repeatable; RESPONSE, 1–32 of A-Z a-z 0-9 . _ : -, defaults to LABEL). Pressing it acknowledges the message with RESPONSE')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated')
+            [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated')
+            [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Seconds the notification stays deliverable (0–259200)')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile')
+            [CompletionResult]::new('--retry-max-wait', '--retry-max-wait', [CompletionResultType]::ParameterName, 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]')
+            [CompletionResult]::new('--markdown', '--markdown', [CompletionResultType]::ParameterName, 'Render the message as Markdown')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print {"id","response","device_id","acknowledged_at"} instead of the response alone')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'reflecto;respond' {
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile this computer was paired under (`reflecto pair`)')
+            [CompletionResult]::new('--retry-max-wait', '--retry-max-wait', [CompletionResultType]::ParameterName, 'Longest total wait for retries on 429, 5xx and connection errors')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the relay''s answer as JSON: {"id","acknowledged_at","device_id","response"}')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -606,6 +662,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('setup', 'setup', [CompletionResultType]::ParameterValue, 'Make this computer a sender and receiver of the relay on this machine, in one command')
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a command, then send a notification saying how it ended; exit as it did')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show a message''s delivery state per device (or follow it with --wait)')
+            [CompletionResult]::new('clear', 'clear', [CompletionResultType]::ParameterValue, 'Remove a notification from every screen (a message, or the newest of a key)')
+            [CompletionResult]::new('ask', 'ask', [CompletionResultType]::ParameterValue, 'Ask a question with answer buttons; print the answer a person chose')
+            [CompletionResult]::new('respond', 'respond', [CompletionResultType]::ParameterValue, 'Acknowledge a message as this computer''s paired device, with one of its responses')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Operator commands on the relay''s store (users, tokens, devices, pairing)')
             [CompletionResult]::new('explain', 'explain', [CompletionResultType]::ParameterValue, 'Explain what an error code means and what to do about it')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
@@ -646,6 +705,15 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;help;status' {
+            break
+        }
+        'reflecto;help;clear' {
+            break
+        }
+        'reflecto;help;ask' {
+            break
+        }
+        'reflecto;help;respond' {
             break
         }
         'reflecto;help;admin' {

@@ -19,8 +19,14 @@ _reflecto() {
             reflecto,admin)
                 cmd="reflecto__subcmd__admin"
                 ;;
+            reflecto,ask)
+                cmd="reflecto__subcmd__ask"
+                ;;
             reflecto,auth)
                 cmd="reflecto__subcmd__auth"
+                ;;
+            reflecto,clear)
+                cmd="reflecto__subcmd__clear"
                 ;;
             reflecto,completions)
                 cmd="reflecto__subcmd__completions"
@@ -48,6 +54,9 @@ _reflecto() {
                 ;;
             reflecto,pair)
                 cmd="reflecto__subcmd__pair"
+                ;;
+            reflecto,respond)
+                cmd="reflecto__subcmd__respond"
                 ;;
             reflecto,run)
                 cmd="reflecto__subcmd__run"
@@ -232,8 +241,14 @@ _reflecto() {
             reflecto__subcmd__help,admin)
                 cmd="reflecto__subcmd__help__subcmd__admin"
                 ;;
+            reflecto__subcmd__help,ask)
+                cmd="reflecto__subcmd__help__subcmd__ask"
+                ;;
             reflecto__subcmd__help,auth)
                 cmd="reflecto__subcmd__help__subcmd__auth"
+                ;;
+            reflecto__subcmd__help,clear)
+                cmd="reflecto__subcmd__help__subcmd__clear"
                 ;;
             reflecto__subcmd__help,completions)
                 cmd="reflecto__subcmd__help__subcmd__completions"
@@ -261,6 +276,9 @@ _reflecto() {
                 ;;
             reflecto__subcmd__help,pair)
                 cmd="reflecto__subcmd__help__subcmd__pair"
+                ;;
+            reflecto__subcmd__help,respond)
+                cmd="reflecto__subcmd__help__subcmd__respond"
                 ;;
             reflecto__subcmd__help,run)
                 cmd="reflecto__subcmd__help__subcmd__run"
@@ -335,7 +353,7 @@ _reflecto() {
 
     case "${cmd}" in
         reflecto)
-            opts="-h -V --help --version send login logout auth serve pair listen setup run status admin explain completions man config help"
+            opts="-h -V --help --version send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1264,6 +1282,92 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__ask)
+            opts="-t -p -d -h -V --option --wait --title --priority --tag --url --url-title --action --action-response --device --markdown --ttl --key --server --profile --retry-max-wait --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --option)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --title)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --priority)
+                    COMPREPLY=($(compgen -W "min low default high urgent" -- "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -W "min low default high urgent" -- "${cur}"))
+                    return 0
+                    ;;
+                --tag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url-title)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --action)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --action-response)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --device)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-max-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__auth)
             opts="-h -V --help --version status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1327,6 +1431,36 @@ _reflecto() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__clear)
+            opts="-h -V --key --server --profile --json --retry-max-wait --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-max-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1419,7 +1553,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__explain)
-            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device invalid_key invalid_response priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered 0 1 2 3 4 5 6 7 130 all"
+            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device invalid_key invalid_response priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered not_acknowledged 0 1 2 3 4 5 6 7 130 all"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1433,7 +1567,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__help)
-            opts="send login logout auth serve pair listen setup run status admin explain completions man config help"
+            opts="send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1670,6 +1804,20 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__help__subcmd__ask)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__help__subcmd__auth)
             opts="status"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1687,6 +1835,20 @@ _reflecto() {
         reflecto__subcmd__help__subcmd__auth__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__help__subcmd__clear)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1825,6 +1987,20 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__help__subcmd__pair)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__help__subcmd__respond)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2014,8 +2190,30 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__respond)
+            opts="-h -V --profile --json --retry-max-wait --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-max-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__run)
-            opts="-p -d -h -V --priority --tag --url --url-title --action --device --markdown --ttl --key --server --profile --retry-max-wait --on-failure --lines --help --version"
+            opts="-p -d -h -V --priority --tag --url --url-title --action --action-response --device --markdown --ttl --key --server --profile --retry-max-wait --on-failure --lines --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2042,6 +2240,10 @@ _reflecto() {
                     return 0
                     ;;
                 --action)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --action-response)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2085,7 +2287,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__send)
-            opts="-t -p -d -q -h -V --title --priority --tag --url --url-title --action --device --markdown --ttl --key --server --profile --retry-max-wait --json --quiet --token-stdin --batch --skip --wait --help --version"
+            opts="-t -p -d -q -h -V --title --priority --tag --url --url-title --action --action-response --device --markdown --ttl --key --server --profile --retry-max-wait --json --quiet --token-stdin --batch --skip --wait --until --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2120,6 +2322,10 @@ _reflecto() {
                     return 0
                     ;;
                 --action)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --action-response)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2172,6 +2378,10 @@ _reflecto() {
                     ;;
                 --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -W "delivered acknowledged" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2326,7 +2536,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__status)
-            opts="-h -V --server --profile --json --wait --help --version"
+            opts="-h -V --server --profile --json --wait --until --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2342,6 +2552,10 @@ _reflecto() {
                     ;;
                 --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -W "delivered acknowledged" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -32,6 +32,9 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand setup 'Make this computer a sender and receiver of the relay on this machine, in one command'
             cand run 'Run a command, then send a notification saying how it ended; exit as it did'
             cand status 'Show a message''s delivery state per device (or follow it with --wait)'
+            cand clear 'Remove a notification from every screen (a message, or the newest of a key)'
+            cand ask 'Ask a question with answer buttons; print the answer a person chose'
+            cand respond 'Acknowledge a message as this computer''s paired device, with one of its responses'
             cand admin 'Operator commands on the relay''s store (users, tokens, devices, pairing)'
             cand explain 'Explain what an error code means and what to do about it'
             cand completions 'Print a shell completion script to stdout'
@@ -48,6 +51,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --url 'A link the notification opens (http or https, up to 512 bytes)'
             cand --url-title 'The link''s text instead of the URL (up to 32 bytes)'
             cand --action 'A button: ''LABEL=URL'' (repeatable; up to 3 are kept)'
+            cand --action-response 'A button that answers: ''LABEL[=RESPONSE]'' (repeatable; RESPONSE, 1–32 of A-Z a-z 0-9 . _ : -, defaults to LABEL). Pressing it acknowledges the message with RESPONSE'
             cand -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated'
             cand --device 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated'
             cand --ttl 'Seconds the notification stays deliverable (0–259200)'
@@ -58,13 +62,14 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --batch 'Send JSON lines from FILE (or - for stdin), one request each, in order'
             cand --skip 'With --batch: skip lines 1..=N (resume after an interruption at line N+1)'
             cand --wait 'After the send, wait up to SECONDS for every delivery to end; exit 7 unless all were delivered'
+            cand --until 'With --wait: follow until every delivery ended (delivered), or until a person acknowledged the message on a device (acknowledged; exit 7 if nobody did in time)'
             cand --markdown 'Render the message as Markdown'
             cand --json 'Print the relay''s JSON response verbatim'
             cand -q 'Print nothing on success (errors still go to stderr)'
             cand --quiet 'Print nothing on success (errors still go to stderr)'
             cand --token-stdin 'Read the token from the first line of stdin instead of REFLECTO_TOKEN or the profile''s stored token'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -181,6 +186,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --url 'A link the notification opens (http or https, up to 512 bytes)'
             cand --url-title 'The link''s text instead of the URL (up to 32 bytes)'
             cand --action 'A button: ''LABEL=URL'' (repeatable; up to 3 are kept)'
+            cand --action-response 'A button that answers: ''LABEL[=RESPONSE]'' (repeatable; RESPONSE, 1–32 of A-Z a-z 0-9 . _ : -, defaults to LABEL). Pressing it acknowledges the message with RESPONSE'
             cand -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated'
             cand --device 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated'
             cand --ttl 'Seconds the notification stays deliverable (0–259200)'
@@ -200,7 +206,54 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --server 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]'
             cand --profile 'Credential profile'
             cand --wait 'Follow the status until every delivery has ended, at most SECONDS (one request per change, or per minute); exit 7 unless all were delivered'
+            cand --until 'With --wait: follow until every delivery ended (delivered), or until a person acknowledged the message on a device (acknowledged; exit 7 if nobody did in time)'
             cand --json 'Print the relay''s JSON (with --wait: one object per change)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;clear'= {
+            cand --key 'Clear the newest message sent with this key (`send --key`) instead'
+            cand --server 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]'
+            cand --profile 'Credential profile'
+            cand --retry-max-wait 'Longest total wait for retries on 429, 5xx and connection errors'
+            cand --json 'Print the relay''s answer as JSON: {"id","cancelled","cleared"}'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;ask'= {
+            cand --option 'An answer button: ''LABEL[=RESPONSE]'' (1–3; RESPONSE, 1–32 of A-Z a-z 0-9 . _ : -, defaults to LABEL)'
+            cand --wait 'How long to wait for an answer before giving up (exit 7) and clearing the question'
+            cand -t 'A title above the question (1–100 bytes)'
+            cand --title 'A title above the question (1–100 bytes)'
+            cand -p 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])'
+            cand --priority 'min, low, default, high or urgent (checked by the relay''s rules: error[invalid_priority])'
+            cand --tag 'A tag (repeatable; up to 5 are kept)'
+            cand --url 'A link the notification opens (http or https, up to 512 bytes)'
+            cand --url-title 'The link''s text instead of the URL (up to 32 bytes)'
+            cand --action 'A button: ''LABEL=URL'' (repeatable; up to 3 are kept)'
+            cand --action-response 'A button that answers: ''LABEL[=RESPONSE]'' (repeatable; RESPONSE, 1–32 of A-Z a-z 0-9 . _ : -, defaults to LABEL). Pressing it acknowledges the message with RESPONSE'
+            cand -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated'
+            cand --device 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated'
+            cand --ttl 'Seconds the notification stays deliverable (0–259200)'
+            cand --key 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones'
+            cand --server 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]'
+            cand --profile 'Credential profile'
+            cand --retry-max-wait 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]'
+            cand --markdown 'Render the message as Markdown'
+            cand --json 'Print {"id","response","device_id","acknowledged_at"} instead of the response alone'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;respond'= {
+            cand --profile 'Credential profile this computer was paired under (`reflecto pair`)'
+            cand --retry-max-wait 'Longest total wait for retries on 429, 5xx and connection errors'
+            cand --json 'Print the relay''s answer as JSON: {"id","acknowledged_at","device_id","response"}'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -532,6 +585,9 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand setup 'Make this computer a sender and receiver of the relay on this machine, in one command'
             cand run 'Run a command, then send a notification saying how it ended; exit as it did'
             cand status 'Show a message''s delivery state per device (or follow it with --wait)'
+            cand clear 'Remove a notification from every screen (a message, or the newest of a key)'
+            cand ask 'Ask a question with answer buttons; print the answer a person chose'
+            cand respond 'Acknowledge a message as this computer''s paired device, with one of its responses'
             cand admin 'Operator commands on the relay''s store (users, tokens, devices, pairing)'
             cand explain 'Explain what an error code means and what to do about it'
             cand completions 'Print a shell completion script to stdout'
@@ -561,6 +617,12 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;help;run'= {
         }
         &'reflecto;help;status'= {
+        }
+        &'reflecto;help;clear'= {
+        }
+        &'reflecto;help;ask'= {
+        }
+        &'reflecto;help;respond'= {
         }
         &'reflecto;help;admin'= {
             cand user 'Manage users (the receivers of notifications)'

@@ -36,6 +36,9 @@ complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "listen" -d 'Show 
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "setup" -d 'Make this computer a sender and receiver of the relay on this machine, in one command'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "run" -d 'Run a command, then send a notification saying how it ended; exit as it did'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "status" -d 'Show a message\'s delivery state per device (or follow it with --wait)'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "clear" -d 'Remove a notification from every screen (a message, or the newest of a key)'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "ask" -d 'Ask a question with answer buttons; print the answer a person chose'
+complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "respond" -d 'Acknowledge a message as this computer\'s paired device, with one of its responses'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "explain" -d 'Explain what an error code means and what to do about it'
 complete -c reflecto -n "__fish_reflecto_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
@@ -52,6 +55,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l tag -d 'A tag
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l url -d 'A link the notification opens (http or https, up to 512 bytes)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l url-title -d 'The link\'s text instead of the URL (up to 32 bytes)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l action -d 'A button: \'LABEL=URL\' (repeatable; up to 3 are kept)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l action-response -d 'A button that answers: \'LABEL[=RESPONSE]\' (repeatable; RESPONSE, 1–32 of A-Z a-z 0-9 . _ : -, defaults to LABEL). Pressing it acknowledges the message with RESPONSE' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s d -l device -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l ttl -d 'Seconds the notification stays deliverable (0–259200)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l key -d 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones' -r
@@ -61,11 +65,13 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l retry-max-wai
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l batch -d 'Send JSON lines from FILE (or - for stdin), one request each, in order' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l skip -d 'With --batch: skip lines 1..=N (resume after an interruption at line N+1)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l wait -d 'After the send, wait up to SECONDS for every delivery to end; exit 7 unless all were delivered' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l until -d 'With --wait: follow until every delivery ended (delivered), or until a person acknowledged the message on a device (acknowledged; exit 7 if nobody did in time)' -r -f -a "delivered\t'Every delivery ended; exit 0 when all were delivered'
+acknowledged\t'A person acknowledged the message on one of the devices'"
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l markdown -d 'Render the message as Markdown'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l json -d 'Print the relay\'s JSON response verbatim'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s q -l quiet -d 'Print nothing on success (errors still go to stderr)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l token-stdin -d 'Read the token from the first line of stdin instead of REFLECTO_TOKEN or the profile\'s stored token'
-complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l server -d 'Relay URL this profile sends to (the token is only ever sent there) [default: the profile\'s server; required for a new profile]' -r -f
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l profile -d 'Credential profile to store the token in' -r
@@ -148,6 +154,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l tag -d 'A tag 
 complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l url -d 'A link the notification opens (http or https, up to 512 bytes)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l url-title -d 'The link\'s text instead of the URL (up to 32 bytes)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l action -d 'A button: \'LABEL=URL\' (repeatable; up to 3 are kept)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l action-response -d 'A button that answers: \'LABEL[=RESPONSE]\' (repeatable; RESPONSE, 1–32 of A-Z a-z 0-9 . _ : -, defaults to LABEL). Pressing it acknowledges the message with RESPONSE' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand run" -s d -l device -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l ttl -d 'Seconds the notification stays deliverable (0–259200)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l key -d 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones' -r
@@ -162,9 +169,46 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand run" -s V -l version -
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l profile -d 'Credential profile' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l wait -d 'Follow the status until every delivery has ended, at most SECONDS (one request per change, or per minute); exit 7 unless all were delivered' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l until -d 'With --wait: follow until every delivery ended (delivered), or until a person acknowledged the message on a device (acknowledged; exit 7 if nobody did in time)' -r -f -a "delivered\t'Every delivery ended; exit 0 when all were delivered'
+acknowledged\t'A person acknowledged the message on one of the devices'"
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -l json -d 'Print the relay\'s JSON (with --wait: one object per change)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand status" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reflecto -n "__fish_reflecto_using_subcommand status" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand clear" -l key -d 'Clear the newest message sent with this key (`send --key`) instead' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand clear" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand clear" -l profile -d 'Credential profile' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand clear" -l retry-max-wait -d 'Longest total wait for retries on 429, 5xx and connection errors' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand clear" -l json -d 'Print the relay\'s answer as JSON: {"id","cancelled","cleared"}'
+complete -c reflecto -n "__fish_reflecto_using_subcommand clear" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand clear" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l option -d 'An answer button: \'LABEL[=RESPONSE]\' (1–3; RESPONSE, 1–32 of A-Z a-z 0-9 . _ : -, defaults to LABEL)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l wait -d 'How long to wait for an answer before giving up (exit 7) and clearing the question' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -s t -l title -d 'A title above the question (1–100 bytes)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -s p -l priority -d 'min, low, default, high or urgent (checked by the relay\'s rules: error[invalid_priority])' -r -f -a "min\t''
+low\t''
+default\t''
+high\t''
+urgent\t''"
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l tag -d 'A tag (repeatable; up to 5 are kept)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l url -d 'A link the notification opens (http or https, up to 512 bytes)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l url-title -d 'The link\'s text instead of the URL (up to 32 bytes)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l action -d 'A button: \'LABEL=URL\' (repeatable; up to 3 are kept)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l action-response -d 'A button that answers: \'LABEL[=RESPONSE]\' (repeatable; RESPONSE, 1–32 of A-Z a-z 0-9 . _ : -, defaults to LABEL). Pressing it acknowledges the message with RESPONSE' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -s d -l device -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l ttl -d 'Seconds the notification stays deliverable (0–259200)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l key -d 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l profile -d 'Credential profile' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l retry-max-wait -d 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l markdown -d 'Render the message as Markdown'
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l json -d 'Print {"id","response","device_id","acknowledged_at"} instead of the response alone'
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand respond" -l profile -d 'Credential profile this computer was paired under (`reflecto pair`)' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand respond" -l retry-max-wait -d 'Longest total wait for retries on 429, 5xx and connection errors' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand respond" -l json -d 'Print the relay\'s answer as JSON: {"id","acknowledged_at","device_id","response"}'
+complete -c reflecto -n "__fish_reflecto_using_subcommand respond" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand respond" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
@@ -245,22 +289,25 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_see
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from path" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "path" -d 'Print the config file, credentials file and relay data directory paths'
 complete -c reflecto -n "__fish_reflecto_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "send" -d 'Send a notification to your devices'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "login" -d 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "logout" -d 'Forget a profile and its stored token'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "auth" -d 'Inspect stored credentials'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "serve" -d 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "pair" -d 'Make this computer a desktop device of a relay user, with a one-time pairing code'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "listen" -d 'Show this computer\'s notifications as they arrive (desktop, stdout, --exec)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "setup" -d 'Make this computer a sender and receiver of the relay on this machine, in one command'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "run" -d 'Run a command, then send a notification saying how it ended; exit as it did'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "status" -d 'Show a message\'s delivery state per device (or follow it with --wait)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "explain" -d 'Explain what an error code means and what to do about it'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "man" -d 'Write the man pages (to stdout, or one file per command into --out-dir)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "config" -d 'Where reflecto keeps its config, credentials and relay data'
-complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status admin explain completions man config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "send" -d 'Send a notification to your devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "login" -d 'Store a token for a profile (from stdin or a hidden prompt) in the OS keyring'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "logout" -d 'Forget a profile and its stored token'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "auth" -d 'Inspect stored credentials'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "serve" -d 'Run the relay: the HTTP API, the durable queue and delivery, on one machine'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "pair" -d 'Make this computer a desktop device of a relay user, with a one-time pairing code'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "listen" -d 'Show this computer\'s notifications as they arrive (desktop, stdout, --exec)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "setup" -d 'Make this computer a sender and receiver of the relay on this machine, in one command'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "run" -d 'Run a command, then send a notification saying how it ended; exit as it did'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "status" -d 'Show a message\'s delivery state per device (or follow it with --wait)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "clear" -d 'Remove a notification from every screen (a message, or the newest of a key)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "ask" -d 'Ask a question with answer buttons; print the answer a person chose'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "respond" -d 'Acknowledge a message as this computer\'s paired device, with one of its responses'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "admin" -d 'Operator commands on the relay\'s store (users, tokens, devices, pairing)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "explain" -d 'Explain what an error code means and what to do about it'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "man" -d 'Write the man pages (to stdout, or one file per command into --out-dir)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "config" -d 'Where reflecto keeps its config, credentials and relay data'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and not __fish_seen_subcommand_from send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "status" -d 'Where each profile\'s token lives (masked), and where the config and credentials files are'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "user" -d 'Manage users (the receivers of notifications)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "token" -d 'Manage sender tokens'

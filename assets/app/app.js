@@ -1,6 +1,8 @@
 // reflecto pairing page: checks that this browser can receive Web Push, asks for notification
 // permission, subscribes with the relay's VAPID key and pairs the subscription as a `webpush`
-// device (SPEC §1.13). No third-party code: everything the page needs is in this file.
+// device (SPEC §1.13), keeping the device's credential in IndexedDB for the service worker's
+// acknowledgements (§1.16; `saveDevice` is in sw.js, which the page loads first). No
+// third-party code: everything the page needs is in these two files.
 'use strict';
 
 // The page lives at <relay>/app/; the API is one level up, so a relay behind a path prefix works.
@@ -105,6 +107,8 @@ async function pair(event) {
     }
     const device = await response.json();
     localStorage.setItem('reflecto.device', JSON.stringify({ id: device.device_id, label: device.label }));
+    // The worker acknowledges clicks with it; a relay without acknowledgements sends none.
+    await saveDevice({ id: device.device_id, label: device.label, credential: device.credential || null });
     form.reset();
     show('ok', 'Paired as "' + device.label + '". Notifications sent to this device will appear here.');
     showPaired();

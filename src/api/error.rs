@@ -43,10 +43,11 @@ pub enum ErrorCode {
     StoreUnreachable,
     Interrupted,
     NotDelivered,
+    NotAcknowledged,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::InvalidBody,
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLong,
@@ -80,6 +81,7 @@ impl ErrorCode {
         ErrorCode::StoreUnreachable,
         ErrorCode::Interrupted,
         ErrorCode::NotDelivered,
+        ErrorCode::NotAcknowledged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +119,7 @@ impl ErrorCode {
             ErrorCode::StoreUnreachable => "store_unreachable",
             ErrorCode::Interrupted => "interrupted",
             ErrorCode::NotDelivered => "not_delivered",
+            ErrorCode::NotAcknowledged => "not_acknowledged",
         }
     }
 
@@ -159,7 +162,8 @@ impl ErrorCode {
             | ErrorCode::StoreNotFound
             | ErrorCode::StoreUnreachable
             | ErrorCode::Interrupted
-            | ErrorCode::NotDelivered => 500,
+            | ErrorCode::NotDelivered
+            | ErrorCode::NotAcknowledged => 500,
             ErrorCode::RelayUnreachable => 503,
         }
     }
@@ -202,7 +206,7 @@ impl ErrorCode {
             ErrorCode::CliInternalError => 1,
             // The shell's convention for a command stopped by SIGINT (128 + 2).
             ErrorCode::Interrupted => 130,
-            ErrorCode::NotDelivered => 7,
+            ErrorCode::NotDelivered | ErrorCode::NotAcknowledged => 7,
         }
     }
 
@@ -308,6 +312,9 @@ impl ErrorCode {
             ErrorCode::NotDelivered => {
                 "`--wait` ended with a delivery that failed or expired, or that had not ended by the deadline; `reflecto status MSG_ID` shows each device's state and last error.\nCheck the device (paired? `reflecto listen` running?), or wait longer."
             }
+            ErrorCode::NotAcknowledged => {
+                "Nobody acknowledged the message within the wait (`reflecto ask`'s --wait, or `--wait … --until acknowledged`): no button was pressed and the notification was not clicked. `ask` then cleared the question from every device.\nCheck that someone can see it (`reflecto status MSG_ID` shows where it was delivered), or wait longer."
+            }
         }
     }
 }
@@ -338,7 +345,7 @@ pub const EXIT_CODES: [(u8, &str); 9] = [
     (6, "relay unreachable, or 5xx after retries"),
     (
         7,
-        "not delivered (--wait): a delivery failed, expired, or did not end in time",
+        "not delivered (--wait): a delivery failed, expired, or did not end in time; or not acknowledged (`ask`, --until acknowledged): nobody answered in time",
     ),
     (
         130,

@@ -2,14 +2,17 @@
 //! and the completions) and one file per command.
 
 mod admin;
+mod ask;
 mod auth;
 mod batch;
+mod clear;
 mod config;
 pub mod docs;
 mod explain;
 mod listen;
 mod pair;
 mod patience;
+mod respond;
 mod run;
 pub mod send;
 pub mod serve;
@@ -58,6 +61,12 @@ pub enum Command {
     Run(run::RunArgs),
     /// Show a message's delivery state per device (or follow it with --wait)
     Status(status::StatusArgs),
+    /// Remove a notification from every screen (a message, or the newest of a key)
+    Clear(clear::ClearArgs),
+    /// Ask a question with answer buttons; print the answer a person chose
+    Ask(ask::AskArgs),
+    /// Acknowledge a message as this computer's paired device, with one of its responses
+    Respond(respond::RespondArgs),
     /// Operator commands on the relay's store (users, tokens, devices, pairing)
     Admin(admin::AdminArgs),
     /// Explain what an error code means and what to do about it
@@ -77,6 +86,9 @@ impl Cli {
         match &self.command {
             Command::Send(args) => args.json,
             Command::Setup(args) => args.json,
+            Command::Ask(args) => args.json,
+            Command::Clear(args) => args.json,
+            Command::Respond(args) => args.json,
             Command::Auth(auth::AuthCommand::Status { json, .. }) => *json,
             Command::Config(config::ConfigCommand::Path { json }) => *json,
             Command::Admin(args) => args.command.wants_json(),
@@ -101,6 +113,9 @@ pub fn dispatch(cli: Cli) -> Result<(), ApiError> {
         Command::Setup(args) => setup::run(args),
         Command::Run(args) => run::run(args),
         Command::Status(args) => status::run(args),
+        Command::Clear(args) => clear::run(args),
+        Command::Ask(args) => ask::run(args),
+        Command::Respond(args) => respond::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Completions(args) => docs::completions(args),

@@ -38,7 +38,7 @@ pub struct SendArgs {
     #[arg(long, conflicts_with = "batch")]
     pub token_stdin: bool,
     /// Send JSON lines from FILE (or - for stdin), one request each, in order
-    #[arg(long, value_name = "FILE|-", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["message", "title", "priority", "tags", "url", "url_title", "actions", "device", "markdown", "ttl", "key"])]
+    #[arg(long, value_name = "FILE|-", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["message", "title", "priority", "tags", "url", "url_title", "actions", "action_responses", "device", "markdown", "ttl", "key"])]
     pub batch: Option<PathBuf>,
     /// With --batch: skip lines 1..=N (resume after an interruption at line N+1)
     #[arg(long, value_name = "N", requires = "batch")]
@@ -46,6 +46,10 @@ pub struct SendArgs {
     /// After the send, wait up to SECONDS for every delivery to end; exit 7 unless all were delivered
     #[arg(long, value_name = "SECONDS", value_parser = super::status::parse_wait, conflicts_with = "batch")]
     pub wait: Option<f64>,
+    /// With --wait: follow until every delivery ended (delivered), or until a person
+    /// acknowledged the message on a device (acknowledged; exit 7 if nobody did in time)
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = super::status::Until::Delivered, requires = "wait")]
+    pub until: super::status::Until,
 }
 
 /// The flags `send` shares with `run` (SPEC §2.3 "[send flags]"): what the notification carries
@@ -67,6 +71,10 @@ pub struct NotifyArgs {
     /// A button: 'LABEL=URL' (repeatable; up to 3 are kept)
     #[arg(long = "action", value_name = "LABEL=URL")]
     pub actions: Vec<String>,
+    /// A button that answers: 'LABEL[=RESPONSE]' (repeatable; RESPONSE, 1–32 of A-Z a-z 0-9
+    /// . _ : -, defaults to LABEL). Pressing it acknowledges the message with RESPONSE
+    #[arg(long = "action-response", value_name = "LABEL[=RESPONSE]")]
+    pub action_responses: Vec<String>,
     /// Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated
     #[arg(short, long, value_name = "SEL")]
     pub device: Option<String>,
@@ -128,21 +136,29 @@ pub(crate) fn fields(
                 .map_or_else(|| Value::String(t.clone()), |n| json!(n))
         }),
     );
-    if !args.actions.is_empty() {
-        let actions = args
-            .actions
-            .iter()
-            .map(|a| match a.split_once('=') {
-                Some((label, url)) => Ok(json!({"label": label, "url": url})),
-                None => Err(ApiError::new(
-                    ErrorCode::InvalidAction,
-                    format!("--action '{a}' must be LABEL=URL"),
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+    let mut actions = args
+        .actions
+        .iter()
+        .map(|a| match a.split_once('=') {
+            Some((label, url)) => Ok(json!({"label": label, "url": url})),
+            None => Err(ApiError::new(
+                ErrorCode::InvalidAction,
+                format!("--action '{a}' must be LABEL=URL"),
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    actions.extend(args.action_responses.iter().map(|a| response_action(a)));
+    if !actions.is_empty() {
         map.insert("actions".into(), Value::Array(actions));
     }
     Ok(map)
+}
+
+/// `LABEL[=RESPONSE]` as a response action (SPEC §1.16): RESPONSE defaults to LABEL. The
+/// engine checks both, so a label that is no valid response needs its `=RESPONSE`.
+pub(crate) fn response_action(text: &str) -> Value {
+    let (label, response) = text.split_once('=').unwrap_or((text, text));
+    json!({"label": label, "response": response})
 }
 
 /// Field rules, then the envelope cap with an empty source (the relay adds the token's label,
@@ -249,6 +265,7 @@ pub fn run(args: SendArgs) -> Result<(), ApiError> {
             &sent.response.id,
             wait,
             output,
+            args.until,
         ))?;
     }
     Ok(())

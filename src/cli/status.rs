@@ -1,7 +1,8 @@
-//! `reflecto status MSG_ID` and `send --wait` (SPEC §2.2): a message's per-device delivery
-//! state from `GET /v1/messages/{id}`, once or followed until every delivery has ended. Exit 0
-//! when every delivery is `delivered`; 7 (`not_delivered`) when one failed or expired, or had
-//! not ended by the deadline.
+//! `reflecto status MSG_ID` and `send --wait` (SPEC §2.2, §2.3): a message's per-device
+//! delivery state from `GET /v1/messages/{id}`, once or followed until every delivery has ended
+//! (exit 0 when every delivery is `delivered`; 7, `not_delivered`, when one failed or expired,
+//! or had not ended by the deadline) or, with `--until acknowledged`, until a person
+//! acknowledged it (exit 0; 7, `not_acknowledged`, when nobody did by the deadline).
 
 use super::patience::said_when_slow;
 use super::runtime;
@@ -32,7 +33,23 @@ pub struct StatusArgs {
     /// change, or per minute); exit 7 unless all were delivered
     #[arg(long, value_name = "SECONDS", value_parser = parse_wait)]
     pub wait: Option<f64>,
+    /// With --wait: follow until every delivery ended (delivered), or until a person
+    /// acknowledged the message on a device (acknowledged; exit 7 if nobody did in time)
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = Until::Delivered, requires = "wait")]
+    pub until: Until,
 }
+
+/// What `--wait` waits for (SPEC §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Until {
+    /// Every delivery ended; exit 0 when all were delivered
+    Delivered,
+    /// A person acknowledged the message on one of the devices
+    Acknowledged,
+}
+
+/// The first acknowledgement of a message, as `GET /v1/messages/{id}` shows it (SPEC §1.16).
+pub use crate::api::clear_ack::Acknowledged as Acknowledgement;
 
 /// `--wait SECONDS`: a finite, non-negative number of seconds.
 pub fn parse_wait(s: &str) -> Result<f64, String> {
@@ -79,13 +96,16 @@ pub fn run(args: StatusArgs) -> Result<(), ApiError> {
             }
             Ok(())
         }
-        Some(wait) => runtime.block_on(follow(
-            &client,
-            &token,
-            &args.id,
-            Duration::from_secs_f64(wait),
-            Output::of(args.json, false),
-        )),
+        Some(wait) => runtime
+            .block_on(follow(
+                &client,
+                &token,
+                &args.id,
+                Duration::from_secs_f64(wait),
+                Output::of(args.json, false),
+                args.until,
+            ))
+            .map(drop),
     }
 }
 
@@ -107,15 +127,18 @@ impl Output {
     }
 }
 
-/// Follows the message with the relay's long poll until every delivery has ended or `wait`
-/// has passed, printing changes: one request per change, or per minute when nothing changes.
+/// Follows the message with the relay's long poll until every delivery has ended (or, with
+/// [`Until::Acknowledged`], until it was acknowledged) or `wait` has passed, printing changes:
+/// one request per change, or per minute when nothing changes. Returns the acknowledgement
+/// when that is what was awaited.
 pub async fn follow(
     client: &Client,
     token: &Secret,
     id: &str,
     wait: Duration,
     output: Output,
-) -> Result<(), ApiError> {
+    until: Until,
+) -> Result<Option<Acknowledgement>, ApiError> {
     let deadline = Instant::now() + wait;
     let mut last: Option<MessageView> = None;
     let mut etag: Option<String> = None;
@@ -137,8 +160,17 @@ pub async fn follow(
                 etag: tag,
             }) => {
                 report_change(last.as_ref(), &view, &raw, output);
-                if view.is_final() {
-                    return verdict(&view);
+                match until {
+                    Until::Delivered if view.is_final() => return verdict(&view).map(|()| None),
+                    Until::Delivered => {}
+                    // A delivered message stays acknowledgeable: only an answer or the
+                    // deadline ends this wait.
+                    Until::Acknowledged => {
+                        if let Some(ack) = view.acknowledged.clone() {
+                            report_acknowledged(&ack, output);
+                            return Ok(Some(ack));
+                        }
+                    }
                 }
                 if tag.is_none() {
                     pause = RETRY;
@@ -161,10 +193,36 @@ pub async fn follow(
         }
         let next = Instant::now() + pause;
         if next >= deadline {
-            return Err(not_final(last.as_ref(), wait));
+            return Err(match until {
+                Until::Delivered => not_final(last.as_ref(), wait),
+                Until::Acknowledged => not_acknowledged(id, wait),
+            });
         }
         tokio::time::sleep_until(next).await;
     }
+}
+
+/// The human line for an acknowledgement (JSON output already printed the status with it).
+fn report_acknowledged(ack: &Acknowledgement, output: Output) {
+    if output == Output::Human {
+        let response = ack
+            .response
+            .as_deref()
+            .map_or_else(|| " (no response)".to_owned(), |r| format!(": {r}"));
+        println!(
+            "{} acknowledged on {}{response}",
+            chrono::Local::now().format("%H:%M:%S"),
+            ack.device_id
+        );
+    }
+}
+
+/// Nobody acknowledged `id` within `wait` (exit 7).
+pub fn not_acknowledged(id: &str, wait: Duration) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotAcknowledged,
+        format!("nobody acknowledged {id} within {}s", wait.as_secs_f64()),
+    )
 }
 
 /// A device as the sender knows it: its id, and its label beside it when the relay has one.

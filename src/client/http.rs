@@ -12,8 +12,8 @@ use crate::api::{ApiError, ErrorCode, SendRequest, SendResponse};
 use std::time::{Duration, Instant};
 
 pub struct Client {
-    http: reqwest::Client,
-    server: String,
+    pub(super) http: reqwest::Client,
+    pub(super) server: String,
 }
 
 /// A 200 from the relay: the body verbatim (for `--json`) and parsed.
@@ -141,6 +141,8 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 // One lives at a time, for one poll: boxing the status would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
+// One per request, moved once: boxing the view would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum StatusPoll {
     Changed {
         raw: String,
@@ -460,7 +462,7 @@ impl Client {
 
 /// A failed connection as `relay_unreachable`, saying what failed and where (DNS, refused,
 /// TLS, timeout): one wording for every request the CLI makes.
-fn unreachable(url: &str, e: &reqwest::Error) -> ApiError {
+pub(super) fn unreachable(url: &str, e: &reqwest::Error) -> ApiError {
     let (why, _) = describe_network_error(e, url);
     ApiError::new(
         ErrorCode::RelayUnreachable,
@@ -469,13 +471,13 @@ fn unreachable(url: &str, e: &reqwest::Error) -> ApiError {
 }
 
 /// What an answer said before its body: its status and the relay's request id.
-struct Answer {
+pub(super) struct Answer {
     status: u16,
     request_id: Option<String>,
 }
 
 impl Answer {
-    fn of(response: &reqwest::Response) -> Answer {
+    pub(super) fn of(response: &reqwest::Response) -> Answer {
         Answer {
             status: response.status().as_u16(),
             request_id: header_of(response, "x-request-id"),
@@ -493,7 +495,7 @@ fn quoting(mut error: ApiError, request_id: Option<&str>) -> ApiError {
 }
 
 /// A 200's body as `T` (naming `what` was expected when it is not), else the answer's error.
-fn parse_ok<T: serde::de::DeserializeOwned>(
+pub(super) fn parse_ok<T: serde::de::DeserializeOwned>(
     answer: Answer,
     body: &str,
     url: &str,

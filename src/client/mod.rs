@@ -1,7 +1,9 @@
 //! The HTTP client side of the CLI: [`http`] is the one place that talks to a relay (retries,
-//! `Retry-After`, one `Idempotency-Key` per invocation); commands build on it. [`stream`] reads
+//! `Retry-After`, one `Idempotency-Key` per invocation); commands build on it. [`answer`]
+//! acknowledges and clears messages. [`stream`] reads
 //! the desktop stream for `reflecto listen`.
 
+pub mod answer;
 pub mod diagnose;
 pub mod http;
 pub mod stream;

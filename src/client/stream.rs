@@ -18,11 +18,21 @@ const READ_TIMEOUT: Duration = Duration::from_secs(45);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LAST_RETRY: Duration = Duration::from_secs(60);
 
-/// One `notification` event as it arrived: its SSE id and its raw `data:`.
+/// One event as it arrived: its kind, its SSE id and its raw `data:`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncEvent {
+    pub kind: EventKind,
     pub event_id: String,
     pub data: String,
+}
+
+/// The stream's event types (SPEC §1.10, §1.15); others are skipped unread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// `event: notification`: a message to show.
+    Notification,
+    /// `event: clear`: remove the message named by `data: {"id"}` from the screen.
+    Clear,
 }
 
 /// Why a connection or an ack did not work.
@@ -101,12 +111,19 @@ impl StreamClient {
             .bytes_stream()
             .eventsource()
             .filter_map(move |item| {
+                let kind = |name: &str| match name {
+                    "notification" => Some(EventKind::Notification),
+                    "clear" => Some(EventKind::Clear),
+                    _ => None,
+                };
                 let out = match item {
-                    Ok(event) if event.event == "notification" => Some(Ok(SyncEvent {
-                        event_id: event.id,
-                        data: event.data,
-                    })),
-                    Ok(_) => None,
+                    Ok(event) => kind(&event.event).map(|kind| {
+                        Ok(SyncEvent {
+                            kind,
+                            event_id: event.id,
+                            data: event.data,
+                        })
+                    }),
                     Err(eventsource_stream::EventStreamError::Transport(e)) => {
                         Some(Err(StreamError::lost(describe(&server, &e))))
                     }
@@ -208,6 +225,17 @@ pub fn decode(data: &str, key: Option<&SecretKey>) -> Result<Delivery, DecodeErr
     }
 }
 
+/// The message id of a `clear` event's `data: {"id":"msg_…"}`.
+pub fn decode_clear(data: &str) -> Result<String, DecodeError> {
+    #[derive(serde::Deserialize)]
+    struct ClearData {
+        id: String,
+    }
+    serde_json::from_str::<ClearData>(data)
+        .map(|c| c.id)
+        .map_err(|_| DecodeError::Shape)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +258,15 @@ mod tests {
         assert_eq!(d.envelope["type"], "notification");
         assert_eq!(decode(r#"{"id":"msg_1"}"#, None), Err(DecodeError::Shape));
         assert_eq!(decode("not json", None), Err(DecodeError::Shape));
+    }
+
+    #[test]
+    fn clear_events_name_the_message() {
+        assert_eq!(decode_clear(r#"{"id":"msg_1"}"#), Ok("msg_1".to_owned()));
+        assert_eq!(
+            decode_clear(r#"{"clear":"msg_1"}"#),
+            Err(DecodeError::Shape)
+        );
     }
 
     fn sealed_event(outer_id: &str, inner: &str, public: &str) -> String {

@@ -3,6 +3,7 @@
 //! binary.
 
 mod admin_copy;
+mod ask;
 mod batch;
 mod clear_ack;
 mod cli;
@@ -19,6 +20,7 @@ mod harness;
 mod keyring;
 mod keys;
 mod listen;
+mod listen_answers;
 mod listen_desktop;
 mod long_poll;
 mod multi_relay;

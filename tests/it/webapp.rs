@@ -151,3 +151,47 @@ console.log(JSON.stringify({{
     assert_eq!(got["clickLogs"], "https://example.org/logs");
     assert_eq!(got["clickEvil"], Value::Null);
 }
+
+/// SPEC §1.16: a response button acknowledges with its response and opens nothing, the
+/// notification itself acknowledges without one and opens its url, a link button only opens.
+#[test]
+fn service_worker_clicks_answer_acknowledge_or_open() {
+    if !node_available() {
+        return;
+    }
+    let script = format!(
+        r#"const sw = require({path});
+const n = sw.notificationFor({{id: 'msg_9', envelope: {{payload: {{message: 'Deploy?', url: 'https://ci.example/9',
+  actions: [{{label: 'Deploy', response: 'deploy'}}, {{label: 'Diff', url: 'https://ci.example/diff'}}]}}}}}}, 3);
+console.log(JSON.stringify({{
+  actions: n.options.actions,
+  button: sw.clickOutcome(n.options.data, 'r0'),
+  body: sw.clickOutcome(n.options.data, ''),
+  link: sw.clickOutcome(n.options.data, 'a1'),
+}}));"#,
+        path = serde_json::to_string(asset("sw.js").to_str().unwrap()).unwrap(),
+    );
+    let out = Command::new("node").args(["-e", &script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        got["actions"],
+        json!([{"action": "r0", "title": "Deploy"}, {"action": "a1", "title": "Diff"}])
+    );
+    assert_eq!(
+        got["button"],
+        json!({"acknowledge": true, "response": "deploy", "url": null})
+    );
+    assert_eq!(
+        got["body"],
+        json!({"acknowledge": true, "response": null, "url": "https://ci.example/9"})
+    );
+    assert_eq!(
+        got["link"],
+        json!({"acknowledge": false, "response": null, "url": "https://ci.example/diff"})
+    );
+}

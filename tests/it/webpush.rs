@@ -200,6 +200,8 @@ struct Setup {
     worker: Worker,
     token: String,
     browser: String,
+    /// The browser device's credential from pairing (SPEC §1.16: every type gets one).
+    credential: String,
 }
 
 /// A relay with `--webpush-allow-local` (the fake is plain http on 127.0.0.1), alice with a
@@ -216,11 +218,14 @@ async fn setup(script: &str) -> Setup {
         "expirationTime": null,
         "keys": {"p256dh": fake.p256dh, "auth": fake.auth}
     });
-    let browser = relay
+    let paired = relay
         .api()
         .pair(json!({"code": code, "type": "webpush", "label": "browser", "subscription": subscription}))
-        .await
-        .device_id;
+        .await;
+    let browser = paired.device_id;
+    let credential = paired
+        .credential
+        .expect("a webpush device gets a credential");
     let state = relay.state();
     let key = load_vapid_key(&state.store, clock.now_ms()).await.unwrap();
     let channel = WebPushChannel::new(
@@ -243,6 +248,7 @@ async fn setup(script: &str) -> Setup {
         worker,
         token,
         browser,
+        credential,
     }
 }
 
@@ -605,8 +611,92 @@ async fn chromium_shows_the_relays_push_as_a_notification_tagged_with_the_messag
     assert_eq!(result["code"], "123456", "the link's code is in the form");
     assert_eq!(
         result["notifications"],
-        json!([{"title": "db1", "body": "disk 91% full", "tag": id}])
+        json!([{"title": "db1", "body": "disk 91% full", "tag": id, "id": id}])
     );
+}
+
+/// SPEC §1.15, §1.16 in a real browser: the worker shows a keyed message with the key as its
+/// tag and replaces it with the next message of the key, closes it on the relay's
+/// `{"clear":…}` push, and a click on a response button posts the acknowledgement with that
+/// response, with the credential the page keeps in IndexedDB; the relay records it.
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_replaces_by_key_closes_on_clear_and_acknowledges_a_click() {
+    if !python_available() || !browser_available() {
+        return;
+    }
+    let s = setup("201").await;
+    let plaintext = |received: &Value| received["plaintext"].as_str().unwrap().to_owned();
+    // One at a time: the second of the key would supersede an undelivered first.
+    let running = s
+        .send(json!({"message": "build running", "title": "CI", "key": "ci:42", "device": "web"}))
+        .await;
+    assert_eq!(s.worker.run_once().await.unwrap(), 1);
+    let passed = s
+        .send(json!({"message": "build passed", "title": "CI", "key": "ci:42", "device": "web"}))
+        .await;
+    assert_eq!(s.worker.run_once().await.unwrap(), 1);
+    let question = s
+        .send(json!({"message": "Deploy v42?", "device": "web",
+            "actions": [{"label": "Deploy", "response": "deploy"}, {"label": "Abort", "response": "abort"}]}))
+        .await;
+    assert_eq!(s.worker.run_once().await.unwrap(), 1);
+    let cleared = s
+        .relay
+        .http()
+        .delete(format!("{}/v1/messages/{passed}", s.relay.url))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 200);
+    assert_eq!(s.worker.run_once().await.unwrap(), 1, "the clear push");
+    let received = s.fake.received("201").await;
+    assert_eq!(received.len(), 4, "{received:?}");
+    let pushes: Vec<String> = received.iter().map(plaintext).collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&pushes[3]).unwrap(),
+        json!({"clear": passed})
+    );
+    let device = json!({"id": s.browser, "label": "browser", "credential": s.credential});
+    let steps = vec![
+        format!("device:{device}"),
+        pushes[0].clone(),
+        pushes[1].clone(),
+        pushes[2].clone(),
+        pushes[3].clone(),
+        format!("click:{question}:r0"),
+    ];
+    let result = in_chromium(format!("{}/app/", s.relay.url), steps).await;
+    let steps = result["steps"].as_array().unwrap();
+    assert_eq!(
+        steps[1],
+        json!([{"title": "CI", "body": "build running", "tag": "ci:42", "id": running}])
+    );
+    assert_eq!(
+        steps[2],
+        json!([{"title": "CI", "body": "build passed", "tag": "ci:42", "id": passed}]),
+        "replaced, one notification"
+    );
+    assert_eq!(steps[3].as_array().unwrap().len(), 2, "{}", steps[3]);
+    let left: Vec<&Value> = steps[4].as_array().unwrap().iter().collect();
+    assert_eq!(left.len(), 1, "the cleared one closed: {}", steps[4]);
+    assert_eq!(left[0]["id"], question.as_str());
+    assert_eq!(steps[5], json!([]), "the clicked one closed");
+    let status = eventually(
+        "the click acknowledged",
+        Duration::from_secs(15),
+        || async {
+            let status = s.relay.api().status(&s.token, &question).await;
+            if status["acknowledged"].is_null() {
+                Err(format!("not yet: {status}"))
+            } else {
+                Ok(status)
+            }
+        },
+    )
+    .await;
+    assert_eq!(status["acknowledged"]["response"], "deploy");
+    assert_eq!(status["acknowledged"]["device_id"], s.browser.as_str());
 }
 
 #[test]
@@ -666,7 +756,8 @@ async fn chromium_replaces_the_notification_of_a_key() {
         .send(json!({"message": "build running", "key": "ci:42", "device": "web"}))
         .await;
     assert_eq!(s.worker.run_once().await.unwrap(), 1);
-    s.send(json!({"message": "build passed", "key": "ci:42", "device": "web"}))
+    let second = s
+        .send(json!({"message": "build passed", "key": "ci:42", "device": "web"}))
         .await;
     assert_eq!(s.worker.run_once().await.unwrap(), 1);
     let received = s.fake.received("201").await;
@@ -680,6 +771,6 @@ async fn chromium_replaces_the_notification_of_a_key() {
     let result = in_chromium(app, pushes).await;
     assert_eq!(
         result["notifications"],
-        json!([{"title": "ci", "body": "build passed", "tag": "ci:42"}])
+        json!([{"title": "ci", "body": "build passed", "tag": "ci:42", "id": second}])
     );
 }

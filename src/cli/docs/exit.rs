@@ -33,12 +33,48 @@ pub fn exit_statuses(name: &str) -> Vec<(u8, &'static str)> {
             ),
             (
                 7,
-                "not delivered (--wait): a delivery failed, expired, or did not end in time",
+                "not delivered (--wait): a delivery failed, expired, or did not end in time; with --until acknowledged: nobody acknowledged it in time (not_acknowledged)",
             ),
             (
                 130,
                 "a batch interrupted by Ctrl-C (it prints what it sent and where to resume)",
             ),
+        ],
+        "reflecto-ask.1" => vec![
+            (
+                0,
+                "someone answered: stdout holds the chosen response (nothing for a click on the notification itself)",
+            ),
+            (1, BUG),
+            (
+                2,
+                "usage error or invalid input: no --option or more than 3, an option that is no valid response, a bad send flag",
+            ),
+            (
+                3,
+                "authentication or permission: no stored token, an unknown or revoked token, a priority above the token's cap",
+            ),
+            (4, "payload too large"),
+            (5, "rate limited after retries"),
+            (6, "relay unreachable, or 5xx after retries"),
+            (
+                7,
+                "not acknowledged: nobody answered within --wait (not_acknowledged); the question was cleared from every device",
+            ),
+        ],
+        "reflecto-clear.1" | "reflecto-respond.1" => vec![
+            (0, "done (clearing or acknowledging twice is not an error)"),
+            (1, BUG),
+            (
+                2,
+                "usage error, an invalid key or response (invalid_key, invalid_response), or a message the relay does not know for this token or device (not_found)",
+            ),
+            (
+                3,
+                "authentication: no stored token (clear) or no pairing (respond), an unknown or revoked token or device",
+            ),
+            (5, "rate limited after retries"),
+            (6, "relay unreachable, or 5xx after retries"),
         ],
         "reflecto-run.1" => vec![
             (
@@ -79,7 +115,7 @@ pub fn exit_statuses(name: &str) -> Vec<(u8, &'static str)> {
             (6, "relay unreachable, or a 5xx"),
             (
                 7,
-                "not delivered (--wait): a delivery failed, expired, or did not end in time",
+                "not delivered (--wait): a delivery failed, expired, or did not end in time; with --until acknowledged: nobody acknowledged it in time (not_acknowledged)",
             ),
         ],
         "reflecto-login.1" => vec![

@@ -5,18 +5,22 @@
 
 mod notifier;
 mod output;
+#[cfg(all(unix, not(target_os = "macos")))]
+mod screen;
 mod seen;
 
 use super::runtime;
 use crate::api::sealed::{SecretKey, parse_secret_key};
 use crate::api::{ApiError, ErrorCode};
+use crate::client::Client;
 use crate::client::stream::{
-    EventStream, StreamClient, StreamError, SyncEvent, decode, reconnect_delay,
+    EventKind, EventStream, StreamClient, StreamError, SyncEvent, decode, decode_clear,
+    reconnect_delay,
 };
 use crate::credentials::{Credentials, DEFAULT_PROFILE};
 use clap::Args;
 use futures_util::{FutureExt, StreamExt};
-use notifier::Notifier;
+use notifier::{Ack, Notifier};
 use output::{Note, run_hook};
 use seen::Seen;
 use std::future::Future;
@@ -53,6 +57,8 @@ const POLL_QUIET: Duration = Duration::from_secs(2);
 const FINAL_NOTIFY_WAIT: Duration = Duration::from_secs(5);
 /// On SIGINT/SIGTERM, the last acks get this long.
 const FINAL_ACK_WAIT: Duration = Duration::from_secs(5);
+/// How long an acknowledgement (a click) is retried while the relay is unreachable.
+const ACKNOWLEDGE_RETRY: Duration = Duration::from_secs(120);
 
 struct Listener {
     client: StreamClient,
@@ -115,11 +121,14 @@ pub fn run(args: ListenArgs) -> Result<(), ApiError> {
             ),
         )
     })?;
+    let acknowledger = Client::new(&device.server)?;
+    let (clicks, clicked) = tokio::sync::mpsc::unbounded_channel();
+    let credential = device.credential.clone();
     let mut listener = Listener {
         client: StreamClient::new(&device.server, device.credential)?,
         key,
         seen: Seen::load(&seen::data_dir(), &args.profile),
-        notifier: (!args.no_notify).then(Notifier::new),
+        notifier: (!args.no_notify).then(|| Notifier::new(clicks)),
         json: args.json,
         exec: args.exec,
         last_event_id: None,
@@ -130,6 +139,13 @@ pub fn run(args: ListenArgs) -> Result<(), ApiError> {
     let runtime = runtime()?;
     runtime.block_on(async {
         let mut shutdown = shutdown_signal()?;
+        // Clicks are posted apart from the stream: a slow acknowledgement holds up no event.
+        tokio::spawn(acknowledge_clicks(
+            acknowledger,
+            credential,
+            clicked,
+            args.json,
+        ));
         if !args.poll {
             eprintln!(
                 "listening on {} as {} (Ctrl-C to stop)",
@@ -139,6 +155,32 @@ pub fn run(args: ListenArgs) -> Result<(), ApiError> {
         }
         listener.run(args.poll, &mut shutdown).await
     })
+}
+
+/// Posts each click's acknowledgement (SPEC §1.16) as the device, then prints it.
+async fn acknowledge_clicks(
+    client: Client,
+    credential: crate::api::token::Secret,
+    mut clicked: tokio::sync::mpsc::UnboundedReceiver<Ack>,
+    json: bool,
+) {
+    while let Some(Ack { id, response }) = clicked.recv().await {
+        let posted = client
+            .acknowledge(&credential, &id, response.as_deref(), ACKNOWLEDGE_RETRY)
+            .await;
+        match posted {
+            Ok(_) => {
+                let time = chrono::Local::now().format("%H:%M:%S").to_string();
+                let line = Note::acknowledged_line(&id, response.as_deref(), json, &time);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
+            Err(e) => eprintln!(
+                "warning: could not acknowledge {id}: error[{}]: {}",
+                e.code, e.message
+            ),
+        }
+    }
 }
 
 impl Listener {
@@ -241,9 +283,26 @@ impl Listener {
         }
     }
 
-    /// One event: decode, skip if already shown, notify, print, hook, then queue its ack.
+    /// One event: decode, skip if already shown, notify, print, hook, then queue its ack. A
+    /// clear closes the message's notification.
     async fn handle(&mut self, event: SyncEvent) {
-        let SyncEvent { event_id, data } = event;
+        let SyncEvent {
+            kind,
+            event_id,
+            data,
+        } = event;
+        if kind == EventKind::Clear {
+            match decode_clear(&data) {
+                Ok(id) => {
+                    if let Some(notifier) = &self.notifier {
+                        notifier.close(&id);
+                    }
+                }
+                Err(e) => eprintln!("warning: event {event_id} skipped: {e}"),
+            }
+            self.queue_ack(event_id);
+            return;
+        }
         let note = match decode(&data, Some(&self.key)) {
             Ok(delivery) => Note::from_delivery(&event_id, delivery),
             Err(e) => {
@@ -262,6 +321,10 @@ impl Listener {
             }
             self.deliver(&note).await;
         }
+        self.queue_ack(event_id);
+    }
+
+    fn queue_ack(&mut self, event_id: String) {
         if !event_id.is_empty() {
             self.pending_acks.push(event_id.clone());
             self.last_event_id = Some(event_id);

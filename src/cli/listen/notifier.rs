@@ -4,10 +4,11 @@
 //! starts after `listen` (a login session) is picked up.
 
 use super::output::Note;
+#[cfg(all(unix, not(target_os = "macos")))]
+use super::screen::Screen;
 use crate::api::Priority;
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 use tokio::sync::{mpsc as queue, oneshot};
 use tokio::task::JoinSet;
@@ -23,18 +24,35 @@ const MAX_IN_FLIGHT: usize = 64;
 /// daemon sees them in the order they came while a slow answer holds up nothing.
 const STAGGER: Duration = Duration::from_millis(5);
 
+/// A click that acknowledges message `id`, with the chosen response or none (SPEC §1.16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub id: String,
+    pub response: Option<String>,
+}
+
+/// What the listener asks of the desktop.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Show(Box<Note>),
+    /// Close the notification of this message id (a `clear` event, SPEC §1.15).
+    Close(String),
+}
+
 /// Shows notifications on a thread of its own, in order. The event loop hands a note over and
 /// goes on (print, `--exec`, ack): a notification daemon that is slow to answer or hung never
 /// holds up the stream, and its slowness does not queue the notes behind it either: `Notify`
-/// calls are pipelined, each sent without waiting for the previous reply.
+/// calls are pipelined, each sent without waiting for the previous reply. Clicks on what it
+/// showed come back as [`Ack`]s on the channel given to [`Notifier::new`].
 pub struct Notifier {
-    queue: queue::UnboundedSender<Note>,
+    queue: queue::UnboundedSender<Command>,
     done: mpsc::Receiver<()>,
 }
 
 impl Notifier {
-    pub fn new() -> Notifier {
-        let (queue, notes) = queue::unbounded_channel::<Note>();
+    #[cfg_attr(not(all(unix, not(target_os = "macos"))), allow(unused_variables))]
+    pub fn new(acks: queue::UnboundedSender<Ack>) -> Notifier {
+        let (queue, commands) = queue::unbounded_channel::<Command>();
         let (finished, done) = mpsc::channel();
         std::thread::spawn(move || {
             // The listener's own runtime is busy with the stream; this one only waits on D-Bus.
@@ -42,9 +60,14 @@ impl Notifier {
                 .enable_time()
                 .build()
             {
-                let shown = Shown::default();
-                let show = move |note| show_async(note, shown.clone());
-                runtime.block_on(pump(notes, show, warn_unreachable));
+                #[cfg(all(unix, not(target_os = "macos")))]
+                let run = {
+                    let screen = Screen::new(acks);
+                    move |command| run_command(command, screen.clone())
+                };
+                #[cfg(not(all(unix, not(target_os = "macos"))))]
+                let run = run_command;
+                runtime.block_on(pump(commands, run, warn_unreachable));
             }
             let _ = finished.send(());
         });
@@ -53,7 +76,12 @@ impl Notifier {
 
     /// Queues `note` for showing; never fails the caller.
     pub fn show(&self, note: &Note) {
-        let _ = self.queue.send(note.clone());
+        let _ = self.queue.send(Command::Show(Box::new(note.clone())));
+    }
+
+    /// Queues closing the notification of message `id`; never fails the caller.
+    pub fn close(&self, id: &str) {
+        let _ = self.queue.send(Command::Close(id.to_owned()));
     }
 
     /// Shows what is still queued (for at most `wait`), then stops.
@@ -70,13 +98,13 @@ fn warn_unreachable(reason: &str) {
     );
 }
 
-/// Starts one `show` per note, in order, each once the previous one was answered or
-/// [`STAGGER`] passed, with at most [`MAX_IN_FLIGHT`] unanswered; returns when `notes` is
+/// Starts one `show` per item, in order, each once the previous one was answered or
+/// [`STAGGER`] passed, with at most [`MAX_IN_FLIGHT`] unanswered; returns when `items` is
 /// closed and every show has ended. `warn` hears the first failure after a success (or at
 /// the start), so a missing daemon is reported once and again only after it came and went.
-async fn pump<S, F>(mut notes: queue::UnboundedReceiver<Note>, show: S, warn: fn(&str))
+async fn pump<T, S, F>(mut items: queue::UnboundedReceiver<T>, show: S, warn: fn(&str))
 where
-    S: Fn(Note) -> F,
+    S: Fn(T) -> F,
     F: Future<Output = Result<(), String>> + Send + 'static,
 {
     let mut in_flight = JoinSet::new();
@@ -94,10 +122,10 @@ where
         tokio::select! {
             biased;
             Some(result) = in_flight.join_next(), if !in_flight.is_empty() => record(result),
-            note = notes.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
-                let Some(note) = note else { break };
+            item = items.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
+                let Some(item) = item else { break };
                 let (answered, answer) = oneshot::channel();
-                let showing = show(note);
+                let showing = show(item);
                 in_flight.spawn(async move {
                     let result = showing.await;
                     let _ = answered.send(());
@@ -112,9 +140,6 @@ where
     }
 }
 
-/// The action key of the url; action buttons are `action-<index>`.
-const URL_ACTION: &str = "default";
-
 /// `min`/`low` → low, `default`/`high` → normal, `urgent` → critical (SPEC §2.1).
 #[cfg(all(unix, not(target_os = "macos")))]
 pub fn urgency(priority: Priority) -> notify_rust::Urgency {
@@ -125,83 +150,44 @@ pub fn urgency(priority: Priority) -> notify_rust::Urgency {
     }
 }
 
-/// (action key, label, url) for the notification's clickable actions.
-fn clickable(note: &Note) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    if let Some(url) = &note.url {
-        let label = note.url_title.clone().unwrap_or_else(|| "Open".to_owned());
-        out.push((URL_ACTION.to_owned(), label, url.clone()));
-    }
-    for (i, (label, url)) in note.actions.iter().enumerate() {
-        out.push((format!("action-{i}"), label.clone(), url.clone()));
-    }
-    out
-}
-
-/// The notification last shown for each key (SPEC §1.15), so the next note of that key replaces
-/// it (D-Bus `replaces_id`). Shows of one key wait for each other, since the second needs the
-/// id the daemon gave the first; shows of other keys and without a key are not held up.
-#[derive(Clone, Default)]
-struct Shown(Arc<std::sync::Mutex<HashMap<String, Slot>>>);
-
-/// The daemon's id of the notification shown for one key, locked while one is being shown.
-type Slot = Arc<tokio::sync::Mutex<Option<u32>>>;
-
-impl Shown {
-    /// The slot of `key`: held while a note of it is shown, holding the daemon's id after.
-    fn slot(&self, key: &str) -> Slot {
-        let mut slots = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        slots.entry(key.to_owned()).or_default().clone()
-    }
-}
-
-/// One `Notify` call; resolves with the daemon's reply.
-#[cfg_attr(not(all(unix, not(target_os = "macos"))), allow(unused_variables))]
-async fn show_async(note: Note, shown: Shown) -> Result<(), String> {
+fn notification(note: &Note) -> notify_rust::Notification {
     let mut n = notify_rust::Notification::new();
     n.appname("reflecto")
         .summary(&note.title)
         .body(&note.message);
-    let actions = clickable(&note);
-    for (key, label, _) in &actions {
-        n.action(key, label);
-    }
     #[cfg(all(unix, not(target_os = "macos")))]
-    {
-        n.urgency(urgency(note.priority));
-        let slot = match &note.key {
-            Some(key) => Some(shown.slot(key).lock_owned().await),
-            None => None,
-        };
-        if let Some(id) = slot.as_deref().copied().flatten() {
-            n.id(id);
+    n.urgency(urgency(note.priority));
+    n
+}
+
+/// One command on the freedesktop service: `Notify` (resolves with the daemon's reply; the
+/// clicks are waited for apart) or `CloseNotification`.
+#[cfg(all(unix, not(target_os = "macos")))]
+async fn run_command(command: Command, screen: Screen) -> Result<(), String> {
+    match command {
+        Command::Show(note) => screen.show(notification(&note), *note).await,
+        Command::Close(id) => {
+            screen.close(id).await;
+            Ok(())
         }
-        let handle = n.show_async().await.map_err(|e| e.to_string())?;
-        if let Some(mut slot) = slot {
-            *slot = Some(handle.id());
-        }
-        if !actions.is_empty() {
-            // Waiting for a click blocks until the notification closes: its own thread, so
-            // the stream goes on. Only the urls we were sent are opened.
-            std::thread::spawn(move || {
-                handle.wait_for_action(|key| {
-                    if let Some((_, _, url)) = actions.iter().find(|(k, _, _)| k == key) {
-                        open_url(url);
-                    }
-                })
-            });
-        }
-        Ok(())
     }
-    // Elsewhere notify-rust only blocks; a blocking thread keeps the pipeline going.
-    #[cfg(not(all(unix, not(target_os = "macos"))))]
+}
+
+/// Elsewhere notify-rust only blocks (and has no replacing, closing or clicks to wait for); a
+/// blocking thread keeps the pipeline going.
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+async fn run_command(command: Command) -> Result<(), String> {
+    let Command::Show(note) = command else {
+        return Ok(());
+    };
+    let n = notification(&note);
     tokio::task::spawn_blocking(move || n.show().map(drop).map_err(|e| e.to_string()))
         .await
         .unwrap_or_else(|e| Err(e.to_string()))
 }
 
 /// Opens a url with the desktop's handler, without waiting for it.
-fn open_url(url: &str) {
+pub(super) fn open_url(url: &str) {
     let (program, args): (&str, Vec<&str>) = if cfg!(target_os = "macos") {
         ("open", vec![url])
     } else if cfg!(windows) {
@@ -233,6 +219,7 @@ mod tests {
             url: None,
             url_title: None,
             actions: vec![],
+            responses: vec![],
             source: "ci".into(),
             key: None,
             envelope: serde_json::Value::Null,
@@ -310,35 +297,6 @@ mod tests {
         })
         .await;
         assert_eq!(WARNINGS.load(Ordering::SeqCst), 2);
-    }
-
-    #[test]
-    fn url_and_actions_become_clickable_in_order() {
-        let note = Note {
-            event_id: "1".into(),
-            id: "msg_1".into(),
-            title: "t".into(),
-            message: "m".into(),
-            priority: Priority::Urgent,
-            tags: vec![],
-            url: Some("https://a.example/".into()),
-            url_title: None,
-            actions: vec![("Rerun".into(), "https://b.example/".into())],
-            source: "ci".into(),
-            key: None,
-            envelope: serde_json::Value::Null,
-        };
-        let keys: Vec<_> = clickable(&note)
-            .into_iter()
-            .map(|(k, l, _)| (k, l))
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                ("default".to_owned(), "Open".to_owned()),
-                ("action-0".to_owned(), "Rerun".to_owned())
-            ]
-        );
     }
 
     #[cfg(all(unix, not(target_os = "macos")))]

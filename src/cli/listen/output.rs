@@ -21,6 +21,8 @@ pub struct Note {
     pub url_title: Option<String>,
     /// (label, url) buttons
     pub actions: Vec<(String, String)>,
+    /// (label, response) buttons (SPEC §1.16): pressing one acknowledges with the response
+    pub responses: Vec<(String, String)>,
     pub source: String,
     /// The send's key (SPEC §1.15): a newer note of the key replaces the one shown for it.
     pub key: Option<String>,
@@ -31,7 +33,15 @@ pub struct Note {
 impl Note {
     /// `None` when the envelope is not a notification this version understands.
     pub fn from_delivery(event_id: &str, delivery: Delivery) -> Option<Note> {
-        let envelope: Envelope = serde_json::from_value(delivery.envelope.clone()).ok()?;
+        // Buttons are read apart, so a button of a kind this version does not know costs
+        // that button, not the notification.
+        let mut rest = delivery.envelope.clone();
+        let buttons = rest
+            .get_mut("payload")
+            .and_then(|p| p.as_object_mut())
+            .and_then(|p| p.remove("actions"));
+        let (actions, responses) = buttons_of(buttons);
+        let envelope: Envelope = serde_json::from_value(rest).ok()?;
         let p = envelope.payload;
         // The relay puts the token's label in `source`; it names the sender when there is
         // no title.
@@ -49,18 +59,27 @@ impl Note {
             tags: p.tags.clone().unwrap_or_default(),
             url: p.url.clone(),
             url_title: p.url_title.clone(),
-            actions: p
-                .actions
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                // Link actions only; response buttons are the listen side of SPEC §1.16.
-                .filter_map(|a| a.url.map(|url| (a.label, url)))
-                .collect(),
+            actions,
+            responses,
             source: envelope.source,
             key: p.key.clone(),
             envelope: delivery.envelope,
         })
+    }
+
+    /// The acknowledgement's line: human, or `--json`'s `{"acknowledged","response"}`.
+    pub fn acknowledged_line(id: &str, response: Option<&str>, json: bool, time: &str) -> String {
+        if json {
+            return format!(
+                r#"{{"acknowledged":{},"response":{}}}"#,
+                Value::String(id.to_owned()),
+                response.map_or(Value::Null, |r| Value::String(r.to_owned()))
+            );
+        }
+        match response {
+            Some(r) => format!("{time} acknowledged {id}: {r}"),
+            None => format!("{time} acknowledged {id}"),
+        }
     }
 
     /// The `--json` line and `--exec`'s stdin: `{"event_id","id","envelope"}`.
@@ -101,6 +120,26 @@ impl Note {
             ("REFLECTO_SOURCE", self.source.clone()),
         ]
     }
+}
+
+/// (label, url) links or (label, response) answers.
+type Buttons = Vec<(String, String)>;
+
+/// An envelope's `actions` as links and answers.
+fn buttons_of(actions: Option<Value>) -> (Buttons, Buttons) {
+    let (mut links, mut answers) = (Vec::new(), Vec::new());
+    let Some(Value::Array(actions)) = actions else {
+        return (links, answers);
+    };
+    for action in actions {
+        let text = |k: &str| action.get(k).and_then(Value::as_str).map(str::to_owned);
+        match (text("label"), text("url"), text("response")) {
+            (Some(label), Some(url), None) => links.push((label, url)),
+            (Some(label), None, Some(response)) => answers.push((label, response)),
+            _ => {}
+        }
+    }
+    (links, answers)
 }
 
 /// Runs `sh -c CMD` with the note's variables and its JSON on stdin, and waits for it. Its
@@ -203,6 +242,38 @@ mod tests {
         assert_eq!(back["event_id"], "4");
         assert_eq!(back["id"], "msg_1");
         assert_eq!(back["envelope"]["payload"]["title"], "t");
+    }
+
+    #[test]
+    fn response_buttons_are_kept_apart_from_links() {
+        let n = note(
+            json!({"type":"notification","payload":{"message":"Deploy?","actions":[{"label":"Deploy","response":"deploy"},{"label":"Diff","url":"https://d.example/"},{"label":"odd"}]},"source":"ci"}),
+        );
+        assert_eq!(n.responses, [("Deploy".to_owned(), "deploy".to_owned())]);
+        assert_eq!(
+            n.actions,
+            [("Diff".to_owned(), "https://d.example/".to_owned())]
+        );
+        assert_eq!(
+            n.envelope["payload"]["actions"][0]["response"], "deploy",
+            "--json and --exec still get the envelope as it came"
+        );
+    }
+
+    #[test]
+    fn acknowledgements_print_as_a_line_or_json() {
+        assert_eq!(
+            Note::acknowledged_line("msg_1", Some("deploy"), true, "12:00:00"),
+            r#"{"acknowledged":"msg_1","response":"deploy"}"#
+        );
+        assert_eq!(
+            Note::acknowledged_line("msg_1", None, true, "12:00:00"),
+            r#"{"acknowledged":"msg_1","response":null}"#
+        );
+        assert_eq!(
+            Note::acknowledged_line("msg_1", None, false, "12:00:00"),
+            "12:00:00 acknowledged msg_1"
+        );
     }
 
     #[test]

@@ -1,0 +1,244 @@
+//! The sender's loop through the real binary (SPEC §2.3): `reflecto ask` sends a question with
+//! response buttons, a device answers with `reflecto respond` (its stored device credential),
+//! and `ask` prints that response alone and exits 0; with nobody answering it exits 7 after
+//! its `--wait` with `error[not_acknowledged]` and the question cleared from every screen.
+//! `send --wait --until acknowledged` and `reflecto clear` ride on the same endpoints.
+
+use crate::harness::{BIN, Relay, no_limits};
+use crate::listen::Desk;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The real binary as a sender: the relay and token from the environment, no profile.
+fn sender(relay: &Relay, token: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    let config = relay.dir.path().join("sender-config");
+    cmd.env("REFLECTO_CONFIG_DIR", config)
+        .env("REFLECTO_SERVER", &relay.url)
+        .env("REFLECTO_TOKEN", token)
+        .env_remove("REFLECTO_PROFILE")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS");
+    cmd
+}
+
+/// A running `ask`: its stderr lines on a channel (its first names the question's id).
+struct Asking {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Asking {
+    fn start(mut cmd: Command) -> Asking {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Asking { child, stderr }
+    }
+
+    /// The question's id, from `msg_…: asked on N device(s); …`.
+    fn id(&self) -> String {
+        let line = self
+            .stderr
+            .recv_timeout(Duration::from_secs(30))
+            .expect("ask said which message it sent");
+        let id = line.split(':').next().unwrap().to_owned();
+        assert!(id.starts_with("msg_"), "{line}");
+        id
+    }
+
+    /// Exit status, stdout and the rest of stderr.
+    fn finish(self) -> (Option<i32>, String, String) {
+        let out = self.child.wait_with_output().unwrap();
+        let rest: Vec<String> = self.stderr.try_iter().collect();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            rest.join("\n"),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_prints_the_response_a_device_chose_and_exits_0() {
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let mut ask = sender(&relay, &token);
+    ask.args([
+        "ask",
+        "Deploy v42 to prod?",
+        "--option",
+        "Deploy",
+        "--option",
+        "Not now=abort",
+        "--wait",
+        "60",
+    ]);
+    let asking = Asking::start(ask);
+    let id = asking.id();
+    // What the device got: the question with one response button per option.
+    let polled = desk
+        .cmd()
+        .args(["listen", "--poll", "--json", "--no-notify"])
+        .output()
+        .unwrap();
+    let line: Value = serde_json::from_slice(&polled.stdout).unwrap();
+    assert_eq!(line["id"], id.as_str());
+    assert_eq!(
+        line["envelope"]["payload"]["actions"],
+        serde_json::json!([{"label": "Deploy", "response": "Deploy"}, {"label": "Not now", "response": "abort"}])
+    );
+    let responded = desk.cmd().args(["respond", &id, "abort"]).output().unwrap();
+    assert!(
+        responded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&responded.stderr)
+    );
+    let said = String::from_utf8(responded.stdout).unwrap();
+    assert!(
+        said.contains(&desk.device) && said.contains("with abort"),
+        "{said}"
+    );
+    let (code, stdout, stderr) = asking.finish();
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert_eq!(stdout, "abort\n", "the response alone on stdout");
+    let status = relay.api().status(&token, &id).await;
+    assert_eq!(status["acknowledged"]["device_id"], desk.device.as_str());
+    assert_eq!(status["acknowledged"]["response"], "abort");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_json_and_a_click_without_a_response() {
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let mut ask = sender(&relay, &token);
+    ask.args(["ask", "Seen the alert?", "--option", "OK", "--json"]);
+    let asking = Asking::start(ask);
+    let id = asking.id();
+    let responded = desk.cmd().args(["respond", &id]).output().unwrap();
+    assert!(responded.status.success());
+    let (code, stdout, _) = asking.finish();
+    assert_eq!(code, Some(0));
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["id"], id.as_str());
+    assert_eq!(answer["response"], Value::Null);
+    assert_eq!(answer["device_id"], desk.device.as_str());
+    assert!(answer["acknowledged_at"].is_string());
+    assert_eq!(
+        stdout.find("\"id\"").unwrap(),
+        1,
+        "SPEC's key order: {stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nobody_answering_is_exit_7_and_the_question_is_cleared() {
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let mut ask = sender(&relay, &token);
+    ask.args(["ask", "Anyone?", "--option", "Yes", "--wait", "2"]);
+    let asking = Asking::start(ask);
+    let id = asking.id();
+    // The device received it (so the clear has a screen to reach).
+    let polled = desk
+        .cmd()
+        .args(["listen", "--poll", "--json", "--no-notify"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&polled.stdout).contains(&id));
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = asking.finish();
+    assert_eq!(code, Some(7), "stderr: {stderr}");
+    assert_eq!(stdout, "", "nothing on stdout");
+    assert!(stderr.contains("error[not_acknowledged]"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let status = relay.api().status(&token, &id).await;
+    assert!(status["cleared_at"].is_string(), "cleared: {status}");
+    assert_eq!(status["acknowledged"], Value::Null);
+    assert_eq!(status.delivery(&desk.device)["state"], "delivered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_until_acknowledged_and_clear_by_key() {
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let mut send = sender(&relay, &token);
+    send.args([
+        "send",
+        "restart db1?",
+        "--action-response",
+        "Restart=restart",
+        "--key",
+        "db1",
+        "--wait",
+        "30",
+        "--until",
+        "acknowledged",
+    ]);
+    let mut waiting = send.stdout(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(waiting.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let id = first.split(':').next().unwrap().to_owned();
+    assert!(id.starts_with("msg_"), "{first}");
+    assert!(
+        desk.cmd()
+            .args(["respond", &id, "restart"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let out = waiting.wait_with_output().unwrap();
+    let rest = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{rest}");
+    assert!(
+        rest.contains("acknowledged on") && rest.contains("restart"),
+        "{rest}"
+    );
+    // A response that is not one of the message's is the relay's invalid_response (exit 2).
+    let wrong = desk
+        .cmd()
+        .args(["respond", &id, "reboot"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("error[invalid_response]"));
+    // `clear --key` clears the newest message of the key.
+    let cleared = sender(&relay, &token)
+        .args(["clear", "--key", "db1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        cleared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cleared.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&cleared.stdout).unwrap();
+    assert_eq!(answer["id"], id.as_str());
+    let unknown = sender(&relay, &token)
+        .args(["clear", "msg_00000000000000000000000000000000"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        unknown.status.code(),
+        Some(2),
+        "a relay's not_found for a typed id"
+    );
+}

@@ -1,0 +1,359 @@
+//! `reflecto listen` answering back (SPEC §1.15, §1.16) against a fake freedesktop
+//! notification daemon on a private D-Bus: a `dbus-daemon` of the test's own and an
+//! `org.freedesktop.Notifications` object served by this process (zbus), which keeps what is
+//! on its "screen" (a replaced notification stays one entry), records `CloseNotification`,
+//! and emits `ActionInvoked` as a person pressing a button would. The real binary listens;
+//! the real `reflecto clear` and `reflecto ask` send.
+
+use crate::harness::{BIN, Relay, no_limits, tools};
+use crate::listen::Desk;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use zbus::object_server::SignalEmitter;
+
+const PATH: &str = "/org/freedesktop/Notifications";
+
+/// One notification on the fake screen.
+#[derive(Debug, Clone, PartialEq)]
+struct Shown {
+    summary: String,
+    body: String,
+    actions: Vec<String>,
+}
+
+#[derive(Default)]
+struct Desktop {
+    next: u32,
+    screen: HashMap<u32, Shown>,
+    /// Every Notify as (replaces_id, the id answered).
+    notifies: Vec<(u32, u32)>,
+    closes: Vec<u32>,
+}
+
+struct FakeDaemon(Arc<Mutex<Desktop>>);
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl FakeDaemon {
+    #[allow(clippy::too_many_arguments)]
+    fn notify(
+        &self,
+        _app_name: String,
+        replaces_id: u32,
+        _app_icon: String,
+        summary: String,
+        body: String,
+        actions: Vec<String>,
+        _hints: HashMap<String, zbus::OwnedVariant>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let mut desk = self.0.lock().unwrap();
+        let id = if replaces_id != 0 && desk.screen.contains_key(&replaces_id) {
+            replaces_id
+        } else {
+            desk.next += 1;
+            desk.next
+        };
+        desk.screen.insert(
+            id,
+            Shown {
+                summary,
+                body,
+                actions,
+            },
+        );
+        desk.notifies.push((replaces_id, id));
+        id
+    }
+
+    async fn close_notification(
+        &self,
+        id: u32,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) {
+        {
+            let mut desk = self.0.lock().unwrap();
+            desk.closes.push(id);
+            desk.screen.remove(&id);
+        }
+        // Reason 3: closed by a call to CloseNotification.
+        let _ = Self::notification_closed(&emitter, id, 3).await;
+    }
+
+    fn get_capabilities(&self) -> Vec<String> {
+        vec!["actions".into(), "body".into()]
+    }
+
+    fn get_server_information(&self) -> (String, String, String, String) {
+        (
+            "fake".into(),
+            "reflecto-tests".into(),
+            "1".into(),
+            "1.2".into(),
+        )
+    }
+
+    #[zbus(signal)]
+    async fn action_invoked(
+        emitter: &SignalEmitter<'_>,
+        id: u32,
+        action_key: &str,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn notification_closed(
+        emitter: &SignalEmitter<'_>,
+        id: u32,
+        reason: u32,
+    ) -> zbus::Result<()>;
+}
+
+/// A private bus (its own `dbus-daemon`) with the fake daemon on it.
+struct Bus {
+    daemon: Child,
+    address: String,
+    connection: zbus::Connection,
+    desktop: Arc<Mutex<Desktop>>,
+}
+
+impl Bus {
+    async fn start() -> Bus {
+        let mut daemon = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut address = String::new();
+        BufReader::new(daemon.stdout.as_mut().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        let address = address.trim().to_owned();
+        let desktop = Arc::new(Mutex::new(Desktop::default()));
+        let connection = zbus::connection::Builder::address(address.as_str())
+            .name("org.freedesktop.Notifications")
+            .serve_at(PATH, FakeDaemon(desktop.clone()))
+            .build()
+            .await
+            .unwrap();
+        Bus {
+            daemon,
+            address,
+            connection,
+            desktop,
+        }
+    }
+
+    /// A person pressing `action` on notification `id`.
+    async fn press(&self, id: u32, action: &str) {
+        let iface = self
+            .connection
+            .object_server()
+            .interface::<_, FakeDaemon>(PATH)
+            .await
+            .unwrap();
+        FakeDaemon::action_invoked(iface.signal_emitter(), id, action)
+            .await
+            .unwrap();
+    }
+
+    /// The id of the notification on screen whose body is `body`, once there.
+    async fn shown(&self, body: &str) -> (u32, Shown) {
+        crate::harness::eventually(
+            &format!("'{body}' on screen"),
+            Duration::from_secs(30),
+            || async {
+                let desk = self.desktop.lock().unwrap();
+                desk.screen
+                    .iter()
+                    .find(|(_, s)| s.body == body)
+                    .map(|(id, s)| (*id, s.clone()))
+                    .ok_or_else(|| format!("on screen: {:?}", desk.screen))
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_replaces_closes_on_clear_and_turns_a_button_into_the_answer_ask_prints() {
+    if !tools(&["dbus-daemon"], "dbus") {
+        return;
+    }
+    let bus = Bus::start().await;
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let mut listen = desk
+        .cmd()
+        .args(["listen", "--json"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let out = listen.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let sender = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("REFLECTO_CONFIG_DIR", relay.dir.path().join("sender"))
+            .env("REFLECTO_SERVER", &relay.url)
+            .env("REFLECTO_TOKEN", &token)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+        cmd
+    };
+    let send = |args: &[&str]| {
+        let out = sender(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8(out.stdout).unwrap();
+        line.split(':').next().unwrap().to_owned()
+    };
+
+    // A replaced notification is one entry, showing the newer text.
+    send(&["send", "build running", "--title", "CI", "--key", "ci:42"]);
+    let (first, _) = bus.shown("build running").await;
+    send(&["send", "build passed", "--title", "CI", "--key", "ci:42"]);
+    let (second, _) = bus.shown("build passed").await;
+    assert_eq!(second, first, "replaced in place (replaces_id)");
+    {
+        let desktop = bus.desktop.lock().unwrap();
+        assert_eq!(desktop.screen.len(), 1, "{:?}", desktop.screen);
+        assert!(
+            desktop.notifies.contains(&(first, first)),
+            "{:?}",
+            desktop.notifies
+        );
+    }
+
+    // A cleared message is closed.
+    let doomed = send(&["send", "disk 91% full", "--title", "db1"]);
+    let (doomed_on_screen, _) = bus.shown("disk 91% full").await;
+    let cleared = sender(&["clear", &doomed]).output().unwrap();
+    assert!(
+        cleared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cleared.stderr)
+    );
+    crate::harness::eventually("the clear closed it", Duration::from_secs(30), || async {
+        let desktop = bus.desktop.lock().unwrap();
+        if desktop.closes.contains(&doomed_on_screen) {
+            Ok(())
+        } else {
+            Err(format!("closes: {:?}", desktop.closes))
+        }
+    })
+    .await;
+    assert_eq!(
+        bus.desktop.lock().unwrap().screen.len(),
+        1,
+        "only the build is left"
+    );
+
+    // A button press is the answer `ask` prints.
+    let mut ask = sender(&[
+        "ask",
+        "Deploy v42 to prod?",
+        "--option",
+        "Deploy",
+        "--option",
+        "Abort",
+        "--wait",
+        "60",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (question, shown) = bus.shown("Deploy v42 to prod?").await;
+    assert_eq!(
+        shown.actions,
+        [
+            "default",
+            "Acknowledge",
+            "response-0",
+            "Deploy",
+            "response-1",
+            "Abort"
+        ],
+        "the body and one button per option"
+    );
+    // notify-rust subscribes to the signals after Notify was answered: give it a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (answer_tx, answer) = std::sync::mpsc::channel();
+    let ask_out = ask.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(ask_out).read_line(&mut line);
+        let _ = answer_tx.send((Instant::now(), line));
+    });
+    let pressed = Instant::now();
+    bus.press(question, "response-0").await;
+    let (printed, line) = loop {
+        match answer.recv_timeout(Duration::from_secs(5)) {
+            Ok(answered) => break answered,
+            // Pressed before the waiter listened: a person presses again.
+            Err(_) if pressed.elapsed() < Duration::from_secs(30) => {
+                bus.press(question, "response-0").await
+            }
+            Err(_) => panic!("ask never printed the answer"),
+        }
+    };
+    assert_eq!(line, "Deploy\n");
+    let latency = printed - pressed;
+    eprintln!("button press in listen → ask printed the answer: {latency:?}");
+    let status = ask.wait().unwrap();
+    assert!(status.success());
+    // The relay recorded the acknowledgement with that response, from this device.
+    let ask_id = {
+        let desktop_lines: Vec<String> = lines.try_iter().collect();
+        let ack = desktop_lines
+            .iter()
+            .find(|l| l.contains("\"acknowledged\""))
+            .cloned()
+            .unwrap_or_else(|| {
+                lines
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("listen printed the acknowledgement")
+            });
+        let ack: serde_json::Value = serde_json::from_str(&ack).unwrap();
+        assert_eq!(ack["response"], "Deploy");
+        ack["acknowledged"].as_str().unwrap().to_owned()
+    };
+    let status = relay.api().status(&token, &ask_id).await;
+    assert_eq!(status["acknowledged"]["response"], "Deploy");
+    assert_eq!(status["acknowledged"]["device_id"], desk.device.as_str());
+    // Dealt with, the answered question leaves the screen.
+    crate::harness::eventually(
+        "the answered question closed",
+        Duration::from_secs(10),
+        || async {
+            let desktop = bus.desktop.lock().unwrap();
+            if desktop.screen.contains_key(&question) {
+                Err(format!("{:?}", desktop.screen))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    let _ = listen.kill();
+    let _ = listen.wait();
+}
