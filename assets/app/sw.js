@@ -64,7 +64,8 @@ function urlForClick(data, action) {
 // button only opens its link. {acknowledge, response, url}.
 function clickOutcome(data, action) {
   const url = urlForClick(data, action);
-  if (!data || typeof data.id !== 'string') return { acknowledge: false, response: null, url };
+  // Only a message the relay sent can be acknowledged (not the stand-in for an unreadable push).
+  if (!data || typeof data.id !== 'string' || !data.id.startsWith('msg_')) return { acknowledge: false, response: null, url };
   if (action && action.startsWith('r')) {
     const response = (data.responses || [])[Number(action.slice(1))];
     return { acknowledge: typeof response === 'string', response: response || null, url: null };

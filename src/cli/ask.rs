@@ -9,6 +9,7 @@ use super::send::{NotifyArgs, client_setup, fields, response_action, validate};
 use super::status::{Acknowledgement, Output, Until, follow, parse_wait};
 use crate::api::{ApiError, ErrorCode};
 use crate::client::answer::ClearTarget;
+use crate::client::http::StatusPoll;
 use crate::client::{Client, RetryPolicy};
 use clap::Args;
 use serde::Serialize;
@@ -121,6 +122,15 @@ pub fn run(args: AskArgs) -> Result<(), ApiError> {
             // Nobody will act on a late answer: take the question off every screen.
             let cleared =
                 runtime.block_on(client.clear(&token, ClearTarget::Message(&id), max_wait));
+            // An answer that came between the deadline and the clear still counts: the person
+            // saw their click succeed.
+            let late = runtime.block_on(client.message_status(&token, &id, None, Duration::ZERO));
+            if let Ok(StatusPoll::Changed { view, .. }) = late
+                && let Some(ack) = view.acknowledged
+            {
+                print_answer(&id, &ack, args.json);
+                return Ok(());
+            }
             match cleared {
                 Ok(_) => Err(ApiError::new(
                     e.code,

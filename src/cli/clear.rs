@@ -34,7 +34,7 @@ pub struct ClearArgs {
         long,
         env = "REFLECTO_RETRY_MAX_WAIT",
         value_name = "SECONDS",
-        default_value_t = 60.0
+        default_value_t = super::send::DEFAULT_RETRY_MAX_WAIT
     )]
     pub retry_max_wait: f64,
 }
@@ -51,6 +51,7 @@ pub(crate) fn sender(server: Option<&str>, profile: &str) -> Result<(Client, Sec
     };
     let client = Client::new(&url)?;
     let token = creds.token_for(profile, server)?.0;
+    super::auth::check_token_format(token.expose())?;
     Ok((client, token))
 }
 

@@ -29,7 +29,7 @@ pub struct RespondArgs {
         long,
         env = "REFLECTO_RETRY_MAX_WAIT",
         value_name = "SECONDS",
-        default_value_t = 60.0
+        default_value_t = super::send::DEFAULT_RETRY_MAX_WAIT
     )]
     pub retry_max_wait: f64,
 }

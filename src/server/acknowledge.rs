@@ -11,7 +11,7 @@ use super::messages::rfc3339;
 use crate::api::ErrorCode;
 use crate::api::clear_ack::{AcknowledgeRequest, AcknowledgeResponse};
 use crate::store::AckOutcome;
-use crate::validate::fields::is_response;
+use crate::validate::fields::{is_message_id, is_response};
 use axum::Json;
 use axum::extract::{Path, State};
 use std::sync::Arc;
@@ -41,16 +41,22 @@ pub async fn acknowledge(
     {
         return Err(invalid_response());
     }
+    let not_found = || {
+        Failure::new(
+            ErrorCode::NotFound,
+            format!("no message '{}' was sent to this device", id.escape_debug()),
+        )
+    };
+    if !is_message_id(&id) {
+        return Err(not_found());
+    }
     let now = state.clock.now_ms();
     match state
         .store
         .acknowledge(&id, &device.id, request.response, now)
         .await?
     {
-        AckOutcome::NotFound => Err(Failure::new(
-            ErrorCode::NotFound,
-            format!("no message '{id}' was sent to this device"),
-        )),
+        AckOutcome::NotFound => Err(not_found()),
         AckOutcome::InvalidResponse => Err(invalid_response()),
         AckOutcome::Acknowledged { first, .. } => Ok(Json(AcknowledgeResponse {
             id,

@@ -10,6 +10,7 @@ use super::limits::binding;
 use crate::api::ErrorCode;
 use crate::api::clear_ack::ClearResponse;
 use crate::store::{Cleared, MessageRef};
+use crate::validate::fields::{is_key, is_message_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -33,16 +34,20 @@ pub async fn clear_message(
     ip: ChargedIp,
     TokenAuth(token): TokenAuth,
 ) -> Result<Response, Failure> {
+    let not_found = || {
+        Failure::new(
+            ErrorCode::NotFound,
+            format!("no message '{}' for this token's owner", id.escape_debug()),
+        )
+    };
+    if !is_message_id(&id) {
+        return Err(not_found());
+    }
     let cleared = state
         .store
         .clear_message(token.user_id, MessageRef::Id(id.clone()), ip.now)
         .await?
-        .ok_or_else(|| {
-            Failure::new(
-                ErrorCode::NotFound,
-                format!("no message '{id}' for this token's owner"),
-            )
-        })?;
+        .ok_or_else(not_found)?;
     Ok(answer(&ip, cleared))
 }
 
@@ -64,16 +69,24 @@ pub async fn clear_key(
     ip: ChargedIp,
     TokenAuth(token): TokenAuth,
 ) -> Result<Response, Failure> {
+    let not_found = || {
+        Failure::new(
+            ErrorCode::NotFound,
+            format!(
+                "no message with key '{}' for this token's owner",
+                key.escape_debug()
+            ),
+        )
+    };
+    // A key no send could have used names no message (and is never shown to the store).
+    if !is_key(&key) {
+        return Err(not_found());
+    }
     let cleared = state
         .store
         .clear_message(token.user_id, MessageRef::Key(key.clone()), ip.now)
         .await?
-        .ok_or_else(|| {
-            Failure::new(
-                ErrorCode::NotFound,
-                format!("no message with key '{key}' for this token's owner"),
-            )
-        })?;
+        .ok_or_else(not_found)?;
     Ok(answer(&ip, cleared))
 }
 

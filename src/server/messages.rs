@@ -113,16 +113,21 @@ async fn follow(
 }
 
 async fn read(state: &AppState, id: &str, user_id: i64) -> Result<MessageView, Failure> {
+    let not_found = || {
+        Failure::new(
+            ErrorCode::NotFound,
+            format!("no message '{}' for this token's owner", id.escape_debug()),
+        )
+    };
+    // An id the relay never issues names no message (and is never shown to the store).
+    if !crate::validate::fields::is_message_id(id) {
+        return Err(not_found());
+    }
     let status = state
         .store
         .message_status(id, user_id)
         .await?
-        .ok_or_else(|| {
-            Failure::new(
-                ErrorCode::NotFound,
-                format!("no message '{id}' for this token's owner"),
-            )
-        })?;
+        .ok_or_else(not_found)?;
     Ok(view(status))
 }
 

@@ -45,6 +45,10 @@ pub enum StoreError {
     /// server gone): a fault of the machine, not of the request, and one that clears by itself.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The database aborted the transaction for a concurrent one (a deadlock or a
+    /// serialization failure): it rolled back whole, and running it again succeeds.
+    #[error("transaction conflict: {0}")]
+    Contended(String),
     #[error("the store is closed")]
     Closed,
 }

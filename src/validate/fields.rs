@@ -282,6 +282,15 @@ fn action(index: usize, item: &Value) -> Result<Action, ApiError> {
         (None, Some(Value::String(response))) if is_response(response) => {
             Ok(Action::reply(label.clone(), response.clone()))
         }
+        // Too long is a length failure, with its size (SPEC §1.1's details).
+        (None, Some(Value::String(response))) if response.len() > MAX_RESPONSE_BYTES => {
+            Err(ApiError::too_many_bytes(
+                ErrorCode::InvalidAction,
+                format!("action #{index} response must be ≤ {MAX_RESPONSE_BYTES} bytes"),
+                response.len(),
+                MAX_RESPONSE_BYTES,
+            ))
+        }
         (None, Some(_)) => Err(invalid(format!(
             "action #{index} response must be 1–{MAX_RESPONSE_BYTES} bytes of A-Z a-z 0-9 . _ : -"
         ))),
@@ -299,6 +308,24 @@ fn action(index: usize, item: &Value) -> Result<Action, ApiError> {
 /// shows as [`crate::api::RESPONSE_PATTERN`]). Shared by actions and acknowledgements.
 pub fn is_response(text: &str) -> bool {
     (1..=MAX_RESPONSE_BYTES).contains(&text.len()) && text.bytes().all(is_key_byte)
+}
+
+/// SPEC §1.15: a key is 1–64 bytes of `[A-Za-z0-9._:-]` (also what `DELETE /v1/keys/{key}` and
+/// `reflecto clear --key` accept).
+pub fn is_key(text: &str) -> bool {
+    (1..=MAX_KEY_BYTES).contains(&text.len()) && text.bytes().all(is_key_byte)
+}
+
+/// Whether `text` has the shape of a message id the relay issues (`msg_` + 32 lowercase hex):
+/// anything else names no message, and is answered 404 without asking the store (a NUL byte
+/// in a path is not even text PostgreSQL takes).
+pub fn is_message_id(text: &str) -> bool {
+    text.strip_prefix("msg_").is_some_and(|hex| {
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// The characters of a `key` and of a response.
@@ -382,7 +409,7 @@ fn key(value: Option<&Value>) -> Result<Option<String>, ApiError> {
             ));
         }
     };
-    if key.is_empty() || key.len() > MAX_KEY_BYTES || !key.bytes().all(is_key_byte) {
+    if !is_key(key) {
         return Err(ApiError::new(
             ErrorCode::InvalidKey,
             format!("key must be 1–{MAX_KEY_BYTES} bytes of A-Z a-z 0-9 . _ : -"),

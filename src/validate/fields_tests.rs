@@ -196,6 +196,45 @@ fn url_title_rules() {
     assert_eq!(err.details, Some(json!({"bytes": 33, "max": 32})));
 }
 
+#[test]
+fn message_id_shape_is_what_the_relay_issues() {
+    let id = crate::api::token::random_id("msg_", 32);
+    assert!(is_message_id(&id), "{id}");
+    for bad in [
+        "",
+        "msg_",
+        "msg_1",
+        "MSG_0123456789abcdef0123456789abcdef",
+        "msg_0123456789ABCDEF0123456789abcdef",
+        "msg_0123456789abcdef0123456789abcde\0",
+        "msg_0123456789abcdef0123456789abcdef0",
+    ] {
+        assert!(!is_message_id(bad), "{bad:?}");
+    }
+}
+
+#[test]
+fn a_response_too_long_says_its_size() {
+    let err =
+        check(json!({"message": "m", "actions": [{"label": "a", "response": "r".repeat(33)}]}))
+            .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidAction);
+    assert_eq!(err.details, Some(json!({"bytes": 33, "max": 32})));
+    assert!(
+        check(json!({"message": "m", "actions": [{"label": "a", "response": "r".repeat(32)}]}))
+            .is_ok()
+    );
+}
+
+#[test]
+fn key_shape_is_the_send_fields_rule() {
+    assert!(is_key("build:main.42-x_y"));
+    assert!(is_key(&"k".repeat(64)));
+    for bad in ["", "a b", "a/b", "a\0b", &"k".repeat(65)] {
+        assert!(!is_key(bad), "{bad:?}");
+    }
+}
+
 fn action(label: &str) -> Value {
     json!({"label": label, "url": "https://example.com"})
 }

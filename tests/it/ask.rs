@@ -61,7 +61,8 @@ impl Asking {
     /// Exit status, stdout and the rest of stderr.
     fn finish(self) -> (Option<i32>, String, String) {
         let out = self.child.wait_with_output().unwrap();
-        let rest: Vec<String> = self.stderr.try_iter().collect();
+        // Until the reader thread saw the pipe close: every line the command wrote.
+        let rest: Vec<String> = self.stderr.iter().collect();
         (
             out.status.code(),
             String::from_utf8(out.stdout).unwrap(),
@@ -160,12 +161,10 @@ async fn nobody_answering_is_exit_7_and_the_question_is_cleared() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&polled.stdout).contains(&id));
-    let started = std::time::Instant::now();
     let (code, stdout, stderr) = asking.finish();
     assert_eq!(code, Some(7), "stderr: {stderr}");
     assert_eq!(stdout, "", "nothing on stdout");
     assert!(stderr.contains("error[not_acknowledged]"), "{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(10));
     let status = relay.api().status(&token, &id).await;
     assert!(status["cleared_at"].is_string(), "cleared: {status}");
     assert_eq!(status["acknowledged"], Value::Null);

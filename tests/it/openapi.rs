@@ -204,10 +204,11 @@ include-path = "/v1/messages/{{id}}"
 parameters = {{ "path.id" = "{message}" }}
 checks.positive_data_acceptance.expected-statuses = [200, 304, 401, 403, 404, 413, 429]
 
-# A schema-valid response need not be one the message offers (400 invalid_response).
+# A schema-valid response need not be one the message offers (400 invalid_response). Never
+# 429: acknowledgements are not rate limited (SPEC §1.7).
 [[operations]]
 include-path = "/v1/messages/{{id}}/acknowledge"
-checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 404, 413, 429]
+checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 404, 413]
 
 # A schema-valid code matches no live code (400 invalid_pairing_code).
 [[operations]]

@@ -168,6 +168,7 @@ console.log(JSON.stringify({{
   button: sw.clickOutcome(n.options.data, 'r0'),
   body: sw.clickOutcome(n.options.data, ''),
   link: sw.clickOutcome(n.options.data, 'a1'),
+  unreadable: sw.clickOutcome(sw.notificationFor({{id: 'reflecto-unreadable', envelope: {{payload: {{message: 'x'}}}}}}, 3).options.data, ''),
 }}));"#,
         path = serde_json::to_string(asset("sw.js").to_str().unwrap()).unwrap(),
     );
@@ -194,4 +195,6 @@ console.log(JSON.stringify({{
         got["link"],
         json!({"acknowledge": false, "response": null, "url": "https://ci.example/diff"})
     );
+    // The stand-in for a push the page could not read names no message: nothing to acknowledge.
+    assert_eq!(got["unreadable"]["acknowledge"], false);
 }

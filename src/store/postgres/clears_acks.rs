@@ -5,8 +5,8 @@
 //! the others through `NOTIFY` (a stream held by another relay gets its clear event within
 //! its wake-up, or its 1 s poll).
 
-use super::PgStore;
 use super::devices_pairing::SEEN_SQL;
+use super::{PgStore, retry_contended};
 use crate::api::DeviceType;
 use crate::store::contract::{Basics, ClearsAcks};
 use crate::store::model::*;
@@ -20,9 +20,31 @@ impl ClearsAcks for PgStore {
         which: MessageRef,
         now: i64,
     ) -> Result<Option<Cleared>> {
+        retry_contended(|| self.clear_message_once(user_id, &which, now)).await
+    }
+
+    async fn acknowledge(
+        &self,
+        message_id: &str,
+        device_id: &str,
+        response: Option<String>,
+        now: i64,
+    ) -> Result<AckOutcome> {
+        retry_contended(|| self.acknowledge_once(message_id, device_id, response.clone(), now))
+            .await
+    }
+}
+
+impl PgStore {
+    async fn clear_message_once(
+        &self,
+        user_id: i64,
+        which: &MessageRef,
+        now: i64,
+    ) -> Result<Option<Cleared>> {
         let mut client = self.writer().await?;
         let tx = client.transaction().await?;
-        let row = match &which {
+        let row = match which {
             MessageRef::Id(id) => {
                 tx.query_opt(
                     "SELECT id FROM messages WHERE id = $1 AND user_id = $2 FOR UPDATE",
@@ -52,7 +74,7 @@ impl ClearsAcks for PgStore {
         Ok(Some(cleared))
     }
 
-    async fn acknowledge(
+    async fn acknowledge_once(
         &self,
         message_id: &str,
         device_id: &str,
@@ -85,7 +107,6 @@ impl ClearsAcks for PgStore {
             &[&message_id, &device_id, &now, &response],
         )
         .await?;
-        tx.execute(SEEN_SQL, &[&device_id, &now]).await?;
         let won = row.get::<_, Option<i64>>(1).is_none();
         let (first, cleared) = if won {
             tx.execute(
@@ -114,6 +135,9 @@ impl ClearsAcks for PgStore {
             };
             (first, None)
         };
+        // The device's row last: the worker locks a job, then its device, so taking a device
+        // before the other devices' jobs (in `clear_in`) could deadlock with it.
+        tx.execute(SEEN_SQL, &[&device_id, &now]).await?;
         tx.commit().await?;
         match &cleared {
             Some(cleared) => self.after_clear(cleared),
@@ -121,9 +145,7 @@ impl ClearsAcks for PgStore {
         }
         Ok(AckOutcome::Acknowledged { first, cleared })
     }
-}
 
-impl PgStore {
     /// The streams and the worker that got clear jobs (here and on every other relay), and
     /// every held status request here (other relays' long polls recheck every second).
     fn after_clear(&self, cleared: &Cleared) {
@@ -149,7 +171,7 @@ async fn clear_in(
              WHERE j.message_id = $1 AND j.kind = 'message' AND j.device_id IS DISTINCT FROM $2 \
              AND j.state IN ('queued', 'leased', 'pending', 'delivered') \
              AND NOT EXISTS (SELECT 1 FROM jobs k WHERE k.message_id = j.message_id AND k.device_id = j.device_id AND k.kind = 'clear') \
-             ORDER BY j.device_id",
+             ORDER BY j.device_id FOR UPDATE OF j",
             &[&message_id, &except],
         )
         .await?;
@@ -166,6 +188,16 @@ async fn clear_in(
             .ok_or_else(|| StoreError::Db(format!("unknown device type '{device_type}'")))?;
         let state = JobState::parse(state)
             .ok_or_else(|| StoreError::Db(format!("unknown job state '{state}'")))?;
+        // The clear is queued first, from the job's row as it is: one for a job a worker
+        // holds is due when that lease ends, so it cannot reach the device before the message.
+        if matches!(state, JobState::Delivered | JobState::Leased)
+            && queue_clear(tx, &cleared.message_id, &device_id, device_type, now).await?
+        {
+            cleared.cleared += 1;
+            cleared
+                .targets
+                .push(Target::clear(device_id.clone(), device_type));
+        }
         if state != JobState::Delivered {
             tx.execute(
                 "UPDATE jobs SET state = 'cancelled', lease_until = NULL, updated_at = $3 \
@@ -175,39 +207,45 @@ async fn clear_in(
             .await?;
             cleared.cancelled += 1;
         }
-        if !matches!(state, JobState::Delivered | JobState::Leased) {
-            continue;
-        }
-        let seq: Option<i64> = match device_type {
-            // A desktop device removed since gets no clear (its streams are gone).
-            DeviceType::Extension => match tx
-                .query_opt(
-                    "UPDATE devices SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq",
-                    &[&device_id],
-                )
-                .await?
-            {
-                Some(row) => Some(row.get(0)),
-                None => continue,
-            },
-            DeviceType::Android | DeviceType::Webpush => None,
-        };
-        tx.execute(
-            "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, priority, kind) \
-             SELECT message_id, device_id, device_type, $3, $4, $5, $6, $4, priority, 'clear' FROM jobs \
-             WHERE message_id = $1 AND device_id = $2 AND kind = 'message'",
-            &[
-                &cleared.message_id,
-                &device_id,
-                &JobState::initial(device_type).as_str(),
-                &now,
-                &seq,
-                &(now + CLEAR_TTL_MS),
-            ],
-        )
-        .await?;
-        cleared.cleared += 1;
-        cleared.targets.push(Target::clear(device_id, device_type));
     }
     Ok(cleared)
+}
+
+/// Queues one clear job for `device_id`, due now or when the message job's lease ends;
+/// false for a desktop device removed since (its streams are gone).
+async fn queue_clear(
+    tx: &Transaction<'_>,
+    message_id: &str,
+    device_id: &str,
+    device_type: DeviceType,
+    now: i64,
+) -> Result<bool> {
+    let seq: Option<i64> = match device_type {
+        DeviceType::Extension => match tx
+            .query_opt(
+                "UPDATE devices SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq",
+                &[&device_id],
+            )
+            .await?
+        {
+            Some(row) => Some(row.get(0)),
+            None => return Ok(false),
+        },
+        DeviceType::Android | DeviceType::Webpush => None,
+    };
+    tx.execute(
+        "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, priority, kind) \
+         SELECT message_id, device_id, device_type, $3, COALESCE(lease_until, $4), $5, $6, $4, priority, 'clear' FROM jobs \
+         WHERE message_id = $1 AND device_id = $2 AND kind = 'message'",
+        &[
+            &message_id,
+            &device_id,
+            &JobState::initial(device_type).as_str(),
+            &now,
+            &seq,
+            &(now + CLEAR_TTL_MS),
+        ],
+    )
+    .await?;
+    Ok(true)
 }

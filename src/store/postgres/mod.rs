@@ -107,6 +107,28 @@ impl PgStore {
     }
 }
 
+/// Runs a transaction again (four tries in all, a few milliseconds apart) while PostgreSQL
+/// aborts it for a concurrent one: a deadlock between a worker's outcomes and a clear or an
+/// acknowledgement locking the same jobs and devices in another order is rare, and it is
+/// resolved by one side rolling back whole, so retrying it is safe.
+async fn retry_contended<T, Fut>(mut attempt: impl FnMut() -> Fut) -> Result<T>
+where
+    Fut: Future<Output = Result<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(StoreError::Contended(why)) if tries < 4 => {
+                tracing::debug!(%why, tries, "transaction conflict; running it again");
+                let pause = rand::random_range(1..=5u64) << tries;
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Basics for PgStore {
     fn wakeups(&self) -> &Wakeups {
         &self.inner.wakeups
@@ -133,7 +155,11 @@ impl From<tokio_postgres::Error> for StoreError {
                     || code.code().starts_with("57")
                     || code.code().starts_with("58")
                     || *code == SqlState::READ_ONLY_SQL_TRANSACTION;
-                if fault {
+                if *code == SqlState::T_R_DEADLOCK_DETECTED
+                    || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                {
+                    StoreError::Contended(db.message().to_owned())
+                } else if fault {
                     StoreError::Unavailable(db.message().to_owned())
                 } else {
                     StoreError::Db(db.message().to_owned())

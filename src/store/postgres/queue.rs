@@ -4,8 +4,8 @@
 //! first, so only the dead relay's in-flight jobs can be delivered twice. A live relay renews
 //! the leases of the jobs it is working on, however slowly FCM answers.
 
-use super::PgStore;
 use super::devices_pairing::webpush_at;
+use super::{PgStore, retry_contended};
 use crate::store::Result;
 use crate::store::contract::Queue;
 use crate::store::model::{
@@ -131,6 +131,50 @@ impl Queue for PgStore {
     }
 
     async fn complete_jobs(&self, outcomes: Vec<(Lease, JobOutcome)>, now: i64) -> Result<()> {
+        retry_contended(|| self.complete_jobs_once(outcomes.clone(), now)).await
+    }
+
+    async fn expire_jobs(&self, now: i64) -> Result<usize> {
+        let n = self
+            .writer()
+            .await?
+            .execute(
+                "UPDATE jobs SET state = 'expired', last_error = 'ttl_expired', lease_until = NULL, updated_at = $1 \
+                 WHERE state IN ('queued', 'pending') AND expires_at <= $1",
+                &[&now],
+            )
+            .await?;
+        Ok(n as usize)
+    }
+
+    async fn next_due_at(&self, channels: &[Channel]) -> Result<Option<i64>> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT min(run_at) FROM jobs WHERE state = 'queued' AND device_type = ANY($1)",
+                &[&device_types(channels)],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn queue_depth(&self) -> Result<i64> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM jobs WHERE state IN ('queued', 'leased', 'pending')",
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+}
+
+impl PgStore {
+    /// One try of [`Queue::complete_jobs`].
+    async fn complete_jobs_once(&self, outcomes: Vec<(Lease, JobOutcome)>, now: i64) -> Result<()> {
         let mut client = self.writer().await?;
         let tx = client.transaction().await?;
         for (lease, outcome) in outcomes {
@@ -188,42 +232,5 @@ impl Queue for PgStore {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn expire_jobs(&self, now: i64) -> Result<usize> {
-        let n = self
-            .writer()
-            .await?
-            .execute(
-                "UPDATE jobs SET state = 'expired', last_error = 'ttl_expired', lease_until = NULL, updated_at = $1 \
-                 WHERE state IN ('queued', 'pending') AND expires_at <= $1",
-                &[&now],
-            )
-            .await?;
-        Ok(n as usize)
-    }
-
-    async fn next_due_at(&self, channels: &[Channel]) -> Result<Option<i64>> {
-        let row = self
-            .client()
-            .await?
-            .query_one(
-                "SELECT min(run_at) FROM jobs WHERE state = 'queued' AND device_type = ANY($1)",
-                &[&device_types(channels)],
-            )
-            .await?;
-        Ok(row.get(0))
-    }
-
-    async fn queue_depth(&self) -> Result<i64> {
-        let row = self
-            .client()
-            .await?
-            .query_one(
-                "SELECT count(*) FROM jobs WHERE state IN ('queued', 'leased', 'pending')",
-                &[],
-            )
-            .await?;
-        Ok(row.get(0))
     }
 }

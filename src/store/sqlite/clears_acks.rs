@@ -153,6 +153,16 @@ fn clear_in(c: &Connection, message_id: String, except: Option<&str>, now: i64) 
         targets: Vec::new(),
     };
     for (device_id, device_type, state) in rows {
+        // The clear is queued first, from the job's row as it is: one for a job a worker
+        // holds is due when that lease ends, so it cannot reach the device before the message.
+        if matches!(state, JobState::Delivered | JobState::Leased)
+            && queue_clear(c, &cleared.message_id, &device_id, device_type, now)?
+        {
+            cleared.cleared += 1;
+            cleared
+                .targets
+                .push(Target::clear(device_id.clone(), device_type));
+        }
         if state != JobState::Delivered {
             c.prepare_cached(
                 "UPDATE jobs SET state = 'cancelled', lease_until = NULL, updated_at = ?3 \
@@ -161,39 +171,45 @@ fn clear_in(c: &Connection, message_id: String, except: Option<&str>, now: i64) 
             .execute(params![cleared.message_id, device_id, now])?;
             cleared.cancelled += 1;
         }
-        if !matches!(state, JobState::Delivered | JobState::Leased) {
-            continue;
-        }
-        let seq: Option<i64> = match device_type {
-            // A desktop device removed since gets no clear (its streams are gone).
-            DeviceType::Extension => match c
-                .query_row(
-                    "UPDATE devices SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
-                    [&device_id],
-                    |r| r.get(0),
-                )
-                .optional()?
-            {
-                Some(seq) => Some(seq),
-                None => continue,
-            },
-            DeviceType::Android | DeviceType::Webpush => None,
-        };
-        c.prepare_cached(
-            "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, priority, kind) \
-             SELECT message_id, device_id, device_type, ?3, ?4, ?5, ?6, ?4, priority, 'clear' FROM jobs \
-             WHERE message_id = ?1 AND device_id = ?2 AND kind = 'message'",
-        )?
-        .execute(params![
-            cleared.message_id,
-            device_id,
-            JobState::initial(device_type).as_str(),
-            now,
-            seq,
-            now + CLEAR_TTL_MS
-        ])?;
-        cleared.cleared += 1;
-        cleared.targets.push(Target::clear(device_id, device_type));
     }
     Ok(cleared)
+}
+
+/// Queues one clear job for `device_id`, due now or when the message job's lease ends;
+/// false for a desktop device removed since (its streams are gone).
+fn queue_clear(
+    c: &Connection,
+    message_id: &str,
+    device_id: &str,
+    device_type: DeviceType,
+    now: i64,
+) -> Result<bool> {
+    let seq: Option<i64> = match device_type {
+        DeviceType::Extension => match c
+            .query_row(
+                "UPDATE devices SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
+                [device_id],
+                |r| r.get(0),
+            )
+            .optional()?
+        {
+            Some(seq) => Some(seq),
+            None => return Ok(false),
+        },
+        DeviceType::Android | DeviceType::Webpush => None,
+    };
+    c.prepare_cached(
+        "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, priority, kind) \
+         SELECT message_id, device_id, device_type, ?3, COALESCE(lease_until, ?4), ?5, ?6, ?4, priority, 'clear' FROM jobs \
+         WHERE message_id = ?1 AND device_id = ?2 AND kind = 'message'",
+    )?
+    .execute(params![
+        message_id,
+        device_id,
+        JobState::initial(device_type).as_str(),
+        now,
+        seq,
+        now + CLEAR_TTL_MS
+    ])?;
+    Ok(true)
 }

@@ -11,6 +11,7 @@ story!(
     the_first_acknowledgement_wins_and_clears_the_others,
     an_acknowledgement_must_come_from_a_target_with_an_offered_response,
     concurrent_acknowledgements_have_one_winner,
+    a_clear_of_a_job_in_flight_outlives_its_outcome_and_waits_for_its_lease,
 );
 
 /// A send of `id` to `targets` whose actions offer `responses`.
@@ -412,4 +413,45 @@ async fn concurrent_acknowledgements_have_one_winner(s: Story) {
         let winner = desk.id == firsts[0].device_id;
         assert_eq!(clears, usize::from(!winner), "{}", desk.label);
     }
+}
+
+/// Review finding: a clear that meets a job a worker holds cancels it for good (the worker's
+/// outcome, landing after, changes nothing) and queues the device's clear due when that lease
+/// ends, so the clear cannot overtake the message on its way to the device.
+async fn a_clear_of_a_job_in_flight_outlives_its_outcome_and_waits_for_its_lease(s: Story) {
+    let store = &s.store;
+    let (alice, token, _) = user_with_token(store, "alice").await;
+    let phone = device(store, "alice", android("pixel")).await;
+    accept(store, send(&token, "m1", &[&phone], T0)).await;
+    let claimed = store
+        .claim_due(T0, 100, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let cleared = store
+        .clear_message(alice.id, MessageRef::Id("m1".into()), T0 + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((cleared.cancelled, cleared.cleared), (1, 1));
+    // The worker's send went through after all: its outcome lands on nothing.
+    store
+        .complete_jobs(vec![(claimed[0].lease(), JobOutcome::Delivered)], T0 + 2)
+        .await
+        .unwrap();
+    assert_eq!(deliveries(store, "m1", alice.id).await, [Cancelled]);
+    // The clear is not due while the message's lease could still be in flight …
+    assert!(
+        store
+            .claim_due(T0 + 2, 100, MINUTE, &Channel::ALL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // … and is once it has ended.
+    let due = deliver_due(store, T0 + MINUTE).await;
+    assert_eq!(
+        due.iter().map(|j| (j.device_id.as_str(), j.kind)).collect::<Vec<_>>(),
+        [(phone.id.as_str(), JobKind::Clear)]
+    );
 }
