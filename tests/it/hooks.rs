@@ -564,3 +564,52 @@ async fn a_real_alertmanager_pages_and_its_resolution_replaces_the_page() {
         .await;
     assert_eq!(status.delivery(&desk)["state"], "superseded", "{status}");
 }
+
+/// An unknown source is answered like an unknown route: it charges no per-IP quota, while a
+/// known one is counted like any send (SPEC §1.7 step 1).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_source_charges_nothing_and_a_known_one_is_a_send() {
+    let limits = reflecto::server::limits::Limits {
+        ip_minute: 2,
+        ..no_limits()
+    };
+    let relay = Relay::start(limits).await;
+    let (token, _, _) = relay.alice();
+    for _ in 0..5 {
+        let (status, _) = call(&relay, "/v1/hooks/jenkins", Some(&token), &[], "{}").await;
+        assert_eq!(status, 404);
+    }
+    let key = [("idempotency-key", "am-once")];
+    let (status, first) = call(
+        &relay,
+        "/v1/hooks/alertmanager",
+        Some(&token),
+        &key,
+        AM_FIRING,
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    // A repeated Idempotency-Key replays the first answer, as on /v1/send.
+    let (status, again) = call(
+        &relay,
+        "/v1/hooks/alertmanager",
+        Some(&token),
+        &key,
+        AM_FIRING,
+    )
+    .await;
+    assert_eq!((status, &again), (200, &first));
+    assert_eq!(relay.count("SELECT COUNT(*) FROM messages"), 1);
+    let (status, answer) = call(
+        &relay,
+        "/v1/hooks/alertmanager",
+        Some(&token),
+        &[],
+        AM_FIRING,
+    )
+    .await;
+    assert_eq!(
+        (status, code_of(&answer).as_str()),
+        (429, "rate_limit_exceeded")
+    );
+}
