@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod credentials;
 pub mod delivery;
+pub mod hooks;
 #[cfg(unix)]
 #[doc(hidden)]
 pub mod pg_cluster;

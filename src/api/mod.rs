@@ -54,3 +54,5 @@ pub const MAX_TTL_SECONDS: u64 = 259_200;
 pub const MAX_ENVELOPE_BYTES: usize = 2048;
 /// Largest raw HTTP body, rejected before parsing.
 pub const MAX_RAW_BODY_BYTES: usize = 64 * 1024;
+/// Largest body of a hook (SPEC §1.18): a tool's own JSON, rejected before parsing.
+pub const MAX_HOOK_BODY_BYTES: usize = 256 * 1024;

@@ -22,6 +22,13 @@ pub enum Warning {
         label: String,
         device_ids: Vec<String>,
     },
+    /// A hook's text over a field's cap, cut at a UTF-8 boundary (hooks only, SPEC §1.18).
+    FieldTruncated {
+        field: &'static str,
+        max: usize,
+    },
+    /// A GitHub event the `github` hook does not map (hooks only, SPEC §1.18).
+    GithubEventIgnored(String),
 }
 
 impl fmt::Display for Warning {
@@ -42,6 +49,10 @@ impl fmt::Display for Warning {
                 "token scope '{label}' dropped out-of-scope device(s): {}",
                 device_ids.join(", ")
             ),
+            Warning::FieldTruncated { field, max } => {
+                write!(f, "{field} truncated to {max} bytes")
+            }
+            Warning::GithubEventIgnored(name) => write!(f, "github event '{name}' ignored"),
         }
     }
 }
@@ -83,6 +94,17 @@ mod tests {
                     device_ids: vec!["dev_1".into(), "dev_2".into()],
                 },
                 "token scope 'ci' dropped out-of-scope device(s): dev_1, dev_2",
+            ),
+            (
+                Warning::FieldTruncated {
+                    field: "message",
+                    max: 1500,
+                },
+                "message truncated to 1500 bytes",
+            ),
+            (
+                Warning::GithubEventIgnored("star".into()),
+                "github event 'star' ignored",
             ),
         ];
         for (w, text) in cases {

@@ -126,6 +126,8 @@ impl ServeArgs {
                 max_connections: self.max_connections,
                 max_header_bytes: self.max_header_bytes,
             },
+            // Hook templates come from the config file only.
+            hooks: Default::default(),
         }
     }
 }

@@ -3,8 +3,10 @@
 
 use super::retention::Retention;
 use crate::delivery::webpush::vapid::Subject;
+use crate::hooks::HookTemplateConfig;
 use crate::store::limits::Limits;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +34,9 @@ pub struct PartialConfig {
     pub limits: PartialLimits,
     #[serde(default)]
     pub connections: PartialConnections,
+    /// `[hooks.<name>]`: operator templates for `/v1/hooks/<name>` (SPEC §1.18); file only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hooks: BTreeMap<String, HookTemplateConfig>,
 }
 
 /// The `[limits]` table: a preset (`preset = "hosted"`) and any layer set explicitly, which
@@ -166,6 +171,9 @@ pub struct ServeConfig {
     pub lease_secs: u64,
     pub limits: Limits,
     pub connections: Connections,
+    /// Operator hook templates by name, compiled (and refused if broken) at start-up.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hooks: BTreeMap<String, HookTemplateConfig>,
 }
 
 /// `~/.local/share/reflecto` on Linux (XDG_DATA_HOME honoured), the platform's equivalent elsewhere.
@@ -238,6 +246,11 @@ impl PartialConfig {
             lease_secs: self.lease_secs.or(lower.lease_secs),
             limits: self.limits.over(lower.limits),
             connections: self.connections.over(lower.connections),
+            hooks: if self.hooks.is_empty() {
+                lower.hooks
+            } else {
+                self.hooks
+            },
         }
     }
 
@@ -260,6 +273,7 @@ impl PartialConfig {
             lease_secs: self.lease_secs.unwrap_or(DEFAULT_LEASE_SECS).max(1),
             limits: self.limits.resolve(),
             connections: self.connections.resolve(),
+            hooks: self.hooks,
         }
     }
 }
@@ -402,6 +416,20 @@ mod tests {
         assert_eq!(resolved.connections.body_timeout_secs, 30);
         assert_eq!(resolved.connections.max_connections, 7);
         assert_eq!(resolved.connections.max_header_bytes, MIN_HEADER_BYTES);
+    }
+
+    #[test]
+    fn hook_templates_come_from_the_file_and_print_back() {
+        let file: PartialConfig = toml::from_str(
+            "[hooks.uptime]\ntitle = \"{{ monitor.name }}\"\nmessage = \"{{ msg }}\"\n",
+        )
+        .unwrap();
+        let resolved = PartialConfig::default().over(file).resolve();
+        assert_eq!(resolved.hooks["uptime"].message, "{{ msg }}");
+        let again: PartialConfig = toml::from_str(&resolved.to_toml()).unwrap();
+        assert_eq!(again.resolve(), resolved);
+        assert!(toml::from_str::<PartialConfig>("[hooks.x]\ntitle = \"t\"\n").is_err());
+        assert!(toml::from_str::<PartialConfig>("[hooks.x]\nmessage = \"m\"\nbody = 1\n").is_err());
     }
 
     #[test]

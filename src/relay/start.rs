@@ -38,6 +38,13 @@ pub async fn start_with_clock(
     config: &ServeConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningRelay, ApiError> {
+    // A broken template stops the relay before it locks or opens anything.
+    let templates = crate::hooks::Templates::compile(&config.hooks).map_err(|e| {
+        ApiError::new(
+            ErrorCode::UsageError,
+            format!("hook templates in the config file: {e}"),
+        )
+    })?;
     let db = config.database()?;
     // One relay owns an SQLite data dir; relays on a shared database need no lock.
     let lock = match &db {
@@ -52,7 +59,8 @@ pub async fn start_with_clock(
     let state = Arc::new(
         AppState::new(store, clock, config.trust_proxy)
             .with_retention(config.retention)
-            .with_webpush(config.webpush_allow_local, vapid.public_key_b64()),
+            .with_webpush(config.webpush_allow_local, vapid.public_key_b64())
+            .with_hook_templates(templates),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -8,6 +8,7 @@ mod clear;
 mod error;
 mod extract;
 mod home;
+mod hooks;
 pub mod listener;
 mod messages;
 mod observe;
@@ -47,6 +48,8 @@ pub struct AppState {
     touched: Mutex<HashMap<String, i64>>,
     /// How long finished messages are kept; `None` keeps them forever.
     retention_ms: Option<i64>,
+    /// The operator's hook templates (`[hooks.<name>]`, SPEC §1.18), compiled at start-up.
+    pub hook_templates: crate::hooks::Templates,
 }
 
 impl std::ops::Deref for AppState {
@@ -66,7 +69,14 @@ impl AppState {
             vapid_public_key: None,
             touched: Mutex::new(HashMap::new()),
             retention_ms: retention::Retention::DEFAULT.as_ms(),
+            hook_templates: crate::hooks::Templates::default(),
         }
+    }
+
+    /// Sets the operator's hook templates.
+    pub fn with_hook_templates(mut self, templates: crate::hooks::Templates) -> AppState {
+        self.hook_templates = templates;
+        self
     }
 
     /// Sets how long finished messages are kept (the default is 7 days).
@@ -105,6 +115,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/send", post(send::send))
         .route("/v1/send/{token}", post(send::send_with_path_token))
+        .route("/v1/hooks/{source}", post(hooks::hook))
+        .route(
+            "/v1/hooks/{source}/{token}",
+            post(hooks::hook_with_path_token),
+        )
         .route("/v1/messages.json", post(shim::messages_json))
         .route("/1/messages.json", post(shim::messages_json))
         .route(

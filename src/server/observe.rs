@@ -49,18 +49,25 @@ impl LogNote {
     }
 }
 
-/// `/v1/send/rfk_live_abc…` → `/v1/send/rfk_live_****`: tokens never reach a log.
+/// `/v1/send/rfk_live_abc…` → `/v1/send/rfk_live_****`, and a hook's
+/// `/v1/hooks/{source}/{token}` likewise: tokens never reach a log.
 pub fn redact_path(path: &str) -> String {
-    match path.strip_prefix("/v1/send/") {
-        Some(token) => {
-            let prefix = ["rfk_live_", "rfk_test_"]
-                .into_iter()
-                .find(|p| token.starts_with(p))
-                .unwrap_or("");
-            format!("/v1/send/{prefix}****")
-        }
-        None => path.to_owned(),
+    let masked = |route: &str, token: &str| {
+        let prefix = ["rfk_live_", "rfk_test_"]
+            .into_iter()
+            .find(|p| token.starts_with(p))
+            .unwrap_or("");
+        format!("{route}{prefix}****")
+    };
+    if let Some(token) = path.strip_prefix("/v1/send/") {
+        return masked("/v1/send/", token);
     }
+    if let Some(rest) = path.strip_prefix("/v1/hooks/")
+        && let Some((source, token)) = rest.split_once('/')
+    {
+        return masked(&format!("/v1/hooks/{source}/"), token);
+    }
+    path.to_owned()
 }
 
 pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -116,5 +123,11 @@ mod tests {
         assert_eq!(redact_path("/v1/send/rfk_test_x"), "/v1/send/rfk_test_****");
         assert_eq!(redact_path("/v1/send/garbage"), "/v1/send/****");
         assert_eq!(redact_path("/v1/send"), "/v1/send");
+        assert_eq!(
+            redact_path("/v1/hooks/github/rfk_live_ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"),
+            "/v1/hooks/github/rfk_live_****"
+        );
+        assert_eq!(redact_path("/v1/hooks/x/secret/more"), "/v1/hooks/x/****");
+        assert_eq!(redact_path("/v1/hooks/github"), "/v1/hooks/github");
     }
 }

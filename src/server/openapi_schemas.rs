@@ -208,3 +208,80 @@ pub struct Liveness {
     #[schema(pattern = "^ok$")]
     status: String,
 }
+
+/// A hook's query parameters (SPEC §1.18): each overrides what the mapping chose, under the
+/// field's own rule.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // a declaration for the document; `hooks::Overrides` reads the query
+pub struct HookQuery {
+    /// Device selector, as a send's `device`: at most 256 characters with one non-blank entry
+    #[param(
+        max_length = 256,
+        nullable = false,
+        pattern = r"^[,\t\n\f\r ]*[^,\t\n\f\r ][\s\S]*$"
+    )]
+    device: Option<String>,
+    /// The priority instead of the one mapped from the body
+    #[param(nullable = false)]
+    priority: Option<Priority>,
+    /// A comma list of tags instead of the mapped ones (the first 5, each cut to 32 bytes)
+    #[param(nullable = false)]
+    tags: Option<String>,
+    /// Seconds as a decimal number; floored and clamped to [0, 259200]
+    #[param(
+        nullable = false,
+        pattern = r"^[\t\n\f\r ]*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[\t\n\f\r ]*$"
+    )]
+    ttl: Option<String>,
+}
+
+/// A hook's built-in sources; an operator's template is reached by its own name too.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum HookSourceName {
+    Alertmanager,
+    Grafana,
+    Github,
+}
+
+/// A hook's JSON body: the tool's own (Alertmanager's webhook v4, Grafana's contact point,
+/// a GitHub event) or whatever an operator's template reads.
+pub struct HookJson;
+
+impl utoipa::PartialSchema for HookJson {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+            .description(Some(
+                "The tool's own JSON, up to 256 KiB. `alertmanager` and `grafana`: an object \
+                 with `status` (`firing` or `resolved`) and `alerts` (an array of objects); \
+                 `github`: the event's object; a template: any JSON it can render.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for HookJson {}
+
+/// GitHub's urlencoded webhook body: the event's JSON in the field `payload`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct HookForm {
+    /// The event's JSON text
+    payload: String,
+}
+
+/// A hook's 200: a send's answer, or with `id` null when the call sent nothing.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct HookResponse {
+    /// `msg_` + 32 lowercase hex, or null when nothing was sent (a GitHub `ping`, an ignored
+    /// event)
+    #[schema(pattern = "^msg_[0-9a-f]{32}$")]
+    id: Option<String>,
+    /// Every device a delivery was enqueued for (not yet confirmed on screen)
+    delivered_to: Vec<crate::api::DeliveredTo>,
+    warnings: Vec<String>,
+}

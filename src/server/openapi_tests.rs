@@ -372,3 +372,34 @@ proptest::proptest! {
         );
     }
 }
+
+/// A schema named in a path's parameters is not collected by utoipa by itself: a `$ref` to a
+/// component that is not there made schemathesis refuse the hook routes outright.
+#[test]
+fn every_schema_reference_resolves() {
+    let doc = doc();
+    let mut refs = Vec::new();
+    fn walk(value: &Value, refs: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    refs.push(r.clone());
+                }
+                map.values().for_each(|v| walk(v, refs));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, refs)),
+            _ => {}
+        }
+    }
+    walk(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for reference in refs {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected reference {reference}"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{reference} does not resolve"
+        );
+    }
+}

@@ -1,9 +1,10 @@
 //! Request bodies under the 64 KiB cap (413 `payload_too_large` before parsing): a send's
-//! message body in any accepted encoding, and the JSON bodies of pairing and acks.
+//! message body in any accepted encoding, and the JSON bodies of pairing and acks; a hook's
+//! body (a tool's own JSON) under its 256 KiB cap.
 
 use crate::api::clear_ack::AcknowledgeRequest;
 use crate::api::stream::{AckRequest, PairRequest};
-use crate::api::{ApiError, ErrorCode, MAX_RAW_BODY_BYTES};
+use crate::api::{ApiError, ErrorCode, MAX_HOOK_BODY_BYTES, MAX_RAW_BODY_BYTES};
 use crate::server::error::Failure;
 use crate::validate::body::{BodyKind, fields_from_pairs, parse_kind};
 use axum::body::{Body, Bytes, HttpBody};
@@ -13,13 +14,18 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-/// The whole body, or 413 `payload_too_large` as soon as it passes 64 KiB. A declared
-/// `Content-Length` over the cap is refused before reading, and is the `size` reported: the
-/// bytes read before stopping would say nothing about what the client sent.
+/// The whole body, or 413 `payload_too_large` as soon as it passes `max` bytes (64 KiB for
+/// everything but hooks). A declared `Content-Length` over the cap is refused before reading,
+/// and is the `size` reported: the bytes read before stopping would say nothing about what
+/// the client sent.
 async fn read_capped(body: Body) -> Result<Bytes, Failure> {
+    read_capped_to(body, MAX_RAW_BODY_BYTES).await
+}
+
+async fn read_capped_to(body: Body, max: usize) -> Result<Bytes, Failure> {
     let declared = HttpBody::size_hint(&body).exact();
-    if let Some(size) = declared.filter(|&n| n > MAX_RAW_BODY_BYTES as u64) {
-        return Err(too_large(size));
+    if let Some(size) = declared.filter(|&n| n > max as u64) {
+        return Err(too_large(size, max));
     }
     let mut stream = body.into_data_stream();
     let mut buf = Vec::new();
@@ -27,22 +33,70 @@ async fn read_capped(body: Body) -> Result<Bytes, Failure> {
         let chunk = chunk.map_err(|_| {
             Failure::new(ErrorCode::InvalidBody, "the request body could not be read")
         })?;
-        if buf.len() + chunk.len() > MAX_RAW_BODY_BYTES {
+        if buf.len() + chunk.len() > max {
             let read = (buf.len() + chunk.len()) as u64;
-            return Err(too_large(declared.unwrap_or(read).max(read)));
+            return Err(too_large(declared.unwrap_or(read).max(read), max));
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(buf))
 }
 
-fn too_large(size: u64) -> Failure {
+fn too_large(size: u64, max: usize) -> Failure {
     ApiError::new(
         ErrorCode::PayloadTooLarge,
-        format!("request body exceeds {MAX_RAW_BODY_BYTES} bytes"),
+        format!("request body exceeds {max} bytes"),
     )
-    .with_details(serde_json::json!({ "size": size, "max": MAX_RAW_BODY_BYTES }))
+    .with_details(serde_json::json!({ "size": size, "max": max }))
     .into()
+}
+
+/// A hook's body (SPEC §1.18): a tool's own JSON up to 256 KiB, read only when asked (after a
+/// replay check, as a send's is). Whatever the `Content-Type` says, the body is JSON, except a
+/// urlencoded form, whose `payload` field holds it (GitHub's default webhook encoding).
+pub struct HookBody {
+    form: bool,
+    body: Body,
+}
+
+impl<S: Send + Sync> FromRequest<S> for HookBody {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let form = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        Ok(HookBody {
+            form,
+            body: request.into_body(),
+        })
+    }
+}
+
+impl HookBody {
+    /// The body as JSON: 413 over the cap, 400 `invalid_body` when it is not JSON.
+    pub async fn json(self) -> Result<Value, Failure> {
+        let bytes = read_capped_to(self.body, MAX_HOOK_BODY_BYTES).await?;
+        let not_json = || Failure::new(ErrorCode::InvalidBody, "a hook's body must be JSON");
+        if self.form {
+            let payload = form_urlencoded::parse(&bytes)
+                .find(|(name, _)| name == "payload")
+                .ok_or_else(|| {
+                    Failure::new(
+                        ErrorCode::InvalidBody,
+                        "a urlencoded hook body carries its JSON in the field 'payload'",
+                    )
+                })?;
+            return serde_json::from_str(&payload.1).map_err(|_| not_json());
+        }
+        serde_json::from_slice(&bytes).map_err(|_| not_json())
+    }
 }
 
 /// A send's body, its encoding decided once from `Content-Type`, read only when asked: a
@@ -152,6 +206,38 @@ mod tests {
             .unwrap();
         let refused = body.fields(&["message"]).await.unwrap_err();
         assert_eq!(refused.error.code, ErrorCode::PayloadTooLarge);
+    }
+
+    #[tokio::test]
+    async fn a_hook_body_may_be_256_kib_and_a_form_carries_it_in_payload() {
+        let json = |ct: &'static str, body: String| async move {
+            HookBody::from_request(request("/", &[("content-type", ct)], &body), &())
+                .await
+                .unwrap()
+                .json()
+                .await
+        };
+        let big = format!("[\"{}\"]", "x".repeat(MAX_RAW_BODY_BYTES * 3));
+        assert!(json("application/json", big).await.is_ok());
+        let over = format!("[\"{}\"]", "x".repeat(MAX_HOOK_BODY_BYTES));
+        let refused = json("application/json", over).await.unwrap_err();
+        assert_eq!(refused.error.code, ErrorCode::PayloadTooLarge);
+        assert_eq!(refused.error.details.unwrap()["max"], MAX_HOOK_BODY_BYTES);
+        let form = json(
+            "application/x-www-form-urlencoded",
+            "payload=%7B%22zen%22%3A1%7D".into(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(form["zen"], 1);
+        for (ct, body) in [
+            ("application/x-www-form-urlencoded", "zen=1"),
+            ("application/json", "{"),
+            ("text/plain", "hello"),
+        ] {
+            let refused = json(ct, body.into()).await.unwrap_err();
+            assert_eq!(refused.error.code, ErrorCode::InvalidBody, "{body}");
+        }
     }
 
     #[tokio::test]

@@ -100,6 +100,34 @@ async fn hot_statements_are_not_re_prepared() {
         .unwrap();
 }
 
+/// Regression: a keyed send (every Alertmanager hook) looked for the jobs to supersede through
+/// the state index, scanning every queued job of the relay per send, not the key's messages.
+#[tokio::test]
+async fn superseding_by_key_reads_the_keys_jobs_not_the_queue() {
+    let (_d, store) = store();
+    store
+        .read(|c| {
+            let plan: Vec<String> = c
+                .prepare(&format!(
+                    "EXPLAIN QUERY PLAN {}",
+                    sends_limits::SUPERSEDE_SQL
+                ))?
+                .query_map(rusqlite::params![1, "k", 0], |r| r.get::<_, String>(3))?
+                .collect::<Result<_, _>>()?;
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("jobs USING INDEX jobs_message")),
+                "{plan:?}"
+            );
+            assert!(
+                plan.iter().any(|step| step.contains("messages_user_key")),
+                "{plan:?}"
+            );
+            Ok(())
+        })
+        .unwrap();
+}
+
 #[tokio::test]
 async fn backup_is_a_standalone_private_copy() {
     let (_d, store) = store();
