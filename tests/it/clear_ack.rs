@@ -600,3 +600,58 @@ async fn an_acknowledgement_on_one_relay_clears_a_stream_held_by_another() {
     // The figures are the measurement (SPEC asks within 1 s); what is asserted is that every
     // clear arrived, which the loop above waited for. Tests never assert on timing.
 }
+
+/// A status request held on relay B (`reflecto ask` talking to B) answers with an
+/// acknowledgement made on relay A: A's `NOTIFY` wakes it (the 1 s recheck is behind it).
+/// Reported with the time, never asserted on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_held_on_one_relay_answers_an_acknowledgement_on_another() {
+    let Some(url) = pg_database() else { return };
+    let a = Relay::start_on_postgres(&url, no_limits()).await;
+    let b = Relay::start_on_postgres(&url, no_limits()).await;
+    let (token, _, _) = a.alice();
+    let (_, desk) = a.extension("desk");
+    let mut took = Vec::new();
+    for round in 0..3 {
+        let id = a
+            .api()
+            .send(&token, question(&format!("round {round}")))
+            .await;
+        let status_url = format!("{}/v1/messages/{id}", b.url);
+        let first = b
+            .http()
+            .get(&status_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+        let held = b
+            .http()
+            .get(&status_url)
+            .bearer_auth(&token)
+            .header("if-none-match", etag)
+            .header("prefer", "wait=30")
+            .send();
+        let waiting = tokio::spawn(async move {
+            let response = held.await.unwrap();
+            let at = Instant::now();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+                at,
+            )
+        });
+        // Let B hold the request before the acknowledgement (a change before it would
+        // answer at once and measure nothing).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        let (status, _) = acknowledge(&a, &desk, &id, json!({"response": "deploy"})).await;
+        assert_eq!(status, 200);
+        let (status, body, at) = waiting.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["acknowledged"]["response"], "deploy");
+        took.push(at.saturating_duration_since(started));
+    }
+    println!("PostgreSQL: acknowledgement on A to the status held on B answering: {took:?}");
+}

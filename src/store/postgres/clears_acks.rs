@@ -141,17 +141,20 @@ impl PgStore {
         tx.commit().await?;
         match &cleared {
             Some(cleared) => self.after_clear(cleared),
-            None => self.wakeups().wake_statuses(),
+            None => {
+                self.wakeups().wake_statuses();
+                self.inner.notifier.after_status_change(&[]);
+            }
         }
         Ok(AckOutcome::Acknowledged { first, cleared })
     }
 
-    /// The streams and the worker that got clear jobs (here and on every other relay), and
-    /// every held status request here (other relays' long polls recheck every second).
+    /// The streams and the worker that got clear jobs, and every held status request, here
+    /// and on every other relay.
     fn after_clear(&self, cleared: &Cleared) {
         self.wakeups().after_accept(&cleared.targets);
-        self.inner.notifier.after_accept(&cleared.targets);
         self.wakeups().wake_statuses();
+        self.inner.notifier.after_status_change(&cleared.targets);
     }
 }
 

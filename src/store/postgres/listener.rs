@@ -51,11 +51,17 @@ pub async fn listen(target: Target, wakeups: Weak<Wakeups>) {
     }
 }
 
-/// Applies one payload (see [`WAKE_CHANNEL`]).
+/// Applies one payload (see [`WAKE_CHANNEL`]): its first word is a bit set — 1: workers have
+/// work, 2: a message's status changed (a held long poll answers) — then the desktop devices
+/// that got an event, or `*` for all.
 pub fn wake(wakeups: &Wakeups, payload: &str) {
     let mut parts = payload.split(' ');
-    if parts.next() == Some("1") {
+    let bits: u8 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    if bits & DELIVERIES != 0 {
         wakeups.wake_deliveries();
+    }
+    if bits & STATUSES != 0 {
+        wakeups.wake_statuses();
     }
     let devices: Vec<&str> = parts.filter(|p| !p.is_empty()).collect();
     if devices.contains(&"*") {
@@ -65,12 +71,23 @@ pub fn wake(wakeups: &Wakeups, payload: &str) {
     }
 }
 
-/// The payload for a commit that gave work to a worker (`deliveries`) and events to these
-/// desktop devices; `None` when nobody needs waking. NOTIFY payloads are capped below 8000
-/// bytes: a send to very many devices wakes all streams instead.
-pub fn payload<'a>(deliveries: bool, devices: impl Iterator<Item = &'a str>) -> Option<String> {
-    let mut out = String::from(if deliveries { "1" } else { "0" });
-    let mut any = deliveries;
+/// Bit of a payload's first word: a worker has work.
+const DELIVERIES: u8 = 1;
+/// Bit of a payload's first word: a message's status changed (an acknowledgement, a clear).
+const STATUSES: u8 = 2;
+
+/// The payload for a commit that gave work to a worker (`deliveries`), changed a status that
+/// a long poll may hold (`statuses`), and gave events to these desktop devices; `None` when
+/// nobody needs waking. NOTIFY payloads are capped below 8000 bytes: a send to very many
+/// devices wakes all streams instead.
+pub fn payload<'a>(
+    deliveries: bool,
+    statuses: bool,
+    devices: impl Iterator<Item = &'a str>,
+) -> Option<String> {
+    let bits = if deliveries { DELIVERIES } else { 0 } | if statuses { STATUSES } else { 0 };
+    let mut out = bits.to_string();
+    let mut any = bits != 0;
     for device in devices {
         any = true;
         if out.len() + device.len() + 1 > 7000 {
@@ -90,14 +107,25 @@ mod tests {
 
     #[test]
     fn payload_names_devices_and_caps_its_size() {
-        assert_eq!(payload(false, std::iter::empty()), None);
-        assert_eq!(payload(true, std::iter::empty()).as_deref(), Some("1"));
+        assert_eq!(payload(false, false, std::iter::empty()), None);
         assert_eq!(
-            payload(false, ["dev_a", "dev_b"].into_iter()).as_deref(),
+            payload(true, false, std::iter::empty()).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            payload(false, true, std::iter::empty()).as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            payload(true, true, std::iter::empty()).as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            payload(false, false, ["dev_a", "dev_b"].into_iter()).as_deref(),
             Some("0 dev_a dev_b")
         );
         let many: Vec<String> = (0..1000).map(|i| format!("dev_{i:016x}")).collect();
-        let capped = payload(true, many.iter().map(String::as_str)).unwrap();
+        let capped = payload(true, false, many.iter().map(String::as_str)).unwrap();
         assert_eq!(capped, "1 *");
     }
 }

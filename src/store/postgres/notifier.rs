@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 /// What one commit woke.
 struct Woken {
     deliveries: bool,
+    /// A message's status changed: another relay's held long polls answer now.
+    statuses: bool,
     devices: Vec<String>,
 }
 
@@ -33,7 +35,21 @@ impl Notifier {
     }
 
     pub fn after_accept(&self, targets: &[Target]) {
-        let woken = Woken {
+        self.queue(Self::woken_by(targets));
+    }
+
+    /// After a clear or an acknowledgement: the clear jobs it queued, and the status it
+    /// changed, which `reflecto ask` may be waiting for on another relay.
+    pub fn after_status_change(&self, targets: &[Target]) {
+        self.queue(Woken {
+            statuses: true,
+            ..Self::woken_by(targets)
+        });
+    }
+
+    fn woken_by(targets: &[Target]) -> Woken {
+        Woken {
+            statuses: false,
             deliveries: targets
                 .iter()
                 .any(|t| t.device_type != DeviceType::Extension),
@@ -42,8 +58,11 @@ impl Notifier {
                 .filter(|t| t.device_type == DeviceType::Extension)
                 .map(|t| t.device_id.clone())
                 .collect(),
-        };
-        if woken.deliveries || !woken.devices.is_empty() {
+        }
+    }
+
+    fn queue(&self, woken: Woken) {
+        if woken.deliveries || woken.statuses || !woken.devices.is_empty() {
             // Only fails once the store is gone: nobody is left to wake.
             let _ = self.tx.send(woken);
         }
@@ -53,12 +72,14 @@ impl Notifier {
 async fn send_batches(pool: Pool, mut rx: mpsc::UnboundedReceiver<Woken>) {
     while let Some(first) = rx.recv().await {
         let mut deliveries = first.deliveries;
+        let mut statuses = first.statuses;
         let mut devices: BTreeSet<String> = first.devices.into_iter().collect();
         while let Ok(more) = rx.try_recv() {
             deliveries |= more.deliveries;
+            statuses |= more.statuses;
             devices.extend(more.devices);
         }
-        let Some(text) = payload(deliveries, devices.iter().map(String::as_str)) else {
+        let Some(text) = payload(deliveries, statuses, devices.iter().map(String::as_str)) else {
             continue;
         };
         let sent = async {

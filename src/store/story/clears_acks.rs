@@ -451,7 +451,9 @@ async fn a_clear_of_a_job_in_flight_outlives_its_outcome_and_waits_for_its_lease
     // … and is once it has ended.
     let due = deliver_due(store, T0 + MINUTE).await;
     assert_eq!(
-        due.iter().map(|j| (j.device_id.as_str(), j.kind)).collect::<Vec<_>>(),
+        due.iter()
+            .map(|j| (j.device_id.as_str(), j.kind))
+            .collect::<Vec<_>>(),
         [(phone.id.as_str(), JobKind::Clear)]
     );
 }
