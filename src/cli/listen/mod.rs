@@ -157,29 +157,46 @@ pub fn run(args: ListenArgs) -> Result<(), ApiError> {
     })
 }
 
-/// Posts each click's acknowledgement (SPEC §1.16) as the device, then prints it.
+/// Posts each click's acknowledgement (SPEC §1.16) as the device, then prints it. Each on a
+/// task of its own: a click whose acknowledgement keeps failing (retried up to its budget)
+/// holds up none of the clicks after it.
 async fn acknowledge_clicks(
     client: Client,
     credential: crate::api::token::Secret,
     mut clicked: tokio::sync::mpsc::UnboundedReceiver<Ack>,
     json: bool,
 ) {
-    while let Some(Ack { id, response }) = clicked.recv().await {
-        let posted = client
-            .acknowledge(&credential, &id, response.as_deref(), ACKNOWLEDGE_RETRY)
-            .await;
-        match posted {
-            Ok(_) => {
-                let time = chrono::Local::now().format("%H:%M:%S").to_string();
-                let line = Note::acknowledged_line(&id, response.as_deref(), json, &time);
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-            }
-            Err(e) => eprintln!(
-                "warning: could not acknowledge {id}: error[{}]: {}",
-                e.code, e.message
-            ),
+    let client = std::sync::Arc::new(client);
+    while let Some(ack) = clicked.recv().await {
+        tokio::spawn(acknowledge_click(
+            client.clone(),
+            credential.clone(),
+            ack,
+            json,
+        ));
+    }
+}
+
+async fn acknowledge_click(
+    client: std::sync::Arc<Client>,
+    credential: crate::api::token::Secret,
+    Ack { id, response }: Ack,
+    json: bool,
+) {
+    let posted = client
+        .acknowledge(&credential, &id, response.as_deref(), ACKNOWLEDGE_RETRY)
+        .await;
+    match posted {
+        Ok(_) => {
+            let time = chrono::Local::now().format("%H:%M:%S").to_string();
+            let line = Note::acknowledged_line(&id, response.as_deref(), json, &time);
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
         }
+        Err(e) => eprintln!(
+            "warning: could not acknowledge {id}: error[{}]: {}",
+            e.code, e.message
+        ),
     }
 }
 
