@@ -9,6 +9,7 @@
 //! reloaded at start.
 
 mod backup;
+mod checkpoint;
 mod columns;
 mod devices_pairing;
 mod export;
@@ -79,6 +80,7 @@ impl SqliteStore {
         let mut conn = Connection::open(&path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
+        checkpoint::install(&mut conn)?;
         let store = SqliteStore {
             inner: Arc::new(Inner {
                 path,
