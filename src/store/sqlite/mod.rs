@@ -9,7 +9,6 @@
 //! reloaded at start.
 
 mod backup;
-mod checkpoint;
 mod columns;
 mod devices_pairing;
 mod export;
@@ -80,7 +79,6 @@ impl SqliteStore {
         let mut conn = Connection::open(&path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
-        checkpoint::install(&mut conn)?;
         let store = SqliteStore {
             inner: Arc::new(Inner {
                 path,

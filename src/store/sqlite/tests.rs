@@ -143,24 +143,3 @@ async fn a_scan_answers_on_a_current_thread_runtime() {
     assert_eq!(store.list_users().await.unwrap()[0].name, "bob");
 }
 
-/// The WAL is checkpointed off the writer's thread; a stream of commits far longer than the
-/// inline threshold still leaves it bounded (SQLite starts it over once a checkpoint caught up).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_wal_stays_bounded_under_a_stream_of_commits() {
-    let (dir, store) = store();
-    let page: i64 = store
-        .read(|c| Ok(c.query_row("PRAGMA page_size", [], |r| r.get(0))?))
-        .unwrap();
-    let commits = 3 * checkpoint::HARD_PAGES as i64;
-    for i in 0..commits {
-        store.probe_write(T0 + i).await.unwrap();
-    }
-    let wal = std::fs::metadata(dir.path().join(format!("{DB_FILE}-wal")))
-        .unwrap()
-        .len() as i64;
-    // Each probe commits at least one page: unbounded, the WAL would hold `commits` of them.
-    assert!(
-        wal <= (checkpoint::HARD_PAGES as i64 + 64) * (page + 24),
-        "WAL of {wal} bytes after {commits} commits"
-    );
-}
