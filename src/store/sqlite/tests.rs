@@ -142,4 +142,3 @@ async fn a_scan_answers_on_a_current_thread_runtime() {
     store.add_user("bob", T0).await.unwrap();
     assert_eq!(store.list_users().await.unwrap()[0].name, "bob");
 }
-
