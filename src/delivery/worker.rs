@@ -9,6 +9,8 @@ use super::webpush::WebPushChannel;
 use crate::relay::{FcmHealth, Relay};
 use crate::store::{ClaimedJob, DeliveryTarget, JobOutcome, Lease, StoreError};
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -82,6 +84,9 @@ pub struct Worker {
     settings: WorkerSettings,
 }
 
+/// Claims one round takes at most (see [`Worker::run_once`]).
+const MAX_CLAIMS_PER_ROUND: usize = 8;
+
 /// The longest idle sleep: lease recovery and expiry also run on this beat.
 const MAX_IDLE: Duration = Duration::from_secs(15);
 
@@ -97,28 +102,71 @@ impl Worker {
     }
 
     /// One round: claims what is due (up to twice the concurrency), delivers it, and records
-    /// every outcome in one commit. Returns how many jobs it handled.
+    /// every outcome before it returns how many jobs it handled. While a claim comes back full
+    /// (more may be due), the next one is taken while the current requests are still out, and
+    /// outcomes are committed a wave at a time alongside them: the HTTP requests never wait for
+    /// the store, which a claim → send → commit in turn made them do for about half of the
+    /// time. A round takes at most [`MAX_CLAIMS_PER_ROUND`] claims, so `run` still sweeps
+    /// leases and sees its stop signal under sustained load.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
-        let now = self.relay.clock.now_ms();
-        let store = &self.relay.store;
-        let jobs = store
-            .claim_due(
-                now,
-                self.settings.concurrency * 2,
-                self.settings.lease_ms,
-                &self.enabled,
-            )
-            .await?;
-        if jobs.is_empty() {
+        let batch = self.settings.concurrency * 2;
+        let first = self.claim(batch).await?;
+        if first.is_empty() {
             return Ok(0);
         }
-        let leases = jobs.iter().map(ClaimedJob::lease).collect();
-        let deliveries = futures_util::stream::iter(jobs)
-            .map(|job| self.deliver(job))
-            .buffer_unordered(self.settings.concurrency)
-            .collect::<Vec<(Lease, JobOutcome)>>();
-        let outcomes = self.renewing_leases(leases, deliveries).await;
+        let mut round = Round::new(first, batch);
+        let mut in_flight = FuturesUnordered::new();
+        let mut claiming = None;
+        let mut commits = FuturesUnordered::new();
+        let mut renewals = FuturesUnordered::new();
+        let every = Duration::from_millis((self.settings.lease_ms / 3).max(1) as u64);
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            while in_flight.len() < self.settings.concurrency
+                && let Some(job) = round.pending.pop_front()
+            {
+                in_flight.push(self.deliver(job));
+            }
+            if claiming.is_none() && round.wants_claim(self.settings.concurrency) {
+                round.claims += 1;
+                claiming = Some(Box::pin(self.claim(batch)));
+            }
+            let idle = in_flight.is_empty() && round.pending.is_empty() && claiming.is_none();
+            if round.done.len() >= self.settings.concurrency || (idle && !round.done.is_empty()) {
+                commits.push(self.commit(std::mem::take(&mut round.done)));
+            }
+            if idle && commits.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(outcome) = in_flight.next() => round.done.push(outcome),
+                claimed = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
+                    claiming = None;
+                    round.claimed(claimed, batch);
+                }
+                Some(committed) = commits.next() => round.committed(committed),
+                Some(()) = renewals.next() => {}
+                // A round can outlast one lease (a slow FCM answer, or waves of requests of
+                // up to the request timeout each): its leases are renewed every third of a
+                // lease, so another relay takes the jobs over only when this one has stopped.
+                _ = renew.tick() => renewals.push(self.renew(round.leases.clone())),
+            }
+        }
+        round.finish()
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<ClaimedJob>, StoreError> {
+        let now = self.relay.clock.now_ms();
+        self.relay
+            .store
+            .claim_due(now, limit, self.settings.lease_ms, &self.enabled)
+            .await
+    }
+
+    /// Records a wave of outcomes; returns how many.
+    async fn commit(&self, outcomes: Vec<(Lease, JobOutcome)>) -> Result<usize, StoreError> {
         let handled = outcomes.len();
+        let store = &self.relay.store;
         store
             .complete_jobs(outcomes, self.relay.clock.now_ms())
             .await?;
@@ -127,23 +175,10 @@ impl Worker {
         Ok(handled)
     }
 
-    /// Runs `work` (a round's deliveries) while renewing the leases of its jobs every third of
-    /// a lease: a round can outlast one lease (a slow FCM answer, or two waves of requests of
-    /// up to the request timeout each), and another relay must take the jobs over only when
-    /// this one has stopped, not while their requests are still out.
-    async fn renewing_leases<T>(&self, leases: Vec<Lease>, work: impl Future<Output = T>) -> T {
-        let every = Duration::from_millis((self.settings.lease_ms / 3).max(1) as u64);
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                done = &mut work => return done,
-                _ = tokio::time::sleep(every) => {
-                    let until = self.relay.clock.now_ms() + self.settings.lease_ms;
-                    if let Err(e) = self.relay.store.renew_leases(leases.clone(), until).await {
-                        tracing::warn!(error = %e, "renewing leases failed");
-                    }
-                }
-            }
+    async fn renew(&self, leases: Vec<Lease>) {
+        let until = self.relay.clock.now_ms() + self.settings.lease_ms;
+        if let Err(e) = self.relay.store.renew_leases(leases, until).await {
+            tracing::warn!(error = %e, "renewing leases failed");
         }
     }
 
@@ -265,6 +300,70 @@ impl Worker {
                 _ = tokio::time::sleep(idle) => {}
                 _ = stop.changed() => {}
             }
+        }
+    }
+}
+
+/// The book of one round in [`Worker::run_once`]: what is claimed and not yet sent, the
+/// outcomes not yet committed, every lease taken, and how the store answered.
+struct Round {
+    pending: VecDeque<ClaimedJob>,
+    done: Vec<(Lease, JobOutcome)>,
+    leases: Vec<Lease>,
+    claims: usize,
+    /// The last claim came back full: more jobs may be due.
+    more: bool,
+    handled: usize,
+    failure: Option<StoreError>,
+}
+
+impl Round {
+    fn new(first: Vec<ClaimedJob>, batch: usize) -> Round {
+        Round {
+            more: first.len() >= batch,
+            leases: first.iter().map(ClaimedJob::lease).collect(),
+            pending: first.into(),
+            done: Vec::new(),
+            claims: 1,
+            handled: 0,
+            failure: None,
+        }
+    }
+
+    /// Claim again once less than one wave is left to send, while claims come back full.
+    fn wants_claim(&self, concurrency: usize) -> bool {
+        self.more && self.claims < MAX_CLAIMS_PER_ROUND && self.pending.len() < concurrency
+    }
+
+    fn claimed(&mut self, claimed: Result<Vec<ClaimedJob>, StoreError>, batch: usize) {
+        match claimed {
+            Ok(jobs) => {
+                self.more = jobs.len() >= batch;
+                self.leases.extend(jobs.iter().map(ClaimedJob::lease));
+                self.pending.extend(jobs);
+            }
+            // The jobs claimed so far are still sent and recorded; the next round claims again.
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming more jobs failed");
+                self.more = false;
+            }
+        }
+    }
+
+    fn committed(&mut self, committed: Result<usize, StoreError>) {
+        match committed {
+            Ok(n) => self.handled += n,
+            Err(e) => {
+                self.failure.get_or_insert(e);
+            }
+        }
+    }
+
+    /// How many jobs the round handled, or the first commit that failed.
+    fn finish(self) -> Result<usize, StoreError> {
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok(self.handled),
         }
     }
 }

@@ -109,6 +109,41 @@ async fn delivers_the_mapped_payload_with_one_cached_token() {
     assert_eq!(s.dispatcher.run_once().await.unwrap(), 0, "nothing left");
 }
 
+/// A round claims again while its requests are out, as long as its claims come back full (a
+/// batch is twice the concurrency: 8 here), and stops after eight claims so the loop around it
+/// still sweeps leases and sees its stop signal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_round_keeps_claiming_while_claims_come_back_full() {
+    let s = setup().await;
+    let mut ids = Vec::new();
+    for i in 0..70 {
+        ids.push(
+            s.send(json!({"message": format!("m{i}"), "device": "pixel"}))
+                .await,
+        );
+    }
+    assert_eq!(
+        s.dispatcher.run_once().await.unwrap(),
+        64,
+        "eight full claims"
+    );
+    assert_eq!(s.fake.sends().len(), 64);
+    assert_eq!(s.dispatcher.run_once().await.unwrap(), 6, "the rest");
+    assert_eq!(s.dispatcher.run_once().await.unwrap(), 0, "nothing left");
+    let mut sent: Vec<String> = s
+        .fake
+        .sends()
+        .iter()
+        .map(|m| m["message"]["data"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    sent.sort();
+    ids.sort();
+    assert_eq!(sent, ids, "each send delivered once");
+    for id in &ids {
+        assert_eq!(s.delivery(id).await["state"], "delivered");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unregistered_unpairs_the_device() {
     let s = setup().await;

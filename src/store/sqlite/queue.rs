@@ -9,7 +9,7 @@ use crate::api::Priority;
 use crate::store::Result;
 use crate::store::contract::Queue;
 use crate::store::model::*;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 /// `device_type IN (…)` for the given channels (their names are constants, never input).
 fn channel_filter(channels: &[Channel]) -> String {
@@ -47,8 +47,7 @@ pub(super) const CLAIMED_SQL: &str = "SELECT j.id, j.message_id, j.device_id, \
      (SELECT auth FROM devices WHERE id = j.device_id), (SELECT key FROM messages WHERE id = j.message_id), j.kind \
      FROM jobs j WHERE j.id = ?1";
 /// A delivered job's device was seen: the push service or FCM accepted the send.
-const SEEN_BY_JOB_SQL: &str =
-    "UPDATE devices SET last_seen_at = ?2 WHERE id = (SELECT device_id FROM jobs WHERE id = ?1)";
+const SEEN_SQL: &str = "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1";
 
 impl Queue for SqliteStore {
     /// Leases up to `limit` due jobs of the given channels for `lease_ms`.
@@ -143,19 +142,24 @@ impl Queue for SqliteStore {
     async fn complete_jobs(&self, outcomes: Vec<(Lease, JobOutcome)>, now: i64) -> Result<()> {
         self.writer()
             .write(move |c| {
+                // The devices whose jobs were delivered: each is marked seen once, not once
+                // per job (a round holds many jobs for the same phone).
+                let mut seen: Vec<String> = Vec::new();
                 for (lease, outcome) in outcomes {
                     let (job_id, token) = (lease.job_id, lease.token);
                     match outcome {
                         JobOutcome::Delivered => {
-                            let landed = c
+                            let device: Option<String> = c
                                 .prepare_cached(
-                                    "UPDATE jobs SET state = 'delivered', lease_until = NULL, last_error = NULL, updated_at = ?2 WHERE id = ?1 AND state = 'leased' AND lease_token = ?3",
+                                    "UPDATE jobs SET state = 'delivered', lease_until = NULL, last_error = NULL, updated_at = ?2 WHERE id = ?1 AND state = 'leased' AND lease_token = ?3 RETURNING device_id",
                                 )?
-                                .execute(params![job_id, now, token])?;
-                            if landed > 0 {
-                                c.prepare_cached(SEEN_BY_JOB_SQL)?.execute(params![job_id, now])?;
+                                .query_row(params![job_id, now, token], |r| r.get(0))
+                                .optional()?;
+                            match device {
+                                Some(device) if !seen.contains(&device) => seen.push(device),
+                                _ => {}
                             }
-                            landed
+                            0
                         }
                         JobOutcome::RetryAt { at_ms, error } => c
                             .prepare_cached(
@@ -188,6 +192,10 @@ impl Queue for SqliteStore {
                             )?
                         }
                     };
+                }
+                let mut mark = c.prepare_cached(SEEN_SQL)?;
+                for device in seen {
+                    mark.execute(params![device, now])?;
                 }
                 Ok(())
             })
