@@ -1553,7 +1553,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__explain)
-            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device invalid_key invalid_response priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered not_acknowledged 0 1 2 3 4 5 6 7 130 all"
+            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device invalid_key invalid_response invalid_repeat invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered not_acknowledged 0 1 2 3 4 5 6 7 130 all"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -60,6 +60,21 @@ pub struct SendRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     pub key: Option<String>,
+    /// Urgent only (SPEC §1.17): deliver again every `retry` seconds (30–3600) until
+    /// acknowledged, cleared or `expire` passes; given together with `expire`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 30, maximum = 3600)]
+    pub retry: Option<u64>,
+    /// Urgent only, with `retry`: seconds after the send when repeats stop (60–10800, at most
+    /// the ttl)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 60, maximum = 10800)]
+    pub expire: Option<u64>,
+    /// An https URL (512 bytes at most, public addresses only) the relay POSTs a signed JSON
+    /// event to when the message is first acknowledged or its `expire` runs out (SPEC §1.17)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::api::request::nullable_url_schema)]
+    pub callback: Option<String>,
 }
 
 /// Every URL field: the relay's own rule ([`HTTP_URL_PATTERN`]) and byte cap, so the document

@@ -359,6 +359,8 @@ mod tests {
             key: None,
             cleared_at: None,
             acknowledged: None,
+            repeat: None,
+            callback: None,
             deliveries: states
                 .iter()
                 .enumerate()

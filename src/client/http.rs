@@ -138,10 +138,8 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// What one `GET /v1/messages/{id}` told: the status, or that it is still the one named.
-// One lives at a time, for one poll: boxing the status would buy nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
 // One per request, moved once: boxing the view would buy nothing.
+#[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 pub enum StatusPoll {
     Changed {

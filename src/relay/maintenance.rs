@@ -1,4 +1,4 @@
-//! The relay's housekeeping beat: expiry, retention and rate-limit windows, on a timer beside
+//! The relay's housekeeping beat: expiry, urgent repeats, retention and rate-limit windows, on a timer beside
 //! the HTTP server and the delivery worker.
 
 use crate::server::AppState;
@@ -17,6 +17,11 @@ pub async fn maintain_once(state: &AppState) -> crate::store::Result<()> {
     let now = state.clock.now_ms();
     state.store.sweep_limits(now).await?;
     if state.store.expire_jobs(now).await? > 0 {
+        state.store.wakeups().wake_statuses();
+    }
+    // SPEC §1.17: urgent messages due for a repeat; taken once however many relays run.
+    let repeats = state.store.schedule_repeats(now).await?;
+    if !repeats.targets.is_empty() || repeats.expired > 0 {
         state.store.wakeups().wake_statuses();
     }
     if let Some(retention) = state.retention_ms() {

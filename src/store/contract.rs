@@ -173,6 +173,16 @@ contract! {
         fn acknowledge(&self, message_id: &str, device_id: &str, response: Option<String>, now: i64) -> Result<AckOutcome>;
     }
 
+    /// Urgent messages (story `urgent`, SPEC §1.17): repeats scheduled by the maintenance
+    /// beat of whichever relay gets there first, each exactly once.
+    trait Urgent {
+        /// For every urgent message whose next repeat is due and that nobody acknowledged or
+        /// cleared: one repeat job per device that has the message, and the next repeat
+        /// `retry` later; repeats of a message whose `expire` ran out stop. A due message is
+        /// taken by one caller only, on any number of relays.
+        fn schedule_repeats(&self, now: i64) -> Result<RepeatRound>;
+    }
+
     /// Upkeep and health (story `upkeep`): retention, pruning, the VAPID key, the probes.
     trait Upkeep {
         /// A cheap liveness probe: one read.

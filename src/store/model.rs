@@ -84,6 +84,10 @@ pub enum JobKind {
     #[default]
     Message,
     Clear,
+    /// An urgent message delivered again (SPEC §1.17): the message's own payload, scheduled
+    /// by the maintenance beat every `retry` until it is acknowledged, cleared or expires. Not
+    /// shown in the status (which counts them as `repeat.repeats`).
+    Repeat,
 }
 
 impl JobKind {
@@ -91,11 +95,17 @@ impl JobKind {
         match self {
             JobKind::Message => "message",
             JobKind::Clear => "clear",
+            JobKind::Repeat => "repeat",
         }
     }
 
+    /// Whether the job carries the message itself (a first delivery or a repeat).
+    pub fn is_message(self) -> bool {
+        self != JobKind::Clear
+    }
+
     pub fn parse(s: &str) -> Option<JobKind> {
-        [JobKind::Message, JobKind::Clear]
+        [JobKind::Message, JobKind::Clear, JobKind::Repeat]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -289,6 +299,78 @@ pub struct NewSend {
     pub key: Option<String>,
     /// The responses its actions offer (SPEC §1.16): what an acknowledgement may say.
     pub responses: Vec<String>,
+    /// Repeats, a callback or a Pushover receipt (SPEC §1.17), written in the same commit.
+    pub urgency: Option<Urgency>,
+}
+
+/// What a send asks beyond its first delivery (SPEC §1.17). Stored as one `urgent` row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Urgency {
+    /// Deliver again every `retry_ms` until `expire_ms` after the send.
+    pub repeat: Option<RepeatPlan>,
+    /// Where to POST the signed `acknowledged`/`expired` event.
+    pub callback: Option<String>,
+    /// The Pushover receipt (30 characters of `[A-Za-z0-9]`), for priority 2 only.
+    pub receipt: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepeatPlan {
+    pub retry_ms: i64,
+    pub expire_ms: i64,
+}
+
+/// `repeat` of the status (SPEC §1.17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatStatus {
+    pub retry_ms: i64,
+    pub expire_ms: i64,
+    pub expires_at: i64,
+    /// Rounds of repeats scheduled after the first delivery.
+    pub repeats: i64,
+}
+
+/// `callback` of the status (SPEC §1.17): `pending` until it is due and delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackStatus {
+    pub state: CallbackState,
+    /// When it was delivered or given up; `None` while pending.
+    pub at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl CallbackState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackState::Pending => "pending",
+            CallbackState::Delivered => "delivered",
+            CallbackState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CallbackState> {
+        [
+            CallbackState::Pending,
+            CallbackState::Delivered,
+            CallbackState::Failed,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+/// What the maintenance beat's repeat round did: the devices that got a repeat (whom to wake).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RepeatRound {
+    pub targets: Vec<Target>,
+    /// Messages whose `expire` ran out in this round (their repeats stopped).
+    pub expired: usize,
 }
 
 /// One target device of a send, with the payload prepared for it alone, if any.
@@ -389,6 +471,10 @@ pub struct MessageStatus {
     /// Its first acknowledgement (SPEC §1.16).
     pub acknowledged: Option<Acknowledgement>,
     pub deliveries: Vec<Delivery>,
+    /// Its repeats, if it asked for them (SPEC §1.17).
+    pub repeat: Option<RepeatStatus>,
+    /// Its callback, if it named one (SPEC §1.17).
+    pub callback: Option<CallbackStatus>,
 }
 
 /// A person dealt with a message on a device (SPEC §1.16).

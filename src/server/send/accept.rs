@@ -11,8 +11,8 @@ use crate::server::AppState;
 use crate::server::error::Failure;
 use crate::server::limits::{LayerStatus, binding, month_key};
 use crate::store::{
-    AcceptOutcome, DeviceRecord, JobPayload, NewSend, PayloadKind, Sender, StoredResponse, Target,
-    TokenRecord, WebPushAddress,
+    AcceptOutcome, DeviceRecord, JobPayload, NewSend, PayloadKind, RepeatPlan, Sender,
+    StoredResponse, Target, TokenRecord, Urgency, WebPushAddress,
 };
 use crate::validate::devices::{Selectable, select};
 use crate::validate::{Validated, build_envelope};
@@ -77,8 +77,25 @@ fn prepare(
         touch_token: state.should_touch(&token.id, now),
         key: request.key.clone(),
         responses: crate::validate::fields::responses_of(request.actions.as_deref()),
+        urgency: urgency(&request),
     };
     Ok((send, response_json))
+}
+
+/// What an urgent send asks beyond its first delivery (SPEC §1.17): repeats, a callback.
+fn urgency(request: &crate::api::SendRequest) -> Option<Urgency> {
+    let repeat = request
+        .retry
+        .zip(request.expire)
+        .map(|(retry, expire)| RepeatPlan {
+            retry_ms: retry as i64 * 1000,
+            expire_ms: expire as i64 * 1000,
+        });
+    (repeat.is_some() || request.callback.is_some()).then(|| Urgency {
+        repeat,
+        callback: request.callback.clone(),
+        receipt: None,
+    })
 }
 
 /// Step 4: the token's priority cap (403).

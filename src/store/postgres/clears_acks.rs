@@ -143,6 +143,7 @@ async fn clear_in(
     except: Option<&str>,
     now: i64,
 ) -> Result<Cleared> {
+    super::urgent::stop_repeats(tx, &message_id, now).await?;
     let rows = tx
         .query(
             "SELECT j.device_id, j.device_type, j.state FROM jobs j \
