@@ -24,6 +24,8 @@ pub async fn maintain_once(state: &AppState) -> crate::store::Result<()> {
     if !repeats.targets.is_empty() || repeats.expired > 0 {
         state.store.wakeups().wake_statuses();
     }
+    // SPEC §1.17: callbacks an acknowledgement or an expiry made due, and retries.
+    super::callbacks::send_due(&state.store, state.callback_allow_local, now).await?;
     if let Some(retention) = state.retention_ms() {
         while state
             .store

@@ -164,6 +164,15 @@ pub struct ShimForm {
     ttl: Option<String>,
 }
 
+/// `POST /1/receipts/{receipt}/cancel.json`'s body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ReceiptCancel {
+    /// The sending token or any token of the message's owner
+    #[schema(nullable = false, pattern = "^rfk_(live|test)_[A-Za-z0-9]{32}$")]
+    token: Option<String>,
+}
+
 /// Pushover priority: `-2`..`1` as a number or a numeric string, or `null` (absent).
 /// A priority as text, in a JSON string or a form field.
 fn pushover_priority_text() -> utoipa::openapi::schema::Object {

@@ -16,6 +16,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
+/// A Pushover receipt's length (SPEC §1.17).
+pub(super) const RECEIPT_CHARS: usize = 30;
+
 pub(super) const SHIM_KEYS: &[&str] = &[
     "token",
     "user",
@@ -68,16 +71,39 @@ pub async fn messages_json(
             if let Some(status) = &accepted.rate {
                 write_rate_headers(&mut headers, status);
             }
+            write_pushover_limit_headers(&mut headers, accepted.rate.as_ref());
             let note = accepted.log_note();
+            let receipt = match state.store.receipt_of(&accepted.id).await {
+                Ok(receipt) => receipt,
+                Err(e) => return Failure::from(e).into_shim_response(),
+            };
             let body = ShimResponse {
                 status: 1,
                 request: Some(accepted.id),
                 errors: None,
+                receipt,
             };
             note.attach((headers, Json(body)).into_response())
         }
         Err(failure) => failure.into_shim_response(),
     }
+}
+
+/// Pushover's own limit headers, which its client libraries read after every send (`chump`
+/// fails without them): the binding layer's, and with no limit at all the largest count
+/// (`i32::MAX`, nothing used, no reset).
+fn write_pushover_limit_headers(
+    headers: &mut HeaderMap,
+    status: Option<&crate::server::limits::LayerStatus>,
+) {
+    use axum::http::HeaderValue;
+    let (limit, remaining, reset) = match status {
+        Some(s) => (s.limit, s.remaining, s.reset),
+        None => (i32::MAX as u64, i32::MAX as u64, 0),
+    };
+    headers.insert("x-limit-app-limit", HeaderValue::from(limit));
+    headers.insert("x-limit-app-remaining", HeaderValue::from(remaining));
+    headers.insert("x-limit-app-reset", HeaderValue::from(reset));
 }
 
 async fn handle(
@@ -101,7 +127,12 @@ async fn handle(
         return Ok(replayed);
     }
     let validated = normalize(&to_canonical(fields)?)?;
-    accept(state, sender, validated, ip.statuses, key, ip.now).await
+    // Priority 2 (the only way here to an urgent message that repeats) gets a receipt.
+    let receipt = validated
+        .request
+        .retry
+        .map(|_| crate::api::token::random_alnum(RECEIPT_CHARS));
+    accept(state, sender, validated, ip.statuses, key, receipt, ip.now).await
 }
 
 /// Pushover fields → canonical fields. Only `priority` needs translating; `user`, `sound`,

@@ -365,6 +365,76 @@ impl CallbackState {
     }
 }
 
+/// A Pushover receipt as `GET /1/receipts/{receipt}.json` shows it (SPEC §1.17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptRecord {
+    pub message_id: String,
+    /// The owner: any of their tokens may read it.
+    pub user_id: i64,
+    /// The owner's name (`acknowledged_by`).
+    pub user: String,
+    pub acknowledged_at: Option<i64>,
+    /// The label of the device that acknowledged first (`None`: removed since, or nobody).
+    pub acknowledged_by_device: Option<String>,
+    /// When a delivery of it (the first or a repeat) last ended delivered.
+    pub last_delivered_at: Option<i64>,
+    pub expires_at: i64,
+    /// When a callback was delivered, if one was.
+    pub called_back_at: Option<i64>,
+}
+
+/// A callback due to be sent (SPEC §1.17), claimed by one relay under a lease.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallbackJob {
+    pub message_id: String,
+    pub url: String,
+    /// `acknowledged` or `expired`.
+    pub kind: String,
+    /// The SHA-256 of the sending token: the signing key.
+    pub key: Vec<u8>,
+    pub acknowledged: Option<Acknowledgement>,
+    /// Attempts including this one.
+    pub attempts: i64,
+    /// After this, a failed attempt is final.
+    pub give_up_at: i64,
+}
+
+// The key signs callbacks: never in debug output.
+impl std::fmt::Debug for CallbackJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackJob")
+            .field("message_id", &self.message_id)
+            .field("kind", &self.kind)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What became of one callback attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    Delivered,
+    RetryAt(i64),
+    Failed,
+}
+
+impl CallbackOutcome {
+    /// `(callback_state, callback_run_at, callback_at)` this outcome writes (`None` state or
+    /// time: unchanged).
+    pub fn columns(self, now: i64) -> (Option<&'static str>, Option<i64>, Option<i64>) {
+        match self {
+            CallbackOutcome::Delivered => {
+                (Some(CallbackState::Delivered.as_str()), None, Some(now))
+            }
+            CallbackOutcome::Failed => (Some(CallbackState::Failed.as_str()), None, Some(now)),
+            CallbackOutcome::RetryAt(at) => (None, Some(at), None),
+        }
+    }
+}
+
+/// Callbacks are retried with back-off for this long (SPEC §1.17).
+pub const CALLBACK_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
 /// What the maintenance beat's repeat round did: the devices that got a repeat (whom to wake).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RepeatRound {

@@ -377,3 +377,458 @@ async fn two_relays_on_postgres_send_one_repeat_per_interval_and_either_stops_th
         );
     }
 }
+
+/// Runs `tests/py/pushover_clients.py ARGS` and parses the one JSON object it prints.
+fn pushover_client(args: &[&str]) -> Value {
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/py/pushover_clients.py"
+        ))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pushover_clients.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// SPEC §1.3, §1.17: `chump` and `pushover-complete`, unmodified but for their endpoint
+/// constant, send an emergency message, read its receipt, see it acknowledged, and cancel.
+#[tokio::test(flavor = "multi_thread")]
+async fn pushover_client_libraries_send_emergencies_read_receipts_and_cancel() {
+    if !crate::harness::required(
+        crate::harness::runs("python3", &["-c", "import chump, pushover_complete"]),
+        "python3 with chump and pushover-complete",
+        "pip install chump pushover-complete",
+    ) {
+        return;
+    }
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let (_, desk) = relay.extension("desk");
+    let api = relay.api();
+    for library in ["chump", "pushover-complete"] {
+        let sent = pushover_client(&[library, "send", &relay.url, &token]);
+        let (id, receipt) = match library {
+            "chump" => {
+                assert_eq!(sent["acknowledged"], false, "{sent}");
+                assert_eq!(sent["expired"], false, "{sent}");
+                (
+                    sent["id"].as_str().unwrap().to_owned(),
+                    sent["receipt"].as_str().unwrap().to_owned(),
+                )
+            }
+            _ => {
+                assert_eq!(sent["status"], 1, "{sent}");
+                (
+                    sent["request"].as_str().unwrap().to_owned(),
+                    sent["receipt"].as_str().unwrap().to_owned(),
+                )
+            }
+        };
+        assert_eq!(receipt.len(), 30, "{receipt}");
+        assert!(
+            receipt.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{receipt}"
+        );
+        let status = api.status(&token, &id).await;
+        assert_eq!(status["repeat"]["retry"], 30, "{status}");
+        assert_eq!(status["repeat"]["expire"], 600);
+        // The receipt's exact field set, before anyone answers.
+        let raw: Value = relay
+            .http()
+            .get(format!(
+                "{}/1/receipts/{receipt}.json?token={token}",
+                relay.url
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut fields: Vec<&str> = raw
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                "acknowledged",
+                "acknowledged_at",
+                "acknowledged_by",
+                "acknowledged_by_device",
+                "called_back",
+                "called_back_at",
+                "expired",
+                "expires_at",
+                "last_delivered_at",
+                "request",
+                "status"
+            ]
+        );
+        assert_eq!(
+            (raw["acknowledged"].clone(), raw["request"].clone()),
+            (json!(0), json!(id))
+        );
+        assert_eq!(raw["acknowledged_by"], "");
+        // The desk receives it and its person acknowledges.
+        let mut events = SseEvents::new(api.stream(&desk).await);
+        let (seq, got) = next_notification(&mut events, BEAT_AND_MARGIN)
+            .await
+            .unwrap();
+        assert_eq!(got, id);
+        api.ack(&desk, &[seq]).await;
+        assert_eq!(acknowledge(&relay, &desk, &id).await.0, 200);
+        let polled = pushover_client(&[library, "poll", &relay.url, &token, &receipt]);
+        match library {
+            "chump" => {
+                assert_eq!(polled["acknowledged"], true, "{polled}");
+                assert_eq!(polled["ringing"], false, "{polled}");
+                assert_eq!(polled["acknowledged_by"], "alice");
+                assert!(polled["last_delivered_at"].is_string(), "{polled}");
+            }
+            _ => {
+                assert_eq!(polled["acknowledged"], 1, "{polled}");
+                assert_eq!(polled["acknowledged_by"], "alice");
+                assert_eq!(polled["acknowledged_by_device"], "desk");
+                assert!(polled["acknowledged_at"].as_i64().unwrap() > 0);
+                assert!(polled["last_delivered_at"].as_i64().unwrap() > 0);
+                assert_eq!(polled["expired"], 0);
+                assert_eq!(polled["called_back"], 0);
+            }
+        }
+        let cancelled = pushover_client(&[library, "cancel", &relay.url, &token, &receipt]);
+        match library {
+            "chump" => assert_eq!(cancelled["cancelled"], true, "{cancelled}"),
+            _ => assert_eq!(cancelled, json!({"status": 1})),
+        }
+    }
+    // An unknown receipt, a cancel without repeats left, and another owner's token.
+    let missing = relay
+        .http()
+        .get(format!(
+            "{}/1/receipts/{}.json?token={token}",
+            relay.url,
+            "a".repeat(30)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap(),
+        json!({"status": 0, "errors": ["not_found"]})
+    );
+}
+
+/// Pushover's cancel stops the repeats (SPEC §1.17), without an acknowledgement.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_receipt_repeats_no_more() {
+    let clock = ManualClock::now();
+    let relay = relay_on(&clock, |_| {}).await;
+    let (token, _, _) = relay.alice();
+    let (_, desk) = relay.extension("desk");
+    let sent: Value = relay
+        .http()
+        .post(format!("{}/1/messages.json", relay.url))
+        .form(&[
+            ("token", token.as_str()),
+            ("user", "u"),
+            ("message", "m"),
+            ("priority", "2"),
+            ("retry", "30"),
+            ("expire", "120"),
+            ("device", "desk"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let receipt = sent["receipt"].as_str().unwrap().to_owned();
+    let mut events = SseEvents::new(relay.api().stream(&desk).await);
+    let (seq, _) = next_notification(&mut events, BEAT_AND_MARGIN)
+        .await
+        .unwrap();
+    relay.api().ack(&desk, &[seq]).await;
+    let cancel = relay
+        .http()
+        .post(format!("{}/1/receipts/{receipt}/cancel.json", relay.url))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 200);
+    clock.advance(RETRY);
+    maintain_once(&relay.state()).await.unwrap();
+    assert_eq!(
+        next_notification(&mut events, Duration::from_secs(6)).await,
+        None
+    );
+    // The expiry shows on the receipt once `expire` passes.
+    clock.advance(RETRY * 3);
+    let raw: Value = relay
+        .http()
+        .get(format!(
+            "{}/1/receipts/{receipt}.json?token={token}",
+            relay.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (raw["expired"].clone(), raw["acknowledged"].clone()),
+        (json!(1), json!(0)),
+        "{raw}"
+    );
+}
+
+/// The callback receiver (`tests/py/callback_receiver.py`) on 127.0.0.1: its URL and process.
+struct Receiver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Receiver {
+    /// Verifies with the signing key of `token`; answers `script` (e.g. "500") first, then 200.
+    fn start(token: &str, script: &str) -> Receiver {
+        use base64::Engine;
+        use sha2::Digest;
+        use std::io::BufRead;
+        let secret = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(token));
+        let mut child = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/py/callback_receiver.py"
+            ))
+            .args([secret.as_str(), script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        Receiver {
+            child,
+            url: format!("http://127.0.0.1:{}", line.trim()),
+        }
+    }
+
+    async fn received(&self) -> Vec<Value> {
+        reqwest::get(format!("{}/_received", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SPEC §1.17: the signed callback, verified by `standardwebhooks`; a scripted 500 is retried
+/// under the same `webhook-id`; `expired` comes when nobody answers; timed from the
+/// acknowledgement with the relay's own maintenance beat.
+#[tokio::test(flavor = "multi_thread")]
+async fn callbacks_are_signed_retried_and_say_acknowledged_or_expired() {
+    if !crate::harness::required(
+        crate::harness::runs("python3", &["-c", "import standardwebhooks"]),
+        "python3 with standardwebhooks",
+        "pip install standardwebhooks",
+    ) {
+        return;
+    }
+    let clock = ManualClock::now();
+    let relay = relay_on(&clock, |c| c.callback_allow_local = true).await;
+    let (token, _, _) = relay.alice();
+    let (desk_id, desk) = relay.extension("desk");
+    let api = relay.api();
+    let state = relay.state();
+
+    // 1. Acknowledged, the receiver failing once.
+    let receiver = Receiver::start(&token, "500");
+    let mut body = urgent("backup failed", "desk");
+    body["callback"] = json!(format!("{}/hook", receiver.url));
+    let id = api.send(&token, body).await;
+    assert_eq!(
+        api.status(&token, &id).await["callback"],
+        json!({"state": "pending", "at": null})
+    );
+    assert_eq!(acknowledge(&relay, &desk, &id).await.0, 200);
+    maintain_once(&state).await.unwrap();
+    let calls = receiver.received().await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["answered"], 500);
+    assert_eq!(
+        api.status(&token, &id).await["callback"]["state"],
+        "pending"
+    );
+    // The back-off passes (at most an hour); the retry is delivered.
+    clock.advance(Duration::from_secs(3600));
+    maintain_once(&state).await.unwrap();
+    let calls = receiver.received().await;
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for call in &calls {
+        assert_eq!(call["verified"], true, "{call}");
+        assert_eq!(call["webhook_id"], format!("{id}.acknowledged"));
+        let payload = &call["payload"];
+        assert_eq!(payload["type"], "acknowledged");
+        assert_eq!(payload["id"], id.as_str());
+        assert_eq!(payload["device_id"], desk_id.as_str());
+        assert_eq!(payload["response"], Value::Null);
+        assert!(payload["acknowledged_at"].is_string(), "{payload}");
+    }
+    let status = api.status(&token, &id).await;
+    assert_eq!(status["callback"]["state"], "delivered", "{status}");
+    assert!(status["callback"]["at"].is_string());
+    // Delivered once: nothing more.
+    clock.advance(Duration::from_secs(3600));
+    maintain_once(&state).await.unwrap();
+    assert_eq!(receiver.received().await.len(), 2);
+
+    // 2. Nobody answers: `expired` once `expire` runs out.
+    let quiet = Receiver::start(&token, "");
+    let mut body = json!({"message": "cert expiring", "priority": "urgent", "retry": 30,
+        "expire": 60, "device": "desk", "callback": format!("{}/hook", quiet.url)});
+    body["ttl"] = json!(3600);
+    let id = api.send(&token, body).await;
+    clock.advance(Duration::from_secs(61));
+    maintain_once(&state).await.unwrap();
+    let calls = quiet.received().await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["verified"], true, "{}", calls[0]);
+    assert_eq!(calls[0]["webhook_id"], format!("{id}.expired"));
+    assert_eq!(
+        calls[0]["payload"],
+        json!({"type": "expired", "id": id, "acknowledged_at": null, "device_id": null, "response": null})
+    );
+
+    // 3. Timed, on the relay's own beat: acknowledgement → callback received.
+    let timed = Receiver::start(&token, "");
+    let mut body = urgent("timed", "desk");
+    body["callback"] = json!(format!("{}/hook", timed.url));
+    let id = api.send(&token, body).await;
+    let started = Instant::now();
+    assert_eq!(acknowledge(&relay, &desk, &id).await.0, 200);
+    while timed.received().await.is_empty() {
+        assert!(
+            started.elapsed() < BEAT_AND_MARGIN,
+            "no callback within {BEAT_AND_MARGIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "acknowledgement to callback received: {:?} (maintenance beat 5 s)",
+        started.elapsed()
+    );
+}
+
+/// SPEC §1.17: a callback must be https to a public address unless `--callback-allow-local`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_callback_to_a_local_or_plain_http_address_is_invalid_url() {
+    let relay = Relay::start(no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let api = relay.api();
+    for callback in [
+        "http://example.com/hook",
+        "https://127.0.0.1/hook",
+        "https://10.0.0.1/x",
+        "ftp://example.com/x",
+    ] {
+        let (status, reply) = api
+            .send_reply(&token, json!({"message": "m", "callback": callback}))
+            .await;
+        assert_eq!(
+            (status, code_of(&reply).as_str()),
+            (400, "invalid_url"),
+            "{callback}: {reply}"
+        );
+    }
+}
+
+/// SPEC §2.3: `reflecto send -p urgent --retry S --expire S --callback URL` through the real
+/// binary, and `reflecto status` showing the repeats and the callback; a bad combination is
+/// the engine's `invalid_repeat` before anything is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_sends_a_repeating_page_and_status_shows_it() {
+    let clock = ManualClock::now();
+    let relay = relay_on(&clock, |c| c.callback_allow_local = true).await;
+    let (token, _, _) = relay.alice();
+    relay.extension("desk");
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(crate::harness::BIN);
+        cmd.env("REFLECTO_CONFIG_DIR", relay.dir.path().join("cli-config"))
+            .env("REFLECTO_SERVER", &relay.url)
+            .env("REFLECTO_TOKEN", &token)
+            .env_remove("REFLECTO_PROFILE")
+            .args(args);
+        cmd
+    };
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = cli(&[
+            "send",
+            "db1 is down",
+            "-p",
+            "urgent",
+            "--retry",
+            "30",
+            "--expire",
+            "600",
+            "--callback",
+            "http://127.0.0.1:9/hook",
+            "--json",
+        ]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = sent["id"].as_str().unwrap().to_owned();
+    clock.advance(RETRY);
+    maintain_once(&relay.state()).await.unwrap();
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = cli(&["status", &id]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("repeats every 30s until "), "{text}");
+    assert!(text.contains("(1 so far)"), "{text}");
+    assert!(text.contains("callback pending"), "{text}");
+    // Refused by the engine, exit 2, before any request.
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = cli(&[
+            "send", "m", "-p", "high", "--retry", "30", "--expire", "600",
+        ]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[invalid_repeat]"));
+}

@@ -24,9 +24,21 @@ pub async fn accept(
     validated: Validated,
     ip_statuses: Vec<LayerStatus>,
     key: Option<&str>,
+    receipt: Option<String>,
     now: i64,
 ) -> Result<Accepted, Failure> {
-    let (send, response_json) = prepare(state, &sender, validated, key, now)?;
+    // SPEC §1.17: a callback is https to a public address (resolved now, and again when sent).
+    if let Some(callback) = &validated.request.callback
+        && let Err(reason) =
+            crate::relay::callbacks::check_url(callback, state.callback_allow_local).await
+    {
+        return Err(Failure::new(ErrorCode::InvalidUrl, reason));
+    }
+    let (mut send, response_json) = prepare(state, &sender, validated, key, now)?;
+    // A Pushover emergency's receipt (SPEC §1.17), kept with the urgent row.
+    if let Some(receipt) = receipt {
+        send.urgency.get_or_insert_with(Urgency::default).receipt = Some(receipt);
+    }
     let accepted = Accepted {
         response_json,
         id: send.message_id.clone(),

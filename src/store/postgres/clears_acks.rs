@@ -98,6 +98,7 @@ impl ClearsAcks for PgStore {
                 device_id: device_id.to_owned(),
                 response,
             };
+            super::urgent::acknowledged_callback(&tx, message_id, now).await?;
             let cleared = clear_in(&tx, message_id.to_owned(), Some(device_id), now).await?;
             (first, Some(cleared))
         } else {

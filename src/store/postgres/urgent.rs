@@ -25,6 +25,13 @@ impl Urgent for PgStore {
             )
             .await?;
         let mut round = RepeatRound::default();
+        tx.execute(
+            "UPDATE urgent SET callback_type = 'expired', callback_run_at = $1, callback_give_up_at = $1::BIGINT + $2 \
+             WHERE callback IS NOT NULL AND callback_type IS NULL AND expires_at IS NOT NULL AND expires_at <= $1 \
+             AND message_id IN (SELECT id FROM messages WHERE acknowledged_at IS NULL)",
+            &[&now, &CALLBACK_WINDOW_MS],
+        )
+        .await?;
         for row in due {
             let (message_id, retry_ms, expires_at): (String, i64, i64) =
                 (row.get(0), row.get(1), row.get(2));
@@ -54,6 +61,123 @@ impl Urgent for PgStore {
             self.inner.notifier.after_accept(&round.targets);
         }
         Ok(round)
+    }
+
+    async fn receipt(&self, receipt: &str) -> Result<Option<ReceiptRecord>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT u.message_id, m.user_id, us.name, m.acknowledged_at, d.label, \
+                 (SELECT MAX(j.updated_at) FROM jobs j WHERE j.message_id = u.message_id AND j.kind <> 'clear' AND j.state = 'delivered'), \
+                 u.expires_at, CASE WHEN u.callback_state = 'delivered' THEN u.callback_at END \
+                 FROM urgent u JOIN messages m ON m.id = u.message_id JOIN users us ON us.id = m.user_id \
+                 LEFT JOIN devices d ON d.id = m.acknowledged_by WHERE u.receipt = $1",
+                &[&receipt],
+            )
+            .await?;
+        Ok(row.map(|r| ReceiptRecord {
+            message_id: r.get(0),
+            user_id: r.get(1),
+            user: r.get(2),
+            acknowledged_at: r.get(3),
+            acknowledged_by_device: r.get(4),
+            last_delivered_at: r.get(5),
+            expires_at: r.get::<_, Option<i64>>(6).unwrap_or_default(),
+            called_back_at: r.get(7),
+        }))
+    }
+
+    async fn receipt_of(&self, message_id: &str) -> Result<Option<String>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT receipt FROM urgent WHERE message_id = $1",
+                &[&message_id],
+            )
+            .await?;
+        Ok(row.and_then(|r| r.get(0)))
+    }
+
+    async fn claim_callbacks(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<CallbackJob>> {
+        let rows = self
+            .writer()
+            .await?
+            .query(
+                "UPDATE urgent u SET callback_lease_until = $1::BIGINT + $2, callback_attempts = u.callback_attempts + 1 \
+                 FROM messages m JOIN tokens t ON t.id = m.token_id \
+                 WHERE m.id = u.message_id AND u.message_id IN (SELECT message_id FROM urgent WHERE callback_run_at IS NOT NULL \
+                 AND callback_run_at <= $1 AND (callback_lease_until IS NULL OR callback_lease_until < $1) LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 RETURNING u.message_id, u.callback, u.callback_type, u.callback_attempts, u.callback_give_up_at, \
+                 t.hash, m.acknowledged_at, m.acknowledged_by, m.acknowledged_response",
+                &[&now, &lease_ms, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| CallbackJob {
+                message_id: r.get(0),
+                url: r.get(1),
+                kind: r.get(2),
+                attempts: i64::from(r.get::<_, i32>(3)),
+                give_up_at: r.get(4),
+                key: r.get(5),
+                acknowledged: r
+                    .get::<_, Option<i64>>(6)
+                    .zip(r.get::<_, Option<String>>(7))
+                    .map(|(at, device_id)| Acknowledgement {
+                        at,
+                        device_id,
+                        response: r.get(8),
+                    }),
+            })
+            .collect())
+    }
+
+    async fn complete_callback(
+        &self,
+        message_id: &str,
+        outcome: CallbackOutcome,
+        now: i64,
+    ) -> Result<()> {
+        let (state, run_at, at) = outcome.columns(now);
+        self.writer()
+            .await?
+            .execute(
+                "UPDATE urgent SET callback_state = COALESCE($2, callback_state), callback_run_at = $3, \
+                 callback_at = COALESCE($4, callback_at), callback_lease_until = NULL WHERE message_id = $1",
+                &[&message_id, &state, &run_at, &at],
+            )
+            .await?;
+        self.wakeups().wake_statuses();
+        Ok(())
+    }
+
+    async fn cancel_receipt(&self, receipt: &str, user_id: i64, now: i64) -> Result<bool> {
+        let mut client = self.writer().await?;
+        let tx = client.transaction().await?;
+        // The message's row first, as every clear and acknowledgement takes it.
+        let Some(row) = tx
+            .query_opt(
+                "SELECT m.id FROM messages m JOIN urgent u ON u.message_id = m.id \
+                 WHERE u.receipt = $1 AND m.user_id = $2 FOR UPDATE OF m",
+                &[&receipt, &user_id],
+            )
+            .await?
+        else {
+            return Ok(false);
+        };
+        let id: String = row.get(0);
+        stop_repeats(&tx, &id, now).await?;
+        tx.commit().await?;
+        self.wakeups().wake_statuses();
+        Ok(true)
     }
 }
 
@@ -126,6 +250,21 @@ pub(super) const ACCEPT_WITH_URGENCY: &str = "WITH a AS (SELECT * FROM reflecto_
      SELECT $1, $23::BIGINT, $24::BIGINT, $5::BIGINT + $24::BIGINT, $5::BIGINT + $23::BIGINT, $25::TEXT, $26::TEXT, \
      CASE WHEN $26::TEXT IS NULL THEN NULL ELSE 'pending' END FROM a WHERE a.outcome = 'accepted') \
      SELECT * FROM a";
+
+/// The first acknowledgement makes its callback due, if the message has one.
+pub(super) async fn acknowledged_callback(
+    tx: &Transaction<'_>,
+    message_id: &str,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE urgent SET callback_type = 'acknowledged', callback_run_at = $2, callback_give_up_at = $2::BIGINT + $3 \
+         WHERE message_id = $1 AND callback IS NOT NULL AND callback_type IS NULL",
+        &[&message_id, &now, &CALLBACK_WINDOW_MS],
+    )
+    .await?;
+    Ok(())
+}
 
 /// A clear or the first acknowledgement stops the repeats (the caller holds the message's
 /// row lock, which the repeat round takes too).

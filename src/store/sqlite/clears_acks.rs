@@ -93,6 +93,7 @@ impl ClearsAcks for SqliteStore {
                     .execute(params![message_id, now, device_id, response])?
                     > 0;
                 let cleared = if won {
+                    super::urgent::acknowledged_callback(c, &message_id, now)?;
                     Some(clear_in(c, message_id.clone(), Some(&device_id), now)?)
                 } else {
                     None

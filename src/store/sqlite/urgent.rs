@@ -23,6 +23,7 @@ impl Urgent for SqliteStore {
                     .query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                     .collect::<rusqlite::Result<_>>()?;
                 let mut round = RepeatRound::default();
+                c.prepare_cached(EXPIRED_CALLBACKS)?.execute(params![now, CALLBACK_WINDOW_MS])?;
                 for (message_id, retry_ms, expires_at) in due {
                     if expires_at <= now {
                         c.prepare_cached("UPDATE urgent SET next_at = NULL WHERE message_id = ?1")?
@@ -46,7 +47,152 @@ impl Urgent for SqliteStore {
         }
         Ok(round)
     }
+
+    async fn receipt(&self, receipt: &str) -> Result<Option<ReceiptRecord>> {
+        // One row by a unique index, and the message's jobs by theirs.
+        self.lookup(|c| {
+            Ok(c.prepare_cached(RECEIPT_SQL)?
+                .query_row([receipt], |r| {
+                    Ok(ReceiptRecord {
+                        message_id: r.get(0)?,
+                        user_id: r.get(1)?,
+                        user: r.get(2)?,
+                        acknowledged_at: r.get(3)?,
+                        acknowledged_by_device: r.get(4)?,
+                        last_delivered_at: r.get(5)?,
+                        expires_at: r.get::<_, Option<i64>>(6)?.unwrap_or_default(),
+                        called_back_at: r.get(7)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn receipt_of(&self, message_id: &str) -> Result<Option<String>> {
+        self.lookup(|c| {
+            Ok(
+                c.prepare_cached("SELECT receipt FROM urgent WHERE message_id = ?1")?
+                    .query_row([message_id], |r| r.get::<_, Option<String>>(0))
+                    .optional()?
+                    .flatten(),
+            )
+        })
+        .await
+    }
+
+    async fn claim_callbacks(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<CallbackJob>> {
+        self.writer()
+            .write(move |c| {
+                let rows = c
+                    .prepare_cached(
+                        "UPDATE urgent SET callback_lease_until = ?1 + ?2, callback_attempts = callback_attempts + 1 \
+                         WHERE message_id IN (SELECT message_id FROM urgent WHERE callback_run_at IS NOT NULL AND callback_run_at <= ?1 \
+                         AND (callback_lease_until IS NULL OR callback_lease_until < ?1) LIMIT ?3) \
+                         RETURNING message_id, callback, callback_type, callback_attempts, callback_give_up_at",
+                    )?
+                    .query_map(params![now, lease_ms, limit as i64], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let mut jobs = Vec::with_capacity(rows.len());
+                for (message_id, url, kind, attempts, give_up_at) in rows {
+                    let (key, at, by, response): (Vec<u8>, Option<i64>, Option<String>, Option<String>) = c
+                        .prepare_cached(
+                            "SELECT t.hash, m.acknowledged_at, m.acknowledged_by, m.acknowledged_response \
+                             FROM messages m JOIN tokens t ON t.id = m.token_id WHERE m.id = ?1",
+                        )?
+                        .query_row([&message_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+                    jobs.push(CallbackJob {
+                        message_id,
+                        url,
+                        kind,
+                        key,
+                        acknowledged: at.zip(by).map(|(at, device_id)| Acknowledgement { at, device_id, response }),
+                        attempts,
+                        give_up_at,
+                    });
+                }
+                Ok(jobs)
+            })
+            .await
+    }
+
+    async fn complete_callback(
+        &self,
+        message_id: &str,
+        outcome: CallbackOutcome,
+        now: i64,
+    ) -> Result<()> {
+        let message_id = message_id.to_owned();
+        self.writer()
+            .write(move |c| {
+                let (state, run_at, at) = outcome.columns(now);
+                c.prepare_cached(
+                    "UPDATE urgent SET callback_state = COALESCE(?2, callback_state), callback_run_at = ?3, \
+                     callback_at = COALESCE(?4, callback_at), callback_lease_until = NULL WHERE message_id = ?1",
+                )?
+                .execute(params![message_id, state, run_at, at])?;
+                Ok(())
+            })
+            .await?;
+        self.wakeups().wake_statuses();
+        Ok(())
+    }
+
+    async fn cancel_receipt(&self, receipt: &str, user_id: i64, now: i64) -> Result<bool> {
+        let receipt = receipt.to_owned();
+        let found = self
+            .writer()
+            .write(move |c| {
+                let id: Option<String> = c
+                    .query_row(
+                        "SELECT u.message_id FROM urgent u JOIN messages m ON m.id = u.message_id \
+                         WHERE u.receipt = ?1 AND m.user_id = ?2",
+                        params![receipt, user_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(id) = id else { return Ok(false) };
+                stop_repeats(c, &id, now)?;
+                Ok(true)
+            })
+            .await?;
+        if found {
+            self.wakeups().wake_statuses();
+        }
+        Ok(found)
+    }
 }
+
+/// Makes the `expired` callback due for every urgent message whose `expire` passed with no
+/// acknowledgement (an acknowledgement made its own callback due instead).
+const EXPIRED_CALLBACKS: &str = "UPDATE urgent SET callback_type = 'expired', callback_run_at = ?1, callback_give_up_at = ?1 + ?2 \
+     WHERE callback IS NOT NULL AND callback_type IS NULL AND expires_at IS NOT NULL AND expires_at <= ?1 \
+     AND message_id IN (SELECT id FROM messages WHERE acknowledged_at IS NULL)";
+
+/// The first acknowledgement makes its callback due, if the message has one.
+pub(super) fn acknowledged_callback(c: &Connection, message_id: &str, now: i64) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE urgent SET callback_type = 'acknowledged', callback_run_at = ?2, callback_give_up_at = ?2 + ?3 \
+         WHERE message_id = ?1 AND callback IS NOT NULL AND callback_type IS NULL",
+    )?
+    .execute(params![message_id, now, CALLBACK_WINDOW_MS])?;
+    Ok(())
+}
+
+/// A receipt's row: the message, its owner, its first acknowledgement and the device's label,
+/// its last delivery (first or repeat), its expiry and a delivered callback.
+const RECEIPT_SQL: &str = "SELECT u.message_id, m.user_id, us.name, m.acknowledged_at, d.label, \
+     (SELECT MAX(j.updated_at) FROM jobs j WHERE j.message_id = u.message_id AND j.kind <> 'clear' AND j.state = 'delivered'), \
+     u.expires_at, CASE WHEN u.callback_state = 'delivered' THEN u.callback_at END \
+     FROM urgent u JOIN messages m ON m.id = u.message_id JOIN users us ON us.id = m.user_id \
+     LEFT JOIN devices d ON d.id = m.acknowledged_by WHERE u.receipt = ?1";
 
 /// Queues one repeat of `message_id` for each device that has (or is being given) the
 /// message: a device whose first delivery still waits in the queue gets that one first, and

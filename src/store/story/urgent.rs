@@ -9,6 +9,7 @@ story!(
     repeats_stop_at_expire_and_on_a_clear,
     an_offline_device_keeps_one_repeat,
     two_relays_take_each_repeat_once,
+    a_callback_falls_due_once_and_one_relay_claims_it,
 );
 
 const RETRY: i64 = 30_000;
@@ -286,4 +287,114 @@ async fn two_relays_take_each_repeat_once(s: Story) {
     for id in ["m1", "m2", "m3"] {
         assert_eq!(repeats(&s.store, id, alice.id).await, 4);
     }
+}
+
+async fn a_callback_falls_due_once_and_one_relay_claims_it(s: Story) {
+    let (alice, token, _) = user_with_token(&s.store, "alice").await;
+    let desk = device(&s.store, "alice", extension("desk")).await;
+    let with_callback = |id: &str, expire_ms| {
+        let mut send = NewSend {
+            message_id: id.into(),
+            ..urgent(&token, id, &[&desk], expire_ms)
+        };
+        send.urgency.as_mut().unwrap().callback = Some(format!("https://hooks.example/{id}"));
+        send
+    };
+    accept(&s.store, with_callback("m1", 10 * MINUTE)).await;
+    accept(&s.store, with_callback("m2", MINUTE)).await;
+    let other = s.open(Limits::HOSTED, T0).await;
+    // Nothing is due before an acknowledgement or the expiry.
+    assert!(
+        s.store
+            .claim_callbacks(T0, 10, MINUTE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.store
+        .acknowledge("m1", &desk.id, None, T0 + 1)
+        .await
+        .unwrap();
+    // m2 expires unanswered; the round that sees it makes its callback due.
+    s.store.schedule_repeats(T0 + MINUTE).await.unwrap();
+    let now = T0 + MINUTE;
+    let (a, b) = tokio::join!(
+        s.store.claim_callbacks(now, 10, MINUTE),
+        other.claim_callbacks(now, 10, MINUTE)
+    );
+    let mut claimed: Vec<CallbackJob> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    claimed.sort_by(|x, y| x.message_id.cmp(&y.message_id));
+    let kinds: Vec<(&str, &str)> = claimed
+        .iter()
+        .map(|j| (j.message_id.as_str(), j.kind.as_str()))
+        .collect();
+    assert_eq!(kinds, [("m1", "acknowledged"), ("m2", "expired")]);
+    assert_eq!(claimed[0].acknowledged.as_ref().unwrap().device_id, desk.id);
+    assert!(claimed[1].acknowledged.is_none());
+    // The key is the SHA-256 of the sending token (what the store keeps of it).
+    assert_eq!(claimed[0].key.len(), 32);
+    assert_eq!(claimed[0].url, "https://hooks.example/m1");
+    // Leased: not claimable again until the lease passes or an outcome lands.
+    assert!(
+        s.store
+            .claim_callbacks(now, 10, MINUTE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.store
+        .complete_callback("m1", CallbackOutcome::Delivered, now)
+        .await
+        .unwrap();
+    s.store
+        .complete_callback("m2", CallbackOutcome::RetryAt(now + MINUTE), now)
+        .await
+        .unwrap();
+    let status = s
+        .store
+        .message_status("m1", alice.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        status.callback,
+        Some(CallbackStatus {
+            state: CallbackState::Delivered,
+            at: Some(now)
+        })
+    );
+    assert!(
+        s.store
+            .claim_callbacks(now + MINUTE - 1, 10, MINUTE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retry = s
+        .store
+        .claim_callbacks(now + MINUTE, 10, MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!((retry[0].message_id.as_str(), retry[0].attempts), ("m2", 2));
+    s.store
+        .complete_callback("m2", CallbackOutcome::Failed, now + MINUTE)
+        .await
+        .unwrap();
+    let status = s
+        .store
+        .message_status("m2", alice.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.callback.unwrap().state, CallbackState::Failed);
+    // A later acknowledgement or round makes nothing due again.
+    s.store.schedule_repeats(now + 2 * MINUTE).await.unwrap();
+    assert!(
+        s.store
+            .claim_callbacks(now + DAY, 10, MINUTE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
