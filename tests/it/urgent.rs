@@ -832,3 +832,42 @@ async fn the_cli_sends_a_repeating_page_and_status_shows_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("error[invalid_repeat]"));
 }
+
+/// SPEC §2.1: `reflecto listen` shows a notification once per delivery, so a repeat of an
+/// urgent message (a new event) is shown again, and an event sent again is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_shows_each_repeat_once() {
+    let clock = ManualClock::now();
+    let relay = relay_on(&clock, |_| {}).await;
+    let (token, _, _) = relay.alice();
+    let desk = crate::listen::Desk::pair(relay.dir.path(), &relay.url);
+    let id = relay.api().send(&token, urgent("disk full", "desk")).await;
+    let poll = |desk: &crate::listen::Desk| {
+        let out = desk
+            .cmd()
+            .args(["listen", "--poll", "--no-notify", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = tokio::task::block_in_place(|| poll(&desk));
+    assert_eq!(first.lines().count(), 1, "{first}");
+    assert!(first.contains(&id));
+    clock.advance(RETRY);
+    maintain_once(&relay.state()).await.unwrap();
+    let again = tokio::task::block_in_place(|| poll(&desk));
+    assert_eq!(
+        again.lines().count(),
+        1,
+        "the repeat is shown again: {again}"
+    );
+    assert!(again.contains(&id));
+    // Nothing new: nothing shown.
+    let none = tokio::task::block_in_place(|| poll(&desk));
+    assert_eq!(none.lines().count(), 0, "{none}");
+}
