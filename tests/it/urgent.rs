@@ -871,3 +871,51 @@ async fn listen_shows_each_repeat_once() {
     let none = tokio::task::block_in_place(|| poll(&desk));
     assert_eq!(none.lines().count(), 0, "{none}");
 }
+
+/// SPEC §1.17: repeats are not charged to any rate limit: with a monthly and a daily budget,
+/// three rounds of repeats leave both where the one send left them.
+#[tokio::test(flavor = "multi_thread")]
+async fn repeats_are_not_charged_to_any_limit() {
+    let clock = ManualClock::now();
+    let limits = reflecto::server::limits::Limits {
+        token_monthly: 5,
+        receiver_daily: 5,
+        ..no_limits()
+    };
+    let relay = Relay::start_with(limits, clock.clone(), |_| {}).await;
+    let (token, _, _) = relay.alice();
+    let (_, desk) = relay.extension("desk");
+    let remaining = || async {
+        let response = relay
+            .http()
+            .get(format!("{}/v1/token", relay.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.headers()["x-ratelimit-remaining"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let id = relay.api().send(&token, urgent("page", "desk")).await;
+    assert_eq!(remaining().await, "4");
+    let mut events = SseEvents::new(relay.api().stream(&desk).await);
+    for round in 0..=3 {
+        if round > 0 {
+            clock.advance(RETRY);
+            maintain_once(&relay.state()).await.unwrap();
+        }
+        let (seq, got) = next_notification(&mut events, BEAT_AND_MARGIN)
+            .await
+            .unwrap();
+        assert_eq!(got, id);
+        relay.api().ack(&desk, &[seq]).await;
+    }
+    assert_eq!(
+        relay.api().status(&token, &id).await["repeat"]["repeats"],
+        3
+    );
+    assert_eq!(remaining().await, "4");
+}
