@@ -1283,7 +1283,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__ask)
-            opts="-t -p -d -h -V --option --wait --title --priority --tag --url --url-title --action --action-response --device --markdown --ttl --key --server --profile --retry-max-wait --json --help --version"
+            opts="-t -p -d -h -V --option --wait --title --priority --tag --url --url-title --action --action-response --device --markdown --ttl --key --retry --expire --callback --server --profile --retry-max-wait --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1346,6 +1346,18 @@ _reflecto() {
                     return 0
                     ;;
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expire)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --callback)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1553,7 +1565,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__explain)
-            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device invalid_key invalid_response priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered not_acknowledged 0 1 2 3 4 5 6 7 130 all"
+            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device invalid_key invalid_response invalid_repeat invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered not_acknowledged 0 1 2 3 4 5 6 7 130 all"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2213,7 +2225,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__run)
-            opts="-p -d -h -V --priority --tag --url --url-title --action --action-response --device --markdown --ttl --key --server --profile --retry-max-wait --on-failure --lines --help --version"
+            opts="-p -d -h -V --priority --tag --url --url-title --action --action-response --device --markdown --ttl --key --retry --expire --callback --server --profile --retry-max-wait --on-failure --lines --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2263,6 +2275,18 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expire)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --callback)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2287,7 +2311,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__send)
-            opts="-t -p -d -q -h -V --title --priority --tag --url --url-title --action --action-response --device --markdown --ttl --key --server --profile --retry-max-wait --json --quiet --token-stdin --batch --skip --wait --until --help --version"
+            opts="-t -p -d -q -h -V --title --priority --tag --url --url-title --action --action-response --device --markdown --ttl --key --retry --expire --callback --server --profile --retry-max-wait --json --quiet --token-stdin --batch --skip --wait --until --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2345,6 +2369,18 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expire)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --callback)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2392,7 +2428,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__serve)
-            opts="-h -V --config --listen --data-dir --database --lease-secs --fcm-credentials --fcm-endpoint --trust-proxy --webpush-allow-local --vapid-subject --log-format --retention --limits --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --header-timeout --body-timeout --idle-timeout --max-connections --max-header-bytes --print-config --help --version"
+            opts="-h -V --config --listen --data-dir --database --lease-secs --fcm-credentials --fcm-endpoint --trust-proxy --webpush-allow-local --callback-allow-local --vapid-subject --log-format --retention --limits --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --header-timeout --body-timeout --idle-timeout --max-connections --max-header-bytes --print-config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2431,6 +2467,10 @@ _reflecto() {
                     return 0
                     ;;
                 --webpush-allow-local)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --callback-allow-local)
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;

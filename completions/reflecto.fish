@@ -59,6 +59,9 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l action-respon
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -s d -l device -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l ttl -d 'Seconds the notification stays deliverable (0–259200)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l key -d 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l retry -d 'With -p urgent and --expire: deliver the message again every SECONDS (30–3600) until someone acknowledges it, it is cleared, or --expire passes' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l expire -d 'With --retry: stop repeating SECONDS (60–10800, at most the ttl) after the send' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l callback -d 'An https URL the relay POSTs a signed event to when the message is first acknowledged or its --expire runs out (Standard Webhooks, keyed with the SHA-256 of the token)' -r -f
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r -f
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l profile -d 'Credential profile' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand send" -l retry-max-wait -d 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]' -r
@@ -103,6 +106,8 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l fcm-endpoint
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l trust-proxy -d 'Take the client IP from X-Forwarded-For (only behind a proxy you run)' -r -f -a "true\t''
 false\t''"
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l webpush-allow-local -d 'Accept Web Push endpoints that are plain http or resolve to loopback, private or link-local addresses (a UnifiedPush distributor on the LAN, tests); off, pairing refuses them so the relay cannot be made to post into its own network' -r -f -a "true\t''
+false\t''"
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l callback-allow-local -d 'Accept `callback` URLs (SPEC §1.17) that are plain http or resolve to loopback, private or link-local addresses (tests, a receiver on the LAN); off, only public https' -r -f -a "true\t''
 false\t''"
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l vapid-subject -d 'Contact sent to Web Push services in the VAPID token (mailto: or https:). Set it to an address you read: push services use it to reach the operator [default: mailto:admin@<hostname>]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l log-format -d 'Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)' -r -f -a "text\t''
@@ -158,6 +163,9 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l action-respons
 complete -c reflecto -n "__fish_reflecto_using_subcommand run" -s d -l device -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l ttl -d 'Seconds the notification stays deliverable (0–259200)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l key -d 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l retry -d 'With -p urgent and --expire: deliver the message again every SECONDS (30–3600) until someone acknowledges it, it is cleared, or --expire passes' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l expire -d 'With --retry: stop repeating SECONDS (60–10800, at most the ttl) after the send' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l callback -d 'An https URL the relay POSTs a signed event to when the message is first acknowledged or its --expire runs out (Standard Webhooks, keyed with the SHA-256 of the token)' -r -f
 complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r -f
 complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l profile -d 'Credential profile' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand run" -l retry-max-wait -d 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]' -r
@@ -197,6 +205,9 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l action-respons
 complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -s d -l device -d 'Device selector: all, mobile, desktop, a dev_ id or a label; comma-separated' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l ttl -d 'Seconds the notification stays deliverable (0–259200)' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l key -d 'Replace the notification with this key (1–64 of A-Z a-z 0-9 . _ : -): devices show the newest in place of the earlier ones' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l retry -d 'With -p urgent and --expire: deliver the message again every SECONDS (30–3600) until someone acknowledges it, it is cleared, or --expire passes' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l expire -d 'With --retry: stop repeating SECONDS (60–10800, at most the ttl) after the send' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l callback -d 'An https URL the relay POSTs a signed event to when the message is first acknowledged or its --expire runs out (Standard Webhooks, keyed with the SHA-256 of the token)' -r -f
 complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l server -d 'Relay URL [default: the profile\'s server, else https://api.reflecto.dev]' -r -f
 complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l profile -d 'Credential profile' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand ask" -l retry-max-wait -d 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]' -r

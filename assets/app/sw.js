@@ -22,7 +22,8 @@ function notificationFor(push, maxActions) {
       // The send's key (SPEC §1.15), else the message id: a newer message of the key, or a
       // repeated delivery, replaces the notification instead of adding one.
       tag: typeof payload.key === 'string' && payload.key ? payload.key : push.id,
-      renotify: false,
+      // A message that repeats until acknowledged (SPEC §1.17) alerts again on each repeat.
+      renotify: typeof payload.retry === 'number',
       requireInteraction: payload.priority === 'urgent',
       silent: payload.priority === 'min',
       icon: 'icon-192.png',

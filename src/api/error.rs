@@ -20,7 +20,7 @@ pub enum ErrorCode {
     InvalidDevice,
     InvalidKey,
     InvalidResponse,
-    PriorityEmergencyUnsupported,
+    InvalidRepeat,
     InvalidPairingCode,
     MissingToken,
     InvalidToken,
@@ -59,7 +59,7 @@ impl ErrorCode {
         ErrorCode::InvalidDevice,
         ErrorCode::InvalidKey,
         ErrorCode::InvalidResponse,
-        ErrorCode::PriorityEmergencyUnsupported,
+        ErrorCode::InvalidRepeat,
         ErrorCode::InvalidPairingCode,
         ErrorCode::MissingToken,
         ErrorCode::InvalidToken,
@@ -97,7 +97,7 @@ impl ErrorCode {
             ErrorCode::InvalidDevice => "invalid_device",
             ErrorCode::InvalidKey => "invalid_key",
             ErrorCode::InvalidResponse => "invalid_response",
-            ErrorCode::PriorityEmergencyUnsupported => "priority_emergency_unsupported",
+            ErrorCode::InvalidRepeat => "invalid_repeat",
             ErrorCode::InvalidPairingCode => "invalid_pairing_code",
             ErrorCode::MissingToken => "missing_token",
             ErrorCode::InvalidToken => "invalid_token",
@@ -142,7 +142,7 @@ impl ErrorCode {
             | ErrorCode::InvalidDevice
             | ErrorCode::InvalidKey
             | ErrorCode::InvalidResponse
-            | ErrorCode::PriorityEmergencyUnsupported
+            | ErrorCode::InvalidRepeat
             | ErrorCode::InvalidPairingCode
             | ErrorCode::UsageError => 400,
             ErrorCode::MissingToken
@@ -183,7 +183,7 @@ impl ErrorCode {
             | ErrorCode::InvalidDevice
             | ErrorCode::InvalidKey
             | ErrorCode::InvalidResponse
-            | ErrorCode::PriorityEmergencyUnsupported
+            | ErrorCode::InvalidRepeat
             | ErrorCode::InvalidPairingCode
             | ErrorCode::UsageError
             | ErrorCode::Conflict
@@ -246,8 +246,8 @@ impl ErrorCode {
             ErrorCode::InvalidResponse => {
                 "The acknowledgement's response is not one of the message's responses (the `response` of one of its actions), or not 1–32 bytes of A-Z a-z 0-9 . _ : -.\nAcknowledge with one of the responses the message offers, or with none (`{}`)."
             }
-            ErrorCode::PriorityEmergencyUnsupported => {
-                "The Pushover shim got priority 2 (Emergency), whose receipt and callback contract reflecto does not implement; it refuses rather than silently downgrade.\nSend priority 1 (high) instead."
+            ErrorCode::InvalidRepeat => {
+                "retry and expire go together and only with priority urgent (Pushover: priority 2 needs both): retry is 30–3600 seconds, expire 60–10800 seconds and at most the message's ttl.\nSend `-p urgent --retry 60 --expire 3600`, or neither."
             }
             ErrorCode::InvalidPairingCode => {
                 "The pairing code is unknown, already used, or older than 10 minutes.\nAsk the operator for a new one: `reflecto admin pair --user NAME`."
@@ -523,7 +523,7 @@ mod tests {
             InvalidDevice,
             InvalidKey,
             InvalidResponse,
-            PriorityEmergencyUnsupported,
+            InvalidRepeat,
         ] {
             assert_eq!(c.http_status(), 400, "{c}");
             assert_eq!(c.exit_code(), 2, "{c}");

@@ -48,6 +48,10 @@ pub const MAX_RESPONSE_BYTES: usize = 32;
 pub const MAX_DEVICE_CHARS: usize = 256;
 /// SPEC §1.15: the longest `key`, in bytes (its characters are ASCII).
 pub const MAX_KEY_BYTES: usize = 64;
+/// SPEC §1.17: an urgent message repeats every `retry` seconds within these bounds…
+pub const REPEAT_RETRY_SECONDS: std::ops::RangeInclusive<u64> = 30..=3600;
+/// …until `expire` seconds after it was accepted (and never past its ttl).
+pub const REPEAT_EXPIRE_SECONDS: std::ops::RangeInclusive<u64> = 60..=10800;
 /// Largest and default ttl, in seconds (72 h).
 pub const MAX_TTL_SECONDS: u64 = 259_200;
 /// Largest serialized envelope, in bytes.

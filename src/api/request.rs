@@ -60,6 +60,23 @@ pub struct SendRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     pub key: Option<String>,
+    /// Urgent only (SPEC §1.17): deliver again every `retry` seconds (30–3600) until
+    /// acknowledged, cleared or `expire` passes; given together with `expire`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 30, maximum = 3600)]
+    pub retry: Option<u64>,
+    /// Urgent only, with `retry`: seconds after the send when repeats stop (60–10800, at most
+    /// the ttl)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 60, maximum = 10800)]
+    pub expire: Option<u64>,
+    /// An https URL (512 bytes at most, the same rule as `url`, and public addresses only)
+    /// the relay POSTs a signed JSON event to when the message is first acknowledged or its
+    /// `expire` runs out (SPEC §1.17); else 400 `invalid_url`. (No pattern here: a third copy
+    /// of the URL pattern makes fuzzers' data generation too slow.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 512)]
+    pub callback: Option<String>,
 }
 
 /// Every URL field: the relay's own rule ([`HTTP_URL_PATTERN`]) and byte cap, so the document

@@ -66,4 +66,9 @@ pub struct ShimResponse {
     pub request: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<String>>,
+    /// Priority 2 only (SPEC §1.17): 30 characters of `A-Z a-z 0-9` for
+    /// `GET /1/receipts/{receipt}.json`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9]{30}$")]
+    pub receipt: Option<String>,
 }

@@ -23,6 +23,37 @@ pub struct MessageView {
     #[serde(default)]
     pub acknowledged: Option<super::clear_ack::Acknowledged>,
     pub deliveries: Vec<DeliveryView>,
+    /// The repeats of an urgent message (SPEC §1.17), or null
+    #[serde(default)]
+    pub repeat: Option<RepeatView>,
+    /// The callback's progress (SPEC §1.17), or null when the send named none
+    #[serde(default)]
+    pub callback: Option<CallbackView>,
+}
+
+/// `repeat` of the status (SPEC §1.17).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RepeatView {
+    /// Seconds between repeats
+    pub retry: u64,
+    /// Seconds after the send when repeats stop
+    pub expire: u64,
+    /// RFC 3339, UTC, milliseconds
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// Deliveries after the first (rounds of repeats so far)
+    pub repeats: i64,
+}
+
+/// `callback` of the status (SPEC §1.17).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CallbackView {
+    /// pending | delivered | failed
+    #[schema(pattern = "^(pending|delivered|failed)$")]
+    pub state: String,
+    /// When it was delivered or given up (RFC 3339), null while pending
+    #[schema(format = DateTime)]
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -119,7 +150,7 @@ mod tests {
 
     #[test]
     fn json_shape_is_the_relays() {
-        let text = r#"{"id":"msg_1","created_at":"2026-01-01T00:00:00.000Z","key":"build","cleared_at":null,"acknowledged":{"at":"2026-01-01T00:00:01.000Z","device_id":"dev_2","response":"deploy"},"deliveries":[{"device_id":"dev_1","label":"pixel","type":"android","state":"queued","attempts":2,"last_error":"UNAVAILABLE","next_attempt_at":null,"acknowledged_at":null}]}"#;
+        let text = r#"{"id":"msg_1","created_at":"2026-01-01T00:00:00.000Z","key":"build","cleared_at":null,"acknowledged":{"at":"2026-01-01T00:00:01.000Z","device_id":"dev_2","response":"deploy"},"deliveries":[{"device_id":"dev_1","label":"pixel","type":"android","state":"queued","attempts":2,"last_error":"UNAVAILABLE","next_attempt_at":null,"acknowledged_at":null}],"repeat":{"retry":30,"expire":600,"expires_at":"2026-01-01T00:10:00.000Z","repeats":2},"callback":{"state":"pending","at":null}}"#;
         let view: MessageView = serde_json::from_str(text).unwrap();
         assert!(!view.is_final());
         assert_eq!(serde_json::to_string(&view).unwrap(), text);

@@ -54,7 +54,8 @@ impl fmt::Display for Secret {
 
 const SECRET_CHARS: usize = 32;
 
-fn random_alnum(n: usize) -> String {
+/// `n` characters of `[A-Za-z0-9]` from the CSPRNG (tokens, Pushover receipts).
+pub fn random_alnum(n: usize) -> String {
     rand::rng()
         .sample_iter(&Alphanumeric)
         .take(n)

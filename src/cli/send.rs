@@ -38,7 +38,7 @@ pub struct SendArgs {
     #[arg(long, conflicts_with = "batch")]
     pub token_stdin: bool,
     /// Send JSON lines from FILE (or - for stdin), one request each, in order
-    #[arg(long, value_name = "FILE|-", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["message", "title", "priority", "tags", "url", "url_title", "actions", "action_responses", "device", "markdown", "ttl", "key"])]
+    #[arg(long, value_name = "FILE|-", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["message", "title", "priority", "tags", "url", "url_title", "actions", "action_responses", "device", "markdown", "ttl", "key", "retry", "expire", "callback"])]
     pub batch: Option<PathBuf>,
     /// With --batch: skip lines 1..=N (resume after an interruption at line N+1)
     #[arg(long, value_name = "N", requires = "batch")]
@@ -88,6 +88,17 @@ pub struct NotifyArgs {
     /// newest in place of the earlier ones
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
+    /// With -p urgent and --expire: deliver the message again every SECONDS (30–3600) until
+    /// someone acknowledges it, it is cleared, or --expire passes
+    #[arg(long, value_name = "SECONDS")]
+    pub retry: Option<String>,
+    /// With --retry: stop repeating SECONDS (60–10800, at most the ttl) after the send
+    #[arg(long, value_name = "SECONDS")]
+    pub expire: Option<String>,
+    /// An https URL the relay POSTs a signed event to when the message is first acknowledged
+    /// or its --expire runs out (Standard Webhooks, keyed with the SHA-256 of the token)
+    #[arg(long, value_name = "URL", value_hint = clap::ValueHint::Url)]
+    pub callback: Option<String>,
     /// Relay URL [default: the profile's server, else https://api.reflecto.dev]
     #[arg(long, env = "REFLECTO_SERVER", value_name = "URL", value_hint = clap::ValueHint::Url)]
     pub server: Option<String>,
@@ -125,6 +136,18 @@ pub(crate) fn fields(
     put("device", args.device.clone().map(Value::String));
     put("markdown", args.markdown.then_some(Value::Bool(true)));
     put("key", args.key.clone().map(Value::String));
+    put("callback", args.callback.clone().map(Value::String));
+    // Whole seconds go as numbers; anything else as given, for the engine to refuse.
+    for (name, value) in [("retry", &args.retry), ("expire", &args.expire)] {
+        put(
+            name,
+            value.as_ref().map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .map_or_else(|_| Value::String(v.clone()), Value::from)
+            }),
+        );
+    }
     // A number goes as a number; anything else goes as given, for the engine to refuse.
     put(
         "ttl",

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// them so the relay cannot be made to post into its own network
     #[arg(long, env = "REFLECTO_WEBPUSH_ALLOW_LOCAL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub webpush_allow_local: Option<bool>,
+    /// Accept `callback` URLs (SPEC §1.17) that are plain http or resolve to loopback, private
+    /// or link-local addresses (tests, a receiver on the LAN); off, only public https
+    #[arg(long, env = "REFLECTO_CALLBACK_ALLOW_LOCAL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub callback_allow_local: Option<bool>,
     /// Contact sent to Web Push services in the VAPID token (mailto: or https:). Set it to an
     /// address you read: push services use it to reach the operator [default: mailto:admin@<hostname>]
     #[arg(long, env = "REFLECTO_VAPID_SUBJECT", value_name = "URI")]
@@ -107,6 +111,7 @@ impl ServeArgs {
             fcm_endpoint: self.fcm_endpoint.clone(),
             trust_proxy: self.trust_proxy,
             webpush_allow_local: self.webpush_allow_local,
+            callback_allow_local: self.callback_allow_local,
             vapid_subject: self.vapid_subject.clone(),
             log_format: self.log_format,
             lease_secs: self.lease_secs,

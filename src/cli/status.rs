@@ -332,6 +332,19 @@ pub fn table(view: &MessageView) -> String {
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = format!("{} (created {})\n", view.id, view.created_at);
+    // SPEC §1.17: an urgent message's repeats and its callback.
+    if let Some(r) = &view.repeat {
+        out.push_str(&format!(
+            "repeats every {}s until {} ({} so far)\n",
+            r.retry, r.expires_at, r.repeats
+        ));
+    }
+    if let Some(c) = &view.callback {
+        match &c.at {
+            Some(at) => out.push_str(&format!("callback {} at {at}\n", c.state)),
+            None => out.push_str(&format!("callback {}\n", c.state)),
+        }
+    }
     if view.deliveries.is_empty() {
         out.push_str("no target device\n");
         return out;
@@ -359,6 +372,8 @@ mod tests {
             key: None,
             cleared_at: None,
             acknowledged: None,
+            repeat: None,
+            callback: None,
             deliveries: states
                 .iter()
                 .enumerate()
@@ -403,6 +418,26 @@ mod tests {
 
     #[test]
     fn the_table_has_a_row_per_device() {
+        let mut urgent = view(&["delivered"]);
+        urgent.repeat = Some(crate::api::status::RepeatView {
+            retry: 30,
+            expire: 600,
+            expires_at: "2026-01-01T00:10:00.000Z".into(),
+            repeats: 2,
+        });
+        urgent.callback = Some(crate::api::status::CallbackView {
+            state: "delivered".into(),
+            at: Some("2026-01-01T00:01:00.000Z".into()),
+        });
+        let shown = table(&urgent);
+        assert!(
+            shown.contains("repeats every 30s until 2026-01-01T00:10:00.000Z (2 so far)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("callback delivered at 2026-01-01T00:01:00.000Z"),
+            "{shown}"
+        );
         let text = table(&view(&["delivered", "failed"]));
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 4);

@@ -26,6 +26,7 @@ pub struct PartialConfig {
     pub fcm_endpoint: Option<String>,
     pub trust_proxy: Option<bool>,
     pub webpush_allow_local: Option<bool>,
+    pub callback_allow_local: Option<bool>,
     pub vapid_subject: Option<String>,
     pub log_format: Option<LogFormat>,
     pub retention: Option<Retention>,
@@ -161,6 +162,8 @@ pub struct ServeConfig {
     /// Web Push endpoints may be plain http and resolve to loopback, private or link-local
     /// addresses (a distributor on the LAN, tests).
     pub webpush_allow_local: bool,
+    /// `--callback-allow-local`: callbacks (SPEC §1.17) may be http and local (tests).
+    pub callback_allow_local: bool,
     /// The VAPID JWT's `sub`: a `mailto:` or `https:` contact for push services.
     pub vapid_subject: String,
     pub log_format: LogFormat,
@@ -240,6 +243,7 @@ impl PartialConfig {
             fcm_endpoint: self.fcm_endpoint.or(lower.fcm_endpoint),
             trust_proxy: self.trust_proxy.or(lower.trust_proxy),
             webpush_allow_local: self.webpush_allow_local.or(lower.webpush_allow_local),
+            callback_allow_local: self.callback_allow_local.or(lower.callback_allow_local),
             vapid_subject: self.vapid_subject.or(lower.vapid_subject),
             log_format: self.log_format.or(lower.log_format),
             retention: self.retention.or(lower.retention),
@@ -267,6 +271,7 @@ impl PartialConfig {
                 .unwrap_or_else(|| DEFAULT_FCM_ENDPOINT.to_owned()),
             trust_proxy: self.trust_proxy.unwrap_or(false),
             webpush_allow_local: self.webpush_allow_local.unwrap_or(false),
+            callback_allow_local: self.callback_allow_local.unwrap_or(false),
             vapid_subject: self.vapid_subject.unwrap_or_else(default_vapid_subject),
             log_format: self.log_format.unwrap_or_default(),
             retention: self.retention.unwrap_or_default(),

@@ -1,4 +1,4 @@
-//! The relay's housekeeping beat: expiry, retention and rate-limit windows, on a timer beside
+//! The relay's housekeeping beat: expiry, urgent repeats, retention and rate-limit windows, on a timer beside
 //! the HTTP server and the delivery worker.
 
 use crate::server::AppState;
@@ -19,6 +19,13 @@ pub async fn maintain_once(state: &AppState) -> crate::store::Result<()> {
     if state.store.expire_jobs(now).await? > 0 {
         state.store.wakeups().wake_statuses();
     }
+    // SPEC §1.17: urgent messages due for a repeat; taken once however many relays run.
+    let repeats = state.store.schedule_repeats(now).await?;
+    if !repeats.targets.is_empty() || repeats.expired > 0 {
+        state.store.wakeups().wake_statuses();
+    }
+    // SPEC §1.17: callbacks an acknowledgement or an expiry made due, and retries.
+    super::callbacks::send_due(&state.store, state.callback_allow_local, now).await?;
     if let Some(retention) = state.retention_ms() {
         while state
             .store

@@ -4,6 +4,7 @@
 //! configuration ([`config`]), start-up assembly ([`start`]: lock, store, VAPID key, server,
 //! delivery) and the maintenance beat ([`maintenance`]).
 
+pub mod callbacks;
 pub mod config;
 pub mod lock;
 pub mod maintenance;

@@ -60,7 +60,8 @@ pub async fn start_with_clock(
         AppState::new(store, clock, config.trust_proxy)
             .with_retention(config.retention)
             .with_webpush(config.webpush_allow_local, vapid.public_key_b64())
-            .with_hook_templates(templates),
+            .with_hook_templates(templates)
+            .with_callbacks(config.callback_allow_local),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

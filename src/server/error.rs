@@ -67,6 +67,7 @@ impl Failure {
             status: 0,
             request: None,
             errors: Some(vec![self.error.code.as_str().to_owned()]),
+            receipt: None,
         };
         let note = self.log_note();
         note.attach((self.status(), self.headers(), Json(body)).into_response())

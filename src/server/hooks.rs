@@ -168,7 +168,7 @@ async fn handle(
         Mapped::Nothing(warnings) => return Ok(nothing_sent(&warnings, &ip)),
     };
     let validated = hooks::finish(request, &overrides, &sender.token.label)?;
-    Ok(accept(state, sender, validated, ip.statuses, key, ip.now)
+    Ok(accept(state, sender, validated, ip.statuses, key, None, ip.now)
         .await?
         .into_response())
 }

@@ -10,7 +10,7 @@ use super::extract::{IpChecked, LongPoll, TokenAuth};
 use super::limits::binding;
 use crate::api::ErrorCode;
 use crate::api::clear_ack::Acknowledged;
-use crate::api::status::{DeliveryView, MessageView};
+use crate::api::status::{CallbackView, DeliveryView, MessageView, RepeatView};
 use crate::store::MessageStatus;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -156,6 +156,16 @@ fn view(status: MessageStatus) -> MessageView {
                 acknowledged_at: d.acknowledged_at.map(rfc3339),
             })
             .collect(),
+        repeat: status.repeat.map(|r| RepeatView {
+            retry: (r.retry_ms / 1000) as u64,
+            expire: (r.expire_ms / 1000) as u64,
+            expires_at: rfc3339(r.expires_at),
+            repeats: r.repeats,
+        }),
+        callback: status.callback.map(|c| CallbackView {
+            state: c.state.as_str().to_owned(),
+            at: c.at.map(rfc3339),
+        }),
     }
 }
 

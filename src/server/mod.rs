@@ -16,6 +16,7 @@ mod openapi;
 mod openapi_schemas;
 mod ops;
 mod pair;
+mod receipts;
 mod send;
 mod shim;
 mod sync;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub trust_proxy: bool,
     /// `--webpush-allow-local`: pairing accepts local and plain-http endpoints.
     pub webpush_allow_local: bool,
+    /// `--callback-allow-local`: callbacks may be plain http and reach local addresses.
+    pub callback_allow_local: bool,
     /// What `GET /v1/webpush/vapid` serves; `None` until the store's key is loaded.
     pub vapid_public_key: Option<String>,
     /// token id → when its `last_used_at` was last written.
@@ -66,6 +69,7 @@ impl AppState {
             relay: Arc::new(Relay::new(store, clock)),
             trust_proxy,
             webpush_allow_local: false,
+            callback_allow_local: false,
             vapid_public_key: None,
             touched: Mutex::new(HashMap::new()),
             retention_ms: retention::Retention::DEFAULT.as_ms(),
@@ -89,6 +93,12 @@ impl AppState {
     pub fn with_webpush(mut self, allow_local: bool, vapid_public_key: String) -> AppState {
         self.webpush_allow_local = allow_local;
         self.vapid_public_key = Some(vapid_public_key);
+        self
+    }
+
+    /// Sets whether callbacks may be plain http and reach local addresses (tests).
+    pub fn with_callbacks(mut self, allow_local: bool) -> AppState {
+        self.callback_allow_local = allow_local;
         self
     }
 
@@ -122,6 +132,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/messages.json", post(shim::messages_json))
         .route("/1/messages.json", post(shim::messages_json))
+        // `{receipt}` is `<receipt>.json`: the router takes no suffix after a parameter.
+        .route("/1/receipts/{receipt}", get(receipts::receipt))
+        .route("/1/receipts/{receipt}/cancel.json", post(receipts::cancel))
         .route(
             "/v1/messages/{id}",
             get(messages::message_status).delete(clear::clear_message),

@@ -108,8 +108,8 @@ pub struct ShimRequest {
     /// 1–100 UTF-8 bytes
     #[schema(min_length = 1, max_length = 100)]
     title: Option<String>,
-    /// -2 min, -1 low, 0 default, 1 high, as a number or a numeric string; 2 (emergency) is 400
-    /// `priority_emergency_unsupported`
+    /// -2 min, -1 low, 0 default, 1 high, as a number or a numeric string; 2 (emergency, SPEC
+    /// §1.17) also needs `retry` and `expire`, else 400 `invalid_repeat`
     #[schema(schema_with = pushover_priority)]
     priority: Option<i64>,
     /// An http or https URL of at most 512 UTF-8 bytes
@@ -139,7 +139,8 @@ pub struct ShimForm {
     /// 1–100 UTF-8 bytes
     #[schema(min_length = 1, max_length = 100, nullable = false)]
     title: Option<String>,
-    /// -2, -1, 0 or 1; 2 (emergency) is 400 `priority_emergency_unsupported`
+    /// -2, -1, 0 or 1; 2 (emergency, SPEC §1.17) also needs `retry` and `expire`, else 400
+    /// `invalid_repeat`
     #[schema(schema_with = pushover_priority_text)]
     priority: Option<String>,
     /// An http or https URL of at most 512 UTF-8 bytes
@@ -161,6 +162,15 @@ pub struct ShimForm {
         pattern = r"^[\t\n\f\r ]*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[\t\n\f\r ]*$"
     )]
     ttl: Option<String>,
+}
+
+/// `POST /1/receipts/{receipt}/cancel.json`'s body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ReceiptCancel {
+    /// The sending token or any token of the message's owner
+    #[schema(nullable = false, pattern = "^rfk_(live|test)_[A-Za-z0-9]{32}$")]
+    token: Option<String>,
 }
 
 /// Pushover priority: `-2`..`1` as a number or a numeric string, or `null` (absent).

@@ -16,6 +16,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
+/// A Pushover receipt's length (SPEC §1.17).
+pub(super) const RECEIPT_CHARS: usize = 30;
+
 pub(super) const SHIM_KEYS: &[&str] = &[
     "token",
     "user",
@@ -29,6 +32,9 @@ pub(super) const SHIM_KEYS: &[&str] = &[
     "sound",
     "timestamp",
     "html",
+    "retry",
+    "expire",
+    "callback",
 ];
 
 #[utoipa::path(post, path = "/v1/messages.json", tag = "pushover", operation_id = "messages_json",
@@ -42,7 +48,7 @@ pub(super) const SHIM_KEYS: &[&str] = &[
             (super::openapi_schemas::ShimForm = "multipart/form-data"))),
     responses(
         (status = 200, description = "`{\"status\":1,\"request\":\"msg_…\"}`", body = crate::api::ShimResponse),
-        (status = 400, description = "Validation failed (`errors` holds the code, e.g. `priority_emergency_unsupported`)", body = crate::api::ShimResponse),
+        (status = 400, description = "Validation failed (`errors` holds the code, e.g. `invalid_repeat`)", body = crate::api::ShimResponse),
         (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::ShimResponse),
         (status = 403, description = "`priority_capped`", body = crate::api::ShimResponse),
         (status = 413, description = "`payload_too_large`", body = crate::api::ShimResponse),
@@ -65,16 +71,39 @@ pub async fn messages_json(
             if let Some(status) = &accepted.rate {
                 write_rate_headers(&mut headers, status);
             }
+            write_pushover_limit_headers(&mut headers, accepted.rate.as_ref());
             let note = accepted.log_note();
+            let receipt = match state.store.receipt_of(&accepted.id).await {
+                Ok(receipt) => receipt,
+                Err(e) => return Failure::from(e).into_shim_response(),
+            };
             let body = ShimResponse {
                 status: 1,
                 request: Some(accepted.id),
                 errors: None,
+                receipt,
             };
             note.attach((headers, Json(body)).into_response())
         }
         Err(failure) => failure.into_shim_response(),
     }
+}
+
+/// Pushover's own limit headers, which its client libraries read after every send (`chump`
+/// fails without them): the binding layer's, and with no limit at all the largest count
+/// (`i32::MAX`, nothing used, no reset).
+fn write_pushover_limit_headers(
+    headers: &mut HeaderMap,
+    status: Option<&crate::server::limits::LayerStatus>,
+) {
+    use axum::http::HeaderValue;
+    let (limit, remaining, reset) = match status {
+        Some(s) => (s.limit, s.remaining, s.reset),
+        None => (i32::MAX as u64, i32::MAX as u64, 0),
+    };
+    headers.insert("x-limit-app-limit", HeaderValue::from(limit));
+    headers.insert("x-limit-app-remaining", HeaderValue::from(remaining));
+    headers.insert("x-limit-app-reset", HeaderValue::from(reset));
 }
 
 async fn handle(
@@ -98,22 +127,50 @@ async fn handle(
         return Ok(replayed);
     }
     let validated = normalize(&to_canonical(fields)?)?;
-    accept(state, sender, validated, ip.statuses, key, ip.now).await
+    // Priority 2 (the only way here to an urgent message that repeats) gets a receipt.
+    let receipt = validated
+        .request
+        .retry
+        .map(|_| crate::api::token::random_alnum(RECEIPT_CHARS));
+    accept(state, sender, validated, ip.statuses, key, receipt, ip.now).await
 }
 
 /// Pushover fields → canonical fields. Only `priority` needs translating; `user`, `sound`,
-/// `timestamp` and unknown fields are dropped.
+/// `timestamp` and unknown fields are dropped. `retry` and `expire` count only with priority
+/// 2 (Pushover ignores them otherwise), which needs both (SPEC §1.17).
 fn to_canonical(mut fields: Map<String, Value>) -> Result<Map<String, Value>, Failure> {
     let mut out = Map::new();
-    for key in ["message", "title", "url", "url_title", "device", "ttl"] {
+    for key in [
+        "message",
+        "title",
+        "url",
+        "url_title",
+        "device",
+        "ttl",
+        "callback",
+    ] {
         if let Some(v) = fields.remove(key) {
             out.insert(key.to_owned(), v);
         }
     }
     if let Some(p) = fields.remove("priority").filter(|v| !v.is_null()) {
+        let priority = pushover_priority(&p)?;
+        if priority == Priority::Urgent {
+            for key in ["retry", "expire"] {
+                match fields.remove(key).filter(|v| !v.is_null()) {
+                    Some(v) => out.insert(key.to_owned(), v),
+                    None => {
+                        return Err(Failure::new(
+                            ErrorCode::InvalidRepeat,
+                            format!("priority 2 (Emergency) needs {key}"),
+                        ));
+                    }
+                };
+            }
+        }
         out.insert(
             "priority".into(),
-            Value::String(pushover_priority(&p)?.as_str().to_owned()),
+            Value::String(priority.as_str().to_owned()),
         );
     }
     Ok(out)
@@ -131,10 +188,8 @@ fn pushover_priority(value: &Value) -> Result<Priority, Failure> {
         _ => None,
     };
     match number {
-        Some(2) => Err(Failure::new(
-            ErrorCode::PriorityEmergencyUnsupported,
-            "priority 2 (Emergency) is not supported: its receipt and callback contract is not implemented",
-        )),
+        // Emergency (SPEC §1.17): urgent, repeating with the Pushover `retry` and `expire`.
+        Some(2) => Ok(Priority::Urgent),
         Some(n) => Priority::from_pushover(n).ok_or_else(|| {
             Failure::new(
                 ErrorCode::InvalidPriority,
@@ -154,15 +209,12 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn priorities_map_and_emergency_is_refused() {
+    fn priorities_map_and_emergency_is_urgent() {
         assert_eq!(pushover_priority(&json!(-2)).unwrap(), Priority::Min);
         assert_eq!(pushover_priority(&json!("-1")).unwrap(), Priority::Low);
         assert_eq!(pushover_priority(&json!("0")).unwrap(), Priority::Default);
         assert_eq!(pushover_priority(&json!(1)).unwrap(), Priority::High);
-        assert_eq!(
-            pushover_priority(&json!(2)).unwrap_err().error.code,
-            ErrorCode::PriorityEmergencyUnsupported
-        );
+        assert_eq!(pushover_priority(&json!(2)).unwrap(), Priority::Urgent);
         assert_eq!(
             pushover_priority(&json!("3")).unwrap_err().error.code,
             ErrorCode::InvalidPriority

@@ -58,7 +58,8 @@ fn event_data(event: &StreamEvent) -> Option<String> {
 /// The SSE `event:` of a job.
 fn event_name(kind: JobKind) -> &'static str {
     match kind {
-        JobKind::Message => "notification",
+        // A repeat (SPEC §1.17) is the notification again, under a new event id.
+        JobKind::Message | JobKind::Repeat => "notification",
         JobKind::Clear => "clear",
     }
 }

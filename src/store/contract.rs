@@ -173,6 +173,29 @@ contract! {
         fn acknowledge(&self, message_id: &str, device_id: &str, response: Option<String>, now: i64) -> Result<AckOutcome>;
     }
 
+    /// Urgent messages (story `urgent`, SPEC §1.17): repeats scheduled by the maintenance
+    /// beat of whichever relay gets there first, each exactly once.
+    trait Urgent {
+        /// For every urgent message whose next repeat is due and that nobody acknowledged or
+        /// cleared: one repeat job per device that has the message, and the next repeat
+        /// `retry` later; repeats of a message whose `expire` ran out stop. A due message is
+        /// taken by one caller only, on any number of relays.
+        fn schedule_repeats(&self, now: i64) -> Result<RepeatRound>;
+        /// The Pushover receipt's message and where it stands, if the receipt exists.
+        fn receipt(&self, receipt: &str) -> Result<Option<ReceiptRecord>>;
+        /// The receipt given to a message (for an `Idempotency-Key` replay of the shim).
+        fn receipt_of(&self, message_id: &str) -> Result<Option<String>>;
+        /// Stops the repeats of the owner's message with this receipt (Pushover's cancel):
+        /// none is scheduled any more and those not yet taken are cancelled. `false`: no such
+        /// receipt for this owner.
+        fn cancel_receipt(&self, receipt: &str, user_id: i64, now: i64) -> Result<bool>;
+        /// Leases up to `limit` callbacks that are due (an acknowledgement or an expiry made
+        /// them so), each to one caller, for `lease_ms`.
+        fn claim_callbacks(&self, now: i64, limit: usize, lease_ms: i64) -> Result<Vec<CallbackJob>>;
+        /// Records a callback attempt's outcome: delivered and failed are final.
+        fn complete_callback(&self, message_id: &str, outcome: CallbackOutcome, now: i64) -> Result<()>;
+    }
+
     /// Upkeep and health (story `upkeep`): retention, pruning, the VAPID key, the probes.
     trait Upkeep {
         /// A cheap liveness probe: one read.

@@ -1,6 +1,6 @@
 //! `reflecto admin copy --to postgres://…`: the whole of a single-box relay's SQLite store
-//! (users, token hashes, devices and their keys, pairing codes, messages, jobs, counters, the
-//! VAPID key) into an empty PostgreSQL database, in one transaction, so the relay moves
+//! (users, token hashes, devices and their keys, pairing codes, messages, jobs, urgent
+//! messages' repeats and callbacks, counters, the VAPID key) into an empty PostgreSQL database, in one transaction, so the relay moves
 //! without re-pairing a device or re-issuing a token (SPEC §3). The two schemas name the same
 //! tables and columns; rows cross as plain values and each is converted to the target
 //! column's type.
@@ -95,6 +95,26 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "kind",
             "acknowledged_at",
             "response",
+        ],
+    ),
+    (
+        "urgent",
+        &[
+            "message_id",
+            "retry_ms",
+            "expire_ms",
+            "expires_at",
+            "next_at",
+            "repeats",
+            "receipt",
+            "callback",
+            "callback_type",
+            "callback_state",
+            "callback_at",
+            "callback_attempts",
+            "callback_run_at",
+            "callback_lease_until",
+            "callback_give_up_at",
         ],
     ),
     (

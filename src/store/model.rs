@@ -84,6 +84,10 @@ pub enum JobKind {
     #[default]
     Message,
     Clear,
+    /// An urgent message delivered again (SPEC §1.17): the message's own payload, scheduled
+    /// by the maintenance beat every `retry` until it is acknowledged, cleared or expires. Not
+    /// shown in the status (which counts them as `repeat.repeats`).
+    Repeat,
 }
 
 impl JobKind {
@@ -91,11 +95,17 @@ impl JobKind {
         match self {
             JobKind::Message => "message",
             JobKind::Clear => "clear",
+            JobKind::Repeat => "repeat",
         }
     }
 
+    /// Whether the job carries the message itself (a first delivery or a repeat).
+    pub fn is_message(self) -> bool {
+        self != JobKind::Clear
+    }
+
     pub fn parse(s: &str) -> Option<JobKind> {
-        [JobKind::Message, JobKind::Clear]
+        [JobKind::Message, JobKind::Clear, JobKind::Repeat]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -289,6 +299,148 @@ pub struct NewSend {
     pub key: Option<String>,
     /// The responses its actions offer (SPEC §1.16): what an acknowledgement may say.
     pub responses: Vec<String>,
+    /// Repeats, a callback or a Pushover receipt (SPEC §1.17), written in the same commit.
+    pub urgency: Option<Urgency>,
+}
+
+/// What a send asks beyond its first delivery (SPEC §1.17). Stored as one `urgent` row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Urgency {
+    /// Deliver again every `retry_ms` until `expire_ms` after the send.
+    pub repeat: Option<RepeatPlan>,
+    /// Where to POST the signed `acknowledged`/`expired` event.
+    pub callback: Option<String>,
+    /// The Pushover receipt (30 characters of `[A-Za-z0-9]`), for priority 2 only.
+    pub receipt: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepeatPlan {
+    pub retry_ms: i64,
+    pub expire_ms: i64,
+}
+
+/// `repeat` of the status (SPEC §1.17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatStatus {
+    pub retry_ms: i64,
+    pub expire_ms: i64,
+    pub expires_at: i64,
+    /// Rounds of repeats scheduled after the first delivery.
+    pub repeats: i64,
+}
+
+/// `callback` of the status (SPEC §1.17): `pending` until it is due and delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackStatus {
+    pub state: CallbackState,
+    /// When it was delivered or given up; `None` while pending.
+    pub at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl CallbackState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackState::Pending => "pending",
+            CallbackState::Delivered => "delivered",
+            CallbackState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CallbackState> {
+        [
+            CallbackState::Pending,
+            CallbackState::Delivered,
+            CallbackState::Failed,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+/// A Pushover receipt as `GET /1/receipts/{receipt}.json` shows it (SPEC §1.17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptRecord {
+    pub message_id: String,
+    /// The owner: any of their tokens may read it.
+    pub user_id: i64,
+    /// The owner's name (`acknowledged_by`).
+    pub user: String,
+    pub acknowledged_at: Option<i64>,
+    /// The label of the device that acknowledged first (`None`: removed since, or nobody).
+    pub acknowledged_by_device: Option<String>,
+    /// When a delivery of it (the first or a repeat) last ended delivered.
+    pub last_delivered_at: Option<i64>,
+    pub expires_at: i64,
+    /// When a callback was delivered, if one was.
+    pub called_back_at: Option<i64>,
+}
+
+/// A callback due to be sent (SPEC §1.17), claimed by one relay under a lease.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallbackJob {
+    pub message_id: String,
+    pub url: String,
+    /// `acknowledged` or `expired`.
+    pub kind: String,
+    /// The SHA-256 of the sending token: the signing key.
+    pub key: Vec<u8>,
+    pub acknowledged: Option<Acknowledgement>,
+    /// Attempts including this one.
+    pub attempts: i64,
+    /// After this, a failed attempt is final.
+    pub give_up_at: i64,
+}
+
+// The key signs callbacks: never in debug output.
+impl std::fmt::Debug for CallbackJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackJob")
+            .field("message_id", &self.message_id)
+            .field("kind", &self.kind)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What became of one callback attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    Delivered,
+    RetryAt(i64),
+    Failed,
+}
+
+impl CallbackOutcome {
+    /// `(callback_state, callback_run_at, callback_at)` this outcome writes (`None` state or
+    /// time: unchanged).
+    pub fn columns(self, now: i64) -> (Option<&'static str>, Option<i64>, Option<i64>) {
+        match self {
+            CallbackOutcome::Delivered => {
+                (Some(CallbackState::Delivered.as_str()), None, Some(now))
+            }
+            CallbackOutcome::Failed => (Some(CallbackState::Failed.as_str()), None, Some(now)),
+            CallbackOutcome::RetryAt(at) => (None, Some(at), None),
+        }
+    }
+}
+
+/// Callbacks are retried with back-off for this long (SPEC §1.17).
+pub const CALLBACK_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// What the maintenance beat's repeat round did: the devices that got a repeat (whom to wake).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RepeatRound {
+    pub targets: Vec<Target>,
+    /// Messages whose `expire` ran out in this round (their repeats stopped).
+    pub expired: usize,
 }
 
 /// One target device of a send, with the payload prepared for it alone, if any.
@@ -389,6 +541,10 @@ pub struct MessageStatus {
     /// Its first acknowledgement (SPEC §1.16).
     pub acknowledged: Option<Acknowledgement>,
     pub deliveries: Vec<Delivery>,
+    /// Its repeats, if it asked for them (SPEC §1.17).
+    pub repeat: Option<RepeatStatus>,
+    /// Its callback, if it named one (SPEC §1.17).
+    pub callback: Option<CallbackStatus>,
 }
 
 /// A person dealt with a message on a device (SPEC §1.16).

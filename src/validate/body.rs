@@ -138,6 +138,11 @@ pub fn fields_from_pairs(
             "ttl" => {
                 map.insert(key, Value::Number(form_seconds(&value)?));
             }
+            // Whole seconds (SPEC §1.17); anything else is left as text for the field rule.
+            "retry" | "expire" => {
+                let number = value.trim_ascii().parse::<u64>().ok();
+                map.insert(key, number.map_or(Value::String(value), Value::from));
+            }
             _ => {
                 map.insert(key, Value::String(value));
             }

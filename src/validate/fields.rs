@@ -6,7 +6,8 @@ use super::truncate_utf8;
 use crate::api::{
     Action, ApiError, ErrorCode, MAX_ACTION_LABEL_BYTES, MAX_ACTIONS, MAX_DEVICE_CHARS,
     MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_RESPONSE_BYTES, MAX_TAG_BYTES, MAX_TAGS, MAX_TITLE_BYTES,
-    MAX_TTL_SECONDS, MAX_URL_BYTES, MAX_URL_TITLE_BYTES, Priority, SendRequest, Warning,
+    MAX_TTL_SECONDS, MAX_URL_BYTES, MAX_URL_TITLE_BYTES, Priority, REPEAT_EXPIRE_SECONDS,
+    REPEAT_RETRY_SECONDS, SendRequest, Warning,
 };
 use serde_json::{Map, Value};
 
@@ -23,6 +24,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "markdown",
     "ttl",
     "key",
+    "retry",
+    "expire",
+    "callback",
 ];
 
 /// A request that passed the field rules, with the warnings for what was changed.
@@ -50,7 +54,13 @@ pub fn normalize(fields: &Map<String, Value>) -> Result<Validated, ApiError> {
         markdown: markdown(get(fields, "markdown"))?,
         ttl: ttl(get(fields, "ttl"))?,
         key: key(get(fields, "key"))?,
+        retry: None,
+        expire: None,
+        callback: optional_string(get(fields, "callback"), "callback", ErrorCode::InvalidUrl)?
+            .map(|u| http_url(u, "callback", ErrorCode::InvalidUrl))
+            .transpose()?,
     };
+    let request = repeat(request, get(fields, "retry"), get(fields, "expire"))?;
     Ok(Validated { request, warnings })
 }
 
@@ -416,6 +426,66 @@ fn key(value: Option<&Value>) -> Result<Option<String>, ApiError> {
         ));
     }
     Ok(Some(key.clone()))
+}
+
+/// SPEC §1.17: `retry` and `expire` are whole seconds, given together, only on an urgent
+/// message, within their ranges, and `expire` within the ttl; anything else is
+/// `invalid_repeat` (a value that is not a number at all is a malformed body).
+fn repeat(
+    request: SendRequest,
+    retry: Option<&Value>,
+    expire: Option<&Value>,
+) -> Result<SendRequest, ApiError> {
+    let seconds = |value: Option<&Value>, name: &str| -> Result<Option<u64>, ApiError> {
+        match value {
+            None => Ok(None),
+            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidRepeat,
+                    format!("{name} must be a whole number of seconds"),
+                )
+            }),
+            Some(_) => Err(ApiError::new(
+                ErrorCode::InvalidBody,
+                format!("{name} must be a number of seconds"),
+            )),
+        }
+    };
+    let (retry, expire) = (seconds(retry, "retry")?, seconds(expire, "expire")?);
+    let invalid = |text: String| Err(ApiError::new(ErrorCode::InvalidRepeat, text));
+    let (retry, expire) = match (retry, expire) {
+        (None, None) => return Ok(request),
+        (Some(retry), Some(expire)) => (retry, expire),
+        _ => return invalid("retry and expire must be given together".into()),
+    };
+    if request.priority() != Priority::Urgent {
+        return invalid("retry and expire need priority urgent".into());
+    }
+    if !REPEAT_RETRY_SECONDS.contains(&retry) {
+        return invalid(format!(
+            "retry must be {}–{} seconds",
+            REPEAT_RETRY_SECONDS.start(),
+            REPEAT_RETRY_SECONDS.end()
+        ));
+    }
+    if !REPEAT_EXPIRE_SECONDS.contains(&expire) {
+        return invalid(format!(
+            "expire must be {}–{} seconds",
+            REPEAT_EXPIRE_SECONDS.start(),
+            REPEAT_EXPIRE_SECONDS.end()
+        ));
+    }
+    if expire > request.ttl_seconds() {
+        return invalid(format!(
+            "expire ({expire} s) must not be longer than the ttl ({} s)",
+            request.ttl_seconds()
+        ));
+    }
+    Ok(SendRequest {
+        retry: Some(retry),
+        expire: Some(expire),
+        ..request
+    })
 }
 
 #[cfg(test)]

@@ -518,6 +518,48 @@ fn arb_body() -> impl Strategy<Value = Map<String, Value>> {
         })
 }
 
+/// SPEC §1.17: `retry`/`expire` together, only urgent, in range, `expire` within the ttl.
+#[test]
+fn repeat_rules_are_invalid_repeat() {
+    let check = |body: Value| check(body).map(|v| v.request);
+    let ok = check(json!({"message":"m","priority":"urgent","retry":30,"expire":600})).unwrap();
+    assert_eq!((ok.retry, ok.expire), (Some(30), Some(600)));
+    for bad in [
+        json!({"message":"m","priority":"urgent","retry":30}),
+        json!({"message":"m","priority":"urgent","expire":600}),
+        json!({"message":"m","priority":"high","retry":30,"expire":600}),
+        json!({"message":"m","retry":30,"expire":600}),
+        json!({"message":"m","priority":"urgent","retry":29,"expire":600}),
+        json!({"message":"m","priority":"urgent","retry":3601,"expire":6000}),
+        json!({"message":"m","priority":"urgent","retry":30,"expire":59}),
+        json!({"message":"m","priority":"urgent","retry":30,"expire":10801}),
+        json!({"message":"m","priority":"urgent","retry":30.5,"expire":600}),
+        json!({"message":"m","priority":"urgent","retry":30,"expire":600,"ttl":300}),
+    ] {
+        assert_eq!(
+            check(bad.clone()).unwrap_err().code,
+            ErrorCode::InvalidRepeat,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        check(json!({"message":"m","priority":"urgent","retry":"x","expire":600}))
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidBody
+    );
+    // A form's whole seconds are numbers (Pushover clients send forms).
+    let form = validate_send(
+        Some("application/x-www-form-urlencoded"),
+        b"message=m&priority=urgent&retry=60&expire=3600",
+    )
+    .unwrap();
+    assert_eq!(
+        (form.request.retry, form.request.expire),
+        (Some(60), Some(3600))
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 

@@ -42,12 +42,18 @@ async fn a_copied_store_serves_the_same_tokens_devices_statuses_and_counts() {
                 .api()
                 .send(
                     &token,
-                    serde_json::json!({"message": format!("before the move {i}")}),
+                    // The first one repeats (SPEC §1.17): its `urgent` row moves too.
+                    if i == 0 {
+                        serde_json::json!({"message": "before the move 0", "priority": "urgent", "retry": 30, "expire": 600})
+                    } else {
+                        serde_json::json!({"message": format!("before the move {i}")})
+                    },
                 )
                 .await,
         );
     }
     let before = sqlite.api().status(&token, &ids[0]).await;
+    assert_eq!(before["repeat"]["retry"], 30, "{before}");
     let dir = sqlite.dir.path().to_path_buf();
 
     // The relay must be stopped first: its lock is held while it runs.

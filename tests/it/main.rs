@@ -39,6 +39,7 @@ mod setup;
 mod spec_rows;
 mod store_faults;
 mod sync;
+mod urgent;
 mod webapp;
 mod webpush;
 mod webpush_core;

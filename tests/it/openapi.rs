@@ -224,6 +224,19 @@ max-stream-events = 1
 [[operations]]
 include-tag = "hooks"
 checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 404, 413, 429]
+
+# `retry` and `expire` are schema-valid alone, but go together, only with priority urgent and
+# with `expire` within the ttl (SPEC §1.17): a rule across fields, 400 invalid_repeat.
+[[operations]]
+include-path-regex = "^/v1/send"
+checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 404, 413, 429]
+
+# A schema-valid receipt is one no send was given (404); the token is the real one, since a
+# fuzzed token only ever meets 401.
+[[operations]]
+include-path-regex = "^/1/receipts/"
+parameters = {{ "query.token" = "{token}" }}
+checks.positive_data_acceptance.expected-statuses = [200, 401, 404, 429]
 "#
     )
 }

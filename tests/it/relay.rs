@@ -390,7 +390,12 @@ async fn pushover_shim_maps_fields_and_wraps_errors() {
         (
             json!({"token": token, "message": "m", "priority": 2}),
             400,
-            "priority_emergency_unsupported",
+            "invalid_repeat",
+        ),
+        (
+            json!({"token": token, "message": "m", "priority": 2, "retry": 10, "expire": 600}),
+            400,
+            "invalid_repeat",
         ),
         (
             json!({"token": token, "message": "m", "priority": 5}),

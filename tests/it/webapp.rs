@@ -114,7 +114,9 @@ const two = sw.notificationFor(push, 2);
 const none = sw.notificationFor(push, 0);
 const untitled = sw.notificationFor({untitled}, 2);
 const keyed = sw.notificationFor({{id: 'msg_3', envelope: {{payload: {{message: 'm', key: 'ci:42'}}}}}}, 2);
+const repeating = sw.notificationFor({{id: 'msg_4', envelope: {{payload: {{message: 'm', priority: 'urgent', retry: 30, expire: 600}}}}}}, 2);
 console.log(JSON.stringify({{
+  renotify: two.options.renotify, repeatingRenotify: repeating.options.renotify, repeatingTag: repeating.options.tag,
   title: two.title, body: two.options.body, tag: two.options.tag,
   requireInteraction: two.options.requireInteraction,
   actions: two.options.actions, noActions: none.options.actions.length,
@@ -147,6 +149,11 @@ console.log(JSON.stringify({{
     // SPEC §1.15: the key is the tag, the id stays in the data.
     assert_eq!(got["keyedTag"], "ci:42");
     assert_eq!(got["keyedId"], "msg_3");
+    // SPEC §1.17: a message that repeats alerts again each time under its tag (`renotify`);
+    // anything else replaces silently.
+    assert_eq!(got["renotify"], false);
+    assert_eq!(got["repeatingRenotify"], true);
+    assert_eq!(got["repeatingTag"], "msg_4");
     assert_eq!(got["clickBody"], "https://example.org/run/1");
     assert_eq!(got["clickLogs"], "https://example.org/logs");
     assert_eq!(got["clickEvil"], Value::Null);

@@ -327,8 +327,16 @@ impl Listener {
                 None
             }
         };
-        if let Some(note) = note.filter(|n| !self.seen.contains(&n.id)) {
-            if let Err(e) = self.seen.insert(&note.id)
+        // Shown at most once per delivery (SPEC §2.1): a message and its event id, so an
+        // event sent again (its ack lost) is not shown twice, while a repeat of an urgent
+        // message (SPEC §1.17: a new event id) is. A bare id is what older versions wrote.
+        let delivery_key = note.as_ref().map(|n| seen::delivery_key(&n.id, &event_id));
+        if let Some(note) = note.filter(|n| {
+            !self.seen.contains(&n.id)
+                && !delivery_key.as_ref().is_some_and(|k| self.seen.contains(k))
+        }) {
+            let key = delivery_key.unwrap_or_else(|| note.id.clone());
+            if let Err(e) = self.seen.insert(&key)
                 && !std::mem::replace(&mut self.seen_warned, true)
             {
                 eprintln!(

@@ -1,5 +1,6 @@
-//! The recent message ids this computer has shown, so a notification appears at most once
-//! per message id across reconnects and restarts (a handled event whose ack was lost comes
+//! The recent deliveries this computer has shown (message id and event id; a bare message id
+//! from older versions), so a notification appears at most once per delivery across
+//! reconnects and restarts (a handled event whose ack was lost comes
 //! back). A small file in the data dir: one id per line, newest last, bounded, 0600, replaced
 //! atomically.
 
@@ -10,6 +11,11 @@ use std::path::{Path, PathBuf};
 /// Ids kept. An event comes back only while unacked, so a few hundred recent ids are plenty;
 /// the bound keeps the file small for a listener left running for months.
 pub const CAPACITY: usize = 1000;
+
+/// What is recorded for one delivery: the message id and the stream event that carried it.
+pub fn delivery_key(message_id: &str, event_id: &str) -> String {
+    format!("{message_id}@{event_id}")
+}
 
 pub struct Seen {
     path: PathBuf,

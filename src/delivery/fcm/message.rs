@@ -127,7 +127,12 @@ pub fn request_body(
         ));
     }
     let mut body = content(job, registration, remaining)?;
-    if let Some(key) = &job.key {
+    // A repeat (SPEC §1.17) is a new message collapsing with the message's key, or its id.
+    let collapse = match job.kind {
+        JobKind::Repeat => Some(job.key.as_ref().unwrap_or(&job.message_id)),
+        _ => job.key.as_ref(),
+    };
+    if let Some(key) = collapse {
         body["message"]["android"]["collapse_key"] = Value::String(key.clone());
     }
     Some(body)
@@ -173,6 +178,9 @@ mod tests {
                 markdown: Some(true),
                 ttl: Some(60),
                 key: None,
+                retry: None,
+                expire: None,
+                callback: None,
             },
             "ci",
         );

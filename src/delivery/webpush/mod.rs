@@ -77,7 +77,9 @@ impl WebPushChannel {
                 Ok(bytes) => bytes,
                 Err(reason) => return Verdict::DeadLetter(reason),
             },
-            JobKind::Message => match job
+            // A repeat (SPEC §1.17) resends the message's own bytes: the web app shows it
+            // again with `renotify` (its envelope carries `retry`).
+            JobKind::Message | JobKind::Repeat => match job
                 .payload
                 .as_ref()
                 .filter(|p| p.kind == PayloadKind::WebPush)
@@ -102,7 +104,7 @@ impl WebPushChannel {
                 priority: job.priority.unwrap_or_default(),
                 // A clear takes no `Topic`: it would replace a newer message of the key still
                 // waiting at the push service.
-                key: job.key.as_deref().filter(|_| job.kind == JobKind::Message),
+                key: job.key.as_deref().filter(|_| job.kind.is_message()),
             },
             &self.signer,
             now,

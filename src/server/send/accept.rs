@@ -11,8 +11,8 @@ use crate::server::AppState;
 use crate::server::error::Failure;
 use crate::server::limits::{LayerStatus, binding, month_key};
 use crate::store::{
-    AcceptOutcome, DeviceRecord, JobPayload, NewSend, PayloadKind, Sender, StoredResponse, Target,
-    TokenRecord, WebPushAddress,
+    AcceptOutcome, DeviceRecord, JobPayload, NewSend, PayloadKind, RepeatPlan, Sender,
+    StoredResponse, Target, TokenRecord, Urgency, WebPushAddress,
 };
 use crate::validate::devices::{Selectable, select};
 use crate::validate::{Validated, build_envelope};
@@ -24,9 +24,21 @@ pub async fn accept(
     validated: Validated,
     ip_statuses: Vec<LayerStatus>,
     key: Option<&str>,
+    receipt: Option<String>,
     now: i64,
 ) -> Result<Accepted, Failure> {
-    let (send, response_json) = prepare(state, &sender, validated, key, now)?;
+    // SPEC §1.17: a callback is https to a public address (resolved now, and again when sent).
+    if let Some(callback) = &validated.request.callback
+        && let Err(reason) =
+            crate::relay::callbacks::check_url(callback, state.callback_allow_local).await
+    {
+        return Err(Failure::new(ErrorCode::InvalidUrl, reason));
+    }
+    let (mut send, response_json) = prepare(state, &sender, validated, key, now)?;
+    // A Pushover emergency's receipt (SPEC §1.17), kept with the urgent row.
+    if let Some(receipt) = receipt {
+        send.urgency.get_or_insert_with(Urgency::default).receipt = Some(receipt);
+    }
     let accepted = Accepted {
         response_json,
         id: send.message_id.clone(),
@@ -77,8 +89,25 @@ fn prepare(
         touch_token: state.should_touch(&token.id, now),
         key: request.key.clone(),
         responses: crate::validate::fields::responses_of(request.actions.as_deref()),
+        urgency: urgency(&request),
     };
     Ok((send, response_json))
+}
+
+/// What an urgent send asks beyond its first delivery (SPEC §1.17): repeats, a callback.
+fn urgency(request: &crate::api::SendRequest) -> Option<Urgency> {
+    let repeat = request
+        .retry
+        .zip(request.expire)
+        .map(|(retry, expire)| RepeatPlan {
+            retry_ms: retry as i64 * 1000,
+            expire_ms: expire as i64 * 1000,
+        });
+    (repeat.is_some() || request.callback.is_some()).then(|| Urgency {
+        repeat,
+        callback: request.callback.clone(),
+        receipt: None,
+    })
 }
 
 /// Step 4: the token's priority cap (403).

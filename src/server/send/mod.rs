@@ -127,9 +127,11 @@ async fn handle(
         return Ok(replay.into_response());
     }
     let validated = normalize(&body.fields(KNOWN_KEYS).await?)?;
-    Ok(accept(state, sender, validated, ip.statuses, key, ip.now)
-        .await?
-        .into_response())
+    Ok(
+        accept(state, sender, validated, ip.statuses, key, None, ip.now)
+            .await?
+            .into_response(),
+    )
 }
 
 /// The original response for a repeated key (no token limit is charged for it).

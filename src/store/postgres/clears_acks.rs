@@ -119,6 +119,7 @@ impl PgStore {
                 device_id: device_id.to_owned(),
                 response,
             };
+            super::urgent::acknowledged_callback(&tx, message_id, now).await?;
             let cleared = clear_in(&tx, message_id.to_owned(), Some(device_id), now).await?;
             (first, Some(cleared))
         } else {
@@ -168,6 +169,7 @@ async fn clear_in(
     except: Option<&str>,
     now: i64,
 ) -> Result<Cleared> {
+    super::urgent::stop_repeats(tx, &message_id, now).await?;
     let rows = tx
         .query(
             "SELECT j.device_id, j.device_type, j.state FROM jobs j \

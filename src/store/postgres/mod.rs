@@ -20,6 +20,7 @@ mod schema;
 mod sends_limits;
 mod streams;
 mod upkeep;
+mod urgent;
 mod users_tokens;
 
 use super::contract::Basics;

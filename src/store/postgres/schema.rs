@@ -450,6 +450,30 @@ const MIGRATIONS: &[&str] = &[
         RETURN QUERY SELECT 'accepted'::TEXT, NULL::INTEGER, NULL::TEXT, v_burst, v_burst_oldest, v_monthly, v_daily, v_daily_oldest;
     END $$;
     "#,
+    // 5: urgent messages (SPEC §1.17). One row per send that repeats, calls back or has a
+    // Pushover receipt: the repeat plan and where it stands (`next_at` NULL once stopped), the
+    // callback's durable work (`callback_type` set when an event is due; retried with back-off
+    // until `callback_give_up_at`, claimed under `callback_lease_until` so one relay sends it)
+    // and its outcome. A repeat is a job of kind 'repeat'.
+    "CREATE TABLE urgent (
+        message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        retry_ms BIGINT,
+        expire_ms BIGINT,
+        expires_at BIGINT,
+        next_at BIGINT,
+        repeats BIGINT NOT NULL DEFAULT 0,
+        receipt TEXT UNIQUE,
+        callback TEXT,
+        callback_type TEXT,
+        callback_state TEXT,
+        callback_at BIGINT,
+        callback_attempts INTEGER NOT NULL DEFAULT 0,
+        callback_run_at BIGINT,
+        callback_lease_until BIGINT,
+        callback_give_up_at BIGINT
+     );
+     CREATE INDEX urgent_next ON urgent(next_at) WHERE next_at IS NOT NULL;
+     CREATE INDEX urgent_callback ON urgent(callback_run_at) WHERE callback_run_at IS NOT NULL;",
 ];
 
 /// Brings the schema up to date in one transaction, holding the migration lock.

@@ -198,6 +198,7 @@ impl SendsLimits for PgStore {
                 .acknowledged(r.get(7)))
             })
             .collect::<Result<_>>()?;
+        let (repeat, callback) = super::urgent::urgent_status(&**client, id).await?;
         Ok(Some(MessageStatus {
             id: id.to_owned(),
             created_at: message.get(0),
@@ -212,6 +213,8 @@ impl SendsLimits for PgStore {
                     response: message.get(5),
                 }),
             deliveries,
+            repeat,
+            callback,
         }))
     }
 
@@ -247,41 +250,60 @@ impl SendsLimits for PgStore {
             None => (None, None, None),
         };
         let client = self.writer().await?;
+        let urgency = send.urgency.clone().unwrap_or_default();
+        let (retry, expire) = (
+            urgency.repeat.map(|r| r.retry_ms),
+            urgency.repeat.map(|r| r.expire_ms),
+        );
+        let with_urgency = send.urgency.is_some();
         let statement = client
-            .prepare_cached(
+            .prepare_cached(if with_urgency {
+                super::urgent::ACCEPT_WITH_URGENCY
+            } else {
                 "SELECT * FROM reflecto_accept($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                 $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
-            )
+                 $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+            })
             .await?;
-        let row = client
-            .query_one(
-                &statement,
-                &[
-                    &send.message_id,
-                    &send.user_id,
-                    &send.token_id,
-                    &send.envelope,
-                    &send.created_at,
-                    &send.expires_at,
-                    &send.priority.as_str(),
-                    &send.month,
-                    &key,
-                    &idem_status,
-                    &idem_body,
-                    &send.touch_token,
-                    &(l.token_burst as i64),
-                    &(l.token_monthly as i64),
-                    &(l.receiver_daily as i64),
-                    &ids,
-                    &types,
-                    &states,
-                    &payloads,
-                    &kinds,
-                    &send.key,
-                    &responses_column(&send.responses),
-                ],
-            )
-            .await?;
+        let responses = responses_column(&send.responses);
+        let priority = send.priority.as_str();
+        let (burst, monthly, daily) = (
+            l.token_burst as i64,
+            l.token_monthly as i64,
+            l.receiver_daily as i64,
+        );
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+            &send.message_id,
+            &send.user_id,
+            &send.token_id,
+            &send.envelope,
+            &send.created_at,
+            &send.expires_at,
+            &priority,
+            &send.month,
+            &key,
+            &idem_status,
+            &idem_body,
+            &send.touch_token,
+            &burst,
+            &monthly,
+            &daily,
+            &ids,
+            &types,
+            &states,
+            &payloads,
+            &kinds,
+            &send.key,
+            &responses,
+        ];
+        if with_urgency {
+            params.extend([
+                &retry as &(dyn tokio_postgres::types::ToSql + Sync),
+                &expire,
+                &urgency.receipt,
+                &urgency.callback,
+            ]);
+        }
+        let row = client.query_one(&statement, &params).await?;
         let outcome: String = row.get(0);
         if outcome == "replayed" {
             return Ok(AcceptOutcome::Replayed(StoredResponse {

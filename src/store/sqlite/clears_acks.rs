@@ -93,6 +93,7 @@ impl ClearsAcks for SqliteStore {
                     .execute(params![message_id, now, device_id, response])?
                     > 0;
                 let cleared = if won {
+                    super::urgent::acknowledged_callback(c, &message_id, now)?;
                     Some(clear_in(c, message_id.clone(), Some(&device_id), now)?)
                 } else {
                     None
@@ -134,6 +135,7 @@ impl SqliteStore {
 /// worker is both: its send may have reached the device already, so the device is told to
 /// clear it too (a receiver ignores a clear for a message it never showed).
 fn clear_in(c: &Connection, message_id: String, except: Option<&str>, now: i64) -> Result<Cleared> {
+    super::urgent::stop_repeats(c, &message_id, now)?;
     let rows: Vec<(String, DeviceType, JobState)> = c
         .prepare_cached(
             "SELECT j.device_id, j.device_type, j.state FROM jobs j \

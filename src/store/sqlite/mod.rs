@@ -21,6 +21,7 @@ mod streams;
 #[cfg(test)]
 mod tests;
 mod upkeep;
+mod urgent;
 mod users_tokens;
 mod writer;
 

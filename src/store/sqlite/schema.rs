@@ -192,6 +192,30 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE messages ADD COLUMN acknowledged_at INTEGER;
      ALTER TABLE messages ADD COLUMN acknowledged_by TEXT;
      ALTER TABLE messages ADD COLUMN acknowledged_response TEXT;",
+    // 9: urgent messages (SPEC §1.17). One row per send that repeats, calls back or has a
+    // Pushover receipt: the repeat plan and where it stands (`next_at` NULL once stopped), the
+    // callback's durable work (`callback_type` set when an event is due; retried with back-off
+    // until `callback_give_up_at`, claimed under `callback_lease_until` so one relay sends it)
+    // and its outcome. A repeat is a job of kind 'repeat'.
+    "CREATE TABLE urgent (
+        message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        retry_ms INTEGER,
+        expire_ms INTEGER,
+        expires_at INTEGER,
+        next_at INTEGER,
+        repeats INTEGER NOT NULL DEFAULT 0,
+        receipt TEXT UNIQUE,
+        callback TEXT,
+        callback_type TEXT,
+        callback_state TEXT,
+        callback_at INTEGER,
+        callback_attempts INTEGER NOT NULL DEFAULT 0,
+        callback_run_at INTEGER,
+        callback_lease_until INTEGER,
+        callback_give_up_at INTEGER
+     );
+     CREATE INDEX urgent_next ON urgent(next_at) WHERE next_at IS NOT NULL;
+     CREATE INDEX urgent_callback ON urgent(callback_run_at) WHERE callback_run_at IS NOT NULL;",
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -87,7 +87,8 @@ impl SendsLimits for SqliteStore {
                     .acknowledged(r.get(7)?))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(Some(MessageStatus { id: id.to_owned(), created_at, key, cleared_at, acknowledged, deliveries }))
+            let (repeat, callback) = super::urgent::urgent_status(c, id)?;
+            Ok(Some(MessageStatus { id: id.to_owned(), created_at, key, cleared_at, acknowledged, deliveries, repeat, callback }))
         }).await
     }
 
@@ -119,6 +120,9 @@ impl SendsLimits for SqliteStore {
                     "INSERT INTO messages (id, user_id, token_id, envelope, created_at, expires_at, key, responses) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?
                 .execute(params![send.message_id, send.user_id, send.token_id, send.envelope, send.created_at, send.expires_at, send.key, responses_column(&send.responses)])?;
+                if let Some(urgency) = &send.urgency {
+                    super::urgent::insert_urgency(c, &send, urgency)?;
+                }
                 for Target { device_id, device_type, payload } in &send.targets {
                     let seq: Option<i64> = match device_type {
                         // A desktop device removed since the targets were read gets no job.

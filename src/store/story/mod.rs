@@ -128,6 +128,7 @@ mod queue;
 mod sends_limits;
 mod streams;
 mod upkeep;
+mod urgent;
 mod users_tokens;
 
 // ---- what stories are made of ----
@@ -235,6 +236,7 @@ pub fn send(token: &TokenRecord, id: &str, targets: &[&DeviceRecord], now: i64) 
         touch_token: false,
         key: None,
         responses: Vec::new(),
+        urgency: None,
     }
 }
 
