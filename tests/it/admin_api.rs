@@ -152,6 +152,8 @@ async fn operator_story(ops: &Ops, store: &str) {
         (403, "forbidden"),
         "an admin token cannot send"
     );
+    let (s, b) = ops.get("/v1/token", &admin).await;
+    assert_eq!((s, code(&b)), (403, "forbidden"), "nor act as a sender");
 
     // Status.
     let (s, status) = ops.get("/v1/admin/status", &admin).await;
