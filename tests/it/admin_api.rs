@@ -60,6 +60,9 @@ impl Ops {
             .args(args)
             .env("REFLECTO_ADMIN_TOKEN", token)
             .env("REFLECTO_CONFIG_DIR", self._data.path().join("cfg"))
+            // A local store named in the environment is not read with --server (and must not
+            // make clap refuse the flag).
+            .env("REFLECTO_DATA_DIR", self._data.path().join("elsewhere"))
             .output()
             .unwrap()
     }
