@@ -87,6 +87,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--insecure-storage', '--insecure-storage', [CompletionResultType]::ParameterName, 'Store the token in a 0600 file even if a keyring is available')
             [CompletionResult]::new('--secure-storage-only', '--secure-storage-only', [CompletionResultType]::ParameterName, 'Refuse to store the token anywhere but the OS keyring')
             [CompletionResult]::new('--no-verify', '--no-verify', [CompletionResultType]::ParameterName, 'Store the token without asking the relay whether it knows it (offline set-up)')
+            [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'Store an admin token (rfa_live_…) for `reflecto admin --server`, beside the profile''s sender token (checked with GET /v1/admin/status)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -294,6 +295,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -301,6 +305,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Manage users (the receivers of notifications)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage sender tokens')
             [CompletionResult]::new('device', 'device', [CompletionResultType]::ParameterValue, 'Manage devices')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Print the audit log, newest first: who added, removed, created, revoked or paired what')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Print a 6-digit pairing code for a user, valid 10 minutes')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir (PostgreSQL: use pg_dump)')
             [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL')
@@ -311,6 +316,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -325,6 +333,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -335,7 +346,10 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'As JSON on stdout (times in RFC 3339)')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -346,6 +360,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -375,6 +392,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -393,7 +413,11 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'Make an admin token (rfa_live_…) for the operator API instead: no user, cannot send')
             [CompletionResult]::new('--test', '--test', [CompletionResultType]::ParameterName, 'Make an rfk_test_ token')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -405,7 +429,10 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'As JSON on stdout (times in RFC 3339)')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -416,6 +443,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -445,6 +475,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -464,6 +497,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -475,7 +511,10 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'As JSON on stdout (times in RFC 3339)')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -486,6 +525,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -511,11 +553,29 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         'reflecto;admin;device;help;help' {
             break
         }
+        'reflecto;admin;audit' {
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'How many entries, newest first')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
+            [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'As JSON on stdout (times in RFC 3339)')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'reflecto;admin;pair' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The user whose device the code pairs')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -526,7 +586,10 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace FILE if it exists (without it, an existing FILE is refused)')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -538,6 +601,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -548,6 +614,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Manage users (the receivers of notifications)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage sender tokens')
             [CompletionResult]::new('device', 'device', [CompletionResultType]::ParameterValue, 'Manage devices')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Print the audit log, newest first: who added, removed, created, revoked or paired what')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Print a 6-digit pairing code for a user, valid 10 minutes')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir (PostgreSQL: use pg_dump)')
             [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL')
@@ -597,6 +664,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;admin;help;device;remove' {
+            break
+        }
+        'reflecto;admin;help;audit' {
             break
         }
         'reflecto;admin;help;pair' {
@@ -730,6 +800,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Manage users (the receivers of notifications)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage sender tokens')
             [CompletionResult]::new('device', 'device', [CompletionResultType]::ParameterValue, 'Manage devices')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Print the audit log, newest first: who added, removed, created, revoked or paired what')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Print a 6-digit pairing code for a user, valid 10 minutes')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir (PostgreSQL: use pg_dump)')
             [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL')
@@ -778,6 +849,9 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;help;admin;device;remove' {
+            break
+        }
+        'reflecto;help;admin;audit' {
             break
         }
         'reflecto;help;admin;pair' {

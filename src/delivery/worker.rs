@@ -6,10 +6,12 @@ use super::Channel;
 use super::fcm::FcmChannel;
 use super::outcome::{Verdict, retry_delay};
 use super::webpush::WebPushChannel;
+use crate::api::admin::AdminEvent;
 use crate::relay::{FcmHealth, Relay};
 use crate::store::{ClaimedJob, DeliveryTarget, JobOutcome, Lease, StoreError};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,6 +127,7 @@ impl Worker {
             while in_flight.len() < self.settings.concurrency
                 && let Some(job) = round.pending.pop_front()
             {
+                round.name_for_watchers(&job, self.relay.admin_watched());
                 in_flight.push(self.deliver(job));
             }
             if claiming.is_none() && round.wants_claim(self.settings.concurrency) {
@@ -133,7 +136,9 @@ impl Worker {
             }
             let idle = in_flight.is_empty() && round.pending.is_empty() && claiming.is_none();
             if round.done.len() >= self.settings.concurrency || (idle && !round.done.is_empty()) {
-                commits.push(self.commit(std::mem::take(&mut round.done)));
+                let done = std::mem::take(&mut round.done);
+                let events = round.events_for(&done);
+                commits.push(self.commit(done, events));
             }
             if idle && commits.is_empty() {
                 break;
@@ -164,12 +169,20 @@ impl Worker {
     }
 
     /// Records a wave of outcomes; returns how many.
-    async fn commit(&self, outcomes: Vec<(Lease, JobOutcome)>) -> Result<usize, StoreError> {
+    async fn commit(
+        &self,
+        outcomes: Vec<(Lease, JobOutcome)>,
+        events: Vec<AdminEvent>,
+    ) -> Result<usize, StoreError> {
         let handled = outcomes.len();
         let store = &self.relay.store;
         store
             .complete_jobs(outcomes, self.relay.clock.now_ms())
             .await?;
+        // The operator's live views hear of outcomes once they are recorded.
+        for event in events {
+            self.relay.publish_admin(event);
+        }
         // Whoever holds `GET /v1/messages/{id}` for these messages looks again.
         store.wakeups().wake_statuses();
         Ok(handled)
@@ -308,6 +321,9 @@ impl Worker {
 /// outcomes not yet committed, every lease taken, and how the store answered.
 struct Round {
     pending: VecDeque<ClaimedJob>,
+    /// Which message and device each job in flight is, kept only while an operator's live
+    /// view (`/v1/admin/events`) listens: its events name them.
+    named: HashMap<i64, (String, String)>,
     done: Vec<(Lease, JobOutcome)>,
     leases: Vec<Lease>,
     claims: usize,
@@ -320,6 +336,7 @@ struct Round {
 impl Round {
     fn new(first: Vec<ClaimedJob>, batch: usize) -> Round {
         Round {
+            named: HashMap::new(),
             more: first.len() >= batch,
             leases: first.iter().map(ClaimedJob::lease).collect(),
             pending: first.into(),
@@ -357,6 +374,39 @@ impl Round {
                 self.failure.get_or_insert(e);
             }
         }
+    }
+
+    fn name_for_watchers(&mut self, job: &ClaimedJob, watched: bool) {
+        if watched {
+            let name = (job.message_id.clone(), job.device_id.clone());
+            self.named.insert(job.job_id, name);
+        }
+    }
+
+    /// The live views' events for these outcomes: a delivery that ended (a retry is not news).
+    fn events_for(&mut self, done: &[(Lease, JobOutcome)]) -> Vec<AdminEvent> {
+        if self.named.is_empty() {
+            return Vec::new();
+        }
+        done.iter()
+            .filter_map(|(lease, outcome)| {
+                let (id, device_id) = self.named.remove(&lease.job_id)?;
+                let state = match outcome {
+                    JobOutcome::Delivered => "delivered",
+                    JobOutcome::DeadLetter { .. } | JobOutcome::DeviceUnreachable { .. } => {
+                        "failed"
+                    }
+                    JobOutcome::Expired => "expired",
+                    JobOutcome::RetryAt { .. } => return None,
+                };
+                let state = state.to_owned();
+                Some(AdminEvent::Delivery {
+                    id,
+                    device_id,
+                    state,
+                })
+            })
+            .collect()
     }
 
     /// How many jobs the round handled, or the first commit that failed.

@@ -168,9 +168,11 @@ async fn handle(
         Mapped::Nothing(warnings) => return Ok(nothing_sent(&warnings, &ip)),
     };
     let validated = hooks::finish(request, &overrides, &sender.token.label)?;
-    Ok(accept(state, sender, validated, ip.statuses, key, None, ip.now)
-        .await?
-        .into_response())
+    Ok(
+        accept(state, sender, validated, ip.statuses, key, None, ip.now)
+            .await?
+            .into_response(),
+    )
 }
 
 /// 200 `{"id":null,"delivered_to":[],"warnings":[…]}`, with the binding per-IP layer.

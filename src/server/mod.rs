@@ -3,6 +3,7 @@
 //! Starting the relay (store, lock, delivery, maintenance) is `relay::start`.
 
 mod acknowledge;
+pub mod admin;
 mod app;
 mod clear;
 mod error;
@@ -53,6 +54,11 @@ pub struct AppState {
     retention_ms: Option<i64>,
     /// The operator's hook templates (`[hooks.<name>]`, SPEC §1.18), compiled at start-up.
     pub hook_templates: crate::hooks::Templates,
+    /// When this relay started (`GET /v1/admin/status`).
+    pub started_at: i64,
+    /// `--public-url`: where people reach the relay (pairing links); `None`: the request's
+    /// own origin.
+    pub public_url: Option<String>,
 }
 
 impl std::ops::Deref for AppState {
@@ -65,7 +71,10 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, trust_proxy: bool) -> AppState {
+        let started_at = clock.now_ms();
         AppState {
+            started_at,
+            public_url: None,
             relay: Arc::new(Relay::new(store, clock)),
             trust_proxy,
             webpush_allow_local: false,
@@ -102,13 +111,19 @@ impl AppState {
         self
     }
 
+    /// Sets `--public-url`, the base of pairing links.
+    pub fn with_public_url(mut self, url: Option<String>) -> AppState {
+        self.public_url = url;
+        self
+    }
+
     /// How long finished messages are kept; `None` keeps them forever.
     pub fn retention_ms(&self) -> Option<i64> {
         self.retention_ms
     }
 
     /// Whether this send should update the token's `last_used_at` (at most once a minute).
-    fn should_touch(&self, token_id: &str, now: i64) -> bool {
+    pub(crate) fn should_touch(&self, token_id: &str, now: i64) -> bool {
         let mut touched = self.touched.lock().expect("touch map poisoned");
         match touched.get(token_id) {
             Some(&at) if now - at < 60_000 => false,
@@ -149,6 +164,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sync/ack", post(sync::ack))
         .route("/v1/token", get(token::token_info))
         .route("/v1/webpush/vapid", get(webpush::vapid))
+        .route("/v1/admin/status", get(admin::status))
+        .route(
+            "/v1/admin/users",
+            get(admin::list_users).post(admin::add_user),
+        )
+        .route("/v1/admin/users/{name}", delete(admin::remove_user))
+        .route(
+            "/v1/admin/tokens",
+            get(admin::list_tokens).post(admin::create_token),
+        )
+        .route("/v1/admin/tokens/{id}", delete(admin::revoke_token))
+        .route("/v1/admin/devices", get(admin::list_devices))
+        .route("/v1/admin/devices/{id}", delete(admin::remove_device))
+        .route("/v1/admin/pairings", post(admin::pair))
+        .route("/v1/admin/messages", get(admin::messages))
+        .route("/v1/admin/audit", get(admin::audit))
+        .route("/v1/admin/events", get(admin::events))
         .route("/", get(home::page))
         .route("/app", get(app::redirect))
         .route("/app/", get(app::index))
