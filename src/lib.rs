@@ -17,6 +17,7 @@ pub mod delivery;
 #[cfg(unix)]
 #[doc(hidden)]
 pub mod pg_cluster;
+pub mod qr;
 pub mod relay;
 pub mod server;
 pub mod store;

@@ -62,6 +62,13 @@ pub enum AdminCommand {
         /// The user whose device the code pairs
         #[arg(long)]
         user: String,
+        /// Also print the link <public url>/app/#code=… and it as a QR code, so a phone pairs by scanning
+        #[arg(long)]
+        qr: bool,
+        /// The address phones reach the relay at, for the link [default: the config file's
+        /// public_url, else the address of the relay running on the data dir]
+        #[arg(long, env = "REFLECTO_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
     },
     /// Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore
     /// by copying it to reflecto.db in a stopped relay's data dir (PostgreSQL: use pg_dump)
@@ -524,13 +531,24 @@ async fn run_on_store(args: AdminArgs) -> Result<(), ApiError> {
             .remove_device(&device_id, now)
             .await
             .map_err(store_error)?,
-        AdminCommand::Pair { user } => {
+        AdminCommand::Pair {
+            user,
+            qr,
+            public_url,
+        } => {
+            let public_url = match qr {
+                true => Some(super::admin_pair::public_url(
+                    public_url.as_deref(),
+                    &args.store,
+                )?),
+                false => None,
+            };
             let code = store
                 .create_pair_code(&user, now)
                 .await
                 .map_err(store_error)?;
-            eprintln!("pairing code for {user}, valid 10 minutes:");
-            println!("{code}");
+            let link = public_url.map(|url| crate::qr::pairing_link(&url, &code));
+            super::admin_pair::print_pairing(&user, &code, link.as_deref());
         }
         AdminCommand::Backup { file, force } => {
             check_backup_target(&file, force)?;

@@ -39,6 +39,7 @@ pub async fn start_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<RunningRelay, ApiError> {
     let db = config.database()?;
+    let public_url = config.public_url()?;
     // One relay owns an SQLite data dir; relays on a shared database need no lock.
     let lock = match &db {
         Database::Sqlite(dir) => Some(lock::acquire(dir)?),
@@ -52,7 +53,8 @@ pub async fn start_with_clock(
     let state = Arc::new(
         AppState::new(store, clock, config.trust_proxy)
             .with_retention(config.retention)
-            .with_webpush(config.webpush_allow_local, vapid.public_key_b64()),
+            .with_webpush(config.webpush_allow_local, vapid.public_key_b64())
+            .with_public_url(public_url),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -43,6 +43,9 @@ pub struct AppState {
     pub webpush_allow_local: bool,
     /// What `GET /v1/webpush/vapid` serves; `None` until the store's key is loaded.
     pub vapid_public_key: Option<String>,
+    /// `--public-url`, checked and without a trailing slash: where pairing links point;
+    /// `None`: the request's own origin.
+    pub public_url: Option<String>,
     /// token id → when its `last_used_at` was last written.
     touched: Mutex<HashMap<String, i64>>,
     /// How long finished messages are kept; `None` keeps them forever.
@@ -64,6 +67,7 @@ impl AppState {
             trust_proxy,
             webpush_allow_local: false,
             vapid_public_key: None,
+            public_url: None,
             touched: Mutex::new(HashMap::new()),
             retention_ms: retention::Retention::DEFAULT.as_ms(),
         }
@@ -79,6 +83,12 @@ impl AppState {
     pub fn with_webpush(mut self, allow_local: bool, vapid_public_key: String) -> AppState {
         self.webpush_allow_local = allow_local;
         self.vapid_public_key = Some(vapid_public_key);
+        self
+    }
+
+    /// Sets the address pairing links point to (already checked with `qr::check_public_url`).
+    pub fn with_public_url(mut self, public_url: Option<String>) -> AppState {
+        self.public_url = public_url;
         self
     }
 

@@ -27,6 +27,7 @@ mod multi_relay;
 mod openapi;
 mod pairing;
 mod pg_tls;
+mod qr_pairing;
 mod relay;
 mod relay_limits;
 mod retention;
