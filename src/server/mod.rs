@@ -5,6 +5,7 @@
 mod acknowledge;
 mod app;
 mod clear;
+mod console;
 mod error;
 mod extract;
 mod home;
@@ -135,6 +136,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/app", get(app::redirect))
         .route("/app/", get(app::index))
         .route("/app/{file}", get(app::file))
+        .route("/admin", get(console::redirect))
+        .route("/admin/", get(console::index))
+        .route("/admin/{file}", get(console::file))
         .route("/health", get(ops::live))
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))

@@ -8,6 +8,7 @@ mod batch;
 mod clear_ack;
 mod cli;
 mod cli_errors;
+mod console;
 mod crash;
 mod dispatch;
 mod docs;
