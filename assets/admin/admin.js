@@ -424,6 +424,7 @@ $('token-form').addEventListener('submit', (e) => {
   attempt(async () => {
     const created = await api('POST', 'tokens', request);
     $('created-token').textContent = created.token;
+    $('created').dataset.id = created.id;
     $('created').hidden = false;
     const copyButton = document.querySelector('#created .copy');
     copyButton.textContent = 'Copy token';
