@@ -73,6 +73,9 @@ _reflecto() {
             reflecto,status)
                 cmd="reflecto__subcmd__status"
                 ;;
+            reflecto__subcmd__admin,audit)
+                cmd="reflecto__subcmd__admin__subcmd__audit"
+                ;;
             reflecto__subcmd__admin,backup)
                 cmd="reflecto__subcmd__admin__subcmd__backup"
                 ;;
@@ -117,6 +120,9 @@ _reflecto() {
                 ;;
             reflecto__subcmd__admin__subcmd__device__subcmd__help,remove)
                 cmd="reflecto__subcmd__admin__subcmd__device__subcmd__help__subcmd__remove"
+                ;;
+            reflecto__subcmd__admin__subcmd__help,audit)
+                cmd="reflecto__subcmd__admin__subcmd__help__subcmd__audit"
                 ;;
             reflecto__subcmd__admin__subcmd__help,backup)
                 cmd="reflecto__subcmd__admin__subcmd__help__subcmd__backup"
@@ -295,6 +301,9 @@ _reflecto() {
             reflecto__subcmd__help,status)
                 cmd="reflecto__subcmd__help__subcmd__status"
                 ;;
+            reflecto__subcmd__help__subcmd__admin,audit)
+                cmd="reflecto__subcmd__help__subcmd__admin__subcmd__audit"
+                ;;
             reflecto__subcmd__help__subcmd__admin,backup)
                 cmd="reflecto__subcmd__help__subcmd__admin__subcmd__backup"
                 ;;
@@ -367,7 +376,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin)
-            opts="-h -V --data-dir --database --config --help --version user token device pair backup copy help"
+            opts="-h -V --data-dir --database --config --server --token-stdin --profile --help --version user token device audit pair backup copy help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -385,6 +394,52 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__admin__subcmd__audit)
+            opts="-h -V --json --limit --data-dir --database --config --server --token-stdin --profile --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -393,7 +448,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__backup)
-            opts="-h -V --force --data-dir --database --config --help --version"
+            opts="-h -V --force --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -411,6 +466,14 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -419,7 +482,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__copy)
-            opts="-h -V --to --data-dir --database --config --help --version"
+            opts="-h -V --to --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -441,6 +504,14 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -449,7 +520,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__device)
-            opts="-h -V --data-dir --database --config --help --version add list remove help"
+            opts="-h -V --data-dir --database --config --server --token-stdin --profile --help --version add list remove help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -467,6 +538,14 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -475,7 +554,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__device__subcmd__add)
-            opts="-h -V --user --label --type --fcm-token --public-key --data-dir --database --config --help --version"
+            opts="-h -V --user --label --type --fcm-token --public-key --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -510,6 +589,14 @@ _reflecto() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -591,7 +678,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__device__subcmd__list)
-            opts="-h -V --user --json --data-dir --database --config --help --version"
+            opts="-h -V --user --json --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -613,6 +700,14 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -621,7 +716,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__device__subcmd__remove)
-            opts="-h -V --data-dir --database --config --help --version"
+            opts="-h -V --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -639,6 +734,14 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -647,8 +750,22 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__help)
-            opts="user token device pair backup copy help"
+            opts="user token device audit pair backup copy help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__admin__subcmd__help__subcmd__audit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -885,7 +1002,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__pair)
-            opts="-h -V --user --qr --public-url --data-dir --database --config --help --version"
+            opts="-h -V --user --qr --public-url --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -911,6 +1028,14 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -919,7 +1044,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__token)
-            opts="-h -V --data-dir --database --config --help --version create list revoke help"
+            opts="-h -V --data-dir --database --config --server --token-stdin --profile --help --version create list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -937,6 +1062,14 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -945,7 +1078,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__token__subcmd__create)
-            opts="-h -V --user --label --priority-cap --scope-devices --test --data-dir --database --config --help --version"
+            opts="-h -V --user --admin --label --priority-cap --scope-devices --test --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -976,6 +1109,14 @@ _reflecto() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1057,7 +1198,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__token__subcmd__list)
-            opts="-h -V --user --json --data-dir --database --config --help --version"
+            opts="-h -V --user --json --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1079,6 +1220,14 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1087,7 +1236,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__token__subcmd__revoke)
-            opts="-h -V --data-dir --database --config --help --version"
+            opts="-h -V --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1105,6 +1254,14 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1113,7 +1270,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__user)
-            opts="-h -V --data-dir --database --config --help --version add list remove help"
+            opts="-h -V --data-dir --database --config --server --token-stdin --profile --help --version add list remove help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1131,6 +1288,14 @@ _reflecto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1139,7 +1304,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__user__subcmd__add)
-            opts="-h -V --data-dir --database --config --help --version"
+            opts="-h -V --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1154,6 +1319,14 @@ _reflecto() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1235,7 +1408,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__user__subcmd__list)
-            opts="-h -V --json --data-dir --database --config --help --version"
+            opts="-h -V --json --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1250,6 +1423,14 @@ _reflecto() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1261,7 +1442,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__user__subcmd__remove)
-            opts="-h -V --data-dir --database --config --help --version"
+            opts="-h -V --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1276,6 +1457,14 @@ _reflecto() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1557,7 +1746,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__explain)
-            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device invalid_key invalid_response priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered not_acknowledged 0 1 2 3 4 5 6 7 130 all"
+            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device invalid_key invalid_response priority_emergency_unsupported invalid_pairing_code missing_token invalid_token priority_capped forbidden not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered not_acknowledged 0 1 2 3 4 5 6 7 130 all"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1585,8 +1774,22 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__help__subcmd__admin)
-            opts="user token device pair backup copy"
+            opts="user token device audit pair backup copy"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__help__subcmd__admin__subcmd__audit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2111,7 +2314,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__login)
-            opts="-h -V --server --profile --insecure-storage --secure-storage-only --no-verify --help --version"
+            opts="-h -V --server --profile --insecure-storage --secure-storage-only --no-verify --admin --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

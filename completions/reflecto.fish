@@ -78,6 +78,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l profile -d '
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l insecure-storage -d 'Store the token in a 0600 file even if a keyring is available'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l secure-storage-only -d 'Refuse to store the token anywhere but the OS keyring'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l no-verify -d 'Store the token without asking the relay whether it knows it (offline set-up)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand login" -l admin -d 'Store an admin token (rfa_live_…) for `reflecto admin --server`, beside the profile\'s sender token (checked with GET /v1/admin/status)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand login" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand logout" -l profile -d 'Credential profile whose token is forgotten' -r
@@ -210,21 +211,28 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand respond" -l retry-max-
 complete -c reflecto -n "__fish_reflecto_using_subcommand respond" -l json -d 'Print the relay\'s answer as JSON: {"id","acknowledged_at","device_id","response"}'
 complete -c reflecto -n "__fish_reflecto_using_subcommand respond" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand respond" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -s h -l help -d 'Print help'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -s V -l version -d 'Print version'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "user" -d 'Manage users (the receivers of notifications)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "token" -d 'Manage sender tokens'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "device" -d 'Manage devices'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "backup" -d 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir (PostgreSQL: use pg_dump)'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "copy" -d 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
-complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device pair backup copy help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -l server -d 'Run the command through this relay\'s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile\'s from `reflecto login --admin`) instead of on a local store' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -l profile -d 'With --server: the credential profile whose admin token to use' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -l token-stdin -d 'With --server: read the admin token (rfa_live_…) from the first line of stdin'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -s V -l version -d 'Print version'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -f -a "user" -d 'Manage users (the receivers of notifications)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -f -a "token" -d 'Manage sender tokens'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -f -a "device" -d 'Manage devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -f -a "audit" -d 'Print the audit log, newest first: who added, removed, created, revoked or paired what'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -f -a "backup" -d 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir (PostgreSQL: use pg_dump)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -f -a "copy" -d 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and not __fish_seen_subcommand_from user token device audit pair backup copy help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l server -d 'Run the command through this relay\'s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile\'s from `reflecto login --admin`) instead of on a local store' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l profile -d 'With --server: the credential profile whose admin token to use' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -l token-stdin -d 'With --server: read the admin token (rfa_live_…) from the first line of stdin'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "add" -d 'Add a user'
@@ -234,6 +242,9 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -l server -d 'Run the command through this relay\'s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile\'s from `reflecto login --admin`) instead of on a local store' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -l profile -d 'With --server: the credential profile whose admin token to use' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -l token-stdin -d 'With --server: read the admin token (rfa_live_…) from the first line of stdin'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from token" -f -a "create" -d 'Create a token; prints it on stdout, this once'
@@ -243,35 +254,58 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -l server -d 'Run the command through this relay\'s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile\'s from `reflecto login --admin`) instead of on a local store' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -l profile -d 'With --server: the credential profile whose admin token to use' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -l token-stdin -d 'With --server: read the admin token (rfa_live_…) from the first line of stdin'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "add" -d 'Add a device directly (without pairing); prints its dev_ id and its device credential'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "list" -d 'List devices'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "remove" -d 'Remove a device; its undelivered jobs fail with device_removed'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from device" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from audit" -l limit -d 'How many entries, newest first' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from audit" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from audit" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from audit" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from audit" -l server -d 'Run the command through this relay\'s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile\'s from `reflecto login --admin`) instead of on a local store' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from audit" -l profile -d 'With --server: the credential profile whose admin token to use' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from audit" -l json -d 'As JSON on stdout (times in RFC 3339)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from audit" -l token-stdin -d 'With --server: read the admin token (rfa_live_…) from the first line of stdin'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from audit" -s h -l help -d 'Print help'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from audit" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l user -d 'The user whose device the code pairs' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l public-url -d 'The address phones reach the relay at, for the link [default: the config file\'s public_url, else the address of the relay running on the data dir]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l server -d 'Run the command through this relay\'s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile\'s from `reflecto login --admin`) instead of on a local store' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l profile -d 'With --server: the credential profile whose admin token to use' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l qr -d 'Also print the link <public url>/app/#code=… and it as a QR code, so a phone pairs by scanning'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l token-stdin -d 'With --server: read the admin token (rfa_live_…) from the first line of stdin'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l server -d 'Run the command through this relay\'s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile\'s from `reflecto login --admin`) instead of on a local store' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l profile -d 'With --server: the credential profile whose admin token to use' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l force -d 'Replace FILE if it exists (without it, an existing FILE is refused)'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -l token-stdin -d 'With --server: read the admin token (rfa_live_…) from the first line of stdin'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from backup" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l to -d 'The empty target database (postgres://user:password@host/db); from the environment it stays off the command line, where `ps` would show its password' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l server -d 'Run the command through this relay\'s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile\'s from `reflecto login --admin`) instead of on a local store' -r -f
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l profile -d 'With --server: the credential profile whose admin token to use' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -l token-stdin -d 'With --server: read the admin token (rfa_live_…) from the first line of stdin'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from copy" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "user" -d 'Manage users (the receivers of notifications)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "token" -d 'Manage sender tokens'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "device" -d 'Manage devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "audit" -d 'Print the audit log, newest first: who added, removed, created, revoked or paired what'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "backup" -d 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir (PostgreSQL: use pg_dump)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "copy" -d 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
@@ -315,6 +349,7 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "user" -d 'Manage users (the receivers of notifications)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "token" -d 'Manage sender tokens'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "device" -d 'Manage devices'
+complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "audit" -d 'Print the audit log, newest first: who added, removed, created, revoked or paired what'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "pair" -d 'Print a 6-digit pairing code for a user, valid 10 minutes'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "backup" -d 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay\'s data dir (PostgreSQL: use pg_dump)'
 complete -c reflecto -n "__fish_reflecto_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "copy" -d 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'

@@ -29,17 +29,22 @@ pub fn check_public_url(value: &str) -> Result<String, String> {
 
 /// Medium error correction: a link of ~60 characters stays a small code (version 4–5) that
 /// still scans off a scratched or glaring phone screen.
-fn encode(link: &str) -> QrCode {
-    // Every link fits (a version-40 code holds 2,331 bytes at M): only an absurd URL fails.
+/// `None` only for a link longer than any QR code holds (2,331 bytes at M): an absurd public
+/// URL, whose pairing then goes without a picture rather than failing.
+fn encode(link: &str) -> Option<QrCode> {
     QrCode::with_error_correction_level(link.as_bytes(), EcLevel::M)
         .or_else(|_| QrCode::with_error_correction_level(link.as_bytes(), EcLevel::L))
-        .expect("a pairing link fits in a QR code")
+        .ok()
 }
 
 /// The link as a standalone SVG document (no XML declaration, so it can be placed inside an
-/// HTML page as it is): black modules on white, 8 px per module, quiet zone included.
+/// HTML page as it is): black modules on white, 8 px per module, quiet zone included. Empty
+/// for a link no QR code holds.
 pub fn pairing_qr_svg(link: &str) -> String {
-    let svg = encode(link)
+    let Some(code) = encode(link) else {
+        return String::new();
+    };
+    let svg = code
         .render::<qrcode::render::svg::Color>()
         .quiet_zone(true)
         .module_dimensions(8, 8)
@@ -52,7 +57,8 @@ pub fn pairing_qr_svg(link: &str) -> String {
 
 /// The link as lines of Unicode half blocks, two module rows per line. With `ansi`, each
 /// line is drawn black on a white background, so the code is right whatever the terminal's
-/// colours; without it (a pipe, a file), dark modules are the blocks, as on paper.
+/// colours; without it (a pipe, a file), dark modules are the blocks, as on paper. Empty for
+/// a link no QR code holds.
 pub fn pairing_qr_terminal(link: &str, ansi: bool) -> String {
     let rows = modules(link);
     let mut out = String::new();
@@ -81,7 +87,9 @@ pub fn pairing_qr_terminal(link: &str, ansi: bool) -> String {
 
 /// The code's modules with the quiet zone around them, `true` = dark, row by row.
 fn modules(link: &str) -> Vec<Vec<bool>> {
-    let code = encode(link);
+    let Some(code) = encode(link) else {
+        return Vec::new();
+    };
     let width = code.width();
     let colors = code.to_colors();
     let full = width + 2 * QUIET_ZONE;
@@ -147,5 +155,12 @@ mod tests {
         assert!(lines[0].chars().all(|c| c == ' '));
         let coloured = pairing_qr_terminal(link, true);
         assert!(coloured.starts_with("\x1b[30;107m") && coloured.contains("\x1b[0m\n"));
+    }
+
+    #[test]
+    fn a_link_no_qr_code_holds_gets_no_picture_and_no_panic() {
+        let absurd = format!("https://relay.example/{}", "a".repeat(4000));
+        assert_eq!(pairing_qr_svg(&absurd), "");
+        assert_eq!(pairing_qr_terminal(&absurd, true), "");
     }
 }

@@ -25,6 +25,7 @@ pub enum ErrorCode {
     MissingToken,
     InvalidToken,
     PriorityCapped,
+    Forbidden,
     NotFound,
     PayloadTooLarge,
     RateLimitExceeded,
@@ -47,7 +48,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::InvalidBody,
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLong,
@@ -64,6 +65,7 @@ impl ErrorCode {
         ErrorCode::MissingToken,
         ErrorCode::InvalidToken,
         ErrorCode::PriorityCapped,
+        ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::PayloadTooLarge,
         ErrorCode::RateLimitExceeded,
@@ -102,6 +104,7 @@ impl ErrorCode {
             ErrorCode::MissingToken => "missing_token",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::PriorityCapped => "priority_capped",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::RateLimitExceeded => "rate_limit_exceeded",
@@ -150,7 +153,7 @@ impl ErrorCode {
             | ErrorCode::NoStoredToken
             | ErrorCode::InsecureCredentials => 401,
             ErrorCode::Conflict => 409,
-            ErrorCode::PriorityCapped => 403,
+            ErrorCode::PriorityCapped | ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimitExceeded => 429,
@@ -197,6 +200,7 @@ impl ErrorCode {
             ErrorCode::MissingToken
             | ErrorCode::InvalidToken
             | ErrorCode::PriorityCapped
+            | ErrorCode::Forbidden
             | ErrorCode::NoStoredToken
             | ErrorCode::KeyringUnavailable
             | ErrorCode::InsecureCredentials => 3,
@@ -260,6 +264,9 @@ impl ErrorCode {
             }
             ErrorCode::PriorityCapped => {
                 "This token's scope caps its priority below the one requested.\nSend with a lower --priority, or use a token with a higher cap."
+            }
+            ErrorCode::Forbidden => {
+                "The token is the wrong kind for this endpoint: an admin (rfa_live_) token cannot send, and a sender (rfk_) token cannot use the operator API /v1/admin/*.\nSend with a sender token; administer with an admin token (`reflecto admin token create --admin --label L`)."
             }
             ErrorCode::NotFound => {
                 "No such resource for this token's owner (an unknown message id, or another user's).\nCheck the id."

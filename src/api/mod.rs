@@ -1,6 +1,7 @@
 //! Wire types shared by the client and the relay (SPEC §1.1–§1.6): one definition of every
 //! request, response, warning and error code, so the two halves can never drift apart.
 
+pub mod admin;
 pub mod clear_ack;
 mod envelope;
 mod error;

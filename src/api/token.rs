@@ -68,6 +68,11 @@ pub fn generate_token(test: bool) -> Secret {
     Secret(format!("{prefix}{}", random_alnum(SECRET_CHARS)))
 }
 
+/// A new admin token (SPEC §1.19): `rfa_live_` + 32 alphanumerics.
+pub fn generate_admin_token() -> Secret {
+    Secret(format!("rfa_live_{}", random_alnum(SECRET_CHARS)))
+}
+
 /// A new desktop device credential: `rfd_live_` + 32 alphanumerics.
 pub fn generate_device_credential() -> Secret {
     Secret(format!("rfd_live_{}", random_alnum(SECRET_CHARS)))
@@ -84,6 +89,11 @@ fn has_format(candidate: &str, prefixes: &[&str]) -> bool {
 /// `^rfk_(live|test)_[A-Za-z0-9]{32}$`
 pub fn is_token_format(candidate: &str) -> bool {
     has_format(candidate, &["rfk_live_", "rfk_test_"])
+}
+
+/// `^rfa_live_[A-Za-z0-9]{32}$`
+pub fn is_admin_token_format(candidate: &str) -> bool {
+    has_format(candidate, &["rfa_live_"])
 }
 
 /// `^rfd_live_[A-Za-z0-9]{32}$`

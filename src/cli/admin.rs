@@ -2,14 +2,20 @@
 //! as a running relay, which sees every change on its next request.
 
 use super::internal;
+use crate::api::admin::*;
+use crate::api::token::Secret;
 use crate::api::{ApiError, DeviceType, ErrorCode, Priority};
+use crate::client::admin::AdminClient;
 use crate::relay::config::{PartialConfig, default_data_dir};
+use crate::server::admin::ops::{MAX_PAGE, OpError, Operator};
 use crate::server::messages_rfc3339 as rfc3339;
+use crate::store::admin::Actor;
 use crate::store::limits::Limits;
-use crate::store::{Database, NewDevice, NewToken, Store, StoreError, now_ms};
+use crate::store::{Database, NewDevice, Store, StoreError, now_ms};
 use clap::builder::TypedValueParser;
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 /// Where the relay's store is: shared by `admin` and `setup`, which both work on it directly.
@@ -42,8 +48,26 @@ pub struct StoreArgs {
 pub struct AdminArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[command(subcommand)]
     pub command: AdminCommand,
+}
+
+/// `--server`: the same commands through a relay's operator API instead of its store.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Run the command through this relay's /v1/admin API with an admin token
+    /// (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile's from `reflecto login --admin`)
+    /// instead of on a local store
+    #[arg(long, value_name = "URL", global = true, conflicts_with_all = ["data_dir", "database", "config"], value_hint = clap::ValueHint::Url)]
+    pub server: Option<String>,
+    /// With --server: read the admin token (rfa_live_…) from the first line of stdin
+    #[arg(long, global = true, requires = "server")]
+    pub token_stdin: bool,
+    /// With --server: the credential profile whose admin token to use
+    #[arg(long, env = "REFLECTO_PROFILE", default_value = crate::credentials::DEFAULT_PROFILE, value_name = "NAME", global = true)]
+    pub profile: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +81,15 @@ pub enum AdminCommand {
     /// Manage devices
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Print the audit log, newest first: who added, removed, created, revoked or paired what
+    Audit {
+        /// As JSON on stdout (times in RFC 3339)
+        #[arg(long)]
+        json: bool,
+        /// How many entries, newest first
+        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
+    },
     /// Print a 6-digit pairing code for a user, valid 10 minutes
     Pair {
         /// The user whose device the code pairs
@@ -121,8 +154,11 @@ pub enum TokenCommand {
     /// Create a token; prints it on stdout, this once
     Create {
         /// The user the token sends to (their devices receive)
-        #[arg(long)]
-        user: String,
+        #[arg(long, required_unless_present = "admin")]
+        user: Option<String>,
+        /// Make an admin token (rfa_live_…) for the operator API instead: no user, cannot send
+        #[arg(long, conflicts_with_all = ["user", "priority_cap", "scope_devices", "test"])]
+        admin: bool,
         /// Shown on devices as the notification's source
         #[arg(long)]
         label: String,
@@ -200,6 +236,7 @@ impl AdminCommand {
             AdminCommand::User(UserCommand::List { json: true })
                 | AdminCommand::Token(TokenCommand::List { json: true, .. })
                 | AdminCommand::Device(DeviceCommand::List { json: true, .. })
+                | AdminCommand::Audit { json: true, .. }
         )
     }
 }
@@ -400,83 +437,286 @@ pub fn run(args: AdminArgs) -> Result<(), ApiError> {
         .enable_all()
         .build()
         .map_err(|e| internal("starting the runtime", e))?
-        .block_on(run_on_store(args))
+        .block_on(run_admin(args))
 }
 
-async fn run_on_store(args: AdminArgs) -> Result<(), ApiError> {
-    let (store, args_database_dir) = open(&args).await?;
-    let now = now_ms();
-    match args.command {
-        AdminCommand::User(UserCommand::Add { name }) => {
-            if name.trim().is_empty() {
-                return Err(ApiError::new(
-                    ErrorCode::UsageError,
-                    "user name must not be empty",
-                ));
+/// Where the commands run: on the store itself, or through a relay's operator API. Both give
+/// back the API's views, printed by one set of functions, so the output is the same.
+enum Target {
+    Local { store: Store, database: Database },
+    Remote(AdminClient),
+}
+
+/// An operator API error as the CLI reports it: a store fault is the CLI's own failure.
+fn op_error(e: OpError) -> ApiError {
+    match e {
+        OpError::Api(e) => e,
+        OpError::Store(e) => store_error(e),
+    }
+}
+
+impl Target {
+    fn operator(store: &Store) -> Operator<'_> {
+        Operator {
+            store,
+            actor: Actor::Cli,
+            now: now_ms(),
+        }
+    }
+
+    async fn add_user(&self, name: &str) -> Result<AdminUser, ApiError> {
+        match self {
+            Target::Local { store, .. } => {
+                Self::operator(store).add_user(name).await.map_err(op_error)
             }
-            let user = store
-                .add_user(name.trim(), now)
+            Target::Remote(c) => c.add_user(name).await,
+        }
+    }
+
+    async fn list_users(&self) -> Result<Vec<AdminUser>, ApiError> {
+        match self {
+            Target::Local { store, .. } => {
+                Self::operator(store).list_users().await.map_err(op_error)
+            }
+            Target::Remote(c) => c.list_users().await,
+        }
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<(), ApiError> {
+        match self {
+            Target::Local { store, .. } => Self::operator(store)
+                .remove_user(name)
                 .await
-                .map_err(store_error)?;
-            println!("{}", user.name);
+                .map_err(op_error),
+            Target::Remote(c) => c.remove_user(name).await,
+        }
+    }
+
+    async fn create_token(&self, req: NewTokenRequest) -> Result<CreatedToken, ApiError> {
+        match self {
+            Target::Local { store, .. } => Self::operator(store)
+                .create_token(req)
+                .await
+                .map_err(op_error),
+            Target::Remote(c) => c.create_token(&req).await,
+        }
+    }
+
+    async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<AdminToken>, ApiError> {
+        match self {
+            Target::Local { store, .. } => Self::operator(store)
+                .list_tokens(user)
+                .await
+                .map_err(op_error),
+            Target::Remote(c) => c.list_tokens(user).await,
+        }
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<(), ApiError> {
+        match self {
+            Target::Local { store, .. } => Self::operator(store)
+                .revoke_token(id)
+                .await
+                .map_err(op_error),
+            Target::Remote(c) => c.revoke_token(id).await,
+        }
+    }
+
+    async fn list_devices(&self, user: Option<&str>) -> Result<Vec<AdminDevice>, ApiError> {
+        match self {
+            Target::Local { store, .. } => Self::operator(store)
+                .list_devices(user)
+                .await
+                .map_err(op_error),
+            Target::Remote(c) => c.list_devices(user).await,
+        }
+    }
+
+    async fn remove_device(&self, id: &str) -> Result<(), ApiError> {
+        match self {
+            Target::Local { store, .. } => Self::operator(store)
+                .remove_device(id)
+                .await
+                .map_err(op_error),
+            Target::Remote(c) => c.remove_device(id).await,
+        }
+    }
+
+    /// The code, and through `--server` the relay's link to it.
+    async fn pair(&self, user: &str) -> Result<(String, Option<String>), ApiError> {
+        match self {
+            Target::Local { store, .. } => Self::operator(store)
+                .pair(user)
+                .await
+                .map(|(code, _)| (code, None))
+                .map_err(op_error),
+            Target::Remote(c) => c.pair(user).await.map(|p| (p.code, Some(p.link))),
+        }
+    }
+
+    /// Up to `limit` entries, newest first, a page at a time.
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, ApiError> {
+        let mut entries: Vec<AuditEntry> = Vec::new();
+        while entries.len() < limit {
+            let before = entries.last().map(|e| e.id);
+            let want = (limit - entries.len()).min(MAX_PAGE);
+            let page = match self {
+                Target::Local { store, .. } => Self::operator(store)
+                    .audit_page(before, want)
+                    .await
+                    .map_err(op_error)?,
+                Target::Remote(c) => c.audit(before, want).await?.items,
+            };
+            let done = page.len() < want;
+            entries.extend(page);
+            if done {
+                break;
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The local store, for what only works on one (`device add`, `backup`, `copy`).
+    fn local(&self, what: &str) -> Result<(&Store, &Database), ApiError> {
+        match self {
+            Target::Local { store, database } => Ok((store, database)),
+            Target::Remote(c) => Err(ApiError::new(
+                ErrorCode::UsageError,
+                format!(
+                    "`admin {what}` works on the relay's store, not through --server {}; run it where the store is (without --server)",
+                    c.server()
+                ),
+            )),
+        }
+    }
+}
+
+/// The admin token for `--server`: `--token-stdin`, else `REFLECTO_ADMIN_TOKEN`, else the
+/// profile's from `reflecto login --admin`.
+fn admin_token(remote: &RemoteArgs, server: &str) -> Result<Secret, ApiError> {
+    let token = if remote.token_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| internal("reading the admin token from stdin", e))?;
+        Some(line.trim().to_owned())
+    } else {
+        std::env::var("REFLECTO_ADMIN_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_owned())
+    };
+    match token.filter(|t| !t.is_empty()) {
+        Some(t) => Ok(Secret::new(t)),
+        None => super::auth::stored_admin_token(&remote.profile, server)?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoStoredToken,
+                format!(
+                    "--server needs an admin token: set REFLECTO_ADMIN_TOKEN, pass --token-stdin, or run `reflecto login --admin --server URL` (profile '{}')",
+                    remote.profile
+                ),
+            )
+        }),
+    }
+}
+
+async fn run_admin(args: AdminArgs) -> Result<(), ApiError> {
+    let target = match &args.remote.server {
+        Some(server) => Target::Remote(AdminClient::new(
+            server,
+            admin_token(&args.remote, server)?,
+        )?),
+        None => {
+            let (store, database) = open(&args).await?;
+            Target::Local { store, database }
+        }
+    };
+    let mut command = args.command;
+    // `pair --qr` on a local store: the public URL is found before a code is spent.
+    if let (
+        AdminCommand::Pair {
+            qr: true,
+            public_url,
+            ..
+        },
+        Target::Local { .. },
+    ) = (&mut command, &target)
+    {
+        *public_url = Some(super::admin_pair::public_url(
+            public_url.as_deref(),
+            &args.store,
+        )?);
+    }
+    run_command(&target, command).await
+}
+
+async fn run_command(target: &Target, command: AdminCommand) -> Result<(), ApiError> {
+    match command {
+        AdminCommand::User(UserCommand::Add { name }) => {
+            println!("{}", target.add_user(&name).await?.name);
         }
         AdminCommand::User(UserCommand::List { json }) => {
-            let users = store.list_users().await.map_err(store_error)?;
+            let users = target.list_users().await?;
             if json {
                 return print_json(&users);
             }
             for u in users {
-                println!("{}\t{}", u.name, rfc3339(u.created_at));
+                println!("{}\t{}", u.name, u.created_at);
             }
         }
-        AdminCommand::User(UserCommand::Remove { name }) => {
-            store.remove_user(&name).await.map_err(store_error)?
-        }
+        AdminCommand::User(UserCommand::Remove { name }) => target.remove_user(&name).await?,
         AdminCommand::Token(TokenCommand::Create {
             user,
+            admin,
             label,
             priority_cap,
             scope_devices,
             test,
         }) => {
-            let new = NewToken {
-                user,
-                label,
-                priority_cap,
-                scope_devices,
-                test,
-            };
-            let (record, secret) = store.create_token(new, now).await.map_err(store_error)?;
+            let created = target
+                .create_token(NewTokenRequest {
+                    admin,
+                    user,
+                    label,
+                    priority_cap,
+                    scope_devices,
+                    test,
+                })
+                .await?;
+            let owner = created.record.user.as_deref().unwrap_or("the operator API");
             eprintln!(
-                "created {} for {} (shown once; store it now)",
-                record.id, record.user
+                "created {} for {owner} (shown once; store it now)",
+                created.record.id
             );
-            println!("{}", secret.expose());
+            println!("{}", created.token);
         }
         AdminCommand::Token(TokenCommand::List { user, json }) => {
-            let tokens = store
-                .list_tokens(user.as_deref())
-                .await
-                .map_err(store_error)?;
+            let tokens = target.list_tokens(user.as_deref()).await?;
             if json {
                 return print_json(&tokens);
             }
             for t in tokens {
                 let state = if t.revoked { "revoked" } else { "active" };
+                let used = t.last_used_at.as_deref().unwrap_or("never");
+                if t.admin {
+                    println!(
+                        "{}\t(admin)\t{}\t{state}\tadmin\tlast_used={used}",
+                        t.id, t.label
+                    );
+                    continue;
+                }
                 let cap = t.priority_cap.map_or("-".to_owned(), |p| p.to_string());
                 let scope = t.scope_devices.as_deref().unwrap_or("-");
-                let used = t.last_used_at.map_or("never".to_owned(), rfc3339);
                 println!(
                     "{}\t{}\t{}\t{state}\tcap={cap}\tscope={scope}\tlast_used={used}",
-                    t.id, t.user, t.label
+                    t.id,
+                    t.user.as_deref().unwrap_or("-"),
+                    t.label
                 );
             }
         }
         AdminCommand::Token(TokenCommand::Revoke { token_id }) => {
-            store
-                .revoke_token(&token_id, now)
-                .await
-                .map_err(store_error)?;
+            target.revoke_token(&token_id).await?;
             eprintln!("revoked {token_id}");
         }
         AdminCommand::Device(DeviceCommand::Add {
@@ -486,40 +726,35 @@ async fn run_on_store(args: AdminArgs) -> Result<(), ApiError> {
             fcm_token,
             public_key,
         }) => {
-            let paired = store
-                .add_device(
-                    &user,
-                    NewDevice {
-                        label,
-                        device_type,
-                        fcm_token,
-                        public_key,
-                        webpush: None,
-                    },
-                    now,
-                )
+            let (store, _) = target.local("device add")?;
+            let new = NewDevice {
+                label,
+                device_type,
+                fcm_token,
+                public_key,
+                webpush: None,
+            };
+            let (id, credential) = Target::operator(store)
+                .add_device(&user, new)
                 .await
-                .map_err(store_error)?;
-            println!("{}", paired.device.id);
+                .map_err(op_error)?;
+            println!("{id}");
             eprintln!(
                 "device credential (shown once; acknowledges messages, and an extension reads GET /v1/sync with it):"
             );
-            println!("{}", paired.credential.expose());
+            println!("{credential}");
         }
         AdminCommand::Device(DeviceCommand::List { user, json }) => {
-            let devices = store
-                .list_devices(user.as_deref())
-                .await
-                .map_err(store_error)?;
+            let devices = target.list_devices(user.as_deref()).await?;
             if json {
                 return print_json(&devices);
             }
             for d in devices {
                 // SPEC §2.5: a device that never connected is not called reachable.
-                let reach = match (d.reachable, d.last_seen_at) {
+                let reach = match (d.reachable, &d.last_seen_at) {
                     (false, _) => "unreachable".to_owned(),
                     (true, None) => "never seen".to_owned(),
-                    (true, Some(at)) => format!("seen {}", rfc3339(at)),
+                    (true, Some(at)) => format!("seen {at}"),
                 };
                 println!(
                     "{}\t{}\t{}\t{}\t{reach}",
@@ -527,30 +762,33 @@ async fn run_on_store(args: AdminArgs) -> Result<(), ApiError> {
                 );
             }
         }
-        AdminCommand::Device(DeviceCommand::Remove { device_id }) => store
-            .remove_device(&device_id, now)
-            .await
-            .map_err(store_error)?,
+        AdminCommand::Device(DeviceCommand::Remove { device_id }) => {
+            target.remove_device(&device_id).await?
+        }
         AdminCommand::Pair {
             user,
             qr,
             public_url,
         } => {
-            let public_url = match qr {
-                true => Some(super::admin_pair::public_url(
-                    public_url.as_deref(),
-                    &args.store,
-                )?),
-                false => None,
-            };
-            let code = store
-                .create_pair_code(&user, now)
-                .await
-                .map_err(store_error)?;
-            let link = public_url.map(|url| crate::qr::pairing_link(&url, &code));
-            super::admin_pair::print_pairing(&user, &code, link.as_deref());
+            let (code, relay_link) = target.pair(&user).await?;
+            // Through --server the relay's own link; on a local store, run_admin's public URL.
+            let link =
+                relay_link.or_else(|| public_url.map(|url| crate::qr::pairing_link(&url, &code)));
+            super::admin_pair::print_pairing(&user, &code, link.filter(|_| qr).as_deref());
+        }
+        AdminCommand::Audit { json, limit } => {
+            let entries = target.audit(limit as usize).await?;
+            if json {
+                return print_json(&entries);
+            }
+            for e in entries {
+                let ip = e.ip.as_deref().unwrap_or("-");
+                let what = if e.target.is_empty() { "-" } else { &e.target };
+                println!("{}\t{}\t{}\t{what}\t{ip}", e.at, e.actor, e.action);
+            }
         }
         AdminCommand::Backup { file, force } => {
+            let (store, _) = target.local("backup")?;
             check_backup_target(&file, force)?;
             store.backup(&file).await.map_err(|e| match e {
                 // The copy could not be written where it was asked to go (a read-only or
@@ -563,7 +801,10 @@ async fn run_on_store(args: AdminArgs) -> Result<(), ApiError> {
             })?;
             eprintln!("backup written to {}", file.display());
         }
-        AdminCommand::Copy { to } => copy(&store, &args_database_dir, &to).await?,
+        AdminCommand::Copy { to } => {
+            let (store, database) = target.local("copy")?;
+            copy(store, database, &to).await?
+        }
     }
     Ok(())
 }

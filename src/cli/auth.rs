@@ -29,6 +29,58 @@ pub struct LoginArgs {
     /// Store the token without asking the relay whether it knows it (offline set-up)
     #[arg(long)]
     pub no_verify: bool,
+    /// Store an admin token (rfa_live_…) for `reflecto admin --server`, beside the profile's
+    /// sender token (checked with GET /v1/admin/status)
+    #[arg(long)]
+    pub admin: bool,
+}
+
+/// Where a profile's admin token is kept: its own entry beside the sender token's, so
+/// neither replaces the other.
+fn admin_profile(profile: &str) -> String {
+    format!("{profile}.admin")
+}
+
+/// The admin token `reflecto login --admin` stored for `profile`, if it was stored for
+/// `server` (a token only ever goes to the relay it was stored for).
+pub fn stored_admin_token(profile: &str, server: &str) -> Result<Option<Secret>, ApiError> {
+    let creds = Credentials::from_env();
+    let name = admin_profile(profile);
+    let Some(stored) = creds.profile(&name)? else {
+        return Ok(None);
+    };
+    let wanted = crate::client::diagnose::check_server(server)?;
+    if crate::client::diagnose::check_server(&stored.server)? != wanted {
+        return Err(ApiError::new(
+            ErrorCode::NoStoredToken,
+            format!(
+                "profile '{profile}' holds an admin token for {}, not for {wanted}; it is only sent to its own relay. Run `reflecto login --admin --server {wanted}` or set REFLECTO_ADMIN_TOKEN",
+                stored.server
+            ),
+        ));
+    }
+    Ok(creds.stored_token(&name)?.map(|(token, _)| token))
+}
+
+/// `login --admin`'s check: the relay accepts the token on its operator API.
+fn verify_admin(server: &str, token: &Secret) -> Result<(), ApiError> {
+    let client = crate::client::admin::AdminClient::new(server, Secret::new(token.expose()))?;
+    match runtime()?.block_on(client.status()) {
+        Ok(status) => {
+            eprintln!(
+                "verified: an admin token of {server} (relay {})",
+                status.version
+            );
+            Ok(())
+        }
+        Err(e) => Err(ApiError::new(
+            e.code,
+            format!(
+                "verifying the admin token with {server}: {}; nothing was stored (--no-verify stores it unchecked)",
+                e.message
+            ),
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -150,20 +202,29 @@ pub fn login(args: LoginArgs) -> Result<(), ApiError> {
     let server = login_server(&args, &creds)?;
     let token = read_token()?;
     if !args.no_verify {
-        verify(&server, &token)?;
+        if args.admin {
+            verify_admin(&server, &token)?;
+        } else {
+            verify(&server, &token)?;
+        }
     }
+    let profile = if args.admin {
+        admin_profile(&args.profile)
+    } else {
+        args.profile.clone()
+    };
     let policy = match (args.insecure_storage, args.secure_storage_only) {
         (true, _) => StoragePolicy::InsecureFile,
         (_, true) => StoragePolicy::SecureOnly,
         _ => StoragePolicy::Auto,
     };
-    let (storage, warning) = creds.login(&args.profile, &server, &token, policy)?;
+    let (storage, warning) = creds.login(&profile, &server, &token, policy)?;
     if let Some(warning) = warning {
         eprintln!("warning: {warning}");
     }
     eprintln!(
         "logged in: profile '{}' → {} ({}, token {})",
-        args.profile,
+        profile,
         server,
         storage.describe(),
         token.masked()

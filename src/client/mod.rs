@@ -3,6 +3,7 @@
 //! acknowledges and clears messages. [`stream`] reads
 //! the desktop stream for `reflecto listen`.
 
+pub mod admin;
 pub mod answer;
 pub mod diagnose;
 pub mod http;

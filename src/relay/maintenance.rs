@@ -27,6 +27,12 @@ pub async fn maintain_once(state: &AppState) -> crate::store::Result<()> {
             == PRUNE_BATCH
         {}
     }
+    if let Some(keep) = state
+        .retention_ms()
+        .map(|ms| ms.max(super::retention::AUDIT_MIN_MS))
+    {
+        state.store.prune_audit(now.saturating_sub(keep)).await?;
+    }
     state.store.prune(now).await
 }
 

@@ -26,6 +26,17 @@ impl Retention {
     }
 }
 
+/// The shortest time an audit entry is kept (SPEC §1.19): 90 days.
+pub const AUDIT_MIN_MS: i64 = 90 * 86_400_000;
+
+impl Retention {
+    /// How long audit entries are kept: this retention or 90 days, whichever is longer;
+    /// `None` (a retention of 0) keeps them forever, as it keeps messages.
+    pub fn audit_ms(self) -> Option<i64> {
+        self.as_ms().map(|ms| ms.max(AUDIT_MIN_MS))
+    }
+}
+
 impl Default for Retention {
     fn default() -> Self {
         Retention::DEFAULT
@@ -100,6 +111,14 @@ impl<'de> Deserialize<'de> for Retention {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_entries_are_kept_the_retention_or_90_days_whichever_is_longer() {
+        let days = |d: u64| Retention::from_secs(d * 86_400).audit_ms();
+        assert_eq!(days(7), Some(AUDIT_MIN_MS));
+        assert_eq!(days(120), Some(120 * 86_400_000));
+        assert_eq!(Retention::from_secs(0).audit_ms(), None);
+    }
 
     #[test]
     fn durations_parse_with_units() {

@@ -3,6 +3,7 @@
 //! Starting the relay (store, lock, delivery, maintenance) is `relay::start`.
 
 mod acknowledge;
+pub mod admin;
 mod app;
 mod clear;
 mod console;
@@ -51,6 +52,8 @@ pub struct AppState {
     touched: Mutex<HashMap<String, i64>>,
     /// How long finished messages are kept; `None` keeps them forever.
     retention_ms: Option<i64>,
+    /// When this relay started (`GET /v1/admin/status`).
+    pub started_at: i64,
 }
 
 impl std::ops::Deref for AppState {
@@ -63,7 +66,9 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, trust_proxy: bool) -> AppState {
+        let started_at = clock.now_ms();
         AppState {
+            started_at,
             relay: Arc::new(Relay::new(store, clock)),
             trust_proxy,
             webpush_allow_local: false,
@@ -132,6 +137,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sync/ack", post(sync::ack))
         .route("/v1/token", get(token::token_info))
         .route("/v1/webpush/vapid", get(webpush::vapid))
+        .route("/v1/admin/status", get(admin::status))
+        .route(
+            "/v1/admin/users",
+            get(admin::list_users).post(admin::add_user),
+        )
+        .route("/v1/admin/users/{name}", delete(admin::remove_user))
+        .route(
+            "/v1/admin/tokens",
+            get(admin::list_tokens).post(admin::create_token),
+        )
+        .route("/v1/admin/tokens/{id}", delete(admin::revoke_token))
+        .route("/v1/admin/devices", get(admin::list_devices))
+        .route("/v1/admin/devices/{id}", delete(admin::remove_device))
+        .route("/v1/admin/pairings", post(admin::pair))
+        .route("/v1/admin/messages", get(admin::messages))
+        .route("/v1/admin/audit", get(admin::audit))
         .route("/", get(home::page))
         .route("/app", get(app::redirect))
         .route("/app/", get(app::index))

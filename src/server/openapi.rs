@@ -8,7 +8,7 @@
 //! a credential, 400 and 413 when it reads a body, 429 when it is behind the per-IP limit and
 //! 500 when it touches the store (every `/v1` route).
 
-use super::{acknowledge, clear, messages, ops, pair, send, shim, sync, token, webpush};
+use super::{acknowledge, admin, clear, messages, ops, pair, send, shim, sync, token, webpush};
 use axum::http::header;
 use axum::response::{IntoResponse, Response as HttpResponse};
 use utoipa::openapi::header::HeaderBuilder;
@@ -21,11 +21,11 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "reflecto relay API", description = "Push notifications through a self-hosted reflecto relay. Errors use the nested shape `{\"error\":{\"code\",\"message\",\"details\"?}}` except 401, which is flat: `{\"error\":\"<code>\",\"message\"?}`. The `code` is the contract; `message` is human text. Every response carries `X-Request-Id`."),
-    paths(send::send, send::send_with_path_token, shim::messages_json, messages::message_status, clear::clear_message, clear::clear_key, acknowledge::acknowledge, pair::pair, sync::stream, sync::ack, token::token_info, webpush::vapid, ops::live, ops::ready, ops::metrics, openapi_json, ops::api_catalog),
+    paths(send::send, send::send_with_path_token, shim::messages_json, messages::message_status, clear::clear_message, clear::clear_key, acknowledge::acknowledge, pair::pair, sync::stream, sync::ack, token::token_info, webpush::vapid, ops::live, ops::ready, ops::metrics, openapi_json, ops::api_catalog, admin::status, admin::list_users, admin::add_user, admin::remove_user, admin::list_tokens, admin::create_token, admin::revoke_token, admin::list_devices, admin::remove_device, admin::pair, admin::messages, admin::audit),
     servers((url = "/", description = "The relay serving this document")),
     components(schemas(crate::api::SendRequest, crate::api::SendResponse, crate::api::ShimResponse, crate::api::NestedErrorBody, crate::api::FlatErrorBody, crate::api::TokenInfo)),
     modifiers(&Aliases, &SecuritySchemes, &CommonHeaders),
-    tags((name = "send", description = "Sending notifications"), (name = "pushover", description = "Pushover-compatible shim"), (name = "messages", description = "Delivery state, and clearing a message"), (name = "devices", description = "Pairing, the desktop stream, acknowledgements and Web Push"), (name = "tokens", description = "What a sender token may do"), (name = "operations", description = "Health, metrics and discovery"))
+    tags((name = "send", description = "Sending notifications"), (name = "pushover", description = "Pushover-compatible shim"), (name = "messages", description = "Delivery state, and clearing a message"), (name = "devices", description = "Pairing, the desktop stream, acknowledgements and Web Push"), (name = "tokens", description = "What a sender token may do"), (name = "operations", description = "Health, metrics and discovery"), (name = "admin", description = "The operator API (an admin token `rfa_live_…`): status, users, tokens, devices, pairing, messages and the audit log"))
 )]
 struct ApiDoc;
 
@@ -88,6 +88,17 @@ impl Modify for SecuritySchemes {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("A sender token `rfk_live_…` (or `rfk_test_…`)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An admin token `rfa_live_…` (`reflecto admin token create --admin --label L`); a sender token is 403 `forbidden`",
+                    ))
                     .build(),
             ),
         );

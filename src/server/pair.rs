@@ -4,10 +4,11 @@
 
 use super::AppState;
 use super::error::Failure;
-use super::extract::{CappedJson, ChargedIp};
+use super::extract::{CappedJson, ChargedIp, ClientIp};
 use crate::api::sealed::{encode, parse_public_key};
 use crate::api::stream::{PairRequest, PairResponse};
 use crate::api::{DeviceType, ErrorCode};
+use crate::store::admin::Actor;
 use crate::store::{NewDevice, StoreError, WebPushAddress};
 use axum::Json;
 use axum::extract::State;
@@ -28,6 +29,7 @@ const MAX_LABEL_BYTES: usize = 64;
     security(()))]
 pub async fn pair(
     State(state): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
     ChargedIp { now, .. }: ChargedIp,
     CappedJson(req): CappedJson<PairRequest>,
 ) -> Result<Json<PairResponse>, Failure> {
@@ -77,6 +79,19 @@ pub async fn pair(
             StoreError::NotFound(_) => invalid_code(),
             other => Failure::from(other),
         })?;
+    // The audit (SPEC §1.19) names the device and its address, never the code. The device is
+    // paired whether or not the entry could be written, so a failure here is only logged.
+    let actor = Actor::Device {
+        id: paired.device.id.clone(),
+        ip: ip.to_string(),
+    };
+    if let Err(e) = state
+        .store
+        .audit(&actor, "device.pair", &paired.device.id, now)
+        .await
+    {
+        tracing::warn!(error = %e, "the pairing's audit entry was not written");
+    }
     Ok(Json(PairResponse {
         device_id: paired.device.id,
         device_type,

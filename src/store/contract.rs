@@ -173,6 +173,33 @@ contract! {
         fn acknowledge(&self, message_id: &str, device_id: &str, response: Option<String>, now: i64) -> Result<AckOutcome>;
     }
 
+    /// The operator API (story `admin`, SPEC §1.19): admin tokens, the audit log, and the
+    /// operator's views of messages and counts.
+    trait Admin {
+        /// The live (unrevoked) admin token with this secret, compared in constant time.
+        fn authenticate_admin(&self, secret: &str) -> Result<Option<AdminTokenRecord>>;
+        /// Every admin token, in creation order.
+        fn list_admin_tokens(&self) -> Result<Vec<AdminTokenRecord>>;
+        /// Marks an admin token revoked (`NotFound` if there is none with this id).
+        fn revoke_admin_token(&self, id: &str, now: i64) -> Result<()>;
+        /// Records that the token was used from `ip` (and when it was last used); true when
+        /// this is the first time it is seen from that address.
+        fn note_admin_use(&self, token_id: &str, ip: &str, now: i64) -> Result<bool>;
+        /// Appends one entry to the audit log.
+        fn record_audit(&self, entry: NewAudit) -> Result<()>;
+        /// Audit entries with an id below `before` (all when `None`), newest first.
+        fn list_audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRecord>>;
+        /// Deletes audit entries at or before `cutoff`.
+        fn prune_audit(&self, cutoff: i64) -> Result<usize>;
+        /// A page of messages, newest first, with their message jobs' states.
+        fn admin_messages(&self, query: MessageQuery) -> Result<Vec<AdminMessageRecord>>;
+        /// Counts for the status page; the 24-hour ones since `since`.
+        fn admin_counts(&self, since: i64) -> Result<AdminCountsRecord>;
+        behind:
+        /// Writes an admin token issued by [`super::admin::issue_admin`] (only its hash).
+        fn insert_admin_token(&self, record: &AdminTokenRecord, hash: &[u8; 32]) -> Result<()>;
+    }
+
     /// Upkeep and health (story `upkeep`): retention, pruning, the VAPID key, the probes.
     trait Upkeep {
         /// A cheap liveness probe: one read.

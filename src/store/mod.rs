@@ -10,6 +10,7 @@
 //! declaration. Records are in [`model`]; all SQL is in `sqlite/` and `postgres/`, each laid
 //! out in the same files, named after the story's chapters.
 
+pub mod admin;
 mod contract;
 pub mod copy;
 pub mod limits;

@@ -548,3 +548,76 @@ pub struct Sender {
     pub token: TokenRecord,
     pub devices: Vec<DeviceRecord>,
 }
+
+/// An admin token (SPEC §1.19): no user, hashed like a sender token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdminTokenRecord {
+    pub id: String,
+    pub label: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked: bool,
+}
+
+/// One change to record in the audit log (SPEC §1.19): never a secret, code or message text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAudit {
+    pub at: i64,
+    /// `cli`, `admin:<token label>` or `device:<id>`.
+    pub actor: String,
+    /// One of [`crate::api::admin::AUDIT_ACTIONS`].
+    pub action: &'static str,
+    /// The user name, token id or device id it concerns.
+    pub target: String,
+    pub ip: Option<String>,
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub ip: Option<String>,
+}
+
+/// Which messages the operator lists: newest first, optionally one user's and only those with
+/// a delivery in `state`, after the page that ended with `before`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MessageQuery {
+    pub user: Option<String>,
+    pub state: Option<JobState>,
+    pub before: Option<String>,
+    pub limit: usize,
+}
+
+/// A message as the operator sees it: metadata and per-device states, never its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminMessageRecord {
+    pub id: String,
+    pub user: String,
+    pub token_id: Option<String>,
+    pub key: Option<String>,
+    pub created_at: i64,
+    pub cleared_at: Option<i64>,
+    pub acknowledged_at: Option<i64>,
+    /// (device id, state, when the state last changed), message jobs only.
+    pub deliveries: Vec<(String, JobState, i64)>,
+}
+
+/// The numbers `GET /v1/admin/status` shows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AdminCountsRecord {
+    pub users: i64,
+    pub devices: i64,
+    pub tokens: i64,
+    pub messages_24h: i64,
+    pub delivered_24h: i64,
+    pub failed_24h: i64,
+    pub expired_24h: i64,
+    pub queued: i64,
+    pub leased: i64,
+    pub pending: i64,
+}

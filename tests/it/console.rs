@@ -321,40 +321,52 @@ fn android(s: &Shared, user: &str, label: &str) -> String {
     out.lines().next().unwrap().to_owned()
 }
 
-/// Sign in, then a message sent while the console is open reaches the live feed and the
-/// messages view with each device's own state: delivered for the desktop that acknowledged
-/// its stream event, still queued for the phone (this relay runs no FCM). Its text is
-/// nowhere on the page.
+/// A user with a desktop and a phone, and a sender token: (desktop id, its credential, phone
+/// id, token).
+fn receiver(s: &Shared, user: &str) -> (String, String, String, String) {
+    admin(&s.data_dir, &["user", "add", user]);
+    let (desk, credential) = add_extension(&s.data_dir, user, "desk");
+    let phone = android(s, user, "phone");
+    let token = admin(
+        &s.data_dir,
+        &["token", "create", "--user", user, "--label", "ci"],
+    );
+    (desk, credential, phone, token)
+}
+
+/// Sends `message` with `token`, then the desktop reads and acknowledges its stream event:
+/// the message id.
+fn send_and_ack(s: &Shared, token: &str, credential: &str, message: &str) -> String {
+    let rt = runtime();
+    let api = Api::new(&s.url);
+    let id = rt.block_on(api.send(token, json!({ "message": message })));
+    let (seq, _) = rt.block_on(api.one_event(credential));
+    rt.block_on(api.ack(credential, &[seq]));
+    id
+}
+
+/// The JS for the state the messages view shows for `id` on `device` (undefined if not shown).
+fn shown_state(id: &str, device: &str) -> String {
+    format!(
+        "(document.querySelector('#messages-list li[data-id=\"{id}\"] .delivery[data-device=\"{device}\"]') || {{dataset: {{}}}}).dataset.state"
+    )
+}
+
+/// Sign in; a message sent during the test is in the messages view with each device's own
+/// state: delivered for the desktop that acknowledged its stream event, still queued for the
+/// phone (this relay runs no FCM). Its text is nowhere on the page; the state filter is the
+/// relay's.
 #[test]
 fn console_shows_a_message_sent_now_with_each_devices_state() {
     let Some(s) = shared() else { return };
     let mut browser = s.browser();
     browser.viewport(PHONE);
     sign_in(s, &mut browser);
-    admin(&s.data_dir, &["user", "add", "carol"]);
-    let (desk, credential) = add_extension(&s.data_dir, "carol", "desk");
-    let phone = android(s, "carol", "phone");
-    let token = admin(
-        &s.data_dir,
-        &["token", "create", "--user", "carol", "--label", "ci"],
-    );
+    let (desk, credential, phone, token) = receiver(s, "carol");
+    let id = send_and_ack(s, &token, &credential, "console check 7f3a");
     open_view(&mut browser, "messages");
-    let rt = runtime();
-    let api = Api::new(&s.url);
-    let id = rt.block_on(api.send(&token, json!({"message": "console check 7f3a"})));
-    let (seq, _) = rt.block_on(api.one_event(&credential));
-    rt.block_on(api.ack(&credential, &[seq]));
-    // Live: the feed has the send, and the open list updates itself.
-    browser.wait(&format!(
-        "document.getElementById('live-feed').textContent.includes('{id}')"
-    ));
-    let state = |device: &str| {
-        format!(
-            "(document.querySelector('#messages-list li[data-id=\"{id}\"] .delivery[data-device=\"{device}\"]') || {{dataset: {{}}}}).dataset.state"
-        )
-    };
-    browser.wait(&format!("{} === 'delivered'", state(&desk)));
-    assert_eq!(browser.eval(&state(&phone)), "queued");
+    assert_eq!(browser.eval(&shown_state(&id, &desk)), "delivered");
+    assert_eq!(browser.eval(&shown_state(&id, &phone)), "queued");
     let row = browser.eval(&format!(
         "document.querySelector('#messages-list li[data-id=\"{id}\"]').textContent"
     ));
@@ -370,12 +382,41 @@ fn console_shows_a_message_sent_now_with_each_devices_state() {
     );
     // The state filter asks the relay for messages with a delivery in that state.
     browser.eval(
-        "const f = document.getElementById('messages-filter'); f.user.value = 'carol'; f.state.value = 'failed'; document.body.dataset.loaded = ''; f.requestSubmit(); true",
+        "{ const f = document.getElementById('messages-filter'); f.user.value = 'carol'; f.state.value = 'failed'; f.requestSubmit(); true }",
     );
     browser.wait(&format!(
         "!document.querySelector('#messages-list li[data-id=\"{id}\"]') && document.querySelector('#messages-list li.muted') !== null"
     ));
+    browser.eval(
+        "{ const f = document.getElementById('messages-filter'); f.state.value = 'queued'; f.requestSubmit(); true }",
+    );
+    browser.wait(&format!(
+        "document.querySelector('#messages-list li[data-id=\"{id}\"]') !== null"
+    ));
     same_origin(&s.url, &browser.requests());
+}
+
+/// Live (`/v1/admin/events`): with the messages view open, a send shows up in the feed, and
+/// the view updates itself as the desktop acknowledges it.
+#[test]
+fn console_live_feed_shows_sends_and_outcomes_as_they_happen() {
+    let Some(s) = shared() else { return };
+    let mut browser = s.browser();
+    browser.viewport(PHONE);
+    sign_in(s, &mut browser);
+    let (desk, credential, _, token) = receiver(s, "frank");
+    open_view(&mut browser, "messages");
+    browser.wait("document.getElementById('live-state').textContent === 'live'");
+    let id = send_and_ack(s, &token, &credential, "live check");
+    browser.wait(&format!(
+        "document.getElementById('live-feed').textContent.includes('{id}')"
+    ));
+    browser.wait(&format!("{} === 'delivered'", shown_state(&id, &desk)));
+    let feed = browser.eval("document.getElementById('live-feed').textContent");
+    assert!(
+        feed.as_str().unwrap().contains("delivered"),
+        "no delivery outcome in the feed: {feed}"
+    );
 }
 
 /// A token made in the console is shown once with a copy button, works, disappears when
@@ -388,7 +429,7 @@ fn console_creates_a_token_shows_it_once_and_revokes_it() {
     sign_in(s, &mut browser);
     open_view(&mut browser, "tokens");
     browser.eval(
-        "const f = document.getElementById('token-form'); f.kind.value = 'sender'; f.user.value = 'alice'; f.label.value = 'made-in-console'; f.requestSubmit(); true",
+        "{ const f = document.getElementById('token-form'); f.kind.value = 'sender'; f.user.value = 'alice'; f.label.value = 'made-in-console'; f.requestSubmit(); true }",
     );
     let secret = browser.wait(
         "!document.getElementById('created').hidden && document.getElementById('created-token').textContent",
@@ -448,7 +489,7 @@ fn console_creates_a_token_shows_it_once_and_revokes_it() {
     // A duplicate user: the relay's own 409 message is what the console shows.
     open_view(&mut browser, "users");
     browser.eval(
-        "const f = document.getElementById('user-form'); f.username.value = 'alice'; f.requestSubmit(); true",
+        "{ const f = document.getElementById('user-form'); f.username.value = 'alice'; f.requestSubmit(); true }",
     );
     let error = browser.wait(
         "!document.getElementById('error').hidden && document.getElementById('error').textContent",
@@ -467,7 +508,7 @@ fn console_audit_view_lists_cli_and_console_actions() {
     admin(&s.data_dir, &["user", "add", "dave"]);
     open_view(&mut browser, "users");
     browser.eval(
-        "const f = document.getElementById('user-form'); f.username.value = 'erin'; f.requestSubmit(); true",
+        "{ const f = document.getElementById('user-form'); f.username.value = 'erin'; f.requestSubmit(); true }",
     );
     browser.wait("document.querySelector('#users-list li[data-id=\"erin\"]') !== null");
     open_view(&mut browser, "audit");
@@ -512,7 +553,7 @@ fn console_fits_a_phone_and_pairs_with_a_code_a_qr_code_and_a_link() {
     }
     open_view(&mut browser, "devices");
     browser.eval(
-        "const f = document.getElementById('pair-form'); f.user.value = 'alice'; f.requestSubmit(); true",
+        "{ const f = document.getElementById('pair-form'); f.user.value = 'alice'; f.requestSubmit(); true }",
     );
     let code = browser.wait(
         "!document.getElementById('pairing').hidden && document.getElementById('pairing-code').textContent",

@@ -4,7 +4,7 @@
 
 use crate::api::DeviceType;
 use crate::api::ErrorCode;
-use crate::api::token::{is_device_credential_format, is_token_format};
+use crate::api::token::{is_admin_token_format, is_device_credential_format, is_token_format};
 use crate::server::AppState;
 use crate::server::error::Failure;
 use crate::store::{DeviceRecord, Sender, TokenRecord};
@@ -76,13 +76,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Presented {
 /// The Pushover shim calls it directly: its token may come in the body.
 pub async fn authenticate_sender(state: &AppState, candidate: &str) -> Result<Sender, Failure> {
     if !is_token_format(candidate) {
-        return Err(invalid());
+        return Err(admin_refused(state, candidate).await);
     }
     state
         .store
         .authenticate_sender(candidate)
         .await?
         .ok_or_else(invalid)
+}
+
+/// Why a candidate that is not a sender token is refused where one is needed: a live admin
+/// token is 403 `forbidden` (SPEC §1.19); anything else, or a store failure while asking, is
+/// the flat 401.
+async fn admin_refused(state: &AppState, candidate: &str) -> Failure {
+    if !is_admin_token_format(candidate) {
+        return invalid();
+    }
+    match state.store.authenticate_admin(candidate).await {
+        Ok(Some(_)) => super::admin::forbidden(
+            "an admin token cannot send or act as a sender; use a sender (rfk_) token",
+        ),
+        Ok(None) => invalid(),
+        Err(e) => Failure::from(e),
+    }
 }
 
 impl FromRequestParts<Arc<AppState>> for SenderAuth {
@@ -100,7 +116,7 @@ impl FromRequestParts<Arc<AppState>> for TokenAuth {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Failure> {
         let Presented(candidate) = Presented::from_request_parts(parts, state).await?;
         if !is_token_format(&candidate) {
-            return Err(invalid());
+            return Err(admin_refused(state, &candidate).await);
         }
         let token = state.store.authenticate_token(&candidate).await?;
         token.map(TokenAuth).ok_or_else(invalid)

@@ -5,18 +5,20 @@
 //! handler met it. Axum runs the parts extractors in argument order and the body last, which
 //! is SPEC §1.7's order: per-IP, then the token, then the body.
 
+mod admin;
 mod body;
 mod credential;
 mod headers;
 mod ip;
 mod poll;
 
-pub use body::{CappedJson, MessageBody};
+pub use admin::AdminAuth;
+pub use body::{CappedJson, JsonShape, MessageBody};
 pub use credential::{
     DeviceAuth, PairedDevice, Presented, SenderAuth, TokenAuth, authenticate_sender, invalid,
 };
 pub use headers::{IdempotencyKey, LastEventId};
-pub use ip::{ChargedIp, IpChecked, client_ip};
+pub use ip::{ChargedIp, ClientIp, IpChecked, client_ip};
 pub use poll::LongPoll;
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! [`listener`]).
 //! Connections come from a `deadpool-postgres` pool; TLS is rustls.
 
+mod admin;
 mod clears_acks;
 mod connect;
 mod devices_pairing;

@@ -450,6 +450,36 @@ const MIGRATIONS: &[&str] = &[
         RETURN QUERY SELECT 'accepted'::TEXT, NULL::INTEGER, NULL::TEXT, v_burst, v_burst_oldest, v_monthly, v_daily, v_daily_oldest;
     END $$;
     "#,
+    // Appended by the operator API (SPEC §1.19): admin tokens (no user; hashed like sender
+    // tokens), the addresses each was used from (a new one is audited), the audit log, and
+    // the indexes that page messages newest first, all or one user's.
+    r#"
+    CREATE TABLE admin_tokens (
+        id TEXT PRIMARY KEY,
+        hash BYTEA NOT NULL UNIQUE,
+        label TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        last_used_at BIGINT,
+        revoked_at BIGINT
+    );
+    CREATE TABLE admin_token_ips (
+        token_id TEXT NOT NULL REFERENCES admin_tokens(id) ON DELETE CASCADE,
+        ip TEXT NOT NULL,
+        first_at BIGINT NOT NULL,
+        PRIMARY KEY (token_id, ip)
+    );
+    CREATE TABLE audit (
+        id BIGSERIAL PRIMARY KEY,
+        at BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        ip TEXT
+    );
+    CREATE INDEX audit_at ON audit(at);
+    CREATE INDEX messages_page ON messages(created_at, id);
+    CREATE INDEX messages_user_page ON messages(user_id, created_at, id);
+    "#,
 ];
 
 /// Brings the schema up to date in one transaction, holding the migration lock.

@@ -229,6 +229,7 @@ fn record_pair_failure(c: &Connection, now: i64) -> Result<()> {
     if failures >= PAIR_FAILURE_LIMIT {
         let dropped = c.execute("DELETE FROM pairing_codes", [])?;
         if dropped > 0 {
+            super::admin::insert_audit(c, &invalidated(now))?;
             tracing::warn!(
                 failures,
                 codes = dropped,
@@ -237,4 +238,15 @@ fn record_pair_failure(c: &Connection, now: i64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The audit entry of the brute-force rule (SPEC §1.19): no actor made it but the relay.
+fn invalidated(now: i64) -> crate::store::model::NewAudit {
+    crate::store::model::NewAudit {
+        at: now,
+        actor: "relay".to_owned(),
+        action: "pairing.invalidate",
+        target: String::new(),
+        ip: None,
+    }
 }

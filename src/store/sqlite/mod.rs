@@ -8,6 +8,7 @@
 //! its memory ([`RateLimiter`]) and only the monthly and daily sends are persisted and
 //! reloaded at start.
 
+mod admin;
 mod backup;
 mod clears_acks;
 mod columns;

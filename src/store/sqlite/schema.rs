@@ -192,6 +192,34 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE messages ADD COLUMN acknowledged_at INTEGER;
      ALTER TABLE messages ADD COLUMN acknowledged_by TEXT;
      ALTER TABLE messages ADD COLUMN acknowledged_response TEXT;",
+    // 9 (appended by the operator API, SPEC §1.19): admin tokens (no user; hashed like sender
+    // tokens), the addresses each was used from (a new one is audited), the audit log, and
+    // the indexes that page messages newest first, all or one user's.
+    "CREATE TABLE admin_tokens (
+        id TEXT PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,
+        label TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at INTEGER
+     );
+     CREATE TABLE admin_token_ips (
+        token_id TEXT NOT NULL REFERENCES admin_tokens(id) ON DELETE CASCADE,
+        ip TEXT NOT NULL,
+        first_at INTEGER NOT NULL,
+        PRIMARY KEY (token_id, ip)
+     );
+     CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        ip TEXT
+     );
+     CREATE INDEX audit_at ON audit(at);
+     CREATE INDEX messages_page ON messages(created_at, id);
+     CREATE INDEX messages_user_page ON messages(user_id, created_at, id);",
 ];
 
 /// Brings the schema up to date inside one transaction.
