@@ -174,3 +174,115 @@ async fn admin_pair_qr_links_to_the_relay_running_on_the_data_dir() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[1], format!("{}/app/#code={}", relay.url, lines[0]));
 }
+
+/// `POST /v1/admin/pairings` (SPEC §1.19): the link is `--public-url`'s, else the request's own
+/// origin, and its `qr_svg`, rasterised, decodes to exactly that link.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_apis_pairing_qr_svg_decodes_to_its_link() {
+    if !decoders() {
+        return;
+    }
+    for public in [Some("https://push.example.org/relay/"), None] {
+        let relay = Relay::start_with(
+            no_limits(),
+            std::sync::Arc::new(reflecto::server::SystemClock),
+            |c| c.public_url = public.map(str::to_owned),
+        )
+        .await;
+        relay.admin(&["user", "add", "alice"]);
+        let token = relay.admin(&["token", "create", "--admin", "--label", "qr"]);
+        let answer: serde_json::Value = relay
+            .http()
+            .post(format!("{}/v1/admin/pairings", relay.url))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"user": "alice"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let code = answer["code"].as_str().unwrap();
+        let base = public.map_or(relay.url.clone(), |p| p.trim_end_matches('/').to_owned());
+        let link = format!("{base}/app/#code={code}");
+        assert_eq!(answer["link"], link.as_str(), "{answer}");
+        let svg = answer["qr_svg"].as_str().unwrap().to_owned();
+        let decoded = tokio::task::spawn_blocking(move || decode_svg(&svg))
+            .await
+            .unwrap();
+        assert_eq!(decoded, link);
+    }
+}
+
+/// `reflecto serve --public-url` that is not an http(s) URL is refused before anything
+/// listens (exit 2, naming the flag).
+#[test]
+fn serve_refuses_a_public_url_that_is_not_an_http_url() {
+    let out = Command::new(BIN)
+        .args(["serve", "--print-config", "--public-url", "relay.example"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--public-url 'relay.example'"), "{err}");
+    let ok = Command::new(BIN)
+        .args([
+            "serve",
+            "--print-config",
+            "--public-url",
+            "https://relay.example/",
+        ])
+        .env_remove("REFLECTO_CONFIG")
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("public_url = \"https://relay.example/\""),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+}
+
+/// `reflecto admin --server URL pair --qr`: the relay's own link (its `--public-url`), printed
+/// and drawn as on a local store.
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_admin_pair_qr_prints_the_relays_link() {
+    if !decoders() {
+        return;
+    }
+    let relay = Relay::start_with(
+        no_limits(),
+        std::sync::Arc::new(reflecto::server::SystemClock),
+        |c| c.public_url = Some("https://push.example.org".to_owned()),
+    )
+    .await;
+    relay.admin(&["user", "add", "alice"]);
+    let token = relay.admin(&["token", "create", "--admin", "--label", "laptop"]);
+    let url = relay.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["admin", "--server", &url, "pair", "--user", "alice", "--qr"])
+            .env("REFLECTO_ADMIN_TOKEN", token)
+            .env_remove("REFLECTO_PUBLIC_URL")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    let link = format!("https://push.example.org/app/#code={}", lines[0]);
+    assert_eq!(lines[1], link);
+    let drawn: Vec<String> = lines[2..].iter().map(|l| l.to_string()).collect();
+    let decoded = tokio::task::spawn_blocking(move || {
+        decode_terminal(&drawn.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert_eq!(decoded, link);
+}
