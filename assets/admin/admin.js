@@ -236,6 +236,7 @@ async function follow() {
 
 let devices = new Map();
 const deviceName = (id) => (devices.has(id) ? `${devices.get(id).label} (${id})` : id);
+const deviceLabel = (id) => (devices.has(id) ? devices.get(id).label : id);
 
 async function loadDeviceNames() {
   const list = await api('GET', 'devices');
@@ -258,8 +259,8 @@ async function loadMessages(more) {
     m.acknowledged_at ? el('span', { class: 'badge ok' }, 'acknowledged') : null,
     m.cleared_at ? el('span', { class: 'badge' }, 'cleared') : null,
     el('span', { class: 'deliveries' }, m.deliveries.length ? m.deliveries.map((d) =>
-      el('span', { class: 'delivery', 'data-device': d.device_id, 'data-state': d.state },
-        deviceName(d.device_id) + ' ', el('span', { class: 'badge ' + d.state }, d.state)))
+      el('span', { class: 'delivery', 'data-device': d.device_id, 'data-state': d.state, title: d.device_id },
+        deviceLabel(d.device_id) + ' ', el('span', { class: 'badge ' + d.state }, d.state)))
       : el('span', { class: 'muted' }, 'no devices'))));
   const list = $('messages-list');
   if (more) list.append(...rows); else list.replaceChildren(...rows);

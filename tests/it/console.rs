@@ -588,6 +588,8 @@ fn console_first_visit_is_small_and_paints_fast() {
     let Some(s) = shared() else { return };
     let mut browser = s.browser();
     browser.viewport((1000, 700));
+    // Signed out (a fresh tab's state), then the measured visit; the cache is off throughout.
+    browser.run(json!({"cmd": "navigate", "url": s.console()}));
     browser.eval("sessionStorage.clear(); true");
     browser.requests();
     browser.run(json!({"cmd": "navigate", "url": s.console()}));
@@ -608,8 +610,12 @@ fn console_first_visit_is_small_and_paints_fast() {
     assert!(bytes < 64 * 1024, "{bytes} bytes: {requests:?}");
     assert!(paint_ms < 3000.0, "first paint took {paint_ms} ms");
     if let Some(path) = std::env::var_os("REFLECTO_CONSOLE_SCREENSHOT") {
+        let (_, credential, _, token) = receiver(s, "ops");
+        send_and_ack(s, &token, &credential, "nightly backup done");
+        send_and_ack(s, &token, &credential, "disk 91% full");
         sign_in(s, &mut browser);
         open_view(&mut browser, "messages");
-        browser.run(json!({"cmd": "screenshot", "path": path}));
+        browser.eval("document.activeElement.blur(); true");
+        browser.run(json!({"cmd": "screenshot", "path": path.to_str().unwrap()}));
     }
 }
