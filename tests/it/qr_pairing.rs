@@ -45,7 +45,7 @@ pub fn decode_svg(svg: &str) -> String {
 
 /// Half-block lines back into pixels, as a terminal draws them (one character cell = two
 /// modules stacked, `scale` pixels per module), written as a plain PBM and decoded.
-fn decode_terminal(lines: &[&str]) -> String {
+pub fn decode_terminal(lines: &[&str]) -> String {
     let scale = 6;
     let width = lines[0].chars().count();
     let mut rows: Vec<Vec<bool>> = Vec::new();
