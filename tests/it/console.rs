@@ -619,3 +619,39 @@ fn console_first_visit_is_small_and_paints_fast() {
         browser.run(json!({"cmd": "screenshot", "path": path.to_str().unwrap()}));
     }
 }
+
+/// By keyboard alone: Tab moves from the sign-out button through the section tabs in order,
+/// and Enter on one opens it.
+#[test]
+fn console_is_usable_by_keyboard() {
+    let Some(s) = shared() else { return };
+    let mut browser = s.browser();
+    browser.viewport(PHONE);
+    sign_in(s, &mut browser);
+    browser.eval("document.getElementById('sign-out').focus(); true");
+    let mut reached = Vec::new();
+    for _ in 0..6 {
+        browser.key("Tab");
+        reached.push(browser.eval("document.activeElement.getAttribute('href')"));
+    }
+    assert_eq!(
+        reached,
+        [
+            "#status",
+            "#messages",
+            "#devices",
+            "#tokens",
+            "#users",
+            "#audit"
+        ]
+        .map(|h| json!(h))
+        .to_vec()
+    );
+    browser.eval("document.body.dataset.loaded = ''; true");
+    browser.key("Enter");
+    browser.wait("document.body.dataset.loaded === 'audit'");
+    assert_eq!(
+        browser.eval("document.getElementById('view-audit').hidden"),
+        false
+    );
+}
