@@ -248,7 +248,8 @@ let messagesBefore = null;
 async function loadMessages(more) {
   const form = $('messages-filter');
   if (!more) messagesBefore = null;
-  if (!devices.size) await loadDeviceNames();
+  // Device names are re-read with each first page: devices come and go.
+  if (!more || !devices.size) await loadDeviceNames();
   const page = await api('GET', 'messages' + query({
     user: form.user.value.trim(), state: form.state.value, limit: PAGE, before: messagesBefore,
   }));
