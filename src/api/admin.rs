@@ -45,6 +45,8 @@ pub struct AuditPage {
 /// `POST /v1/admin/users`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewUserRequest {
+    /// 1–64 bytes without control characters; surrounding spaces are trimmed.
+    #[schema(max_length = 64, pattern = r"^ *[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$")]
     pub name: String,
 }
 

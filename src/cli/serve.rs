@@ -217,13 +217,19 @@ Logging:
   REFLECTO_LOG  which log lines to write, e.g. `warn` or `info,reflecto=debug` [default: info]
   RUST_LOG      the same, read when REFLECTO_LOG is unset";
 
-/// REFLECTO_LOG, else RUST_LOG (what every tracing program reads), else `info`.
+/// REFLECTO_LOG, else RUST_LOG (what every tracing program reads), else `info`; whatever it
+/// says, `tokio_postgres` logs at most `info`: at `debug` it writes every statement with its
+/// parameters, which hold message text and token hashes (found by tests/it/admin_api.rs).
 fn log_filter() -> tracing_subscriber::EnvFilter {
     ["REFLECTO_LOG", "RUST_LOG"]
         .into_iter()
         .find_map(|var| tracing_subscriber::EnvFilter::try_from_env(var).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"))
+        .add_directive(QUIET_POSTGRES.parse().expect("a valid directive"))
 }
+
+/// The directive that keeps query parameters out of the log.
+const QUIET_POSTGRES: &str = "tokio_postgres=info";
 
 fn init_logging(format: LogFormat) {
     let filter = log_filter();
@@ -258,6 +264,14 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::connections_within;
+
+    /// The bug: `REFLECTO_LOG=debug` on PostgreSQL logged every statement's parameters,
+    /// message text among them.
+    #[test]
+    fn debug_logging_never_logs_postgres_query_parameters() {
+        let filter = super::log_filter().to_string();
+        assert!(filter.contains(super::QUIET_POSTGRES), "{filter}");
+    }
 
     #[test]
     fn the_connection_cap_fits_the_open_files_limit() {

@@ -104,7 +104,7 @@ impl AppState {
     }
 
     /// Whether this send should update the token's `last_used_at` (at most once a minute).
-    fn should_touch(&self, token_id: &str, now: i64) -> bool {
+    pub(crate) fn should_touch(&self, token_id: &str, now: i64) -> bool {
         let mut touched = self.touched.lock().expect("touch map poisoned");
         match touched.get(token_id) {
             Some(&at) if now - at < 60_000 => false,

@@ -104,6 +104,19 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ("token_month_counts", &["token_id", "month", "count"]),
     ("receiver_sends", &["user_id", "at_ms"]),
     ("vapid", &["id", "private_key", "created_at"]),
+    (
+        "admin_tokens",
+        &[
+            "id",
+            "hash",
+            "label",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        ],
+    ),
+    ("admin_token_ips", &["token_id", "ip", "first_at"]),
+    ("audit", &["id", "at", "actor", "action", "target", "ip"]),
 ];
 
 /// Rows moved per statement.

@@ -2,6 +2,7 @@
 //! relay on port 0 over HTTP, with a real SQLite store in a temp dir, and the real `reflecto`
 //! binary.
 
+mod admin_api;
 mod admin_copy;
 mod ask;
 mod batch;

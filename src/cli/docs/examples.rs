@@ -66,6 +66,18 @@ pub fn admin() -> String {
             "reflecto admin backup /var/backups/reflecto.db",
             "A consistent copy of the store while the relay runs.",
         ),
+        (
+            "reflecto admin token create --admin --label laptop",
+            "An admin token (rfa_live_…, printed once) for the operator API and `admin --server`.",
+        ),
+        (
+            "REFLECTO_ADMIN_TOKEN=rfa_live_… reflecto admin --server https://relay.example device list",
+            "The same commands from another machine, through the relay's /v1/admin API.",
+        ),
+        (
+            "reflecto admin audit --limit 20",
+            "Who added, removed, created, revoked or paired what, newest first.",
+        ),
     ])
 }
 

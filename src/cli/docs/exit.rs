@@ -198,6 +198,14 @@ pub fn exit_statuses(name: &str) -> Vec<(u8, &'static str)> {
                 2,
                 "usage error, a data dir with no store, an unknown user, token or device (not_found), one that already exists (conflict), a backup into a missing directory or over a file without --force",
             ),
+            (
+                3,
+                "with --server: no admin token, or one the relay refuses (invalid_token, or forbidden for a sender token)",
+            ),
+            (
+                6,
+                "with --server: the relay could not be reached, or failed",
+            ),
         ],
         _ => crate::api::EXIT_CODES
             .iter()

@@ -74,7 +74,13 @@ fn render_page(cmd: clap::Command) -> (String, Vec<u8>) {
         "reflecto-send.1" => [exit(), env(CLIENT), files(), examples::send()].concat(),
         "reflecto-login.1" => [exit(), env(&["REFLECTO_CONFIG_DIR"]), files()].concat(),
         "reflecto-auth-status.1" => [env(CLIENT), files()].concat(),
-        "reflecto-admin.1" => [exit(), env(&[]), files(), examples::admin()].concat(),
+        "reflecto-admin.1" => [
+            exit(),
+            env(&["REFLECTO_ADMIN_TOKEN", "REFLECTO_CONFIG_DIR"]),
+            files(),
+            examples::admin(),
+        ]
+        .concat(),
         "reflecto-serve.1" => [exit(), env(&["REFLECTO_LOG"]), files(), examples::serve()].concat(),
         "reflecto-pair.1" => [
             exit(),
@@ -139,7 +145,7 @@ fn exit_status(page: &str) -> String {
 
 /// The `REFLECTO_*` variables read outside clap (clap's `env =` ones are collected from the
 /// definitions, so a new flag's variable cannot be missing from the page).
-pub const EXTRA_ENVIRONMENT: [(&str, &str); 3] = [
+pub const EXTRA_ENVIRONMENT: [(&str, &str); 4] = [
     (
         "REFLECTO_TOKEN",
         "The sender token (rfk_live_…) for send, status and --check; overrides every profile's stored token. Keeps the token out of shell history and CI logs.",
@@ -149,12 +155,21 @@ pub const EXTRA_ENVIRONMENT: [(&str, &str); 3] = [
         "The client's config directory (profiles and the credentials file) instead of the platform's.",
     ),
     (
+        "REFLECTO_ADMIN_TOKEN",
+        "The admin token (rfa_live_…) for `reflecto admin --server URL`; overrides the one `reflecto login --admin` stored.",
+    ),
+    (
         "REFLECTO_LOG",
         "The relay's log filter (tracing EnvFilter syntax, e.g. info or reflecto=debug).",
     ),
 ];
 
-const ALL_EXTRAS: [&str; 3] = ["REFLECTO_TOKEN", "REFLECTO_CONFIG_DIR", "REFLECTO_LOG"];
+const ALL_EXTRAS: [&str; 4] = [
+    "REFLECTO_TOKEN",
+    "REFLECTO_CONFIG_DIR",
+    "REFLECTO_ADMIN_TOKEN",
+    "REFLECTO_LOG",
+];
 
 /// Every `REFLECTO_*` variable: the extras above, then each flag's, with its help text.
 pub fn environment_variables() -> Vec<(String, String)> {

@@ -316,9 +316,9 @@ pub async fn pair(
     summary = "Messages, newest first, with each device's delivery state; never their text",
     params(
         ("user" = Option<String>, Query, description = "only this user's messages"),
-        ("state" = Option<String>, Query, description = "only messages with a delivery in this state (queued, leased, pending, delivered, failed, expired, superseded, cancelled)"),
+        ("state" = Option<String>, Query, pattern = "^(queued|leased|pending|delivered|failed|expired|superseded|cancelled)$", description = "only messages with a delivery in this state"),
         ("before" = Option<String>, Query, description = "the id of the last message of the previous page"),
-        ("limit" = Option<u32>, Query, description = "1–100, default 50")),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 50")),
     responses(
         (status = 200, body = MessagePage, description = "A page of messages"),
         (status = 400, body = crate::api::NestedErrorBody, description = "`usage_error`: an unknown parameter, state or limit"),
@@ -367,7 +367,7 @@ pub async fn messages(
     summary = "The audit log, newest first",
     params(
         ("before" = Option<i64>, Query, description = "the id of the last entry of the previous page"),
-        ("limit" = Option<u32>, Query, description = "1–100, default 50")),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 50")),
     responses(
         (status = 200, body = AuditPage, description = "A page of entries"),
         (status = 400, body = crate::api::NestedErrorBody, description = "`usage_error`: an unknown parameter, before or limit"),

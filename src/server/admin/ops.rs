@@ -37,6 +37,9 @@ impl From<ApiError> for OpError {
 
 type Result<T> = std::result::Result<T, OpError>;
 
+/// Longest user name, in bytes (before surrounding spaces are trimmed).
+pub const MAX_USER_NAME_BYTES: usize = 64;
+
 /// Most a page holds (SPEC §1.19: at most 100).
 pub const MAX_PAGE: usize = 100;
 
@@ -60,7 +63,12 @@ impl Operator<'_> {
     }
 
     pub async fn add_user(&self, name: &str) -> Result<AdminUser> {
-        let name = name.trim();
+        if name.len() > MAX_USER_NAME_BYTES || name.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return Err(usage(format!(
+                "user name must be at most {MAX_USER_NAME_BYTES} bytes, without control characters"
+            )));
+        }
+        let name = name.trim_matches(' ');
         if name.is_empty() {
             return Err(usage("user name must not be empty"));
         }

@@ -108,6 +108,7 @@ impl Import {
             .batch_execute(
                 "SELECT setval(pg_get_serial_sequence('users', 'id'), coalesce((SELECT max(id) FROM users), 0) + 1, false); \
                  SELECT setval(pg_get_serial_sequence('jobs', 'id'), coalesce((SELECT max(id) FROM jobs), 0) + 1, false); \
+                 SELECT setval(pg_get_serial_sequence('audit', 'id'), coalesce((SELECT max(id) FROM audit), 0) + 1, false); \
                  COMMIT",
             )
             .await?;

@@ -231,10 +231,13 @@ fn messages_sql(q: &MessageQuery) -> (String, Vec<rusqlite::types::Value>) {
             args.len()
         );
     }
+    // `+` keeps SQLite off the state indexes here: through them the subquery read every job
+    // in that state once per message (10 s for a page of 100 000 messages); through
+    // `jobs_message` it reads one message's jobs.
     if let Some(state) = q.state {
         args.push(Value::Text(state.as_str().to_owned()));
         sql += &format!(
-            " AND EXISTS (SELECT 1 FROM jobs j WHERE j.message_id = m.id AND j.kind = 'message' AND j.state = ?{})",
+            " AND EXISTS (SELECT 1 FROM jobs j WHERE j.message_id = m.id AND +j.kind = 'message' AND +j.state = ?{})",
             args.len()
         );
     }

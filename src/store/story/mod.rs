@@ -121,6 +121,7 @@ macro_rules! story {
     };
 }
 
+mod admin;
 mod clears_acks;
 mod devices_pairing;
 mod keys;
