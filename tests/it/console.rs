@@ -3,6 +3,8 @@
 //! browser serve every test here (they take turns on the browser); each test signs in afresh.
 
 use crate::harness::{Api, Relay, add_extension, admin, no_limits, required, runs};
+use reflecto::delivery::fcm::{FcmChannel, FcmClient};
+use reflecto::delivery::{Channels, Worker, WorkerSettings};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -142,9 +144,26 @@ fn start_shared() -> Shared {
                 |_| {},
             )
             .await;
+            // Phones deliver through the real FCM client to the fake Google, one worker round
+            // every 100 ms: their outcomes are the worker's, as on a live relay.
+            let fake = crate::fake_fcm::FakeFcm::start().await;
+            let key = fake.key_file();
+            let client = FcmClient::from_key_file(key.path(), &fake.url).unwrap();
+            let worker = Worker::new(
+                relay.state().relay.clone(),
+                Channels::fcm(FcmChannel::new(client)),
+                WorkerSettings {
+                    concurrency: 4,
+                    lease_ms: 30_000,
+                    max_attempts: 3,
+                },
+            );
             tx.send((relay.url.clone(), relay.dir.path().to_path_buf()))
                 .unwrap();
-            std::future::pending::<()>().await;
+            loop {
+                let _ = worker.run_once().await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         });
     });
     let (url, data_dir) = rx.recv_timeout(Duration::from_secs(60)).unwrap();
@@ -353,8 +372,8 @@ fn shown_state(id: &str, device: &str) -> String {
 }
 
 /// Sign in; a message sent during the test is in the messages view with each device's own
-/// state: delivered for the desktop that acknowledged its stream event, still queued for the
-/// phone (this relay runs no FCM). Its text is nowhere on the page; the state filter is the
+/// state: delivered for the desktop that acknowledged its stream event and for the phone the
+/// worker delivered through FCM. Its text is nowhere on the page; the state filter is the
 /// relay's.
 #[test]
 fn console_shows_a_message_sent_now_with_each_devices_state() {
@@ -364,9 +383,16 @@ fn console_shows_a_message_sent_now_with_each_devices_state() {
     sign_in(s, &mut browser);
     let (desk, credential, phone, token) = receiver(s, "carol");
     let id = send_and_ack(s, &token, &credential, "console check 7f3a");
+    // The phone's delivery is the worker's (FCM); both have ended before the view opens.
+    let rt = runtime();
+    let api = Api::new(&s.url);
+    rt.block_on(crate::harness::within(Duration::from_secs(10), || async {
+        api.status(&token, &id).await.all_delivered()
+    }))
+    .unwrap();
     open_view(&mut browser, "messages");
     assert_eq!(browser.eval(&shown_state(&id, &desk)), "delivered");
-    assert_eq!(browser.eval(&shown_state(&id, &phone)), "queued");
+    assert_eq!(browser.eval(&shown_state(&id, &phone)), "delivered");
     let row = browser.eval(&format!(
         "document.querySelector('#messages-list li[data-id=\"{id}\"]').textContent"
     ));
@@ -388,7 +414,7 @@ fn console_shows_a_message_sent_now_with_each_devices_state() {
         "!document.querySelector('#messages-list li[data-id=\"{id}\"]') && document.querySelector('#messages-list li.muted') !== null"
     ));
     browser.eval(
-        "{ const f = document.getElementById('messages-filter'); f.state.value = 'queued'; f.requestSubmit(); true }",
+        "{ const f = document.getElementById('messages-filter'); f.state.value = 'delivered'; f.requestSubmit(); true }",
     );
     browser.wait(&format!(
         "document.querySelector('#messages-list li[data-id=\"{id}\"]') !== null"
@@ -397,26 +423,25 @@ fn console_shows_a_message_sent_now_with_each_devices_state() {
 }
 
 /// Live (`/v1/admin/events`): with the messages view open, a send shows up in the feed, and
-/// the view updates itself as the desktop acknowledges it.
+/// the view updates itself when the worker's delivery outcome (the phone's, through FCM)
+/// arrives.
 #[test]
 fn console_live_feed_shows_sends_and_outcomes_as_they_happen() {
     let Some(s) = shared() else { return };
     let mut browser = s.browser();
     browser.viewport(PHONE);
     sign_in(s, &mut browser);
-    let (desk, credential, _, token) = receiver(s, "frank");
+    let (_, credential, phone, token) = receiver(s, "frank");
     open_view(&mut browser, "messages");
     browser.wait("document.getElementById('live-state').textContent === 'live'");
     let id = send_and_ack(s, &token, &credential, "live check");
     browser.wait(&format!(
         "document.getElementById('live-feed').textContent.includes('{id}')"
     ));
-    browser.wait(&format!("{} === 'delivered'", shown_state(&id, &desk)));
-    let feed = browser.eval("document.getElementById('live-feed').textContent");
-    assert!(
-        feed.as_str().unwrap().contains("delivered"),
-        "no delivery outcome in the feed: {feed}"
-    );
+    browser.wait(&format!("{} === 'delivered'", shown_state(&id, &phone)));
+    browser.wait(&format!(
+        "[...document.querySelectorAll('#live-feed li')].some((li) => li.textContent.includes('{id}') && li.textContent.includes('phone') && li.textContent.includes('delivered'))"
+    ));
 }
 
 /// A token made in the console is shown once with a copy button, works, disappears when
