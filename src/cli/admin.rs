@@ -59,8 +59,10 @@ pub struct AdminArgs {
 pub struct RemoteArgs {
     /// Run the command through this relay's /v1/admin API with an admin token
     /// (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile's from `reflecto login --admin`)
-    /// instead of on a local store
-    #[arg(long, value_name = "URL", global = true, conflicts_with_all = ["data_dir", "database", "config"], value_hint = clap::ValueHint::Url)]
+    /// instead of on a local store (--data-dir, --database and --config are then not read)
+    // No `conflicts_with`: clap counts a flag's environment variable as given, so a machine
+    // with REFLECTO_DATA_DIR set could not use --server at all.
+    #[arg(long, value_name = "URL", global = true, value_hint = clap::ValueHint::Url)]
     pub server: Option<String>,
     /// With --server: read the admin token (rfa_live_…) from the first line of stdin
     #[arg(long, global = true, requires = "server")]

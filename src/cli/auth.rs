@@ -104,7 +104,8 @@ pub enum AuthCommand {
 }
 
 /// The token from stdin when piped, else from a hidden prompt.
-fn read_token() -> Result<Secret, ApiError> {
+/// `admin`: an admin token (`login --admin`) instead of a sender token.
+fn read_token(admin: bool) -> Result<Secret, ApiError> {
     let token = if std::io::stdin().is_terminal() {
         rpassword::prompt_password("reflecto token: ")
             .map_err(|e| internal("reading the token", e))?
@@ -117,7 +118,16 @@ fn read_token() -> Result<Secret, ApiError> {
         line
     };
     let token = token.trim();
-    check_token_format(token)?;
+    if admin {
+        if !crate::api::token::is_admin_token_format(token) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidToken,
+                "that is not an admin token (expected rfa_live_… with 32 letters and digits, from `reflecto admin token create --admin`)",
+            ));
+        }
+    } else {
+        check_token_format(token)?;
+    }
     Ok(Secret::new(token))
 }
 
@@ -200,7 +210,7 @@ fn login_server(args: &LoginArgs, creds: &Credentials) -> Result<String, ApiErro
 pub fn login(args: LoginArgs) -> Result<(), ApiError> {
     let creds = Credentials::from_env();
     let server = login_server(&args, &creds)?;
-    let token = read_token()?;
+    let token = read_token(args.admin)?;
     if !args.no_verify {
         if args.admin {
             verify_admin(&server, &token)?;

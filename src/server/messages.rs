@@ -51,6 +51,7 @@ pub fn rfc3339(ms: i64) -> String {
         (status = 304, description = "The status is still the one `If-None-Match` names (at once, or after the `Prefer: wait` passed with no change); no body",
             headers(("ETag" = String, description = "the current (unchanged) tag"))),
         (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
+        (status = 403, description = "`forbidden`: an admin token, which cannot act as a sender (SPEC §1.19)", body = crate::api::NestedErrorBody),
         (status = 404, description = "`not_found`", body = crate::api::NestedErrorBody),
         (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
         (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),

@@ -44,7 +44,7 @@ pub(super) const SHIM_KEYS: &[&str] = &[
         (status = 200, description = "`{\"status\":1,\"request\":\"msg_…\"}`", body = crate::api::ShimResponse),
         (status = 400, description = "Validation failed (`errors` holds the code, e.g. `priority_emergency_unsupported`)", body = crate::api::ShimResponse),
         (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::ShimResponse),
-        (status = 403, description = "`priority_capped`", body = crate::api::ShimResponse),
+        (status = 403, description = "`priority_capped`, or `forbidden` for an admin token", body = crate::api::ShimResponse),
         (status = 413, description = "`payload_too_large`", body = crate::api::ShimResponse),
         (status = 429, description = "`rate_limit_exceeded`", body = crate::api::ShimResponse),
         (status = 500, description = "`internal_error`", body = crate::api::ShimResponse)),

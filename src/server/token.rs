@@ -23,6 +23,7 @@ use crate::api::TokenInfo;
         (status = 200, body = TokenInfo, description = "the token is live",
             headers(("X-RateLimit-Limit" = u64), ("X-RateLimit-Remaining" = u64), ("X-RateLimit-Reset" = i64), ("X-RateLimit-Resource" = String))),
         (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
+        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: an admin token, which cannot act as a sender (SPEC §1.19)"),
         (status = 429, body = crate::api::NestedErrorBody, description = "a per-IP limit is exhausted"),
         (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
     security(("bearer" = [])))]

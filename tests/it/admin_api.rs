@@ -60,6 +60,9 @@ impl Ops {
             .args(args)
             .env("REFLECTO_ADMIN_TOKEN", token)
             .env("REFLECTO_CONFIG_DIR", self._data.path().join("cfg"))
+            // A local store named in the environment is not read with --server (and must not
+            // make clap refuse the flag).
+            .env("REFLECTO_DATA_DIR", self._data.path().join("elsewhere"))
             .output()
             .unwrap()
     }
@@ -152,6 +155,8 @@ async fn operator_story(ops: &Ops, store: &str) {
         (403, "forbidden"),
         "an admin token cannot send"
     );
+    let (s, b) = ops.get("/v1/token", &admin).await;
+    assert_eq!((s, code(&b)), (403, "forbidden"), "nor act as a sender");
 
     // Status.
     let (s, status) = ops.get("/v1/admin/status", &admin).await;
@@ -650,5 +655,68 @@ fn admin_through_the_server_prints_what_the_local_form_prints() {
         text(&out.stderr).starts_with("error[no_stored_token]"),
         "{}",
         text(&out.stderr)
+    );
+
+    // `reflecto login --admin` stores the token beside the profile's sender token; `admin
+    // --server` then finds it (and `--token-stdin` reads one).
+    let config = ops._data.path().join("login");
+    let no_keyring = |cmd: &mut Command| {
+        cmd.env("REFLECTO_CONFIG_DIR", &config)
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+            .env_remove("REFLECTO_ADMIN_TOKEN")
+            .env_remove("REFLECTO_PROFILE");
+    };
+    let mut login = Command::new(BIN);
+    no_keyring(&mut login);
+    let mut child = login
+        .args([
+            "login",
+            "--admin",
+            "--insecure-storage",
+            "--server",
+            &ops.serving.url,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{admin}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut stored = Command::new(BIN);
+    no_keyring(&mut stored);
+    let out = stored
+        .args(["admin", "--server", &ops.serving.url, "user", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        text(&ops.local(&["user", "list"]).stdout)
+    );
+    let mut piped = Command::new(BIN);
+    no_keyring(&mut piped);
+    let mut child = piped
+        .args([
+            "admin",
+            "--server",
+            &ops.serving.url,
+            "--token-stdin",
+            "user",
+            "list",
+        ])
+        .env("REFLECTO_CONFIG_DIR", ops._data.path().join("empty"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{admin}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        text(&ops.local(&["user", "list"]).stdout)
     );
 }
