@@ -222,3 +222,22 @@ pub struct AdminStatus {
     pub counts: AdminCounts,
     pub allowed_actions: AllowedActions,
 }
+
+/// One event of `GET /v1/admin/events` (SPEC §1.19), for live views: an accepted send, or a
+/// delivery's outcome. Never a message's text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AdminEvent {
+    /// A send was accepted for these devices.
+    Send {
+        id: String,
+        user: String,
+        devices: Vec<String>,
+    },
+    /// A delivery ended: `delivered`, `failed` or `expired`.
+    Delivery {
+        id: String,
+        device_id: String,
+        state: String,
+    },
+}

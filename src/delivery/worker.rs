@@ -112,6 +112,11 @@ impl Worker {
         if jobs.is_empty() {
             return Ok(0);
         }
+        // Which message and device each job is, for the operator's live view of outcomes.
+        let named: std::collections::HashMap<i64, (String, String)> = jobs
+            .iter()
+            .map(|j| (j.job_id, (j.message_id.clone(), j.device_id.clone())))
+            .collect();
         let leases = jobs.iter().map(ClaimedJob::lease).collect();
         let deliveries = futures_util::stream::iter(jobs)
             .map(|job| self.deliver(job))
@@ -119,9 +124,31 @@ impl Worker {
             .collect::<Vec<(Lease, JobOutcome)>>();
         let outcomes = self.renewing_leases(leases, deliveries).await;
         let handled = outcomes.len();
+        let events: Vec<_> = outcomes
+            .iter()
+            .filter_map(|(lease, outcome)| {
+                let state = match outcome {
+                    JobOutcome::Delivered => "delivered",
+                    JobOutcome::DeadLetter { .. } | JobOutcome::DeviceUnreachable { .. } => {
+                        "failed"
+                    }
+                    JobOutcome::Expired => "expired",
+                    JobOutcome::RetryAt { .. } => return None,
+                };
+                let (id, device_id) = named.get(&lease.job_id)?.clone();
+                Some(crate::api::admin::AdminEvent::Delivery {
+                    id,
+                    device_id,
+                    state: state.to_owned(),
+                })
+            })
+            .collect();
         store
             .complete_jobs(outcomes, self.relay.clock.now_ms())
             .await?;
+        for event in events {
+            self.relay.publish_admin(event);
+        }
         // Whoever holds `GET /v1/messages/{id}` for these messages looks again.
         store.wakeups().wake_statuses();
         Ok(handled)

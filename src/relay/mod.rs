@@ -54,6 +54,9 @@ impl FcmHealth {
 }
 
 /// The shared context of one running relay.
+/// Events a slow live view may fall behind by before it skips some.
+const ADMIN_EVENTS_BUFFER: usize = 1024;
+
 pub struct Relay {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
@@ -61,6 +64,8 @@ pub struct Relay {
     fcm_health: AtomicU8,
     /// Set once when the relay begins to stop: desktop streams end on it.
     stopping: watch::Sender<bool>,
+    /// What `GET /v1/admin/events` streams (SPEC §1.19): this relay's sends and outcomes.
+    admin_events: tokio::sync::broadcast::Sender<crate::api::admin::AdminEvent>,
 }
 
 impl Relay {
@@ -71,7 +76,19 @@ impl Relay {
             metrics: Metrics::default(),
             fcm_health: AtomicU8::new(FcmHealth::Disabled as u8),
             stopping: watch::Sender::new(false),
+            admin_events: tokio::sync::broadcast::Sender::new(ADMIN_EVENTS_BUFFER),
         }
+    }
+
+    /// Tells the operator's live views (if any listen) of a send or an outcome.
+    pub fn publish_admin(&self, event: crate::api::admin::AdminEvent) {
+        // No listener is the usual case, and not an error.
+        let _ = self.admin_events.send(event);
+    }
+
+    /// A live view's subscription; a view that falls this far behind skips what it missed.
+    pub fn admin_events(&self) -> tokio::sync::broadcast::Receiver<crate::api::admin::AdminEvent> {
+        self.admin_events.subscribe()
     }
 
     /// Tells long-lived responses (desktop streams) to end: the relay is stopping.

@@ -153,6 +153,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/pairings", post(admin::pair))
         .route("/v1/admin/messages", get(admin::messages))
         .route("/v1/admin/audit", get(admin::audit))
+        .route("/v1/admin/events", get(admin::events))
         .route("/", get(home::page))
         .route("/app", get(app::redirect))
         .route("/app/", get(app::index))

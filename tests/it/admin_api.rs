@@ -343,6 +343,17 @@ async fn operator_story(ops: &Ops, store: &str) {
     assert_eq!((s, code(&b)), (404, "not_found"));
 
     // Messages: the API-made token sends; the operator sees where it went, never its text.
+    // The live feed: a sender token is refused; an admin token hears the send.
+    let (s, b) = ops.get("/v1/admin/events", &alice_token).await;
+    assert_eq!((s, code(&b)), (403, "forbidden"));
+    let mut feed = ops
+        .http
+        .get(format!("{}/v1/admin/events", ops.serving.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), 200);
     let text_sent = "the-secret-message-text-42";
     let (s, sent) = ops
         .call(
@@ -354,6 +365,27 @@ async fn operator_story(ops: &Ops, store: &str) {
         .await;
     assert_eq!(s, 200, "an admin-created token sends: {sent}");
     let message_id = sent["id"].as_str().unwrap().to_owned();
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut seen = String::new();
+        while let Some(chunk) = feed.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(line) = seen
+                .lines()
+                .find(|l| l.starts_with("data:") && l.contains(&message_id))
+            {
+                return serde_json::from_str::<Value>(line.trim_start_matches("data:").trim())
+                    .unwrap();
+            }
+        }
+        panic!("the feed ended: {seen}");
+    })
+    .await
+    .expect("the send on the live feed within 10 s");
+    assert_eq!(
+        heard,
+        json!({"type": "send", "id": message_id, "user": "bob", "devices": [device]})
+    );
+    drop(feed);
     let (s, page) = ops.get("/v1/admin/messages", &admin).await;
     assert_eq!(s, 200, "{page}");
     let first = &page["items"][0];
@@ -443,6 +475,25 @@ async fn operator_story(ops: &Ops, store: &str) {
         .call("DELETE", "/v1/admin/tokens/tok_nope", Some(&admin), None)
         .await;
     assert_eq!((s, code(&b)), (404, "not_found"));
+    // The token making the request cannot revoke itself (it would lock its operator out).
+    let own = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "ops")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, b) = ops
+        .call(
+            "DELETE",
+            &format!("/v1/admin/tokens/{own}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&b)), (409, "conflict"));
 
     // Users go, with a 404 the second time.
     let (s, _) = ops
@@ -718,5 +769,44 @@ fn admin_through_the_server_prints_what_the_local_form_prints() {
     assert_eq!(
         text(&out.stdout),
         text(&ops.local(&["user", "list"]).stdout)
+    );
+}
+
+/// The live feed's delivery events come from the worker's recorded outcomes: a phone's FCM
+/// delivery (through the fake FCM) is one `delivery` event with `delivered`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_live_feed_hears_a_delivery_outcome() {
+    use crate::fake_fcm::FakeFcm;
+    use reflecto::delivery::fcm::{FcmChannel, FcmClient};
+    use reflecto::delivery::{Channels, Worker, WorkerSettings};
+    let relay = crate::harness::Relay::start(crate::harness::no_limits()).await;
+    let (token, phone, _) = relay.alice();
+    let fake = FakeFcm::start().await;
+    let key = fake.key_file();
+    let client = FcmClient::from_key_file(key.path(), &fake.url).unwrap();
+    let worker = Worker::new(
+        relay.state().relay.clone(),
+        Channels::fcm(FcmChannel::new(client)),
+        WorkerSettings {
+            concurrency: 4,
+            lease_ms: 30_000,
+            max_attempts: 3,
+        },
+    );
+    let mut feed = relay.state().relay.admin_events();
+    let id = relay
+        .api()
+        .send(&token, json!({"message": "deployed", "device": "pixel"}))
+        .await;
+    let sent = feed.recv().await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&sent).unwrap(),
+        json!({"type": "send", "id": id, "user": "alice", "devices": [phone]})
+    );
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let outcome = feed.recv().await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&outcome).unwrap(),
+        json!({"type": "delivery", "id": id, "device_id": phone, "state": "delivered"})
     );
 }

@@ -3,6 +3,7 @@
 //! functions the CLI calls on a local store, so validation, codes and audit entries are the
 //! same whichever way an operator works.
 
+pub mod events;
 pub mod ops;
 mod pairing;
 pub mod views;
@@ -20,6 +21,7 @@ use ops::{MAX_PAGE, OpError, Operator};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use events::events;
 pub use pairing::create_pairing;
 
 impl From<OpError> for Failure {
@@ -237,6 +239,7 @@ pub async fn create_token(
         (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
         (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such token"),
+        (status = 409, body = crate::api::NestedErrorBody, description = "`conflict`: the admin token making the request (revoke it with another one, or on the store)"),
         (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
     security(("admin" = [])))]
 pub async fn revoke_token(
@@ -244,6 +247,14 @@ pub async fn revoke_token(
     auth: AdminAuth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Failure> {
+    // An operator revoking the token they are signed in with would lock themselves out
+    // mid-session (the console's own token): that takes another admin token, or the CLI.
+    if id == auth.token.id {
+        return Err(Failure::from(ApiError::new(
+            ErrorCode::Conflict,
+            "this is the admin token making the request; revoke it with another admin token or `reflecto admin token revoke` on the store",
+        )));
+    }
     operator(&state, &auth).revoke_token(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -34,7 +34,15 @@ pub async fn accept(
         token_id: send.token_id.clone(),
         devices: Some(send.targets.len()),
     };
+    let event = crate::api::admin::AdminEvent::Send {
+        id: send.message_id.clone(),
+        user: sender.token.user.clone(),
+        devices: send.targets.iter().map(|t| t.device_id.clone()).collect(),
+    };
     let committed = commit(state, send).await?;
+    if let AcceptOutcome::Accepted(_) = &committed {
+        state.publish_admin(event);
+    }
     answer(committed, accepted, ip_statuses, now)
 }
 
