@@ -143,6 +143,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--webpush-allow-local', '--webpush-allow-local', [CompletionResultType]::ParameterName, 'Accept Web Push endpoints that are plain http or resolve to loopback, private or link-local addresses (a UnifiedPush distributor on the LAN, tests); off, pairing refuses them so the relay cannot be made to post into its own network')
             [CompletionResult]::new('--callback-allow-local', '--callback-allow-local', [CompletionResultType]::ParameterName, 'Accept `callback` URLs (SPEC §1.17) that are plain http or resolve to loopback, private or link-local addresses (tests, a receiver on the LAN); off, only public https')
             [CompletionResult]::new('--vapid-subject', '--vapid-subject', [CompletionResultType]::ParameterName, 'Contact sent to Web Push services in the VAPID token (mailto: or https:). Set it to an address you read: push services use it to reach the operator [default: mailto:admin@<hostname>]')
+            [CompletionResult]::new('--public-url', '--public-url', [CompletionResultType]::ParameterName, 'The address people reach the relay at (https://relay.example), used in pairing links and their QR codes [default: each request''s own origin]')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)')
             [CompletionResult]::new('--retention', '--retention', [CompletionResultType]::ParameterName, 'How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]')
             [CompletionResult]::new('--limits', '--limits', [CompletionResultType]::ParameterName, 'Rate-limit preset: self-hosted (the default) or hosted (the hosted free tier: 60, 500, 1000, 20, 200); a layer set by its own flag, variable or in the file overrides it')
@@ -570,11 +571,13 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
         }
         'reflecto;admin;pair' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The user whose device the code pairs')
+            [CompletionResult]::new('--public-url', '--public-url', [CompletionResultType]::ParameterName, 'The address phones reach the relay at, for the link [default: the config file''s public_url, else the address of the relay running on the data dir]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The relay''s data directory [default: the platform data dir]')
             [CompletionResult]::new('--database', '--database', [CompletionResultType]::ParameterName, 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Take the data directory from the relay''s TOML configuration')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'With --server: the credential profile whose admin token to use')
+            [CompletionResult]::new('--qr', '--qr', [CompletionResultType]::ParameterName, 'Also print the link <public url>/app/#code=… and it as a QR code, so a phone pairs by scanning')
             [CompletionResult]::new('--token-stdin', '--token-stdin', [CompletionResultType]::ParameterName, 'With --server: read the admin token (rfa_live_…) from the first line of stdin')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')

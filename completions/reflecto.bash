@@ -1002,13 +1002,17 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__admin__subcmd__pair)
-            opts="-h -V --user --data-dir --database --config --server --token-stdin --profile --help --version"
+            opts="-h -V --user --qr --public-url --data-dir --database --config --server --token-stdin --profile --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --public-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2631,7 +2635,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__serve)
-            opts="-h -V --config --listen --data-dir --database --lease-secs --fcm-credentials --fcm-endpoint --trust-proxy --webpush-allow-local --callback-allow-local --vapid-subject --log-format --retention --limits --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --header-timeout --body-timeout --idle-timeout --max-connections --max-header-bytes --print-config --help --version"
+            opts="-h -V --config --listen --data-dir --database --lease-secs --fcm-credentials --fcm-endpoint --trust-proxy --webpush-allow-local --callback-allow-local --vapid-subject --public-url --log-format --retention --limits --limit-token-burst --limit-token-monthly --limit-receiver-daily --limit-ip-minute --limit-ip-hour --header-timeout --body-timeout --idle-timeout --max-connections --max-header-bytes --print-config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2678,6 +2682,10 @@ _reflecto() {
                     return 0
                     ;;
                 --vapid-subject)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --public-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

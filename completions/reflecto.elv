@@ -131,6 +131,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --webpush-allow-local 'Accept Web Push endpoints that are plain http or resolve to loopback, private or link-local addresses (a UnifiedPush distributor on the LAN, tests); off, pairing refuses them so the relay cannot be made to post into its own network'
             cand --callback-allow-local 'Accept `callback` URLs (SPEC §1.17) that are plain http or resolve to loopback, private or link-local addresses (tests, a receiver on the LAN); off, only public https'
             cand --vapid-subject 'Contact sent to Web Push services in the VAPID token (mailto: or https:). Set it to an address you read: push services use it to reach the operator [default: mailto:admin@<hostname>]'
+            cand --public-url 'The address people reach the relay at (https://relay.example), used in pairing links and their QR codes [default: each request''s own origin]'
             cand --log-format 'Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)'
             cand --retention 'How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]'
             cand --limits 'Rate-limit preset: self-hosted (the default) or hosted (the hosted free tier: 60, 500, 1000, 20, 200); a layer set by its own flag, variable or in the file overrides it'
@@ -520,11 +521,13 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         }
         &'reflecto;admin;pair'= {
             cand --user 'The user whose device the code pairs'
+            cand --public-url 'The address phones reach the relay at, for the link [default: the config file''s public_url, else the address of the relay running on the data dir]'
             cand --data-dir 'The relay''s data directory [default: the platform data dir]'
             cand --database 'The relay''s PostgreSQL database (postgres://…) instead of SQLite in the data dir'
             cand --config 'Take the data directory from the relay''s TOML configuration'
             cand --server 'Run the command through this relay''s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile''s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)'
             cand --profile 'With --server: the credential profile whose admin token to use'
+            cand --qr 'Also print the link <public url>/app/#code=… and it as a QR code, so a phone pairs by scanning'
             cand --token-stdin 'With --server: read the admin token (rfa_live_…) from the first line of stdin'
             cand -h 'Print help'
             cand --help 'Print help'

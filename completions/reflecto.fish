@@ -111,6 +111,7 @@ false\t''"
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l callback-allow-local -d 'Accept `callback` URLs (SPEC §1.17) that are plain http or resolve to loopback, private or link-local addresses (tests, a receiver on the LAN); off, only public https' -r -f -a "true\t''
 false\t''"
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l vapid-subject -d 'Contact sent to Web Push services in the VAPID token (mailto: or https:). Set it to an address you read: push services use it to reach the operator [default: mailto:admin@<hostname>]' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l public-url -d 'The address people reach the relay at (https://relay.example), used in pairing links and their QR codes [default: each request\'s own origin]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l log-format -d 'Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)' -r -f -a "text\t''
 json\t''"
 complete -c reflecto -n "__fish_reflecto_using_subcommand serve" -l retention -d 'How long a finished message is kept, e.g. 90s, 12h, 7d (0 keeps forever) [default: 7d]' -r
@@ -284,11 +285,13 @@ complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from audit" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from audit" -s V -l version -d 'Print version'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l user -d 'The user whose device the code pairs' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l public-url -d 'The address phones reach the relay at, for the link [default: the config file\'s public_url, else the address of the relay running on the data dir]' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l data-dir -d 'The relay\'s data directory [default: the platform data dir]' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l database -d 'The relay\'s PostgreSQL database (postgres://…) instead of SQLite in the data dir' -r
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l config -d 'Take the data directory from the relay\'s TOML configuration' -r -F
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l server -d 'Run the command through this relay\'s /v1/admin API with an admin token (REFLECTO_ADMIN_TOKEN, --token-stdin, or the profile\'s from `reflecto login --admin`) instead of on a local store (--data-dir, --database and --config are then not read)' -r -f
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l profile -d 'With --server: the credential profile whose admin token to use' -r
+complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l qr -d 'Also print the link <public url>/app/#code=… and it as a QR code, so a phone pairs by scanning'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -l token-stdin -d 'With --server: read the admin token (rfa_live_…) from the first line of stdin'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -s h -l help -d 'Print help'
 complete -c reflecto -n "__fish_reflecto_using_subcommand admin; and __fish_seen_subcommand_from pair" -s V -l version -d 'Print version'

@@ -18,6 +18,7 @@ pub mod hooks;
 #[cfg(unix)]
 #[doc(hidden)]
 pub mod pg_cluster;
+pub mod qr;
 pub mod relay;
 pub mod server;
 pub mod store;

@@ -97,6 +97,13 @@ pub enum AdminCommand {
         /// The user whose device the code pairs
         #[arg(long)]
         user: String,
+        /// Also print the link <public url>/app/#code=… and it as a QR code, so a phone pairs by scanning
+        #[arg(long)]
+        qr: bool,
+        /// The address phones reach the relay at, for the link [default: the config file's
+        /// public_url, else the address of the relay running on the data dir]
+        #[arg(long, env = "REFLECTO_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
     },
     /// Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore
     /// by copying it to reflecto.db in a stopped relay's data dir (PostgreSQL: use pg_dump)
@@ -537,14 +544,15 @@ impl Target {
         }
     }
 
-    async fn pair(&self, user: &str) -> Result<String, ApiError> {
+    /// The code, and through `--server` the relay's link to it.
+    async fn pair(&self, user: &str) -> Result<(String, Option<String>), ApiError> {
         match self {
             Target::Local { store, .. } => Self::operator(store)
                 .pair(user)
                 .await
-                .map(|(code, _)| code)
+                .map(|(code, _)| (code, None))
                 .map_err(op_error),
-            Target::Remote(c) => c.pair(user).await.map(|p| p.code),
+            Target::Remote(c) => c.pair(user).await.map(|p| (p.code, Some(p.link))),
         }
     }
 
@@ -625,7 +633,23 @@ async fn run_admin(args: AdminArgs) -> Result<(), ApiError> {
             Target::Local { store, database }
         }
     };
-    run_command(&target, args.command).await
+    let mut command = args.command;
+    // `pair --qr` on a local store: the public URL is found before a code is spent.
+    if let (
+        AdminCommand::Pair {
+            qr: true,
+            public_url,
+            ..
+        },
+        Target::Local { .. },
+    ) = (&mut command, &target)
+    {
+        *public_url = Some(super::admin_pair::public_url(
+            public_url.as_deref(),
+            &args.store,
+        )?);
+    }
+    run_command(&target, command).await
 }
 
 async fn run_command(target: &Target, command: AdminCommand) -> Result<(), ApiError> {
@@ -743,10 +767,16 @@ async fn run_command(target: &Target, command: AdminCommand) -> Result<(), ApiEr
         AdminCommand::Device(DeviceCommand::Remove { device_id }) => {
             target.remove_device(&device_id).await?
         }
-        AdminCommand::Pair { user } => {
-            let code = target.pair(&user).await?;
-            eprintln!("pairing code for {user}, valid 10 minutes:");
-            println!("{code}");
+        AdminCommand::Pair {
+            user,
+            qr,
+            public_url,
+        } => {
+            let (code, relay_link) = target.pair(&user).await?;
+            // Through --server the relay's own link; on a local store, run_admin's public URL.
+            let link =
+                relay_link.or_else(|| public_url.map(|url| crate::qr::pairing_link(&url, &code)));
+            super::admin_pair::print_pairing(&user, &code, link.filter(|_| qr).as_deref());
         }
         AdminCommand::Audit { json, limit } => {
             let entries = target.audit(limit as usize).await?;

@@ -2,6 +2,7 @@
 //! and the completions) and one file per command.
 
 mod admin;
+mod admin_pair;
 mod ask;
 mod auth;
 mod batch;

@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// address you read: push services use it to reach the operator [default: mailto:admin@<hostname>]
     #[arg(long, env = "REFLECTO_VAPID_SUBJECT", value_name = "URI")]
     pub vapid_subject: Option<String>,
+    /// The address people reach the relay at (https://relay.example), used in pairing links
+    /// and their QR codes [default: each request's own origin]
+    #[arg(long, env = "REFLECTO_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// Log format (which lines: REFLECTO_LOG or RUST_LOG, see below)
     #[arg(long, env = "REFLECTO_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -113,6 +117,7 @@ impl ServeArgs {
             webpush_allow_local: self.webpush_allow_local,
             callback_allow_local: self.callback_allow_local,
             vapid_subject: self.vapid_subject.clone(),
+            public_url: self.public_url.clone(),
             log_format: self.log_format,
             lease_secs: self.lease_secs,
             retention: self.retention,
@@ -151,6 +156,7 @@ pub fn run(args: ServeArgs) -> Result<(), ApiError> {
     let mut config = resolve(&args)?;
     // Refused before anything listens, like any other bad flag; parsed once, here.
     let vapid_subject = config.vapid_subject()?;
+    config.public_url()?;
     if args.print_config {
         print!("{}", config.to_toml());
         return Ok(());

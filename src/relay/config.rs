@@ -28,6 +28,8 @@ pub struct PartialConfig {
     pub webpush_allow_local: Option<bool>,
     pub callback_allow_local: Option<bool>,
     pub vapid_subject: Option<String>,
+    /// The address people reach the relay at, for pairing links and QR codes (SPEC §2.4).
+    pub public_url: Option<String>,
     pub log_format: Option<LogFormat>,
     pub retention: Option<Retention>,
     pub lease_secs: Option<u64>,
@@ -166,6 +168,9 @@ pub struct ServeConfig {
     pub callback_allow_local: bool,
     /// The VAPID JWT's `sub`: a `mailto:` or `https:` contact for push services.
     pub vapid_subject: String,
+    /// The address people reach the relay at (pairing links, QR codes); `None`: each
+    /// request's own origin.
+    pub public_url: Option<String>,
     pub log_format: LogFormat,
     /// How long finished messages are kept (`0` keeps forever).
     pub retention: Retention,
@@ -215,6 +220,15 @@ impl ServeConfig {
             .map_err(|e| crate::api::ApiError::new(crate::api::ErrorCode::UsageError, e))
     }
 
+    /// `--public-url` checked, a usage error (exit 2) when it is not an http(s) URL.
+    pub fn public_url(&self) -> Result<Option<String>, crate::api::ApiError> {
+        self.public_url
+            .as_deref()
+            .map(crate::qr::check_public_url)
+            .transpose()
+            .map_err(|e| crate::api::ApiError::new(crate::api::ErrorCode::UsageError, e))
+    }
+
     /// `--vapid-subject` checked, a usage error (exit 2) when it is not a contact.
     pub fn vapid_subject(&self) -> Result<Subject, crate::api::ApiError> {
         Subject::parse(&self.vapid_subject).map_err(|e| {
@@ -245,6 +259,7 @@ impl PartialConfig {
             webpush_allow_local: self.webpush_allow_local.or(lower.webpush_allow_local),
             callback_allow_local: self.callback_allow_local.or(lower.callback_allow_local),
             vapid_subject: self.vapid_subject.or(lower.vapid_subject),
+            public_url: self.public_url.or(lower.public_url),
             log_format: self.log_format.or(lower.log_format),
             retention: self.retention.or(lower.retention),
             lease_secs: self.lease_secs.or(lower.lease_secs),
@@ -273,6 +288,7 @@ impl PartialConfig {
             webpush_allow_local: self.webpush_allow_local.unwrap_or(false),
             callback_allow_local: self.callback_allow_local.unwrap_or(false),
             vapid_subject: self.vapid_subject.unwrap_or_else(default_vapid_subject),
+            public_url: self.public_url,
             log_format: self.log_format.unwrap_or_default(),
             retention: self.retention.unwrap_or_default(),
             lease_secs: self.lease_secs.unwrap_or(DEFAULT_LEASE_SECS).max(1),

@@ -46,6 +46,7 @@ pub async fn start_with_clock(
         )
     })?;
     let db = config.database()?;
+    let public_url = config.public_url()?;
     // One relay owns an SQLite data dir; relays on a shared database need no lock.
     let lock = match &db {
         Database::Sqlite(dir) => Some(lock::acquire(dir)?),
@@ -61,7 +62,8 @@ pub async fn start_with_clock(
             .with_retention(config.retention)
             .with_webpush(config.webpush_allow_local, vapid.public_key_b64())
             .with_hook_templates(templates)
-            .with_callbacks(config.callback_allow_local),
+            .with_callbacks(config.callback_allow_local)
+            .with_public_url(public_url),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -60,10 +60,15 @@ pub async fn file(Path(name): Path<String>) -> Response {
 }
 
 fn serve(name: &str) -> Response {
-    let Some((_, content_type, bytes)) = FILES.iter().find(|(n, _, _)| *n == name) else {
+    serve_from(FILES, name)
+}
+
+/// One of `files` by name, with the relay's own-content headers; an unknown name is 404.
+pub fn serve_from(files: &[(&str, &'static str, &'static [u8])], name: &str) -> Response {
+    let Some((_, content_type, bytes)) = files.iter().find(|(n, _, _)| *n == name) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let mut response = own_content(bytes.into_response(), content_type);
+    let mut response = own_content((*bytes).into_response(), content_type);
     // Revalidate each load, so an upgraded relay's page and worker reach browsers at once.
     response
         .headers_mut()

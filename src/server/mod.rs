@@ -6,6 +6,7 @@ mod acknowledge;
 pub mod admin;
 mod app;
 mod clear;
+mod console;
 mod error;
 mod extract;
 mod home;
@@ -48,6 +49,9 @@ pub struct AppState {
     pub callback_allow_local: bool,
     /// What `GET /v1/webpush/vapid` serves; `None` until the store's key is loaded.
     pub vapid_public_key: Option<String>,
+    /// `--public-url`, checked and without a trailing slash: where pairing links point;
+    /// `None`: the request's own origin.
+    pub public_url: Option<String>,
     /// token id → when its `last_used_at` was last written.
     touched: Mutex<HashMap<String, i64>>,
     /// How long finished messages are kept; `None` keeps them forever.
@@ -56,9 +60,6 @@ pub struct AppState {
     pub hook_templates: crate::hooks::Templates,
     /// When this relay started (`GET /v1/admin/status`).
     pub started_at: i64,
-    /// `--public-url`: where people reach the relay (pairing links); `None`: the request's
-    /// own origin.
-    pub public_url: Option<String>,
 }
 
 impl std::ops::Deref for AppState {
@@ -74,12 +75,12 @@ impl AppState {
         let started_at = clock.now_ms();
         AppState {
             started_at,
-            public_url: None,
             relay: Arc::new(Relay::new(store, clock)),
             trust_proxy,
             webpush_allow_local: false,
             callback_allow_local: false,
             vapid_public_key: None,
+            public_url: None,
             touched: Mutex::new(HashMap::new()),
             retention_ms: retention::Retention::DEFAULT.as_ms(),
             hook_templates: crate::hooks::Templates::default(),
@@ -111,7 +112,8 @@ impl AppState {
         self
     }
 
-    /// Sets `--public-url`, the base of pairing links.
+    /// Sets `--public-url`, the base of pairing links (already checked with
+    /// `qr::check_public_url`).
     pub fn with_public_url(mut self, url: Option<String>) -> AppState {
         self.public_url = url;
         self
@@ -185,6 +187,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/app", get(app::redirect))
         .route("/app/", get(app::index))
         .route("/app/{file}", get(app::file))
+        .route("/admin", get(console::redirect))
+        .route("/admin/", get(console::index))
+        .route("/admin/{file}", get(console::file))
         .route("/health", get(ops::live))
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))

@@ -34,6 +34,10 @@ const NOT_API: &[(&str, &str)] = &[
         "the web app's static files (HTML, script, manifest, icons), served to browsers",
     ),
     (
+        "/admin",
+        "the operator console's static files (HTML, script, style), served to browsers",
+    ),
+    (
         "/",
         "the HTML page a browser opening the relay's address sees",
     ),

@@ -6,6 +6,7 @@
 
 mod account;
 mod relay;
+pub(crate) use relay::reachable;
 mod service;
 
 use super::admin::{StoreArgs, open_store, store_error};
@@ -196,6 +197,14 @@ fn print(summary: &Summary, json: bool) -> Result<(), ApiError> {
         );
     }
     println!("{}", summary.phone_link);
+    // SPEC §2.5: and its QR code, so the phone scans it off this screen.
+    print!(
+        "{}",
+        crate::qr::pairing_qr_terminal(
+            &summary.phone_link,
+            std::io::IsTerminal::is_terminal(&std::io::stdout())
+        )
+    );
     Ok(())
 }
 

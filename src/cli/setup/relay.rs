@@ -66,7 +66,7 @@ pub fn find(database: &Database, server: Option<&str>) -> Result<Found, ApiError
 }
 
 /// A relay bound to every address (`0.0.0.0`, `::`) is reached on this machine's loopback.
-fn reachable(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn reachable(addr: SocketAddr) -> SocketAddr {
     let ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),

@@ -32,15 +32,7 @@ pub fn create_pairing(base: &str, code: String, expires_at: i64) -> Pairing {
     }
 }
 
-/// An SVG QR code of `text` (error correction M, a quiet zone as the standard asks).
+/// An SVG QR code of `text` (src/qr.rs: error correction M, the standard's quiet zone).
 pub fn qr_svg(text: &str) -> String {
-    match qrcode::QrCode::with_error_correction_level(text, qrcode::EcLevel::M) {
-        Ok(code) => code
-            .render::<qrcode::render::svg::Color>()
-            .min_dimensions(200, 200)
-            .quiet_zone(true)
-            .build(),
-        // A link longer than a QR code holds (thousands of bytes): no picture, the link stays.
-        Err(_) => String::new(),
-    }
+    crate::qr::pairing_qr_svg(text)
 }

@@ -274,3 +274,40 @@ async fn setup_keeps_its_secrets_in_the_keyring() {
         "a secret fell back to a file: {stderr}"
     );
 }
+
+/// SPEC §2.5: setup's last step prints the phone's pairing link and its QR code, which a
+/// decoder that is not ours (zbarimg) reads back as that link.
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_prints_the_phone_link_and_its_qr_code() {
+    if !crate::harness::tools(&["zbarimg"], "zbar-tools") {
+        return;
+    }
+    let relay = Relay::start(no_limits()).await;
+    relay.admin(&["user", "add", "alice"]);
+    let home = Home::new();
+    let out = home
+        .reflecto()
+        .args(["setup", "--server", &relay.url, "--data-dir"])
+        .arg(relay.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("{}/app/#code=", relay.url)),
+        "{stdout}"
+    );
+    let link = lines[0].to_owned();
+    let drawn: Vec<String> = lines[1..].iter().map(|l| l.to_string()).collect();
+    let decoded = tokio::task::spawn_blocking(move || {
+        crate::qr_pairing::decode_terminal(&drawn.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert_eq!(decoded, link);
+}

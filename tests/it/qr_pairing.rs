@@ -1,0 +1,288 @@
+//! QR pairing (SPEC §2.4, §1.19): the SVG and the terminal's half blocks both decode, with a
+//! decoder that is not ours (zbarimg, Debian's zbar-tools), to the pairing link; the link
+//! points at `--public-url`, else the running relay's address.
+
+use crate::harness::{BIN, Relay, no_limits, tools};
+use std::path::Path;
+use std::process::Command;
+
+/// zbarimg decodes, rsvg-convert rasterises SVG (ImageMagick, which zbarimg reads through,
+/// reads the plain PBM the terminal code becomes).
+fn decoders() -> bool {
+    tools(&["zbarimg", "rsvg-convert"], "zbar-tools librsvg2-bin")
+}
+
+/// What zbarimg reads in the image at `path`: the QR code's text, exactly.
+pub fn zbar(path: &Path) -> String {
+    let out = Command::new("zbarimg")
+        .args(["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "zbarimg found no QR code in {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
+}
+
+/// The SVG rasterised to PNG and decoded.
+pub fn decode_svg(svg: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (svg_path, png) = (dir.path().join("qr.svg"), dir.path().join("qr.png"));
+    std::fs::write(&svg_path, svg).unwrap();
+    let status = Command::new("rsvg-convert")
+        .arg("-o")
+        .arg(&png)
+        .arg(&svg_path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "rsvg-convert could not rasterise the SVG");
+    zbar(&png)
+}
+
+/// Half-block lines back into pixels, as a terminal draws them (one character cell = two
+/// modules stacked, `scale` pixels per module), written as a plain PBM and decoded.
+pub fn decode_terminal(lines: &[&str]) -> String {
+    let scale = 6;
+    let width = lines[0].chars().count();
+    let mut rows: Vec<Vec<bool>> = Vec::new();
+    for line in lines {
+        assert_eq!(line.chars().count(), width, "ragged QR line {line:?}");
+        let (mut top, mut bottom) = (Vec::new(), Vec::new());
+        for c in line.chars() {
+            let (t, b) = match c {
+                '█' => (true, true),
+                '▀' => (true, false),
+                '▄' => (false, true),
+                ' ' => (false, false),
+                other => panic!("unexpected character {other:?} in the QR code"),
+            };
+            top.push(t);
+            bottom.push(b);
+        }
+        rows.push(top);
+        rows.push(bottom);
+    }
+    let mut pbm = format!("P1\n{} {}\n", width * scale, rows.len() * scale);
+    for row in &rows {
+        let line: String = row
+            .iter()
+            .flat_map(|&dark| std::iter::repeat_n(if dark { "1 " } else { "0 " }, scale))
+            .collect();
+        for _ in 0..scale {
+            pbm.push_str(&line);
+            pbm.push('\n');
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qr.pbm");
+    std::fs::write(&path, pbm).unwrap();
+    zbar(&path)
+}
+
+/// `reflecto admin --data-dir DIR ARGS` → (exit code, stdout, stderr).
+fn admin(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("REFLECTO_PUBLIC_URL")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn pairing_qr_svg_decodes_to_the_link() {
+    if !decoders() {
+        return;
+    }
+    let link = reflecto::qr::pairing_link("https://relay.example/reflecto/", "042917");
+    assert_eq!(link, "https://relay.example/reflecto/app/#code=042917");
+    assert_eq!(decode_svg(&reflecto::qr::pairing_qr_svg(&link)), link);
+}
+
+#[test]
+fn admin_pair_qr_prints_code_link_and_a_terminal_code_that_decodes() {
+    if !decoders() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(admin(dir.path(), &["user", "add", "alice"]).0, 0);
+    let (code, out, err) = admin(
+        dir.path(),
+        &[
+            "pair",
+            "--user",
+            "alice",
+            "--qr",
+            "--public-url",
+            "https://relay.example/",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let pairing_code = lines[0];
+    assert!(
+        pairing_code.len() == 6 && pairing_code.bytes().all(|b| b.is_ascii_digit()),
+        "{out}"
+    );
+    let link = format!("https://relay.example/app/#code={pairing_code}");
+    assert_eq!(lines[1], link);
+    // Not a terminal: no colour codes, just the blocks.
+    assert!(!out.contains('\x1b'));
+    assert_eq!(decode_terminal(&lines[2..]), link);
+}
+
+#[test]
+fn admin_pair_qr_refuses_without_a_public_url_and_spends_no_code() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(admin(dir.path(), &["user", "add", "alice"]).0, 0);
+    let (code, out, err) = admin(dir.path(), &["pair", "--user", "alice", "--qr"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("error[usage_error]") && err.contains("--public-url"),
+        "{err}"
+    );
+    let (code, _, err) = admin(
+        dir.path(),
+        &["pair", "--user", "alice", "--qr", "--public-url", "relay"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--public-url 'relay'"), "{err}");
+    // Without --qr the output is what it always was: the code alone.
+    let (code, out, _) = admin(dir.path(), &["pair", "--user", "alice"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim().len(), 6, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_pair_qr_links_to_the_relay_running_on_the_data_dir() {
+    let relay = Relay::start(no_limits()).await;
+    relay.admin(&["user", "add", "alice"]);
+    let (code, out, err) = admin(relay.dir.path(), &["pair", "--user", "alice", "--qr"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[1], format!("{}/app/#code={}", relay.url, lines[0]));
+}
+
+/// `POST /v1/admin/pairings` (SPEC §1.19): the link is `--public-url`'s, else the request's own
+/// origin, and its `qr_svg`, rasterised, decodes to exactly that link.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_apis_pairing_qr_svg_decodes_to_its_link() {
+    if !decoders() {
+        return;
+    }
+    for public in [Some("https://push.example.org/relay/"), None] {
+        let relay = Relay::start_with(
+            no_limits(),
+            std::sync::Arc::new(reflecto::server::SystemClock),
+            |c| c.public_url = public.map(str::to_owned),
+        )
+        .await;
+        relay.admin(&["user", "add", "alice"]);
+        let token = relay.admin(&["token", "create", "--admin", "--label", "qr"]);
+        let answer: serde_json::Value = relay
+            .http()
+            .post(format!("{}/v1/admin/pairings", relay.url))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"user": "alice"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let code = answer["code"].as_str().unwrap();
+        let base = public.map_or(relay.url.clone(), |p| p.trim_end_matches('/').to_owned());
+        let link = format!("{base}/app/#code={code}");
+        assert_eq!(answer["link"], link.as_str(), "{answer}");
+        let svg = answer["qr_svg"].as_str().unwrap().to_owned();
+        let decoded = tokio::task::spawn_blocking(move || decode_svg(&svg))
+            .await
+            .unwrap();
+        assert_eq!(decoded, link);
+    }
+}
+
+/// `reflecto serve --public-url` that is not an http(s) URL is refused before anything
+/// listens (exit 2, naming the flag).
+#[test]
+fn serve_refuses_a_public_url_that_is_not_an_http_url() {
+    let out = Command::new(BIN)
+        .args(["serve", "--print-config", "--public-url", "relay.example"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--public-url 'relay.example'"), "{err}");
+    let ok = Command::new(BIN)
+        .args([
+            "serve",
+            "--print-config",
+            "--public-url",
+            "https://relay.example/",
+        ])
+        .env_remove("REFLECTO_CONFIG")
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("public_url = \"https://relay.example/\""),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+}
+
+/// `reflecto admin --server URL pair --qr`: the relay's own link (its `--public-url`), printed
+/// and drawn as on a local store.
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_admin_pair_qr_prints_the_relays_link() {
+    if !decoders() {
+        return;
+    }
+    let relay = Relay::start_with(
+        no_limits(),
+        std::sync::Arc::new(reflecto::server::SystemClock),
+        |c| c.public_url = Some("https://push.example.org".to_owned()),
+    )
+    .await;
+    relay.admin(&["user", "add", "alice"]);
+    let token = relay.admin(&["token", "create", "--admin", "--label", "laptop"]);
+    let url = relay.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["admin", "--server", &url, "pair", "--user", "alice", "--qr"])
+            .env("REFLECTO_ADMIN_TOKEN", token)
+            .env_remove("REFLECTO_PUBLIC_URL")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    let link = format!("https://push.example.org/app/#code={}", lines[0]);
+    assert_eq!(lines[1], link);
+    let drawn: Vec<String> = lines[2..].iter().map(|l| l.to_string()).collect();
+    let decoded = tokio::task::spawn_blocking(move || {
+        decode_terminal(&drawn.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert_eq!(decoded, link);
+}
