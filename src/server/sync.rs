@@ -7,6 +7,7 @@ use super::AppState;
 use super::error::Failure;
 use super::extract::{CappedJson, DeviceAuth, LastEventId};
 use crate::api::ErrorCode;
+use crate::api::admin::AdminEvent;
 use crate::api::sealed;
 use crate::api::stream::SyncEventData;
 use crate::api::stream::{AckRequest, AckResponse};
@@ -180,11 +181,20 @@ pub async fn ack(
         state.store.wakeups().wake_statuses();
     }
     // SPEC §2.5: the desktop stream is a delivery channel like the others in the metrics.
-    for accepted_at in &delivered {
+    for acked in &delivered {
         state.metrics.delivery(DESKTOP_CHANNEL, "delivered");
         state
             .metrics
-            .dispatch_latency((now - accepted_at).max(0) as f64 / 1000.0);
+            .dispatch_latency((now - acked.accepted_at).max(0) as f64 / 1000.0);
+        // SPEC §1.19: the operator's live views hear of each delivery outcome, a desktop's
+        // too (a clear or a repeat is not the message's delivery).
+        if acked.kind == JobKind::Message {
+            state.publish_admin(AdminEvent::Delivery {
+                id: acked.message_id.clone(),
+                device_id: device.id.clone(),
+                state: "delivered".to_owned(),
+            });
+        }
     }
     Ok(Json(AckResponse {
         acked: delivered.len(),

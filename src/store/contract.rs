@@ -154,7 +154,7 @@ contract! {
         fn stream_events(&self, device_id: &str, after_seq: i64, limit: usize) -> Result<Vec<StreamEvent>>;
         /// Marks the device's events with these sequence numbers delivered and the device seen;
         /// returns when each event newly delivered was accepted (the dispatch latency).
-        fn ack_stream_events(&self, device_id: &str, seqs: Vec<i64>, now: i64) -> Result<Vec<i64>>;
+        fn ack_stream_events(&self, device_id: &str, seqs: Vec<i64>, now: i64) -> Result<Vec<AckedEvent>>;
     }
 
     /// Clearing a message and acknowledging it (story `clears_acks`, SPEC §1.15, §1.16).

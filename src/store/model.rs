@@ -76,6 +76,15 @@ impl JobState {
     }
 }
 
+/// One desktop stream event an ack made delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AckedEvent {
+    pub message_id: String,
+    pub kind: JobKind,
+    /// When its message was accepted (for the dispatch latency metric).
+    pub accepted_at: i64,
+}
+
 /// What a job delivers: the message itself, or a `clear` that removes it from the screen of a
 /// device that received it (SPEC §1.15). Clears ride the same queue, leases, retries and
 /// wake-ups as messages. Stored as `jobs.kind`.

@@ -809,4 +809,24 @@ async fn the_live_feed_hears_a_delivery_outcome() {
         serde_json::to_value(&outcome).unwrap(),
         json!({"type": "delivery", "id": id, "device_id": phone, "state": "delivered"})
     );
+
+    // A desktop's outcome is its stream's ack (SPEC §1.19: every delivery outcome).
+    let (desk, credential) = relay.extension("desk");
+    let id = relay
+        .api()
+        .send(&token, json!({"message": "backup done", "device": "desk"}))
+        .await;
+    let _sent = feed.recv().await.unwrap();
+    let mut events = crate::harness::SseEvents::new(relay.api().stream(&credential).await);
+    let (seq, name, _) = events
+        .next_event(tokio::time::Instant::now() + std::time::Duration::from_secs(30))
+        .await
+        .expect("the desk's event");
+    assert_eq!(name, "notification");
+    relay.api().ack(&credential, &[seq]).await;
+    let outcome = feed.recv().await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&outcome).unwrap(),
+        json!({"type": "delivery", "id": id, "device_id": desk, "state": "delivered"})
+    );
 }

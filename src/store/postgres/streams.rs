@@ -6,7 +6,7 @@ use super::PgStore;
 use super::devices_pairing::SEEN_SQL;
 use super::queue::payload_at;
 use crate::store::contract::Streams;
-use crate::store::model::{JobKind, StreamEvent};
+use crate::store::model::{AckedEvent, JobKind, StreamEvent};
 use crate::store::{Result, StoreError};
 
 impl Streams for PgStore {
@@ -48,18 +48,29 @@ impl Streams for PgStore {
         device_id: &str,
         seqs: Vec<i64>,
         now: i64,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<AckedEvent>> {
         let mut client = self.writer().await?;
         let tx = client.transaction().await?;
         let acked = tx
             .query(
                 "UPDATE jobs SET state = 'delivered', attempts = attempts + 1, updated_at = $3 \
-                 WHERE device_id = $1 AND seq = ANY($2) AND state = 'pending' RETURNING run_at",
+                 WHERE device_id = $1 AND seq = ANY($2) AND state = 'pending' RETURNING message_id, kind, run_at",
                 &[&device_id, &seqs, &now],
             )
             .await?;
         tx.execute(SEEN_SQL, &[&device_id, &now]).await?;
         tx.commit().await?;
-        Ok(acked.iter().map(|r| r.get(0)).collect())
+        acked
+            .iter()
+            .map(|r| {
+                let kind: &str = r.get(1);
+                Ok(AckedEvent {
+                    message_id: r.get(0),
+                    kind: JobKind::parse(kind)
+                        .ok_or_else(|| StoreError::Db(format!("unknown job kind '{kind}'")))?,
+                    accepted_at: r.get(2),
+                })
+            })
+            .collect()
     }
 }

@@ -43,26 +43,30 @@ impl Streams for SqliteStore {
         device_id: &str,
         seqs: Vec<i64>,
         now: i64,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<AckedEvent>> {
         let device_id = device_id.to_owned();
         self.writer()
             .write(move |c| {
                 let mut stmt = c.prepare_cached(
                     "UPDATE jobs SET state = 'delivered', attempts = attempts + 1, updated_at = ?3 \
-                     WHERE device_id = ?1 AND seq = ?2 AND state = 'pending' RETURNING run_at",
+                     WHERE device_id = ?1 AND seq = ?2 AND state = 'pending' RETURNING message_id, kind, run_at",
                 )?;
-                let mut accepted_at = Vec::with_capacity(seqs.len());
+                let mut acked = Vec::with_capacity(seqs.len());
                 for seq in seqs {
-                    if let Some(at) = stmt
-                        .query_row(params![device_id, seq, now], |r| r.get(0))
-                        .optional()?
-                    {
-                        accepted_at.push(at);
-                    }
+                    let row = stmt
+                        .query_row(params![device_id, seq, now], |r| {
+                            Ok(AckedEvent {
+                                message_id: r.get(0)?,
+                                kind: r.get(1)?,
+                                accepted_at: r.get(2)?,
+                            })
+                        })
+                        .optional()?;
+                    acked.extend(row);
                 }
                 c.prepare_cached(SEEN_SQL)?
                     .execute(params![device_id, now])?;
-                Ok(accepted_at)
+                Ok(acked)
             })
             .await
     }

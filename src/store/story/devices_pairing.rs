@@ -332,8 +332,15 @@ async fn a_device_is_seen_when_it_connects_acks_or_a_send_to_it_is_accepted(s: S
     accept(store, send(&token, "msg_1", &[&phone, &desk], T0 + 2)).await;
     let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
     let seqs = vec![events[0].seq];
-    let accepted_at = store.ack_stream_events(&desk.id, seqs.clone(), T0 + 5);
-    assert_eq!(accepted_at.await.unwrap(), [T0 + 2]);
+    let acked = store.ack_stream_events(&desk.id, seqs.clone(), T0 + 5);
+    assert_eq!(
+        acked.await.unwrap(),
+        [AckedEvent {
+            message_id: "msg_1".into(),
+            kind: JobKind::Message,
+            accepted_at: T0 + 2
+        }]
+    );
     assert_eq!(seen(desk.id.clone()).await, Some(T0 + 5));
     let again = store
         .ack_stream_events(&desk.id, seqs, T0 + 6)
