@@ -20,6 +20,7 @@ pub enum ErrorCode {
     InvalidDevice,
     InvalidKey,
     InvalidResponse,
+    InvalidHeartbeat,
     PriorityEmergencyUnsupported,
     InvalidPairingCode,
     MissingToken,
@@ -47,7 +48,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::InvalidBody,
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLong,
@@ -59,6 +60,7 @@ impl ErrorCode {
         ErrorCode::InvalidDevice,
         ErrorCode::InvalidKey,
         ErrorCode::InvalidResponse,
+        ErrorCode::InvalidHeartbeat,
         ErrorCode::PriorityEmergencyUnsupported,
         ErrorCode::InvalidPairingCode,
         ErrorCode::MissingToken,
@@ -97,6 +99,7 @@ impl ErrorCode {
             ErrorCode::InvalidDevice => "invalid_device",
             ErrorCode::InvalidKey => "invalid_key",
             ErrorCode::InvalidResponse => "invalid_response",
+            ErrorCode::InvalidHeartbeat => "invalid_heartbeat",
             ErrorCode::PriorityEmergencyUnsupported => "priority_emergency_unsupported",
             ErrorCode::InvalidPairingCode => "invalid_pairing_code",
             ErrorCode::MissingToken => "missing_token",
@@ -142,6 +145,7 @@ impl ErrorCode {
             | ErrorCode::InvalidDevice
             | ErrorCode::InvalidKey
             | ErrorCode::InvalidResponse
+            | ErrorCode::InvalidHeartbeat
             | ErrorCode::PriorityEmergencyUnsupported
             | ErrorCode::InvalidPairingCode
             | ErrorCode::UsageError => 400,
@@ -183,6 +187,7 @@ impl ErrorCode {
             | ErrorCode::InvalidDevice
             | ErrorCode::InvalidKey
             | ErrorCode::InvalidResponse
+            | ErrorCode::InvalidHeartbeat
             | ErrorCode::PriorityEmergencyUnsupported
             | ErrorCode::InvalidPairingCode
             | ErrorCode::UsageError
@@ -245,6 +250,9 @@ impl ErrorCode {
             }
             ErrorCode::InvalidResponse => {
                 "The acknowledgement's response is not one of the message's responses (the `response` of one of its actions), or not 1–32 bytes of A-Z a-z 0-9 . _ : -.\nAcknowledge with one of the responses the message offers, or with none (`{}`)."
+            }
+            ErrorCode::InvalidHeartbeat => {
+                "The heartbeat's name is not 1–64 bytes of A-Z a-z 0-9 . _ -, a duration is not a number with a unit (90s, 45m, 12h, 1d), `every` is outside 1 minute–31 days or missing on the first ping, or `grace` is outside 0–1 day.\nUse e.g. `reflecto ping backup --every 1d --grace 1h`."
             }
             ErrorCode::PriorityEmergencyUnsupported => {
                 "The Pushover shim got priority 2 (Emergency), whose receipt and callback contract reflecto does not implement; it refuses rather than silently downgrade.\nSend priority 1 (high) instead."
@@ -523,6 +531,7 @@ mod tests {
             InvalidDevice,
             InvalidKey,
             InvalidResponse,
+            InvalidHeartbeat,
             PriorityEmergencyUnsupported,
         ] {
             assert_eq!(c.http_status(), 400, "{c}");

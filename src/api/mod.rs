@@ -4,6 +4,7 @@
 pub mod clear_ack;
 mod envelope;
 mod error;
+pub mod heartbeat;
 mod priority;
 mod request;
 mod response;

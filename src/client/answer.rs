@@ -18,7 +18,7 @@ pub enum ClearTarget<'a> {
 }
 
 /// A path segment as the relay reads it back, whatever the user typed.
-fn segment(text: &str) -> String {
+pub(super) fn segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).collect()
 }
 
@@ -31,7 +31,7 @@ fn transient(error: &ApiError) -> bool {
 }
 
 /// Runs `attempt` until it answers, fails for good, or `max_wait` would be exceeded.
-async fn retried<T, F, Fut>(max_wait: Duration, mut attempt: F) -> Result<T, ApiError>
+pub(super) async fn retried<T, F, Fut>(max_wait: Duration, mut attempt: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,

@@ -141,8 +141,6 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 // One lives at a time, for one poll: boxing the status would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-// One per request, moved once: boxing the view would buy nothing.
-#[allow(clippy::large_enum_variant)]
 pub enum StatusPoll {
     Changed {
         raw: String,

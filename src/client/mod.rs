@@ -5,6 +5,7 @@
 
 pub mod answer;
 pub mod diagnose;
+pub mod heartbeats;
 pub mod http;
 pub mod stream;
 

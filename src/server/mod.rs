@@ -7,6 +7,7 @@ mod app;
 mod clear;
 mod error;
 mod extract;
+pub(crate) mod heartbeats;
 mod home;
 pub mod listener;
 mod messages;
@@ -116,6 +117,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(acknowledge::acknowledge),
         )
         .route("/v1/keys/{key}", delete(clear::clear_key))
+        .route("/v1/heartbeats", get(heartbeats::list))
+        .route(
+            "/v1/heartbeats/{name}",
+            post(heartbeats::ping).delete(heartbeats::delete),
+        )
+        .route("/v1/heartbeats/{name}/fail", post(heartbeats::fail))
         .route("/v1/devices/pair", post(pair::pair))
         .route("/v1/sync", get(sync::stream))
         .route("/v1/sync/ack", post(sync::ack))

@@ -8,7 +8,9 @@
 //! a credential, 400 and 413 when it reads a body, 429 when it is behind the per-IP limit and
 //! 500 when it touches the store (every `/v1` route).
 
-use super::{acknowledge, clear, messages, ops, pair, send, shim, sync, token, webpush};
+use super::{
+    acknowledge, clear, heartbeats, messages, ops, pair, send, shim, sync, token, webpush,
+};
 use axum::http::header;
 use axum::response::{IntoResponse, Response as HttpResponse};
 use utoipa::openapi::header::HeaderBuilder;
@@ -21,11 +23,11 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "reflecto relay API", description = "Push notifications through a self-hosted reflecto relay. Errors use the nested shape `{\"error\":{\"code\",\"message\",\"details\"?}}` except 401, which is flat: `{\"error\":\"<code>\",\"message\"?}`. The `code` is the contract; `message` is human text. Every response carries `X-Request-Id`."),
-    paths(send::send, send::send_with_path_token, shim::messages_json, messages::message_status, clear::clear_message, clear::clear_key, acknowledge::acknowledge, pair::pair, sync::stream, sync::ack, token::token_info, webpush::vapid, ops::live, ops::ready, ops::metrics, openapi_json, ops::api_catalog),
+    paths(send::send, send::send_with_path_token, shim::messages_json, messages::message_status, clear::clear_message, clear::clear_key, acknowledge::acknowledge, heartbeats::ping, heartbeats::fail, heartbeats::list, heartbeats::delete, pair::pair, sync::stream, sync::ack, token::token_info, webpush::vapid, ops::live, ops::ready, ops::metrics, openapi_json, ops::api_catalog),
     servers((url = "/", description = "The relay serving this document")),
     components(schemas(crate::api::SendRequest, crate::api::SendResponse, crate::api::ShimResponse, crate::api::NestedErrorBody, crate::api::FlatErrorBody, crate::api::TokenInfo)),
     modifiers(&Aliases, &SecuritySchemes, &CommonHeaders),
-    tags((name = "send", description = "Sending notifications"), (name = "pushover", description = "Pushover-compatible shim"), (name = "messages", description = "Delivery state, and clearing a message"), (name = "devices", description = "Pairing, the desktop stream, acknowledgements and Web Push"), (name = "tokens", description = "What a sender token may do"), (name = "operations", description = "Health, metrics and discovery"))
+    tags((name = "send", description = "Sending notifications"), (name = "pushover", description = "Pushover-compatible shim"), (name = "messages", description = "Delivery state, and clearing a message"), (name = "devices", description = "Pairing, the desktop stream, acknowledgements and Web Push"), (name = "tokens", description = "What a sender token may do"), (name = "heartbeats", description = "Dead-man's switches for cron jobs and backups: an alarm when a ping does not come"), (name = "operations", description = "Health, metrics and discovery"))
 )]
 struct ApiDoc;
 

@@ -17,6 +17,7 @@ mod first_hour;
 mod first_hour_cli;
 mod hardening;
 mod harness;
+mod heartbeats;
 mod keyring;
 mod keys;
 mod listen;

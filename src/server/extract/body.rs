@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 /// The whole body, or 413 `payload_too_large` as soon as it passes 64 KiB. A declared
 /// `Content-Length` over the cap is refused before reading, and is the `size` reported: the
 /// bytes read before stopping would say nothing about what the client sent.
-async fn read_capped(body: Body) -> Result<Bytes, Failure> {
+pub async fn read_capped(body: Body) -> Result<Bytes, Failure> {
     let declared = HttpBody::size_hint(&body).exact();
     if let Some(size) = declared.filter(|&n| n > MAX_RAW_BODY_BYTES as u64) {
         return Err(too_large(size));

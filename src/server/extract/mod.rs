@@ -11,7 +11,7 @@ mod headers;
 mod ip;
 mod poll;
 
-pub use body::{CappedJson, MessageBody};
+pub use body::{CappedJson, MessageBody, read_capped};
 pub use credential::{
     DeviceAuth, PairedDevice, Presented, SenderAuth, TokenAuth, authenticate_sender, invalid,
 };

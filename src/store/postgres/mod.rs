@@ -12,6 +12,7 @@
 mod clears_acks;
 mod connect;
 mod devices_pairing;
+mod heartbeats;
 mod import;
 mod listener;
 mod notifier;

@@ -450,6 +450,23 @@ const MIGRATIONS: &[&str] = &[
         RETURN QUERY SELECT 'accepted'::TEXT, NULL::INTEGER, NULL::TEXT, v_burst, v_burst_oldest, v_monthly, v_daily, v_daily_oldest;
     END $$;
     "#,
+    // 5: heartbeats (SPEC §1.18), as SQLite's migration 9.
+    r#"
+    CREATE TABLE heartbeats (
+        user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        every_ms BIGINT NOT NULL,
+        grace_ms BIGINT NOT NULL,
+        grace_set BOOLEAN NOT NULL,
+        state TEXT NOT NULL,
+        last_ping_at BIGINT NOT NULL,
+        alarm_at BIGINT NOT NULL,
+        token_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        PRIMARY KEY (user_id, name)
+    );
+    CREATE INDEX heartbeats_due ON heartbeats(alarm_at) WHERE state = 'up';
+    "#,
 ];
 
 /// Brings the schema up to date in one transaction, holding the migration lock.

@@ -123,6 +123,7 @@ macro_rules! story {
 
 mod clears_acks;
 mod devices_pairing;
+mod heartbeats;
 mod keys;
 mod queue;
 mod sends_limits;
