@@ -26,6 +26,45 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
+/// `{name}` in the document: the rule [`rules::name`] applies.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // a declaration for the document; the handlers read the path themselves
+struct HeartbeatName {
+    /// 1–64 bytes of `A-Z a-z 0-9 . _ -`
+    #[param(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    name: String,
+}
+
+/// A ping's query in the document (the query wins over the body).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // a declaration for the document; `query_durations` reads the query
+struct PingQuery {
+    /// A duration, 1 minute–31 days (required on the first ping)
+    #[param(pattern = "^[0-9]{1,9}[smhd]$", nullable = false, example = "1d")]
+    every: Option<String>,
+    /// A duration, 0–1 day
+    #[param(pattern = "^[0-9]{1,9}[smhd]$", nullable = false, example = "1h")]
+    grace: Option<String>,
+}
+
+/// The optional text of a failure: any length (cut to 1500 bytes at a UTF-8 boundary).
+pub struct FailText;
+
+impl utoipa::PartialSchema for FailText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "What went wrong; cut to 1500 UTF-8 bytes. Empty or absent: a line saying when",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FailText {}
+
 /// A heartbeat as the API shows it.
 pub fn view(hb: &HeartbeatRecord) -> HeartbeatView {
     HeartbeatView {
@@ -113,12 +152,9 @@ fn not_found(name: &str) -> Failure {
 #[utoipa::path(post, path = "/v1/heartbeats/{name}", tag = "heartbeats", operation_id = "ping_heartbeat",
     summary = "Ping a heartbeat",
     description = "Records a check-in of the owner's heartbeat `name`, creating it on its first ping (which must give `every`). `every` (1 minute–31 days) and `grace` (0–1 day; default a tenth of `every`, at most 1 h, recomputed when `every` changes unless a grace was given) are durations such as `90s`, `45m`, `12h`, `1d`, in the JSON body or the query (the query wins); a ping with new values changes them. When `last_ping_at + every + grace` passes with no ping the owner gets one notification `<name> is late` (priority high, key `hb:<name>`) and the state becomes `late`; the next ping sends `<name> is back` (same key, so it replaces the alarm) and the state becomes `up`. A ping is charged to the per-IP layers only.",
-    params(
-        ("name" = String, Path, description = "1–64 bytes of `A-Z a-z 0-9 . _ -`"),
-        ("every" = Option<String>, Query, description = "a duration, 1 minute–31 days (required on the first ping)"),
-        ("grace" = Option<String>, Query, description = "a duration, 0–1 day")),
+    params(HeartbeatName, PingQuery),
     request_body(description = "Optional: the durations as JSON (or a form); an empty body is fine",
-        content((HeartbeatPing = "application/json"))),
+        content = Option<HeartbeatPing>, content_type = "application/json"),
     responses(
         (status = 200, description = "The heartbeat after the ping", body = HeartbeatView,
             headers(("X-RateLimit-Limit" = u64), ("X-RateLimit-Remaining" = u64), ("X-RateLimit-Reset" = i64), ("X-RateLimit-Resource" = String))),
@@ -195,9 +231,9 @@ async fn back_notification(
 #[utoipa::path(post, path = "/v1/heartbeats/{name}/fail", tag = "heartbeats", operation_id = "fail_heartbeat",
     summary = "Report a heartbeat's failure",
     description = "Sends `<name> failed` at once (priority high, key `hb:<name>`) with the body's text as its message (cut to 1500 bytes) and marks the heartbeat `failed`; the next ping sends `<name> is back`. The body is optional: plain text, or `message` in JSON or a form. A heartbeat that was never pinged is 404 `not_found`.",
-    params(("name" = String, Path, description = "1–64 bytes of `A-Z a-z 0-9 . _ -`")),
+    params(HeartbeatName),
     request_body(description = "Optional text: what went wrong",
-        content((crate::server::openapi_schemas::RawMessage = "text/plain"))),
+        content = Option<FailText>, content_type = "text/plain"),
     responses(
         (status = 200, description = "The heartbeat, now `failed`", body = HeartbeatView,
             headers(("X-RateLimit-Limit" = u64), ("X-RateLimit-Remaining" = u64), ("X-RateLimit-Reset" = i64), ("X-RateLimit-Resource" = String))),
@@ -282,7 +318,7 @@ pub async fn list(
 #[utoipa::path(delete, path = "/v1/heartbeats/{name}", tag = "heartbeats", operation_id = "delete_heartbeat",
     summary = "Remove a heartbeat",
     description = "Removes the owner's heartbeat: no alarm is sent for it any more. None of that name is 404 `not_found`.",
-    params(("name" = String, Path, description = "1–64 bytes of `A-Z a-z 0-9 . _ -`")),
+    params(HeartbeatName),
     responses(
         (status = 200, description = "Removed: the heartbeat as it was", body = HeartbeatView),
         (status = 400, description = "`invalid_heartbeat`: a bad name", body = crate::api::NestedErrorBody),
