@@ -14,7 +14,7 @@ use super::limits::binding;
 use crate::api::heartbeat::{HeartbeatList, HeartbeatPing, HeartbeatView};
 use crate::api::{ApiError, ErrorCode};
 use crate::server::messages_rfc3339 as rfc3339;
-use crate::store::{HeartbeatRecord, Ping, PingOutcome, PingRefusal, TokenRecord};
+use crate::store::{HeartbeatRecord, HeartbeatState, Ping, PingOutcome, PingRefusal, TokenRecord};
 use crate::validate::body::{BodyKind, parse_kind};
 use crate::validate::heartbeat::{self as rules, PingSettings, format_duration};
 use axum::Json;
@@ -196,7 +196,12 @@ pub async fn ping(
             .ping_heartbeat(ping.clone(), back.take())
             .await?
         {
-            PingOutcome::Pinged { heartbeat, .. } => return Ok(answer(&ip, view(&heartbeat))),
+            PingOutcome::Pinged { heartbeat, was } => {
+                if matches!(was, Some(HeartbeatState::Late | HeartbeatState::Failed)) {
+                    state.metrics.send_accepted();
+                }
+                return Ok(answer(&ip, view(&heartbeat)));
+            }
             PingOutcome::Refused(PingRefusal::NeedsEvery) => {
                 return Err(Failure::new(
                     ErrorCode::InvalidHeartbeat,
