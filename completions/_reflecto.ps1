@@ -37,6 +37,8 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show a message''s delivery state per device (or follow it with --wait)')
             [CompletionResult]::new('clear', 'clear', [CompletionResultType]::ParameterValue, 'Remove a notification from every screen (a message, or the newest of a key)')
             [CompletionResult]::new('ask', 'ask', [CompletionResultType]::ParameterValue, 'Ask a question with answer buttons; print the answer a person chose')
+            [CompletionResult]::new('ping', 'ping', [CompletionResultType]::ParameterValue, 'Check a heartbeat in (a cron job''s "still running"), or report its failure with --fail')
+            [CompletionResult]::new('heartbeats', 'heartbeats', [CompletionResultType]::ParameterValue, 'The heartbeats of your token''s owner and their states')
             [CompletionResult]::new('respond', 'respond', [CompletionResultType]::ParameterValue, 'Acknowledge a message as this computer''s paired device, with one of its responses')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Operator commands on the relay''s store (users, tokens, devices, pairing)')
             [CompletionResult]::new('explain', 'explain', [CompletionResultType]::ParameterValue, 'Explain what an error code means and what to do about it')
@@ -276,6 +278,31 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('--retry-max-wait', '--retry-max-wait', [CompletionResultType]::ParameterName, 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]')
             [CompletionResult]::new('--markdown', '--markdown', [CompletionResultType]::ParameterName, 'Render the message as Markdown')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print {"id","response","device_id","acknowledged_at"} instead of the response alone')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'reflecto;ping' {
+            [CompletionResult]::new('--every', '--every', [CompletionResultType]::ParameterName, 'How often it checks in, e.g. 1d, 12h, 90m (1 minute–31 days; required on the first ping, then kept)')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'How long past due the alarm waits, e.g. 1h (0–1 day; default a tenth of --every, at most 1 h)')
+            [CompletionResult]::new('--fail', '--fail', [CompletionResultType]::ParameterName, 'Report a failure instead: "<NAME> failed" is sent at once, with TEXT as its message')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile')
+            [CompletionResult]::new('--retry-max-wait', '--retry-max-wait', [CompletionResultType]::ParameterName, 'Longest total wait, retries on 429, 5xx and connection errors included (at least 1 s)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the relay''s answer as JSON: {"name","every","grace","state","last_ping_at","next_due_at"}')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'reflecto;heartbeats' {
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Credential profile')
+            [CompletionResult]::new('--retry-max-wait', '--retry-max-wait', [CompletionResultType]::ParameterName, 'Longest total wait, retries on 429, 5xx and connection errors included (at least 1 s)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the relay''s answer as JSON: {"heartbeats":[…]}')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -747,6 +774,8 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show a message''s delivery state per device (or follow it with --wait)')
             [CompletionResult]::new('clear', 'clear', [CompletionResultType]::ParameterValue, 'Remove a notification from every screen (a message, or the newest of a key)')
             [CompletionResult]::new('ask', 'ask', [CompletionResultType]::ParameterValue, 'Ask a question with answer buttons; print the answer a person chose')
+            [CompletionResult]::new('ping', 'ping', [CompletionResultType]::ParameterValue, 'Check a heartbeat in (a cron job''s "still running"), or report its failure with --fail')
+            [CompletionResult]::new('heartbeats', 'heartbeats', [CompletionResultType]::ParameterValue, 'The heartbeats of your token''s owner and their states')
             [CompletionResult]::new('respond', 'respond', [CompletionResultType]::ParameterValue, 'Acknowledge a message as this computer''s paired device, with one of its responses')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Operator commands on the relay''s store (users, tokens, devices, pairing)')
             [CompletionResult]::new('explain', 'explain', [CompletionResultType]::ParameterValue, 'Explain what an error code means and what to do about it')
@@ -794,6 +823,12 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             break
         }
         'reflecto;help;ask' {
+            break
+        }
+        'reflecto;help;ping' {
+            break
+        }
+        'reflecto;help;heartbeats' {
             break
         }
         'reflecto;help;respond' {

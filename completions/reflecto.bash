@@ -37,6 +37,9 @@ _reflecto() {
             reflecto,explain)
                 cmd="reflecto__subcmd__explain"
                 ;;
+            reflecto,heartbeats)
+                cmd="reflecto__subcmd__heartbeats"
+                ;;
             reflecto,help)
                 cmd="reflecto__subcmd__help"
                 ;;
@@ -54,6 +57,9 @@ _reflecto() {
                 ;;
             reflecto,pair)
                 cmd="reflecto__subcmd__pair"
+                ;;
+            reflecto,ping)
+                cmd="reflecto__subcmd__ping"
                 ;;
             reflecto,respond)
                 cmd="reflecto__subcmd__respond"
@@ -265,6 +271,9 @@ _reflecto() {
             reflecto__subcmd__help,explain)
                 cmd="reflecto__subcmd__help__subcmd__explain"
                 ;;
+            reflecto__subcmd__help,heartbeats)
+                cmd="reflecto__subcmd__help__subcmd__heartbeats"
+                ;;
             reflecto__subcmd__help,help)
                 cmd="reflecto__subcmd__help__subcmd__help"
                 ;;
@@ -282,6 +291,9 @@ _reflecto() {
                 ;;
             reflecto__subcmd__help,pair)
                 cmd="reflecto__subcmd__help__subcmd__pair"
+                ;;
+            reflecto__subcmd__help,ping)
+                cmd="reflecto__subcmd__help__subcmd__ping"
                 ;;
             reflecto__subcmd__help,respond)
                 cmd="reflecto__subcmd__help__subcmd__respond"
@@ -362,7 +374,7 @@ _reflecto() {
 
     case "${cmd}" in
         reflecto)
-            opts="-h -V --help --version send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help"
+            opts="-h -V --help --version send login logout auth serve pair listen setup run status clear ask ping heartbeats respond admin explain completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1758,7 +1770,7 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__explain)
-            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device invalid_key invalid_response invalid_repeat invalid_pairing_code missing_token invalid_token priority_capped forbidden not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered not_acknowledged 0 1 2 3 4 5 6 7 130 all"
+            opts="-h -V --help --version invalid_body invalid_message message_too_long invalid_title invalid_priority invalid_url invalid_url_title invalid_action invalid_device invalid_key invalid_response invalid_repeat invalid_heartbeat invalid_pairing_code missing_token invalid_token priority_capped forbidden not_found payload_too_large rate_limit_exceeded internal_error no_stored_token keyring_unavailable relay_unreachable unexpected_response cli_internal_error usage_error conflict io_error insecure_credentials store_not_found store_unreachable interrupted not_delivered not_acknowledged 0 1 2 3 4 5 6 7 130 all"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1771,8 +1783,34 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__heartbeats)
+            opts="-h -V --json --server --profile --retry-max-wait --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-max-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__help)
-            opts="send login logout auth serve pair listen setup run status clear ask respond admin explain completions man config help"
+            opts="send login logout auth serve pair listen setup run status clear ask ping heartbeats respond admin explain completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2135,6 +2173,20 @@ _reflecto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reflecto__subcmd__help__subcmd__heartbeats)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reflecto__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -2206,6 +2258,20 @@ _reflecto() {
             return 0
             ;;
         reflecto__subcmd__help__subcmd__pair)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__help__subcmd__ping)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2399,6 +2465,44 @@ _reflecto() {
                     return 0
                     ;;
                 --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reflecto__subcmd__ping)
+            opts="-h -V --every --grace --fail --json --server --profile --retry-max-wait --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-max-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -34,6 +34,8 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand status 'Show a message''s delivery state per device (or follow it with --wait)'
             cand clear 'Remove a notification from every screen (a message, or the newest of a key)'
             cand ask 'Ask a question with answer buttons; print the answer a person chose'
+            cand ping 'Check a heartbeat in (a cron job''s "still running"), or report its failure with --fail'
+            cand heartbeats 'The heartbeats of your token''s owner and their states'
             cand respond 'Acknowledge a message as this computer''s paired device, with one of its responses'
             cand admin 'Operator commands on the relay''s store (users, tokens, devices, pairing)'
             cand explain 'Explain what an error code means and what to do about it'
@@ -257,6 +259,29 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand --retry-max-wait 'Longest total wait for retries on 429, 5xx and connection errors [default: 60; with --batch a 429 is waited out however long unless this is given]'
             cand --markdown 'Render the message as Markdown'
             cand --json 'Print {"id","response","device_id","acknowledged_at"} instead of the response alone'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;ping'= {
+            cand --every 'How often it checks in, e.g. 1d, 12h, 90m (1 minute–31 days; required on the first ping, then kept)'
+            cand --grace 'How long past due the alarm waits, e.g. 1h (0–1 day; default a tenth of --every, at most 1 h)'
+            cand --fail 'Report a failure instead: "<NAME> failed" is sent at once, with TEXT as its message'
+            cand --server 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]'
+            cand --profile 'Credential profile'
+            cand --retry-max-wait 'Longest total wait, retries on 429, 5xx and connection errors included (at least 1 s)'
+            cand --json 'Print the relay''s answer as JSON: {"name","every","grace","state","last_ping_at","next_due_at"}'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'reflecto;heartbeats'= {
+            cand --server 'Relay URL [default: the profile''s server, else https://api.reflecto.dev]'
+            cand --profile 'Credential profile'
+            cand --retry-max-wait 'Longest total wait, retries on 429, 5xx and connection errors included (at least 1 s)'
+            cand --json 'Print the relay''s answer as JSON: {"heartbeats":[…]}'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -668,6 +693,8 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand status 'Show a message''s delivery state per device (or follow it with --wait)'
             cand clear 'Remove a notification from every screen (a message, or the newest of a key)'
             cand ask 'Ask a question with answer buttons; print the answer a person chose'
+            cand ping 'Check a heartbeat in (a cron job''s "still running"), or report its failure with --fail'
+            cand heartbeats 'The heartbeats of your token''s owner and their states'
             cand respond 'Acknowledge a message as this computer''s paired device, with one of its responses'
             cand admin 'Operator commands on the relay''s store (users, tokens, devices, pairing)'
             cand explain 'Explain what an error code means and what to do about it'
@@ -702,6 +729,10 @@ set edit:completion:arg-completer[reflecto] = {|@words|
         &'reflecto;help;clear'= {
         }
         &'reflecto;help;ask'= {
+        }
+        &'reflecto;help;ping'= {
+        }
+        &'reflecto;help;heartbeats'= {
         }
         &'reflecto;help;respond'= {
         }

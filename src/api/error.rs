@@ -21,6 +21,7 @@ pub enum ErrorCode {
     InvalidKey,
     InvalidResponse,
     InvalidRepeat,
+    InvalidHeartbeat,
     InvalidPairingCode,
     MissingToken,
     InvalidToken,
@@ -48,7 +49,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 36] = [
         ErrorCode::InvalidBody,
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLong,
@@ -61,6 +62,7 @@ impl ErrorCode {
         ErrorCode::InvalidKey,
         ErrorCode::InvalidResponse,
         ErrorCode::InvalidRepeat,
+        ErrorCode::InvalidHeartbeat,
         ErrorCode::InvalidPairingCode,
         ErrorCode::MissingToken,
         ErrorCode::InvalidToken,
@@ -100,6 +102,7 @@ impl ErrorCode {
             ErrorCode::InvalidKey => "invalid_key",
             ErrorCode::InvalidResponse => "invalid_response",
             ErrorCode::InvalidRepeat => "invalid_repeat",
+            ErrorCode::InvalidHeartbeat => "invalid_heartbeat",
             ErrorCode::InvalidPairingCode => "invalid_pairing_code",
             ErrorCode::MissingToken => "missing_token",
             ErrorCode::InvalidToken => "invalid_token",
@@ -146,6 +149,7 @@ impl ErrorCode {
             | ErrorCode::InvalidKey
             | ErrorCode::InvalidResponse
             | ErrorCode::InvalidRepeat
+            | ErrorCode::InvalidHeartbeat
             | ErrorCode::InvalidPairingCode
             | ErrorCode::UsageError => 400,
             ErrorCode::MissingToken
@@ -187,6 +191,7 @@ impl ErrorCode {
             | ErrorCode::InvalidKey
             | ErrorCode::InvalidResponse
             | ErrorCode::InvalidRepeat
+            | ErrorCode::InvalidHeartbeat
             | ErrorCode::InvalidPairingCode
             | ErrorCode::UsageError
             | ErrorCode::Conflict
@@ -252,6 +257,9 @@ impl ErrorCode {
             }
             ErrorCode::InvalidRepeat => {
                 "retry and expire go together and only with priority urgent (Pushover: priority 2 needs both): retry is 30–3600 seconds, expire 60–10800 seconds and at most the message's ttl.\nSend `-p urgent --retry 60 --expire 3600`, or neither."
+            }
+            ErrorCode::InvalidHeartbeat => {
+                "The heartbeat's name is not 1–64 bytes of A-Z a-z 0-9 . _ -, a duration is not a number with a unit (90s, 45m, 12h, 1d), `every` is outside 1 minute–31 days or missing on the first ping, or `grace` is outside 0–1 day.\nUse e.g. `reflecto ping backup --every 1d --grace 1h`."
             }
             ErrorCode::InvalidPairingCode => {
                 "The pairing code is unknown, already used, or older than 10 minutes.\nAsk the operator for a new one: `reflecto admin pair --user NAME`."
@@ -531,6 +539,7 @@ mod tests {
             InvalidKey,
             InvalidResponse,
             InvalidRepeat,
+            InvalidHeartbeat,
         ] {
             assert_eq!(c.http_status(), 400, "{c}");
             assert_eq!(c.exit_code(), 2, "{c}");

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod clear_ack;
 mod envelope;
 mod error;
+pub mod heartbeat;
 mod priority;
 mod request;
 mod response;

@@ -13,6 +13,7 @@ mod explain;
 mod listen;
 mod pair;
 mod patience;
+mod ping;
 mod respond;
 mod run;
 pub mod send;
@@ -66,6 +67,10 @@ pub enum Command {
     Clear(clear::ClearArgs),
     /// Ask a question with answer buttons; print the answer a person chose
     Ask(ask::AskArgs),
+    /// Check a heartbeat in (a cron job's "still running"), or report its failure with --fail
+    Ping(ping::PingArgs),
+    /// The heartbeats of your token's owner and their states
+    Heartbeats(ping::HeartbeatsArgs),
     /// Acknowledge a message as this computer's paired device, with one of its responses
     Respond(respond::RespondArgs),
     /// Operator commands on the relay's store (users, tokens, devices, pairing)
@@ -89,6 +94,8 @@ impl Cli {
             Command::Setup(args) => args.json,
             Command::Ask(args) => args.json,
             Command::Clear(args) => args.json,
+            Command::Ping(args) => args.json,
+            Command::Heartbeats(args) => args.json,
             Command::Respond(args) => args.json,
             Command::Auth(auth::AuthCommand::Status { json, .. }) => *json,
             Command::Config(config::ConfigCommand::Path { json }) => *json,
@@ -116,6 +123,8 @@ pub fn dispatch(cli: Cli) -> Result<(), ApiError> {
         Command::Status(args) => status::run(args),
         Command::Clear(args) => clear::run(args),
         Command::Ask(args) => ask::run(args),
+        Command::Ping(args) => ping::ping(args),
+        Command::Heartbeats(args) => ping::heartbeats(args),
         Command::Respond(args) => respond::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Explain(args) => explain::run(args),

@@ -18,7 +18,7 @@ pub enum ClearTarget<'a> {
 }
 
 /// A path segment as the relay reads it back, whatever the user typed.
-fn segment(text: &str) -> String {
+pub(super) fn segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).collect()
 }
 
@@ -31,7 +31,7 @@ fn transient(error: &ApiError) -> bool {
 }
 
 /// One attempt's failure, with the relay's `Retry-After` when it sent one.
-struct Failed {
+pub(super) struct Failed {
     error: ApiError,
     after: Option<Duration>,
 }
@@ -44,7 +44,7 @@ impl From<ApiError> for Failed {
 
 /// Runs `attempt` until it answers, fails for good, or `max_wait` would be exceeded. A
 /// `Retry-After` is honoured as given (SPEC §2.2), else the send path's backoff.
-async fn retried<T, F, Fut>(max_wait: Duration, mut attempt: F) -> Result<T, ApiError>
+pub(super) async fn retried<T, F, Fut>(max_wait: Duration, mut attempt: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Failed>>,
@@ -67,10 +67,11 @@ where
 }
 
 /// The answer of one attempt, parsed, or why it failed with the relay's `Retry-After`.
-async fn read<T: serde::de::DeserializeOwned>(
+pub(super) async fn read<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
     url: &str,
     what: &str,
+    on_404: On404,
 ) -> Result<T, Failed> {
     let answer = Answer::of(&response);
     let after = response
@@ -79,7 +80,7 @@ async fn read<T: serde::de::DeserializeOwned>(
         .and_then(|v| v.to_str().ok())
         .and_then(parse_retry_after);
     let text = response.text().await.unwrap_or_default();
-    parse_ok(answer, &text, url, what, On404::UnknownId).map_err(|error| Failed { error, after })
+    parse_ok(answer, &text, url, what, on_404).map_err(|error| Failed { error, after })
 }
 
 impl Client {
@@ -105,7 +106,7 @@ impl Client {
                 .send()
                 .await
                 .map_err(|e| unreachable(&url, &e))?;
-            read(response, &url, "an acknowledgement").await
+            read(response, &url, "an acknowledgement", On404::UnknownId).await
         })
         .await
     }
@@ -130,7 +131,7 @@ impl Client {
                 .send()
                 .await
                 .map_err(|e| unreachable(&url, &e))?;
-            read(response, &url, "a clear's answer").await
+            read(response, &url, "a clear's answer", On404::UnknownId).await
         })
         .await
     }

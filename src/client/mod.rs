@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod answer;
 pub mod diagnose;
+pub mod heartbeats;
 pub mod http;
 pub mod stream;
 

@@ -1,5 +1,5 @@
-//! The relay's housekeeping beat: expiry, urgent repeats, retention and rate-limit windows, on a timer beside
-//! the HTTP server and the delivery worker.
+//! The relay's housekeeping beat: late heartbeats, expiry, urgent repeats, retention and
+//! rate-limit windows, on a timer beside the HTTP server and the delivery worker.
 
 use crate::server::AppState;
 use std::sync::Arc;
@@ -15,6 +15,10 @@ const PRUNE_BATCH: usize = 500;
 /// retention ago, drop rate-limit windows that emptied and store rows no window needs.
 pub async fn maintain_once(state: &AppState) -> crate::store::Result<()> {
     let now = state.clock.now_ms();
+    // SPEC §1.18: late heartbeats first, every beat (the alarm within 10 s of falling due).
+    if let Err(e) = crate::server::heartbeats::notes::send_late(state).await {
+        tracing::warn!(error = %e.error.message, "sending late heartbeats failed");
+    }
     state.store.sweep_limits(now).await?;
     if state.store.expire_jobs(now).await? > 0 {
         state.store.wakeups().wake_statuses();

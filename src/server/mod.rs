@@ -9,6 +9,7 @@ mod clear;
 mod console;
 mod error;
 mod extract;
+pub(crate) mod heartbeats;
 mod home;
 mod hooks;
 pub mod listener;
@@ -161,6 +162,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(acknowledge::acknowledge),
         )
         .route("/v1/keys/{key}", delete(clear::clear_key))
+        .route("/v1/heartbeats", get(heartbeats::list))
+        .route(
+            "/v1/heartbeats/{name}",
+            post(heartbeats::ping).delete(heartbeats::delete),
+        )
+        .route("/v1/heartbeats/{name}/fail", post(heartbeats::fail))
         .route("/v1/devices/pair", post(pair::pair))
         .route("/v1/sync", get(sync::stream))
         .route("/v1/sync/ack", post(sync::ack))

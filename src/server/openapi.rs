@@ -9,8 +9,8 @@
 //! 500 when it touches the store (every `/v1` route).
 
 use super::{
-    acknowledge, admin, clear, hooks, messages, ops, pair, receipts, send, shim, sync, token,
-    webpush,
+    acknowledge, admin, clear, heartbeats, hooks, messages, ops, pair, receipts, send, shim, sync,
+    token, webpush,
 };
 use axum::http::header;
 use axum::response::{IntoResponse, Response as HttpResponse};
@@ -24,11 +24,11 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "reflecto relay API", description = "Push notifications through a self-hosted reflecto relay. Errors use the nested shape `{\"error\":{\"code\",\"message\",\"details\"?}}` except 401, which is flat: `{\"error\":\"<code>\",\"message\"?}`. The `code` is the contract; `message` is human text. Every response carries `X-Request-Id`."),
-    paths(send::send, send::send_with_path_token, hooks::hook, hooks::hook_with_path_token, shim::messages_json, receipts::receipt, receipts::cancel, messages::message_status, clear::clear_message, clear::clear_key, acknowledge::acknowledge, pair::pair, sync::stream, sync::ack, token::token_info, webpush::vapid, ops::live, ops::ready, ops::metrics, openapi_json, ops::api_catalog, admin::status, admin::list_users, admin::add_user, admin::remove_user, admin::list_tokens, admin::create_token, admin::revoke_token, admin::list_devices, admin::remove_device, admin::pair, admin::messages, admin::audit, admin::events::events),
+    paths(send::send, send::send_with_path_token, hooks::hook, hooks::hook_with_path_token, shim::messages_json, receipts::receipt, receipts::cancel, messages::message_status, clear::clear_message, clear::clear_key, acknowledge::acknowledge, pair::pair, sync::stream, sync::ack, token::token_info, webpush::vapid, ops::live, ops::ready, ops::metrics, openapi_json, ops::api_catalog, admin::status, admin::list_users, admin::add_user, admin::remove_user, admin::list_tokens, admin::create_token, admin::revoke_token, admin::list_devices, admin::remove_device, admin::pair, admin::messages, admin::audit, admin::events::events, heartbeats::ping, heartbeats::fail, heartbeats::list, heartbeats::delete),
     servers((url = "/", description = "The relay serving this document")),
     components(schemas(crate::api::SendRequest, crate::server::openapi_schemas::HookSourceName, crate::api::SendResponse, crate::api::ShimResponse, crate::api::NestedErrorBody, crate::api::FlatErrorBody, crate::api::TokenInfo)),
     modifiers(&Aliases, &SecuritySchemes, &CommonHeaders),
-    tags((name = "send", description = "Sending notifications"), (name = "hooks", description = "Notifications from tools' own webhooks (Alertmanager, Grafana, GitHub, operator templates)"), (name = "pushover", description = "Pushover-compatible shim"), (name = "messages", description = "Delivery state, and clearing a message"), (name = "devices", description = "Pairing, the desktop stream, acknowledgements and Web Push"), (name = "tokens", description = "What a sender token may do"), (name = "operations", description = "Health, metrics and discovery"), (name = "admin", description = "The operator API (an admin token `rfa_live_…`): status, users, tokens, devices, pairing, messages and the audit log"))
+    tags((name = "send", description = "Sending notifications"), (name = "hooks", description = "Notifications from tools' own webhooks (Alertmanager, Grafana, GitHub, operator templates)"), (name = "pushover", description = "Pushover-compatible shim"), (name = "messages", description = "Delivery state, and clearing a message"), (name = "devices", description = "Pairing, the desktop stream, acknowledgements and Web Push"), (name = "tokens", description = "What a sender token may do"), (name = "operations", description = "Health, metrics and discovery"), (name = "heartbeats", description = "Dead-man's switches for cron jobs and backups: an alarm when a ping does not come"), (name = "admin", description = "The operator API (an admin token `rfa_live_…`): status, users, tokens, devices, pairing, messages and the audit log"))
 )]
 struct ApiDoc;
 

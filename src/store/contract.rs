@@ -8,6 +8,7 @@
 //! written by hand in `mod.rs`, which adds what is the same on every backend (issuing a
 //! token's secret, refusing an unknown user, checking a send's payloads) above them.
 
+use super::heartbeats::{HeartbeatRecord, Ping, PingOutcome};
 use super::limits::{LayerStatus, Refusal};
 use super::model::*;
 use super::{Result, Store, Wakeups};
@@ -221,6 +222,33 @@ contract! {
         behind:
         /// Writes an admin token issued by [`super::admin::issue_admin`] (only its hash).
         fn insert_admin_token(&self, record: &AdminTokenRecord, hash: &[u8; 32]) -> Result<()>;
+    }
+
+    /// Heartbeats (story `heartbeats`, SPEC §1.18): deadlines kept in the store. Each late,
+    /// back and failed notification is committed in the transaction that changes the state
+    /// causing it, so it is sent exactly once, by one relay, even across a restart. They are
+    /// the relay's own sends: charged to no limit.
+    trait Heartbeats {
+        /// Records a ping. From `late` or `failed` the "is back" send `back` is committed with
+        /// it; without one the answer is `NeedsBack` and nothing is written.
+        fn ping_heartbeat(&self, ping: Ping, back: Option<NewSend>) -> Result<PingOutcome>;
+        /// Marks the owner's heartbeat `failed` (reported by `token_id`, labelled `source`)
+        /// and commits its failed notification `send` with it; `None`: no such heartbeat,
+        /// nothing written.
+        fn fail_heartbeat(&self, user_id: i64, name: &str, token_id: &str, source: &str, send: NewSend) -> Result<Option<HeartbeatRecord>>;
+        /// The owner's heartbeat with this name.
+        fn heartbeat(&self, user_id: i64, name: &str) -> Result<Option<HeartbeatRecord>>;
+        /// The owner's heartbeats, by name.
+        fn heartbeats_of(&self, user_id: i64) -> Result<Vec<HeartbeatRecord>>;
+        /// Removes the owner's heartbeat; `false`: there was none.
+        fn delete_heartbeat(&self, user_id: i64, name: &str) -> Result<bool>;
+        /// Up to `limit` heartbeats still `up` whose alarm fell due at or before `now`, oldest
+        /// deadline first.
+        fn due_heartbeats(&self, now: i64, limit: usize) -> Result<Vec<HeartbeatRecord>>;
+        /// Claims a due heartbeat: `up` becomes `late` only while it is still `up` with the
+        /// same deadline, and its late notification `send` is committed in that transaction.
+        /// `false`: a ping, a delete or another relay came first, and nothing was written.
+        fn claim_late_heartbeat(&self, due: HeartbeatRecord, send: NewSend) -> Result<bool>;
     }
 
     /// Upkeep and health (story `upkeep`): retention, pruning, the VAPID key, the probes.

@@ -13,6 +13,7 @@
 pub mod admin;
 mod contract;
 pub mod copy;
+pub mod heartbeats;
 pub mod limits;
 pub mod model;
 pub mod pairing;
@@ -23,6 +24,7 @@ mod story;
 mod tokens;
 mod wakeups;
 
+pub use heartbeats::{HeartbeatRecord, HeartbeatState, Ping, PingOutcome, PingRefusal};
 pub use model::*;
 pub use sqlite::DB_FILE;
 pub use wakeups::Wakeups;

@@ -11,6 +11,7 @@ pub mod body;
 pub mod devices;
 pub mod envelope;
 pub mod fields;
+pub mod heartbeat;
 pub mod tail;
 
 pub use crate::api::Envelope;

@@ -19,6 +19,7 @@ mod first_hour;
 mod first_hour_cli;
 mod hardening;
 mod harness;
+mod heartbeats;
 mod hooks;
 mod keyring;
 mod keys;

@@ -211,6 +211,13 @@ checks.positive_data_acceptance.expected-statuses = [200, 304, 401, 403, 404, 41
 include-path = "/v1/messages/{{id}}/acknowledge"
 checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 404, 413]
 
+# A schema-valid ping can still be refused: a name's first ping needs `every`, and `every` and
+# `grace` have ranges no pattern states (400 invalid_heartbeat).
+# (By operation id: a path and a method given together select every POST and that path.)
+[[operations]]
+include-operation-id = "ping_heartbeat"
+checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 404, 413, 429]
+
 # A schema-valid code matches no live code (400 invalid_pairing_code).
 [[operations]]
 include-path = "/v1/devices/pair"

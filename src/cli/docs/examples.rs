@@ -184,3 +184,20 @@ pub fn run() -> String {
         ),
     ])
 }
+
+pub fn ping() -> String {
+    examples(&[
+        (
+            "0 3 * * * /usr/local/bin/backup.sh && reflecto ping backup --every 1d --grace 1h --retry-max-wait 30",
+            "In a crontab: the nightly backup checks in after it succeeds; if no check-in comes for 25 hours, your devices get 'backup is late' (once), and 'backup is back' when it checks in again.",
+        ),
+        (
+            "/usr/local/bin/backup.sh || reflecto ping backup --fail \"exit $?\"",
+            "Report the failure at once: 'backup failed' with the text as its message.",
+        ),
+        (
+            "reflecto heartbeats",
+            "Every heartbeat of your token's owner, its state, and when it is next due.",
+        ),
+    ])
+}

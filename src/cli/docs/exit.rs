@@ -76,6 +76,26 @@ pub fn exit_statuses(name: &str) -> Vec<(u8, &'static str)> {
             (5, "rate limited after retries"),
             (6, "relay unreachable, or 5xx after retries"),
         ],
+        "reflecto-ping.1" | "reflecto-heartbeats.1" => vec![
+            (
+                0,
+                "done: the heartbeat was pinged (or its failure reported), or listed",
+            ),
+            (1, BUG),
+            (
+                2,
+                "usage error or invalid input: a bad name or duration, no --every on a heartbeat's first ping (invalid_heartbeat), or --fail for a heartbeat never pinged (not_found)",
+            ),
+            (
+                3,
+                "authentication: no stored token, an unknown or revoked token",
+            ),
+            (5, "rate limited after retries"),
+            (
+                6,
+                "relay unreachable, or 5xx, after retries within --retry-max-wait (never longer)",
+            ),
+        ],
         "reflecto-run.1" => vec![
             (
                 0,

@@ -98,6 +98,8 @@ fn render_page(cmd: clap::Command) -> (String, Vec<u8>) {
         .concat(),
         "reflecto-status.1" => [exit(), env(CLIENT), examples::status()].concat(),
         "reflecto-run.1" => [exit(), env(CLIENT), files(), examples::run()].concat(),
+        "reflecto-ping.1" => [exit(), env(CLIENT), files(), examples::ping()].concat(),
+        "reflecto-heartbeats.1" => [exit(), env(CLIENT), files()].concat(),
         "reflecto-setup.1" => [
             exit(),
             env(&["REFLECTO_CONFIG_DIR"]),

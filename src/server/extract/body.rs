@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 /// everything but hooks). A declared `Content-Length` over the cap is refused before reading,
 /// and is the `size` reported: the bytes read before stopping would say nothing about what
 /// the client sent.
-async fn read_capped(body: Body) -> Result<Bytes, Failure> {
+pub async fn read_capped(body: Body) -> Result<Bytes, Failure> {
     read_capped_to(body, MAX_RAW_BODY_BYTES).await
 }
 

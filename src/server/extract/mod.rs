@@ -13,7 +13,7 @@ mod ip;
 mod poll;
 
 pub use admin::AdminAuth;
-pub use body::{CappedJson, HookBody, JsonShape, MessageBody};
+pub use body::{CappedJson, HookBody, JsonShape, MessageBody, read_capped};
 pub use credential::{
     DeviceAuth, PairedDevice, Presented, SenderAuth, TokenAuth, authenticate_sender, invalid,
 };

@@ -5,7 +5,8 @@
 use super::{Accepted, stored_to_accepted};
 use crate::api::sealed;
 use crate::api::{
-    DeliveredTo, DeviceType, ErrorCode, Priority, SendResponse, Warning, token::random_id,
+    DeliveredTo, DeviceType, ErrorCode, Priority, SendRequest, SendResponse, Warning,
+    token::random_id,
 };
 use crate::server::AppState;
 use crate::server::error::Failure;
@@ -115,6 +116,43 @@ fn urgency(request: &crate::api::SendRequest) -> Option<Urgency> {
         repeat,
         callback: request.callback.clone(),
         receipt: None,
+    })
+}
+
+/// A notification of the relay's own (a heartbeat's late, back or failed one, SPEC §1.18) to
+/// every device of `user_id`, shown as from `source`: built and sealed as a send is, but with
+/// no priority cap, scope or limit (the store commits it without charges), no idempotency
+/// record, and no warnings to answer.
+pub fn own_notification(
+    user_id: i64,
+    token_id: &str,
+    source: &str,
+    devices: &[DeviceRecord],
+    request: SendRequest,
+    now: i64,
+) -> Result<NewSend, Failure> {
+    let envelope = build_envelope(&request, source)?;
+    let targets: Vec<&DeviceRecord> = devices.iter().collect();
+    let id = random_id("msg_", 32);
+    let targets = seal_for_targets(&id, &envelope, &targets)?;
+    Ok(NewSend {
+        message_id: id,
+        user_id,
+        token_id: token_id.to_owned(),
+        envelope: targets
+            .iter()
+            .any(|t| t.payload.is_none())
+            .then_some(envelope),
+        targets,
+        priority: request.priority(),
+        created_at: now,
+        expires_at: now + request.ttl_seconds() as i64 * 1000,
+        month: month_key(now),
+        idempotency: None,
+        touch_token: false,
+        key: request.key.clone(),
+        responses: Vec::new(),
+        urgency: None,
     })
 }
 

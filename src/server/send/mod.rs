@@ -3,7 +3,7 @@
 
 mod accept;
 
-pub use accept::accept;
+pub use accept::{accept, own_notification};
 
 use super::AppState;
 use super::error::{Failure, write_rate_headers};

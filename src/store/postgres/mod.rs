@@ -13,6 +13,7 @@ mod admin;
 mod clears_acks;
 mod connect;
 mod devices_pairing;
+mod heartbeats;
 mod import;
 mod listener;
 mod notifier;

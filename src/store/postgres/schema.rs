@@ -474,7 +474,7 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX urgent_next ON urgent(next_at) WHERE next_at IS NOT NULL;
      CREATE INDEX urgent_callback ON urgent(callback_run_at) WHERE callback_run_at IS NOT NULL;",
-    // Appended by the operator API (SPEC §1.19): admin tokens (no user; hashed like sender
+    // 6: the operator API (SPEC §1.19): admin tokens (no user; hashed like sender
     // tokens), the addresses each was used from (a new one is audited), the audit log, and
     // the indexes that page messages newest first, all or one user's.
     r#"
@@ -503,6 +503,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_at ON audit(at);
     CREATE INDEX messages_page ON messages(created_at, id);
     CREATE INDEX messages_user_page ON messages(user_id, created_at, id);
+    "#,
+    // 7: heartbeats (SPEC §1.18), as SQLite's migration 11.
+    r#"
+    CREATE TABLE heartbeats (
+        user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        every_ms BIGINT NOT NULL,
+        grace_ms BIGINT NOT NULL,
+        grace_set BOOLEAN NOT NULL,
+        state TEXT NOT NULL,
+        last_ping_at BIGINT NOT NULL,
+        alarm_at BIGINT NOT NULL,
+        token_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        PRIMARY KEY (user_id, name)
+    );
+    CREATE INDEX heartbeats_due ON heartbeats(alarm_at) WHERE state = 'up';
     "#,
 ];
 

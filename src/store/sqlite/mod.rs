@@ -14,6 +14,7 @@ mod clears_acks;
 mod columns;
 mod devices_pairing;
 mod export;
+mod heartbeats;
 mod private;
 mod queue;
 mod schema;

@@ -244,6 +244,22 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX audit_at ON audit(at);
      CREATE INDEX messages_page ON messages(created_at, id);
      CREATE INDEX messages_user_page ON messages(user_id, created_at, id);",
+    // 11: heartbeats (SPEC §1.18). `alarm_at` (last ping + every + grace) is kept as a column
+    // so the maintenance beat finds the due ones through an index of the `up` ones.
+    "CREATE TABLE heartbeats (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        every_ms INTEGER NOT NULL,
+        grace_ms INTEGER NOT NULL,
+        grace_set INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        last_ping_at INTEGER NOT NULL,
+        alarm_at INTEGER NOT NULL,
+        token_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        PRIMARY KEY (user_id, name)
+     );
+     CREATE INDEX heartbeats_due ON heartbeats(alarm_at) WHERE state = 'up';",
 ];
 
 /// Brings the schema up to date inside one transaction.

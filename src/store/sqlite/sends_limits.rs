@@ -110,52 +110,7 @@ impl SendsLimits for SqliteStore {
                 if let Err(refusal) = limiter.check_send(&send.token_id, send.user_id, send.created_at) {
                     return Ok(AcceptOutcome::Refused(refusal));
                 }
-                // SPEC §1.15: the owner's earlier messages with this key (from any of their
-                // tokens) stop being delivered, in the commit that accepts the new one.
-                if let Some(key) = &send.key {
-                    c.prepare_cached(SUPERSEDE_SQL)?
-                        .execute(params![send.user_id, key, send.created_at])?;
-                }
-                c.prepare_cached(
-                    "INSERT INTO messages (id, user_id, token_id, envelope, created_at, expires_at, key, responses) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![send.message_id, send.user_id, send.token_id, send.envelope, send.created_at, send.expires_at, send.key, responses_column(&send.responses)])?;
-                if let Some(urgency) = &send.urgency {
-                    super::urgent::insert_urgency(c, &send, urgency)?;
-                }
-                for Target { device_id, device_type, payload } in &send.targets {
-                    let seq: Option<i64> = match device_type {
-                        // A desktop device removed since the targets were read gets no job.
-                        DeviceType::Extension => match c
-                            .query_row(
-                                "UPDATE devices SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
-                                [device_id],
-                                |r| r.get(0),
-                            )
-                            .optional()?
-                        {
-                            Some(seq) => Some(seq),
-                            None => continue,
-                        },
-                        DeviceType::Android | DeviceType::Webpush => None,
-                    };
-                    c.prepare_cached(
-                        "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10)",
-                    )?
-                    .execute(params![
-                        send.message_id,
-                        device_id,
-                        device_type.as_str(),
-                        JobState::initial(*device_type).as_str(),
-                        send.created_at,
-                        seq,
-                        send.expires_at,
-                        payload.as_ref().map(|p| p.bytes.as_slice()),
-                        payload.as_ref().map(|p| p.kind.as_str()),
-                        send.priority.as_str()
-                    ])?;
-                }
+                insert_message(c, &send)?;
                 c.prepare_cached(
                     "INSERT INTO token_month_counts (token_id, month, count) VALUES (?1, ?2, 1) \
                      ON CONFLICT (token_id, month) DO UPDATE SET count = count + 1",
@@ -217,6 +172,64 @@ impl SqliteStore {
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
+}
+
+/// The message and one job per target, after the owner's unfinished jobs with its key are
+/// superseded (SPEC §1.15): what an accepted send writes besides its charges, and all that
+/// the relay's own notifications (heartbeats, §1.18, charged to no limit) write.
+pub(super) fn insert_message(c: &rusqlite::Connection, send: &NewSend) -> Result<()> {
+    // SPEC §1.15: the owner's earlier messages with this key (from any of their
+    // tokens) stop being delivered, in the commit that accepts the new one.
+    if let Some(key) = &send.key {
+        c.prepare_cached(SUPERSEDE_SQL)?
+            .execute(params![send.user_id, key, send.created_at])?;
+    }
+    c.prepare_cached(
+        "INSERT INTO messages (id, user_id, token_id, envelope, created_at, expires_at, key, responses) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![send.message_id, send.user_id, send.token_id, send.envelope, send.created_at, send.expires_at, send.key, responses_column(&send.responses)])?;
+    if let Some(urgency) = &send.urgency {
+        super::urgent::insert_urgency(c, send, urgency)?;
+    }
+    for Target {
+        device_id,
+        device_type,
+        payload,
+    } in &send.targets
+    {
+        let seq: Option<i64> = match device_type {
+            // A desktop device removed since the targets were read gets no job.
+            DeviceType::Extension => match c
+                .query_row(
+                    "UPDATE devices SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
+                    [device_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+            {
+                Some(seq) => Some(seq),
+                None => continue,
+            },
+            DeviceType::Android | DeviceType::Webpush => None,
+        };
+        c.prepare_cached(
+            "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            send.message_id,
+            device_id,
+            device_type.as_str(),
+            JobState::initial(*device_type).as_str(),
+            send.created_at,
+            seq,
+            send.expires_at,
+            payload.as_ref().map(|p| p.bytes.as_slice()),
+            payload.as_ref().map(|p| p.kind.as_str()),
+            send.priority.as_str()
+        ])?;
+    }
+    Ok(())
 }
 
 fn idempotent_response(

@@ -124,6 +124,7 @@ macro_rules! story {
 mod admin;
 mod clears_acks;
 mod devices_pairing;
+mod heartbeats;
 mod keys;
 mod queue;
 mod sends_limits;
