@@ -35,21 +35,10 @@ pub async fn clear_message(
     ip: ChargedIp,
     TokenAuth(token): TokenAuth,
 ) -> Result<Response, Failure> {
-    let not_found = || {
-        Failure::new(
-            ErrorCode::NotFound,
-            format!("no message '{}' for this token's owner", id.escape_debug()),
-        )
-    };
-    if !is_message_id(&id) {
-        return Err(not_found());
-    }
-    let cleared = state
-        .store
-        .clear_message(token.user_id, MessageRef::Id(id.clone()), ip.now)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok(answer(&ip, cleared))
+    // An id the relay never issues names no message (and is never shown to the store).
+    let which = is_message_id(&id).then(|| MessageRef::Id(id.clone()));
+    let not_found = format!("no message '{}' for this token's owner", id.escape_debug());
+    clear(&state, &ip, token.user_id, which, not_found).await
 }
 
 #[utoipa::path(delete, path = "/v1/keys/{key}", tag = "messages", operation_id = "clear_key",
@@ -71,25 +60,30 @@ pub async fn clear_key(
     ip: ChargedIp,
     TokenAuth(token): TokenAuth,
 ) -> Result<Response, Failure> {
-    let not_found = || {
-        Failure::new(
-            ErrorCode::NotFound,
-            format!(
-                "no message with key '{}' for this token's owner",
-                key.escape_debug()
-            ),
-        )
-    };
     // A key no send could have used names no message (and is never shown to the store).
-    if !is_key(&key) {
-        return Err(not_found());
-    }
-    let cleared = state
-        .store
-        .clear_message(token.user_id, MessageRef::Key(key.clone()), ip.now)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok(answer(&ip, cleared))
+    let which = is_key(&key).then(|| MessageRef::Key(key.clone()));
+    let not_found = format!(
+        "no message with key '{}' for this token's owner",
+        key.escape_debug()
+    );
+    clear(&state, &ip, token.user_id, which, not_found).await
+}
+
+/// Clears the message `which` names (`None`: a name no message can have), or 404 with
+/// `not_found`.
+async fn clear(
+    state: &AppState,
+    ip: &ChargedIp,
+    user_id: i64,
+    which: Option<MessageRef>,
+    not_found: String,
+) -> Result<Response, Failure> {
+    let cleared = match which {
+        Some(which) => state.store.clear_message(user_id, which, ip.now).await?,
+        None => None,
+    };
+    let cleared = cleared.ok_or_else(|| Failure::new(ErrorCode::NotFound, not_found))?;
+    Ok(answer(ip, cleared))
 }
 
 /// The 200 with the per-IP layers as charged.

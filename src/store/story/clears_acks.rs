@@ -33,31 +33,6 @@ async fn deliveries(store: &Store, id: &str, user_id: i64) -> Vec<DeliveryState>
     status.deliveries.iter().map(|d| d.state).collect()
 }
 
-/// Delivers every due FCM and Web Push job (as a worker whose sends all succeed).
-async fn deliver_due(store: &Store, now: i64) -> Vec<ClaimedJob> {
-    let claimed = store
-        .claim_due(now, 100, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
-    let outcomes = claimed
-        .iter()
-        .map(|j| (j.lease(), JobOutcome::Delivered))
-        .collect();
-    store.complete_jobs(outcomes, now).await.unwrap();
-    claimed
-}
-
-/// Acks everything pending on a desktop's stream; returns the events.
-async fn ack_all(store: &Store, device: &DeviceRecord, now: i64) -> Vec<StreamEvent> {
-    let events = store.stream_events(&device.id, 0, 100).await.unwrap();
-    let seqs = events.iter().map(|e| e.seq).collect();
-    store
-        .ack_stream_events(&device.id, seqs, now)
-        .await
-        .unwrap();
-    events
-}
-
 async fn a_clear_cancels_what_waits_and_clears_what_was_received(s: Story) {
     let store = &s.store;
     let (alice, token, _) = user_with_token(store, "alice").await;

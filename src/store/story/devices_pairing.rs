@@ -120,6 +120,23 @@ async fn the_hundredth_failed_pairing_invalidates_every_code(s: Story) {
             "the 100th failure invalidated every outstanding code"
         );
     }
+    // SPEC §1.19: the invalidation is in the audit log, once, by the relay, naming no code.
+    let audit = store.list_audit(None, 100).await.unwrap();
+    let invalidations: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "pairing.invalidate")
+        .collect();
+    assert_eq!(invalidations.len(), 1, "{audit:?}");
+    assert_eq!(
+        (invalidations[0].actor.as_str(), invalidations[0].at),
+        ("relay", T0 + 3)
+    );
+    for code in live {
+        assert!(
+            !format!("{audit:?}").contains(code),
+            "no pairing code in the audit log"
+        );
+    }
     // The operator issues a new one; while the window is full, every failure invalidates
     // again, but a code redeemed before the next failure works.
     let fresh = store.create_pair_code("alice", T0 + 5).await.unwrap();

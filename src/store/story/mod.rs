@@ -271,3 +271,29 @@ pub fn layer(statuses: &[limits::LayerStatus], layer: limits::Layer) -> limits::
         .find(|s| s.layer == layer)
         .unwrap_or_else(|| panic!("no {layer:?} in {statuses:?}"))
 }
+
+/// Delivers every due FCM and Web Push job, as a worker whose sends all succeed; returns
+/// them.
+pub(super) async fn deliver_due(store: &Store, now: i64) -> Vec<ClaimedJob> {
+    let claimed = store
+        .claim_due(now, 100, MINUTE, &Channel::ALL)
+        .await
+        .unwrap();
+    let outcomes = claimed
+        .iter()
+        .map(|j| (j.lease(), JobOutcome::Delivered))
+        .collect();
+    store.complete_jobs(outcomes, now).await.unwrap();
+    claimed
+}
+
+/// Acks everything pending on a desktop's stream; returns the events.
+pub(super) async fn ack_all(store: &Store, device: &DeviceRecord, now: i64) -> Vec<StreamEvent> {
+    let events = store.stream_events(&device.id, 0, 100).await.unwrap();
+    let seqs = events.iter().map(|e| e.seq).collect();
+    store
+        .ack_stream_events(&device.id, seqs, now)
+        .await
+        .unwrap();
+    events
+}

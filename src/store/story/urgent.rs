@@ -31,31 +31,6 @@ fn urgent(token: &TokenRecord, id: &str, targets: &[&DeviceRecord], expire_ms: i
     }
 }
 
-/// Delivers every due FCM and Web Push job; returns them.
-async fn deliver_due(store: &Store, now: i64) -> Vec<ClaimedJob> {
-    let claimed = store
-        .claim_due(now, 100, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
-    let outcomes = claimed
-        .iter()
-        .map(|j| (j.lease(), JobOutcome::Delivered))
-        .collect();
-    store.complete_jobs(outcomes, now).await.unwrap();
-    claimed
-}
-
-/// Acks everything pending on a desktop's stream; returns the events.
-async fn ack_all(store: &Store, device: &DeviceRecord, now: i64) -> Vec<StreamEvent> {
-    let events = store.stream_events(&device.id, 0, 100).await.unwrap();
-    let seqs = events.iter().map(|e| e.seq).collect();
-    store
-        .ack_stream_events(&device.id, seqs, now)
-        .await
-        .unwrap();
-    events
-}
-
 fn kinds_of(jobs: &[ClaimedJob]) -> Vec<(String, JobKind)> {
     let mut kinds: Vec<_> = jobs.iter().map(|j| (j.device_id.clone(), j.kind)).collect();
     kinds.sort();
