@@ -86,8 +86,12 @@ pub fn outcome(answer: Answer, job: &CallbackJob, now: i64) -> CallbackOutcome {
                 Duration::from_secs(3600),
                 job.attempts.clamp(1, 30) as u32 - 1,
             );
-            let wait = retry_after.map_or(backoff, |r| r.max(backoff));
-            CallbackOutcome::RetryAt(now + wait.as_millis() as i64)
+            // The receiver's Retry-After is honoured up to an hour (the back-off's cap): a
+            // huge one must neither overflow nor park the callback past its 24 h.
+            let wait = retry_after
+                .map_or(backoff, |r| r.max(backoff))
+                .min(Duration::from_secs(3600));
+            CallbackOutcome::RetryAt(now.saturating_add(wait.as_millis() as i64))
         }
         Answer::Timeout | Answer::Connection | Answer::NotPublic => CallbackOutcome::RetryAt(
             now + crate::backoff::jittered(

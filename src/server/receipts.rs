@@ -100,7 +100,10 @@ pub async fn receipt(
         let ip = ip?;
         let token = token_of(query, body, header_token).await?;
         let sender = authenticate_sender(&state, &token).await?;
-        let receipt = file.strip_suffix(".json").ok_or_else(not_found)?;
+        let receipt = file
+            .strip_suffix(".json")
+            .filter(|r| is_receipt(r))
+            .ok_or_else(not_found)?;
         let found = state
             .store
             .receipt(receipt)
@@ -161,6 +164,9 @@ pub async fn cancel(
         let ip = ip?;
         let token = token_of(query, body, header_token).await?;
         let sender = authenticate_sender(&state, &token).await?;
+        if !is_receipt(&receipt) {
+            return Err(not_found());
+        }
         if !state
             .store
             .cancel_receipt(&receipt, sender.token.user_id, ip.now)
@@ -180,4 +186,10 @@ pub async fn cancel(
         .into_response(),
         Err(failure) => failure.into_shim_response(),
     }
+}
+
+/// A receipt as the relay issues them (30 ASCII letters and digits): anything else names no
+/// message, and never reaches the store (a NUL byte is not text PostgreSQL takes).
+fn is_receipt(text: &str) -> bool {
+    text.len() == 30 && text.bytes().all(|b| b.is_ascii_alphanumeric())
 }

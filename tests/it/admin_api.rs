@@ -830,3 +830,48 @@ async fn the_live_feed_hears_a_delivery_outcome() {
         json!({"type": "delivery", "id": id, "device_id": desk, "state": "delivered"})
     );
 }
+
+/// Review finding: a NUL byte in a path or query reached PostgreSQL, which refuses it as text,
+/// and came back as a 500. Names, ids, labels and receipts with one are refused before the
+/// store: 400 `usage_error` on the operator API, 404 for a receipt.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nul_byte_in_a_path_or_query_is_refused_before_postgresql() {
+    let Some(url) = pg_database() else { return };
+    let relay = crate::harness::Relay::start_on_postgres(&url, crate::harness::no_limits()).await;
+    let (token, _, _) = relay.alice();
+    let admin = relay.admin(&["token", "create", "--admin", "--label", "nul"]);
+    let admin = admin.lines().next().unwrap().trim().to_owned();
+    let http = relay.http();
+    for (method, path, want) in [
+        ("DELETE", "/v1/admin/users/%00", 400),
+        ("DELETE", "/v1/admin/tokens/%00", 400),
+        ("DELETE", "/v1/admin/devices/a%00b", 400),
+        ("GET", "/v1/admin/messages?user=%00", 400),
+        ("GET", "/v1/admin/tokens?user=%00", 400),
+        ("GET", "/v1/admin/devices?user=%00", 400),
+    ] {
+        let request = match method {
+            "DELETE" => http.delete(format!("{}{path}", relay.url)),
+            _ => http.get(format!("{}{path}", relay.url)),
+        };
+        let response = request.bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), want, "{method} {path}");
+    }
+    let response = http
+        .post(format!("{}/v1/admin/pairings", relay.url))
+        .bearer_auth(&admin)
+        .json(&json!({"user": "al\u{0}ice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    for path in ["/1/receipts/%00.json", "/1/receipts/%00/cancel.json"] {
+        let request = if path.ends_with("cancel.json") {
+            http.post(format!("{}{path}?token={token}", relay.url))
+        } else {
+            http.get(format!("{}{path}?token={token}", relay.url))
+        };
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+    }
+}

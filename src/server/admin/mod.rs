@@ -67,6 +67,12 @@ fn query(raw: Option<String>, allowed: &[&str]) -> Result<HashMap<String, String
                 allowed.join(", ")
             )));
         }
+        // No stored name or id has a NUL byte, and PostgreSQL refuses one as text.
+        if v.contains('\0') {
+            return Err(usage(format!(
+                "query parameter '{k}' must not contain a NUL byte"
+            )));
+        }
         if out.insert(k.to_string(), v.into_owned()).is_some() {
             return Err(usage(format!("query parameter '{k}' given twice")));
         }

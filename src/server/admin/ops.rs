@@ -37,6 +37,15 @@ impl From<ApiError> for OpError {
 
 type Result<T> = std::result::Result<T, OpError>;
 
+/// A name, id or label given to the operator API: never a NUL byte, which no stored name
+/// has and PostgreSQL refuses as text (a 400, not a store failure).
+fn plain(texts: &[&str]) -> Result<()> {
+    if texts.iter().any(|t| t.contains('\0')) {
+        return Err(usage("names, ids and labels must not contain a NUL byte"));
+    }
+    Ok(())
+}
+
 /// Longest user name, in bytes (before surrounding spaces are trimmed).
 pub const MAX_USER_NAME_BYTES: usize = 64;
 
@@ -83,12 +92,17 @@ impl Operator<'_> {
     }
 
     pub async fn remove_user(&self, name: &str) -> Result<()> {
+        plain(&[name])?;
         self.store.remove_user(name).await?;
         self.audit("user.remove", name).await
     }
 
     /// A sender token for a user, or an admin token (`admin`: no user, cap, scope or test).
     pub async fn create_token(&self, req: NewTokenRequest) -> Result<CreatedToken> {
+        let mut texts = vec![req.label.as_str()];
+        texts.extend(req.user.as_deref());
+        texts.extend(req.scope_devices.as_deref());
+        plain(&texts)?;
         if req.admin {
             if req.user.is_some()
                 || req.priority_cap.is_some()
@@ -126,6 +140,7 @@ impl Operator<'_> {
 
     /// Sender tokens (all, or one user's), then admin tokens when no user is named.
     pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<AdminToken>> {
+        plain(&[user.unwrap_or_default()])?;
         let mut tokens: Vec<AdminToken> = self
             .store
             .list_tokens(user)
@@ -141,12 +156,14 @@ impl Operator<'_> {
     }
 
     pub async fn revoke_token(&self, id: &str) -> Result<()> {
+        plain(&[id])?;
         self.store.revoke_any_token(id, self.now).await?;
         self.audit("token.revoke", id).await
     }
 
     /// Adds a device directly; returns its id and its credential (shown once).
     pub async fn add_device(&self, user: &str, new: NewDevice) -> Result<(String, String)> {
+        plain(&[user])?;
         let paired = self.store.add_device(user, new, self.now).await?;
         self.audit("device.add", &paired.device.id).await?;
         Ok((
@@ -156,17 +173,20 @@ impl Operator<'_> {
     }
 
     pub async fn list_devices(&self, user: Option<&str>) -> Result<Vec<AdminDevice>> {
+        plain(&[user.unwrap_or_default()])?;
         let devices = self.store.list_devices(user).await?;
         Ok(devices.iter().map(views::device).collect())
     }
 
     pub async fn remove_device(&self, id: &str) -> Result<()> {
+        plain(&[id])?;
         self.store.remove_device(id, self.now).await?;
         self.audit("device.remove", id).await
     }
 
     /// A pairing code for `user` and when it expires (the code is never audited).
     pub async fn pair(&self, user: &str) -> Result<(String, i64)> {
+        plain(&[user])?;
         let code = self.store.create_pair_code(user, self.now).await?;
         self.audit("pairing.create", user).await?;
         Ok((code, self.now + crate::store::pairing::PAIR_CODE_TTL_MS))
