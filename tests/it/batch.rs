@@ -1,14 +1,14 @@
 //! `reflecto send --batch` through the real binary: a batch larger than a rate-limit window
 //! finishes, failures carry their line numbers, Ctrl-C prints where to resume, `--skip` resumes.
 
-use crate::cli_errors::reflecto;
-use crate::harness::{BIN, Relay, no_limits};
+use crate::harness::{Sender, assert_exit, first_line, no_limits, only, signal, spawn};
 use predicates::prelude::*;
-use reflecto::server::limits::Limits;
-use std::io::{BufRead, BufReader, Write};
+use reflecto::server::limits::Layer;
+use std::io::Write;
 use std::process::Stdio;
 
-fn lines(n: usize) -> String {
+/// `n` lines of a batch, each a message "line I".
+pub fn lines(n: usize) -> String {
     (1..=n)
         .map(|i| format!("{{\"message\":\"line {i}\"}}\n"))
         .collect()
@@ -18,21 +18,14 @@ fn lines(n: usize) -> String {
 /// the old client gave up as soon as Retry-After exceeded what was left of --retry-max-wait.
 #[tokio::test(flavor = "multi_thread")]
 async fn batch_larger_than_the_ip_window_waits_and_sends_every_line() {
-    let relay = Relay::start(Limits {
-        ip_minute: 3,
-        ..no_limits()
-    })
-    .await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
-    reflecto(cfg.path())
-        .args(["send", "--batch", "-", "--server", &relay.url])
-        .env("REFLECTO_TOKEN", &token)
+    let s = Sender::start(only(Layer::IpMinute, 3)).await;
+    s.command("send")
+        .args(["--batch", "-"])
         .write_stdin(lines(5))
         .assert()
         .success()
         .stderr(predicate::str::contains("batch: 5 sent, 0 failed, 5 lines"));
-    let sent = relay.envelopes();
+    let sent = s.relay.envelopes();
     assert_eq!(sent.len(), 5);
     for (i, envelope) in sent.iter().enumerate() {
         assert!(
@@ -45,48 +38,30 @@ async fn batch_larger_than_the_ip_window_waits_and_sends_every_line() {
 /// With --retry-max-wait given, a batch still gives up on a 429 it cannot wait out.
 #[tokio::test(flavor = "multi_thread")]
 async fn explicit_retry_max_wait_bounds_a_batch() {
-    let relay = Relay::start(Limits {
-        ip_minute: 1,
-        ..no_limits()
-    })
-    .await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
-    reflecto(cfg.path())
-        .args([
-            "send",
-            "--batch",
-            "-",
-            "--retry-max-wait",
-            "1",
-            "--server",
-            &relay.url,
-        ])
-        .env("REFLECTO_TOKEN", &token)
-        .write_stdin(lines(2))
-        .assert()
-        .code(5)
-        .stderr(
-            predicate::str::contains("line 2: error[rate_limit_exceeded]")
-                .and(predicate::str::contains("batch: 1 sent, 1 failed, 2 lines")),
-        );
+    let s = Sender::start(only(Layer::IpMinute, 1)).await;
+    assert_exit(
+        s.command("send")
+            .args(["--batch", "-", "--retry-max-wait", "1"])
+            .write_stdin(lines(2)),
+        5,
+        "line 2: error[rate_limit_exceeded]",
+    )
+    .stderr(predicate::str::contains("batch: 1 sent, 1 failed, 2 lines"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batch_failures_carry_line_numbers_in_json() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
+    let s = Sender::start(no_limits()).await;
     let input = "{\"message\":\"one\"}\n\n{\"message\":\"\"}\n{\"message\":\"four\",\"tags\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\"]}\n";
-    let out = reflecto(cfg.path())
-        .args(["send", "--batch", "-", "--json", "--server", &relay.url])
-        .env("REFLECTO_TOKEN", &token)
-        .write_stdin(input)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("line 3: error[invalid_message]"))
-        .get_output()
-        .clone();
+    let out = assert_exit(
+        s.command("send")
+            .args(["--batch", "-", "--json"])
+            .write_stdin(input),
+        2,
+        "line 3: error[invalid_message]",
+    )
+    .get_output()
+    .clone();
     let objects: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -109,21 +84,16 @@ async fn batch_failures_carry_line_numbers_in_json() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn skip_resumes_after_line_n() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
-    reflecto(cfg.path())
-        .args([
-            "send", "--batch", "-", "--skip", "2", "--server", &relay.url,
-        ])
-        .env("REFLECTO_TOKEN", &token)
+    let s = Sender::start(no_limits()).await;
+    s.command("send")
+        .args(["--batch", "-", "--skip", "2"])
         .write_stdin(lines(4))
         .assert()
         .success()
         .stderr(predicate::str::contains(
             "batch: 2 sent, 0 failed, 2 lines (lines 1–2 skipped)",
         ));
-    let sent = relay.envelopes();
+    let sent = s.relay.envelopes();
     assert_eq!(sent.len(), 2);
     assert!(sent[0].contains("\"line 3\"") && sent[1].contains("\"line 4\""));
 }
@@ -133,38 +103,16 @@ async fn skip_resumes_after_line_n() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_stops_a_batch_with_a_summary_and_where_to_resume() {
-    let relay = Relay::start(Limits {
-        ip_minute: 1,
-        ..no_limits()
-    })
-    .await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
-    let file = cfg.path().join("events.jsonl");
+    let s = Sender::start(only(Layer::IpMinute, 1)).await;
+    let file = s.cfg.path().join("events.jsonl");
     std::fs::write(&file, lines(3)).unwrap();
-    let mut child = std::process::Command::new(BIN)
-        .args(["send", "--batch"])
-        .arg(&file)
-        .args(["--server", &relay.url])
-        .env("REFLECTO_CONFIG_DIR", cfg.path())
-        .env("REFLECTO_TOKEN", &token)
-        .env_remove("REFLECTO_RETRY_MAX_WAIT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let file = file.to_str().unwrap();
+    let args = ["send", "--batch", file, "--server", &s.relay.url];
+    let mut child = spawn(s.cfg.path(), &s.token, &args, Stdio::null());
     // Line 1's result on stdout means the batch is past it (and its SIGINT handler is set).
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    let first = first_line(&mut child);
     assert!(first.starts_with("msg_"), "{first}");
-    let killed = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -INT {}", child.id()))
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    signal(&child, "INT");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -174,6 +122,6 @@ async fn ctrl_c_stops_a_batch_with_a_summary_and_where_to_resume() {
         ),
         "{stderr}"
     );
-    assert_eq!(relay.envelopes().len(), 1);
+    assert_eq!(s.relay.envelopes().len(), 1);
     let _ = std::io::stdout().flush();
 }

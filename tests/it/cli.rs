@@ -1,158 +1,100 @@
 //! The real `reflecto` binary against a real relay: every exit code, stdin, --json, warnings,
 //! batch mode, retries against a scripted server, and the credential-file fallback.
 
-use crate::harness::{BIN, Relay, no_limits};
-use assert_cmd::Command;
+use crate::hardening::{content_length, raw_header};
+use crate::harness::{Sender, UNKNOWN_TOKEN, assert_exit, no_limits, only, reflecto, reflecto_at};
 use predicates::prelude::*;
-use reflecto::server::limits::Limits;
+use reflecto::server::limits::Layer;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-/// The binary with a private config dir and no way to reach a keyring (no D-Bus).
-fn reflecto(config_dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env("REFLECTO_CONFIG_DIR", config_dir)
-        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
-        .env_remove("REFLECTO_TOKEN")
-        .env_remove("REFLECTO_SERVER")
-        .env_remove("REFLECTO_PROFILE");
-    cmd
-}
-
-fn send(config_dir: &std::path::Path, relay: &Relay, token: &str) -> Command {
-    let mut cmd = reflecto(config_dir);
-    cmd.args(["send", "--server", &relay.url])
-        .env("REFLECTO_TOKEN", token);
-    cmd
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn exit_codes_zero_to_four() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
-    send(cfg.path(), &relay, &token)
+    let s = Sender::start(no_limits()).await;
+    s.command("send")
         .args(["Backup done", "--priority", "high", "--tag", "ops"])
         .assert()
         .success()
         .stdout(predicate::str::is_match("^msg_[0-9a-f]{32}: queued for 2 devices").unwrap());
     // 2: invalid input never reaches the network (the relay counts no message for it).
-    send(cfg.path(), &relay, &token)
+    s.command("send")
         .args(["x", "--url", "ftp://nope"])
         .assert()
         .code(2)
         .stderr(predicate::str::starts_with("error[invalid_url]: "));
-    send(cfg.path(), &relay, &token)
-        .args(["x", "--title", ""])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
+    for (args, said) in [
+        (
+            ["x", "--title", ""],
             "error[invalid_title]: title must not be empty",
-        ));
-    send(cfg.path(), &relay, &token)
-        .args(["x", "--action", "nolabel"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("error[invalid_action]"));
-    assert_eq!(relay.count("SELECT COUNT(*) FROM messages"), 1);
+        ),
+        (["x", "--action", "nolabel"], "error[invalid_action]"),
+    ] {
+        assert_exit(s.command("send").args(args), 2, said);
+    }
+    assert_eq!(s.relay.count("SELECT COUNT(*) FROM messages"), 1);
     // 3: unknown token (relay), no stored token (client), priority cap (relay).
-    send(
-        cfg.path(),
-        &relay,
-        "rfk_live_00000000000000000000000000000000",
-    )
-    .arg("x")
-    .assert()
-    .code(3)
-    .stderr(predicate::str::contains("error[invalid_token]"));
-    reflecto(cfg.path())
-        .args(["send", "--server", &relay.url, "x"])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("error[no_stored_token]"));
-    let capped = relay.admin(&[
-        "token",
-        "create",
-        "--user",
-        "alice",
-        "--label",
-        "c",
-        "--priority-cap",
-        "low",
-    ]);
-    send(cfg.path(), &relay, &capped)
-        .args(["x", "-p", "urgent"])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("error[priority_capped]"));
+    let capped = s.relay.capped_token("c", "low");
+    for (token, args, said) in [
+        (UNKNOWN_TOKEN, &["x"][..], "error[invalid_token]"),
+        (
+            capped.as_str(),
+            &["x", "-p", "urgent"][..],
+            "error[priority_capped]",
+        ),
+    ] {
+        assert_exit(
+            s.command("send").env("REFLECTO_TOKEN", token).args(args),
+            3,
+            said,
+        );
+    }
+    assert_exit(
+        s.reflecto().args(["send", "--server", &s.relay.url, "x"]),
+        3,
+        "error[no_stored_token]",
+    );
     // 4: too large, caught before sending.
     let big = "x".repeat(1500);
-    send(cfg.path(), &relay, &token)
-        .args([
-            big.as_str(),
-            "--title",
-            &"t".repeat(100),
-            "--url",
-            &format!("https://e.com/{}", "p".repeat(490)),
-        ])
-        .assert()
-        .code(4)
-        .stderr(predicate::str::contains("error[payload_too_large]"));
+    let title = "t".repeat(100);
+    let url = format!("https://e.com/{}", "p".repeat(490));
+    let args = [big.as_str(), "--title", &title, "--url", &url];
+    assert_exit(s.command("send").args(args), 4, "error[payload_too_large]");
     // 1: the CLI's own failure (its config dir is a file).
     let file = tempfile::NamedTempFile::new().unwrap();
-    reflecto(file.path())
-        .args(["send", "--server", &relay.url, "x"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("error[cli_internal_error]"));
+    assert_exit(
+        reflecto(file.path()).args(["send", "--server", &s.relay.url, "x"]),
+        1,
+        "error[cli_internal_error]",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exit_codes_five_and_six() {
-    let relay = Relay::start(Limits {
-        token_burst: 1,
-        ..no_limits()
-    })
-    .await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
-    send(cfg.path(), &relay, &token)
-        .arg("one")
-        .assert()
-        .success();
-    send(cfg.path(), &relay, &token)
-        .args(["two", "--retry-max-wait", "1"])
-        .assert()
-        .code(5)
-        .stderr(predicate::str::contains("error[rate_limit_exceeded]"));
+    let s = Sender::start(only(Layer::TokenBurst, 1)).await;
+    s.command("send").arg("one").assert().success();
+    assert_exit(
+        s.command("send").args(["two", "--retry-max-wait", "1"]),
+        5,
+        "error[rate_limit_exceeded]",
+    );
     let closed = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    reflecto(cfg.path())
-        .args([
-            "send",
-            "--server",
-            &format!("http://{closed}"),
-            "--retry-max-wait",
-            "1",
-            "x",
-        ])
-        .env("REFLECTO_TOKEN", &token)
-        .assert()
-        .code(6)
-        .stderr(predicate::str::contains(
-            "error[relay_unreachable]: cannot reach the relay",
-        ));
+    let closed = format!("http://{closed}");
+    assert_exit(
+        reflecto_at(s.cfg.path(), "send", &closed, &s.token).args(["--retry-max-wait", "1", "x"]),
+        6,
+        "error[relay_unreachable]: cannot reach the relay",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stdin_json_and_warnings() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
-    let out = send(cfg.path(), &relay, &token)
+    let s = Sender::start(no_limits()).await;
+    let out = s
+        .command("send")
         .args(["--json", "-d", "laptop,tv"])
         .write_stdin("from stdin\n")
         .assert()
@@ -168,31 +110,26 @@ async fn stdin_json_and_warnings() {
         body["warnings"],
         serde_json::json!(["unknown device label: 'tv'"])
     );
-    let envelope = relay.envelopes().remove(0);
+    let envelope = s.relay.envelopes().remove(0);
     assert!(
         envelope.contains(r#""message":"from stdin""#),
         "trailing newline stripped: {envelope}"
     );
-    send(cfg.path(), &relay, &token)
+    s.command("send")
         .args(["-q", "-"])
         .write_stdin("quiet")
         .assert()
         .success()
         .stdout("");
     // --token-stdin: the first stdin line is the token; no stored token or REFLECTO_TOKEN.
-    reflecto(cfg.path())
-        .args([
-            "send",
-            "--server",
-            &relay.url,
-            "--token-stdin",
-            "token from stdin",
-        ])
-        .write_stdin(format!("{token}\n"))
+    s.reflecto()
+        .args(["send", "--server", &s.relay.url])
+        .args(["--token-stdin", "token from stdin"])
+        .write_stdin(format!("{}\n", s.token))
         .assert()
         .success();
     assert!(
-        relay
+        s.relay
             .envelopes()
             .iter()
             .any(|e| e.contains(r#""message":"token from stdin""#))
@@ -201,20 +138,15 @@ async fn stdin_json_and_warnings() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batch_sends_in_order_and_exits_with_the_worst_code() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
+    let s = Sender::start(no_limits()).await;
     let lines = "{\"message\":\"one\"}\n\n{\"message\":\"\"}\n{\"message\":\"three\",\"priority\":\"high\"}\n";
-    send(cfg.path(), &relay, &token)
-        .args(["--batch", "-"])
-        .write_stdin(lines)
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::contains("line 3: error[invalid_message]")
-                .and(predicate::str::contains("batch: 2 sent, 1 failed, 3 lines")),
-        );
-    let sent = relay.envelopes();
+    assert_exit(
+        s.command("send").args(["--batch", "-"]).write_stdin(lines),
+        2,
+        "line 3: error[invalid_message]",
+    )
+    .stderr(predicate::str::contains("batch: 2 sent, 1 failed, 3 lines"));
+    let sent = s.relay.envelopes();
     assert!(sent[0].contains("\"one\"") && sent[1].contains("\"three\""));
 }
 
@@ -234,14 +166,7 @@ fn scripted(script: Vec<String>) -> (String, Arc<Mutex<Vec<String>>>) {
                 req.extend_from_slice(&buf[..n]);
                 let text = String::from_utf8_lossy(&req);
                 if let Some(end) = text.find("\r\n\r\n") {
-                    let len = text
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap())
-                        })
-                        .unwrap_or(0);
+                    let len = content_length(&text);
                     if n == 0 || req.len() >= end + 4 + len {
                         break;
                     }
@@ -267,15 +192,7 @@ fn http_response(status: &str, extra_headers: &str, body: &str) -> String {
 fn idempotency_keys(requests: &[String]) -> Vec<String> {
     requests
         .iter()
-        .map(|r| {
-            r.lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("idempotency-key:")
-                        .map(|v| v.trim().to_owned())
-                })
-                .unwrap()
-        })
+        .map(|r| raw_header(r, "idempotency-key").unwrap())
         .collect()
 }
 
@@ -295,19 +212,8 @@ fn retries_429_and_503_with_one_idempotency_key() {
     let (url, seen) = scripted(vec![limited, busy, ok]);
     let cfg = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
-    reflecto(cfg.path())
-        .args([
-            "send",
-            "--server",
-            &url,
-            "--retry-max-wait",
-            "10",
-            "retry me",
-        ])
-        .env(
-            "REFLECTO_TOKEN",
-            "rfk_live_00000000000000000000000000000000",
-        )
+    reflecto_at(cfg.path(), "send", &url, UNKNOWN_TOKEN)
+        .args(["--retry-max-wait", "10", "retry me"])
         .assert()
         .success()
         .stdout(predicate::str::starts_with(
@@ -359,20 +265,22 @@ fn login_without_a_keyring_falls_back_to_a_0600_file_with_a_warning() {
             predicate::str::contains("rfk_live_****2345")
                 .and(predicate::str::contains(token).not()),
         );
-    reflecto(cfg.path())
-        .args(["login", "--no-verify", "--secure-storage-only"])
-        .write_stdin(format!("{token}\n"))
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("error[keyring_unavailable]"));
+    assert_exit(
+        reflecto(cfg.path())
+            .args(["login", "--no-verify", "--secure-storage-only"])
+            .write_stdin(format!("{token}\n")),
+        3,
+        "error[keyring_unavailable]",
+    );
     reflecto(cfg.path()).arg("logout").assert().success();
     assert!(!path.exists());
-    reflecto(cfg.path())
-        .args(["login", "--server", "http://127.0.0.1:9"])
-        .write_stdin("not-a-token\n")
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("error[invalid_token]"));
+    assert_exit(
+        reflecto(cfg.path())
+            .args(["login", "--server", "http://127.0.0.1:9"])
+            .write_stdin("not-a-token\n"),
+        3,
+        "error[invalid_token]",
+    );
 }
 
 #[test]
@@ -412,12 +320,12 @@ fn explain_covers_every_code_and_help_works() {
 /// undelivered jobs; a malformed key is the engine's `invalid_key` before the network.
 #[tokio::test(flavor = "multi_thread")]
 async fn send_key_replaces_and_a_bad_key_never_leaves() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, phone, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
+    let s = Sender::start(no_limits()).await;
+    let (relay, token, phone) = (&s.relay, &s.token, &s.phone);
     let mut ids = Vec::new();
     for text in ["build running", "build passed"] {
-        let out = send(cfg.path(), &relay, &token)
+        let out = s
+            .command("send")
             .args([text, "--key", "ci:42", "--json"])
             .assert()
             .success()
@@ -428,12 +336,12 @@ async fn send_key_replaces_and_a_bad_key_never_leaves() {
         ids.push(reply["id"].as_str().unwrap().to_owned());
     }
     let api = relay.api();
-    let first = api.status(&token, &ids[0]).await;
+    let first = api.status(token, &ids[0]).await;
     assert_eq!(first["key"], "ci:42", "{first}");
-    assert_eq!(first.delivery(&phone)["state"], "superseded", "{first}");
-    let second = api.status(&token, &ids[1]).await;
-    assert_eq!(second.delivery(&phone)["state"], "queued", "{second}");
-    send(cfg.path(), &relay, &token)
+    assert_eq!(first.delivery(phone)["state"], "superseded", "{first}");
+    let second = api.status(token, &ids[1]).await;
+    assert_eq!(second.delivery(phone)["state"], "queued", "{second}");
+    s.command("send")
         .args(["x", "--key", "a b"])
         .assert()
         .code(2)

@@ -2,26 +2,33 @@
 //! wrong — a bad --server, a bad flag value, a wrong or unknown token, an unsafe credentials
 //! file, an operator's typo — and the docs that answer (explain, man, completions).
 
-use crate::harness::{BIN, Relay, no_limits};
+pub use crate::harness::reflecto;
+use crate::harness::{
+    BIN, Relay, Sender, UNKNOWN_TOKEN as UNKNOWN, assert_exit, isolated, no_limits, only,
+    reflecto_at,
+};
 use assert_cmd::Command;
 use predicates::prelude::*;
-use reflecto::server::limits::Limits;
+use reflecto::server::limits::Layer;
 use std::path::Path;
 
-/// The binary with a private config dir, no keyring (no D-Bus) and no REFLECTO_* from outside.
-pub fn reflecto(config_dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env("REFLECTO_CONFIG_DIR", config_dir)
-        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
-        .env_remove("REFLECTO_TOKEN")
-        .env_remove("REFLECTO_SERVER")
-        .env_remove("REFLECTO_PROFILE")
-        .env_remove("REFLECTO_RETRY_MAX_WAIT")
-        .env_remove("REFLECTO_DATA_DIR");
-    cmd
+/// `GET /v1/token` with `token`: the answer as it came.
+pub async fn token_check(relay: &Relay, token: &str) -> reqwest::Response {
+    relay
+        .http()
+        .get(format!("{}/v1/token", relay.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
 }
 
-const UNKNOWN: &str = "rfk_live_00000000000000000000000000000000";
+/// `reflecto admin --data-dir DATA ARGS` in the config dir `cfg`.
+fn admin_in(cfg: &Path, data: &Path, args: &[&str]) -> Command {
+    let mut cmd = reflecto(cfg);
+    cmd.args(["admin", "--data-dir"]).arg(data).args(args);
+    cmd
+}
 
 fn stdout_json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -36,9 +43,8 @@ fn stdout_json(out: &std::process::Output) -> serde_json::Value {
 fn malformed_server_is_a_usage_error_and_never_retried() {
     let cfg = tempfile::tempdir().unwrap();
     for bad in ["not a url", "relay.example", "ftp://relay.example"] {
-        reflecto(cfg.path())
-            .args(["send", "x", "--server", bad])
-            .env("REFLECTO_TOKEN", UNKNOWN)
+        reflecto_at(cfg.path(), "send", bad, UNKNOWN)
+            .arg("x")
             .assert()
             .code(2)
             .stderr(
@@ -53,59 +59,52 @@ fn malformed_server_is_a_usage_error_and_never_retried() {
 async fn network_errors_say_what_failed_and_where() {
     let relay = Relay::start(no_limits()).await;
     let cfg = tempfile::tempdir().unwrap();
-    let send = |server: &str| {
-        let mut cmd = reflecto(cfg.path());
-        cmd.args(["send", "x", "--retry-max-wait", "0", "--server", server])
-            .env("REFLECTO_TOKEN", UNKNOWN);
-        cmd
-    };
-    // DNS: `.invalid` never resolves (RFC 6761).
-    send("http://relay.invalid")
-        .assert()
-        .code(6)
-        .stderr(predicate::str::contains(
-            "cannot resolve host 'relay.invalid' (tried http://relay.invalid/v1/send)",
-        ));
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    send(&format!("http://{closed}"))
-        .assert()
-        .code(6)
-        .stderr(predicate::str::contains(format!(
-            "connection refused by {closed} (tried http://{closed}/v1/send)"
-        )));
     let https = relay.url.replace("http://", "https://");
-    send(&https)
-        .assert()
-        .code(6)
-        .stderr(predicate::str::contains(format!(
-            "TLS handshake failed (is the relay serving plain http?) (tried {https}/v1/send)"
-        )));
-    // A wrong path: the URL that answered 404 is named, and it is a usage error.
-    send(&format!("{}/v1", relay.url))
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(format!(
-            "{}/v1/v1/send answered 404",
-            relay.url
-        )));
+    for (server, code, said) in [
+        // DNS: `.invalid` never resolves (RFC 6761).
+        (
+            "http://relay.invalid".to_owned(),
+            6,
+            "cannot resolve host 'relay.invalid' (tried http://relay.invalid/v1/send)".to_owned(),
+        ),
+        (
+            format!("http://{closed}"),
+            6,
+            format!("connection refused by {closed} (tried http://{closed}/v1/send)"),
+        ),
+        (
+            https.clone(),
+            6,
+            format!(
+                "TLS handshake failed (is the relay serving plain http?) (tried {https}/v1/send)"
+            ),
+        ),
+        // A wrong path: the URL that answered 404 is named, and it is a usage error.
+        (
+            format!("{}/v1", relay.url),
+            2,
+            format!("{}/v1/v1/send answered 404", relay.url),
+        ),
+    ] {
+        let mut send = reflecto_at(cfg.path(), "send", &server, UNKNOWN);
+        assert_exit(send.args(["x", "--retry-max-wait", "0"]), code, &said);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn local_truncation_warnings_are_printed_and_in_json() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
+    let s = Sender::start(no_limits()).await;
     let long_tag = "t".repeat(40);
-    let out = reflecto(cfg.path())
-        .args(["send", "x", "--json", "--server", &relay.url])
-        .args(["--tag", &long_tag])
+    let out = s
+        .command("send")
+        .args(["x", "--json", "--tag", &long_tag])
         .args([
             "--tag", "b", "--tag", "c", "--tag", "d", "--tag", "e", "--tag", "f",
         ])
-        .env("REFLECTO_TOKEN", &token)
         .assert()
         .success()
         .stderr(
@@ -123,80 +122,63 @@ async fn local_truncation_warnings_are_printed_and_in_json() {
             "tag #1 truncated to 32 bytes"
         ])
     );
-    assert!(relay.envelopes()[0].contains(&"t".repeat(32)));
+    assert!(s.relay.envelopes()[0].contains(&"t".repeat(32)));
 }
 
 #[test]
 fn bad_flag_values_get_the_engine_code_not_clap() {
     let cfg = tempfile::tempdir().unwrap();
-    reflecto(cfg.path())
-        .args(["send", "x", "-p", "extreme"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::starts_with("error[invalid_priority]: "));
-    reflecto(cfg.path())
-        .args(["send", "x", "--ttl", "soon"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::starts_with("error[invalid_body]: ttl"));
+    for (flag, value, said) in [
+        ("-p", "extreme", "error[invalid_priority]: "),
+        ("--ttl", "soon", "error[invalid_body]: ttl"),
+    ] {
+        reflecto(cfg.path())
+            .args(["send", "x", flag, value])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::starts_with(said));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_verifies_the_token_and_stores_nothing_when_refused() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
-    let login = |server: &str| {
+    let s = Sender::start(no_limits()).await;
+    let (relay, cfg) = (&s.relay, &s.cfg);
+    let login = || {
         let mut cmd = reflecto(cfg.path());
-        cmd.args(["login", "--insecure-storage", "--server", server]);
+        cmd.args(["login", "--insecure-storage", "--server", &relay.url]);
         cmd
     };
-    login(&relay.url)
-        .write_stdin(format!("{UNKNOWN}\n"))
-        .assert()
-        .code(3)
-        .stderr(
-            predicate::str::contains("error[invalid_token]")
-                .and(predicate::str::contains("nothing was stored")),
-        );
+    assert_exit(
+        login().write_stdin(format!("{UNKNOWN}\n")),
+        3,
+        "error[invalid_token]",
+    )
+    .stderr(predicate::str::contains("nothing was stored"));
     let revoked = relay.admin(&["token", "create", "--user", "alice", "--label", "old"]);
-    let list: serde_json::Value =
-        serde_json::from_str(&relay.admin(&["token", "list", "--json"])).unwrap();
-    let old_id = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["label"] == "old")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    relay.admin(&["token", "revoke", &old_id]);
-    login(&relay.url)
-        .write_stdin(format!("{revoked}\n"))
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("error[invalid_token]"));
+    relay.admin(&["token", "revoke", &relay.token_id("old")]);
+    assert_exit(
+        login().write_stdin(format!("{revoked}\n")),
+        3,
+        "error[invalid_token]",
+    );
     assert!(!cfg.path().join("credentials.toml").exists());
     assert!(!cfg.path().join("config.toml").exists());
     // A device credential pasted where a sender token belongs says so.
-    login(&relay.url)
-        .write_stdin("rfd_live_AbCdEfGhIjKlMnOpQrStUvWxYz012345\n")
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("device credential"));
-    reflecto(cfg.path())
-        .args(["send", "x", "--server", &relay.url])
-        .env(
-            "REFLECTO_TOKEN",
-            "rfd_live_AbCdEfGhIjKlMnOpQrStUvWxYz012345",
-        )
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("device credential"));
+    let credential = "rfd_live_AbCdEfGhIjKlMnOpQrStUvWxYz012345";
+    assert_exit(
+        login().write_stdin(format!("{credential}\n")),
+        3,
+        "device credential",
+    );
+    assert_exit(
+        s.command("send").env("REFLECTO_TOKEN", credential).arg("x"),
+        3,
+        "device credential",
+    );
     // The real token is verified and stored; --check asks the relay about it.
-    login(&relay.url)
-        .write_stdin(format!("{token}\n"))
+    login()
+        .write_stdin(format!("{}\n", s.token))
         .assert()
         .success()
         .stderr(predicate::str::contains("verified: token tok_"));
@@ -228,20 +210,10 @@ async fn login_verifies_the_token_and_stores_nothing_when_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn token_endpoint_reports_limits_without_charging_them() {
-    let relay = Relay::start(Limits {
-        token_burst: 1,
-        ..no_limits()
-    })
-    .await;
+    let relay = Relay::start(only(Layer::TokenBurst, 1)).await;
     let (token, _, _) = relay.alice();
     for _ in 0..3 {
-        let response = relay
-            .http()
-            .get(format!("{}/v1/token", relay.url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = token_check(&relay, &token).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-ratelimit-resource"], "token_burst");
         assert_eq!(response.headers()["x-ratelimit-remaining"], "1");
@@ -256,14 +228,7 @@ async fn token_endpoint_reports_limits_without_charging_them() {
         .send_json(&token, serde_json::json!({"message": "x"}))
         .await;
     assert_eq!(sent.status(), 200);
-    let unknown = relay
-        .http()
-        .get(format!("{}/v1/token", relay.url))
-        .bearer_auth(UNKNOWN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), 401);
+    assert_eq!(token_check(&relay, UNKNOWN).await.status(), 401);
 }
 
 #[test]
@@ -290,17 +255,13 @@ async fn conflicts_and_missing_files_have_their_own_codes() {
     let relay = Relay::start(no_limits()).await;
     relay.admin(&["user", "add", "bob"]);
     let cfg = tempfile::tempdir().unwrap();
-    reflecto(cfg.path())
-        .args(["admin", "--data-dir"])
-        .arg(relay.dir.path())
-        .args(["user", "add", "bob"])
+    admin_in(cfg.path(), relay.dir.path(), &["user", "add", "bob"])
         .assert()
         .code(2)
         .stderr(predicate::str::starts_with("error[conflict]: "));
-    reflecto(cfg.path())
-        .args(["send", "--batch", "events.jsonl", "--server", &relay.url])
+    reflecto_at(cfg.path(), "send", &relay.url, UNKNOWN)
+        .args(["--batch", "events.jsonl"])
         .current_dir(cfg.path())
-        .env("REFLECTO_TOKEN", UNKNOWN)
         .assert()
         .code(2)
         .stderr(predicate::str::starts_with(
@@ -320,10 +281,7 @@ fn admin_refuses_a_missing_store_and_prints_rfc3339() {
     let parent = tempfile::tempdir().unwrap();
     let typo = parent.path().join("reflecto-dta");
     let cfg = tempfile::tempdir().unwrap();
-    reflecto(cfg.path())
-        .args(["admin", "--data-dir"])
-        .arg(&typo)
-        .args(["user", "list"])
+    admin_in(cfg.path(), &typo, &["user", "list"])
         .assert()
         .code(2)
         .stderr(
@@ -332,16 +290,10 @@ fn admin_refuses_a_missing_store_and_prints_rfc3339() {
         );
     assert!(!typo.exists(), "no empty store was created");
     // `user add` is the one command that creates a store.
-    reflecto(cfg.path())
-        .args(["admin", "--data-dir"])
-        .arg(&typo)
-        .args(["user", "add", "alice"])
+    admin_in(cfg.path(), &typo, &["user", "add", "alice"])
         .assert()
         .success();
-    let out = reflecto(cfg.path())
-        .args(["admin", "--data-dir"])
-        .arg(&typo)
-        .args(["user", "list", "--json"])
+    let out = admin_in(cfg.path(), &typo, &["user", "list", "--json"])
         .assert()
         .success()
         .get_output()
@@ -353,17 +305,10 @@ fn admin_refuses_a_missing_store_and_prints_rfc3339() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exhausted_monthly_quota_says_when_and_who_sets_it() {
-    let relay = Relay::start(Limits {
-        token_monthly: 1,
-        ..no_limits()
-    })
-    .await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
+    let s = Sender::start(only(Layer::TokenMonthly, 1)).await;
     let send = || {
-        let mut cmd = reflecto(cfg.path());
-        cmd.args(["send", "x", "--server", &relay.url])
-            .env("REFLECTO_TOKEN", &token);
+        let mut cmd = s.command("send");
+        cmd.arg("x");
         cmd
     };
     send().assert().success();
@@ -550,14 +495,12 @@ fn config_dirs_are_created_0700_under_umask_000() {
     use std::os::unix::fs::PermissionsExt;
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("a").join("reflecto");
-    let status = std::process::Command::new("sh")
+    let status = isolated(&mut std::process::Command::new("sh"), &dir)
         .arg("-c")
         .arg(format!(
             "umask 000; echo {UNKNOWN} | exec \"$0\" login --insecure-storage --no-verify --server http://127.0.0.1:9"
         ))
         .arg(BIN)
-        .env("REFLECTO_CONFIG_DIR", &dir)
-        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
         .status()
         .unwrap();
     assert!(status.success());

@@ -3,6 +3,7 @@
 //! the fake (deduplicated by id) or be dead-lettered with a reason: nothing is silently lost.
 
 use crate::fake_fcm::FakeFcm;
+use crate::hardening::count;
 use crate::harness::{Api, BIN, create_alice, within};
 use serde_json::json;
 use std::collections::HashSet;
@@ -63,11 +64,12 @@ async fn wait_ready(http: &reqwest::Client, url: &str) {
     assert!(ready.is_ok(), "relay at {url} never became ready");
 }
 
-fn count(data: &Path, sql: &str) -> i64 {
-    rusqlite::Connection::open(data.join("reflecto.db"))
-        .unwrap()
-        .query_row(sql, [], |r| r.get(0))
-        .unwrap()
+/// The ids of the messages that reached the fake FCM.
+fn reached(fake: &FakeFcm) -> HashSet<String> {
+    fake.sends()
+        .iter()
+        .map(|m| m["message"]["data"]["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -101,11 +103,7 @@ async fn sigkill_mid_dispatch_loses_nothing() {
         );
     }
     drop(relay); // SIGKILL
-    let before_restart: HashSet<String> = fake
-        .sends()
-        .iter()
-        .map(|m| m["message"]["data"]["id"].as_str().unwrap().to_owned())
-        .collect();
+    let before_restart = reached(&fake);
     assert!(
         before_restart.len() < SENDS,
         "the kill must land mid-dispatch ({} of {SENDS} already out)",
@@ -130,11 +128,7 @@ async fn sigkill_mid_dispatch_loses_nothing() {
     );
     drop(relay);
 
-    let received: HashSet<String> = fake
-        .sends()
-        .iter()
-        .map(|m| m["message"]["data"]["id"].as_str().unwrap().to_owned())
-        .collect();
+    let received = reached(&fake);
     let conn = rusqlite::Connection::open(data.path().join("reflecto.db")).unwrap();
     for id in &accepted {
         let (state, error): (String, Option<String>) = conn

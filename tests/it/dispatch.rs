@@ -53,6 +53,33 @@ impl Setup {
         let status = self.relay.api().status(&self.token, id).await;
         status["deliveries"][0].clone()
     }
+
+    /// Each message of `ids` ended delivered.
+    async fn assert_delivered(&self, ids: &[String]) {
+        for id in ids {
+            assert_eq!(self.delivery(id).await["state"], "delivered");
+        }
+    }
+
+    /// Sends `message` to the phone with FCM scripted to answer `reply`, and runs one round:
+    /// the delivery after it.
+    async fn dispatch_one(&self, reply: Reply, message: &str) -> Value {
+        self.fake.script("fcm-1", vec![reply]);
+        let id = self
+            .send(json!({"message": message, "device": "pixel"}))
+            .await;
+        self.dispatcher.run_once().await.unwrap();
+        self.delivery(&id).await
+    }
+}
+
+/// FCM's error answer: HTTP `status`, its `errorCode`, and a Retry-After when given.
+fn fcm_error(status: u16, code: &'static str, retry_after: Option<&'static str>) -> Reply {
+    Reply::Error {
+        status,
+        code: Some(code),
+        retry_after,
+    }
 }
 
 fn next_attempt_in(delivery: &Value) -> Duration {
@@ -61,6 +88,16 @@ fn next_attempt_in(delivery: &Value) -> Duration {
     (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
         .to_std()
         .unwrap_or_default()
+}
+
+/// The delivery's next attempt is due within `range` from now.
+fn assert_next_attempt_within(
+    delivery: &Value,
+    range: std::ops::RangeInclusive<Duration>,
+    why: &str,
+) {
+    let wait = next_attempt_in(delivery);
+    assert!(range.contains(&wait), "{why}: {wait:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,25 +176,15 @@ async fn a_round_keeps_claiming_while_claims_come_back_full() {
     sent.sort();
     ids.sort();
     assert_eq!(sent, ids, "each send delivered once");
-    for id in &ids {
-        assert_eq!(s.delivery(id).await["state"], "delivered");
-    }
+    s.assert_delivered(&ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unregistered_unpairs_the_device() {
     let s = setup().await;
-    s.fake.script(
-        "fcm-1",
-        vec![Reply::Error {
-            status: 404,
-            code: Some("UNREGISTERED"),
-            retry_after: None,
-        }],
-    );
-    let id = s.send(json!({"message": "m", "device": "pixel"})).await;
-    s.dispatcher.run_once().await.unwrap();
-    let d = s.delivery(&id).await;
+    let d = s
+        .dispatch_one(fcm_error(404, "UNREGISTERED", None), "m")
+        .await;
     assert_eq!(
         (d["state"].as_str(), d["last_error"].as_str()),
         (Some("failed"), Some("UNREGISTERED"))
@@ -171,13 +198,8 @@ async fn unregistered_unpairs_the_device() {
         .find(|d| d["id"] == s.phone.as_str())
         .unwrap();
     assert_eq!(phone["reachable"], false);
-    let reply: Value = s
-        .relay
-        .send_json(&s.token, json!({"message": "again", "device": "pixel"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let again = json!({"message": "again", "device": "pixel"});
+    let (_, reply) = s.relay.api().send_reply(&s.token, again).await;
     assert!(
         reply["delivered_to"]
             .as_array()
@@ -192,17 +214,9 @@ async fn unregistered_unpairs_the_device() {
 async fn retries_honour_quota_floor_retry_after_and_backoff() {
     let s = setup().await;
     // QUOTA_EXCEEDED with a short Retry-After still waits at least 60 s.
-    s.fake.script(
-        "fcm-1",
-        vec![Reply::Error {
-            status: 429,
-            code: Some("QUOTA_EXCEEDED"),
-            retry_after: Some("5"),
-        }],
-    );
-    let id = s.send(json!({"message": "quota", "device": "pixel"})).await;
-    s.dispatcher.run_once().await.unwrap();
-    let d = s.delivery(&id).await;
+    let d = s
+        .dispatch_one(fcm_error(429, "QUOTA_EXCEEDED", Some("5")), "quota")
+        .await;
     assert_eq!(
         (
             d["state"].as_str(),
@@ -211,52 +225,27 @@ async fn retries_honour_quota_floor_retry_after_and_backoff() {
         ),
         (Some("queued"), Some("QUOTA_EXCEEDED"), Some(1))
     );
-    let wait = next_attempt_in(&d);
-    assert!(
-        wait >= Duration::from_secs(58) && wait <= Duration::from_secs(61),
-        "{wait:?}"
-    );
+    let floor = Duration::from_secs(58)..=Duration::from_secs(61);
+    assert_next_attempt_within(&d, floor, "the 60 s quota floor");
     assert_eq!(s.dispatcher.run_once().await.unwrap(), 0, "not due yet");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unavailable_honours_retry_after_and_internal_backs_off() {
     let s = setup().await;
-    s.fake.script(
-        "fcm-1",
-        vec![Reply::Error {
-            status: 503,
-            code: Some("UNAVAILABLE"),
-            retry_after: Some("20"),
-        }],
-    );
-    let id = s.send(json!({"message": "busy", "device": "pixel"})).await;
-    s.dispatcher.run_once().await.unwrap();
-    let d = s.delivery(&id).await;
+    let d = s
+        .dispatch_one(fcm_error(503, "UNAVAILABLE", Some("20")), "busy")
+        .await;
     assert_eq!(d["last_error"], "UNAVAILABLE");
-    let wait = next_attempt_in(&d);
-    assert!(
-        wait >= Duration::from_secs(18) && wait <= Duration::from_secs(21),
-        "Retry-After 20 s: {wait:?}"
-    );
+    let retry_after = Duration::from_secs(18)..=Duration::from_secs(21);
+    assert_next_attempt_within(&d, retry_after, "Retry-After 20 s");
 
-    s.fake.script(
-        "fcm-1",
-        vec![Reply::Error {
-            status: 500,
-            code: Some("INTERNAL"),
-            retry_after: None,
-        }],
-    );
-    let id = s.send(json!({"message": "oops", "device": "pixel"})).await;
-    s.dispatcher.run_once().await.unwrap();
-    let d = s.delivery(&id).await;
+    let d = s
+        .dispatch_one(fcm_error(500, "INTERNAL", None), "oops")
+        .await;
     assert_eq!(d["last_error"], "INTERNAL");
-    let wait = next_attempt_in(&d);
-    assert!(
-        wait >= Duration::from_millis(2000) && wait <= Duration::from_secs(5),
-        "first back-off is 2.5–5 s: {wait:?}"
-    );
+    let back_off = Duration::from_millis(2000)..=Duration::from_secs(5);
+    assert_next_attempt_within(&d, back_off, "first back-off is 2.5–5 s");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -265,13 +254,8 @@ async fn a_bare_401_refreshes_the_token_once() {
     let warm = s.send(json!({"message": "warm", "device": "pixel"})).await;
     s.dispatcher.run_once().await.unwrap();
     assert_eq!(s.delivery(&warm).await["state"], "delivered");
-    s.fake.script("fcm-1", vec![Reply::ExpireToken]);
-    let id = s
-        .send(json!({"message": "after expiry", "device": "pixel"}))
-        .await;
-    s.dispatcher.run_once().await.unwrap();
+    let d = s.dispatch_one(Reply::ExpireToken, "after expiry").await;
     assert_eq!(s.fake.token_requests(), 2, "one refresh after the bare 401");
-    let d = s.delivery(&id).await;
     assert_eq!(
         (d["state"].as_str(), d["attempts"].as_i64()),
         (Some("delivered"), Some(1))
@@ -281,21 +265,13 @@ async fn a_bare_401_refreshes_the_token_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn payload_errors_dead_letter_and_dropped_connections_retry() {
     let s = setup().await;
-    s.fake.script("fcm-1", vec![Reply::BadPayload]);
-    let id = s.send(json!({"message": "bad", "device": "pixel"})).await;
-    s.dispatcher.run_once().await.unwrap();
-    let d = s.delivery(&id).await;
+    let d = s.dispatch_one(Reply::BadPayload, "bad").await;
     assert_eq!(
         (d["state"].as_str(), d["last_error"].as_str()),
         (Some("failed"), Some("INVALID_ARGUMENT"))
     );
 
-    s.fake.script("fcm-1", vec![Reply::Drop]);
-    let id = s
-        .send(json!({"message": "dropped", "device": "pixel"}))
-        .await;
-    s.dispatcher.run_once().await.unwrap();
-    let d = s.delivery(&id).await;
+    let d = s.dispatch_one(Reply::Drop, "dropped").await;
     assert_eq!(
         (d["state"].as_str(), d["last_error"].as_str()),
         (Some("queued"), Some("CONNECTION"))
@@ -336,9 +312,7 @@ async fn slow_answers_are_delivered_concurrently() {
         "slow sends ran one at a time ({} at most)",
         s.fake.max_in_flight()
     );
-    for id in &ids {
-        assert_eq!(s.delivery(id).await["state"], "delivered");
-    }
+    s.assert_delivered(&ids).await;
 }
 
 /// SPEC §1.15 through the real FCM client: the key is the Android collapse key (the fake

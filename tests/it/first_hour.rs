@@ -3,7 +3,7 @@
 //! 0600 file fallback): a token stays with its relay, `login` stores nothing it could not
 //! check, and every user mistake exits 2.
 
-use crate::harness::{BIN, Relay, admin, no_limits};
+use crate::harness::{BIN, Relay, admin, no_limits, reflecto};
 use assert_cmd::Command;
 use predicates::prelude::*;
 use std::io::{Read, Write};
@@ -46,26 +46,23 @@ impl Home {
     }
 
     fn reflecto(&self) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = reflecto(&self.config());
         cmd.env("HOME", self.dir.path())
             .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
-            .env("XDG_DATA_HOME", self.dir.path().join("xdg-data"))
-            .env("REFLECTO_CONFIG_DIR", self.config())
-            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
-            .env_remove("REFLECTO_TOKEN")
-            .env_remove("REFLECTO_SERVER")
-            .env_remove("REFLECTO_PROFILE")
-            .env_remove("REFLECTO_RETRY_MAX_WAIT")
-            .env_remove("REFLECTO_DATA_DIR");
+            .env("XDG_DATA_HOME", self.dir.path().join("xdg-data"));
+        cmd
+    }
+
+    /// `login` of `token` for `server`, verified with the relay there.
+    fn logging_in(&self, server: &str, token: &str) -> Command {
+        let mut cmd = self.reflecto();
+        cmd.args(["login", "--insecure-storage", "--server", server])
+            .write_stdin(format!("{token}\n"));
         cmd
     }
 
     fn login(&self, server: &str, token: &str) {
-        self.reflecto()
-            .args(["login", "--insecure-storage", "--server", server])
-            .write_stdin(format!("{token}\n"))
-            .assert()
-            .success();
+        self.logging_in(server, token).assert().success();
     }
 
     /// Nothing of a login was written: no token, no profile.
@@ -206,21 +203,16 @@ fn login_to_an_unreachable_relay_stores_nothing() {
     let home = Home::new();
     let closed = closed_port_url();
     let token = "rfk_live_AbCdEfGhIjKlMnOpQrStUvWxYz012345";
-    home.reflecto()
-        .args(["login", "--insecure-storage", "--server", &closed])
-        .write_stdin(format!("{token}\n"))
-        .assert()
-        .code(6)
-        .stderr(
-            predicate::str::starts_with("error[relay_unreachable]")
-                .and(predicate::str::contains(format!(
-                    "connection refused by {}",
-                    &closed[7..]
-                )))
-                .and(predicate::str::contains("nothing was stored"))
-                .and(predicate::str::contains("--no-verify"))
-                .and(predicate::str::contains(token).not()),
-        );
+    home.logging_in(&closed, token).assert().code(6).stderr(
+        predicate::str::starts_with("error[relay_unreachable]")
+            .and(predicate::str::contains(format!(
+                "connection refused by {}",
+                &closed[7..]
+            )))
+            .and(predicate::str::contains("nothing was stored"))
+            .and(predicate::str::contains("--no-verify"))
+            .and(predicate::str::contains(token).not()),
+    );
     home.assert_nothing_stored();
     // Offline set-up on purpose stores it unchecked.
     home.login_unchecked(&closed, token);
@@ -276,18 +268,13 @@ async fn a_wrong_server_path_exits_2() {
                 )))
                 .and(predicate::str::contains("--server")),
         );
-    home.reflecto()
-        .args(["login", "--insecure-storage", "--server", &wrong])
-        .write_stdin(format!("{token}\n"))
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::starts_with("error[usage_error]")
-                .and(predicate::str::contains(format!(
-                    "{wrong}/v1/token answered 404"
-                )))
-                .and(predicate::str::contains("nothing was stored")),
-        );
+    home.logging_in(&wrong, &token).assert().code(2).stderr(
+        predicate::str::starts_with("error[usage_error]")
+            .and(predicate::str::contains(format!(
+                "{wrong}/v1/token answered 404"
+            )))
+            .and(predicate::str::contains("nothing was stored")),
+    );
     home.assert_nothing_stored();
     assert_eq!(relay.count("SELECT COUNT(*) FROM messages"), 0);
 }
@@ -318,16 +305,30 @@ fn store_dir() -> tempfile::TempDir {
     dir
 }
 
-fn backup(data_dir: &Path, args: &[&std::ffi::OsStr]) -> Command {
+/// `reflecto admin --data-dir DATA_DIR COMMAND`, with no store or config named from outside.
+fn store_admin(data_dir: &Path, command: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.arg("admin")
         .arg("--data-dir")
         .arg(data_dir)
-        .arg("backup")
-        .args(args)
+        .arg(command)
         .env_remove("REFLECTO_DATABASE_URL")
         .env_remove("REFLECTO_CONFIG");
     cmd
+}
+
+fn backup(data_dir: &Path, args: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = store_admin(data_dir, "backup");
+    cmd.args(args);
+    cmd
+}
+
+/// `admin backup` of the store in `data_dir` to `target`, which must exit 2 with `code`.
+fn backup_refused(data_dir: &Path, target: &Path, code: &str) -> assert_cmd::assert::Assert {
+    backup(data_dir, &[target.as_os_str()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with(format!("error[{code}]")))
 }
 
 #[test]
@@ -336,20 +337,13 @@ fn admin_backup_into_a_missing_directory_exits_2() {
     let out = tempfile::tempdir().unwrap();
     let missing = out.path().join("no-such-dir");
     let file = missing.join("reflecto.db");
-    backup(data.path(), &[file.as_os_str()])
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::starts_with("error[io_error]")
-                .and(predicate::str::contains(missing.display().to_string()))
-                .and(predicate::str::contains("cli_internal_error").not()),
-        );
+    backup_refused(data.path(), &file, "io_error").stderr(
+        predicate::str::contains(missing.display().to_string())
+            .and(predicate::str::contains("cli_internal_error").not()),
+    );
     assert!(!missing.exists(), "the directory was created");
     // A directory where the file should be is the same kind of mistake.
-    backup(data.path(), &[out.path().as_os_str()])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::starts_with("error[io_error]"));
+    backup_refused(data.path(), out.path(), "io_error");
 }
 
 #[test]
@@ -358,14 +352,10 @@ fn admin_backup_refuses_to_overwrite_without_force() {
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("reflecto.db");
     std::fs::write(&file, "yesterday's backup").unwrap();
-    backup(data.path(), &[file.as_os_str()])
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::starts_with("error[conflict]")
-                .and(predicate::str::contains(file.display().to_string()))
-                .and(predicate::str::contains("--force")),
-        );
+    backup_refused(data.path(), &file, "conflict").stderr(
+        predicate::str::contains(file.display().to_string())
+            .and(predicate::str::contains("--force")),
+    );
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
         "yesterday's backup"
@@ -571,14 +561,9 @@ fn the_readme_leads_to_a_device_someone_listens_to_and_keeps_tokens_private() {
 fn admin_backup_where_it_cannot_be_written_exits_2() {
     let data = store_dir();
     let target = std::path::Path::new("/proc/reflecto-backup.db");
-    backup(data.path(), &[target.as_os_str()])
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::starts_with("error[io_error]").and(predicate::str::contains(
-                "cannot write the backup: creating /proc/reflecto-backup.db",
-            )),
-        );
+    backup_refused(data.path(), target, "io_error").stderr(predicate::str::contains(
+        "cannot write the backup: creating /proc/reflecto-backup.db",
+    ));
     assert!(!target.exists());
 }
 
@@ -593,17 +578,11 @@ fn admin_copy_takes_its_target_from_the_environment() {
         .local_addr()
         .unwrap()
         .port();
-    let output = std::process::Command::new(BIN)
-        .arg("admin")
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("copy")
+    let output = store_admin(data.path(), "copy")
         .env(
             "REFLECTO_COPY_TO",
             format!("postgres://reflecto:s3cr3t-pw@127.0.0.1:{port}/reflecto"),
         )
-        .env_remove("REFLECTO_DATABASE_URL")
-        .env_remove("REFLECTO_CONFIG")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

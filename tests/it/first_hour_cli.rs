@@ -4,14 +4,16 @@
 //! stops at an unreachable relay and says where to resume, `--batch -` streams, long stdin keeps
 //! its tail, and the generated man pages describe every flag and only their own variables.
 
-use crate::cli_errors::reflecto;
-use crate::harness::{BIN, Relay, eventually_blocking, no_limits, required};
+use crate::batch::lines;
+use crate::hardening::count;
+use crate::harness::{
+    BIN, Sender, UNKNOWN_TOKEN as UNKNOWN, assert_exit, eventually_blocking, isolated, no_limits,
+    reflecto_at, required, spawn,
+};
 use predicates::prelude::*;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const UNKNOWN: &str = "rfk_live_00000000000000000000000000000000";
 
 /// A local address where nothing listens: every connection is refused.
 fn refused_url() -> String {
@@ -21,10 +23,11 @@ fn refused_url() -> String {
     format!("http://{addr}")
 }
 
-fn lines(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("{{\"message\":\"line {i}\"}}\n"))
-        .collect()
+/// A local address that accepts connections and never answers, while the listener lives.
+fn silent_url() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
 }
 
 /// The first line `reflecto send 'typo port' --server URL` writes on a terminal (a
@@ -45,16 +48,11 @@ fn first_line_of_on_a_terminal(args: &str, url: &str) -> Option<(String, Duratio
     }
     let cfg = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let mut child = Command::new("script")
+    let mut child = isolated(&mut Command::new("script"), cfg.path())
         .args(["-qec"])
         .arg(format!("'{BIN}' {args} --server {url}"))
         .arg("/dev/null")
-        .env("REFLECTO_CONFIG_DIR", cfg.path())
         .env("REFLECTO_TOKEN", UNKNOWN)
-        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
-        .env_remove("REFLECTO_SERVER")
-        .env_remove("REFLECTO_PROFILE")
-        .env_remove("REFLECTO_RETRY_MAX_WAIT")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -76,6 +74,12 @@ fn first_line_of_on_a_terminal(args: &str, url: &str) -> Option<(String, Duratio
     Some((line.trim_end_matches('\r').to_owned(), after))
 }
 
+/// The first feedback line came within 2 s.
+fn assert_said_at_once(after: Duration) {
+    eprintln!("first feedback line after {} ms", after.as_millis());
+    assert!(after < Duration::from_secs(2), "{after:?}");
+}
+
 /// Trip 3: `reflecto send "typo port" --server http://127.0.0.1:8081` printed nothing for 40–53
 /// s. On a terminal the first refused attempt is said within 2 s, with how long it retries.
 #[test]
@@ -89,16 +93,14 @@ fn a_refused_connection_says_so_at_once_on_a_terminal() {
         line,
         format!("connection refused by {host}; retrying for up to 60 s — Ctrl-C to stop"),
     );
-    eprintln!("first feedback line after {} ms", after.as_millis());
-    assert!(after < Duration::from_secs(2), "{after:?}");
+    assert_said_at_once(after);
 }
 
 /// Trip 3, the other silence: a relay that accepts the connection and never answers kept the
 /// first attempt quiet until its 30 s timeout. It is said within 2 s too.
 #[test]
 fn a_relay_that_does_not_answer_is_said_within_2_s_on_a_terminal() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, url) = silent_url();
     let Some((line, after)) = first_line_on_a_terminal(&url) else {
         return;
     };
@@ -107,16 +109,14 @@ fn a_relay_that_does_not_answer_is_said_within_2_s_on_a_terminal() {
         line,
         format!("no answer from {url} yet; trying for up to 60 s — Ctrl-C to stop")
     );
-    eprintln!("first feedback line after {} ms", after.as_millis());
-    assert!(after < Duration::from_secs(2), "{after:?}");
+    assert_said_at_once(after);
 }
 
 /// SPEC §2.5: *any* request — `status` and `pair` too, which make one attempt — says a relay
 /// that does not answer within 2 s, instead of waiting out the 30 s timeout in silence.
 #[test]
 fn status_and_pair_say_a_silent_relay_at_once_on_a_terminal() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, url) = silent_url();
     for args in [
         format!("status msg_{}", "0".repeat(32)),
         "pair 123456".to_owned(),
@@ -141,14 +141,12 @@ fn a_batch_against_a_stopped_relay_stops_and_says_where_to_resume() {
     let url = refused_url();
     let cfg = tempfile::tempdir().unwrap();
     let batch = |skip: &str| {
-        let mut args = vec!["send", "--batch", "-", "--retry-max-wait", "1"];
-        args.extend(["--server", &url]);
+        let mut args = vec!["--batch", "-", "--retry-max-wait", "1"];
         if !skip.is_empty() {
             args.extend(["--skip", skip]);
         }
-        reflecto(cfg.path())
+        reflecto_at(cfg.path(), "send", &url, UNKNOWN)
             .args(args)
-            .env("REFLECTO_TOKEN", UNKNOWN)
             .write_stdin(lines(3))
             .assert()
             .code(6)
@@ -173,19 +171,10 @@ fn a_batch_against_a_stopped_relay_stops_and_says_where_to_resume() {
 /// reflecto send --batch -` sent nothing. A line is delivered while stdin is still open.
 #[tokio::test(flavor = "multi_thread")]
 async fn batch_from_stdin_sends_each_line_as_it_arrives() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["send", "--batch", "-", "--server", &relay.url])
-        .env("REFLECTO_CONFIG_DIR", cfg.path())
-        .env("REFLECTO_TOKEN", &token)
-        .env_remove("REFLECTO_RETRY_MAX_WAIT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let s = Sender::start(no_limits()).await;
+    let (relay, cfg) = (&s.relay, s.cfg.path());
+    let args = ["send", "--batch", "-", "--server", &relay.url];
+    let mut child = spawn(cfg, &s.token, &args, Stdio::piped());
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"{\"message\":\"first\"}\n").unwrap();
     stdin.flush().unwrap();
@@ -195,7 +184,7 @@ async fn batch_from_stdin_sends_each_line_as_it_arrives() {
             eventually_blocking(
                 "line 1 delivered while stdin is open",
                 Duration::from_secs(10),
-                || count_messages(&dir) == 1,
+                || count(&dir, "SELECT COUNT(*) FROM messages") == 1,
             )
         }
     });
@@ -213,31 +202,21 @@ async fn batch_from_stdin_sends_each_line_as_it_arrives() {
     assert!(sent[0].contains("\"first\"") && sent[1].contains("\"second\""));
 }
 
-fn count_messages(dir: &std::path::Path) -> i64 {
-    let conn = rusqlite::Connection::open(dir.join("reflecto.db")).unwrap();
-    conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
-        .unwrap()
-}
-
 /// Trip 5: `seq 1 600 | reflecto send` was refused whole. Its last 1500 bytes are sent, from
 /// a line start, with the warning SPEC gives.
 #[tokio::test(flavor = "multi_thread")]
 async fn long_stdin_keeps_its_tail() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
+    let s = Sender::start(no_limits()).await;
     let seq: String = (1..=600).map(|i| format!("{i}\n")).collect();
     assert_eq!(seq.len(), 2292);
-    reflecto(cfg.path())
-        .args(["send", "--server", &relay.url])
-        .env("REFLECTO_TOKEN", &token)
+    s.command("send")
         .write_stdin(seq.clone())
         .assert()
         .success()
         .stderr(predicate::str::contains(
             "warning: message from stdin truncated to its last 1500 bytes (was 2291)",
         ));
-    let envelope: serde_json::Value = serde_json::from_str(&relay.envelopes()[0]).unwrap();
+    let envelope: serde_json::Value = serde_json::from_str(&s.relay.envelopes()[0]).unwrap();
     let message = envelope["payload"]["message"].as_str().unwrap();
     assert!(message.len() <= 1500, "{}", message.len());
     assert!(message.ends_with("\n599\n600"), "{message}");
@@ -252,15 +231,11 @@ async fn long_stdin_keeps_its_tail() {
 #[test]
 fn empty_stdin_is_a_usage_error() {
     let cfg = tempfile::tempdir().unwrap();
-    reflecto(cfg.path())
-        .args(["send", "--server", &refused_url()])
-        .env("REFLECTO_TOKEN", UNKNOWN)
-        .write_stdin("")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "error[usage_error]: nothing to send: stdin was empty",
-        ));
+    assert_exit(
+        reflecto_at(cfg.path(), "send", &refused_url(), UNKNOWN).write_stdin(""),
+        2,
+        "error[usage_error]: nothing to send: stdin was empty",
+    );
 }
 
 /// Trip 5: `message_too_long` did not say how long the message was; an argument is never cut.
@@ -268,14 +243,11 @@ fn empty_stdin_is_a_usage_error() {
 fn an_argument_message_too_long_names_its_size() {
     let cfg = tempfile::tempdir().unwrap();
     let long = "x".repeat(1732);
-    reflecto(cfg.path())
-        .args(["send", &long, "--server", &refused_url()])
-        .env("REFLECTO_TOKEN", UNKNOWN)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "error[message_too_long]: message must be ≤ 1500 bytes (it is 1732 bytes)",
-        ));
+    assert_exit(
+        reflecto_at(cfg.path(), "send", &refused_url(), UNKNOWN).arg(&long),
+        2,
+        "error[message_too_long]: message must be ≤ 1500 bytes (it is 1732 bytes)",
+    );
 }
 
 /// The `.TP` items of one `.SH` section of a page: (term line, description lines).

@@ -5,13 +5,13 @@
 
 use crate::harness::{
     Api, BIN, Serving, SseEvents, add_extension, config, create_alice, eventually,
-    eventually_blocking, no_limits, serve_via,
+    eventually_blocking, no_limits, serve_via, signal,
 };
 use reflecto::relay::RunningRelay;
 use reflecto::relay::config::Connections;
 use serde_json::json;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -42,6 +42,18 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
+/// The relay closes `stream`, having answered nothing or one of `statuses` (e.g. "408").
+async fn assert_closed_answering(stream: &mut TcpStream, statuses: &[&str]) {
+    let answer = read_until_closed(stream).await;
+    assert!(
+        answer.is_empty()
+            || statuses
+                .iter()
+                .any(|status| answer.starts_with(&format!("HTTP/1.1 {status}"))),
+        "{answer:?}"
+    );
+}
+
 /// Reads one response head plus its Content-Length body from a keep-alive connection.
 async fn read_response(stream: &mut TcpStream) -> String {
     let mut got = Vec::new();
@@ -50,14 +62,7 @@ async fn read_response(stream: &mut TcpStream) -> String {
         loop {
             let text = String::from_utf8_lossy(&got).into_owned();
             if let Some(end) = text.find("\r\n\r\n") {
-                let length = text[..end]
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                    })
-                    .unwrap_or(0);
+                let length = content_length(&text[..end]);
                 if got.len() >= end + 4 + length {
                     return text;
                 }
@@ -71,54 +76,64 @@ async fn read_response(stream: &mut TcpStream) -> String {
     .expect("no response")
 }
 
+/// The value of header `name` (lower case) in the raw HTTP `text`, lower-cased.
+pub fn raw_header(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix(&format!("{name}:"))
+            .map(|v| v.trim().to_owned())
+    })
+}
+
+/// The Content-Length the raw HTTP `text` declares (0 without one).
+pub fn content_length(text: &str) -> usize {
+    raw_header(text, "content-length").map_or(0, |v| v.parse().unwrap())
+}
+
 const LIVE: &[u8] = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// Asks for `/health/live` on `stream`, which must be answered 200.
+async fn assert_live(stream: &mut TcpStream) {
+    stream.write_all(LIVE).await.unwrap();
+    assert!(read_response(stream).await.starts_with("HTTP/1.1 200"));
+}
+
+/// A new connection to `relay` is served.
+async fn assert_served(relay: &RunningRelay) {
+    assert_live(&mut TcpStream::connect(relay.addr).await.unwrap()).await;
+}
+
+/// Connections with these header and idle timeouts; a test about one gives the other 600 s,
+/// longer than the guard, so only the one it is about can close a connection.
+fn timeouts(header_timeout_secs: u64, idle_timeout_secs: u64) -> Connections {
+    Connections {
+        header_timeout_secs,
+        idle_timeout_secs,
+        ..Connections::default()
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_header_connection_is_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = start(
-        dir.path(),
-        Connections {
-            header_timeout_secs: 1,
-            // Longer than the guard: only the header timeout can close this connection.
-            idle_timeout_secs: 600,
-            ..Connections::default()
-        },
-    )
-    .await;
+    let relay = start(dir.path(), timeouts(1, 600)).await;
     let mut stream = TcpStream::connect(relay.addr).await.unwrap();
     stream
         .write_all(b"POST /v1/send HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    let answer = read_until_closed(&mut stream).await;
-    assert!(
-        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
-        "{answer:?}"
-    );
+    assert_closed_answering(&mut stream, &["408"]).await;
     // The relay itself is fine.
-    let mut other = TcpStream::connect(relay.addr).await.unwrap();
-    other.write_all(LIVE).await.unwrap();
-    assert!(read_response(&mut other).await.starts_with("HTTP/1.1 200"));
+    assert_served(&relay).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_keep_alive_connection_is_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = start(
-        dir.path(),
-        Connections {
-            idle_timeout_secs: 1,
-            // Longer than the guard: only the idle timeout can close these connections.
-            header_timeout_secs: 600,
-            ..Connections::default()
-        },
-    )
-    .await;
+    let relay = start(dir.path(), timeouts(600, 1)).await;
     // After a request on a keep-alive connection…
     let mut used = TcpStream::connect(relay.addr).await.unwrap();
-    used.write_all(LIVE).await.unwrap();
-    assert!(read_response(&mut used).await.starts_with("HTTP/1.1 200"));
+    assert_live(&mut used).await;
     assert_eq!(read_until_closed(&mut used).await, "");
     // …and on a connection that never sent a byte.
     let mut silent = TcpStream::connect(relay.addr).await.unwrap();
@@ -135,14 +150,8 @@ async fn oversized_header_is_refused_without_buffering_it() {
     let mut request = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
     request.extend(std::iter::repeat_n(b'a', 64 * 1024));
     let _ = stream.write_all(&request).await;
-    let answer = read_until_closed(&mut stream).await;
-    assert!(
-        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
-        "{answer:?}"
-    );
-    let mut other = TcpStream::connect(relay.addr).await.unwrap();
-    other.write_all(LIVE).await.unwrap();
-    assert!(read_response(&mut other).await.starts_with("HTTP/1.1 200"));
+    assert_closed_answering(&mut stream, &["431"]).await;
+    assert_served(&relay).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -166,9 +175,7 @@ async fn stalled_body_is_cut_off() {
         dir.path(),
         Connections {
             body_timeout_secs: 1,
-            idle_timeout_secs: 600,
-            header_timeout_secs: 600,
-            ..Connections::default()
+            ..timeouts(600, 600)
         },
     )
     .await;
@@ -177,13 +184,7 @@ async fn stalled_body_is_cut_off() {
         "POST /v1/send HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"message\":"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let answer = read_until_closed(&mut stream).await;
-    assert!(
-        answer.is_empty()
-            || answer.starts_with("HTTP/1.1 408")
-            || answer.starts_with("HTTP/1.1 400"),
-        "{answer:?}"
-    );
+    assert_closed_answering(&mut stream, &["408", "400"]).await;
     assert_eq!(
         count(dir.path(), "SELECT COUNT(*) FROM messages"),
         0,
@@ -191,7 +192,8 @@ async fn stalled_body_is_cut_off() {
     );
 }
 
-fn count(data: &Path, sql: &str) -> i64 {
+/// Rows in a table of the store in `data`, read through a separate connection.
+pub fn count(data: &Path, sql: &str) -> i64 {
     rusqlite::Connection::open(data.join("reflecto.db"))
         .unwrap()
         .query_row(sql, [], |r| r.get(0))
@@ -212,8 +214,7 @@ async fn at_max_connections_existing_ones_are_served_and_new_ones_wait() {
     let mut a = TcpStream::connect(relay.addr).await.unwrap();
     let mut b = TcpStream::connect(relay.addr).await.unwrap();
     for held in [&mut a, &mut b] {
-        held.write_all(LIVE).await.unwrap();
-        assert!(read_response(held).await.starts_with("HTTP/1.1 200"));
+        assert_live(held).await;
     }
     // The third connection completes its TCP handshake in the kernel's backlog, but the relay
     // does not take it while two are open.
@@ -229,8 +230,7 @@ async fn at_max_connections_existing_ones_are_served_and_new_ones_wait() {
         "a third connection was served beyond --max-connections 2"
     );
     // The held connections are still served.
-    a.write_all(LIVE).await.unwrap();
-    assert!(read_response(&mut a).await.starts_with("HTTP/1.1 200"));
+    assert_live(&mut a).await;
     // When one closes, the waiting one is served.
     drop(b);
     assert!(read_response(&mut c).await.starts_with("HTTP/1.1 200"));
@@ -262,15 +262,7 @@ async fn desktop_stream_outlives_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let (token, _, _) = create_alice(dir.path());
     let credential = add_desk(dir.path());
-    let relay = start(
-        dir.path(),
-        Connections {
-            idle_timeout_secs: 1,
-            header_timeout_secs: 1,
-            ..Connections::default()
-        },
-    )
-    .await;
+    let relay = start(dir.path(), timeouts(1, 1)).await;
     let url = format!("http://{}", relay.addr);
     let api = Api::new(&url);
     let stream = api.sync(&credential, None).await;
@@ -322,15 +314,6 @@ fn wait_exit(serving: &mut Serving) -> std::process::ExitStatus {
 }
 
 #[cfg(unix)]
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_with_open_streams_exits_and_unacked_events_replay() {
     let dir = tempfile::tempdir().unwrap();
@@ -361,13 +344,12 @@ async fn sigterm_with_open_streams_exits_and_unacked_events_replay() {
         .await
         .unwrap();
 
-    sigterm(&relay.child);
+    signal(&relay.child, "TERM");
     for stream in &mut streams {
         let (more, ended) = event_ids(stream, 1).await;
         assert!(ended && more.is_empty(), "the stream did not end: {more:?}");
     }
-    let cut = read_until_closed(&mut half_open).await;
-    assert!(cut.is_empty() || cut.starts_with("HTTP/1.1 408"), "{cut:?}");
+    assert_closed_answering(&mut half_open, &["408"]).await;
     let status = wait_exit(&mut relay);
     assert!(status.success(), "exit status {status:?}");
     drop(relay);

@@ -3,6 +3,7 @@
 //! received yet, so a desktop that reconnects reads only the newest, on both backends.
 
 use crate::harness::{Relay, code_of, no_limits, pg_database};
+use crate::sync::{alice_with_desk, send_each};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -33,16 +34,10 @@ async fn a_key_outside_the_rule_is_invalid_key_and_not_a_string_invalid_body() {
 /// Three states of one build while the desktop is away: on reconnecting it reads only the last,
 /// with its key in the envelope; the status shows the others superseded.
 async fn a_desktop_that_reconnects_reads_only_the_newest_of_a_key(relay: Relay) {
-    let (token, _, _) = relay.alice();
-    let (desk, credential) = relay.extension("desk");
+    let (token, desk, credential) = alice_with_desk(&relay);
     let api = relay.api();
-    let mut ids = Vec::new();
-    for text in ["running", "tests", "passed"] {
-        ids.push(
-            api.send(&token, json!({"message": text, "key": "ci:42"}))
-                .await,
-        );
-    }
+    let texts = ["running", "tests", "passed"];
+    let ids = send_each(&api, &token, &texts, json!({"key": "ci:42"})).await;
     let other = api.send(&token, json!({"message": "other"})).await;
     let events = api
         .sync_events(&credential, None, 3, Duration::from_secs(3))

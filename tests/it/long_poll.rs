@@ -4,6 +4,7 @@
 //! PostgreSQL database) or N seconds pass (304), and a relay that stops lets it go at once.
 
 use crate::harness::{Relay, no_limits, pg_database};
+use crate::sync::alice_with_desk;
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -66,12 +67,42 @@ pub async fn get_status(
     (status, etag, body)
 }
 
+/// The ETag the status of `id` has now.
+async fn etag_now(url: &str, token: &str, id: &str) -> String {
+    let (_, etag, _) = get_status(url, token, id, &[]).await;
+    etag.expect("every 200 has an ETag")
+}
+
+/// Reads the one event on the stream of `credential` and acks it: when the ack was sent.
+async fn ack_the_one_event(relay: &Relay, credential: &str) -> Instant {
+    let api = relay.api();
+    let (seq, _) = api.one_event(credential).await;
+    let acked_at = Instant::now();
+    assert_eq!(api.ack(credential, &[seq]).await["acked"], 1);
+    acked_at
+}
+
+/// The `held` wait is answered 200 (within the hang guard) with the delivered status and a
+/// new ETag.
+async fn assert_answered_delivered(
+    held: tokio::task::JoinHandle<(u16, Option<String>, Value)>,
+    etag: &str,
+) {
+    let (status, tag, body) = tokio::time::timeout(PATIENCE, held).await.unwrap().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deliveries"][0]["state"], "delivered");
+    assert_ne!(tag.unwrap(), etag);
+}
+
 /// A relay with alice, a desktop device "desk" nothing listens on, and one message to it:
 /// (relay, token, message id, desk's stream credential).
 async fn one_waiting_message() -> (Relay, String, String, String) {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let (_, credential) = relay.extension("desk");
+    one_waiting_message_on(Relay::start(no_limits()).await).await
+}
+
+/// [`one_waiting_message`] on `relay`.
+async fn one_waiting_message_on(relay: Relay) -> (Relay, String, String, String) {
+    let (token, _, credential) = alice_with_desk(&relay);
     let id = relay
         .api()
         .send(&token, json!({"message": "hi", "device": "desk"}))
@@ -113,8 +144,7 @@ async fn a_current_etag_is_answered_304_without_a_body() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ack_ends_a_held_wait_at_once() {
     let (relay, token, id, credential) = one_waiting_message().await;
-    let (_, etag, _) = get_status(&relay.url, &token, &id, &[]).await;
-    let etag = etag.unwrap();
+    let etag = etag_now(&relay.url, &token, &id).await;
     let started = Instant::now();
     let held = hold(&relay.url, &token, &id, &etag, 30);
     // Held, not answered: nothing has changed yet.
@@ -124,15 +154,9 @@ async fn an_ack_ends_a_held_wait_at_once() {
         "the request is held while the status is unchanged"
     );
 
-    let api = relay.api();
-    let (seq, _) = api.one_event(&credential).await;
-    let acked_at = Instant::now();
-    assert_eq!(api.ack(&credential, &[seq]).await["acked"], 1);
-    let (status, new_tag, body) = tokio::time::timeout(PATIENCE, held).await.unwrap().unwrap();
+    let acked_at = ack_the_one_event(&relay, &credential).await;
+    assert_answered_delivered(held, &etag).await;
     let answered_after_ack = acked_at.elapsed();
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["deliveries"][0]["state"], "delivered");
-    assert_ne!(new_tag.unwrap(), etag);
     // Woken by the ack, not by the 30 s passing (nor the 5 s recheck).
     assert!(
         answered_after_ack < Duration::from_secs(4) && started.elapsed() < Duration::from_secs(25),
@@ -143,8 +167,7 @@ async fn an_ack_ends_a_held_wait_at_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wait_without_a_change_ends_304_after_its_seconds() {
     let (relay, token, id, _) = one_waiting_message().await;
-    let (_, etag, _) = get_status(&relay.url, &token, &id, &[]).await;
-    let etag = etag.unwrap();
+    let etag = etag_now(&relay.url, &token, &id).await;
     let started = Instant::now();
     let (status, tag, body) = get_status(
         &relay.url,
@@ -164,8 +187,7 @@ async fn a_wait_without_a_change_ends_304_after_its_seconds() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_wait_ends_at_once_when_the_relay_stops() {
     let (mut relay, token, id, _) = one_waiting_message().await;
-    let (_, etag, _) = get_status(&relay.url, &token, &id, &[]).await;
-    let etag = etag.unwrap();
+    let etag = etag_now(&relay.url, &token, &id).await;
     let held = hold(&relay.url, &token, &id, &etag, 60);
     // Held, not answered: the stop below is what must end it.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -189,25 +211,13 @@ async fn an_ack_on_one_relay_ends_a_wait_held_by_another() {
     let Some(url) = pg_database() else { return };
     let a = Relay::start_on_postgres(&url, no_limits()).await;
     let b = Relay::start_on_postgres(&url, no_limits()).await;
-    let (token, _, _) = a.alice();
-    let (_, credential) = a.extension("desk");
-    let id = a
-        .api()
-        .send(&token, json!({"message": "hi", "device": "desk"}))
-        .await;
-    let (_, etag, _) = get_status(&b.url, &token, &id, &[]).await;
-    let etag = etag.unwrap();
+    let (a, token, id, credential) = one_waiting_message_on(a).await;
+    let etag = etag_now(&b.url, &token, &id).await;
     let held = hold(&b.url, &token, &id, &etag, 30);
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(!held.is_finished(), "held on relay B");
-    let api = a.api();
-    let (seq, _) = api.one_event(&credential).await;
-    let acked_at = Instant::now();
-    assert_eq!(api.ack(&credential, &[seq]).await["acked"], 1);
-    let (status, tag, body) = tokio::time::timeout(PATIENCE, held).await.unwrap().unwrap();
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["deliveries"][0]["state"], "delivered");
-    assert_ne!(tag.unwrap(), etag);
+    let acked_at = ack_the_one_event(&a, &credential).await;
+    assert_answered_delivered(held, &etag).await;
     // B sees A's commit on its next look (every second), long before the 30 s.
     assert!(
         acked_at.elapsed() < Duration::from_secs(10),

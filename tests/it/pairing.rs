@@ -13,13 +13,18 @@ fn desk(code: &str) -> Value {
     json!({"code": code, "type": "extension", "label": "desk"})
 }
 
+/// Redeems `code` for an extension "desk" from `ip`: (status code, body).
+async fn redeem(relay: &Relay, code: &str, ip: &str) -> (u16, Value) {
+    relay.api().pair_reply_from(&desk(code), Some(ip)).await
+}
+
 /// Well-formed codes other than `live`, from addresses that each stay under the IP limits.
 async fn fail(relay: &Relay, live: &[&str], from: usize, n: usize) {
     for i in from..from + n {
         let guess = format!("{:06}", 100_000 + i);
         assert!(!live.contains(&guess.as_str()));
         let ip = format!("10.0.{}.{}", i / 2 / 250, i / 2 % 250 + 1);
-        let (status, body) = relay.api().pair_reply_from(&desk(&guess), Some(&ip)).await;
+        let (status, body) = redeem(relay, &guess, &ip).await;
         assert_eq!(
             (status, code_of(&body).as_str()),
             (400, "invalid_pairing_code")
@@ -45,21 +50,11 @@ async fn pairing_locks_after_100_failures_from_many_addresses() {
     let dir = std::mem::replace(&mut relay.dir, tempfile::tempdir().unwrap());
     let relay = Relay::start_in(dir, limits, Arc::new(SystemClock), |c| c.trust_proxy = true).await;
     fail(&relay, &live, 60, 39).await;
-    assert_eq!(
-        relay
-            .api()
-            .pair_reply_from(&desk(&first), Some("10.9.0.1"))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(redeem(&relay, &first, "10.9.0.1").await.0, 200);
 
     // The 100th failure within ten minutes invalidates every outstanding code.
     fail(&relay, &live, 99, 1).await;
-    let (status, body) = relay
-        .api()
-        .pair_reply_from(&desk(&second), Some("10.9.0.2"))
-        .await;
+    let (status, body) = redeem(&relay, &second, "10.9.0.2").await;
     assert_eq!(
         (status, code_of(&body).as_str()),
         (400, "invalid_pairing_code")
@@ -67,14 +62,7 @@ async fn pairing_locks_after_100_failures_from_many_addresses() {
 
     // The operator issues a new one, which pairs.
     let third = relay.admin(&["pair", "--user", "alice"]);
-    assert_eq!(
-        relay
-            .api()
-            .pair_reply_from(&desk(&third), Some("10.9.0.3"))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(redeem(&relay, &third, "10.9.0.3").await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

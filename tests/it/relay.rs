@@ -1,7 +1,8 @@
 //! SPEC §1: every error row, warnings, scopes, revocation, the shim, idempotency, pairing and
 //! the operational endpoints, each through a real request to a real relay.
 
-use crate::harness::{Relay, code_of, no_limits};
+use crate::harness::{Relay, UNKNOWN_TOKEN, code_of, no_limits};
+use crate::relay_limits::{send_status, too_large};
 use serde_json::{Value, json};
 
 async fn status_and_body(resp: reqwest::Response) -> (u16, Value) {
@@ -11,6 +12,19 @@ async fn status_and_body(resp: reqwest::Response) -> (u16, Value) {
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
+}
+
+/// `GET path` on `relay`: (status code, body as JSON or else as a string).
+async fn get(relay: &Relay, path: &str) -> (u16, Value) {
+    status_and_body(
+        relay
+            .http()
+            .get(format!("{}{path}", relay.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -118,11 +132,7 @@ async fn auth_errors_use_the_flat_shape() {
             json!({"error": "missing_token", "message": "Authorization: Bearer rfk_live_… required"})
         )
     );
-    for bad in [
-        "rfk_live_short",
-        "rfk_live_00000000000000000000000000000000",
-        "Basic abc",
-    ] {
+    for bad in ["rfk_live_short", UNKNOWN_TOKEN, "Basic abc"] {
         let resp = http
             .post(format!("{}/v1/send", relay.url))
             .header("authorization", format!("Bearer {bad}"))
@@ -138,15 +148,10 @@ async fn auth_errors_use_the_flat_shape() {
     }
     // Revocation takes effect on the next request.
     assert_eq!(
-        relay
-            .send_json(&token, json!({"message": "ok"}))
-            .await
-            .status(),
+        send_status(&relay, &token, json!({"message": "ok"})).await,
         200
     );
-    let id = relay.admin(&["token", "list", "--json"]);
-    let id: Value = serde_json::from_str(&id).unwrap();
-    relay.admin(&["token", "revoke", id[0]["id"].as_str().unwrap()]);
+    relay.admin(&["token", "revoke", &relay.token_id("ci")]);
     let (status, body) = status_and_body(
         relay
             .send_json(&token, json!({"message": "after revoke"}))
@@ -160,16 +165,7 @@ async fn auth_errors_use_the_flat_shape() {
 async fn priority_cap_is_403_and_payload_limits_are_413() {
     let relay = Relay::start(no_limits()).await;
     relay.alice();
-    let capped = relay.admin(&[
-        "token",
-        "create",
-        "--user",
-        "alice",
-        "--label",
-        "low",
-        "--priority-cap",
-        "default",
-    ]);
+    let capped = relay.capped_token("low", "default");
     let (status, body) = status_and_body(
         relay
             .send_json(&capped, json!({"message": "m", "priority": "high"}))
@@ -177,16 +173,10 @@ async fn priority_cap_is_403_and_payload_limits_are_413() {
     )
     .await;
     assert_eq!((status, code_of(&body).as_str()), (403, "priority_capped"));
-    assert_eq!(
-        relay
-            .send_json(&capped, json!({"message": "m", "priority": "default"}))
-            .await
-            .status(),
-        200
-    );
+    let default = json!({"message": "m", "priority": "default"});
+    assert_eq!(send_status(&relay, &capped, default).await, 200);
 
-    let big = json!({"message": "x".repeat(1500), "title": "t".repeat(100), "url": format!("https://e.com/{}", "p".repeat(490))});
-    let (status, body) = status_and_body(relay.send_json(&capped, big).await).await;
+    let (status, body) = status_and_body(relay.send_json(&capped, too_large()).await).await;
     assert_eq!(
         (status, code_of(&body).as_str()),
         (413, "payload_too_large")
@@ -317,7 +307,7 @@ async fn encodings_path_token_and_idempotency() {
     // A header wins over the path token.
     let both = http
         .post(format!("{}/v1/send/{token}", relay.url))
-        .bearer_auth("rfk_live_00000000000000000000000000000000")
+        .bearer_auth(UNKNOWN_TOKEN)
         .body("x")
         .send()
         .await
@@ -466,36 +456,15 @@ async fn message_status_pairing_and_operational_endpoints() {
             .contains("desk")
     );
 
-    let ready = status_and_body(
-        http.get(format!("{}/health/ready", relay.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
     assert_eq!(
-        ready,
+        get(&relay, "/health/ready").await,
         (
             200,
             json!({"status": "ready", "store": "ok", "fcm": "disabled"})
         )
     );
-    assert_eq!(
-        http.get(format!("{}/health/live", relay.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let openapi = status_and_body(
-        http.get(format!("{}/openapi.json", relay.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-    .1;
+    assert_eq!(get(&relay, "/health/live").await.0, 200);
+    let openapi = get(&relay, "/openapi.json").await.1;
     assert_eq!(openapi["openapi"], "3.1.0");
     for path in [
         "/v1/send",
@@ -552,13 +521,7 @@ async fn message_status_pairing_and_operational_endpoints() {
             .unwrap()
             .starts_with("req_")
     );
-    let unknown = status_and_body(
-        http.get(format!("{}/nope", relay.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let unknown = get(&relay, "/nope").await;
     assert_eq!(
         (unknown.0, code_of(&unknown.1).as_str()),
         (404, "not_found")

@@ -1,9 +1,9 @@
 //! SPEC §1.7–§1.8 through real requests: each layer's 429 and headers, what does not charge
 //! quota, persistence across a restart, and no 5xx for any input.
 
-use crate::harness::{Relay, code_of, no_limits};
+use crate::harness::{Relay, code_of, no_limits, only};
 use proptest::prelude::*;
-use reflecto::server::limits::Limits;
+use reflecto::server::limits::{Layer, Limits};
 use serde_json::{Value, json};
 
 fn header(resp: &reqwest::Response, name: &str) -> String {
@@ -11,6 +11,11 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
         .get(name)
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
+}
+
+/// The status of `POST /v1/send` with `token` and `body`.
+pub async fn send_status(relay: &Relay, token: &str, body: Value) -> u16 {
+    relay.send_json(token, body).await.status().as_u16()
 }
 
 pub async fn expect_429(resp: reqwest::Response, layer: &str) {
@@ -26,46 +31,26 @@ pub async fn expect_429(resp: reqwest::Response, layer: &str) {
     assert_eq!(body["error"]["details"]["resource"], layer);
 }
 
+/// A send of `message` with `token` is refused by `layer` (see [`expect_429`]).
+async fn expect_send_429(relay: &Relay, token: &str, message: &str, layer: &str) {
+    expect_429(
+        relay.send_json(token, json!({ "message": message })).await,
+        layer,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn each_layer_answers_429_with_its_headers() {
-    for (layer, limits) in [
-        (
-            "token_burst",
-            Limits {
-                token_burst: 2,
-                ..no_limits()
-            },
-        ),
-        (
-            "token_monthly",
-            Limits {
-                token_monthly: 2,
-                ..no_limits()
-            },
-        ),
-        (
-            "receiver_daily",
-            Limits {
-                receiver_daily: 2,
-                ..no_limits()
-            },
-        ),
-        (
-            "ip_minute",
-            Limits {
-                ip_minute: 2,
-                ..no_limits()
-            },
-        ),
-        (
-            "ip_hour",
-            Limits {
-                ip_hour: 2,
-                ..no_limits()
-            },
-        ),
+    for binding in [
+        Layer::TokenBurst,
+        Layer::TokenMonthly,
+        Layer::ReceiverDaily,
+        Layer::IpMinute,
+        Layer::IpHour,
     ] {
-        let relay = Relay::start(limits).await;
+        let layer = binding.as_str();
+        let relay = Relay::start(only(binding, 2)).await;
         let (token, _, _) = relay.alice();
         // receiver_daily spans all of a user's tokens.
         let second = relay.admin(&["token", "create", "--user", "alice", "--label", "second"]);
@@ -89,17 +74,10 @@ async fn each_layer_answers_429_with_its_headers() {
             &token
         };
         assert_eq!(
-            relay
-                .send_json(other, json!({"message": "2"}))
-                .await
-                .status(),
+            send_status(&relay, other, json!({"message": "2"})).await,
             200
         );
-        expect_429(
-            relay.send_json(&token, json!({"message": "3"})).await,
-            layer,
-        )
-        .await;
+        expect_send_429(&relay, &token, "3", layer).await;
     }
 }
 
@@ -113,46 +91,25 @@ async fn rejected_requests_charge_no_token_quota() {
     .await;
     let (token, _, _) = relay.alice();
     assert_eq!(
-        relay
-            .send_json(&token, json!({"message": ""}))
-            .await
-            .status(),
+        send_status(&relay, &token, json!({"message": ""})).await,
         400
     );
-    let big = json!({"message": "x".repeat(1500), "title": "t".repeat(100), "url": format!("https://e.com/{}", "p".repeat(490))});
-    assert_eq!(relay.send_json(&token, big).await.status(), 413);
-    let capped = relay.admin(&[
-        "token",
-        "create",
-        "--user",
-        "alice",
-        "--label",
-        "c",
-        "--priority-cap",
-        "low",
-    ]);
+    assert_eq!(send_status(&relay, &token, too_large()).await, 413);
+    let capped = relay.capped_token("c", "low");
+    for (priority, status) in [("high", 403), ("low", 200)] {
+        let body = json!({"message": "m", "priority": priority});
+        assert_eq!(send_status(&relay, &capped, body).await, status);
+    }
     assert_eq!(
-        relay
-            .send_json(&capped, json!({"message": "m", "priority": "high"}))
-            .await
-            .status(),
-        403
-    );
-    assert_eq!(
-        relay
-            .send_json(&capped, json!({"message": "m", "priority": "low"}))
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        relay
-            .send_json(&token, json!({"message": "ok"}))
-            .await
-            .status(),
+        send_status(&relay, &token, json!({"message": "ok"})).await,
         200,
         "400/413 charged nothing"
     );
+}
+
+/// A body within every field's limit whose envelope is over the 2048 bytes a payload may be.
+pub fn too_large() -> Value {
+    json!({"message": "x".repeat(1500), "title": "t".repeat(100), "url": format!("https://e.com/{}", "p".repeat(490))})
 }
 
 /// Fills a persistent layer, restarts the relay on the same store, and expects that layer's 429.
@@ -161,39 +118,19 @@ async fn full_after_restart(limits: Limits, layer: &str) {
     let (token, _, _) = relay.alice();
     for _ in 0..2 {
         assert_eq!(
-            relay
-                .send_json(&token, json!({"message": "m"}))
-                .await
-                .status(),
+            send_status(&relay, &token, json!({"message": "m"})).await,
             200
         );
     }
     relay.restart().await;
-    expect_429(
-        relay.send_json(&token, json!({"message": "m"})).await,
-        layer,
-    )
-    .await;
+    expect_send_429(&relay, &token, "m", layer).await;
 }
 
 #[tokio::test]
 async fn monthly_and_daily_counts_survive_a_restart() {
-    full_after_restart(
-        Limits {
-            token_monthly: 2,
-            ..no_limits()
-        },
-        "token_monthly",
-    )
-    .await;
-    full_after_restart(
-        Limits {
-            receiver_daily: 2,
-            ..no_limits()
-        },
-        "receiver_daily",
-    )
-    .await;
+    for layer in [Layer::TokenMonthly, Layer::ReceiverDaily] {
+        full_after_restart(only(layer, 2), layer.as_str()).await;
+    }
 }
 
 fn arb_header() -> impl Strategy<Value = (String, String)> {

@@ -9,6 +9,21 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+/// A relay on the real clock with no limits, on the data dir `dir` as the test left it.
+pub async fn start_in(dir: tempfile::TempDir) -> Relay {
+    let clock = std::sync::Arc::new(reflecto::server::SystemClock);
+    Relay::start_in(dir, no_limits(), clock, |_| {}).await
+}
+
+/// A relay on a manual clock keeping finished messages for `retention`, and alice's token.
+async fn keeping(retention: &str) -> (std::sync::Arc<ManualClock>, Relay, String) {
+    let clock = ManualClock::now();
+    let retention = retention.parse::<Retention>().unwrap();
+    let relay = Relay::start_with(no_limits(), clock.clone(), |c| c.retention = retention).await;
+    let (token, _, _) = relay.alice();
+    (clock, relay, token)
+}
+
 async fn maintain(relay: &Relay) {
     reflecto::relay::maintain_once(&relay.state())
         .await
@@ -36,12 +51,7 @@ async fn ttl_zero_android_job_expires_without_fcm() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn finished_messages_are_pruned_after_retention() {
-    let clock = ManualClock::now();
-    let relay = Relay::start_with(no_limits(), clock.clone(), |c| {
-        c.retention = "1h".parse::<Retention>().unwrap();
-    })
-    .await;
-    let (token, _, _) = relay.alice();
+    let (clock, relay, token) = keeping("1h").await;
     let short = relay
         .api()
         .send(
@@ -85,12 +95,7 @@ async fn finished_messages_are_pruned_after_retention() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn zero_retention_keeps_finished_messages() {
-    let clock = ManualClock::now();
-    let relay = Relay::start_with(no_limits(), clock.clone(), |c| {
-        c.retention = "0".parse::<Retention>().unwrap();
-    })
-    .await;
-    let (token, _, _) = relay.alice();
+    let (clock, relay, token) = keeping("0").await;
     let id = relay
         .api()
         .send(&token, json!({"message": "m", "device": "pixel", "ttl": 0}))
@@ -195,13 +200,7 @@ async fn backup_while_running_restores() {
     // Restore: copy it into a stopped relay's (here: a fresh) data dir and start that relay.
     let restored_dir = tempfile::tempdir().unwrap();
     std::fs::copy(&file, restored_dir.path().join("reflecto.db")).unwrap();
-    let restored = Relay::start_in(
-        restored_dir,
-        no_limits(),
-        std::sync::Arc::new(reflecto::server::SystemClock),
-        |_| {},
-    )
-    .await;
+    let restored = start_in(restored_dir).await;
     assert_eq!(restored.api().status_reply(&token, &first).await.0, 200);
     let resp = restored
         .send_json(&token, json!({"message": "after restore"}))

@@ -3,20 +3,9 @@
 //! through byte for byte, and the notification says how it ended with the last lines of its
 //! output; `--on-failure`, `--lines`, SIGTERM passed on, and a relay that is down.
 
-use crate::cli_errors::reflecto;
-use crate::harness::{BIN, Relay, no_limits};
+use crate::harness::{Relay, Sender, UNKNOWN_TOKEN, first_line, no_limits, reflecto_at, spawn};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
-
-/// `reflecto run --server <relay> [ARGS…]` with the token in REFLECTO_TOKEN.
-fn run(cfg: &Path, server: &str, token: &str) -> assert_cmd::Command {
-    let mut cmd = reflecto(cfg);
-    cmd.env("REFLECTO_TOKEN", token)
-        .args(["run", "--server", server]);
-    cmd
-}
+use std::process::Stdio;
 
 /// The payload of every notification the relay accepted, oldest first.
 fn payloads(relay: &Relay) -> Vec<Value> {
@@ -45,19 +34,18 @@ fn only_payload(relay: &Relay) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn success_passes_output_through_and_says_it_succeeded() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
+    let s = Sender::start(no_limits()).await;
     // Bytes that are not UTF-8, and no final line break, on both outputs.
     let script = r"printf 'one\ntwo\n\377\376 raw'; printf 'warn\n\200end' >&2";
-    let out = run(cfg.path(), &relay.url, &token)
+    let out = s
+        .command("run")
         .args(["--", "sh", "-c", script])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stdout, b"one\ntwo\n\xff\xfe raw");
     assert_eq!(out.stderr, b"warn\n\x80end");
-    let payload = only_payload(&relay);
+    let payload = only_payload(&s.relay);
     // The command line as a shell would take it back: the script's own quotes escaped.
     let quoted = script.replace('\'', r"'\''");
     assert_title(&payload, &format!("✔ sh -c '{quoted}' succeeded in "));
@@ -73,15 +61,13 @@ async fn success_passes_output_through_and_says_it_succeeded() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_keeps_its_status_and_is_sent_high_with_the_last_lines() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
+    let s = Sender::start(no_limits()).await;
     let script = "seq 1 30; echo oops >&2; exit 3";
-    run(cfg.path(), &relay.url, &token)
+    s.command("run")
         .args(["--tag", "ci", "--", "sh", "-c", script])
         .assert()
         .code(3);
-    let payload = only_payload(&relay);
+    let payload = only_payload(&s.relay);
     assert_title(
         &payload,
         &format!("✘ sh -c '{script}' failed (exit 3) after "),
@@ -96,28 +82,26 @@ async fn a_failure_keeps_its_status_and_is_sent_high_with_the_last_lines() {
     assert_eq!(payload["tags"], serde_json::json!(["ci"]));
 
     // --lines 2 keeps two of each; an explicit --priority wins over high.
-    run(cfg.path(), &relay.url, &token)
+    s.command("run")
         .args(["--lines", "2", "-p", "low", "--", "sh", "-c"])
         .arg("seq 1 5; printf 'e1\\ne2\\ne3\\n' >&2; exit 1")
         .assert()
         .code(1);
-    let payload = payloads(&relay).pop().unwrap();
+    let payload = payloads(&s.relay).pop().unwrap();
     assert_eq!(payload["message"], "4\n5\ne2\ne3");
     assert_eq!(payload["priority"], "low");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signal_exits_128_plus_it_and_silence_sends_the_command_line() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
-    run(cfg.path(), &relay.url, &token)
+    let s = Sender::start(no_limits()).await;
+    s.command("run")
         .args(["--", "sh", "-c", "kill -TERM $$"])
         .assert()
         .code(143)
         .stdout("")
         .stderr("");
-    let payload = only_payload(&relay);
+    let payload = only_payload(&s.relay);
     assert_title(
         &payload,
         "✘ sh -c 'kill -TERM $$' killed by signal 15 after ",
@@ -128,34 +112,30 @@ async fn a_signal_exits_128_plus_it_and_silence_sends_the_command_line() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn on_failure_sends_nothing_on_success() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
-    run(cfg.path(), &relay.url, &token)
+    let s = Sender::start(no_limits()).await;
+    s.command("run")
         .args(["--on-failure", "--", "echo", "fine"])
         .assert()
         .success()
         .stdout("fine\n")
         .stderr("");
-    assert!(payloads(&relay).is_empty());
-    run(cfg.path(), &relay.url, &token)
+    assert!(payloads(&s.relay).is_empty());
+    s.command("run")
         .args(["--on-failure", "--", "false"])
         .assert()
         .code(1);
-    assert_title(&only_payload(&relay), "✘ false failed (exit 1) after ");
+    assert_title(&only_payload(&s.relay), "✘ false failed (exit 1) after ");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_command_that_cannot_start_exits_127_and_says_so() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
-    run(cfg.path(), &relay.url, &token)
+    let s = Sender::start(no_limits()).await;
+    s.command("run")
         .args(["--", "reflecto-no-such-command", "x"])
         .assert()
         .code(127)
         .stderr("error[usage_error]: cannot run 'reflecto-no-such-command': command not found\n");
-    let payload = only_payload(&relay);
+    let payload = only_payload(&s.relay);
     assert_title(
         &payload,
         "✘ reflecto-no-such-command x failed (exit 127) after ",
@@ -172,9 +152,8 @@ async fn a_relay_that_is_down_does_not_change_the_exit_status() {
     let down = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let cfg = tempfile::tempdir().unwrap();
-    let token = "rfk_live_00000000000000000000000000000000";
     for (script, status) in [("echo ok", 0), ("echo bad; exit 5", 5)] {
-        let out = run(cfg.path(), &down, token)
+        let out = reflecto_at(cfg.path(), "run", &down, UNKNOWN_TOKEN)
             .args(["--retry-max-wait", "0", "--", "sh", "-c", script])
             .output()
             .unwrap();
@@ -184,7 +163,7 @@ async fn a_relay_that_is_down_does_not_change_the_exit_status() {
     }
     // A bad flag is said before COMMAND runs: nothing runs, exit 2.
     let marker = cfg.path().join("ran");
-    run(cfg.path(), &down, token)
+    reflecto_at(cfg.path(), "run", &down, UNKNOWN_TOKEN)
         .args(["-p", "loud", "--", "touch"])
         .arg(&marker)
         .assert()
@@ -195,36 +174,18 @@ async fn a_relay_that_is_down_does_not_change_the_exit_status() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_and_sigint_to_reflecto_run_reach_the_command() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let cfg = tempfile::tempdir().unwrap();
+    let s = Sender::start(no_limits()).await;
     for (signal, exit) in [("TERM", 7), ("INT", 8)] {
-        let marker = cfg.path().join(format!("trapped-{signal}"));
+        let marker = s.cfg.path().join(format!("trapped-{signal}"));
         let script = format!(
             "trap 'echo {signal} > {}; exit {exit}' {signal}; echo ready; while :; do sleep 0.05; done",
             marker.display()
         );
-        let mut child = Command::new(BIN)
-            .env("REFLECTO_CONFIG_DIR", cfg.path())
-            .env("REFLECTO_TOKEN", &token)
-            .env_remove("REFLECTO_SERVER")
-            .env_remove("REFLECTO_PROFILE")
-            .args(["run", "--server", &relay.url, "--", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        assert_eq!(line, "ready\n");
+        let args = ["run", "--server", &s.relay.url, "--", "sh", "-c", &script];
+        let mut child = spawn(s.cfg.path(), &s.token, &args, Stdio::null());
+        assert_eq!(first_line(&mut child), "ready\n");
         // To reflecto run alone, not its process group: only passing it on reaches sh.
-        let killed = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        crate::harness::signal(&child, signal);
         // Bounded: a signal that is not passed on leaves sh looping for ever.
         let status = tokio::task::spawn_blocking(move || {
             let exited =
@@ -245,7 +206,7 @@ async fn sigterm_and_sigint_to_reflecto_run_reach_the_command() {
             std::fs::read_to_string(&marker).unwrap(),
             format!("{signal}\n")
         );
-        let payload = payloads(&relay).pop().unwrap();
+        let payload = payloads(&s.relay).pop().unwrap();
         // A title over 100 bytes keeps its end (SPEC §2.5), where the outcome is.
         let title = payload["title"].as_str().unwrap();
         assert!(title.len() <= 100, "{title}");
@@ -257,5 +218,5 @@ async fn sigterm_and_sigint_to_reflecto_run_reach_the_command() {
             "{title}"
         );
     }
-    assert_eq!(payloads(&relay).len(), 2);
+    assert_eq!(payloads(&s.relay).len(), 2);
 }

@@ -3,9 +3,10 @@
 //! the defaults are a self-hosted relay's with the hosted tier a preset, and a successful
 //! authenticated read is checked against the per-IP layers but not charged (a refused one is).
 
-use crate::harness::{BIN, Relay, no_limits};
+use crate::cli_errors::token_check;
+use crate::harness::{BIN, Relay, Sender, only};
 use crate::long_poll::get_status;
-use reflecto::server::limits::Limits;
+use reflecto::server::limits::{Layer, Limits};
 use serde_json::json;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -25,22 +26,13 @@ async fn status_requests(relay: &Relay) -> u64 {
 /// follows the status with a handful of long-poll requests.
 #[tokio::test(flavor = "multi_thread")]
 async fn send_wait_is_not_rate_limited_with_default_limits() {
-    let relay = Relay::start(Limits::default()).await;
-    let (token, _, _) = relay.alice();
-    let sender = tempfile::tempdir().unwrap();
-    let (url, config) = (relay.url.clone(), sender.path().to_owned());
+    let s = Sender::start(Limits::default()).await;
     let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(["send", "to all", "--wait", "10", "--server", &url])
-            .env("REFLECTO_TOKEN", &token)
-            .env("REFLECTO_CONFIG_DIR", &config)
-            .env_remove("REFLECTO_PROFILE")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let mut send = s.command("send");
+    send.args(["to all", "--wait", "10"]);
+    let out = tokio::task::spawn_blocking(move || send.output().unwrap())
+        .await
+        .unwrap();
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(7), "{stderr}");
@@ -52,7 +44,7 @@ async fn send_wait_is_not_rate_limited_with_default_limits() {
         "{stderr}"
     );
     assert!(took >= Duration::from_secs(10), "waited only {took:?}");
-    let requests = status_requests(&relay).await;
+    let requests = status_requests(&s.relay).await;
     assert!(
         (1..=3).contains(&requests),
         "{requests} status requests for one 10 s wait"
@@ -146,28 +138,15 @@ fn the_defaults_are_self_hosted_and_hosted_is_a_preset() {
 /// fill the minute every request is refused 429.
 #[tokio::test(flavor = "multi_thread")]
 async fn authenticated_reads_are_checked_but_not_charged_and_refused_ones_are() {
-    let relay = Relay::start(Limits {
-        ip_minute: 5,
-        ..no_limits()
-    })
-    .await;
+    let relay = Relay::start(only(Layer::IpMinute, 5)).await;
     let (token, _, _) = relay.alice();
     let id = relay.api().send(&token, json!({"message": "hi"})).await; // charged: 1
-    let token_check = || async {
-        relay
-            .http()
-            .get(format!("{}/v1/token", relay.url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-    };
     for _ in 0..20 {
         let (status, _, _) = get_status(&relay.url, &token, &id, &[]).await;
         assert_eq!(status, 200);
     }
     for _ in 0..5 {
-        assert_eq!(token_check().await.status(), 200);
+        assert_eq!(token_check(&relay, &token).await.status(), 200);
     }
     let (status, _, _) = get_status(&relay.url, &token, &id, &[]).await;
     assert_eq!(status, 200, "still room: nothing was charged");
@@ -180,16 +159,10 @@ async fn authenticated_reads_are_checked_but_not_charged_and_refused_ones_are() 
         let (status, _, _) = get_status(&relay.url, token, unknown, &[]).await;
         assert_eq!(status, expected);
     }
-    let wrong = relay
-        .http()
-        .get(format!("{}/v1/token", relay.url))
-        .bearer_auth("rf_live_nope")
-        .send()
-        .await
-        .unwrap();
+    let wrong = token_check(&relay, "rf_live_nope").await;
     assert_eq!(wrong.status(), 401); // charged: 5
     let (status, _, body) = get_status(&relay.url, &token, &id, &[]).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["details"]["resource"], "ip_minute");
-    assert_eq!(token_check().await.status(), 429);
+    assert_eq!(token_check(&relay, &token).await.status(), 429);
 }

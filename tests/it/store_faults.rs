@@ -18,6 +18,12 @@ async fn ready(relay: &Relay) -> (u16, Value) {
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
+/// `/health/ready` answers `code`, saying the store is `state`.
+async fn assert_store(relay: &Relay, code: u16, state: &str) {
+    let (status, health) = ready(relay).await;
+    assert_eq!((status, health["store"].as_str()), (code, Some(state)));
+}
+
 /// A send's status, `Retry-After`, and body.
 async fn send(relay: &Relay, token: &str, text: &str) -> (u16, Option<String>, Value) {
     let resp = relay
@@ -58,13 +64,11 @@ async fn store_write_failure_is_500_with_retry_after_and_ready_503() {
         !text.contains("injected") && !text.contains("store") && !text.contains("database"),
         "a 5xx leaks internals: {text}"
     );
-    let (code, health) = ready(&relay).await;
-    assert_eq!((code, health["store"].as_str()), (503, Some("failing")));
+    assert_store(&relay, 503, "failing").await;
     assert!(relay.state().store.writes_failing());
 
     relay.state().store.inject_write_fault(false);
-    let (code, health) = ready(&relay).await;
-    assert_eq!((code, health["store"].as_str()), (200, Some("ok")));
+    assert_store(&relay, 200, "ok").await;
     assert!(!relay.state().store.writes_failing());
     let (status, _, after) = send(&relay, &token, "after").await;
     assert_eq!(status, 200);
@@ -123,13 +127,7 @@ async fn disk_full_on_tmpfs_is_500_then_recovers_without_losing_acknowledged_sen
         }
     };
     let data = tempfile::tempdir_in(mount_point.path()).unwrap();
-    let relay = Relay::start_in(
-        data,
-        no_limits(),
-        std::sync::Arc::new(reflecto::server::SystemClock),
-        |_| {},
-    )
-    .await;
+    let relay = crate::retention::start_in(data).await;
     let (token, _, _) = relay.alice();
     let mut acknowledged = Vec::new();
     let (status, _, body) = send(&relay, &token, "before the disk fills").await;
@@ -153,12 +151,10 @@ async fn disk_full_on_tmpfs_is_500_then_recovers_without_losing_acknowledged_sen
     let (retry, body) = refused.expect("no send failed on a full disk");
     assert_eq!(code_of(&body), "internal_error");
     assert!(retry.is_some());
-    let (code, health) = ready(&relay).await;
-    assert_eq!((code, health["store"].as_str()), (503, Some("failing")));
+    assert_store(&relay, 503, "failing").await;
 
     std::fs::remove_file(filler).unwrap();
-    let (code, health) = ready(&relay).await;
-    assert_eq!((code, health["store"].as_str()), (200, Some("ok")));
+    assert_store(&relay, 200, "ok").await;
     let (status, _, body) = send(&relay, &token, "after the disk has room").await;
     assert_eq!(status, 200);
     acknowledged.push(body["id"].as_str().unwrap().to_owned());

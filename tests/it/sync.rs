@@ -16,6 +16,24 @@ async fn read_events(
     parsed(api.sync_events(credential, last, n, wait).await)
 }
 
+/// Alice on `relay` with a desktop device "desk": (her token, desk's id, its stream credential).
+pub fn alice_with_desk(relay: &Relay) -> (String, String, String) {
+    let (token, _, _) = relay.alice();
+    let (desk, credential) = relay.extension("desk");
+    (token, desk, credential)
+}
+
+/// Sends each of `texts` with `token`, with the other fields of `fields`: their ids, in order.
+pub async fn send_each(api: &Api, token: &str, texts: &[&str], fields: Value) -> Vec<String> {
+    let mut ids = Vec::new();
+    for text in texts {
+        let mut body = fields.clone();
+        body["message"] = json!(text);
+        ids.push(api.send(token, body).await);
+    }
+    ids
+}
+
 fn parsed(events: Vec<(i64, String)>) -> Vec<(i64, Value)> {
     events
         .into_iter()
@@ -26,16 +44,10 @@ fn parsed(events: Vec<(i64, String)>) -> Vec<(i64, Value)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn replays_resumes_and_acks() {
     let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let (_, credential) = relay.extension("desk");
+    let (token, _, credential) = alice_with_desk(&relay);
     let api = relay.api();
-    let mut ids = Vec::new();
-    for text in ["one", "two", "three"] {
-        ids.push(
-            api.send(&token, json!({"message": text, "device": "desk"}))
-                .await,
-        );
-    }
+    let texts = ["one", "two", "three"];
+    let ids = send_each(&api, &token, &texts, json!({"device": "desk"})).await;
     let first = api.sync(&credential, None).await;
     assert_eq!(first.headers()["content-type"], "text/event-stream");
     let events = parsed(read_sse_events(first, 3, Duration::from_secs(5)).await);
@@ -86,10 +98,7 @@ async fn replays_resumes_and_acks() {
 async fn the_stream_needs_a_device_credential() {
     let relay = Relay::start(no_limits()).await;
     let (token, _, _) = relay.alice();
-    let http = relay.http();
-    let no_auth = http
-        .get(format!("{}/v1/sync", relay.url))
-        .send()
+    let no_auth = reqwest::get(format!("{}/v1/sync", relay.url))
         .await
         .unwrap();
     assert_eq!(no_auth.status(), 401);

@@ -5,6 +5,7 @@
 
 mod admin;
 mod client;
+mod commands;
 mod eventually;
 mod process;
 mod sse;
@@ -14,6 +15,10 @@ pub use admin::{
     add_extension, admin, alice_via, create_alice, create_alice_on_postgres, pg_admin,
 };
 pub use client::{Api, code_of};
+pub use commands::{
+    Sender, UNKNOWN_TOKEN, assert_exit, first_line, isolated, only, reflecto, reflecto_at, signal,
+    spawn,
+};
 pub use eventually::{eventually, eventually_blocking, within, within_blocking};
 pub use process::{Serving, serve_via};
 pub use sse::{SseEvents, read_sse_events};
