@@ -109,8 +109,7 @@ async fn the_audit_log_pages_newest_first_and_prunes_by_age(s: Story) {
 
 async fn message_pages_are_newest_first_and_filtered(s: Story) {
     let store = &s.store;
-    let (_, token, _) = user_with_token(store, "alice").await;
-    let desk = device(store, "alice", extension("desk")).await;
+    let (_, token, [desk]) = user_with(store, "alice", [extension("desk")]).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let id = format!("msg_{i}");

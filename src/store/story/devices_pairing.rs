@@ -332,9 +332,8 @@ async fn devices_are_listed_per_user_oldest_first(s: Story) {
 /// delivered event was accepted (the dispatch latency of the desktop channel).
 async fn a_device_is_seen_when_it_connects_acks_or_a_send_to_it_is_accepted(s: Story) {
     let store = &s.store;
-    let (_, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let desk = device(store, "alice", extension("desk")).await;
+    let (_, token, [phone, desk]) =
+        user_with(store, "alice", [android("pixel"), extension("desk")]).await;
     let seen = |id: String| async move { store.device(&id).await.unwrap().unwrap().last_seen_at };
     assert_eq!((phone.last_seen_at, desk.last_seen_at), (None, None));
     assert_eq!(
@@ -347,7 +346,7 @@ async fn a_device_is_seen_when_it_connects_acks_or_a_send_to_it_is_accepted(s: S
     assert_eq!(seen(desk.id.clone()).await, Some(T0 + 1));
 
     accept(store, send(&token, "msg_1", &[&phone, &desk], T0 + 2)).await;
-    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let events = stream_of(store, &desk).await;
     let seqs = vec![events[0].seq];
     let acked = store.ack_stream_events(&desk.id, seqs.clone(), T0 + 5);
     assert_eq!(
@@ -370,10 +369,7 @@ async fn a_device_is_seen_when_it_connects_acks_or_a_send_to_it_is_accepted(s: S
         "an ack still shows it is there"
     );
 
-    let claimed = store
-        .claim_due(T0 + 3, 10, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let claimed = claim(store, T0 + 3, 10, &Channel::ALL).await;
     assert_eq!(
         seen(phone.id.clone()).await,
         None,

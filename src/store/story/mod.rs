@@ -11,6 +11,7 @@
 
 use super::limits::Limits;
 use super::*;
+use crate::api::status::DeliveryState;
 use crate::api::token::Secret;
 use crate::api::{DeviceType, Priority};
 
@@ -158,20 +159,31 @@ pub async fn user_with_token(store: &Store, name: &str) -> (UserRecord, TokenRec
     (user, token, secret)
 }
 
+/// A user with one token and `devices` paired in this order: how most stories begin.
+pub async fn user_with<const N: usize>(
+    store: &Store,
+    name: &str,
+    devices: [NewDevice; N],
+) -> (UserRecord, TokenRecord, [DeviceRecord; N]) {
+    let (user, token, _) = user_with_token(store, name).await;
+    let mut paired = Vec::with_capacity(N);
+    for new in devices {
+        paired.push(device(store, name, new).await);
+    }
+    let paired = paired
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one record per device"));
+    (user, token, paired)
+}
+
 pub async fn token_of(store: &Store, user: &str, label: &str) -> (TokenRecord, Secret) {
-    store
-        .create_token(
-            NewToken {
-                user: user.into(),
-                label: label.into(),
-                priority_cap: None,
-                scope_devices: None,
-                test: false,
-            },
-            T0,
-        )
-        .await
-        .unwrap()
+    token_at(store, user, label, T0).await
+}
+
+/// A plain token of `user` labelled `label`, created at `now`.
+pub async fn token_at(store: &Store, user: &str, label: &str, now: i64) -> (TokenRecord, Secret) {
+    let new = NewToken::plain(user, label);
+    store.create_token(new, now).await.unwrap()
 }
 
 pub fn android(label: &str) -> NewDevice {
@@ -242,6 +254,20 @@ pub fn send(token: &TokenRecord, id: &str, targets: &[&DeviceRecord], now: i64) 
     }
 }
 
+/// A send of `id` with `key`.
+pub fn keyed(
+    token: &TokenRecord,
+    id: &str,
+    key: &str,
+    targets: &[&DeviceRecord],
+    now: i64,
+) -> NewSend {
+    NewSend {
+        key: Some(key.into()),
+        ..send(token, id, targets, now)
+    }
+}
+
 /// Accepts `send` and insists it was accepted.
 pub async fn accept(store: &Store, send: NewSend) -> Vec<limits::LayerStatus> {
     let id = send.message_id.clone();
@@ -251,17 +277,34 @@ pub async fn accept(store: &Store, send: NewSend) -> Vec<limits::LayerStatus> {
     }
 }
 
-/// The state of each delivery of a message, in target order.
-pub async fn states(store: &Store, id: &str, user_id: i64) -> Vec<String> {
+/// The status of message `id`, which `user_id` must own.
+pub async fn status_of(store: &Store, id: &str, user_id: i64) -> MessageStatus {
     store
         .message_status(id, user_id)
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("{id} has no status"))
-        .deliveries
-        .into_iter()
-        .map(|d| d.state.to_string())
-        .collect()
+}
+
+/// Clears `which` of `user`'s messages at `now`; the message must be there.
+pub async fn clear(store: &Store, user: &UserRecord, which: MessageRef, now: i64) -> Cleared {
+    store
+        .clear_message(user.id, which, now)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{} has no message to clear", user.name))
+}
+
+/// The state of each delivery of a message, in target order.
+pub async fn delivery_states(store: &Store, id: &str, user_id: i64) -> Vec<DeliveryState> {
+    let status = status_of(store, id, user_id).await;
+    status.deliveries.into_iter().map(|d| d.state).collect()
+}
+
+/// [`delivery_states`] as the words the API uses.
+pub async fn states(store: &Store, id: &str, user_id: i64) -> Vec<String> {
+    let states = delivery_states(store, id, user_id).await;
+    states.iter().map(ToString::to_string).collect()
 }
 
 /// The status of `layer` among `statuses`.
@@ -272,19 +315,45 @@ pub fn layer(statuses: &[limits::LayerStatus], layer: limits::Layer) -> limits::
         .unwrap_or_else(|| panic!("no {layer:?} in {statuses:?}"))
 }
 
+/// The jobs a worker of `channels` claims at `now`, up to `limit`, each leased for a minute.
+pub(super) async fn claim(
+    store: &Store,
+    now: i64,
+    limit: usize,
+    channels: &[Channel],
+) -> Vec<ClaimedJob> {
+    store.claim_due(now, limit, MINUTE, channels).await.unwrap()
+}
+
 /// Delivers every due FCM and Web Push job, as a worker whose sends all succeed; returns
 /// them.
 pub(super) async fn deliver_due(store: &Store, now: i64) -> Vec<ClaimedJob> {
-    let claimed = store
-        .claim_due(now, 100, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let claimed = claim(store, now, 100, &Channel::ALL).await;
     let outcomes = claimed
         .iter()
         .map(|j| (j.lease(), JobOutcome::Delivered))
         .collect();
     store.complete_jobs(outcomes, now).await.unwrap();
     claimed
+}
+
+/// The events waiting on a desktop's stream (the first ten).
+pub(super) async fn stream_of(store: &Store, device: &DeviceRecord) -> Vec<StreamEvent> {
+    store.stream_events(&device.id, 0, 10).await.unwrap()
+}
+
+/// How many of `seqs` an ack on `device`'s stream took.
+pub(super) async fn ack_count(
+    store: &Store,
+    device: &DeviceRecord,
+    seqs: Vec<i64>,
+    now: i64,
+) -> usize {
+    store
+        .ack_stream_events(&device.id, seqs, now)
+        .await
+        .unwrap()
+        .len()
 }
 
 /// Acks everything pending on a desktop's stream; returns the events.

@@ -12,8 +12,7 @@ story!(
 
 async fn retention_prunes_only_finished_messages(s: Story) {
     let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
+    let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     for id in ["msg_done", "msg_open"] {
         accept(store, send(&token, id, &[&phone], T0)).await;
     }
