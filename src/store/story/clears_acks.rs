@@ -35,8 +35,7 @@ fn sorted_ids(targets: &[Target]) -> Vec<&str> {
     ids
 }
 
-async fn a_clear_cancels_what_waits_and_clears_what_was_received(s: Story) {
-    let store = &s.store;
+async fn a_clear_cancels_what_waits_and_clears_what_was_received(store: &Store) {
     let devices = [
         android("pixel"),
         webpush("browser"),
@@ -126,8 +125,7 @@ async fn a_clear_cancels_what_waits_and_clears_what_was_received(s: Story) {
     );
 }
 
-async fn a_clear_by_key_takes_the_newest_and_stays_with_its_owner(s: Story) {
-    let store = &s.store;
+async fn a_clear_by_key_takes_the_newest_and_stays_with_its_owner(store: &Store) {
     let (alice, token, [desk]) = user_with(store, "alice", [extension("desk")]).await;
     let (bob, bob_token, [bob_desk]) = user_with(store, "bob", [extension("desk")]).await;
     let alices = |id: &str, now| keyed(&token, id, "ci:42", &[&desk], now);
@@ -161,8 +159,7 @@ async fn a_clear_by_key_takes_the_newest_and_stays_with_its_owner(s: Story) {
     assert_eq!(kinds, [("k3", JobKind::Clear), ("k4", JobKind::Message)]);
 }
 
-async fn the_first_acknowledgement_wins_and_clears_the_others(s: Story) {
-    let store = &s.store;
+async fn the_first_acknowledgement_wins_and_clears_the_others(store: &Store) {
     let devices = [android("pixel"), extension("desk"), extension("laptop")];
     let (alice, token, [phone, desk, laptop]) = user_with(store, "alice", devices).await;
     let targets = [&phone, &desk, &laptop];
@@ -240,8 +237,7 @@ async fn the_first_acknowledgement_wins_and_clears_the_others(s: Story) {
     assert_eq!((cleared.cancelled, cleared.cleared), (1, 0));
 }
 
-async fn an_acknowledgement_must_come_from_a_target_with_an_offered_response(s: Story) {
-    let store = &s.store;
+async fn an_acknowledgement_must_come_from_a_target_with_an_offered_response(store: &Store) {
     let (alice, token, [desk, other]) =
         user_with(store, "alice", [extension("desk"), extension("other")]).await;
     accept(store, asking(&token, "q1", &["yes"], &[&desk], T0)).await;
@@ -340,8 +336,7 @@ async fn concurrent_acknowledgements_have_one_winner(s: Story) {
 /// Review finding: a clear that meets a job a worker holds cancels it for good (the worker's
 /// outcome, landing after, changes nothing) and queues the device's clear due when that lease
 /// ends, so the clear cannot overtake the message on its way to the device.
-async fn a_clear_of_a_job_in_flight_outlives_its_outcome_and_waits_for_its_lease(s: Story) {
-    let store = &s.store;
+async fn a_clear_of_a_job_in_flight_outlives_its_outcome_and_waits_for_its_lease(store: &Store) {
     let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     accept(store, send(&token, "m1", &[&phone], T0)).await;
     let claimed = claim(store, T0, 100, &Channel::ALL).await;

@@ -18,8 +18,7 @@ async fn fcm_due(store: &Store, now: i64) -> Vec<String> {
     claimed.into_iter().map(|j| j.message_id).collect()
 }
 
-async fn a_send_with_a_key_supersedes_the_earlier_ones_unfinished_jobs(s: Story) {
-    let store = &s.store;
+async fn a_send_with_a_key_supersedes_the_earlier_ones_unfinished_jobs(store: &Store) {
     let (alice, token, _) = user_with_token(store, "alice").await;
     let (other_token, _) = token_of(store, "alice", "cron").await;
     let phone = device(store, "alice", android("pixel")).await;
@@ -81,8 +80,7 @@ async fn a_send_with_a_key_supersedes_the_earlier_ones_unfinished_jobs(s: Story)
     assert_eq!(delivery_states(store, "m2", alice.id).await, [Superseded]);
 }
 
-async fn a_key_belongs_to_its_owner_alone(s: Story) {
-    let store = &s.store;
+async fn a_key_belongs_to_its_owner_alone(store: &Store) {
     let (alice, alice_token, [alice_phone]) = user_with(store, "alice", [android("pixel")]).await;
     let (_, bob_token, [bob_phone]) = user_with(store, "bob", [android("pixel")]).await;
     accept(
@@ -101,8 +99,7 @@ async fn a_key_belongs_to_its_owner_alone(s: Story) {
     );
 }
 
-async fn an_offline_device_gets_only_the_newest_of_a_key(s: Story) {
-    let store = &s.store;
+async fn an_offline_device_gets_only_the_newest_of_a_key(store: &Store) {
     let (_, token, [desk, phone]) =
         user_with(store, "alice", [extension("desk"), android("pixel")]).await;
     for (i, id) in ["running", "tests", "passed"].into_iter().enumerate() {

@@ -3,7 +3,8 @@
 //! `db_story` does). A story never reaches into SQL or a backend's internals, so passing on
 //! both backends means both behave the same.
 //!
-//! [`story!`] turns one `async fn name(s: Story)` into a module `name` with one test per
+//! [`story!`] turns one `async fn name(store: &Store)` (or `async fn name(s: Story)`, for a
+//! story that needs more than the store) into a module `name` with one test per
 //! backend, `name::sqlite` and `name::postgres`. The SQLite arm runs on a real file in a temp
 //! dir; the PostgreSQL arm gets a fresh, empty database from [`postgres_database`] and prints
 //! "skipped" where there is none. Time is always an explicit `now` (the store takes it as an
@@ -69,12 +70,36 @@ impl Story {
     }
 }
 
-/// Runs `story` on `backend`; a backend that is not available here is reported and skipped.
-pub async fn run<F, Fut>(backend: Backend, story: F)
+/// What a story is: an `async fn` of its store alone, or of the whole [`Story`] where it
+/// needs more (the backend, another store on the same database).
+pub trait Telling<Takes> {
+    fn tell(self, s: Story) -> impl Future<Output = ()>;
+}
+
+/// [`Telling`] by an `async fn(store: &Store)`.
+pub struct TheStore;
+
+/// [`Telling`] by an `async fn(s: Story)`.
+pub struct TheStory;
+
+impl<F: AsyncFnOnce(&Store)> Telling<TheStore> for F {
+    async fn tell(self, s: Story) {
+        self(&s.store).await
+    }
+}
+
+impl<F, Fut> Telling<TheStory> for F
 where
     F: FnOnce(Story) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: Future<Output = ()>,
 {
+    async fn tell(self, s: Story) {
+        self(s).await
+    }
+}
+
+/// Runs `story` on `backend`; a backend that is not available here is reported and skipped.
+pub async fn run<Takes>(backend: Backend, story: impl Telling<Takes>) {
     let (db, dir) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -91,16 +116,17 @@ where
     let store = Store::open(&db, Limits::HOSTED, T0)
         .await
         .unwrap_or_else(|e| panic!("opening {backend:?} on {db:?}: {e}"));
-    story(Story {
-        store,
-        db,
-        backend,
-        _dir: dir,
-    })
-    .await;
+    story
+        .tell(Story {
+            store,
+            db,
+            backend,
+            _dir: dir,
+        })
+        .await;
 }
 
-/// One test per backend for `async fn $name(s: Story)` in the same file: `$name::sqlite`,
+/// One test per backend for the story `async fn $name` in the same file: `$name::sqlite`,
 /// `$name::postgres`. Multi-threaded, so stories with concurrent callers really race.
 macro_rules! story {
     ($($name:ident),* $(,)?) => {

@@ -18,8 +18,7 @@ story!(
     a_stalled_claim_cannot_touch_the_lease_taken_since,
 );
 
-async fn claims_lease_and_expired_leases_come_back(s: Story) {
-    let store = &s.store;
+async fn claims_lease_and_expired_leases_come_back(store: &Store) {
     let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     accept(store, send(&token, "msg_1", &[&phone], T0)).await;
     let claimed = store
@@ -89,8 +88,7 @@ async fn claims_lease_and_expired_leases_come_back(s: Story) {
     );
 }
 
-async fn a_renewed_lease_is_kept_until_its_new_end(s: Story) {
-    let store = &s.store;
+async fn a_renewed_lease_is_kept_until_its_new_end(store: &Store) {
     let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     accept(store, send(&token, "msg_1", &[&phone], T0)).await;
     accept(store, send(&token, "msg_2", &[&phone], T0)).await;
@@ -121,8 +119,7 @@ async fn a_renewed_lease_is_kept_until_its_new_end(s: Story) {
     assert_eq!(states(store, first_message, alice.id).await, ["delivered"]);
 }
 
-async fn claims_take_due_jobs_of_the_given_channels_oldest_first(s: Story) {
-    let store = &s.store;
+async fn claims_take_due_jobs_of_the_given_channels_oldest_first(store: &Store) {
     let devices = [android("pixel"), webpush("browser"), extension("desk")];
     let (_, token, [phone, browser, desk]) = user_with(store, "alice", devices).await;
     accept(store, send(&token, "later", &[&phone], T0 + 5_000)).await;
@@ -186,8 +183,7 @@ async fn two_claimers_take_disjoint_jobs(s: Story) {
     assert_eq!(a.len() + b.len(), JOBS, "every due job claimed once");
 }
 
-async fn outcomes_finish_or_reschedule_jobs(s: Story) {
-    let store = &s.store;
+async fn outcomes_finish_or_reschedule_jobs(store: &Store) {
     let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     for id in ["ok", "retry", "dead", "expired", "retry_then_expired"] {
         accept(store, send(&token, id, &[&phone], T0)).await;
@@ -266,8 +262,7 @@ async fn outcomes_finish_or_reschedule_jobs(s: Story) {
     store.complete_jobs(vec![], T0 + 7_000).await.unwrap();
 }
 
-async fn an_unreachable_device_fails_only_its_open_jobs(s: Story) {
-    let store = &s.store;
+async fn an_unreachable_device_fails_only_its_open_jobs(store: &Store) {
     let (alice, token, [phone, tablet]) =
         user_with(store, "alice", [android("pixel"), android("tablet")]).await;
     accept(store, send(&token, "done", &[&phone], T0)).await;
@@ -317,8 +312,7 @@ async fn an_unreachable_device_fails_only_its_open_jobs(s: Story) {
     assert_eq!(rest.len(), 2);
 }
 
-async fn waiting_jobs_expire_with_their_ttl(s: Story) {
-    let store = &s.store;
+async fn waiting_jobs_expire_with_their_ttl(store: &Store) {
     let (alice, token, [phone, desk]) =
         user_with(store, "alice", [android("pixel"), extension("desk")]).await;
     accept(store, send(&token, "short", &[&phone, &desk], T0)).await;
@@ -366,8 +360,7 @@ async fn waiting_jobs_expire_with_their_ttl(s: Story) {
     assert_eq!(store.expire_jobs(T0 + MINUTE).await.unwrap(), 0);
 }
 
-async fn next_due_at_and_queue_depth_follow_the_queue(s: Story) {
-    let store = &s.store;
+async fn next_due_at_and_queue_depth_follow_the_queue(store: &Store) {
     assert_eq!(store.next_due_at(&Channel::ALL).await.unwrap(), None);
     assert_eq!(store.queue_depth().await.unwrap(), 0);
     let devices = [android("pixel"), webpush("browser"), extension("desk")];
@@ -417,8 +410,7 @@ async fn next_due_at_and_queue_depth_follow_the_queue(s: Story) {
 
 /// A relay that stalled past its lease and comes back with its result finds the job taken
 /// over and finished by another: its late outcome lands nowhere.
-async fn a_late_outcome_cannot_undo_a_finished_job(s: Story) {
-    let store = &s.store;
+async fn a_late_outcome_cannot_undo_a_finished_job(store: &Store) {
     let (alice, _, stalled, taken) = stalled_and_taken_over(store).await;
     // The other relay delivers it.
     store
@@ -447,8 +439,7 @@ async fn a_late_outcome_cannot_undo_a_finished_job(s: Story) {
 /// A relay that stalled past its lease comes back while another relay holds the job under a
 /// lease of its own: its renewal, its outcome and its verdict on the device all land nowhere,
 /// and the new holder's outcome lands.
-async fn a_stalled_claim_cannot_touch_the_lease_taken_since(s: Story) {
-    let store = &s.store;
+async fn a_stalled_claim_cannot_touch_the_lease_taken_since(store: &Store) {
     let (alice, phone, stalled, taken) = stalled_and_taken_over(store).await;
     assert_ne!(
         taken[0].lease(),

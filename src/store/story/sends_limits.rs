@@ -58,8 +58,7 @@ async fn replay(store: &Store, token: &TokenRecord, key: &str, now: i64) -> Opti
         .unwrap()
 }
 
-async fn an_accepted_send_has_one_job_per_target(s: Story) {
-    let store = &s.store;
+async fn an_accepted_send_has_one_job_per_target(store: &Store) {
     let devices = [android("pixel"), extension("desk"), webpush("browser")];
     let (alice, token, [phone, desk, browser]) = user_with(store, "alice", devices).await;
     let depth = store.queue_depth().await.unwrap();
@@ -100,8 +99,7 @@ async fn an_accepted_send_has_one_job_per_target(s: Story) {
     );
 }
 
-async fn sealed_payloads_are_kept_and_no_plaintext_when_all_are_sealed(s: Story) {
-    let store = &s.store;
+async fn sealed_payloads_are_kept_and_no_plaintext_when_all_are_sealed(store: &Store) {
     let (_, token, [phone, desk]) =
         user_with(store, "alice", [android("pixel"), extension("desk")]).await;
     let sealed_bytes = vec![7u8; 80];
@@ -152,8 +150,7 @@ async fn sealed_payloads_are_kept_and_no_plaintext_when_all_are_sealed(s: Story)
     assert_eq!(events[1].payload.as_ref().unwrap().bytes, vec![9u8; 60]);
 }
 
-async fn a_clear_target_without_an_envelope_is_refused(s: Story) {
-    let store = &s.store;
+async fn a_clear_target_without_an_envelope_is_refused(store: &Store) {
     let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     let before = layer_statuses(store, &token, &alice, T0).await;
     let mut broken = send(&token, "msg_1", &[&phone], T0);
@@ -166,8 +163,7 @@ async fn a_clear_target_without_an_envelope_is_refused(s: Story) {
     assert_eq!(layer_statuses(store, &token, &alice, T0).await, before);
 }
 
-async fn the_sending_token_is_touched_only_when_asked(s: Story) {
-    let store = &s.store;
+async fn the_sending_token_is_touched_only_when_asked(store: &Store) {
     let (_, token, _) = user_with_token(store, "alice").await;
     accept(store, send(&token, "msg_1", &[], T0 + 1)).await;
     assert_eq!(store.list_tokens(None).await.unwrap()[0].last_used_at, None);
@@ -180,8 +176,7 @@ async fn the_sending_token_is_touched_only_when_asked(s: Story) {
     );
 }
 
-async fn an_idempotent_repeat_replays_and_charges_nothing(s: Story) {
-    let store = &s.store;
+async fn an_idempotent_repeat_replays_and_charges_nothing(store: &Store) {
     let (alice, token, _) = user_with_token(store, "alice").await;
     let (other_token, _) = token_of(store, "alice", "other").await;
     let phone = device(store, "alice", android("pixel")).await;
@@ -286,8 +281,7 @@ async fn a_refused_send_names_the_layer_and_writes_nothing(s: Story) {
 
 /// An accept that fails (here: a message id already taken) must not charge the limits either:
 /// the charge and the commit are one.
-async fn a_failed_accept_charges_nothing(s: Story) {
-    let store = &s.store;
+async fn a_failed_accept_charges_nothing(store: &Store) {
     let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     accept(store, send(&token, "msg_1", &[&phone], T0)).await;
     let before = layer_statuses(store, &token, &alice, T0 + 1).await;
@@ -588,8 +582,7 @@ async fn statuses_report_every_enabled_layer_and_charge_nothing(s: Story) {
     );
 }
 
-async fn message_status_shows_each_delivery(s: Story) {
-    let store = &s.store;
+async fn message_status_shows_each_delivery(store: &Store) {
     let (alice, token, [phone, desk]) =
         user_with(store, "alice", [android("pixel"), extension("desk")]).await;
     let (bob, _, _) = user_with_token(store, "bob").await;

@@ -10,8 +10,7 @@ story!(
     a_desktop_device_removed_before_the_commit_gets_no_job,
 );
 
-async fn stream_events_come_in_order_after_a_sequence_number(s: Story) {
-    let store = &s.store;
+async fn stream_events_come_in_order_after_a_sequence_number(store: &Store) {
     let (_, token, [desk, laptop]) =
         user_with(store, "alice", [extension("desk"), extension("laptop")]).await;
     for (i, id) in ["m1", "m2", "m3"].into_iter().enumerate() {
@@ -98,8 +97,7 @@ async fn an_ack_counts_only_pending_events_of_that_device(s: Story) {
     assert_eq!(ack_count(store, &desk, vec![], T0 + 13).await, 0);
 }
 
-async fn removing_a_device_fails_its_pending_events(s: Story) {
-    let store = &s.store;
+async fn removing_a_device_fails_its_pending_events(store: &Store) {
     let devices = [extension("desk"), android("pixel"), extension("laptop")];
     let (alice, token, [desk, phone, laptop]) = user_with(store, "alice", devices).await;
     accept(store, send(&token, "m1", &[&desk, &phone, &laptop], T0)).await;
@@ -133,8 +131,7 @@ async fn removing_a_device_fails_its_pending_events(s: Story) {
 
 /// The accept reads the targets before it commits: a desktop device removed in between (by
 /// `reflecto admin`, or on another relay) is skipped instead of failing the whole send.
-async fn a_desktop_device_removed_before_the_commit_gets_no_job(s: Story) {
-    let store = &s.store;
+async fn a_desktop_device_removed_before_the_commit_gets_no_job(store: &Store) {
     let (alice, token, [desk, laptop]) =
         user_with(store, "alice", [extension("desk"), extension("laptop")]).await;
     store.remove_device(&desk.id, T0).await.unwrap();

@@ -10,8 +10,7 @@ story!(
     an_injected_write_fault_fails_writes_and_clears_by_itself,
 );
 
-async fn retention_prunes_only_finished_messages(s: Story) {
-    let store = &s.store;
+async fn retention_prunes_only_finished_messages(store: &Store) {
     let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     for id in ["msg_done", "msg_open"] {
         accept(store, send(&token, id, &[&phone], T0)).await;
@@ -61,8 +60,7 @@ async fn retention_prunes_only_finished_messages(s: Story) {
     assert_eq!(store.prune_finished(T0 + 2_000, 2).await.unwrap(), 0);
 }
 
-async fn prune_forgets_idempotency_keys_after_a_day(s: Story) {
-    let store = &s.store;
+async fn prune_forgets_idempotency_keys_after_a_day(store: &Store) {
     let (_, token, _) = user_with_token(store, "alice").await;
     let response = StoredResponse {
         status: 200,
@@ -118,8 +116,7 @@ async fn the_vapid_key_is_created_once_and_kept(s: Story) {
     );
 }
 
-async fn an_injected_write_fault_fails_writes_and_clears_by_itself(s: Story) {
-    let store = &s.store;
+async fn an_injected_write_fault_fails_writes_and_clears_by_itself(store: &Store) {
     store.ping().await.unwrap();
     store.probe_write(T0).await.unwrap();
     store.add_user("alice", T0).await.unwrap();

@@ -52,8 +52,7 @@ async fn callbacks_due(store: &Store, now: i64) -> Vec<CallbackJob> {
     store.claim_callbacks(now, 10, MINUTE).await.unwrap()
 }
 
-async fn an_urgent_message_repeats_on_every_channel_until_acknowledged(s: Story) {
-    let store = &s.store;
+async fn an_urgent_message_repeats_on_every_channel_until_acknowledged(store: &Store) {
     let devices = [extension("desk"), android("pixel"), webpush("firefox")];
     let (alice, token, [desk, phone, browser]) = user_with(store, "alice", devices).await;
     accept(
@@ -131,8 +130,7 @@ async fn an_urgent_message_repeats_on_every_channel_until_acknowledged(s: Story)
     assert_eq!(repeats(store, "m1", alice.id).await, 2);
 }
 
-async fn repeats_stop_at_expire_and_on_a_clear(s: Story) {
-    let store = &s.store;
+async fn repeats_stop_at_expire_and_on_a_clear(store: &Store) {
     let (alice, token, [desk]) = user_with(store, "alice", [extension("desk")]).await;
     accept(store, urgent(&token, "m1", &[&desk], MINUTE)).await;
     accept(
@@ -173,8 +171,7 @@ async fn repeats_stop_at_expire_and_on_a_clear(s: Story) {
     );
 }
 
-async fn an_offline_device_keeps_one_repeat(s: Story) {
-    let store = &s.store;
+async fn an_offline_device_keeps_one_repeat(store: &Store) {
     let (alice, token, [desk, phone]) =
         user_with(store, "alice", [extension("desk"), android("pixel")]).await;
     accept(store, urgent(&token, "m1", &[&desk, &phone], 10 * MINUTE)).await;

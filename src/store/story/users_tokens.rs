@@ -12,8 +12,7 @@ story!(
     a_sender_is_its_token_and_its_owners_reachable_devices,
 );
 
-async fn users_are_unique_listed_by_name_and_removable(s: Story) {
-    let store = &s.store;
+async fn users_are_unique_listed_by_name_and_removable(store: &Store) {
     let bob = store.add_user("bob", T0).await.unwrap();
     let alice = store.add_user("alice", T0 + 1).await.unwrap();
     assert_ne!(alice.id, bob.id);
@@ -45,8 +44,7 @@ async fn users_are_unique_listed_by_name_and_removable(s: Story) {
     store.add_user("alice", T0 + 3).await.unwrap();
 }
 
-async fn removing_a_user_removes_their_tokens_and_devices(s: Story) {
-    let store = &s.store;
+async fn removing_a_user_removes_their_tokens_and_devices(store: &Store) {
     let (alice, token, secret) = user_with_token(store, "alice").await;
     let (_, bobs_token, bobs_secret) = user_with_token(store, "bob").await;
     let phone = device(store, "alice", android("pixel")).await;
@@ -97,8 +95,7 @@ async fn removing_a_user_removes_their_tokens_and_devices(s: Story) {
     assert_eq!(store.list_tokens(None).await.unwrap().len(), 1);
 }
 
-async fn tokens_authenticate_until_revoked(s: Story) {
-    let store = &s.store;
+async fn tokens_authenticate_until_revoked(store: &Store) {
     let alice = store.add_user("alice", T0).await.unwrap();
     let (record, secret) = store
         .create_token(
@@ -182,8 +179,7 @@ async fn a_revocation_through_another_handle_takes_effect_at_once(s: Story) {
     assert_eq!(found.map(|t| t.id), Some(fresh.id));
 }
 
-async fn tokens_are_listed_per_user_in_creation_order(s: Story) {
-    let store = &s.store;
+async fn tokens_are_listed_per_user_in_creation_order(store: &Store) {
     store.add_user("alice", T0).await.unwrap();
     store.add_user("bob", T0).await.unwrap();
     let mut ids = Vec::new();
@@ -218,8 +214,7 @@ async fn sender_of(store: &Store, secret: &str) -> Option<Sender> {
 }
 
 /// The send path's one lookup: the token, and the owner's reachable devices oldest first.
-async fn a_sender_is_its_token_and_its_owners_reachable_devices(s: Story) {
-    let store = &s.store;
+async fn a_sender_is_its_token_and_its_owners_reachable_devices(store: &Store) {
     let (_, token, secret) = user_with_token(store, "alice").await;
     let alone = sender_of(store, secret.expose()).await.unwrap();
     assert_eq!(alone.token, token);
