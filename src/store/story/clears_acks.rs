@@ -344,10 +344,7 @@ async fn a_clear_of_a_job_in_flight_outlives_its_outcome_and_waits_for_its_lease
     let cleared = clear(store, &alice, MessageRef::Id("m1".into()), T0 + 1).await;
     assert_eq!((cleared.cancelled, cleared.cleared), (1, 1));
     // The worker's send went through after all: its outcome lands on nothing.
-    store
-        .complete_jobs(vec![(claimed[0].lease(), JobOutcome::Delivered)], T0 + 2)
-        .await
-        .unwrap();
+    complete(store, claimed[0].lease(), JobOutcome::Delivered, T0 + 2).await;
     assert_eq!(delivery_states(store, "m1", alice.id).await, [Cancelled]);
     // The clear is not due while the message's lease could still be in flight …
     assert!(claim(store, T0 + 2, 100, &Channel::ALL).await.is_empty());

@@ -27,10 +27,7 @@ async fn a_send_with_a_key_supersedes_the_earlier_ones_unfinished_jobs(store: &S
     accept(store, keyed(&token, "m1", "build", &[&phone, &desk], T0)).await;
     let claimed = claim(store, T0, 10, &[Channel::Fcm]).await;
     assert_eq!(claimed.len(), 1);
-    store
-        .complete_jobs(vec![(claimed[0].lease(), JobOutcome::Delivered)], T0)
-        .await
-        .unwrap();
+    complete(store, claimed[0].lease(), JobOutcome::Delivered, T0).await;
     // m2 supersedes m1's pending event, not its delivered job.
     accept(store, keyed(&token, "m2", "build", &[&phone], T0 + 1)).await;
     use DeliveryState::*;
@@ -68,10 +65,7 @@ async fn a_send_with_a_key_supersedes_the_earlier_ones_unfinished_jobs(store: &S
     let plain = status_of(store, "m_plain", alice.id).await;
     assert_eq!(plain.key, None);
     // A superseded job is final: the worker's late outcome does not land, nothing claims it.
-    store
-        .complete_jobs(vec![(leased[0].lease(), JobOutcome::Delivered)], T0 + 4)
-        .await
-        .unwrap();
+    complete(store, leased[0].lease(), JobOutcome::Delivered, T0 + 4).await;
     assert_eq!(delivery_states(store, "m2", alice.id).await, [Superseded]);
     let due = fcm_due(store, T0 + 5).await;
     assert_eq!(due, ["m_other", "m3"]);

@@ -351,6 +351,21 @@ pub(super) async fn claim(
     store.claim_due(now, limit, MINUTE, channels).await.unwrap()
 }
 
+/// The lease of the job of message `id` among `claimed`.
+pub(super) fn lease_of(claimed: &[ClaimedJob], id: &str) -> Lease {
+    let job = claimed.iter().find(|j| j.message_id == id);
+    job.unwrap_or_else(|| panic!("no job of {id} claimed"))
+        .lease()
+}
+
+/// Lands one worker's outcome for the job it holds under `lease`.
+pub(super) async fn complete(store: &Store, lease: Lease, outcome: JobOutcome, now: i64) {
+    store
+        .complete_jobs(vec![(lease, outcome)], now)
+        .await
+        .unwrap();
+}
+
 /// Delivers every due FCM and Web Push job, as a worker whose sends all succeed; returns
 /// them.
 pub(super) async fn deliver_due(store: &Store, now: i64) -> Vec<ClaimedJob> {

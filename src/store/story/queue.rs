@@ -73,10 +73,7 @@ async fn claims_lease_and_expired_leases_come_back(store: &Store) {
         .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].job_id, again[0].attempts), (job.job_id, 2));
-    store
-        .complete_jobs(vec![(again[0].lease(), JobOutcome::Delivered)], T0 + 32_000)
-        .await
-        .unwrap();
+    complete(store, again[0].lease(), JobOutcome::Delivered, T0 + 32_000).await;
     assert_eq!(states(store, "msg_1", alice.id).await, ["delivered"]);
     assert_eq!(
         store
@@ -189,7 +186,7 @@ async fn outcomes_finish_or_reschedule_jobs(store: &Store) {
         accept(store, send(&token, id, &[&phone], T0)).await;
     }
     let jobs = claim(store, T0, 10, &Channel::ALL).await;
-    let job = |id: &str| jobs.iter().find(|j| j.message_id == id).unwrap().lease();
+    let job = |id: &str| lease_of(&jobs, id);
     let retry = JobOutcome::RetryAt {
         at_ms: T0 + 5_000,
         error: "http 503".into(),
@@ -243,15 +240,8 @@ async fn outcomes_finish_or_reschedule_jobs(store: &Store) {
     let again = claim(store, T0 + 5_000, 10, &Channel::ALL).await;
     assert_eq!(again.len(), 2);
     assert!(again.iter().all(|j| j.attempts == 2));
-    let later = again
-        .iter()
-        .find(|j| j.message_id == "retry_then_expired")
-        .unwrap()
-        .lease();
-    store
-        .complete_jobs(vec![(later, JobOutcome::Expired)], T0 + 6_000)
-        .await
-        .unwrap();
+    let later = lease_of(&again, "retry_then_expired");
+    complete(store, later, JobOutcome::Expired, T0 + 6_000).await;
     let d = delivery("retry_then_expired").await;
     assert_eq!(
         (d.state.as_str(), d.last_error.as_deref()),
@@ -267,10 +257,7 @@ async fn an_unreachable_device_fails_only_its_open_jobs(store: &Store) {
         user_with(store, "alice", [android("pixel"), android("tablet")]).await;
     accept(store, send(&token, "done", &[&phone], T0)).await;
     let done = claim(store, T0, 1, &Channel::ALL).await;
-    store
-        .complete_jobs(vec![(done[0].lease(), JobOutcome::Delivered)], T0)
-        .await
-        .unwrap();
+    complete(store, done[0].lease(), JobOutcome::Delivered, T0).await;
     for id in ["msg_1", "msg_2"] {
         accept(store, send(&token, id, &[&phone, &tablet], T0 + 1)).await;
     }

@@ -17,15 +17,8 @@ async fn retention_prunes_only_finished_messages(store: &Store) {
     }
     accept(store, send(&token, "msg_none", &[], T0)).await;
     let jobs = store.claim_due(T0, 10, 1_000, &Channel::ALL).await.unwrap();
-    let done = jobs
-        .iter()
-        .find(|j| j.message_id == "msg_done")
-        .unwrap()
-        .lease();
-    store
-        .complete_jobs(vec![(done, JobOutcome::Delivered)], T0 + 1_000)
-        .await
-        .unwrap();
+    let done = lease_of(&jobs, "msg_done");
+    complete(store, done, JobOutcome::Delivered, T0 + 1_000).await;
     // Nothing is older than a cutoff before the sends.
     assert_eq!(store.prune_finished(T0 - 1, 100).await.unwrap(), 0);
     // Finished at T0 + 1000: not yet due at cutoff T0 + 999 (but the message with no
