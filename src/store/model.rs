@@ -690,6 +690,19 @@ pub struct NewToken {
     pub test: bool,
 }
 
+impl NewToken {
+    /// A live token of `user` with no priority cap, for every device.
+    pub fn plain(user: impl Into<String>, label: impl Into<String>) -> NewToken {
+        NewToken {
+            user: user.into(),
+            label: label.into(),
+            priority_cap: None,
+            scope_devices: None,
+            test: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserRecord {
     pub id: i64,

@@ -3,7 +3,7 @@
 //! id and its credential (every type: SPEC §1.16 acknowledgements). Also the pairing rules both backends
 //! apply.
 
-use super::model::{DeviceRecord, NewDevice, PairOutcome};
+use super::model::{DeviceRecord, NewAudit, NewDevice, PairOutcome};
 use super::{Result, StoreError};
 use crate::api::DeviceType;
 use crate::api::sealed::{encode, parse_public_key};
@@ -15,6 +15,26 @@ pub const PAIR_CODE_TTL_MS: i64 = 10 * 60 * 1000;
 pub const PAIR_FAILURE_WINDOW_MS: i64 = 10 * 60 * 1000;
 /// At this many failures within the window, every outstanding code is invalidated.
 pub const PAIR_FAILURE_LIMIT: i64 = 100;
+
+/// The audit entry of the brute-force rule (SPEC §1.19): no actor made it but the relay.
+pub fn invalidation(now: i64) -> NewAudit {
+    NewAudit {
+        at: now,
+        actor: "relay".to_owned(),
+        action: "pairing.invalidate",
+        target: String::new(),
+        ip: None,
+    }
+}
+
+/// Tells the operator that `failures` wrong guesses invalidated `codes` pairing codes.
+pub fn warn_invalidated(failures: i64, codes: u64) {
+    tracing::warn!(
+        failures,
+        codes,
+        "too many failed pairing attempts: every outstanding pairing code is invalidated"
+    );
+}
 
 /// A device checked and ready to insert.
 pub struct PreparedDevice {

@@ -4,18 +4,20 @@
 //! at the next request.
 
 use super::PgStore;
-use crate::api::token::hash_secret;
 use crate::store::contract::Admin;
 use crate::store::model::*;
 use crate::store::{Result, StoreError};
 use deadpool_postgres::GenericClient;
 use std::collections::HashMap;
-use subtle::ConstantTimeEq;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 const SELECT_ADMIN: &str =
     "SELECT id, label, created_at, last_used_at, revoked_at IS NOT NULL, hash FROM admin_tokens";
+
+/// Marks an admin token revoked, keeping the time of an earlier revocation.
+const REVOKE_ADMIN_SQL: &str =
+    "UPDATE admin_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
 
 fn admin_token(r: &Row) -> AdminTokenRecord {
     AdminTokenRecord {
@@ -40,21 +42,9 @@ pub(super) async fn insert_audit(c: &impl GenericClient, e: &NewAudit) -> Result
 
 impl Admin for PgStore {
     async fn authenticate_admin(&self, secret: &str) -> Result<Option<AdminTokenRecord>> {
-        let hash = hash_secret(secret);
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                &format!("{SELECT_ADMIN} WHERE hash = $1"),
-                &[&hash.as_slice()],
-            )
-            .await?;
-        Ok(row.and_then(|r| {
-            let stored: Vec<u8> = r.get(5);
-            let same: bool = stored.as_slice().ct_eq(hash.as_slice()).into();
-            let token = admin_token(&r);
-            (same && !token.revoked).then_some(token)
-        }))
+        let select = format!("{SELECT_ADMIN} WHERE hash = $1");
+        let found = self.row_by_secret(&select, secret, 5).await?;
+        Ok(found.map(|r| admin_token(&r)).filter(|t| !t.revoked))
     }
 
     async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenRecord>> {
@@ -67,18 +57,7 @@ impl Admin for PgStore {
     }
 
     async fn revoke_admin_token(&self, id: &str, now: i64) -> Result<()> {
-        match self
-            .writer()
-            .await?
-            .execute(
-                "UPDATE admin_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
-                &[&id, &now],
-            )
-            .await?
-        {
-            0 => Err(StoreError::NotFound(format!("token '{id}'"))),
-            _ => Ok(()),
-        }
+        self.revoke(REVOKE_ADMIN_SQL, id, now).await
     }
 
     async fn note_admin_use(&self, token_id: &str, ip: &str, now: i64) -> Result<bool> {

@@ -6,6 +6,7 @@
 //! its wake-up, or its 1 s poll).
 
 use super::devices_pairing::SEEN_SQL;
+use super::streams::stream_seq;
 use super::{PgStore, retry_contended};
 use crate::api::DeviceType;
 use crate::store::contract::{Basics, ClearsAcks};
@@ -30,7 +31,8 @@ impl ClearsAcks for PgStore {
         response: Option<String>,
         now: i64,
     ) -> Result<AckOutcome> {
-        retry_contended(|| self.acknowledge_once(message_id, device_id, response.clone(), now))
+        // Each attempt borrows the response: nothing is copied until an attempt records it.
+        retry_contended(|| self.acknowledge_once(message_id, device_id, response.as_deref(), now))
             .await
     }
 }
@@ -78,7 +80,7 @@ impl PgStore {
         &self,
         message_id: &str,
         device_id: &str,
-        response: Option<String>,
+        response: Option<&str>,
         now: i64,
     ) -> Result<AckOutcome> {
         let mut client = self.writer().await?;
@@ -96,7 +98,7 @@ impl PgStore {
             return Ok(AckOutcome::NotFound);
         };
         let responses: Option<String> = row.get(0);
-        if let Some(r) = &response
+        if let Some(r) = response
             && !offers(responses.as_deref(), r)
         {
             return Ok(AckOutcome::InvalidResponse);
@@ -117,7 +119,7 @@ impl PgStore {
             let first = Acknowledgement {
                 at: now,
                 device_id: device_id.to_owned(),
-                response,
+                response: response.map(str::to_owned),
             };
             super::urgent::acknowledged_callback(&tx, message_id, now).await?;
             let cleared = clear_in(&tx, message_id.to_owned(), Some(device_id), now).await?;
@@ -195,8 +197,13 @@ async fn clear_in(
             .ok_or_else(|| StoreError::Db(format!("unknown job state '{state}'")))?;
         // The clear is queued first, from the job's row as it is: one for a job a worker
         // holds is due when that lease ends, so it cannot reach the device before the message.
+        let job = MessageJob {
+            message_id: &cleared.message_id,
+            device_id: &device_id,
+            device_type,
+        };
         if matches!(state, JobState::Delivered | JobState::Leased)
-            && queue_clear(tx, &cleared.message_id, &device_id, device_type, now).await?
+            && job.copy(tx, QUEUE_CLEAR, now, now + CLEAR_TTL_MS).await?
         {
             cleared.cleared += 1;
             cleared
@@ -216,41 +223,47 @@ async fn clear_in(
     Ok(cleared)
 }
 
-/// Queues one clear job for `device_id`, due now or when the message job's lease ends;
-/// false for a desktop device removed since (its streams are gone).
-async fn queue_clear(
-    tx: &Transaction<'_>,
-    message_id: &str,
-    device_id: &str,
-    device_type: DeviceType,
-    now: i64,
-) -> Result<bool> {
-    let seq: Option<i64> = match device_type {
-        DeviceType::Extension => match tx
-            .query_opt(
-                "UPDATE devices SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq",
-                &[&device_id],
-            )
-            .await?
-        {
-            Some(row) => Some(row.get(0)),
-            None => return Ok(false),
-        },
-        DeviceType::Android | DeviceType::Webpush => None,
-    };
-    tx.execute(
-        "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, priority, kind) \
-         SELECT message_id, device_id, device_type, $3, COALESCE(lease_until, $4), $5, $6, $4, priority, 'clear' FROM jobs \
-         WHERE message_id = $1 AND device_id = $2 AND kind = 'message'",
-        &[
-            &message_id,
-            &device_id,
-            &JobState::initial(device_type).as_str(),
-            &now,
-            &seq,
-            &(now + CLEAR_TTL_MS),
-        ],
-    )
-    .await?;
-    Ok(true)
+/// As the SQLite backend's: one clear job copied from a device's message job, due now or when
+/// the message job's lease ends.
+const QUEUE_CLEAR: &str = "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, priority, kind) \
+     SELECT message_id, device_id, device_type, $3, COALESCE(lease_until, $4), $5, $6, $4, priority, 'clear' FROM jobs \
+     WHERE message_id = $1 AND device_id = $2 AND kind = 'message'";
+
+/// As the SQLite backend's: one device's job of a message, from which a clear or a repeat for
+/// that device is copied.
+pub(super) struct MessageJob<'a> {
+    pub message_id: &'a str,
+    pub device_id: &'a str,
+    pub device_type: DeviceType,
+}
+
+impl MessageJob<'_> {
+    /// Runs `insert`, which copies this message job as a new job: `$1` message, `$2` device,
+    /// `$3` the new job's first state, `$4` now, `$5` its place on a desktop's stream, `$6` its
+    /// expiry. False, and nothing queued, for a desktop device removed since.
+    pub async fn copy(
+        &self,
+        tx: &Transaction<'_>,
+        insert: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool> {
+        let Some(seq) = stream_seq(tx, self.device_id, self.device_type).await? else {
+            return Ok(false);
+        };
+        let state = JobState::initial(self.device_type).as_str();
+        tx.execute(
+            insert,
+            &[
+                &self.message_id,
+                &self.device_id,
+                &state,
+                &now,
+                &seq,
+                &expires_at,
+            ],
+        )
+        .await?;
+        Ok(true)
+    }
 }

@@ -11,7 +11,6 @@ use crate::store::pairing::{self, PAIR_CODE_TTL_MS, PAIR_FAILURE_LIMIT, PAIR_FAI
 use crate::store::{Result, StoreError};
 use deadpool_postgres::GenericClient;
 use rand::Rng;
-use subtle::ConstantTimeEq;
 use tokio_postgres::Row;
 
 const SELECT_DEVICES: &str = "SELECT d.id, d.user_id, u.name, d.label, d.type, d.fcm_token, d.reachable, \
@@ -142,17 +141,9 @@ impl DevicesPairing for PgStore {
     }
 
     async fn authenticate_device(&self, credential: &str) -> Result<Option<DeviceRecord>> {
-        let hash = hash_secret(credential);
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!("{SELECT_DEVICES} WHERE d.credential_hash = $1"))
-            .await?;
-        let found = client.query_opt(&statement, &[&hash.as_slice()]).await?;
-        Ok(found.and_then(|r| {
-            let stored: Vec<u8> = r.get(13);
-            let same: bool = stored.as_slice().ct_eq(hash.as_slice()).into();
-            same.then(|| device(&r))
-        }))
+        let select = format!("{SELECT_DEVICES} WHERE d.credential_hash = $1");
+        let found = self.row_by_secret(&select, credential, 13).await?;
+        Ok(found.map(|r| device(&r)))
     }
 
     async fn create_pair_code(&self, user: &str, now: i64) -> Result<String> {
@@ -228,24 +219,9 @@ async fn record_pair_failure(c: &impl GenericClient, now: i64) -> Result<()> {
     if failures >= PAIR_FAILURE_LIMIT {
         let dropped = c.execute("DELETE FROM pairing_codes", &[]).await?;
         if dropped > 0 {
-            super::admin::insert_audit(c, &invalidated(now)).await?;
-            tracing::warn!(
-                failures,
-                codes = dropped,
-                "too many failed pairing attempts: every outstanding pairing code is invalidated"
-            );
+            super::admin::insert_audit(c, &pairing::invalidation(now)).await?;
+            pairing::warn_invalidated(failures, dropped);
         }
     }
     Ok(())
-}
-
-/// The audit entry of the brute-force rule (SPEC §1.19): no actor made it but the relay.
-fn invalidated(now: i64) -> crate::store::model::NewAudit {
-    crate::store::model::NewAudit {
-        at: now,
-        actor: "relay".to_owned(),
-        action: "pairing.invalidate",
-        target: String::new(),
-        ip: None,
-    }
 }

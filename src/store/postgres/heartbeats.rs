@@ -6,12 +6,12 @@
 //! `late` — a relay that dies before its commit leaves the heartbeat `up` for the next beat.
 
 use super::PgStore;
-use crate::api::DeviceType;
+use super::streams::stream_seq;
 use crate::store::contract::{Basics, Heartbeats};
 use crate::store::heartbeats::*;
 use crate::store::model::{JobState, NewSend, responses_column};
 use crate::store::{Result, StoreError};
-use tokio_postgres::{Row, Transaction};
+use tokio_postgres::{GenericClient, Row, Transaction};
 
 const COLUMNS: &str =
     "user_id, name, every_ms, grace_ms, grace_set, state, last_ping_at, token_id, source";
@@ -63,8 +63,18 @@ async fn lock_one(
     user_id: i64,
     name: &str,
 ) -> Result<Option<HeartbeatRecord>> {
+    find(c, user_id, name, " FOR UPDATE").await
+}
+
+/// The owner's heartbeat `name`, the query followed by `lock` (empty for a plain read).
+async fn find(
+    c: &impl GenericClient,
+    user_id: i64,
+    name: &str,
+    lock: &str,
+) -> Result<Option<HeartbeatRecord>> {
     c.query_opt(
-        &format!("SELECT {COLUMNS} FROM heartbeats WHERE user_id = $1 AND name = $2 FOR UPDATE"),
+        &format!("SELECT {COLUMNS} FROM heartbeats WHERE user_id = $1 AND name = $2{lock}"),
         &[&user_id, &name],
     )
     .await?
@@ -103,19 +113,9 @@ async fn insert_message(c: &Transaction<'_>, send: &NewSend) -> Result<()> {
     )
     .await?;
     for target in &send.targets {
-        let seq: Option<i64> = match target.device_type {
-            // A desktop device removed since the targets were read gets no job.
-            DeviceType::Extension => match c
-                .query_opt(
-                    "UPDATE devices SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq",
-                    &[&target.device_id],
-                )
-                .await?
-            {
-                Some(row) => Some(row.get(0)),
-                None => continue,
-            },
-            DeviceType::Android | DeviceType::Webpush => None,
+        // A desktop device removed since the targets were read gets no job.
+        let Some(seq) = stream_seq(c, &target.device_id, target.device_type).await? else {
+            continue;
         };
         c.execute(
             "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority) \
@@ -200,15 +200,8 @@ impl Heartbeats for PgStore {
 
     async fn heartbeat(&self, user_id: i64, name: &str) -> Result<Option<HeartbeatRecord>> {
         let client = self.client().await?;
-        client
-            .query_opt(
-                &format!("SELECT {COLUMNS} FROM heartbeats WHERE user_id = $1 AND name = $2"),
-                &[&user_id, &name],
-            )
-            .await?
-            .as_ref()
-            .map(record)
-            .transpose()
+        let client: &tokio_postgres::Client = &client;
+        find(client, user_id, name, "").await
     }
 
     async fn heartbeats_of(&self, user_id: i64) -> Result<Vec<HeartbeatRecord>> {

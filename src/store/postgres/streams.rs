@@ -5,9 +5,30 @@
 use super::PgStore;
 use super::devices_pairing::SEEN_SQL;
 use super::queue::payload_at;
+use crate::api::DeviceType;
 use crate::store::contract::Streams;
 use crate::store::model::{AckedEvent, JobKind, StreamEvent};
 use crate::store::{Result, StoreError};
+use tokio_postgres::Transaction;
+
+/// As the SQLite backend's: a desktop's next sequence number, none for a channel device, and
+/// `None` for a desktop device removed since (it gets no job).
+pub(super) async fn stream_seq(
+    tx: &Transaction<'_>,
+    device_id: &str,
+    device_type: DeviceType,
+) -> Result<Option<Option<i64>>> {
+    Ok(match device_type {
+        DeviceType::Extension => tx
+            .query_opt(
+                "UPDATE devices SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq",
+                &[&device_id],
+            )
+            .await?
+            .map(|row| Some(row.get(0))),
+        DeviceType::Android | DeviceType::Webpush => Some(None),
+    })
+}
 
 impl Streams for PgStore {
     async fn stream_events(

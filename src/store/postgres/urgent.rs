@@ -5,6 +5,7 @@
 //! before it is taken or waits for it and then cancels the repeats it queued.
 
 use super::PgStore;
+use super::clears_acks::MessageJob;
 use crate::api::DeviceType;
 use crate::store::contract::{Basics, Urgent};
 use crate::store::model::*;
@@ -209,34 +210,24 @@ async fn repeat_in(
             &[&message_id, &device_id, &now],
         )
         .await?;
-        let seq: Option<i64> = match device_type {
-            DeviceType::Extension => match tx
-                .query_opt(
-                    "UPDATE devices SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq",
-                    &[&device_id],
-                )
-                .await?
-            {
-                Some(row) => Some(row.get(0)),
-                None => continue,
-            },
-            DeviceType::Android | DeviceType::Webpush => None,
+        let job = MessageJob {
+            message_id,
+            device_id: &device_id,
+            device_type,
         };
-        tx.execute(
-            "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority, kind) \
-             SELECT message_id, device_id, device_type, $3, $4, $5, LEAST(expires_at, $6), $4, payload, payload_kind, priority, 'repeat' FROM jobs \
-             WHERE message_id = $1 AND device_id = $2 AND kind = 'message'",
-            &[
-                &message_id,
-                &device_id,
-                &JobState::initial(device_type).as_str(),
-                &now,
-                &seq,
-                &expires_at,
-            ],
-        )
-        .await?;
-        targets.push(Target::clear(device_id, device_type));
+        let queued = job
+            .copy(
+                tx,
+                "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority, kind) \
+                 SELECT message_id, device_id, device_type, $3, $4, $5, LEAST(expires_at, $6), $4, payload, payload_kind, priority, 'repeat' FROM jobs \
+                 WHERE message_id = $1 AND device_id = $2 AND kind = 'message'",
+                now,
+                expires_at,
+            )
+            .await?;
+        if queued {
+            targets.push(Target::clear(device_id, device_type));
+        }
     }
     Ok(targets)
 }

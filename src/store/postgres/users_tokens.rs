@@ -37,6 +37,41 @@ fn user(r: &Row) -> UserRecord {
         created_at: r.get(2),
     }
 }
+
+/// Marks a token revoked, keeping the time of an earlier revocation.
+const REVOKE_SQL: &str = "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
+
+/// What tokens, admin tokens and device credentials share: each is found by its secret's hash
+/// and revoked by id.
+impl PgStore {
+    /// The row `select` finds by the hash of `secret` (`$1`), kept only where the hash it holds
+    /// in column `stored` is the same in constant time: the index finds, the comparison decides.
+    pub(super) async fn row_by_secret(
+        &self,
+        select: &str,
+        secret: &str,
+        stored: usize,
+    ) -> Result<Option<Row>> {
+        let hash = hash_secret(secret);
+        let client = self.client().await?;
+        let statement = client.prepare_cached(select).await?;
+        let found = client.query_opt(&statement, &[&hash.as_slice()]).await?;
+        Ok(found.filter(|r| {
+            let held: Vec<u8> = r.get(stored);
+            held.as_slice().ct_eq(hash.as_slice()).into()
+        }))
+    }
+
+    /// Runs `update` (`$1` id, `$2` now), which marks token `id` revoked; not found where it
+    /// matched nothing.
+    pub(super) async fn revoke(&self, update: &str, id: &str, now: i64) -> Result<()> {
+        match self.writer().await?.execute(update, &[&id, &now]).await? {
+            0 => Err(StoreError::NotFound(format!("token '{id}'"))),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl UsersTokens for PgStore {
     async fn add_user(&self, name: &str, now: i64) -> Result<UserRecord> {
         let row = self
@@ -88,33 +123,13 @@ impl UsersTokens for PgStore {
     }
 
     async fn revoke_token(&self, id: &str, now: i64) -> Result<()> {
-        match self
-            .writer()
-            .await?
-            .execute(
-                "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
-                &[&id, &now],
-            )
-            .await?
-        {
-            0 => Err(StoreError::NotFound(format!("token '{id}'"))),
-            _ => Ok(()),
-        }
+        self.revoke(REVOKE_SQL, id, now).await
     }
 
     async fn authenticate_token(&self, secret: &str) -> Result<Option<TokenRecord>> {
-        let hash = hash_secret(secret);
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!("{SELECT_TOKENS} WHERE t.hash = $1"))
-            .await?;
-        let found = client.query_opt(&statement, &[&hash.as_slice()]).await?;
-        Ok(found.and_then(|r| {
-            let stored: Vec<u8> = r.get(10);
-            let record = token(&r);
-            let same: bool = stored.as_slice().ct_eq(hash.as_slice()).into();
-            (same && !record.revoked).then_some(record)
-        }))
+        let select = format!("{SELECT_TOKENS} WHERE t.hash = $1");
+        let found = self.row_by_secret(&select, secret, 10).await?;
+        Ok(found.map(|r| token(&r)).filter(|t| !t.revoked))
     }
 
     /// One statement: the token and, joined to it, its owner's reachable devices (one row per

@@ -3,16 +3,18 @@
 //! message pages and counts.
 
 use super::SqliteStore;
-use crate::api::token::hash_secret;
 use crate::store::Result;
 use crate::store::StoreError;
 use crate::store::contract::Admin;
 use crate::store::model::*;
-use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
-use subtle::ConstantTimeEq;
+use rusqlite::{Connection, Row, params, params_from_iter};
 
 const SELECT_ADMIN: &str =
     "SELECT id, label, created_at, last_used_at, revoked_at IS NOT NULL, hash FROM admin_tokens";
+
+/// Marks an admin token revoked, keeping the time of an earlier revocation.
+const REVOKE_ADMIN_SQL: &str =
+    "UPDATE admin_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1";
 
 fn admin_token(r: &Row) -> rusqlite::Result<AdminTokenRecord> {
     Ok(AdminTokenRecord {
@@ -36,44 +38,18 @@ pub(super) fn insert_audit(c: &Connection, e: &NewAudit) -> Result<()> {
 
 impl Admin for SqliteStore {
     async fn authenticate_admin(&self, secret: &str) -> Result<Option<AdminTokenRecord>> {
-        let hash = hash_secret(secret);
-        self.lookup(|c| {
-            let found = c
-                .prepare_cached(&format!("{SELECT_ADMIN} WHERE hash = ?1"))?
-                .query_row([hash.as_slice()], |r| {
-                    Ok((admin_token(r)?, r.get::<_, Vec<u8>>(5)?))
-                })
-                .optional()?;
-            Ok(found.and_then(|(token, stored)| {
-                let same: bool = stored.as_slice().ct_eq(hash.as_slice()).into();
-                (same && !token.revoked).then_some(token)
-            }))
-        })
-        .await
+        let sql = format!("{SELECT_ADMIN} WHERE hash = ?1");
+        let found = self.by_secret(&sql, secret, 5, admin_token).await?;
+        Ok(found.filter(|t| !t.revoked))
     }
 
     async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenRecord>> {
-        self.scan(|c| {
-            let mut stmt = c.prepare(&format!("{SELECT_ADMIN} ORDER BY created_at, id"))?;
-            let rows = stmt.query_map([], admin_token)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-        .await
+        let sql = format!("{SELECT_ADMIN} ORDER BY created_at, id");
+        self.list(&sql, [], admin_token).await
     }
 
     async fn revoke_admin_token(&self, id: &str, now: i64) -> Result<()> {
-        let id = id.to_owned();
-        self.writer()
-            .write(move |c| {
-                match c.execute(
-                    "UPDATE admin_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
-                    params![id, now],
-                )? {
-                    0 => Err(StoreError::NotFound(format!("token '{id}'"))),
-                    _ => Ok(()),
-                }
-            })
-            .await
+        self.revoke(REVOKE_ADMIN_SQL, id, now).await
     }
 
     async fn note_admin_use(&self, token_id: &str, ip: &str, now: i64) -> Result<bool> {

@@ -3,6 +3,7 @@
 //! together. The writer runs one closure at a time: the first acknowledgement is decided there.
 
 use super::SqliteStore;
+use super::streams::stream_seq;
 use crate::api::DeviceType;
 use crate::store::Result;
 use crate::store::contract::{Basics, ClearsAcks};
@@ -157,8 +158,13 @@ fn clear_in(c: &Connection, message_id: String, except: Option<&str>, now: i64) 
     for (device_id, device_type, state) in rows {
         // The clear is queued first, from the job's row as it is: one for a job a worker
         // holds is due when that lease ends, so it cannot reach the device before the message.
+        let job = MessageJob {
+            message_id: &cleared.message_id,
+            device_id: &device_id,
+            device_type,
+        };
         if matches!(state, JobState::Delivered | JobState::Leased)
-            && queue_clear(c, &cleared.message_id, &device_id, device_type, now)?
+            && job.copy(c, QUEUE_CLEAR, now, now + CLEAR_TTL_MS)?
         {
             cleared.cleared += 1;
             cleared
@@ -177,41 +183,35 @@ fn clear_in(c: &Connection, message_id: String, except: Option<&str>, now: i64) 
     Ok(cleared)
 }
 
-/// Queues one clear job for `device_id`, due now or when the message job's lease ends;
-/// false for a desktop device removed since (its streams are gone).
-fn queue_clear(
-    c: &Connection,
-    message_id: &str,
-    device_id: &str,
-    device_type: DeviceType,
-    now: i64,
-) -> Result<bool> {
-    let seq: Option<i64> = match device_type {
-        DeviceType::Extension => match c
-            .query_row(
-                "UPDATE devices SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
-                [device_id],
-                |r| r.get(0),
-            )
-            .optional()?
-        {
-            Some(seq) => Some(seq),
-            None => return Ok(false),
-        },
-        DeviceType::Android | DeviceType::Webpush => None,
-    };
-    c.prepare_cached(
-        "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, priority, kind) \
-         SELECT message_id, device_id, device_type, ?3, COALESCE(lease_until, ?4), ?5, ?6, ?4, priority, 'clear' FROM jobs \
-         WHERE message_id = ?1 AND device_id = ?2 AND kind = 'message'",
-    )?
-    .execute(params![
-        message_id,
-        device_id,
-        JobState::initial(device_type).as_str(),
-        now,
-        seq,
-        now + CLEAR_TTL_MS
-    ])?;
-    Ok(true)
+/// One clear job copied from a device's message job (see [`MessageJob::copy`]): due now, or when
+/// the message job's lease ends.
+const QUEUE_CLEAR: &str = "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, priority, kind) \
+     SELECT message_id, device_id, device_type, ?3, COALESCE(lease_until, ?4), ?5, ?6, ?4, priority, 'clear' FROM jobs \
+     WHERE message_id = ?1 AND device_id = ?2 AND kind = 'message'";
+
+/// One device's job of a message, from which a clear or a repeat for that device is copied.
+pub(super) struct MessageJob<'a> {
+    pub message_id: &'a str,
+    pub device_id: &'a str,
+    pub device_type: DeviceType,
+}
+
+impl MessageJob<'_> {
+    /// Runs `insert`, which copies this message job as a new job: `?1` message, `?2` device,
+    /// `?3` the new job's first state, `?4` now, `?5` its place on a desktop's stream, `?6` its
+    /// expiry. False, and nothing queued, for a desktop device removed since.
+    pub fn copy(&self, c: &Connection, insert: &str, now: i64, expires_at: i64) -> Result<bool> {
+        let Some(seq) = stream_seq(c, self.device_id, self.device_type)? else {
+            return Ok(false);
+        };
+        c.prepare_cached(insert)?.execute(params![
+            self.message_id,
+            self.device_id,
+            JobState::initial(self.device_type).as_str(),
+            now,
+            seq,
+            expires_at
+        ])?;
+        Ok(true)
+    }
 }

@@ -11,7 +11,6 @@ use crate::store::pairing::{self, PAIR_CODE_TTL_MS, PAIR_FAILURE_LIMIT, PAIR_FAI
 use crate::store::{Result, StoreError};
 use rand::Rng;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use subtle::ConstantTimeEq;
 
 /// Reads a stored subscription from three nullable columns; all three or nothing.
 pub(super) fn webpush_at(r: &Row, first: usize) -> rusqlite::Result<Option<WebPushAddress>> {
@@ -142,19 +141,12 @@ impl DevicesPairing for SqliteStore {
     /// The extension device holding this stream credential, if it is still paired.
     /// As with tokens: looked up by hash, then the stored hash is compared in constant time.
     async fn authenticate_device(&self, credential: &str) -> Result<Option<DeviceRecord>> {
-        let hash = hash_secret(credential);
-        let found: Option<(String, Vec<u8>)> = self
-            .lookup(|c| {
-                Ok(c.prepare_cached(BY_CREDENTIAL_SQL)?
-                    .query_row([hash.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?)
-            })
+        let found: Option<String> = self
+            .by_secret(BY_CREDENTIAL_SQL, credential, 1, |r| r.get(0))
             .await?;
         match found {
-            Some((id, stored)) if bool::from(stored.as_slice().ct_eq(hash.as_slice())) => {
-                self.device(&id).await
-            }
-            _ => Ok(None),
+            Some(id) => self.device(&id).await,
+            None => Ok(None),
         }
     }
 
@@ -204,12 +196,7 @@ impl DevicesPairing for SqliteStore {
     }
 
     async fn list_devices(&self, user: Option<&str>) -> Result<Vec<DeviceRecord>> {
-        self.scan(|c| {
-            let mut stmt = c.prepare(LIST_SQL)?;
-            let rows = stmt.query_map([user], record)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-        .await
+        self.list(LIST_SQL, [user], record).await
     }
 }
 
@@ -229,24 +216,9 @@ fn record_pair_failure(c: &Connection, now: i64) -> Result<()> {
     if failures >= PAIR_FAILURE_LIMIT {
         let dropped = c.execute("DELETE FROM pairing_codes", [])?;
         if dropped > 0 {
-            super::admin::insert_audit(c, &invalidated(now))?;
-            tracing::warn!(
-                failures,
-                codes = dropped,
-                "too many failed pairing attempts: every outstanding pairing code is invalidated"
-            );
+            super::admin::insert_audit(c, &pairing::invalidation(now))?;
+            pairing::warn_invalidated(failures, dropped as u64);
         }
     }
     Ok(())
-}
-
-/// The audit entry of the brute-force rule (SPEC §1.19): no actor made it but the relay.
-fn invalidated(now: i64) -> crate::store::model::NewAudit {
-    crate::store::model::NewAudit {
-        at: now,
-        actor: "relay".to_owned(),
-        action: "pairing.invalidate",
-        target: String::new(),
-        ip: None,
-    }
 }

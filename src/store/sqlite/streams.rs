@@ -4,14 +4,36 @@
 use super::SqliteStore;
 use super::devices_pairing::SEEN_SQL;
 use super::queue::payload_at;
+use crate::api::DeviceType;
 use crate::store::Result;
 use crate::store::contract::Streams;
 use crate::store::model::*;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// A device's unacknowledged stream events after a sequence number.
 const STREAM_SQL: &str = "SELECT j.seq, j.message_id, (SELECT envelope FROM messages WHERE id = j.message_id), \
      j.payload_kind, j.payload, j.kind FROM jobs j WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3";
+
+/// The place a new job for a device takes on its stream: a desktop's next sequence number,
+/// none for a channel device (it has no stream). `None` for a desktop device removed since:
+/// its stream is gone, and it gets no job.
+pub(super) fn stream_seq(
+    c: &Connection,
+    device_id: &str,
+    device_type: DeviceType,
+) -> Result<Option<Option<i64>>> {
+    Ok(match device_type {
+        DeviceType::Extension => c
+            .query_row(
+                "UPDATE devices SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
+                [device_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .map(Some),
+        DeviceType::Android | DeviceType::Webpush => Some(None),
+    })
+}
 
 impl Streams for SqliteStore {
     /// An extension device's unacknowledged events after `after_seq`, in order.

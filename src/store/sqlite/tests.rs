@@ -26,13 +26,7 @@ fn device(label: &str, device_type: DeviceType) -> NewDevice {
 }
 
 async fn token(store: &SqliteStore) -> crate::api::token::Secret {
-    let new = NewToken {
-        user: "alice".into(),
-        label: "ci".into(),
-        priority_cap: None,
-        scope_devices: None,
-        test: false,
-    };
+    let new = NewToken::plain("alice", "ci");
     let owner = store.user_by_name("alice").await.unwrap();
     let issued = crate::store::tokens::issue(new, owner, T0);
     store
@@ -150,23 +144,20 @@ async fn backup_is_a_standalone_private_copy() {
 
 /// A read that grows with the data is marked blocking on the relay's multi-thread runtime and
 /// runs inline on a current-thread one (the CLI): both answer the same.
+async fn a_scan_lists(name: &str) {
+    let (_d, store) = store();
+    store.add_user(name, T0).await.unwrap();
+    let users = store.list_users().await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].name, name);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_answers_on_a_multi_thread_runtime() {
-    let (_d, store) = store();
-    store.add_user("alice", T0).await.unwrap();
-    let names: Vec<String> = store
-        .list_users()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.name)
-        .collect();
-    assert_eq!(names, ["alice"]);
+    a_scan_lists("alice").await;
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_scan_answers_on_a_current_thread_runtime() {
-    let (_d, store) = store();
-    store.add_user("bob", T0).await.unwrap();
-    assert_eq!(store.list_users().await.unwrap()[0].name, "bob");
+    a_scan_lists("bob").await;
 }

@@ -3,6 +3,7 @@
 //! The writer runs one closure at a time, so a due repeat is scheduled once.
 
 use super::SqliteStore;
+use super::clears_acks::MessageJob;
 use crate::api::DeviceType;
 use crate::store::Result;
 use crate::store::contract::{Basics, Urgent};
@@ -214,34 +215,22 @@ fn repeat_in(c: &Connection, message_id: &str, expires_at: i64, now: i64) -> Res
              WHERE message_id = ?1 AND device_id = ?2 AND kind = 'repeat' AND state IN ('queued', 'pending')",
         )?
         .execute(params![message_id, device_id, now])?;
-        let seq: Option<i64> = match device_type {
-            DeviceType::Extension => match c
-                .query_row(
-                    "UPDATE devices SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
-                    [&device_id],
-                    |r| r.get(0),
-                )
-                .optional()?
-            {
-                Some(seq) => Some(seq),
-                None => continue,
-            },
-            DeviceType::Android | DeviceType::Webpush => None,
+        let job = MessageJob {
+            message_id,
+            device_id: &device_id,
+            device_type,
         };
-        c.prepare_cached(
+        let queued = job.copy(
+            c,
             "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority, kind) \
              SELECT message_id, device_id, device_type, ?3, ?4, ?5, MIN(expires_at, ?6), ?4, payload, payload_kind, priority, 'repeat' FROM jobs \
              WHERE message_id = ?1 AND device_id = ?2 AND kind = 'message'",
-        )?
-        .execute(params![
-            message_id,
-            device_id,
-            JobState::initial(device_type).as_str(),
             now,
-            seq,
-            expires_at
-        ])?;
-        targets.push(Target::clear(device_id, device_type));
+            expires_at,
+        )?;
+        if queued {
+            targets.push(Target::clear(device_id, device_type));
+        }
     }
     Ok(targets)
 }

@@ -41,6 +41,65 @@ fn record(r: &Row) -> rusqlite::Result<TokenRecord> {
     })
 }
 
+/// Marks a token revoked, keeping the time of an earlier revocation.
+const REVOKE_SQL: &str = "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1";
+
+/// What the listings, tokens and admin tokens share.
+impl SqliteStore {
+    /// Every row `sql` selects with `params`, each made a record by `record`: a scan, as every
+    /// listing grows with the data.
+    pub(super) async fn list<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        record: fn(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        self.scan(|c| {
+            let mut stmt = c.prepare(sql)?;
+            let rows = stmt.query_map(params, record)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// The record `sql` finds by the hash of `secret` (`?1`), kept only where the hash it holds
+    /// in column `stored` is the same in constant time: the index finds, the comparison decides.
+    pub(super) async fn by_secret<T>(
+        &self,
+        sql: &str,
+        secret: &str,
+        stored: usize,
+        record: fn(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        let hash = hash_secret(secret);
+        self.lookup(|c| {
+            let found = c
+                .prepare_cached(sql)?
+                .query_row([hash.as_slice()], |r| {
+                    Ok((record(r)?, r.get::<_, Vec<u8>>(stored)?))
+                })
+                .optional()?;
+            Ok(found.and_then(|(record, held)| {
+                let same: bool = held.as_slice().ct_eq(hash.as_slice()).into();
+                same.then_some(record)
+            }))
+        })
+        .await
+    }
+
+    /// Runs `update` (`?1` id, `?2` now), which marks token `id` revoked; not found where it
+    /// matched nothing.
+    pub(super) async fn revoke(&self, update: &'static str, id: &str, now: i64) -> Result<()> {
+        let id = id.to_owned();
+        self.writer()
+            .write(move |c| match c.execute(update, params![id, now])? {
+                0 => Err(StoreError::NotFound(format!("token '{id}'"))),
+                _ => Ok(()),
+            })
+            .await
+    }
+}
+
 impl UsersTokens for SqliteStore {
     async fn add_user(&self, name: &str, now: i64) -> Result<UserRecord> {
         let name = name.to_owned();
@@ -70,17 +129,17 @@ impl UsersTokens for SqliteStore {
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>> {
-        self.scan(|c| {
-            let mut stmt = c.prepare("SELECT id, name, created_at FROM users ORDER BY name")?;
-            let rows = stmt.query_map([], |r| {
+        self.list(
+            "SELECT id, name, created_at FROM users ORDER BY name",
+            [],
+            |r| {
                 Ok(UserRecord {
                     id: r.get(0)?,
                     name: r.get(1)?,
                     created_at: r.get(2)?,
                 })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
+            },
+        )
         .await
     }
 
@@ -117,36 +176,13 @@ impl UsersTokens for SqliteStore {
     }
 
     async fn revoke_token(&self, id: &str, now: i64) -> Result<()> {
-        let id = id.to_owned();
-        self.writer()
-            .write(move |c| {
-                match c.execute(
-                    "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
-                    params![id, now],
-                )? {
-                    0 => Err(StoreError::NotFound(format!("token '{id}'"))),
-                    _ => Ok(()),
-                }
-            })
-            .await
+        self.revoke(REVOKE_SQL, id, now).await
     }
 
     /// The live (unrevoked) token with this secret, if any.
     async fn authenticate_token(&self, secret: &str) -> Result<Option<TokenRecord>> {
-        let hash = hash_secret(secret);
-        self.lookup(|c| {
-            let found = c
-                .prepare_cached(AUTH_SQL)?
-                .query_row([hash.as_slice()], |r| {
-                    Ok((record(r)?, r.get::<_, Vec<u8>>(10)?))
-                })
-                .optional()?;
-            Ok(found.and_then(|(token, stored)| {
-                let same: bool = stored.as_slice().ct_eq(hash.as_slice()).into();
-                (same && !token.revoked).then_some(token)
-            }))
-        })
-        .await
+        let found = self.by_secret(AUTH_SQL, secret, 10, record).await?;
+        Ok(found.filter(|t| !t.revoked))
     }
 
     async fn authenticate_sender(&self, secret: &str) -> Result<Option<Sender>> {
@@ -184,11 +220,6 @@ impl UsersTokens for SqliteStore {
     }
 
     async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
-        self.scan(|c| {
-            let mut stmt = c.prepare(LIST_SQL)?;
-            let rows = stmt.query_map([user], record)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-        .await
+        self.list(LIST_SQL, [user], record).await
     }
 }

@@ -13,8 +13,7 @@ story!(
     message_pages_are_newest_first_and_filtered,
 );
 
-async fn admin_tokens_authenticate_until_revoked_and_never_send(s: Story) {
-    let store = &s.store;
+async fn admin_tokens_authenticate_until_revoked_and_never_send(store: &Store) {
     let (record, secret) = store.create_admin_token("ops", T0).await.unwrap();
     assert!(secret.expose().starts_with("rfa_live_"));
     let found = store.authenticate_admin(secret.expose()).await.unwrap();
@@ -48,8 +47,7 @@ async fn admin_tokens_authenticate_until_revoked_and_never_send(s: Story) {
     );
 }
 
-async fn an_address_is_new_once_per_admin_token(s: Story) {
-    let store = &s.store;
+async fn an_address_is_new_once_per_admin_token(store: &Store) {
     let (a, _) = store.create_admin_token("a", T0).await.unwrap();
     let (b, _) = store.create_admin_token("b", T0).await.unwrap();
     assert!(store.note_admin_use(&a.id, "192.0.2.1", T0).await.unwrap());
@@ -76,8 +74,7 @@ async fn an_address_is_new_once_per_admin_token(s: Story) {
     assert_eq!(a_now.last_used_at, Some(T0 + 2));
 }
 
-async fn the_audit_log_pages_newest_first_and_prunes_by_age(s: Story) {
-    let store = &s.store;
+async fn the_audit_log_pages_newest_first_and_prunes_by_age(store: &Store) {
     let admin = Actor::Admin {
         label: "ops".into(),
         ip: "192.0.2.1".into(),
@@ -107,10 +104,8 @@ async fn the_audit_log_pages_newest_first_and_prunes_by_age(s: Story) {
     assert_eq!(store.list_audit(None, 10).await.unwrap().len(), 3);
 }
 
-async fn message_pages_are_newest_first_and_filtered(s: Story) {
-    let store = &s.store;
-    let (_, token, _) = user_with_token(store, "alice").await;
-    let desk = device(store, "alice", extension("desk")).await;
+async fn message_pages_are_newest_first_and_filtered(store: &Store) {
+    let (_, token, [desk]) = user_with(store, "alice", [extension("desk")]).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let id = format!("msg_{i}");

@@ -3,7 +3,7 @@
 //! and clears the message elsewhere, and the status that shows it all.
 
 use super::*;
-use crate::api::status::DeliveryState::{self, *};
+use crate::api::status::DeliveryState::*;
 
 story!(
     a_clear_cancels_what_waits_and_clears_what_was_received,
@@ -28,27 +28,28 @@ fn asking(
     }
 }
 
-async fn deliveries(store: &Store, id: &str, user_id: i64) -> Vec<DeliveryState> {
-    let status = store.message_status(id, user_id).await.unwrap().unwrap();
-    status.deliveries.iter().map(|d| d.state).collect()
+/// The devices of `targets`, sorted.
+fn sorted_ids(targets: &[Target]) -> Vec<&str> {
+    let mut ids: Vec<&str> = targets.iter().map(|t| t.device_id.as_str()).collect();
+    ids.sort();
+    ids
 }
 
-async fn a_clear_cancels_what_waits_and_clears_what_was_received(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let browser = device(store, "alice", webpush("browser")).await;
-    let desk = device(store, "alice", extension("desk")).await;
-    let laptop = device(store, "alice", extension("laptop")).await;
-    let offline = device(store, "alice", android("offline")).await;
+async fn a_clear_cancels_what_waits_and_clears_what_was_received(store: &Store) {
+    let devices = [
+        android("pixel"),
+        webpush("browser"),
+        extension("desk"),
+        extension("laptop"),
+        android("offline"),
+    ];
+    let (alice, token, [phone, browser, desk, laptop, offline]) =
+        user_with(store, "alice", devices).await;
     let targets = [&phone, &browser, &desk, &laptop, &offline];
     accept(store, send(&token, "m1", &targets, T0)).await;
     // The phone and the browser get it through their channels; the desk acks its event; the
     // laptop's event is on its stream, unacked; `offline` never came back.
-    let claimed = store
-        .claim_due(T0, 100, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let claimed = claim(store, T0, 100, &Channel::ALL).await;
     let delivered = claimed
         .iter()
         .filter(|j| j.device_id != offline.id)
@@ -69,46 +70,31 @@ async fn a_clear_cancels_what_waits_and_clears_what_was_received(s: Story) {
     store.complete_jobs(retry, T0).await.unwrap();
     ack_all(store, &desk, T0).await;
 
-    let cleared = store
-        .clear_message(alice.id, MessageRef::Id("m1".into()), T0 + 1)
-        .await
-        .unwrap()
-        .expect("alice's message");
+    let cleared = clear(store, &alice, MessageRef::Id("m1".into()), T0 + 1).await;
     assert_eq!(cleared.message_id, "m1");
     assert_eq!((cleared.cancelled, cleared.cleared), (2, 3));
-    let mut got: Vec<&str> = cleared
-        .targets
-        .iter()
-        .map(|t| t.device_id.as_str())
-        .collect();
-    got.sort();
+    let got = sorted_ids(&cleared.targets);
     let mut want = [phone.id.as_str(), browser.id.as_str(), desk.id.as_str()];
     want.sort();
     assert_eq!(got, want, "only the devices that received it");
     assert_eq!(
-        deliveries(store, "m1", alice.id).await,
+        delivery_states(store, "m1", alice.id).await,
         [Delivered, Delivered, Delivered, Cancelled, Cancelled],
         "the clears are not deliveries of the message"
     );
-    let status = store.message_status("m1", alice.id).await.unwrap().unwrap();
+    let status = status_of(store, "m1", alice.id).await;
     assert_eq!(status.cleared_at, Some(T0 + 1));
     assert_eq!(status.acknowledged, None);
 
     // The desk's stream carries the clear as an event of its own; the laptop's is gone.
-    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let events = stream_of(store, &desk).await;
     assert_eq!(events.len(), 1);
     assert_eq!(
         (events[0].kind, events[0].message_id.as_str()),
         (JobKind::Clear, "m1")
     );
     assert!(events[0].payload.is_none(), "a clear is never sealed");
-    assert!(
-        store
-            .stream_events(&laptop.id, 0, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(stream_of(store, &laptop).await.is_empty());
     // The phone and the browser each have one clear job queued; `offline` has nothing due.
     let due = deliver_due(store, T0 + 2 * MINUTE).await;
     let mut due: Vec<(&str, JobKind)> =
@@ -122,77 +108,50 @@ async fn a_clear_cancels_what_waits_and_clears_what_was_received(s: Story) {
     assert_eq!(due, want);
     // A clear is acked like any event, and then gone.
     assert_eq!(ack_all(store, &desk, T0 + 3).await.len(), 1);
-    assert!(
-        store
-            .stream_events(&desk.id, 0, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(stream_of(store, &desk).await.is_empty());
     assert_eq!(store.queue_depth().await.unwrap(), 0);
 
     // Twice: nothing more to cancel or clear, and the first clear's time stays.
-    let again = store
-        .clear_message(alice.id, MessageRef::Id("m1".into()), T0 + 4)
-        .await
-        .unwrap()
-        .unwrap();
+    let again = clear(store, &alice, MessageRef::Id("m1".into()), T0 + 4).await;
     assert_eq!((again.cancelled, again.cleared), (0, 0));
     assert!(again.targets.is_empty());
-    let status = store.message_status("m1", alice.id).await.unwrap().unwrap();
+    let status = status_of(store, "m1", alice.id).await;
     assert_eq!(status.cleared_at, Some(T0 + 1));
     // A job that is cancelled stays so: a late outcome, expiry, or another send do not touch it.
     store.expire_jobs(T0 + DAY).await.unwrap();
     assert_eq!(
-        deliveries(store, "m1", alice.id).await,
+        delivery_states(store, "m1", alice.id).await,
         [Delivered, Delivered, Delivered, Cancelled, Cancelled]
     );
 }
 
-async fn a_clear_by_key_takes_the_newest_and_stays_with_its_owner(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let (bob, bob_token, _) = user_with_token(store, "bob").await;
-    let desk = device(store, "alice", extension("desk")).await;
-    let bob_desk = device(store, "bob", extension("desk")).await;
-    let keyed = |id: &str, now| NewSend {
-        key: Some("ci:42".into()),
-        ..send(&token, id, &[&desk], now)
-    };
-    accept(store, keyed("k1", T0)).await;
-    accept(store, keyed("k2", T0 + 1)).await;
+async fn a_clear_by_key_takes_the_newest_and_stays_with_its_owner(store: &Store) {
+    let (alice, token, [desk]) = user_with(store, "alice", [extension("desk")]).await;
+    let (bob, bob_token, [bob_desk]) = user_with(store, "bob", [extension("desk")]).await;
+    let alices = |id: &str, now| keyed(&token, id, "ci:42", &[&desk], now);
+    accept(store, alices("k1", T0)).await;
+    accept(store, alices("k2", T0 + 1)).await;
     accept(
         store,
-        NewSend {
-            key: Some("ci:42".into()),
-            ..send(&bob_token, "b1", &[&bob_desk], T0 + 2)
-        },
+        keyed(&bob_token, "b1", "ci:42", &[&bob_desk], T0 + 2),
     )
     .await;
-    let cleared = store
-        .clear_message(alice.id, MessageRef::Key("ci:42".into()), T0 + 3)
-        .await
-        .unwrap()
-        .unwrap();
+    let cleared = clear(store, &alice, MessageRef::Key("ci:42".into()), T0 + 3).await;
     assert_eq!((cleared.message_id.as_str(), cleared.cancelled), ("k2", 1));
-    assert_eq!(deliveries(store, "b1", bob.id).await, [Queued]);
+    assert_eq!(delivery_states(store, "b1", bob.id).await, [Queued]);
     // Another owner's message, by id or by key, is not there for alice.
     for which in [MessageRef::Id("b1".into()), MessageRef::Key("nope".into())] {
         let none = store.clear_message(alice.id, which, T0 + 4).await.unwrap();
         assert!(none.is_none());
     }
-    assert_eq!(deliveries(store, "b1", bob.id).await, [Queued]);
+    assert_eq!(delivery_states(store, "b1", bob.id).await, [Queued]);
     // A later send with the key does not supersede a clear waiting for a device.
-    accept(store, keyed("k3", T0 + 5)).await;
+    accept(store, alices("k3", T0 + 5)).await;
     ack_all(store, &desk, T0 + 6).await;
-    let cleared = store
-        .clear_message(alice.id, MessageRef::Key("ci:42".into()), T0 + 7)
-        .await
-        .unwrap()
-        .unwrap();
+    let cleared = clear(store, &alice, MessageRef::Key("ci:42".into()), T0 + 7).await;
     assert_eq!((cleared.message_id.as_str(), cleared.cleared), ("k3", 1));
-    accept(store, keyed("k4", T0 + 8)).await;
-    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    accept(store, alices("k4", T0 + 8)).await;
+    let events = stream_of(store, &desk).await;
     let kinds: Vec<(&str, JobKind)> = events
         .iter()
         .map(|e| (e.message_id.as_str(), e.kind))
@@ -200,12 +159,9 @@ async fn a_clear_by_key_takes_the_newest_and_stays_with_its_owner(s: Story) {
     assert_eq!(kinds, [("k3", JobKind::Clear), ("k4", JobKind::Message)]);
 }
 
-async fn the_first_acknowledgement_wins_and_clears_the_others(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let desk = device(store, "alice", extension("desk")).await;
-    let laptop = device(store, "alice", extension("laptop")).await;
+async fn the_first_acknowledgement_wins_and_clears_the_others(store: &Store) {
+    let devices = [android("pixel"), extension("desk"), extension("laptop")];
+    let (alice, token, [phone, desk, laptop]) = user_with(store, "alice", devices).await;
     let targets = [&phone, &desk, &laptop];
     accept(
         store,
@@ -230,20 +186,15 @@ async fn the_first_acknowledgement_wins_and_clears_the_others(s: Story) {
     assert_eq!(first, want);
     let cleared = cleared.expect("the first acknowledgement clears the others");
     assert_eq!((cleared.cancelled, cleared.cleared), (0, 2));
-    let mut got: Vec<&str> = cleared
-        .targets
-        .iter()
-        .map(|t| t.device_id.as_str())
-        .collect();
-    got.sort();
+    let got = sorted_ids(&cleared.targets);
     let mut others = [phone.id.as_str(), desk.id.as_str()];
     others.sort();
     assert_eq!(got, others);
     // The laptop's own event is still there to ack; the desk has a clear.
-    let laptop_events = store.stream_events(&laptop.id, 0, 10).await.unwrap();
+    let laptop_events = stream_of(store, &laptop).await;
     assert_eq!(laptop_events.len(), 1);
     assert_eq!(laptop_events[0].kind, JobKind::Message);
-    let desk_events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let desk_events = stream_of(store, &desk).await;
     assert_eq!(desk_events[0].kind, JobKind::Clear);
 
     // A later acknowledgement, another response: recorded on its own delivery, the answer is
@@ -268,7 +219,7 @@ async fn the_first_acknowledgement_wins_and_clears_the_others(s: Story) {
         again,
         AckOutcome::Acknowledged { cleared: None, .. }
     ));
-    let status = store.message_status("q1", alice.id).await.unwrap().unwrap();
+    let status = status_of(store, "q1", alice.id).await;
     assert_eq!(status.acknowledged, Some(want));
     assert_eq!(status.cleared_at, None, "an acknowledgement is not a clear");
     let acked: Vec<Option<i64>> = status
@@ -281,20 +232,14 @@ async fn the_first_acknowledgement_wins_and_clears_the_others(s: Story) {
     let seen = store.device(&laptop.id).await.unwrap().unwrap();
     assert_eq!(seen.last_seen_at, Some(T0 + 5));
     // A clear after the acknowledgement finds nothing new to clear.
-    let cleared = store
-        .clear_message(alice.id, MessageRef::Id("q1".into()), T0 + 10)
-        .await
-        .unwrap()
-        .unwrap();
+    let cleared = clear(store, &alice, MessageRef::Id("q1".into()), T0 + 10).await;
     // The laptop's event was never acked: it is cancelled, not cleared (SPEC §1.15).
     assert_eq!((cleared.cancelled, cleared.cleared), (1, 0));
 }
 
-async fn an_acknowledgement_must_come_from_a_target_with_an_offered_response(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let desk = device(store, "alice", extension("desk")).await;
-    let other = device(store, "alice", extension("other")).await;
+async fn an_acknowledgement_must_come_from_a_target_with_an_offered_response(store: &Store) {
+    let (alice, token, [desk, other]) =
+        user_with(store, "alice", [extension("desk"), extension("other")]).await;
     accept(store, asking(&token, "q1", &["yes"], &[&desk], T0)).await;
     accept(store, send(&token, "plain", &[&desk], T0)).await;
     async fn ack(
@@ -320,7 +265,7 @@ async fn an_acknowledgement_must_come_from_a_target_with_an_offered_response(s: 
         "a message without responses takes none"
     );
     // A refused acknowledgement records nothing.
-    let status = store.message_status("q1", alice.id).await.unwrap().unwrap();
+    let status = status_of(store, "q1", alice.id).await;
     assert_eq!(status.acknowledged, None);
     assert!(matches!(
         ack(store, "plain", &desk, None).await,
@@ -375,13 +320,11 @@ async fn concurrent_acknowledgements_have_one_winner(s: Story) {
     }
     assert!(firsts.windows(2).all(|w| w[0] == w[1]), "{firsts:?}");
     assert_eq!(clears, 5, "every other desk gets one clear");
-    let status = store.message_status("q1", alice.id).await.unwrap().unwrap();
+    let status = status_of(store, "q1", alice.id).await;
     assert_eq!(status.acknowledged.as_ref(), Some(&firsts[0]));
     for desk in &desks {
-        let clears = store
-            .stream_events(&desk.id, 0, 10)
+        let clears = stream_of(store, desk)
             .await
-            .unwrap()
             .into_iter()
             .filter(|e| e.kind == JobKind::Clear)
             .count();
@@ -393,36 +336,18 @@ async fn concurrent_acknowledgements_have_one_winner(s: Story) {
 /// Review finding: a clear that meets a job a worker holds cancels it for good (the worker's
 /// outcome, landing after, changes nothing) and queues the device's clear due when that lease
 /// ends, so the clear cannot overtake the message on its way to the device.
-async fn a_clear_of_a_job_in_flight_outlives_its_outcome_and_waits_for_its_lease(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
+async fn a_clear_of_a_job_in_flight_outlives_its_outcome_and_waits_for_its_lease(store: &Store) {
+    let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     accept(store, send(&token, "m1", &[&phone], T0)).await;
-    let claimed = store
-        .claim_due(T0, 100, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let claimed = claim(store, T0, 100, &Channel::ALL).await;
     assert_eq!(claimed.len(), 1);
-    let cleared = store
-        .clear_message(alice.id, MessageRef::Id("m1".into()), T0 + 1)
-        .await
-        .unwrap()
-        .unwrap();
+    let cleared = clear(store, &alice, MessageRef::Id("m1".into()), T0 + 1).await;
     assert_eq!((cleared.cancelled, cleared.cleared), (1, 1));
     // The worker's send went through after all: its outcome lands on nothing.
-    store
-        .complete_jobs(vec![(claimed[0].lease(), JobOutcome::Delivered)], T0 + 2)
-        .await
-        .unwrap();
-    assert_eq!(deliveries(store, "m1", alice.id).await, [Cancelled]);
+    complete(store, claimed[0].lease(), JobOutcome::Delivered, T0 + 2).await;
+    assert_eq!(delivery_states(store, "m1", alice.id).await, [Cancelled]);
     // The clear is not due while the message's lease could still be in flight …
-    assert!(
-        store
-            .claim_due(T0 + 2, 100, MINUTE, &Channel::ALL)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(claim(store, T0 + 2, 100, &Channel::ALL).await.is_empty());
     // … and is once it has ended.
     let due = deliver_due(store, T0 + MINUTE).await;
     assert_eq!(

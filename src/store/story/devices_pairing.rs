@@ -20,8 +20,7 @@ story!(
     a_device_is_seen_when_it_connects_acks_or_a_send_to_it_is_accepted,
 );
 
-async fn pairing_codes_are_single_use_and_expire(s: Story) {
-    let store = &s.store;
+async fn pairing_codes_are_single_use_and_expire(store: &Store) {
     store.add_user("alice", T0).await.unwrap();
     assert!(matches!(
         store.create_pair_code("nobody", T0).await,
@@ -146,8 +145,7 @@ async fn the_hundredth_failed_pairing_invalidates_every_code(s: Story) {
         .unwrap();
 }
 
-async fn failed_pairings_older_than_the_window_do_not_count(s: Story) {
-    let store = &s.store;
+async fn failed_pairings_older_than_the_window_do_not_count(store: &Store) {
     store.add_user("alice", T0).await.unwrap();
     for _ in 0..FAILURE_LIMIT - 1 {
         wrong_guess(store, &[], T0).await;
@@ -173,8 +171,7 @@ async fn failed_pairings_older_than_the_window_do_not_count(s: Story) {
     );
 }
 
-async fn device_credentials_authenticate_only_their_device(s: Story) {
-    let store = &s.store;
+async fn device_credentials_authenticate_only_their_device(store: &Store) {
     store.add_user("alice", T0).await.unwrap();
     let code = store.create_pair_code("alice", T0).await.unwrap();
     let desk = store
@@ -230,8 +227,7 @@ async fn device_credentials_authenticate_only_their_device(s: Story) {
     );
 }
 
-async fn devices_keep_what_delivery_needs(s: Story) {
-    let store = &s.store;
+async fn devices_keep_what_delivery_needs(store: &Store) {
     let alice = store.add_user("alice", T0).await.unwrap();
     let (_, public) = crate::api::sealed::generate_key_pair();
     let padded = format!("{public}=");
@@ -256,8 +252,7 @@ async fn devices_keep_what_delivery_needs(s: Story) {
     assert_eq!(store.device("dev_0000000000000000").await.unwrap(), None);
 }
 
-async fn devices_missing_what_delivery_needs_are_refused(s: Story) {
-    let store = &s.store;
+async fn devices_missing_what_delivery_needs_are_refused(store: &Store) {
     store.add_user("alice", T0).await.unwrap();
     let mut no_token = android("a");
     no_token.fcm_token = None;
@@ -291,8 +286,7 @@ async fn devices_missing_what_delivery_needs_are_refused(s: Story) {
     assert!(store.list_devices(None).await.unwrap().is_empty());
 }
 
-async fn devices_are_listed_per_user_oldest_first(s: Story) {
-    let store = &s.store;
+async fn devices_are_listed_per_user_oldest_first(store: &Store) {
     let alice = store.add_user("alice", T0).await.unwrap();
     store.add_user("bob", T0).await.unwrap();
     let second = store
@@ -330,11 +324,9 @@ async fn devices_are_listed_per_user_oldest_first(s: Story) {
 /// SPEC §2.5: a device never seen says so; its stream connecting, its ack, and a push or FCM
 /// send accepted for it each record when it was last seen. An ack also says when each newly
 /// delivered event was accepted (the dispatch latency of the desktop channel).
-async fn a_device_is_seen_when_it_connects_acks_or_a_send_to_it_is_accepted(s: Story) {
-    let store = &s.store;
-    let (_, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let desk = device(store, "alice", extension("desk")).await;
+async fn a_device_is_seen_when_it_connects_acks_or_a_send_to_it_is_accepted(store: &Store) {
+    let (_, token, [phone, desk]) =
+        user_with(store, "alice", [android("pixel"), extension("desk")]).await;
     let seen = |id: String| async move { store.device(&id).await.unwrap().unwrap().last_seen_at };
     assert_eq!((phone.last_seen_at, desk.last_seen_at), (None, None));
     assert_eq!(
@@ -347,7 +339,7 @@ async fn a_device_is_seen_when_it_connects_acks_or_a_send_to_it_is_accepted(s: S
     assert_eq!(seen(desk.id.clone()).await, Some(T0 + 1));
 
     accept(store, send(&token, "msg_1", &[&phone, &desk], T0 + 2)).await;
-    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let events = stream_of(store, &desk).await;
     let seqs = vec![events[0].seq];
     let acked = store.ack_stream_events(&desk.id, seqs.clone(), T0 + 5);
     assert_eq!(
@@ -370,10 +362,7 @@ async fn a_device_is_seen_when_it_connects_acks_or_a_send_to_it_is_accepted(s: S
         "an ack still shows it is there"
     );
 
-    let claimed = store
-        .claim_due(T0 + 3, 10, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let claimed = claim(store, T0 + 3, 10, &Channel::ALL).await;
     assert_eq!(
         seen(phone.id.clone()).await,
         None,

@@ -57,10 +57,8 @@ async fn state(store: &Store, user_id: i64) -> HeartbeatState {
     store.heartbeat(user_id, NAME).await.unwrap().unwrap().state
 }
 
-async fn a_late_heartbeat_is_claimed_exactly_once_with_its_notification(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let desk = device(store, "alice", extension("desk")).await;
+async fn a_late_heartbeat_is_claimed_exactly_once_with_its_notification(store: &Store) {
+    let (alice, token, [desk]) = user_with(store, "alice", [extension("desk")]).await;
     let (hb, was) = pinged(store, ping(&token, Some(10 * MINUTE), T0), None).await;
     assert_eq!((hb.state, was), (HeartbeatState::Up, None));
     // Every 10 minutes, a default grace of 1 minute: due at T0 + 11 min, not before.
@@ -97,14 +95,10 @@ async fn a_late_heartbeat_is_claimed_exactly_once_with_its_notification(s: Story
     );
     assert!(store.due_heartbeats(at + DAY, 10).await.unwrap().is_empty());
     assert_eq!(state(store, alice.id).await, HeartbeatState::Late);
-    let status = store
-        .message_status("late1", alice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let status = status_of(store, "late1", alice.id).await;
     assert_eq!(status.key.as_deref(), Some("hb:backup"));
     assert_eq!(status.deliveries.len(), 1);
-    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let events = stream_of(store, &desk).await;
     assert_eq!(events.len(), 1);
     // The relay's own notification is charged to no limit.
     let statuses = store
@@ -117,10 +111,8 @@ async fn a_late_heartbeat_is_claimed_exactly_once_with_its_notification(s: Story
     }
 }
 
-async fn a_ping_after_late_commits_back_which_replaces_the_alarm(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let desk = device(store, "alice", extension("desk")).await;
+async fn a_ping_after_late_commits_back_which_replaces_the_alarm(store: &Store) {
+    let (alice, token, [desk]) = user_with(store, "alice", [extension("desk")]).await;
     let (hb, _) = pinged(store, ping(&token, Some(10 * MINUTE), T0), None).await;
     let at = hb.alarm_at();
     assert!(
@@ -172,8 +164,7 @@ async fn a_ping_after_late_commits_back_which_replaces_the_alarm(s: Story) {
     );
 }
 
-async fn a_failure_is_sent_at_once_and_the_next_ping_recovers(s: Story) {
-    let store = &s.store;
+async fn a_failure_is_sent_at_once_and_the_next_ping_recovers(store: &Store) {
     let (alice, token, _) = user_with_token(store, "alice").await;
     let (cron, _) = token_of(store, "alice", "cron").await;
     let phone = device(store, "alice", android("pixel")).await;
@@ -235,8 +226,7 @@ async fn a_failure_is_sent_at_once_and_the_next_ping_recovers(s: Story) {
     assert_eq!(states(store, "f1", alice.id).await, ["superseded"]);
 }
 
-async fn a_deleted_heartbeat_is_never_due(s: Story) {
-    let store = &s.store;
+async fn a_deleted_heartbeat_is_never_due(store: &Store) {
     let (alice, token, _) = user_with_token(store, "alice").await;
     let (bob, _, _) = user_with_token(store, "bob").await;
     let (hb, _) = pinged(store, ping(&token, Some(10 * MINUTE), T0), None).await;
@@ -325,8 +315,7 @@ async fn two_stores_claim_a_due_heartbeat_once_in_total(s: Story) {
     );
 }
 
-async fn the_first_ping_needs_every_and_later_ones_keep_it(s: Story) {
-    let store = &s.store;
+async fn the_first_ping_needs_every_and_later_ones_keep_it(store: &Store) {
     let (alice, token, _) = user_with_token(store, "alice").await;
     assert_eq!(
         store

@@ -3,7 +3,8 @@
 //! `db_story` does). A story never reaches into SQL or a backend's internals, so passing on
 //! both backends means both behave the same.
 //!
-//! [`story!`] turns one `async fn name(s: Story)` into a module `name` with one test per
+//! [`story!`] turns one `async fn name(store: &Store)` (or `async fn name(s: Story)`, for a
+//! story that needs more than the store) into a module `name` with one test per
 //! backend, `name::sqlite` and `name::postgres`. The SQLite arm runs on a real file in a temp
 //! dir; the PostgreSQL arm gets a fresh, empty database from [`postgres_database`] and prints
 //! "skipped" where there is none. Time is always an explicit `now` (the store takes it as an
@@ -11,6 +12,7 @@
 
 use super::limits::Limits;
 use super::*;
+use crate::api::status::DeliveryState;
 use crate::api::token::Secret;
 use crate::api::{DeviceType, Priority};
 
@@ -68,12 +70,36 @@ impl Story {
     }
 }
 
-/// Runs `story` on `backend`; a backend that is not available here is reported and skipped.
-pub async fn run<F, Fut>(backend: Backend, story: F)
+/// What a story is: an `async fn` of its store alone, or of the whole [`Story`] where it
+/// needs more (the backend, another store on the same database).
+pub trait Telling<Takes> {
+    fn tell(self, s: Story) -> impl Future<Output = ()>;
+}
+
+/// [`Telling`] by an `async fn(store: &Store)`.
+pub struct TheStore;
+
+/// [`Telling`] by an `async fn(s: Story)`.
+pub struct TheStory;
+
+impl<F: AsyncFnOnce(&Store)> Telling<TheStore> for F {
+    async fn tell(self, s: Story) {
+        self(&s.store).await
+    }
+}
+
+impl<F, Fut> Telling<TheStory> for F
 where
     F: FnOnce(Story) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: Future<Output = ()>,
 {
+    async fn tell(self, s: Story) {
+        self(s).await
+    }
+}
+
+/// Runs `story` on `backend`; a backend that is not available here is reported and skipped.
+pub async fn run<Takes>(backend: Backend, story: impl Telling<Takes>) {
     let (db, dir) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -90,16 +116,17 @@ where
     let store = Store::open(&db, Limits::HOSTED, T0)
         .await
         .unwrap_or_else(|e| panic!("opening {backend:?} on {db:?}: {e}"));
-    story(Story {
-        store,
-        db,
-        backend,
-        _dir: dir,
-    })
-    .await;
+    story
+        .tell(Story {
+            store,
+            db,
+            backend,
+            _dir: dir,
+        })
+        .await;
 }
 
-/// One test per backend for `async fn $name(s: Story)` in the same file: `$name::sqlite`,
+/// One test per backend for the story `async fn $name` in the same file: `$name::sqlite`,
 /// `$name::postgres`. Multi-threaded, so stories with concurrent callers really race.
 macro_rules! story {
     ($($name:ident),* $(,)?) => {
@@ -158,20 +185,31 @@ pub async fn user_with_token(store: &Store, name: &str) -> (UserRecord, TokenRec
     (user, token, secret)
 }
 
+/// A user with one token and `devices` paired in this order: how most stories begin.
+pub async fn user_with<const N: usize>(
+    store: &Store,
+    name: &str,
+    devices: [NewDevice; N],
+) -> (UserRecord, TokenRecord, [DeviceRecord; N]) {
+    let (user, token, _) = user_with_token(store, name).await;
+    let mut paired = Vec::with_capacity(N);
+    for new in devices {
+        paired.push(device(store, name, new).await);
+    }
+    let paired = paired
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one record per device"));
+    (user, token, paired)
+}
+
 pub async fn token_of(store: &Store, user: &str, label: &str) -> (TokenRecord, Secret) {
-    store
-        .create_token(
-            NewToken {
-                user: user.into(),
-                label: label.into(),
-                priority_cap: None,
-                scope_devices: None,
-                test: false,
-            },
-            T0,
-        )
-        .await
-        .unwrap()
+    token_at(store, user, label, T0).await
+}
+
+/// A plain token of `user` labelled `label`, created at `now`.
+pub async fn token_at(store: &Store, user: &str, label: &str, now: i64) -> (TokenRecord, Secret) {
+    let new = NewToken::plain(user, label);
+    store.create_token(new, now).await.unwrap()
 }
 
 pub fn android(label: &str) -> NewDevice {
@@ -242,6 +280,20 @@ pub fn send(token: &TokenRecord, id: &str, targets: &[&DeviceRecord], now: i64) 
     }
 }
 
+/// A send of `id` with `key`.
+pub fn keyed(
+    token: &TokenRecord,
+    id: &str,
+    key: &str,
+    targets: &[&DeviceRecord],
+    now: i64,
+) -> NewSend {
+    NewSend {
+        key: Some(key.into()),
+        ..send(token, id, targets, now)
+    }
+}
+
 /// Accepts `send` and insists it was accepted.
 pub async fn accept(store: &Store, send: NewSend) -> Vec<limits::LayerStatus> {
     let id = send.message_id.clone();
@@ -251,17 +303,34 @@ pub async fn accept(store: &Store, send: NewSend) -> Vec<limits::LayerStatus> {
     }
 }
 
-/// The state of each delivery of a message, in target order.
-pub async fn states(store: &Store, id: &str, user_id: i64) -> Vec<String> {
+/// The status of message `id`, which `user_id` must own.
+pub async fn status_of(store: &Store, id: &str, user_id: i64) -> MessageStatus {
     store
         .message_status(id, user_id)
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("{id} has no status"))
-        .deliveries
-        .into_iter()
-        .map(|d| d.state.to_string())
-        .collect()
+}
+
+/// Clears `which` of `user`'s messages at `now`; the message must be there.
+pub async fn clear(store: &Store, user: &UserRecord, which: MessageRef, now: i64) -> Cleared {
+    store
+        .clear_message(user.id, which, now)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{} has no message to clear", user.name))
+}
+
+/// The state of each delivery of a message, in target order.
+pub async fn delivery_states(store: &Store, id: &str, user_id: i64) -> Vec<DeliveryState> {
+    let status = status_of(store, id, user_id).await;
+    status.deliveries.into_iter().map(|d| d.state).collect()
+}
+
+/// [`delivery_states`] as the words the API uses.
+pub async fn states(store: &Store, id: &str, user_id: i64) -> Vec<String> {
+    let states = delivery_states(store, id, user_id).await;
+    states.iter().map(ToString::to_string).collect()
 }
 
 /// The status of `layer` among `statuses`.
@@ -272,19 +341,60 @@ pub fn layer(statuses: &[limits::LayerStatus], layer: limits::Layer) -> limits::
         .unwrap_or_else(|| panic!("no {layer:?} in {statuses:?}"))
 }
 
+/// The jobs a worker of `channels` claims at `now`, up to `limit`, each leased for a minute.
+pub(super) async fn claim(
+    store: &Store,
+    now: i64,
+    limit: usize,
+    channels: &[Channel],
+) -> Vec<ClaimedJob> {
+    store.claim_due(now, limit, MINUTE, channels).await.unwrap()
+}
+
+/// The lease of the job of message `id` among `claimed`.
+pub(super) fn lease_of(claimed: &[ClaimedJob], id: &str) -> Lease {
+    let job = claimed.iter().find(|j| j.message_id == id);
+    job.unwrap_or_else(|| panic!("no job of {id} claimed"))
+        .lease()
+}
+
+/// Lands one worker's outcome for the job it holds under `lease`.
+pub(super) async fn complete(store: &Store, lease: Lease, outcome: JobOutcome, now: i64) {
+    store
+        .complete_jobs(vec![(lease, outcome)], now)
+        .await
+        .unwrap();
+}
+
 /// Delivers every due FCM and Web Push job, as a worker whose sends all succeed; returns
 /// them.
 pub(super) async fn deliver_due(store: &Store, now: i64) -> Vec<ClaimedJob> {
-    let claimed = store
-        .claim_due(now, 100, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let claimed = claim(store, now, 100, &Channel::ALL).await;
     let outcomes = claimed
         .iter()
         .map(|j| (j.lease(), JobOutcome::Delivered))
         .collect();
     store.complete_jobs(outcomes, now).await.unwrap();
     claimed
+}
+
+/// The events waiting on a desktop's stream (the first ten).
+pub(super) async fn stream_of(store: &Store, device: &DeviceRecord) -> Vec<StreamEvent> {
+    store.stream_events(&device.id, 0, 10).await.unwrap()
+}
+
+/// How many of `seqs` an ack on `device`'s stream took.
+pub(super) async fn ack_count(
+    store: &Store,
+    device: &DeviceRecord,
+    seqs: Vec<i64>,
+    now: i64,
+) -> usize {
+    store
+        .ack_stream_events(&device.id, seqs, now)
+        .await
+        .unwrap()
+        .len()
 }
 
 /// Acks everything pending on a desktop's stream; returns the events.

@@ -18,10 +18,8 @@ story!(
     a_stalled_claim_cannot_touch_the_lease_taken_since,
 );
 
-async fn claims_lease_and_expired_leases_come_back(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
+async fn claims_lease_and_expired_leases_come_back(store: &Store) {
+    let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     accept(store, send(&token, "msg_1", &[&phone], T0)).await;
     let claimed = store
         .claim_due(T0, 10, 30_000, &Channel::ALL)
@@ -75,10 +73,7 @@ async fn claims_lease_and_expired_leases_come_back(s: Story) {
         .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].job_id, again[0].attempts), (job.job_id, 2));
-    store
-        .complete_jobs(vec![(again[0].lease(), JobOutcome::Delivered)], T0 + 32_000)
-        .await
-        .unwrap();
+    complete(store, again[0].lease(), JobOutcome::Delivered, T0 + 32_000).await;
     assert_eq!(states(store, "msg_1", alice.id).await, ["delivered"]);
     assert_eq!(
         store
@@ -90,10 +85,8 @@ async fn claims_lease_and_expired_leases_come_back(s: Story) {
     );
 }
 
-async fn a_renewed_lease_is_kept_until_its_new_end(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
+async fn a_renewed_lease_is_kept_until_its_new_end(store: &Store) {
+    let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     accept(store, send(&token, "msg_1", &[&phone], T0)).await;
     accept(store, send(&token, "msg_2", &[&phone], T0)).await;
     let claimed = store.claim_due(T0, 1, 30_000, &Channel::ALL).await.unwrap();
@@ -123,42 +116,24 @@ async fn a_renewed_lease_is_kept_until_its_new_end(s: Story) {
     assert_eq!(states(store, first_message, alice.id).await, ["delivered"]);
 }
 
-async fn claims_take_due_jobs_of_the_given_channels_oldest_first(s: Story) {
-    let store = &s.store;
-    let (_, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let browser = device(store, "alice", webpush("browser")).await;
-    let desk = device(store, "alice", extension("desk")).await;
+async fn claims_take_due_jobs_of_the_given_channels_oldest_first(store: &Store) {
+    let devices = [android("pixel"), webpush("browser"), extension("desk")];
+    let (_, token, [phone, browser, desk]) = user_with(store, "alice", devices).await;
     accept(store, send(&token, "later", &[&phone], T0 + 5_000)).await;
     accept(store, send(&token, "web", &[&browser], T0 + 1_000)).await;
     accept(store, send(&token, "first", &[&phone], T0)).await;
     accept(store, send(&token, "second", &[&phone], T0 + 2_000)).await;
     accept(store, send(&token, "desk", &[&desk], T0)).await;
     // Not yet due: nothing.
-    assert!(
-        store
-            .claim_due(T0 - 1, 10, MINUTE, &Channel::ALL)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(claim(store, T0 - 1, 10, &Channel::ALL).await.is_empty());
     // FCM only, at most 2, oldest first; the webpush job and the desktop job are not its.
-    let fcm = store
-        .claim_due(T0 + 5_000, 2, MINUTE, &[Channel::Fcm])
-        .await
-        .unwrap();
+    let fcm = claim(store, T0 + 5_000, 2, &[Channel::Fcm]).await;
     let ids: Vec<&str> = fcm.iter().map(|j| j.message_id.as_str()).collect();
     assert_eq!(ids, ["first", "second"]);
-    let rest = store
-        .claim_due(T0 + 5_000, 10, MINUTE, &[Channel::Fcm])
-        .await
-        .unwrap();
+    let rest = claim(store, T0 + 5_000, 10, &[Channel::Fcm]).await;
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].message_id, "later");
-    let web = store
-        .claim_due(T0 + 5_000, 10, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let web = claim(store, T0 + 5_000, 10, &Channel::ALL).await;
     assert_eq!(web.len(), 1);
     assert_eq!(
         (web[0].message_id.as_str(), web[0].channel),
@@ -166,19 +141,16 @@ async fn claims_take_due_jobs_of_the_given_channels_oldest_first(s: Story) {
     );
     // Extension jobs are never claimed: the stream delivers them.
     assert!(
-        store
-            .claim_due(T0 + 10 * MINUTE, 10, MINUTE, &Channel::ALL)
+        claim(store, T0 + 10 * MINUTE, 10, &Channel::ALL)
             .await
-            .unwrap()
             .is_empty()
     );
-    assert_eq!(store.stream_events(&desk.id, 0, 10).await.unwrap().len(), 1);
+    assert_eq!(stream_of(store, &desk).await.len(), 1);
 }
 
 async fn two_claimers_take_disjoint_jobs(s: Story) {
     let store = &s.store;
-    let (_, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
+    let (_, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     const JOBS: usize = 40;
     for i in 0..JOBS {
         accept(store, send(&token, &format!("m{i}"), &[&phone], T0)).await;
@@ -190,7 +162,7 @@ async fn two_claimers_take_disjoint_jobs(s: Story) {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let batch = store.claim_due(T0, 3, MINUTE, &Channel::ALL).await.unwrap();
+                let batch = claim(&store, T0, 3, &Channel::ALL).await;
                 if batch.is_empty() {
                     return mine;
                 }
@@ -208,18 +180,13 @@ async fn two_claimers_take_disjoint_jobs(s: Story) {
     assert_eq!(a.len() + b.len(), JOBS, "every due job claimed once");
 }
 
-async fn outcomes_finish_or_reschedule_jobs(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
+async fn outcomes_finish_or_reschedule_jobs(store: &Store) {
+    let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     for id in ["ok", "retry", "dead", "expired", "retry_then_expired"] {
         accept(store, send(&token, id, &[&phone], T0)).await;
     }
-    let jobs = store
-        .claim_due(T0, 10, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
-    let job = |id: &str| jobs.iter().find(|j| j.message_id == id).unwrap().lease();
+    let jobs = claim(store, T0, 10, &Channel::ALL).await;
+    let job = |id: &str| lease_of(&jobs, id);
     let retry = JobOutcome::RetryAt {
         at_ms: T0 + 5_000,
         error: "http 503".into(),
@@ -242,15 +209,8 @@ async fn outcomes_finish_or_reschedule_jobs(s: Story) {
         )
         .await
         .unwrap();
-    let delivery = |id: &'static str| async move {
-        store
-            .message_status(id, alice.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .deliveries
-            .remove(0)
-    };
+    let delivery =
+        |id: &'static str| async move { status_of(store, id, alice.id).await.deliveries.remove(0) };
     let ok = delivery("ok").await;
     assert_eq!(
         (ok.state.as_str(), ok.attempts, ok.last_error),
@@ -276,28 +236,12 @@ async fn outcomes_finish_or_reschedule_jobs(s: Story) {
         ("expired", Some("ttl_expired"))
     );
     // A retried job is claimable again only when its time comes, counting its attempts.
-    assert!(
-        store
-            .claim_due(T0 + 4_999, 10, MINUTE, &Channel::ALL)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let again = store
-        .claim_due(T0 + 5_000, 10, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    assert!(claim(store, T0 + 4_999, 10, &Channel::ALL).await.is_empty());
+    let again = claim(store, T0 + 5_000, 10, &Channel::ALL).await;
     assert_eq!(again.len(), 2);
     assert!(again.iter().all(|j| j.attempts == 2));
-    let later = again
-        .iter()
-        .find(|j| j.message_id == "retry_then_expired")
-        .unwrap()
-        .lease();
-    store
-        .complete_jobs(vec![(later, JobOutcome::Expired)], T0 + 6_000)
-        .await
-        .unwrap();
+    let later = lease_of(&again, "retry_then_expired");
+    complete(store, later, JobOutcome::Expired, T0 + 6_000).await;
     let d = delivery("retry_then_expired").await;
     assert_eq!(
         (d.state.as_str(), d.last_error.as_deref()),
@@ -308,24 +252,16 @@ async fn outcomes_finish_or_reschedule_jobs(s: Story) {
     store.complete_jobs(vec![], T0 + 7_000).await.unwrap();
 }
 
-async fn an_unreachable_device_fails_only_its_open_jobs(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let tablet = device(store, "alice", android("tablet")).await;
+async fn an_unreachable_device_fails_only_its_open_jobs(store: &Store) {
+    let (alice, token, [phone, tablet]) =
+        user_with(store, "alice", [android("pixel"), android("tablet")]).await;
     accept(store, send(&token, "done", &[&phone], T0)).await;
-    let done = store.claim_due(T0, 1, MINUTE, &Channel::ALL).await.unwrap();
-    store
-        .complete_jobs(vec![(done[0].lease(), JobOutcome::Delivered)], T0)
-        .await
-        .unwrap();
+    let done = claim(store, T0, 1, &Channel::ALL).await;
+    complete(store, done[0].lease(), JobOutcome::Delivered, T0).await;
     for id in ["msg_1", "msg_2"] {
         accept(store, send(&token, id, &[&phone, &tablet], T0 + 1)).await;
     }
-    let claimed = store
-        .claim_due(T0 + 1, 1, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let claimed = claim(store, T0 + 1, 1, &Channel::ALL).await;
     assert_eq!(claimed[0].device_id, phone.id);
     store
         .complete_jobs(
@@ -340,12 +276,7 @@ async fn an_unreachable_device_fails_only_its_open_jobs(s: Story) {
         .await
         .unwrap();
     for id in ["msg_1", "msg_2"] {
-        let deliveries = store
-            .message_status(id, alice.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .deliveries;
+        let deliveries = status_of(store, id, alice.id).await.deliveries;
         let phone_state = (
             deliveries[0].state.as_str(),
             deliveries[0].last_error.as_deref(),
@@ -363,19 +294,14 @@ async fn an_unreachable_device_fails_only_its_open_jobs(s: Story) {
         store.reachable_devices_of(alice.id).await.unwrap(),
         vec![tablet.clone()]
     );
-    let rest = store
-        .claim_due(T0 + 3, 10, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let rest = claim(store, T0 + 3, 10, &Channel::ALL).await;
     assert!(rest.iter().all(|j| j.device_id == tablet.id));
     assert_eq!(rest.len(), 2);
 }
 
-async fn waiting_jobs_expire_with_their_ttl(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let desk = device(store, "alice", extension("desk")).await;
+async fn waiting_jobs_expire_with_their_ttl(store: &Store) {
+    let (alice, token, [phone, desk]) =
+        user_with(store, "alice", [android("pixel"), extension("desk")]).await;
     accept(store, send(&token, "short", &[&phone, &desk], T0)).await;
     let mut long = send(&token, "long", &[&phone, &desk], T0);
     long.expires_at = T0 + HOUR;
@@ -406,11 +332,7 @@ async fn waiting_jobs_expire_with_their_ttl(s: Story) {
     // "short" ends at one minute: its queued and its pending job expire; a leased job is its
     // worker's to finish, "long" lives on.
     assert_eq!(store.expire_jobs(T0 + MINUTE).await.unwrap(), 2);
-    let short = store
-        .message_status("short", alice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let short = status_of(store, "short", alice.id).await;
     for d in &short.deliveries {
         assert_eq!(
             (d.state.as_str(), d.last_error.as_deref()),
@@ -419,20 +341,17 @@ async fn waiting_jobs_expire_with_their_ttl(s: Story) {
     }
     assert_eq!(states(store, "long", alice.id).await, ["queued", "queued"]);
     assert_eq!(states(store, "leased", alice.id).await, ["queued"]);
-    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let events = stream_of(store, &desk).await;
     let ids: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
     assert_eq!(ids, ["long"], "an expired event leaves the stream");
     assert_eq!(store.expire_jobs(T0 + MINUTE).await.unwrap(), 0);
 }
 
-async fn next_due_at_and_queue_depth_follow_the_queue(s: Story) {
-    let store = &s.store;
+async fn next_due_at_and_queue_depth_follow_the_queue(store: &Store) {
     assert_eq!(store.next_due_at(&Channel::ALL).await.unwrap(), None);
     assert_eq!(store.queue_depth().await.unwrap(), 0);
-    let (_, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let browser = device(store, "alice", webpush("browser")).await;
-    let desk = device(store, "alice", extension("desk")).await;
+    let devices = [android("pixel"), webpush("browser"), extension("desk")];
+    let (_, token, [phone, browser, desk]) = user_with(store, "alice", devices).await;
     accept(store, send(&token, "a", &[&phone], T0 + 3_000)).await;
     accept(store, send(&token, "w", &[&browser], T0 + 1_000)).await;
     accept(store, send(&token, "d", &[&desk], T0)).await;
@@ -451,10 +370,7 @@ async fn next_due_at_and_queue_depth_follow_the_queue(s: Story) {
     );
     // Queued, leased and pending jobs are the depth.
     assert_eq!(store.queue_depth().await.unwrap(), 3);
-    let claimed = store
-        .claim_due(T0 + 1_000, 10, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let claimed = claim(store, T0 + 1_000, 10, &Channel::ALL).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(
         store.next_due_at(&Channel::ALL).await.unwrap(),
@@ -470,7 +386,7 @@ async fn next_due_at_and_queue_depth_follow_the_queue(s: Story) {
         .await
         .unwrap();
     assert_eq!(store.queue_depth().await.unwrap(), 2);
-    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let events = stream_of(store, &desk).await;
     store
         .ack_stream_events(&desk.id, vec![events[0].seq], T0 + 2_000)
         .await
@@ -481,8 +397,7 @@ async fn next_due_at_and_queue_depth_follow_the_queue(s: Story) {
 
 /// A relay that stalled past its lease and comes back with its result finds the job taken
 /// over and finished by another: its late outcome lands nowhere.
-async fn a_late_outcome_cannot_undo_a_finished_job(s: Story) {
-    let store = &s.store;
+async fn a_late_outcome_cannot_undo_a_finished_job(store: &Store) {
     let (alice, _, stalled, taken) = stalled_and_taken_over(store).await;
     // The other relay delivers it.
     store
@@ -511,8 +426,7 @@ async fn a_late_outcome_cannot_undo_a_finished_job(s: Story) {
 /// A relay that stalled past its lease comes back while another relay holds the job under a
 /// lease of its own: its renewal, its outcome and its verdict on the device all land nowhere,
 /// and the new holder's outcome lands.
-async fn a_stalled_claim_cannot_touch_the_lease_taken_since(s: Story) {
-    let store = &s.store;
+async fn a_stalled_claim_cannot_touch_the_lease_taken_since(store: &Store) {
     let (alice, phone, stalled, taken) = stalled_and_taken_over(store).await;
     assert_ne!(
         taken[0].lease(),
@@ -531,10 +445,7 @@ async fn a_stalled_claim_cannot_touch_the_lease_taken_since(s: Story) {
         1,
         "the stale renewal extended nothing"
     );
-    let taken = store
-        .claim_due(T0 + 2 * MINUTE, 1, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let taken = claim(store, T0 + 2 * MINUTE, 1, &Channel::ALL).await;
     assert_eq!(taken.len(), 1);
 
     // Its outcomes, whichever they are, change nothing while the job is held by another.
@@ -580,18 +491,14 @@ async fn a_stalled_claim_cannot_touch_the_lease_taken_since(s: Story) {
 async fn stalled_and_taken_over(
     store: &Store,
 ) -> (UserRecord, DeviceRecord, Vec<ClaimedJob>, Vec<ClaimedJob>) {
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
+    let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     accept(store, send(&token, "m1", &[&phone], T0)).await;
-    let stalled = store.claim_due(T0, 1, MINUTE, &Channel::ALL).await.unwrap();
+    let stalled = claim(store, T0, 1, &Channel::ALL).await;
     store
         .recover_expired_leases(T0 + MINUTE, T0 + MINUTE)
         .await
         .unwrap();
-    let taken = store
-        .claim_due(T0 + MINUTE, 1, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let taken = claim(store, T0 + MINUTE, 1, &Channel::ALL).await;
     assert_eq!(taken[0].job_id, stalled[0].job_id);
     (alice, phone, stalled, taken)
 }

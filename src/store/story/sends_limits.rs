@@ -10,6 +10,19 @@ use crate::store::limits::{Layer, LayerStatus};
 use std::net::{IpAddr, Ipv4Addr};
 
 const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+
+/// The limit layers' statuses for a send from [`IP`] with `token` to `receiver` at `now`.
+async fn layer_statuses(
+    store: &Store,
+    token: &TokenRecord,
+    receiver: &UserRecord,
+    now: i64,
+) -> Vec<LayerStatus> {
+    store
+        .limit_statuses(IP, &token.id, receiver.id, now)
+        .await
+        .unwrap()
+}
 const OTHER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 
 /// Unix seconds, rounded up: how the limits report a reset.
@@ -37,20 +50,21 @@ story!(
     message_status_shows_each_delivery,
 );
 
-async fn an_accepted_send_has_one_job_per_target(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let desk = device(store, "alice", extension("desk")).await;
-    let browser = device(store, "alice", webpush("browser")).await;
+/// The response kept for a retry of `token`'s send with idempotency `key` at `now`.
+async fn replay(store: &Store, token: &TokenRecord, key: &str, now: i64) -> Option<StoredResponse> {
+    store
+        .idempotent_response(&token.id, key, now)
+        .await
+        .unwrap()
+}
+
+async fn an_accepted_send_has_one_job_per_target(store: &Store) {
+    let devices = [android("pixel"), extension("desk"), webpush("browser")];
+    let (alice, token, [phone, desk, browser]) = user_with(store, "alice", devices).await;
     let depth = store.queue_depth().await.unwrap();
     let statuses = accept(store, send(&token, "msg_1", &[&phone, &desk], T0)).await;
     assert!(!statuses.is_empty());
-    let status = store
-        .message_status("msg_1", alice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let status = status_of(store, "msg_1", alice.id).await;
     assert_eq!((status.id.as_str(), status.created_at), ("msg_1", T0));
     let targets: Vec<(&str, &str)> = status
         .deliveries
@@ -67,26 +81,17 @@ async fn an_accepted_send_has_one_job_per_target(s: Story) {
     assert_eq!(store.queue_depth().await.unwrap(), depth + 2);
     // A send with no target is kept too (its status says it reached nobody).
     accept(store, send(&token, "msg_none", &[], T0)).await;
-    let none = store
-        .message_status("msg_none", alice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let none = status_of(store, "msg_none", alice.id).await;
     assert!(none.deliveries.is_empty());
     // A webpush target is worked by the Web Push channel only.
     accept(store, send(&token, "msg_web", &[&browser], T0)).await;
     assert!(
-        store
-            .claim_due(T0, 10, MINUTE, &[Channel::Fcm])
+        claim(store, T0, 10, &[Channel::Fcm])
             .await
-            .unwrap()
             .iter()
             .all(|j| j.channel == Channel::Fcm)
     );
-    let web = store
-        .claim_due(T0, 10, MINUTE, &[Channel::WebPush])
-        .await
-        .unwrap();
+    let web = claim(store, T0, 10, &[Channel::WebPush]).await;
     assert_eq!(web.len(), 1);
     assert_eq!(
         web[0].target,
@@ -94,11 +99,9 @@ async fn an_accepted_send_has_one_job_per_target(s: Story) {
     );
 }
 
-async fn sealed_payloads_are_kept_and_no_plaintext_when_all_are_sealed(s: Story) {
-    let store = &s.store;
-    let (_, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let desk = device(store, "alice", extension("desk")).await;
+async fn sealed_payloads_are_kept_and_no_plaintext_when_all_are_sealed(store: &Store) {
+    let (_, token, [phone, desk]) =
+        user_with(store, "alice", [android("pixel"), extension("desk")]).await;
     let sealed_bytes = vec![7u8; 80];
     let mut all_sealed = send(&token, "msg_sealed", &[&phone, &desk], T0);
     all_sealed.envelope = None;
@@ -110,10 +113,7 @@ async fn sealed_payloads_are_kept_and_no_plaintext_when_all_are_sealed(s: Story)
     }
     all_sealed.priority = Priority::High;
     accept(store, all_sealed).await;
-    let jobs = store
-        .claim_due(T0, 10, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let jobs = claim(store, T0, 10, &Channel::ALL).await;
     assert_eq!(jobs.len(), 1);
     let job = &jobs[0];
     assert_eq!(
@@ -128,7 +128,7 @@ async fn sealed_payloads_are_kept_and_no_plaintext_when_all_are_sealed(s: Story)
         })
     );
     assert_eq!(job.priority, Some(Priority::High));
-    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let events = stream_of(store, &desk).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].envelope, None);
     assert_eq!(events[0].payload.as_ref().unwrap().bytes, sealed_bytes);
@@ -140,27 +140,19 @@ async fn sealed_payloads_are_kept_and_no_plaintext_when_all_are_sealed(s: Story)
         bytes: vec![9u8; 60],
     });
     accept(store, mixed).await;
-    let jobs = store
-        .claim_due(T0 + 1, 10, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let jobs = claim(store, T0 + 1, 10, &Channel::ALL).await;
     assert_eq!(jobs[0].envelope.as_deref(), Some(ENVELOPE));
     assert_eq!(jobs[0].payload, None);
-    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let events = stream_of(store, &desk).await;
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].message_id, "msg_mixed");
     assert_eq!(events[1].envelope.as_deref(), Some(ENVELOPE));
     assert_eq!(events[1].payload.as_ref().unwrap().bytes, vec![9u8; 60]);
 }
 
-async fn a_clear_target_without_an_envelope_is_refused(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let before = store
-        .limit_statuses(IP, &token.id, alice.id, T0)
-        .await
-        .unwrap();
+async fn a_clear_target_without_an_envelope_is_refused(store: &Store) {
+    let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
+    let before = layer_statuses(store, &token, &alice, T0).await;
     let mut broken = send(&token, "msg_1", &[&phone], T0);
     broken.envelope = None;
     assert!(matches!(
@@ -168,17 +160,10 @@ async fn a_clear_target_without_an_envelope_is_refused(s: Story) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.message_status("msg_1", alice.id).await.unwrap(), None);
-    assert_eq!(
-        store
-            .limit_statuses(IP, &token.id, alice.id, T0)
-            .await
-            .unwrap(),
-        before
-    );
+    assert_eq!(layer_statuses(store, &token, &alice, T0).await, before);
 }
 
-async fn the_sending_token_is_touched_only_when_asked(s: Story) {
-    let store = &s.store;
+async fn the_sending_token_is_touched_only_when_asked(store: &Store) {
     let (_, token, _) = user_with_token(store, "alice").await;
     accept(store, send(&token, "msg_1", &[], T0 + 1)).await;
     assert_eq!(store.list_tokens(None).await.unwrap()[0].last_used_at, None);
@@ -191,8 +176,7 @@ async fn the_sending_token_is_touched_only_when_asked(s: Story) {
     );
 }
 
-async fn an_idempotent_repeat_replays_and_charges_nothing(s: Story) {
-    let store = &s.store;
+async fn an_idempotent_repeat_replays_and_charges_nothing(store: &Store) {
     let (alice, token, _) = user_with_token(store, "alice").await;
     let (other_token, _) = token_of(store, "alice", "other").await;
     let phone = device(store, "alice", android("pixel")).await;
@@ -214,10 +198,7 @@ async fn an_idempotent_repeat_replays_and_charges_nothing(s: Story) {
     );
     assert_eq!(store.message_status("msg_2", alice.id).await.unwrap(), None);
     assert_eq!(store.queue_depth().await.unwrap(), 1);
-    let after = store
-        .limit_statuses(IP, &token.id, alice.id, T0 + 1000)
-        .await
-        .unwrap();
+    let after = layer_statuses(store, &token, &alice, T0 + 1000).await;
     for l in [Layer::TokenBurst, Layer::TokenMonthly, Layer::ReceiverDaily] {
         assert_eq!(
             layer(&after, l).remaining,
@@ -226,39 +207,21 @@ async fn an_idempotent_repeat_replays_and_charges_nothing(s: Story) {
         );
     }
     assert_eq!(
-        store
-            .idempotent_response(&token.id, "key-1", T0 + 1000)
-            .await
-            .unwrap(),
+        replay(store, &token, "key-1", T0 + 1000).await,
         Some(first.clone())
     );
     // Keys are per token.
-    assert_eq!(
-        store
-            .idempotent_response(&other_token.id, "key-1", T0 + 1000)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(replay(store, &other_token, "key-1", T0 + 1000).await, None);
     let mut same_key_other_token = original.clone();
     same_key_other_token.token_id = other_token.id.clone();
     same_key_other_token.message_id = "msg_3".into();
     accept(store, same_key_other_token).await;
     // Honoured for 24 hours, then the key is new again.
     assert_eq!(
-        store
-            .idempotent_response(&token.id, "key-1", T0 + DAY - 1)
-            .await
-            .unwrap(),
+        replay(store, &token, "key-1", T0 + DAY - 1).await,
         Some(first.clone())
     );
-    assert_eq!(
-        store
-            .idempotent_response(&token.id, "key-1", T0 + DAY)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(replay(store, &token, "key-1", T0 + DAY).await, None);
     let mut next_day = original;
     next_day.message_id = "msg_4".into();
     next_day.created_at = T0 + DAY;
@@ -270,24 +233,17 @@ async fn an_idempotent_repeat_replays_and_charges_nothing(s: Story) {
     next_day.idempotency = Some(("key-1".into(), second.clone()));
     accept(store, next_day).await;
     assert_eq!(
-        store
-            .idempotent_response(&token.id, "key-1", T0 + DAY + 1)
-            .await
-            .unwrap(),
+        replay(store, &token, "key-1", T0 + DAY + 1).await,
         Some(second)
     );
 }
 
 async fn a_refused_send_names_the_layer_and_writes_nothing(s: Story) {
     let store = &s.open(limits(2, 100, 100, 0, 0), T0).await;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
+    let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     accept(store, send(&token, "msg_1", &[&phone], T0)).await;
     accept(store, send(&token, "msg_2", &[&phone], T0 + 500)).await;
-    let before = store
-        .limit_statuses(IP, &token.id, alice.id, T0 + 1000)
-        .await
-        .unwrap();
+    let before = layer_statuses(store, &token, &alice, T0 + 1000).await;
     let mut third = send(&token, "msg_3", &[&phone], T0 + 1000);
     third.idempotency = Some((
         "key-3".into(),
@@ -315,47 +271,27 @@ async fn a_refused_send_names_the_layer_and_writes_nothing(s: Story) {
     // Nothing written: no message, no job, no key, no touch, no charge.
     assert_eq!(store.message_status("msg_3", alice.id).await.unwrap(), None);
     assert_eq!(store.queue_depth().await.unwrap(), 2);
-    assert_eq!(
-        store
-            .idempotent_response(&token.id, "key-3", T0 + 1000)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(replay(store, &token, "key-3", T0 + 1000).await, None);
     assert_eq!(store.list_tokens(None).await.unwrap()[0].last_used_at, None);
     assert_eq!(
-        store
-            .limit_statuses(IP, &token.id, alice.id, T0 + 1000)
-            .await
-            .unwrap(),
+        layer_statuses(store, &token, &alice, T0 + 1000).await,
         before
     );
 }
 
 /// An accept that fails (here: a message id already taken) must not charge the limits either:
 /// the charge and the commit are one.
-async fn a_failed_accept_charges_nothing(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
+async fn a_failed_accept_charges_nothing(store: &Store) {
+    let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     accept(store, send(&token, "msg_1", &[&phone], T0)).await;
-    let before = store
-        .limit_statuses(IP, &token.id, alice.id, T0 + 1)
-        .await
-        .unwrap();
+    let before = layer_statuses(store, &token, &alice, T0 + 1).await;
     assert!(
         store
             .accept_send(send(&token, "msg_1", &[&phone], T0 + 1))
             .await
             .is_err()
     );
-    assert_eq!(
-        store
-            .limit_statuses(IP, &token.id, alice.id, T0 + 1)
-            .await
-            .unwrap(),
-        before
-    );
+    assert_eq!(layer_statuses(store, &token, &alice, T0 + 1).await, before);
     assert_eq!(states(store, "msg_1", alice.id).await, ["queued"]);
     assert_eq!(store.queue_depth().await.unwrap(), 1);
 }
@@ -423,10 +359,7 @@ async fn each_send_layer_counts_exactly(s: Story) {
     accept(store, send(&carols_token, "r4", &[], T0 + 3)).await;
     // The day rolls: the first send leaves the window at exactly 24 h.
     accept(store, send(&bobs_token, "r5", &[], T0 + DAY)).await;
-    let now = store
-        .limit_statuses(IP, &bobs_token.id, bob.id, T0 + DAY)
-        .await
-        .unwrap();
+    let now = layer_statuses(store, &bobs_token, &bob, T0 + DAY).await;
     assert_eq!(layer(&now, Layer::ReceiverDaily).remaining, 0);
 }
 
@@ -491,10 +424,7 @@ async fn monthly_and_daily_counts_survive_reopening(s: Story) {
     // A restart: the monthly count of `token` and the receiver's day come back.
     drop(store);
     let store = s.open(l, T0 + HOUR).await;
-    let statuses = store
-        .limit_statuses(IP, &token.id, alice.id, T0 + HOUR)
-        .await
-        .unwrap();
+    let statuses = layer_statuses(&store, &token, &alice, T0 + HOUR).await;
     assert_eq!(layer(&statuses, Layer::TokenMonthly).remaining, 0);
     let daily = layer(&statuses, Layer::ReceiverDaily);
     assert_eq!((daily.remaining, daily.reset), (1, secs(T0 + DAY)));
@@ -520,10 +450,7 @@ async fn monthly_and_daily_counts_survive_reopening(s: Story) {
     // Reopened a day later, the daily window has emptied; the month has not.
     drop(store);
     let store = s.open(l, T0 + DAY + 10).await;
-    let statuses = store
-        .limit_statuses(IP, &token.id, alice.id, T0 + DAY + 10)
-        .await
-        .unwrap();
+    let statuses = layer_statuses(&store, &token, &alice, T0 + DAY + 10).await;
     let daily = layer(&statuses, Layer::ReceiverDaily);
     assert_eq!(
         (daily.remaining, daily.reset),
@@ -613,10 +540,7 @@ async fn checking_the_ip_layers_charges_nothing(s: Story) {
 async fn statuses_report_every_enabled_layer_and_charge_nothing(s: Story) {
     let store = &s.open(limits(5, 50, 500, 10, 100), T0).await;
     let (alice, token, _) = user_with_token(store, "alice").await;
-    let fresh = store
-        .limit_statuses(IP, &token.id, alice.id, T0)
-        .await
-        .unwrap();
+    let fresh = layer_statuses(store, &token, &alice, T0).await;
     let shape: Vec<(Layer, u64, u64)> = fresh
         .iter()
         .map(|s| (s.layer, s.limit, s.remaining))
@@ -633,31 +557,16 @@ async fn statuses_report_every_enabled_layer_and_charge_nothing(s: Story) {
     );
     assert_eq!(layer(&fresh, Layer::TokenMonthly).reset, DECEMBER);
     // Looking charges nothing.
-    assert_eq!(
-        store
-            .limit_statuses(IP, &token.id, alice.id, T0)
-            .await
-            .unwrap(),
-        fresh
-    );
+    assert_eq!(layer_statuses(store, &token, &alice, T0).await, fresh);
     store.charge_ip(IP, T0).await.unwrap().unwrap();
     accept(store, send(&token, "msg_1", &[], T0)).await;
-    let after = store
-        .limit_statuses(IP, &token.id, alice.id, T0 + 1)
-        .await
-        .unwrap();
+    let after = layer_statuses(store, &token, &alice, T0 + 1).await;
     let remaining: Vec<u64> = after.iter().map(|s| s.remaining).collect();
     assert_eq!(remaining, [4, 49, 499, 9, 99]);
     assert_eq!(layer(&after, Layer::TokenBurst).reset, secs(T0 + MINUTE));
     // Sweeping forgets nothing still inside a window.
     store.sweep_limits(T0 + 1).await.unwrap();
-    assert_eq!(
-        store
-            .limit_statuses(IP, &token.id, alice.id, T0 + 1)
-            .await
-            .unwrap(),
-        after
-    );
+    assert_eq!(layer_statuses(store, &token, &alice, T0 + 1).await, after);
     // Disabled layers are absent.
     let partial = &s.open(limits(5, 0, 500, 0, 100), T0).await;
     let layers: Vec<Layer> = partial
@@ -673,18 +582,12 @@ async fn statuses_report_every_enabled_layer_and_charge_nothing(s: Story) {
     );
 }
 
-async fn message_status_shows_each_delivery(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
+async fn message_status_shows_each_delivery(store: &Store) {
+    let (alice, token, [phone, desk]) =
+        user_with(store, "alice", [android("pixel"), extension("desk")]).await;
     let (bob, _, _) = user_with_token(store, "bob").await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let desk = device(store, "alice", extension("desk")).await;
     accept(store, send(&token, "msg_1", &[&phone, &desk], T0)).await;
-    let status = store
-        .message_status("msg_1", alice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let status = status_of(store, "msg_1", alice.id).await;
     assert_eq!(
         status.deliveries,
         vec![
@@ -714,16 +617,8 @@ async fn message_status_shows_each_delivery(s: Story) {
     assert_eq!(store.message_status("msg_1", bob.id).await.unwrap(), None);
     assert_eq!(store.message_status("msg_x", alice.id).await.unwrap(), None);
     // A leased delivery still shows as queued, with no next attempt time.
-    store
-        .claim_due(T0, 10, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
-    let leased = &store
-        .message_status("msg_1", alice.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .deliveries[0];
+    claim(store, T0, 10, &Channel::ALL).await;
+    let leased = &status_of(store, "msg_1", alice.id).await.deliveries[0];
     assert_eq!(
         (
             leased.state.as_str(),
@@ -734,11 +629,7 @@ async fn message_status_shows_each_delivery(s: Story) {
     );
     // A removed device's delivery stays, without a label to show.
     store.remove_device(&desk.id, T0 + 1).await.unwrap();
-    let after = store
-        .message_status("msg_1", alice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = status_of(store, "msg_1", alice.id).await;
     assert_eq!(after.deliveries[1].device_id, desk.id);
     assert_eq!(after.deliveries[1].label, None);
     assert_eq!(after.deliveries[0].label.as_deref(), Some("pixel"));

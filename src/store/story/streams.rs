@@ -10,16 +10,14 @@ story!(
     a_desktop_device_removed_before_the_commit_gets_no_job,
 );
 
-async fn stream_events_come_in_order_after_a_sequence_number(s: Story) {
-    let store = &s.store;
-    let (_, token, _) = user_with_token(store, "alice").await;
-    let desk = device(store, "alice", extension("desk")).await;
-    let laptop = device(store, "alice", extension("laptop")).await;
+async fn stream_events_come_in_order_after_a_sequence_number(store: &Store) {
+    let (_, token, [desk, laptop]) =
+        user_with(store, "alice", [extension("desk"), extension("laptop")]).await;
     for (i, id) in ["m1", "m2", "m3"].into_iter().enumerate() {
         accept(store, send(&token, id, &[&desk], T0 + i as i64)).await;
     }
     accept(store, send(&token, "both", &[&laptop, &desk], T0 + 3)).await;
-    let events = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let events = stream_of(store, &desk).await;
     let ids: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
     assert_eq!(ids, ["m1", "m2", "m3", "both"]);
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "{events:?}");
@@ -46,7 +44,7 @@ async fn stream_events_come_in_order_after_a_sequence_number(s: Story) {
             .is_empty()
     );
     // The other device sees only its own.
-    let theirs = store.stream_events(&laptop.id, 0, 10).await.unwrap();
+    let theirs = stream_of(store, &laptop).await;
     assert_eq!(theirs.len(), 1);
     assert_eq!(theirs[0].message_id, "both");
     assert!(
@@ -60,14 +58,13 @@ async fn stream_events_come_in_order_after_a_sequence_number(s: Story) {
 
 async fn an_ack_counts_only_pending_events_of_that_device(s: Story) {
     let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let desk = device(store, "alice", extension("desk")).await;
-    let laptop = device(store, "alice", extension("laptop")).await;
+    let (alice, token, [desk, laptop]) =
+        user_with(store, "alice", [extension("desk"), extension("laptop")]).await;
     accept(store, send(&token, "m1", &[&desk], T0)).await;
     accept(store, send(&token, "m2", &[&desk], T0)).await;
     accept(store, send(&token, "theirs", &[&laptop], T0)).await;
-    let mine = store.stream_events(&desk.id, 0, 10).await.unwrap();
-    let theirs = store.stream_events(&laptop.id, 0, 10).await.unwrap();
+    let mine = stream_of(store, &desk).await;
+    let theirs = stream_of(store, &laptop).await;
     let (first, second) = (mine[0].seq, mine[1].seq);
     // The same seq twice, one unknown, and the other device's seq (if it differs: sequence
     // numbers are per device, so it may name one of ours).
@@ -76,31 +73,15 @@ async fn an_ack_counts_only_pending_events_of_that_device(s: Story) {
     if foreign != second {
         seqs.push(foreign);
     }
+    assert_eq!(ack_count(store, &desk, seqs, T0 + 10).await, 1);
     assert_eq!(
-        store
-            .ack_stream_events(&desk.id, seqs, T0 + 10)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        store
-            .ack_stream_events(&desk.id, vec![first], T0 + 11)
-            .await
-            .unwrap()
-            .len(),
+        ack_count(store, &desk, vec![first], T0 + 11).await,
         0,
         "an event is acknowledged once"
     );
-    let left = store.stream_events(&desk.id, 0, 10).await.unwrap();
+    let left = stream_of(store, &desk).await;
     assert_eq!(left, mine[1..].to_vec());
-    let d = &store
-        .message_status("m1", alice.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .deliveries[0];
+    let d = &status_of(store, "m1", alice.id).await.deliveries[0];
     assert_eq!((d.state.as_str(), d.attempts), ("delivered", 1));
     assert_eq!(states(store, "m2", alice.id).await, ["queued"]);
     assert_eq!(
@@ -108,43 +89,17 @@ async fn an_ack_counts_only_pending_events_of_that_device(s: Story) {
         ["queued"],
         "one device's ack never touches another's events"
     );
-    assert_eq!(
-        store.stream_events(&laptop.id, 0, 10).await.unwrap(),
-        theirs
-    );
+    assert_eq!(stream_of(store, &laptop).await, theirs);
     // An ack through another handle (another relay) counts too.
     let other = s.open(Limits::HOSTED, T0).await;
-    assert_eq!(
-        other
-            .ack_stream_events(&desk.id, vec![second], T0 + 12)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(
-        store
-            .stream_events(&desk.id, 0, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        store
-            .ack_stream_events(&desk.id, vec![], T0 + 13)
-            .await
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(ack_count(&other, &desk, vec![second], T0 + 12).await, 1);
+    assert!(stream_of(store, &desk).await.is_empty());
+    assert_eq!(ack_count(store, &desk, vec![], T0 + 13).await, 0);
 }
 
-async fn removing_a_device_fails_its_pending_events(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let desk = device(store, "alice", extension("desk")).await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let laptop = device(store, "alice", extension("laptop")).await;
+async fn removing_a_device_fails_its_pending_events(store: &Store) {
+    let devices = [extension("desk"), android("pixel"), extension("laptop")];
+    let (alice, token, [desk, phone, laptop]) = user_with(store, "alice", devices).await;
     accept(store, send(&token, "m1", &[&desk, &phone, &laptop], T0)).await;
     accept(store, send(&token, "m2", &[&desk], T0)).await;
     let acked = store.stream_events(&desk.id, 0, 1).await.unwrap();
@@ -154,19 +109,8 @@ async fn removing_a_device_fails_its_pending_events(s: Story) {
         .unwrap();
     let depth = store.queue_depth().await.unwrap();
     store.remove_device(&desk.id, T0 + 2).await.unwrap();
-    assert!(
-        store
-            .stream_events(&desk.id, 0, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let m2 = &store
-        .message_status("m2", alice.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .deliveries[0];
+    assert!(stream_of(store, &desk).await.is_empty());
+    let m2 = &status_of(store, "m2", alice.id).await.deliveries[0];
     assert_eq!(
         (m2.state.as_str(), m2.last_error.as_deref()),
         ("failed", Some("device_removed")),
@@ -178,32 +122,20 @@ async fn removing_a_device_fails_its_pending_events(s: Story) {
         "what it acknowledged stays delivered; other devices are untouched"
     );
     assert_eq!(store.queue_depth().await.unwrap(), depth - 1);
+    assert_eq!(stream_of(store, &laptop).await.len(), 1);
     assert_eq!(
-        store.stream_events(&laptop.id, 0, 10).await.unwrap().len(),
-        1
-    );
-    assert_eq!(
-        store
-            .ack_stream_events(&desk.id, vec![acked[0].seq + 1], T0 + 3)
-            .await
-            .unwrap()
-            .len(),
+        ack_count(store, &desk, vec![acked[0].seq + 1], T0 + 3).await,
         0
     );
 }
 
 /// The accept reads the targets before it commits: a desktop device removed in between (by
 /// `reflecto admin`, or on another relay) is skipped instead of failing the whole send.
-async fn a_desktop_device_removed_before_the_commit_gets_no_job(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let desk = device(store, "alice", extension("desk")).await;
-    let laptop = device(store, "alice", extension("laptop")).await;
+async fn a_desktop_device_removed_before_the_commit_gets_no_job(store: &Store) {
+    let (alice, token, [desk, laptop]) =
+        user_with(store, "alice", [extension("desk"), extension("laptop")]).await;
     store.remove_device(&desk.id, T0).await.unwrap();
     accept(store, send(&token, "m1", &[&desk, &laptop], T0 + 1)).await;
     assert_eq!(states(store, "m1", alice.id).await, ["queued"]);
-    assert_eq!(
-        store.stream_events(&laptop.id, 0, 10).await.unwrap().len(),
-        1
-    );
+    assert_eq!(stream_of(store, &laptop).await.len(), 1);
 }

@@ -10,24 +10,15 @@ story!(
     an_injected_write_fault_fails_writes_and_clears_by_itself,
 );
 
-async fn retention_prunes_only_finished_messages(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let phone = device(store, "alice", android("pixel")).await;
+async fn retention_prunes_only_finished_messages(store: &Store) {
+    let (alice, token, [phone]) = user_with(store, "alice", [android("pixel")]).await;
     for id in ["msg_done", "msg_open"] {
         accept(store, send(&token, id, &[&phone], T0)).await;
     }
     accept(store, send(&token, "msg_none", &[], T0)).await;
     let jobs = store.claim_due(T0, 10, 1_000, &Channel::ALL).await.unwrap();
-    let done = jobs
-        .iter()
-        .find(|j| j.message_id == "msg_done")
-        .unwrap()
-        .lease();
-    store
-        .complete_jobs(vec![(done, JobOutcome::Delivered)], T0 + 1_000)
-        .await
-        .unwrap();
+    let done = lease_of(&jobs, "msg_done");
+    complete(store, done, JobOutcome::Delivered, T0 + 1_000).await;
     // Nothing is older than a cutoff before the sends.
     assert_eq!(store.prune_finished(T0 - 1, 100).await.unwrap(), 0);
     // Finished at T0 + 1000: not yet due at cutoff T0 + 999 (but the message with no
@@ -62,8 +53,7 @@ async fn retention_prunes_only_finished_messages(s: Story) {
     assert_eq!(store.prune_finished(T0 + 2_000, 2).await.unwrap(), 0);
 }
 
-async fn prune_forgets_idempotency_keys_after_a_day(s: Story) {
-    let store = &s.store;
+async fn prune_forgets_idempotency_keys_after_a_day(store: &Store) {
     let (_, token, _) = user_with_token(store, "alice").await;
     let response = StoredResponse {
         status: 200,
@@ -119,8 +109,7 @@ async fn the_vapid_key_is_created_once_and_kept(s: Story) {
     );
 }
 
-async fn an_injected_write_fault_fails_writes_and_clears_by_itself(s: Story) {
-    let store = &s.store;
+async fn an_injected_write_fault_fails_writes_and_clears_by_itself(store: &Store) {
     store.ping().await.unwrap();
     store.probe_write(T0).await.unwrap();
     store.add_user("alice", T0).await.unwrap();

@@ -38,22 +38,29 @@ fn kinds_of(jobs: &[ClaimedJob]) -> Vec<(String, JobKind)> {
 }
 
 async fn repeats(store: &Store, id: &str, user_id: i64) -> i64 {
-    let status = store.message_status(id, user_id).await.unwrap().unwrap();
+    let status = status_of(store, id, user_id).await;
     status.repeat.expect("a repeat status").repeats
 }
 
-async fn an_urgent_message_repeats_on_every_channel_until_acknowledged(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let desk = device(store, "alice", extension("desk")).await;
-    let phone = device(store, "alice", android("pixel")).await;
-    let browser = device(store, "alice", webpush("firefox")).await;
+/// The devices a round of repeats at `now` reached.
+async fn repeated(store: &Store, now: i64) -> Vec<Target> {
+    store.schedule_repeats(now).await.unwrap().targets
+}
+
+/// The callbacks one relay claims at `now`.
+async fn callbacks_due(store: &Store, now: i64) -> Vec<CallbackJob> {
+    store.claim_callbacks(now, 10, MINUTE).await.unwrap()
+}
+
+async fn an_urgent_message_repeats_on_every_channel_until_acknowledged(store: &Store) {
+    let devices = [extension("desk"), android("pixel"), webpush("firefox")];
+    let (alice, token, [desk, phone, browser]) = user_with(store, "alice", devices).await;
     accept(
         store,
         urgent(&token, "m1", &[&desk, &phone, &browser], 10 * MINUTE),
     )
     .await;
-    let status = store.message_status("m1", alice.id).await.unwrap().unwrap();
+    let status = status_of(store, "m1", alice.id).await;
     assert_eq!(
         status.repeat,
         Some(RepeatStatus {
@@ -73,14 +80,7 @@ async fn an_urgent_message_repeats_on_every_channel_until_acknowledged(s: Story)
     // Due: one repeat per device, and taken once.
     let round = store.schedule_repeats(T0 + RETRY).await.unwrap();
     assert_eq!(round.targets.len(), 3, "{round:?}");
-    assert!(
-        store
-            .schedule_repeats(T0 + RETRY)
-            .await
-            .unwrap()
-            .targets
-            .is_empty()
-    );
+    assert!(repeated(store, T0 + RETRY).await.is_empty());
     let pushed = deliver_due(store, T0 + RETRY).await;
     let mut expected = vec![
         (phone.id.clone(), JobKind::Repeat),
@@ -104,15 +104,7 @@ async fn an_urgent_message_repeats_on_every_channel_until_acknowledged(s: Story)
     assert_eq!(states(store, "m1", alice.id).await.len(), 3);
 
     // The next round comes `retry` after the last one.
-    assert_eq!(
-        store
-            .schedule_repeats(T0 + 2 * RETRY)
-            .await
-            .unwrap()
-            .targets
-            .len(),
-        3
-    );
+    assert_eq!(repeated(store, T0 + 2 * RETRY).await.len(), 3);
     assert_eq!(repeats(store, "m1", alice.id).await, 2);
     // The phone's person acknowledges before those repeats went out: they are cancelled, and
     // no further round comes.
@@ -133,22 +125,13 @@ async fn an_urgent_message_repeats_on_every_channel_until_acknowledged(s: Story)
         "{desk_events:?}"
     );
     for later in [3, 4, 10] {
-        assert!(
-            store
-                .schedule_repeats(T0 + later * RETRY)
-                .await
-                .unwrap()
-                .targets
-                .is_empty()
-        );
+        assert!(repeated(store, T0 + later * RETRY).await.is_empty());
     }
     assert_eq!(repeats(store, "m1", alice.id).await, 2);
 }
 
-async fn repeats_stop_at_expire_and_on_a_clear(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let desk = device(store, "alice", extension("desk")).await;
+async fn repeats_stop_at_expire_and_on_a_clear(store: &Store) {
+    let (alice, token, [desk]) = user_with(store, "alice", [extension("desk")]).await;
     accept(store, urgent(&token, "m1", &[&desk], MINUTE)).await;
     accept(
         store,
@@ -159,33 +142,14 @@ async fn repeats_stop_at_expire_and_on_a_clear(s: Story) {
     )
     .await;
     ack_all(store, &desk, T0).await;
-    assert_eq!(
-        store
-            .schedule_repeats(T0 + RETRY)
-            .await
-            .unwrap()
-            .targets
-            .len(),
-        2
-    );
+    assert_eq!(repeated(store, T0 + RETRY).await.len(), 2);
     ack_all(store, &desk, T0 + RETRY).await;
-    store
-        .clear_message(alice.id, MessageRef::Id("m2".into()), T0 + RETRY + 1)
-        .await
-        .unwrap()
-        .unwrap();
+    clear(store, &alice, MessageRef::Id("m2".into()), T0 + RETRY + 1).await;
     // m1's expire (60 s) ends its repeats at 60 s; m2 was cleared.
     let round = store.schedule_repeats(T0 + 2 * RETRY).await.unwrap();
     assert!(round.targets.is_empty(), "{round:?}");
     assert_eq!(round.expired, 1);
-    assert!(
-        store
-            .schedule_repeats(T0 + 3 * RETRY)
-            .await
-            .unwrap()
-            .targets
-            .is_empty()
-    );
+    assert!(repeated(store, T0 + 3 * RETRY).await.is_empty());
     assert_eq!(repeats(store, "m1", alice.id).await, 1);
     assert_eq!(repeats(store, "m2", alice.id).await, 1);
     // A repeat still waiting when `expire` passes expires with it.
@@ -207,11 +171,9 @@ async fn repeats_stop_at_expire_and_on_a_clear(s: Story) {
     );
 }
 
-async fn an_offline_device_keeps_one_repeat(s: Story) {
-    let store = &s.store;
-    let (alice, token, _) = user_with_token(store, "alice").await;
-    let desk = device(store, "alice", extension("desk")).await;
-    let phone = device(store, "alice", android("pixel")).await;
+async fn an_offline_device_keeps_one_repeat(store: &Store) {
+    let (alice, token, [desk, phone]) =
+        user_with(store, "alice", [extension("desk"), android("pixel")]).await;
     accept(store, urgent(&token, "m1", &[&desk, &phone], 10 * MINUTE)).await;
     deliver_due(store, T0).await;
     // The desk never reads its stream: its first delivery is still pending, and each round's
@@ -224,10 +186,7 @@ async fn an_offline_device_keeps_one_repeat(s: Story) {
     assert_eq!(kinds, [JobKind::Message, JobKind::Repeat]);
     assert_eq!(repeats(store, "m1", alice.id).await, 5);
     // An FCM device that is offline has one repeat waiting too.
-    let waiting = store
-        .claim_due(T0 + 6 * RETRY, 100, MINUTE, &Channel::ALL)
-        .await
-        .unwrap();
+    let waiting = claim(store, T0 + 6 * RETRY, 100, &Channel::ALL).await;
     assert_eq!(kinds_of(&waiting), [(phone.id.clone(), JobKind::Repeat)]);
 }
 
@@ -279,13 +238,7 @@ async fn a_callback_falls_due_once_and_one_relay_claims_it(s: Story) {
     accept(&s.store, with_callback("m2", MINUTE)).await;
     let other = s.open(Limits::HOSTED, T0).await;
     // Nothing is due before an acknowledgement or the expiry.
-    assert!(
-        s.store
-            .claim_callbacks(T0, 10, MINUTE)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(callbacks_due(&s.store, T0).await.is_empty());
     s.store
         .acknowledge("m1", &desk.id, None, T0 + 1)
         .await
@@ -310,13 +263,7 @@ async fn a_callback_falls_due_once_and_one_relay_claims_it(s: Story) {
     assert_eq!(claimed[0].key.len(), 32);
     assert_eq!(claimed[0].url, "https://hooks.example/m1");
     // Leased: not claimable again until the lease passes or an outcome lands.
-    assert!(
-        s.store
-            .claim_callbacks(now, 10, MINUTE)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(callbacks_due(&s.store, now).await.is_empty());
     s.store
         .complete_callback("m1", CallbackOutcome::Delivered, now)
         .await
@@ -325,12 +272,7 @@ async fn a_callback_falls_due_once_and_one_relay_claims_it(s: Story) {
         .complete_callback("m2", CallbackOutcome::RetryAt(now + MINUTE), now)
         .await
         .unwrap();
-    let status = s
-        .store
-        .message_status("m1", alice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let status = status_of(&s.store, "m1", alice.id).await;
     assert_eq!(
         status.callback,
         Some(CallbackStatus {
@@ -356,12 +298,7 @@ async fn a_callback_falls_due_once_and_one_relay_claims_it(s: Story) {
         .complete_callback("m2", CallbackOutcome::Failed, now + MINUTE)
         .await
         .unwrap();
-    let status = s
-        .store
-        .message_status("m2", alice.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let status = status_of(&s.store, "m2", alice.id).await;
     assert_eq!(status.callback.unwrap().state, CallbackState::Failed);
     // A later acknowledgement or round makes nothing due again.
     s.store.schedule_repeats(now + 2 * MINUTE).await.unwrap();

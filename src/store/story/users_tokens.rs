@@ -12,8 +12,7 @@ story!(
     a_sender_is_its_token_and_its_owners_reachable_devices,
 );
 
-async fn users_are_unique_listed_by_name_and_removable(s: Story) {
-    let store = &s.store;
+async fn users_are_unique_listed_by_name_and_removable(store: &Store) {
     let bob = store.add_user("bob", T0).await.unwrap();
     let alice = store.add_user("alice", T0 + 1).await.unwrap();
     assert_ne!(alice.id, bob.id);
@@ -45,8 +44,7 @@ async fn users_are_unique_listed_by_name_and_removable(s: Story) {
     store.add_user("alice", T0 + 3).await.unwrap();
 }
 
-async fn removing_a_user_removes_their_tokens_and_devices(s: Story) {
-    let store = &s.store;
+async fn removing_a_user_removes_their_tokens_and_devices(store: &Store) {
     let (alice, token, secret) = user_with_token(store, "alice").await;
     let (_, bobs_token, bobs_secret) = user_with_token(store, "bob").await;
     let phone = device(store, "alice", android("pixel")).await;
@@ -97,8 +95,7 @@ async fn removing_a_user_removes_their_tokens_and_devices(s: Story) {
     assert_eq!(store.list_tokens(None).await.unwrap().len(), 1);
 }
 
-async fn tokens_authenticate_until_revoked(s: Story) {
-    let store = &s.store;
+async fn tokens_authenticate_until_revoked(store: &Store) {
     let alice = store.add_user("alice", T0).await.unwrap();
     let (record, secret) = store
         .create_token(
@@ -135,18 +132,7 @@ async fn tokens_authenticate_until_revoked(s: Story) {
         None
     );
     assert!(matches!(
-        store
-            .create_token(
-                NewToken {
-                    user: "nobody".into(),
-                    label: "x".into(),
-                    priority_cap: None,
-                    scope_devices: None,
-                    test: false,
-                },
-                T0,
-            )
-            .await,
+        store.create_token(NewToken::plain("nobody", "x"), T0).await,
         Err(StoreError::NotFound(_))
     ));
 
@@ -193,8 +179,7 @@ async fn a_revocation_through_another_handle_takes_effect_at_once(s: Story) {
     assert_eq!(found.map(|t| t.id), Some(fresh.id));
 }
 
-async fn tokens_are_listed_per_user_in_creation_order(s: Story) {
-    let store = &s.store;
+async fn tokens_are_listed_per_user_in_creation_order(store: &Store) {
     store.add_user("alice", T0).await.unwrap();
     store.add_user("bob", T0).await.unwrap();
     let mut ids = Vec::new();
@@ -202,19 +187,7 @@ async fn tokens_are_listed_per_user_in_creation_order(s: Story) {
         .into_iter()
         .enumerate()
     {
-        let (record, _) = store
-            .create_token(
-                NewToken {
-                    user: user.into(),
-                    label: label.into(),
-                    priority_cap: None,
-                    scope_devices: None,
-                    test: false,
-                },
-                T0 + i as i64,
-            )
-            .await
-            .unwrap();
+        let (record, _) = token_at(store, user, label, T0 + i as i64).await;
         ids.push(record.id);
     }
     let labels =
@@ -235,15 +208,15 @@ async fn tokens_are_listed_per_user_in_creation_order(s: Story) {
     assert_eq!(unique.len(), 3);
 }
 
+/// Who sends with `secret`, if anyone.
+async fn sender_of(store: &Store, secret: &str) -> Option<Sender> {
+    store.authenticate_sender(secret).await.unwrap()
+}
+
 /// The send path's one lookup: the token, and the owner's reachable devices oldest first.
-async fn a_sender_is_its_token_and_its_owners_reachable_devices(s: Story) {
-    let store = &s.store;
+async fn a_sender_is_its_token_and_its_owners_reachable_devices(store: &Store) {
     let (_, token, secret) = user_with_token(store, "alice").await;
-    let alone = store
-        .authenticate_sender(secret.expose())
-        .await
-        .unwrap()
-        .unwrap();
+    let alone = sender_of(store, secret.expose()).await.unwrap();
     assert_eq!(alone.token, token);
     assert!(
         alone.devices.is_empty(),
@@ -253,38 +226,16 @@ async fn a_sender_is_its_token_and_its_owners_reachable_devices(s: Story) {
     let phone = device(store, "alice", android("pixel")).await;
     let (_, _, bob) = user_with_token(store, "bob").await;
     device(store, "bob", android("bobs")).await;
-    let sender = store
-        .authenticate_sender(secret.expose())
-        .await
-        .unwrap()
-        .unwrap();
+    let sender = sender_of(store, secret.expose()).await.unwrap();
     assert_eq!(sender.token, token);
     let mut expected = vec![desk, phone];
     expected.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     assert_eq!(sender.devices, expected, "oldest first, then by id");
     assert_eq!(
-        store
-            .authenticate_sender(bob.expose())
-            .await
-            .unwrap()
-            .unwrap()
-            .devices
-            .len(),
+        sender_of(store, bob.expose()).await.unwrap().devices.len(),
         1
     );
     store.revoke_token(&token.id, T0 + 5).await.unwrap();
-    assert!(
-        store
-            .authenticate_sender(secret.expose())
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .authenticate_sender("rfk_live_nope")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(sender_of(store, secret.expose()).await.is_none());
+    assert!(sender_of(store, "rfk_live_nope").await.is_none());
 }
