@@ -466,94 +466,26 @@ impl Target {
         }
     }
 
-    async fn add_user(&self, name: &str) -> Result<AdminUser, ApiError> {
+    /// One operation on the store (a store fault is the CLI's own failure) or through the
+    /// operator API, whichever this target is.
+    async fn either<'a, T>(
+        &'a self,
+        local: impl AsyncFnOnce(Operator<'a>) -> Result<T, OpError>,
+        remote: impl AsyncFnOnce(&'a AdminClient) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         match self {
-            Target::Local { store, .. } => {
-                Self::operator(store).add_user(name).await.map_err(op_error)
-            }
-            Target::Remote(c) => c.add_user(name).await,
-        }
-    }
-
-    async fn list_users(&self) -> Result<Vec<AdminUser>, ApiError> {
-        match self {
-            Target::Local { store, .. } => {
-                Self::operator(store).list_users().await.map_err(op_error)
-            }
-            Target::Remote(c) => c.list_users().await,
-        }
-    }
-
-    async fn remove_user(&self, name: &str) -> Result<(), ApiError> {
-        match self {
-            Target::Local { store, .. } => Self::operator(store)
-                .remove_user(name)
-                .await
-                .map_err(op_error),
-            Target::Remote(c) => c.remove_user(name).await,
-        }
-    }
-
-    async fn create_token(&self, req: NewTokenRequest) -> Result<CreatedToken, ApiError> {
-        match self {
-            Target::Local { store, .. } => Self::operator(store)
-                .create_token(req)
-                .await
-                .map_err(op_error),
-            Target::Remote(c) => c.create_token(&req).await,
-        }
-    }
-
-    async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<AdminToken>, ApiError> {
-        match self {
-            Target::Local { store, .. } => Self::operator(store)
-                .list_tokens(user)
-                .await
-                .map_err(op_error),
-            Target::Remote(c) => c.list_tokens(user).await,
-        }
-    }
-
-    async fn revoke_token(&self, id: &str) -> Result<(), ApiError> {
-        match self {
-            Target::Local { store, .. } => Self::operator(store)
-                .revoke_token(id)
-                .await
-                .map_err(op_error),
-            Target::Remote(c) => c.revoke_token(id).await,
-        }
-    }
-
-    async fn list_devices(&self, user: Option<&str>) -> Result<Vec<AdminDevice>, ApiError> {
-        match self {
-            Target::Local { store, .. } => Self::operator(store)
-                .list_devices(user)
-                .await
-                .map_err(op_error),
-            Target::Remote(c) => c.list_devices(user).await,
-        }
-    }
-
-    async fn remove_device(&self, id: &str) -> Result<(), ApiError> {
-        match self {
-            Target::Local { store, .. } => Self::operator(store)
-                .remove_device(id)
-                .await
-                .map_err(op_error),
-            Target::Remote(c) => c.remove_device(id).await,
+            Target::Local { store, .. } => local(Self::operator(store)).await.map_err(op_error),
+            Target::Remote(c) => remote(c).await,
         }
     }
 
     /// The code, and through `--server` the relay's link to it.
     async fn pair(&self, user: &str) -> Result<(String, Option<String>), ApiError> {
-        match self {
-            Target::Local { store, .. } => Self::operator(store)
-                .pair(user)
-                .await
-                .map(|(code, _)| (code, None))
-                .map_err(op_error),
-            Target::Remote(c) => c.pair(user).await.map(|p| (p.code, Some(p.link))),
-        }
+        self.either(
+            async |op| op.pair(user).await.map(|(code, _)| (code, None)),
+            async |c| c.pair(user).await.map(|p| (p.code, Some(p.link))),
+        )
+        .await
     }
 
     /// Up to `limit` entries, newest first, a page at a time.
@@ -562,13 +494,12 @@ impl Target {
         while entries.len() < limit {
             let before = entries.last().map(|e| e.id);
             let want = (limit - entries.len()).min(MAX_PAGE);
-            let page = match self {
-                Target::Local { store, .. } => Self::operator(store)
-                    .audit_page(before, want)
-                    .await
-                    .map_err(op_error)?,
-                Target::Remote(c) => c.audit(before, want).await?.items,
-            };
+            let page = self
+                .either(
+                    async |op| op.audit_page(before, want).await,
+                    async |c| c.audit(before, want).await.map(|page| page.items),
+                )
+                .await?;
             let done = page.len() < want;
             entries.extend(page);
             if done {
@@ -655,10 +586,21 @@ async fn run_admin(args: AdminArgs) -> Result<(), ApiError> {
 async fn run_command(target: &Target, command: AdminCommand) -> Result<(), ApiError> {
     match command {
         AdminCommand::User(UserCommand::Add { name }) => {
-            println!("{}", target.add_user(&name).await?.name);
+            let added = target
+                .either(
+                    async |op| op.add_user(&name).await,
+                    async |c| c.add_user(&name).await,
+                )
+                .await?;
+            println!("{}", added.name);
         }
         AdminCommand::User(UserCommand::List { json }) => {
-            let users = target.list_users().await?;
+            let users = target
+                .either(
+                    async |op| op.list_users().await,
+                    async |c| c.list_users().await,
+                )
+                .await?;
             if json {
                 return print_json(&users);
             }
@@ -666,7 +608,14 @@ async fn run_command(target: &Target, command: AdminCommand) -> Result<(), ApiEr
                 println!("{}\t{}", u.name, u.created_at);
             }
         }
-        AdminCommand::User(UserCommand::Remove { name }) => target.remove_user(&name).await?,
+        AdminCommand::User(UserCommand::Remove { name }) => {
+            target
+                .either(
+                    async |op| op.remove_user(&name).await,
+                    async |c| c.remove_user(&name).await,
+                )
+                .await?
+        }
         AdminCommand::Token(TokenCommand::Create {
             user,
             admin,
@@ -675,15 +624,19 @@ async fn run_command(target: &Target, command: AdminCommand) -> Result<(), ApiEr
             scope_devices,
             test,
         }) => {
+            let request = NewTokenRequest {
+                admin,
+                user,
+                label,
+                priority_cap,
+                scope_devices,
+                test,
+            };
             let created = target
-                .create_token(NewTokenRequest {
-                    admin,
-                    user,
-                    label,
-                    priority_cap,
-                    scope_devices,
-                    test,
-                })
+                .either(
+                    async |op| op.create_token(request.clone()).await,
+                    async |c| c.create_token(&request).await,
+                )
                 .await?;
             let owner = created.record.user.as_deref().unwrap_or("the operator API");
             eprintln!(
@@ -693,7 +646,13 @@ async fn run_command(target: &Target, command: AdminCommand) -> Result<(), ApiEr
             println!("{}", created.token);
         }
         AdminCommand::Token(TokenCommand::List { user, json }) => {
-            let tokens = target.list_tokens(user.as_deref()).await?;
+            let user = user.as_deref();
+            let tokens = target
+                .either(
+                    async |op| op.list_tokens(user).await,
+                    async |c| c.list_tokens(user).await,
+                )
+                .await?;
             if json {
                 return print_json(&tokens);
             }
@@ -718,7 +677,12 @@ async fn run_command(target: &Target, command: AdminCommand) -> Result<(), ApiEr
             }
         }
         AdminCommand::Token(TokenCommand::Revoke { token_id }) => {
-            target.revoke_token(&token_id).await?;
+            target
+                .either(
+                    async |op| op.revoke_token(&token_id).await,
+                    async |c| c.revoke_token(&token_id).await,
+                )
+                .await?;
             eprintln!("revoked {token_id}");
         }
         AdminCommand::Device(DeviceCommand::Add {
@@ -747,7 +711,13 @@ async fn run_command(target: &Target, command: AdminCommand) -> Result<(), ApiEr
             println!("{credential}");
         }
         AdminCommand::Device(DeviceCommand::List { user, json }) => {
-            let devices = target.list_devices(user.as_deref()).await?;
+            let user = user.as_deref();
+            let devices = target
+                .either(
+                    async |op| op.list_devices(user).await,
+                    async |c| c.list_devices(user).await,
+                )
+                .await?;
             if json {
                 return print_json(&devices);
             }
@@ -765,7 +735,12 @@ async fn run_command(target: &Target, command: AdminCommand) -> Result<(), ApiEr
             }
         }
         AdminCommand::Device(DeviceCommand::Remove { device_id }) => {
-            target.remove_device(&device_id).await?
+            target
+                .either(
+                    async |op| op.remove_device(&device_id).await,
+                    async |c| c.remove_device(&device_id).await,
+                )
+                .await?
         }
         AdminCommand::Pair {
             user,

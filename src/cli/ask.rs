@@ -158,10 +158,7 @@ fn print_answer(id: &str, ack: &Acknowledgement, json: bool) {
             device_id: &ack.device_id,
             acknowledged_at: &ack.at,
         };
-        println!(
-            "{}",
-            serde_json::to_string(&answered).expect("plain struct serializes")
-        );
+        super::print_json(&answered);
     } else if let Some(response) = &ack.response {
         println!("{response}");
     }

@@ -1,7 +1,7 @@
 //! `reflecto clear MSG_ID | --key KEY` (SPEC §1.15, §2.3): remove a notification from every
 //! screen. Jobs not delivered yet are cancelled; devices that have it get a `clear` event.
 
-use super::patience::said_when_slow;
+use super::patience::{RetryWait, said_when_slow};
 use super::runtime;
 use crate::api::clear_ack::ClearResponse as Cleared;
 use crate::api::token::Secret;
@@ -10,7 +10,6 @@ use crate::client::Client;
 use crate::client::answer::ClearTarget;
 use crate::credentials::{Credentials, DEFAULT_PROFILE, DEFAULT_SERVER};
 use clap::Args;
-use std::time::Duration;
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "key"])))]
@@ -29,14 +28,8 @@ pub struct ClearArgs {
     /// Print the relay's answer as JSON: {"id","cancelled","cleared"}
     #[arg(long)]
     pub json: bool,
-    /// Longest total wait for retries on 429, 5xx and connection errors
-    #[arg(
-        long,
-        env = "REFLECTO_RETRY_MAX_WAIT",
-        value_name = "SECONDS",
-        default_value_t = super::send::DEFAULT_RETRY_MAX_WAIT
-    )]
-    pub retry_max_wait: f64,
+    #[command(flatten)]
+    pub retry: RetryWait,
 }
 
 /// The relay and sender token as `send` finds them: `--server` or the profile's server, and
@@ -79,19 +72,12 @@ pub fn run(args: ClearArgs) -> Result<(), ApiError> {
         }
     };
     let (client, token) = sender(args.server.as_deref(), &args.profile)?;
-    let budget = Duration::from_secs_f64(args.retry_max_wait.clamp(0.0, 86_400.0));
+    let budget = args.retry.budget();
     let cleared = runtime()?.block_on(said_when_slow(
         &client,
         client.clear(&token, target, budget),
     ))?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&cleared).expect("plain struct serializes")
-        );
-    } else {
-        println!("{}", human(&cleared));
-    }
+    super::print_answer(args.json, &cleared, human);
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod ask;
 mod auth;
 mod batch;
 mod clear;
+mod columns;
 mod config;
 pub mod docs;
 mod explain;
@@ -144,6 +145,23 @@ pub(crate) fn internal(context: &str, err: impl std::fmt::Display) -> ApiError {
 
 /// The client commands' runtime: one thread is plenty for one connection, and keeps
 /// `reflecto listen` small.
+/// An answer as one line of JSON, what `--json` prints.
+pub(crate) fn print_json(answer: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string(answer).expect("plain struct serializes")
+    );
+}
+
+/// An answer as the command's `--json` asks: one line of JSON, else its human line.
+pub(crate) fn print_answer<T: serde::Serialize>(json: bool, answer: &T, human: fn(&T) -> String) {
+    if json {
+        print_json(answer);
+    } else {
+        println!("{}", human(answer));
+    }
+}
+
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ApiError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

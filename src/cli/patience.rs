@@ -4,6 +4,32 @@
 
 use crate::client::{Client, REQUEST_TIMEOUT, SLOW_ANSWER};
 use std::io::IsTerminal;
+use std::time::Duration;
+
+/// `--retry-max-wait` of a one-shot command that retries like `send` (`clear`, `respond`).
+#[derive(Debug, clap::Args)]
+pub struct RetryWait {
+    /// Longest total wait for retries on 429, 5xx and connection errors
+    #[arg(
+        long,
+        env = "REFLECTO_RETRY_MAX_WAIT",
+        value_name = "SECONDS",
+        default_value_t = super::send::DEFAULT_RETRY_MAX_WAIT
+    )]
+    pub retry_max_wait: f64,
+}
+
+impl RetryWait {
+    /// The wait as a duration, at most a day.
+    pub fn budget(&self) -> Duration {
+        retry_budget(self.retry_max_wait)
+    }
+}
+
+/// `--retry-max-wait` seconds as a duration, at most a day.
+pub fn retry_budget(seconds: f64) -> Duration {
+    Duration::from_secs_f64(seconds.clamp(0.0, 86_400.0))
+}
 
 /// Runs `request`; if it is still unanswered after [`SLOW_ANSWER`], says so on stderr when
 /// stderr is a terminal, then waits for it as before.

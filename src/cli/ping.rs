@@ -35,7 +35,7 @@ pub struct RelayArgs {
 
 impl RelayArgs {
     fn budget(&self) -> Duration {
-        Duration::from_secs_f64(self.retry_max_wait.clamp(0.0, 86_400.0))
+        super::patience::retry_budget(self.retry_max_wait)
     }
 }
 
@@ -89,10 +89,7 @@ pub fn ping(args: PingArgs) -> Result<(), ApiError> {
         client.ping_heartbeat(&token, &args.name, kind, budget),
     ))?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&heartbeat).expect("plain struct serializes")
-        );
+        super::print_json(&heartbeat);
     } else if std::io::stdout().is_terminal() {
         // Silent in a cron job (cron mails whatever a job prints).
         println!("{}", line(&heartbeat));
@@ -105,10 +102,7 @@ pub fn heartbeats(args: HeartbeatsArgs) -> Result<(), ApiError> {
     let budget = args.relay.budget();
     let list = runtime()?.block_on(said_when_slow(&client, client.heartbeats(&token, budget)))?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&list).expect("plain struct serializes")
-        );
+        super::print_json(&list);
         return Ok(());
     }
     if list.heartbeats.is_empty() {
@@ -143,20 +137,7 @@ fn table(heartbeats: &[HeartbeatView]) -> String {
         ]
     }))
     .collect();
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    super::columns::columns(&rows)
 }
 
 #[cfg(test)]

@@ -2,14 +2,13 @@
 //! paired device, for a headless machine where nobody clicks a notification. Uses the device
 //! credential `reflecto pair` stored for the profile.
 
-use super::patience::said_when_slow;
+use super::patience::{RetryWait, said_when_slow};
 use super::runtime;
 use crate::api::ApiError;
 use crate::api::clear_ack::AcknowledgeResponse as Acknowledged;
 use crate::client::Client;
 use crate::credentials::{Credentials, DEFAULT_PROFILE};
 use clap::Args;
-use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct RespondArgs {
@@ -24,20 +23,14 @@ pub struct RespondArgs {
     /// Print the relay's answer as JSON: {"id","acknowledged_at","device_id","response"}
     #[arg(long)]
     pub json: bool,
-    /// Longest total wait for retries on 429, 5xx and connection errors
-    #[arg(
-        long,
-        env = "REFLECTO_RETRY_MAX_WAIT",
-        value_name = "SECONDS",
-        default_value_t = super::send::DEFAULT_RETRY_MAX_WAIT
-    )]
-    pub retry_max_wait: f64,
+    #[command(flatten)]
+    pub retry: RetryWait,
 }
 
 pub fn run(args: RespondArgs) -> Result<(), ApiError> {
     let device = Credentials::from_env().device(&args.profile)?;
     let client = Client::new(&device.server)?;
-    let budget = Duration::from_secs_f64(args.retry_max_wait.clamp(0.0, 86_400.0));
+    let budget = args.retry.budget();
     let acknowledged = runtime()?.block_on(said_when_slow(
         &client,
         client.acknowledge(
@@ -50,14 +43,7 @@ pub fn run(args: RespondArgs) -> Result<(), ApiError> {
     if acknowledged.device_id != device.device_id {
         eprintln!("warning: {}", someone_else(&acknowledged));
     }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&acknowledged).expect("plain struct serializes")
-        );
-    } else {
-        println!("{}", human(&acknowledged));
-    }
+    super::print_answer(args.json, &acknowledged, human);
     Ok(())
 }
 
@@ -73,14 +59,17 @@ fn someone_else(first: &Acknowledged) -> String {
 
 /// `msg_…: acknowledged on dev_… at <time> with Deploy`.
 fn human(a: &Acknowledged) -> String {
-    let with = a
-        .response
-        .as_deref()
-        .map_or_else(|| " (no response)".to_owned(), |r| format!(" with {r}"));
+    let with = response_said(a.response.as_deref(), " with ");
     format!(
         "{}: acknowledged on {} at {}{with}",
         a.id, a.device_id, a.acknowledged_at
     )
+}
+
+/// What an acknowledgement answered, after `before` (" with ", ": "), or that it had no
+/// response.
+pub(super) fn response_said(response: Option<&str>, before: &str) -> String {
+    response.map_or_else(|| " (no response)".to_owned(), |r| format!("{before}{r}"))
 }
 
 #[cfg(test)]

@@ -205,10 +205,7 @@ pub async fn follow(
 /// The human line for an acknowledgement (JSON output already printed the status with it).
 fn report_acknowledged(ack: &Acknowledgement, output: Output) {
     if output == Output::Human {
-        let response = ack
-            .response
-            .as_deref()
-            .map_or_else(|| " (no response)".to_owned(), |r| format!(": {r}"));
+        let response = super::respond::response_said(ack.response.as_deref(), ": ");
         println!(
             "{} acknowledged on {}{response}",
             chrono::Local::now().format("%H:%M:%S"),
@@ -328,9 +325,6 @@ pub fn table(view: &MessageView) -> String {
             d.next_attempt_at.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
     let mut out = format!("{} (created {})\n", view.id, view.created_at);
     // SPEC §1.17: an urgent message's repeats and its callback.
     if let Some(r) = &view.repeat {
@@ -349,15 +343,7 @@ pub fn table(view: &MessageView) -> String {
         out.push_str("no target device\n");
         return out;
     }
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    out.push_str(&super::columns::columns(&rows));
     out
 }
 

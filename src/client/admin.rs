@@ -3,7 +3,7 @@
 //! prints the same through `--server` as on a local store.
 
 use super::diagnose::{answered_404, check_server};
-use super::http::{REQUEST_TIMEOUT, http_client, unreachable};
+use super::http::{REQUEST_TIMEOUT, http_client, unexplained, unreachable};
 use crate::api::admin::*;
 use crate::api::token::Secret;
 use crate::api::{ApiError, ErrorCode};
@@ -72,14 +72,7 @@ impl AdminClient {
         Err(match relay_error {
             Some(e) => e,
             None if status == 404 => answered_404(&url, None, super::diagnose::On404::WrongServer),
-            None => ApiError::new(
-                if status >= 500 {
-                    ErrorCode::InternalError
-                } else {
-                    ErrorCode::UnexpectedResponse
-                },
-                format!("{url} answered HTTP {status}"),
-            ),
+            None => unexplained(status, &url),
         })
     }
 

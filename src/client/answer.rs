@@ -124,13 +124,7 @@ impl Client {
             ClearTarget::Key(key) => format!("{}/v1/keys/{}", self.server, segment(key)),
         };
         retried(max_wait, || async {
-            let response = self
-                .http
-                .delete(&url)
-                .bearer_auth(token.expose())
-                .send()
-                .await
-                .map_err(|e| unreachable(&url, &e))?;
+            let response = self.bodiless(reqwest::Method::DELETE, &url, token).await?;
             read(response, &url, "a clear's answer", On404::UnknownId).await
         })
         .await

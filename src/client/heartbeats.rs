@@ -80,13 +80,7 @@ impl Client {
     ) -> Result<HeartbeatList, ApiError> {
         let url = format!("{}/v1/heartbeats", self.server);
         let attempts = retried(max_wait, || async {
-            let response = self
-                .http
-                .get(&url)
-                .bearer_auth(token.expose())
-                .send()
-                .await
-                .map_err(|e| unreachable(&url, &e))?;
+            let response = self.bodiless(reqwest::Method::GET, &url, token).await?;
             read(response, &url, "a list of heartbeats", On404::WrongServer).await
         });
         bounded(&url, max_wait, attempts).await

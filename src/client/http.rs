@@ -435,13 +435,7 @@ impl Client {
         token: &Secret,
     ) -> Result<(crate::api::TokenInfo, Option<RateStatus>), ApiError> {
         let url = format!("{}/v1/token", self.server);
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(token.expose())
-            .send()
-            .await
-            .map_err(|e| unreachable(&url, &e))?;
+        let response = self.bodiless(reqwest::Method::GET, &url, token).await?;
         let header = |name: &str| header_of(&response, name);
         let rate = (|| {
             Some(RateStatus {
@@ -455,6 +449,24 @@ impl Client {
         let body = response.text().await.unwrap_or_default();
         let what = "a token description; is it a reflecto relay (version with GET /v1/token)?";
         parse_ok(answer, &body, &url, what, On404::WrongServer).map(|info| (info, rate))
+    }
+}
+
+impl Client {
+    /// A request without a body, with `token` as the bearer, sent once: a failed connection
+    /// is `relay_unreachable`.
+    pub(super) async fn bodiless(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        token: &Secret,
+    ) -> Result<reqwest::Response, ApiError> {
+        self.http
+            .request(method, url)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| unreachable(url, &e))
     }
 }
 
@@ -521,17 +533,19 @@ fn error_from(status: u16, body: &str, url: &str, on_404: On404) -> ApiError {
     if status == 404 {
         return answered_404(url, decoded, on_404);
     }
-    match decoded {
-        Some(e) => e,
-        None => ApiError::new(
-            if status >= 500 {
-                ErrorCode::InternalError
-            } else {
-                ErrorCode::UnexpectedResponse
-            },
-            format!("{url} answered HTTP {status}"),
-        ),
-    }
+    decoded.unwrap_or_else(|| unexplained(status, url))
+}
+
+/// A non-200 answer without the relay's error body: what its status stands for.
+pub(super) fn unexplained(status: u16, url: &str) -> ApiError {
+    ApiError::new(
+        if status >= 500 {
+            ErrorCode::InternalError
+        } else {
+            ErrorCode::UnexpectedResponse
+        },
+        format!("{url} answered HTTP {status}"),
+    )
 }
 
 #[cfg(test)]

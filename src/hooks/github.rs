@@ -311,20 +311,33 @@ mod tests {
         assert!(cancelled.message.ends_with("(run #562), cancelled"));
     }
 
+    /// The sample of `event` sends this title, message and link.
+    fn assert_sends(event: &str, title: &str, message: &str, url: &str) {
+        let sent = sent(event, &sample(event));
+        assert_eq!(sent.title.as_deref(), Some(title), "{event}");
+        assert_eq!(sent.message, message, "{event}");
+        assert_eq!(sent.url.as_deref(), Some(url), "{event}");
+    }
+
+    /// The sample of `event` with this `action` sends nothing, with a warning naming both.
+    fn assert_ignored(event: &str, action: &str) {
+        let mut body = sample(event);
+        body["action"] = action.into();
+        assert_eq!(
+            map(Some(event), &body).unwrap(),
+            Mapped::Nothing(vec![Warning::GithubEventIgnored(format!(
+                "{event}.{action}"
+            ))])
+        );
+    }
+
     #[test]
     fn a_push_lists_its_commits_under_the_repository() {
-        let push = sent("push", &sample("push"));
-        assert_eq!(
-            push.title.as_deref(),
-            Some("Codertocat pushed 2 commits to main")
-        );
-        assert_eq!(
-            push.message,
-            "Codertocat/Hello-World\n6113728 Fix the nightly backup\n0000000 Update README.md"
-        );
-        assert_eq!(
-            push.url.as_deref(),
-            Some("https://github.com/Codertocat/Hello-World/compare/6113728f27ae...000000000000")
+        assert_sends(
+            "push",
+            "Codertocat pushed 2 commits to main",
+            "Codertocat/Hello-World\n6113728 Fix the nightly backup\n0000000 Update README.md",
+            "https://github.com/Codertocat/Hello-World/compare/6113728f27ae...000000000000",
         );
         let mut tag = sample("push");
         tag["ref"] = "refs/tags/v1.0".into();
@@ -337,61 +350,30 @@ mod tests {
 
     #[test]
     fn a_published_release_carries_its_notes() {
-        let release = sent("release", &sample("release"));
-        assert_eq!(
-            release.title.as_deref(),
-            Some("Release v0.2.0: Backups that tell")
+        assert_sends(
+            "release",
+            "Release v0.2.0: Backups that tell",
+            "Codertocat/Hello-World v0.2.0 published by Codertocat\nHeartbeats and hooks.\n\nSee the changelog.",
+            "https://github.com/Codertocat/Hello-World/releases/tag/v0.2.0",
         );
-        assert_eq!(
-            release.message,
-            "Codertocat/Hello-World v0.2.0 published by Codertocat\nHeartbeats and hooks.\n\nSee the changelog."
-        );
-        assert_eq!(
-            release.url.as_deref(),
-            Some("https://github.com/Codertocat/Hello-World/releases/tag/v0.2.0")
-        );
-        let mut created = sample("release");
-        created["action"] = "created".into();
-        assert_eq!(
-            map(Some("release"), &created).unwrap(),
-            Mapped::Nothing(vec![Warning::GithubEventIgnored("release.created".into())])
-        );
+        assert_ignored("release", "created");
     }
 
     #[test]
     fn issues_and_pull_requests_say_what_happened_to_which() {
-        let opened = sent("issues", &sample("issues"));
-        assert_eq!(
-            opened.title.as_deref(),
-            Some("Issue #1 opened: Spelling error in the README file")
+        assert_sends(
+            "issues",
+            "Issue #1 opened: Spelling error in the README file",
+            "Codertocat/Hello-World#1 opened by Codertocat\nIt looks like you accidently spelled 'commit' with two 't's.",
+            "https://github.com/Codertocat/Hello-World/issues/1",
         );
-        assert_eq!(
-            opened.message,
-            "Codertocat/Hello-World#1 opened by Codertocat\nIt looks like you accidently spelled 'commit' with two 't's."
+        assert_sends(
+            "pull_request",
+            "PR #2 merged: Update the README with new information.",
+            "Codertocat/Hello-World#2 merged by Codertocat",
+            "https://github.com/Codertocat/Hello-World/pull/2",
         );
-        assert_eq!(
-            opened.url.as_deref(),
-            Some("https://github.com/Codertocat/Hello-World/issues/1")
-        );
-        let merged = sent("pull_request", &sample("pull_request"));
-        assert_eq!(
-            merged.title.as_deref(),
-            Some("PR #2 merged: Update the README with new information.")
-        );
-        assert_eq!(
-            merged.message,
-            "Codertocat/Hello-World#2 merged by Codertocat"
-        );
-        assert_eq!(
-            merged.url.as_deref(),
-            Some("https://github.com/Codertocat/Hello-World/pull/2")
-        );
-        let mut labeled = sample("issues");
-        labeled["action"] = "labeled".into();
-        assert_eq!(
-            map(Some("issues"), &labeled).unwrap(),
-            Mapped::Nothing(vec![Warning::GithubEventIgnored("issues.labeled".into())])
-        );
+        assert_ignored("issues", "labeled");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::AppState;
 use super::error::{Failure, write_rate_headers};
 use super::extract::{ChargedIp, TokenAuth};
 use super::limits::binding;
+use super::openapi::responses::MessageErrors;
 use crate::api::ErrorCode;
 use crate::api::clear_ack::ClearResponse;
 use crate::store::{Cleared, MessageRef};
@@ -23,11 +24,7 @@ use std::sync::Arc;
     responses(
         (status = 200, description = "Cleared", body = ClearResponse,
             headers(("X-RateLimit-Limit" = u64), ("X-RateLimit-Remaining" = u64), ("X-RateLimit-Reset" = i64), ("X-RateLimit-Resource" = String))),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
-        (status = 403, description = "`forbidden`: an admin token, which cannot act as a sender (SPEC §1.19)", body = crate::api::NestedErrorBody),
-        (status = 404, description = "`not_found`", body = crate::api::NestedErrorBody),
-        (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
-        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
+        MessageErrors),
     security(("bearer" = [])))]
 pub async fn clear_message(
     State(state): State<Arc<AppState>>,
@@ -48,11 +45,7 @@ pub async fn clear_message(
     responses(
         (status = 200, description = "Cleared", body = ClearResponse,
             headers(("X-RateLimit-Limit" = u64), ("X-RateLimit-Remaining" = u64), ("X-RateLimit-Reset" = i64), ("X-RateLimit-Resource" = String))),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
-        (status = 403, description = "`forbidden`: an admin token, which cannot act as a sender (SPEC §1.19)", body = crate::api::NestedErrorBody),
-        (status = 404, description = "`not_found`", body = crate::api::NestedErrorBody),
-        (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
-        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
+        MessageErrors),
     security(("bearer" = [])))]
 pub async fn clear_key(
     State(state): State<Arc<AppState>>,

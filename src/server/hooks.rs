@@ -7,6 +7,9 @@ use super::AppState;
 use super::error::Failure;
 use super::extract::{ChargedIp, HookBody, IdempotencyKey, SenderAuth};
 use super::limits::binding;
+use super::openapi::responses::{
+    Refusal, SEND_INTERNAL_ERROR, SEND_RATE_LIMITED, UNAUTHENTICATED, documented,
+};
 use super::send::{accept, replay};
 use crate::api::ErrorCode;
 use crate::hooks::{self, Mapped, Overrides};
@@ -14,7 +17,10 @@ use axum::extract::{FromRequestParts, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use utoipa::IntoResponses;
+use utoipa::openapi::{RefOr, Response as Documented};
 
 /// Where a hook's body comes from: a built-in source or an operator's template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +56,32 @@ impl FromRequestParts<Arc<AppState>> for HookSource {
     }
 }
 
+/// What both hook routes refuse: a send's refusals, with the hook's own body and 404.
+struct HookErrors;
+
+impl IntoResponses for HookErrors {
+    fn responses() -> BTreeMap<String, RefOr<Documented>> {
+        documented(&[
+            Refusal::nested(
+                400,
+                "`invalid_body`: not JSON or not the tool's shape, or a template failed on it (the message names template and field); or a query override failed its field's rule",
+            ),
+            UNAUTHENTICATED,
+            Refusal::nested(
+                403,
+                "`priority_capped`: the token may not send this priority",
+            ),
+            Refusal::nested(404, "`not_found`: no such source"),
+            Refusal::nested(
+                413,
+                "`payload_too_large`: the body exceeds 256 KiB, or the envelope 2048 bytes",
+            ),
+            SEND_RATE_LIMITED,
+            SEND_INTERNAL_ERROR,
+        ])
+    }
+}
+
 #[utoipa::path(post, path = "/v1/hooks/{source}", tag = "hooks", operation_id = "hook",
     summary = "Send a notification from a tool's own webhook JSON",
     description = "`source` is `alertmanager` (webhook v4), `grafana` (its webhook contact point), `github` (the event in `X-GitHub-Event`; JSON, or GitHub's urlencoded form with the JSON in `payload`), or the name of a template the relay's operator defined; any other source is 404 before the token is looked at. The body (up to 256 KiB) is mapped to a send request, which is then sent exactly as `POST /v1/send` sends (same checks in the same order, same limits, same answer). Text over a field's cap is cut with the warning `<field> truncated to <max> bytes`, never refused. A call that sends nothing (a GitHub `ping`, an ignored event) answers 200 with `id` null.",
@@ -64,13 +96,7 @@ impl FromRequestParts<Arc<AppState>> for HookSource {
             (crate::server::openapi_schemas::HookForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 200, description = "Accepted (one delivery enqueued per target device), or nothing to send (`id` null, the warnings say why)", body = crate::server::openapi_schemas::HookResponse),
-        (status = 400, description = "`invalid_body`: not JSON or not the tool's shape, or a template failed on it (the message names template and field); or a query override failed its field's rule", body = crate::api::NestedErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
-        (status = 403, description = "`priority_capped`: the token may not send this priority", body = crate::api::NestedErrorBody),
-        (status = 404, description = "`not_found`: no such source", body = crate::api::NestedErrorBody),
-        (status = 413, description = "`payload_too_large`: the body exceeds 256 KiB, or the envelope 2048 bytes", body = crate::api::NestedErrorBody),
-        (status = 429, description = "`rate_limit_exceeded`; `details.resource` names the layer", body = crate::api::NestedErrorBody),
-        (status = 500, description = "`internal_error`: the store failed; nothing was acknowledged", body = crate::api::NestedErrorBody)),
+        HookErrors),
     security(("bearer" = [])))]
 pub async fn hook(
     State(state): State<Arc<AppState>>,
@@ -84,41 +110,10 @@ pub async fn hook(
     handle(&state, ip, sender, key, source, extras, body).await
 }
 
-#[utoipa::path(post, path = "/v1/hooks/{source}/{token}", tag = "hooks", operation_id = "hook_with_path_token",
-    summary = "A tool's webhook with the token in the path (capability URL)",
-    description = "Identical to `POST /v1/hooks/{source}` for tools that cannot set headers (GitHub). If an `Authorization` header is present too, the header wins. The path token is redacted before anything is logged.",
-    params(
-        ("source" = crate::server::openapi_schemas::HookSourceName, Path, description = "`alertmanager`, `grafana`, `github`, or the name of a template the relay's operator defined (any other name is 404)"),
-        ("token" = String, Path, description = "the sender token `rfk_live_…`"),
-        crate::server::openapi_schemas::IdempotencyKey,
-        crate::server::openapi_schemas::HookQuery,
-        ("X-GitHub-Event" = Option<String>, Header, description = "The GitHub event (required by the `github` source)")),
-    request_body(description = "As for `POST /v1/hooks/{source}`",
-        content(
-            (crate::server::openapi_schemas::HookJson = "application/json"),
-            (crate::server::openapi_schemas::HookForm = "application/x-www-form-urlencoded"))),
-    responses(
-        (status = 200, description = "Accepted (one delivery enqueued per target device), or nothing to send (`id` null, the warnings say why)", body = crate::server::openapi_schemas::HookResponse),
-        (status = 400, description = "`invalid_body`: not JSON or not the tool's shape, or a template failed on it (the message names template and field); or a query override failed its field's rule", body = crate::api::NestedErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
-        (status = 403, description = "`priority_capped`: the token may not send this priority", body = crate::api::NestedErrorBody),
-        (status = 404, description = "`not_found`: no such source", body = crate::api::NestedErrorBody),
-        (status = 413, description = "`payload_too_large`: the body exceeds 256 KiB, or the envelope 2048 bytes", body = crate::api::NestedErrorBody),
-        (status = 429, description = "`rate_limit_exceeded`; `details.resource` names the layer", body = crate::api::NestedErrorBody),
-        (status = 500, description = "`internal_error`: the store failed; nothing was acknowledged", body = crate::api::NestedErrorBody)),
-    security((), ("bearer" = [])))]
-// `SenderAuth` reads the `{token}` capture when no header is sent.
-pub async fn hook_with_path_token(
-    State(state): State<Arc<AppState>>,
-    source: HookSource,
-    ip: ChargedIp,
-    SenderAuth(sender): SenderAuth,
-    IdempotencyKey(key): IdempotencyKey,
-    extras: HookExtras,
-    body: HookBody,
-) -> Result<Response, Failure> {
-    handle(&state, ip, sender, key, source, extras, body).await
-}
+/// `POST /v1/hooks/{source}/{token}` is the same handler: `SenderAuth` reads the `{token}`
+/// capture when no header is sent. Its operation is [`hook`]'s, documented by
+/// `openapi::PATH_TOKEN_TWINS`.
+pub use hook as hook_with_path_token;
 
 /// What a hook reads besides its body and credentials: the raw query (the overrides, parsed
 /// with the body) and GitHub's `X-GitHub-Event`. Never refuses.

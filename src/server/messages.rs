@@ -8,6 +8,7 @@ use super::AppState;
 use super::error::{Failure, write_rate_headers};
 use super::extract::{IpChecked, LongPoll, TokenAuth};
 use super::limits::binding;
+use super::openapi::responses::MessageErrors;
 use crate::api::ErrorCode;
 use crate::api::clear_ack::Acknowledged;
 use crate::api::status::{CallbackView, DeliveryView, MessageView, RepeatView};
@@ -50,11 +51,7 @@ pub fn rfc3339(ms: i64) -> String {
                 ("X-RateLimit-Limit" = u64), ("X-RateLimit-Remaining" = u64), ("X-RateLimit-Reset" = i64), ("X-RateLimit-Resource" = String))),
         (status = 304, description = "The status is still the one `If-None-Match` names (at once, or after the `Prefer: wait` passed with no change); no body",
             headers(("ETag" = String, description = "the current (unchanged) tag"))),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
-        (status = 403, description = "`forbidden`: an admin token, which cannot act as a sender (SPEC §1.19)", body = crate::api::NestedErrorBody),
-        (status = 404, description = "`not_found`", body = crate::api::NestedErrorBody),
-        (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
-        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
+        MessageErrors),
     security(("bearer" = [])))]
 // `Path` first: a path that does not decode is refused before anything is checked.
 pub async fn message_status(

@@ -8,6 +8,8 @@
 //! a credential, 400 and 413 when it reads a body, 429 when it is behind the per-IP limit and
 //! 500 when it touches the store (every `/v1` route).
 
+pub mod responses;
+
 use super::{
     acknowledge, admin, clear, heartbeats, hooks, messages, ops, pair, receipts, send, shim, sync,
     token, webpush,
@@ -15,19 +17,19 @@ use super::{
 use axum::http::header;
 use axum::response::{IntoResponse, Response as HttpResponse};
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{RefOr, Response};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{RefOr, Required, Response};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "reflecto relay API", description = "Push notifications through a self-hosted reflecto relay. Errors use the nested shape `{\"error\":{\"code\",\"message\",\"details\"?}}` except 401, which is flat: `{\"error\":\"<code>\",\"message\"?}`. The `code` is the contract; `message` is human text. Every response carries `X-Request-Id`."),
-    paths(send::send, send::send_with_path_token, hooks::hook, hooks::hook_with_path_token, shim::messages_json, receipts::receipt, receipts::cancel, messages::message_status, clear::clear_message, clear::clear_key, acknowledge::acknowledge, pair::pair, sync::stream, sync::ack, token::token_info, webpush::vapid, ops::live, ops::ready, ops::metrics, openapi_json, ops::api_catalog, admin::status, admin::list_users, admin::add_user, admin::remove_user, admin::list_tokens, admin::create_token, admin::revoke_token, admin::list_devices, admin::remove_device, admin::pair, admin::messages, admin::audit, admin::events::events, heartbeats::ping, heartbeats::fail, heartbeats::list, heartbeats::delete),
+    paths(send::send, send::send_with_path_token, hooks::hook, shim::messages_json, receipts::receipt, receipts::cancel, messages::message_status, clear::clear_message, clear::clear_key, acknowledge::acknowledge, pair::pair, sync::stream, sync::ack, token::token_info, webpush::vapid, ops::live, ops::ready, ops::metrics, openapi_json, ops::api_catalog, admin::status, admin::list_users, admin::add_user, admin::remove_user, admin::list_tokens, admin::create_token, admin::revoke_token, admin::list_devices, admin::remove_device, admin::pair, admin::messages, admin::audit, admin::events::events, heartbeats::ping, heartbeats::fail, heartbeats::list, heartbeats::delete),
     servers((url = "/", description = "The relay serving this document")),
     components(schemas(crate::api::SendRequest, crate::server::openapi_schemas::HookSourceName, crate::api::SendResponse, crate::api::ShimResponse, crate::api::NestedErrorBody, crate::api::FlatErrorBody, crate::api::TokenInfo)),
-    modifiers(&Aliases, &SecuritySchemes, &CommonHeaders),
+    modifiers(&PathTokenTwins, &Aliases, &SecuritySchemes, &CommonHeaders),
     tags((name = "send", description = "Sending notifications"), (name = "hooks", description = "Notifications from tools' own webhooks (Alertmanager, Grafana, GitHub, operator templates)"), (name = "pushover", description = "Pushover-compatible shim"), (name = "messages", description = "Delivery state, and clearing a message"), (name = "devices", description = "Pairing, the desktop stream, acknowledgements and Web Push"), (name = "tokens", description = "What a sender token may do"), (name = "operations", description = "Health, metrics and discovery"), (name = "heartbeats", description = "Dead-man's switches for cron jobs and backups: an alarm when a ping does not come"), (name = "admin", description = "The operator API (an admin token `rfa_live_…`): status, users, tokens, devices, pairing, messages and the audit log"))
 )]
 struct ApiDoc;
@@ -38,6 +40,69 @@ struct ApiDoc;
     security(()))]
 pub async fn openapi_json() -> HttpResponse {
     ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
+}
+
+/// A route's capability-URL twin, for clients that cannot set headers: the same handler with
+/// the sender token as one more path segment (the header still wins when both are sent).
+struct PathTokenTwin {
+    original: &'static str,
+    twin: &'static str,
+    operation_id: &'static str,
+    summary: &'static str,
+    description: &'static str,
+    request_body: &'static str,
+}
+
+/// Each twin is documented as its original's operation with its own id, summary and
+/// description, a `{token}` path parameter, and the header made optional.
+const PATH_TOKEN_TWINS: &[PathTokenTwin] = &[PathTokenTwin {
+    original: "/v1/hooks/{source}",
+    twin: "/v1/hooks/{source}/{token}",
+    operation_id: "hook_with_path_token",
+    summary: "A tool's webhook with the token in the path (capability URL)",
+    description: "Identical to `POST /v1/hooks/{source}` for tools that cannot set headers (GitHub). If an `Authorization` header is present too, the header wins. The path token is redacted before anything is logged.",
+    request_body: "As for `POST /v1/hooks/{source}`",
+}];
+
+struct PathTokenTwins;
+
+impl Modify for PathTokenTwins {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for twin in PATH_TOKEN_TWINS {
+            let Some(mut item) = openapi.paths.paths.get(twin.original).cloned() else {
+                continue;
+            };
+            for operation in operations_mut(&mut item) {
+                operation.operation_id = Some(twin.operation_id.to_owned());
+                operation.summary = Some(twin.summary.to_owned());
+                operation.description = Some(twin.description.to_owned());
+                if let Some(body) = operation.request_body.as_mut() {
+                    body.description = Some(twin.request_body.to_owned());
+                }
+                let parameters = operation.parameters.get_or_insert_with(Vec::new);
+                let after_path = parameters
+                    .iter()
+                    .rposition(|p| p.parameter_in == ParameterIn::Path)
+                    .map_or(0, |i| i + 1);
+                parameters.insert(after_path, token_parameter());
+                operation.security = Some(vec![
+                    SecurityRequirement::default(),
+                    SecurityRequirement::new("bearer", Vec::<String>::new()),
+                ]);
+            }
+            openapi.paths.paths.insert(twin.twin.to_owned(), item);
+        }
+    }
+}
+
+fn token_parameter() -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("token")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some("the sender token `rfk_live_…`"))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
 }
 
 /// The same-handler aliases of [`super::router`], each its own operation with its own id.

@@ -5,13 +5,20 @@
 use super::AppState;
 use super::error::Failure;
 use super::extract::{ChargedIp, MessageBody, Presented, authenticate_sender, invalid};
+use super::openapi::responses::{
+    Refusal, SHIM_INTERNAL_ERROR, SHIM_INVALID_BODY, SHIM_RATE_LIMITED, SHIM_UNAUTHENTICATED,
+    documented,
+};
 use crate::api::{ErrorCode, ShimResponse};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use utoipa::IntoResponses;
+use utoipa::openapi::{RefOr, Response as Documented};
 
 /// The receipt's state, exactly Pushover's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -64,6 +71,22 @@ async fn token_of(
     }
 }
 
+/// What both receipt routes refuse, in Pushover's shape.
+struct ReceiptErrors;
+
+impl IntoResponses for ReceiptErrors {
+    fn responses() -> BTreeMap<String, RefOr<Documented>> {
+        documented(&[
+            SHIM_INVALID_BODY,
+            SHIM_UNAUTHENTICATED,
+            Refusal::shim(404, "`not_found`"),
+            Refusal::shim(413, "`payload_too_large` (a body over 64 KiB)"),
+            SHIM_RATE_LIMITED,
+            SHIM_INTERNAL_ERROR,
+        ])
+    }
+}
+
 fn unix(ms: i64) -> i64 {
     ms.div_euclid(1000)
 }
@@ -81,12 +104,7 @@ fn not_found() -> Failure {
     params(("receipt" = String, Path, description = "The `receipt` of a priority-2 send, then `.json`", pattern = "^[A-Za-z0-9]{30}\\.json$"), TokenQuery),
     responses(
         (status = 200, description = "The receipt", body = ReceiptResponse),
-        (status = 400, description = "`invalid_body`", body = crate::api::ShimResponse),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::ShimResponse),
-        (status = 404, description = "`not_found`", body = crate::api::ShimResponse),
-        (status = 413, description = "`payload_too_large` (a body over 64 KiB)", body = crate::api::ShimResponse),
-        (status = 429, description = "`rate_limit_exceeded`", body = crate::api::ShimResponse),
-        (status = 500, description = "`internal_error`", body = crate::api::ShimResponse)),
+        ReceiptErrors),
     security((), ("bearer" = [])))]
 pub async fn receipt(
     State(state): State<Arc<AppState>>,
@@ -145,12 +163,7 @@ pub async fn receipt(
         (super::openapi_schemas::ReceiptCancel = "application/x-www-form-urlencoded"))),
     responses(
         (status = 200, description = "`{\"status\":1}`", body = crate::api::ShimResponse),
-        (status = 400, description = "`invalid_body`", body = crate::api::ShimResponse),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::ShimResponse),
-        (status = 404, description = "`not_found`", body = crate::api::ShimResponse),
-        (status = 413, description = "`payload_too_large` (a body over 64 KiB)", body = crate::api::ShimResponse),
-        (status = 429, description = "`rate_limit_exceeded`", body = crate::api::ShimResponse),
-        (status = 500, description = "`internal_error`", body = crate::api::ShimResponse)),
+        ReceiptErrors),
     security((), ("bearer" = [])))]
 pub async fn cancel(
     State(state): State<Arc<AppState>>,

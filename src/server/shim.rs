@@ -6,6 +6,7 @@ use super::error::{Failure, write_rate_headers};
 use super::extract::{
     ChargedIp, IdempotencyKey, MessageBody, Presented, authenticate_sender, invalid,
 };
+use super::openapi::responses::ShimErrors;
 use super::send::{Accepted, accept, replay};
 use crate::api::{ErrorCode, Priority, ShimResponse};
 use crate::validate::normalize;
@@ -49,11 +50,9 @@ pub(super) const SHIM_KEYS: &[&str] = &[
     responses(
         (status = 200, description = "`{\"status\":1,\"request\":\"msg_…\"}`", body = crate::api::ShimResponse),
         (status = 400, description = "Validation failed (`errors` holds the code, e.g. `invalid_repeat`)", body = crate::api::ShimResponse),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::ShimResponse),
         (status = 403, description = "`priority_capped`, or `forbidden` for an admin token", body = crate::api::ShimResponse),
         (status = 413, description = "`payload_too_large`", body = crate::api::ShimResponse),
-        (status = 429, description = "`rate_limit_exceeded`", body = crate::api::ShimResponse),
-        (status = 500, description = "`internal_error`", body = crate::api::ShimResponse)),
+        ShimErrors),
     security((), ("bearer" = [])))]
 // Each extractor's refusal is kept (`Result`) and answered in Pushover's shape below, in
 // SPEC §1.7's order: per-IP, the body (its token may be inside), the token, the key.

@@ -42,13 +42,25 @@ pub fn normalize(fields: &Map<String, Value>) -> Result<Validated, ApiError> {
     let mut warnings = Vec::new();
     let request = SendRequest {
         message: message(fields.get("message"))?,
-        title: title(get(fields, "title"))?,
+        title: optional_text(
+            get(fields, "title"),
+            "title",
+            ErrorCode::InvalidTitle,
+            MAX_TITLE_BYTES,
+            true,
+        )?,
         priority: priority(get(fields, "priority"))?,
         tags: tags(get(fields, "tags"), &mut warnings)?,
         url: optional_string(get(fields, "url"), "url", ErrorCode::InvalidUrl)?
             .map(|u| http_url(u, "url", ErrorCode::InvalidUrl))
             .transpose()?,
-        url_title: url_title(get(fields, "url_title"))?,
+        url_title: optional_text(
+            get(fields, "url_title"),
+            "url_title",
+            ErrorCode::InvalidUrlTitle,
+            MAX_URL_TITLE_BYTES,
+            false,
+        )?,
         actions: actions(get(fields, "actions"), &mut warnings)?,
         device: device(get(fields, "device"))?,
         markdown: markdown(get(fields, "markdown"))?,
@@ -92,21 +104,42 @@ fn message(value: Option<&Value>) -> Result<String, ApiError> {
             ),
         ));
     };
-    if text.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidMessage,
-            "message must not be empty",
-        ));
-    }
-    if text.len() > MAX_MESSAGE_BYTES {
-        return Err(ApiError::too_many_bytes(
-            ErrorCode::MessageTooLong,
-            format!("message must be ≤ {MAX_MESSAGE_BYTES} bytes"),
-            text.len(),
-            MAX_MESSAGE_BYTES,
-        ));
-    }
+    sized(
+        text,
+        "message",
+        MAX_MESSAGE_BYTES,
+        ErrorCode::InvalidMessage,
+        ErrorCode::MessageTooLong,
+    )?;
     Ok(text.clone())
+}
+
+/// A text field's size rule: not empty (`empty`), at most `max` bytes (`too_long`, with the
+/// sizes in `details`).
+fn sized(
+    text: &str,
+    name: &str,
+    max: usize,
+    empty: ErrorCode,
+    too_long: ErrorCode,
+) -> Result<(), ApiError> {
+    if text.is_empty() {
+        return Err(ApiError::new(empty, format!("{name} must not be empty")));
+    }
+    at_most(text, name, max, too_long)
+}
+
+/// At most `max` bytes, else `code` with the sizes in `details`.
+fn at_most(text: &str, name: &str, max: usize, code: ErrorCode) -> Result<(), ApiError> {
+    if text.len() > max {
+        return Err(ApiError::too_many_bytes(
+            code,
+            format!("{name} must be ≤ {max} bytes"),
+            text.len(),
+            max,
+        ));
+    }
+    Ok(())
 }
 
 fn optional_string<'a>(
@@ -127,25 +160,24 @@ fn optional_string<'a>(
     }
 }
 
-fn title(value: Option<&Value>) -> Result<Option<String>, ApiError> {
-    let Some(title) = optional_string(value, "title", ErrorCode::InvalidTitle)? else {
+/// An optional text field of at most `max` bytes whose every failure is `code`: the title
+/// (which must not be empty) and `url_title`.
+fn optional_text(
+    value: Option<&Value>,
+    name: &str,
+    code: ErrorCode,
+    max: usize,
+    non_empty: bool,
+) -> Result<Option<String>, ApiError> {
+    let Some(text) = optional_string(value, name, code)? else {
         return Ok(None);
     };
-    if title.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidTitle,
-            "title must not be empty",
-        ));
+    if non_empty {
+        sized(text, name, max, code, code)?;
+    } else {
+        at_most(text, name, max, code)?;
     }
-    if title.len() > MAX_TITLE_BYTES {
-        return Err(ApiError::too_many_bytes(
-            ErrorCode::InvalidTitle,
-            format!("title must be ≤ {MAX_TITLE_BYTES} bytes"),
-            title.len(),
-            MAX_TITLE_BYTES,
-        ));
-    }
-    Ok(Some(title.to_owned()))
+    Ok(Some(text.to_owned()))
 }
 
 fn priority(value: Option<&Value>) -> Result<Option<Priority>, ApiError> {
@@ -160,16 +192,24 @@ fn priority(value: Option<&Value>) -> Result<Option<Priority>, ApiError> {
     })
 }
 
+/// An absent field, or its array; anything else is `invalid_body` saying `shape`.
+fn optional_array<'a>(
+    value: Option<&'a Value>,
+    shape: &str,
+) -> Result<Option<&'a Vec<Value>>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Array(items)) => Ok(Some(items)),
+        Some(_) => Err(ApiError::new(ErrorCode::InvalidBody, shape)),
+    }
+}
+
 fn tags(
     value: Option<&Value>,
     warnings: &mut Vec<Warning>,
 ) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(value) = value else { return Ok(None) };
-    let Value::Array(items) = value else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidBody,
-            "tags must be an array of strings",
-        ));
+    let Some(items) = optional_array(value, "tags must be an array of strings")? else {
+        return Ok(None);
     };
     let mut tags = Vec::with_capacity(items.len().min(MAX_TAGS));
     for item in items {
@@ -197,14 +237,7 @@ fn tags(
 
 /// An http(s) URL of at most 512 bytes; `what` names it in the message ("url", "action #2 url").
 fn http_url(candidate: &str, what: &str, code: ErrorCode) -> Result<String, ApiError> {
-    if candidate.len() > MAX_URL_BYTES {
-        return Err(ApiError::too_many_bytes(
-            code,
-            format!("{what} must be ≤ {MAX_URL_BYTES} bytes"),
-            candidate.len(),
-            MAX_URL_BYTES,
-        ));
-    }
+    at_most(candidate, what, MAX_URL_BYTES, code)?;
     match crate::api::url_rule::accept_http_url(candidate) {
         Some(url) => Ok(url.to_owned()),
         None => Err(ApiError::new(
@@ -217,31 +250,16 @@ fn http_url(candidate: &str, what: &str, code: ErrorCode) -> Result<String, ApiE
     }
 }
 
-fn url_title(value: Option<&Value>) -> Result<Option<String>, ApiError> {
-    let Some(text) = optional_string(value, "url_title", ErrorCode::InvalidUrlTitle)? else {
-        return Ok(None);
-    };
-    if text.len() > MAX_URL_TITLE_BYTES {
-        return Err(ApiError::too_many_bytes(
-            ErrorCode::InvalidUrlTitle,
-            format!("url_title must be ≤ {MAX_URL_TITLE_BYTES} bytes"),
-            text.len(),
-            MAX_URL_TITLE_BYTES,
-        ));
-    }
-    Ok(Some(text.to_owned()))
-}
-
 fn actions(
     value: Option<&Value>,
     warnings: &mut Vec<Warning>,
 ) -> Result<Option<Vec<Action>>, ApiError> {
-    let Some(value) = value else { return Ok(None) };
-    let Value::Array(items) = value else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidBody,
-            "actions must be an array of {label, url} or {label, response} objects",
-        ));
+    let Some(items) = optional_array(
+        value,
+        "actions must be an array of {label, url} or {label, response} objects",
+    )?
+    else {
+        return Ok(None);
     };
     if items.len() > MAX_ACTIONS {
         warnings.push(Warning::ActionsTruncated { got: items.len() });
@@ -266,17 +284,13 @@ fn action(index: usize, item: &Value) -> Result<Action, ApiError> {
         Some(Value::String(label)) => label,
         _ => return Err(invalid(format!("action #{index} needs a string label"))),
     };
-    if label.is_empty() {
-        return Err(invalid(format!("action #{index} label must not be empty")));
-    }
-    if label.len() > MAX_ACTION_LABEL_BYTES {
-        return Err(ApiError::too_many_bytes(
-            ErrorCode::InvalidAction,
-            format!("action #{index} label must be ≤ {MAX_ACTION_LABEL_BYTES} bytes"),
-            label.len(),
-            MAX_ACTION_LABEL_BYTES,
-        ));
-    }
+    sized(
+        label,
+        &format!("action #{index} label"),
+        MAX_ACTION_LABEL_BYTES,
+        ErrorCode::InvalidAction,
+        ErrorCode::InvalidAction,
+    )?;
     // SPEC §1.16: a link or a response, never both or neither; `null` is absent.
     let url = obj.get("url").filter(|v| !v.is_null());
     let response = obj.get("response").filter(|v| !v.is_null());

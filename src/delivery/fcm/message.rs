@@ -242,7 +242,8 @@ mod request_body_tests {
     use super::*;
     use crate::store::{Channel, DeliveryTarget, JobPayload};
 
-    fn job(
+    /// A claimed FCM job for `reg`, as the worker hands it over.
+    pub(super) fn job(
         envelope: Option<&str>,
         payload: Option<JobPayload>,
         priority: Option<Priority>,
@@ -304,7 +305,7 @@ mod request_body_tests {
 #[cfg(test)]
 mod collapse_tests {
     use super::*;
-    use crate::store::{Channel, DeliveryTarget, JobPayload};
+    use crate::store::JobPayload;
 
     /// SPEC §1.15: the key is FCM's collapse key for a sealed job and a clear one alike, and a
     /// clear job's data carries it as the envelope does.
@@ -313,20 +314,8 @@ mod collapse_tests {
         let envelope =
             r#"{"type":"notification","payload":{"message":"hi","key":"ci:42"},"source":"ci"}"#;
         let job = |payload: Option<JobPayload>| ClaimedJob {
-            job_id: 1,
-            lease_token: 1,
-            message_id: "msg_1".into(),
-            device_id: "dev_1".into(),
-            channel: Channel::Fcm,
-            target: Some(DeliveryTarget::Fcm("reg".into())),
-            envelope: Some(envelope.into()),
-            payload,
-            priority: None,
-            attempts: 1,
-            created_at: 0,
-            expires_at: 60_000,
             key: Some("ci:42".into()),
-            kind: JobKind::Message,
+            ..super::request_body_tests::job(Some(envelope), payload, None)
         };
         let clear = request_body(&job(None), "reg", 5).unwrap();
         assert_eq!(clear["message"]["android"]["collapse_key"], "ci:42");

@@ -2,6 +2,7 @@
 //! Server-Sent Events, for live views such as the console. Each event's `data` is an
 //! [`AdminEvent`]; a view that falls more than the buffer behind skips what it missed.
 
+use super::AdminErrors;
 use crate::api::admin::AdminEvent;
 use crate::server::AppState;
 use crate::server::error::Failure;
@@ -19,9 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
     description = "One event per send this relay accepts (`{\"type\":\"send\",\"id\",\"user\",\"devices\"}`) and per delivery outcome its worker records (`{\"type\":\"delivery\",\"id\",\"device_id\",\"state\"}`, `state` `delivered`, `failed` or `expired`). Keep-alive comments every 15 s. Only this relay's events: behind a load balancer, each relay streams its own.",
     responses(
         (status = 200, description = "An endless `text/event-stream`; each event's `data` is this object", content_type = "text/event-stream", body = AdminEvent),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn events(
     State(state): State<Arc<AppState>>,

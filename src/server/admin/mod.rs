@@ -11,6 +11,7 @@ pub mod views;
 use super::AppState;
 use super::error::Failure;
 use super::extract::{AdminAuth, CappedJson, JsonShape};
+use super::openapi::responses::{RELAY_FAILED, SENDER_TOKEN_REFUSED, TOKEN_REFUSED, documented};
 use crate::api::admin::*;
 use crate::api::{ApiError, ErrorCode};
 use crate::store::{JobState, MessageQuery, Store};
@@ -18,8 +19,10 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use ops::{MAX_PAGE, OpError, Operator};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use utoipa::IntoResponses;
+use utoipa::openapi::{RefOr, Response};
 
 pub use events::events;
 pub use pairing::create_pairing;
@@ -43,6 +46,16 @@ impl JsonShape for NewTokenRequest {
 
 impl JsonShape for NewPairingRequest {
     const SHAPE: &'static str = "a JSON object {\"user\"}";
+}
+
+/// What every operator route can refuse: no live admin token (401), a sender token in its
+/// place (403), a failing store (500).
+pub struct AdminErrors;
+
+impl IntoResponses for AdminErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        documented(&[TOKEN_REFUSED, SENDER_TOKEN_REFUSED, RELAY_FAILED])
+    }
 }
 
 fn operator<'a>(state: &'a AppState, auth: &AdminAuth) -> Operator<'a> {
@@ -96,9 +109,7 @@ fn limit(q: &HashMap<String, String>) -> Result<usize, Failure> {
     summary = "The relay's status, health, counts and the actions this store allows",
     responses(
         (status = 200, body = AdminStatus, description = "The status"),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn status(
     State(state): State<Arc<AppState>>,
@@ -146,9 +157,7 @@ pub async fn status(
     summary = "Every user, by name",
     responses(
         (status = 200, body = Vec<AdminUser>, description = "The users"),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn list_users(
     State(state): State<Arc<AppState>>,
@@ -163,11 +172,9 @@ pub async fn list_users(
     responses(
         (status = 200, body = AdminUser, description = "Added"),
         (status = 400, body = crate::api::NestedErrorBody, description = "`invalid_body`, or `usage_error`: an empty name"),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
         (status = 409, body = crate::api::NestedErrorBody, description = "`conflict`: the user exists"),
         (status = 413, body = crate::api::NestedErrorBody, description = "`payload_too_large`: the raw body exceeds 64 KiB"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn add_user(
     State(state): State<Arc<AppState>>,
@@ -182,10 +189,8 @@ pub async fn add_user(
     params(("name" = String, Path, description = "the user's name")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such user"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn remove_user(
     State(state): State<Arc<AppState>>,
@@ -202,10 +207,8 @@ pub async fn remove_user(
     responses(
         (status = 200, body = Vec<AdminToken>, description = "The tokens"),
         (status = 400, body = crate::api::NestedErrorBody, description = "`usage_error`: an unknown query parameter"),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such user"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn list_tokens(
     State(state): State<Arc<AppState>>,
@@ -223,11 +226,9 @@ pub async fn list_tokens(
     responses(
         (status = 200, body = CreatedToken, description = "Created; `token` is the secret, shown once"),
         (status = 400, body = crate::api::NestedErrorBody, description = "`invalid_body`, or `usage_error`: a sender token without a user, an admin token with one"),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such user"),
         (status = 413, body = crate::api::NestedErrorBody, description = "`payload_too_large`: the raw body exceeds 64 KiB"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn create_token(
     State(state): State<Arc<AppState>>,
@@ -242,11 +243,9 @@ pub async fn create_token(
     params(("id" = String, Path, description = "the token's `tok_` id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such token"),
         (status = 409, body = crate::api::NestedErrorBody, description = "`conflict`: the admin token making the request (revoke it with another one, or on the store)"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn revoke_token(
     State(state): State<Arc<AppState>>,
@@ -271,10 +270,8 @@ pub async fn revoke_token(
     responses(
         (status = 200, body = Vec<AdminDevice>, description = "The devices"),
         (status = 400, body = crate::api::NestedErrorBody, description = "`usage_error`: an unknown query parameter"),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such user"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn list_devices(
     State(state): State<Arc<AppState>>,
@@ -291,10 +288,8 @@ pub async fn list_devices(
     params(("id" = String, Path, description = "the device's `dev_` id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such device"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn remove_device(
     State(state): State<Arc<AppState>>,
@@ -312,11 +307,9 @@ pub async fn remove_device(
     responses(
         (status = 200, body = Pairing, description = "The code"),
         (status = 400, body = crate::api::NestedErrorBody, description = "`invalid_body`"),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such user"),
         (status = 413, body = crate::api::NestedErrorBody, description = "`payload_too_large`: the raw body exceeds 64 KiB"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn pair(
     State(state): State<Arc<AppState>>,
@@ -339,10 +332,8 @@ pub async fn pair(
     responses(
         (status = 200, body = MessagePage, description = "A page of messages"),
         (status = 400, body = crate::api::NestedErrorBody, description = "`usage_error`: an unknown parameter, state or limit"),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such user"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn messages(
     State(state): State<Arc<AppState>>,
@@ -388,9 +379,7 @@ pub async fn messages(
     responses(
         (status = 200, body = AuditPage, description = "A page of entries"),
         (status = 400, body = crate::api::NestedErrorBody, description = "`usage_error`: an unknown parameter, before or limit"),
-        (status = 401, body = crate::api::FlatErrorBody, description = "missing, malformed, unknown or revoked token"),
-        (status = 403, body = crate::api::NestedErrorBody, description = "`forbidden`: a sender token"),
-        (status = 500, body = crate::api::NestedErrorBody, description = "the relay failed")),
+        AdminErrors),
     security(("admin" = [])))]
 pub async fn audit(
     State(state): State<Arc<AppState>>,

@@ -11,6 +11,7 @@ use super::AppState;
 use super::error::{Failure, write_rate_headers};
 use super::extract::{ChargedIp, IpChecked, TokenAuth, read_capped};
 use super::limits::binding;
+use super::openapi::responses::SenderErrors;
 use crate::api::heartbeat::{HeartbeatList, HeartbeatPing, HeartbeatView};
 use crate::api::{ApiError, ErrorCode};
 use crate::server::messages_rfc3339 as rfc3339;
@@ -164,10 +165,8 @@ fn not_found(name: &str) -> Failure {
         (status = 200, description = "The heartbeat after the ping", body = HeartbeatView,
             headers(("X-RateLimit-Limit" = u64), ("X-RateLimit-Remaining" = u64), ("X-RateLimit-Reset" = i64), ("X-RateLimit-Resource" = String))),
         (status = 400, description = "`invalid_heartbeat` (a bad name, duration or range, or no `every` on the first ping) or `invalid_body`", body = crate::api::NestedErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
         (status = 413, description = "`payload_too_large`: the body exceeds 64 KiB", body = crate::api::NestedErrorBody),
-        (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
-        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
+        SenderErrors),
     security(("bearer" = [])))]
 pub async fn ping(
     State(state): State<Arc<AppState>>,
@@ -248,11 +247,9 @@ async fn back_notification(
         (status = 200, description = "The heartbeat, now `failed`", body = HeartbeatView,
             headers(("X-RateLimit-Limit" = u64), ("X-RateLimit-Remaining" = u64), ("X-RateLimit-Reset" = i64), ("X-RateLimit-Resource" = String))),
         (status = 400, description = "`invalid_heartbeat` (a bad name) or `invalid_body`", body = crate::api::NestedErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
         (status = 404, description = "`not_found`: no heartbeat of that name", body = crate::api::NestedErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::api::NestedErrorBody),
-        (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
-        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
+        SenderErrors),
     security(("bearer" = [])))]
 pub async fn fail(
     State(state): State<Arc<AppState>>,
@@ -300,9 +297,7 @@ pub async fn fail(
     description = "Every heartbeat of the token's owner, by name. Checked against the per-IP limits but not charged; a 401 is charged.",
     responses(
         (status = 200, description = "The heartbeats", body = HeartbeatList),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
-        (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
-        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
+        SenderErrors),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -332,10 +327,8 @@ pub async fn list(
     responses(
         (status = 200, description = "Removed: the heartbeat as it was", body = HeartbeatView),
         (status = 400, description = "`invalid_heartbeat`: a bad name", body = crate::api::NestedErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
         (status = 404, description = "`not_found`", body = crate::api::NestedErrorBody),
-        (status = 429, description = "`rate_limit_exceeded` (per-IP layers)", body = crate::api::NestedErrorBody),
-        (status = 500, description = "`internal_error`", body = crate::api::NestedErrorBody)),
+        SenderErrors),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
