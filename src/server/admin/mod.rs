@@ -80,7 +80,8 @@ fn query(raw: Option<String>, allowed: &[&str]) -> Result<HashMap<String, String
                 allowed.join(", ")
             )));
         }
-        // No stored name or id has a NUL byte, and PostgreSQL refuses one as text.
+        // No stored name or id has a NUL byte, and PostgreSQL refuses one as text; the
+        // document's `user` and `before` say so with the pattern `^[^\x00]*$`.
         if v.contains('\0') {
             return Err(usage(format!(
                 "query parameter '{k}' must not contain a NUL byte"
@@ -203,10 +204,10 @@ pub async fn remove_user(
 
 #[utoipa::path(get, path = "/v1/admin/tokens", tag = "admin", operation_id = "admin_list_tokens",
     summary = "Sender tokens (all, or one user's) and, without `user`, admin tokens; never their secrets",
-    params(("user" = Option<String>, Query, description = "only this user's sender tokens")),
+    params(("user" = Option<String>, Query, pattern = "^[^\\x00]*$", description = "only this user's sender tokens")),
     responses(
         (status = 200, body = Vec<AdminToken>, description = "The tokens"),
-        (status = 400, body = crate::api::NestedErrorBody, description = "`usage_error`: an unknown query parameter"),
+        (status = 400, body = crate::api::NestedErrorBody, description = "`usage_error`: an unknown query parameter, or a NUL byte in one"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such user"),
         AdminErrors),
     security(("admin" = [])))]
@@ -266,10 +267,10 @@ pub async fn revoke_token(
 
 #[utoipa::path(get, path = "/v1/admin/devices", tag = "admin", operation_id = "admin_list_devices",
     summary = "Every device, or one user's; never a credential or push target",
-    params(("user" = Option<String>, Query, description = "only this user's devices")),
+    params(("user" = Option<String>, Query, pattern = "^[^\\x00]*$", description = "only this user's devices")),
     responses(
         (status = 200, body = Vec<AdminDevice>, description = "The devices"),
-        (status = 400, body = crate::api::NestedErrorBody, description = "`usage_error`: an unknown query parameter"),
+        (status = 400, body = crate::api::NestedErrorBody, description = "`usage_error`: an unknown query parameter, or a NUL byte in one"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such user"),
         AdminErrors),
     security(("admin" = [])))]
@@ -325,13 +326,13 @@ pub async fn pair(
 #[utoipa::path(get, path = "/v1/admin/messages", tag = "admin", operation_id = "admin_messages",
     summary = "Messages, newest first, with each device's delivery state; never their text",
     params(
-        ("user" = Option<String>, Query, description = "only this user's messages"),
+        ("user" = Option<String>, Query, pattern = "^[^\\x00]*$", description = "only this user's messages"),
         ("state" = Option<String>, Query, pattern = "^(queued|leased|pending|delivered|failed|expired|superseded|cancelled)$", description = "only messages with a delivery in this state"),
-        ("before" = Option<String>, Query, description = "the id of the last message of the previous page"),
+        ("before" = Option<String>, Query, pattern = "^[^\\x00]*$", description = "the id of the last message of the previous page"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 50")),
     responses(
         (status = 200, body = MessagePage, description = "A page of messages"),
-        (status = 400, body = crate::api::NestedErrorBody, description = "`usage_error`: an unknown parameter, state or limit"),
+        (status = 400, body = crate::api::NestedErrorBody, description = "`usage_error`: an unknown parameter, state or limit, or a NUL byte in one"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such user"),
         AdminErrors),
     security(("admin" = [])))]
