@@ -25,6 +25,18 @@ async fn next_event(events: &mut SseEvents) -> (i64, String, Value) {
     (id, name, serde_json::from_str(&data).unwrap())
 }
 
+/// The device with `credential` answers the question `id` with `response`; the relay accepts.
+async fn answer(relay: &Relay, credential: &str, id: &str, response: &str) {
+    let body = json!({ "response": response });
+    let (status, reply) = relay.api().acknowledge(credential, id, body).await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+/// The question of `round` of a timed loop.
+fn round_question(round: u32) -> Value {
+    question(&format!("round {round}"))
+}
+
 /// A question with two response buttons and a link.
 fn question(text: &str) -> Value {
     json!({"message": text, "actions": [
@@ -163,11 +175,7 @@ async fn a_held_status_request_returns_at_an_acknowledgement_and_at_a_clear() {
     let etag = api.etag(&token, &id).await;
     let waiting = tokio::spawn(held(&etag));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, _) = relay
-        .api()
-        .acknowledge(&credential, &id, json!({"response": "deploy"}))
-        .await;
-    assert_eq!(status, 200);
+    answer(&relay, &credential, &id, "deploy").await;
     let (status, acked_tag, body, took) = waiting.await.unwrap();
     assert_eq!(status, 200, "{body}");
     assert_ne!(acked_tag, etag);
@@ -485,10 +493,7 @@ async fn an_acknowledgement_on_one_relay_clears_a_stream_held_by_another() {
     let mut single = Vec::new();
     let mut cross = Vec::new();
     for round in 0..5 {
-        let id = a
-            .api()
-            .send(&token, question(&format!("round {round}")))
-            .await;
+        let id = a.api().send(&token, round_question(round)).await;
         // The laptop's stream is held by B in odd rounds, by A in even ones.
         let holder = if round % 2 == 1 { &b } else { &a };
         let mut events = SseEvents::new(holder.api().stream(&laptop).await);
@@ -496,11 +501,7 @@ async fn an_acknowledgement_on_one_relay_clears_a_stream_held_by_another() {
         assert_eq!(name, "notification");
         holder.api().ack(&laptop, &[seq]).await;
         let started = Instant::now();
-        let (status, _) = a
-            .api()
-            .acknowledge(&desk, &id, json!({"response": "abort"}))
-            .await;
-        assert_eq!(status, 200);
+        answer(&a, &desk, &id, "abort").await;
         let (seq, name, data) = next_event(&mut events).await;
         let took = started.elapsed();
         assert_eq!((name.as_str(), &data), ("clear", &json!({"id": id})));
@@ -530,10 +531,7 @@ async fn a_status_held_on_one_relay_answers_an_acknowledgement_on_another() {
     let (token, desk) = a.alice_with_desk();
     let mut took = Vec::new();
     for round in 0..3 {
-        let id = a
-            .api()
-            .send(&token, question(&format!("round {round}")))
-            .await;
+        let id = a.api().send(&token, round_question(round)).await;
         let etag = b.api().etag(&token, &id).await;
         let held = b.api().held_status(&token, &id, &etag);
         let waiting = tokio::spawn(async move {
@@ -544,11 +542,7 @@ async fn a_status_held_on_one_relay_answers_an_acknowledgement_on_another() {
         // answer at once and measure nothing).
         tokio::time::sleep(Duration::from_millis(200)).await;
         let started = Instant::now();
-        let (status, _) = a
-            .api()
-            .acknowledge(&desk, &id, json!({"response": "deploy"}))
-            .await;
-        assert_eq!(status, 200);
+        answer(&a, &desk, &id, "deploy").await;
         let (status, body, at) = waiting.await.unwrap();
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["acknowledged"]["response"], "deploy");
