@@ -5,15 +5,20 @@
 //! made during the test appears in the relay's whole log or in the audit log. Then `reflecto
 //! admin --server` against the live relay prints what the local form prints.
 
-use crate::harness::{BIN, Serving, pg_database, serve_via};
+use crate::harness::{Api, BIN, Serving, pg_database, serve_via, stdout_of};
 use serde_json::{Value, json};
 use std::process::{Command, Output};
+
+/// A request and how it is refused: (method, path, JSON body if any, (status, error code)).
+type Refusal<'a> = (&'a str, &'a str, Option<Value>, (u16, &'a str));
 
 /// A relay process and how `reflecto admin` reaches its store directly.
 struct Ops {
     serving: Serving,
     store: Vec<String>,
     http: reqwest::Client,
+    /// The relay's API at `serving.url`.
+    api: Api,
     _data: tempfile::TempDir,
 }
 
@@ -35,6 +40,7 @@ impl Ops {
         // Debug: the most the relay ever logs, so the secrets check covers every line.
         let serving = serve_via(&mut command, data.path(), &[("REFLECTO_LOG", "debug")]);
         Ops {
+            api: Api::new(&serving.url),
             serving,
             store,
             http: reqwest::Client::new(),
@@ -77,29 +83,33 @@ impl Ops {
         text(&out.stdout).trim().to_owned()
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let url = format!("{}{path}", self.serving.url);
-        let mut request = self.http.request(method.parse().unwrap(), &url);
-        if let Some(t) = token {
-            request = request.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            request = request.json(&b);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap();
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.api.call("GET", path, Some(token), None).await
     }
 
-    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        self.call("GET", path, Some(token), None).await
+    async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.api.call("POST", path, Some(token), Some(body)).await
+    }
+
+    /// `POST path` of `body`, which must answer 200: the answer's body.
+    async fn accepted(&self, path: &str, token: &str, body: Value) -> Value {
+        let (status, answer) = self.post(path, token, body).await;
+        assert_eq!(status, 200, "POST {path}: {answer}");
+        answer
+    }
+
+    /// `DELETE path`, which must answer 204.
+    async fn delete(&self, path: &str, token: &str) {
+        let (status, body) = self.api.call("DELETE", path, Some(token), None).await;
+        assert_eq!(status, 204, "DELETE {path}: {body}");
+    }
+
+    /// Each (method, path, body) is refused with its (status, nested error code).
+    async fn refuses(&self, token: &str, refusals: &[Refusal<'_>]) {
+        for (method, path, body, want) in refusals {
+            let (s, b) = self.api.call(method, path, Some(token), body.clone()).await;
+            assert_eq!((s, code(&b)), *want, "{method} {path}: {b}");
+        }
     }
 }
 
@@ -126,7 +136,7 @@ async fn operator_story(ops: &Ops, store: &str) {
     secrets.extend([alice_token.clone(), admin.clone()]);
 
     // Who may ask: no token, an unknown one, a sender token, a malformed one.
-    let (s, b) = ops.call("GET", "/v1/admin/status", None, None).await;
+    let (s, b) = ops.api.call("GET", "/v1/admin/status", None, None).await;
     assert_eq!(
         (s, b["error"].as_str()),
         (401, Some("missing_token")),
@@ -135,28 +145,26 @@ async fn operator_story(ops: &Ops, store: &str) {
     let unknown = format!("rfa_live_{}", "x".repeat(32));
     let (s, b) = ops.get("/v1/admin/status", &unknown).await;
     assert_eq!((s, b), (401, json!({"error": "invalid_token"})));
-    let (s, b) = ops.get("/v1/admin/users", &alice_token).await;
-    assert_eq!(
-        (s, code(&b)),
-        (403, "forbidden"),
-        "a sender token cannot administer"
-    );
-    // … and the reverse: an admin token cannot send.
-    let (s, b) = ops
-        .call(
-            "POST",
-            "/v1/send",
-            Some(&admin),
-            Some(json!({"message": "hi"})),
-        )
-        .await;
-    assert_eq!(
-        (s, code(&b)),
-        (403, "forbidden"),
-        "an admin token cannot send"
-    );
-    let (s, b) = ops.get("/v1/token", &admin).await;
-    assert_eq!((s, code(&b)), (403, "forbidden"), "nor act as a sender");
+    // A sender token cannot administer…
+    ops.refuses(
+        &alice_token,
+        &[("GET", "/v1/admin/users", None, (403, "forbidden"))],
+    )
+    .await;
+    // … and the reverse: an admin token cannot send, nor act as a sender.
+    ops.refuses(
+        &admin,
+        &[
+            (
+                "POST",
+                "/v1/send",
+                Some(json!({"message": "hi"})),
+                (403, "forbidden"),
+            ),
+            ("GET", "/v1/token", None, (403, "forbidden")),
+        ],
+    )
+    .await;
 
     // Status.
     let (s, status) = ops.get("/v1/admin/status", &admin).await;
@@ -178,46 +186,36 @@ async fn operator_story(ops: &Ops, store: &str) {
     }
 
     // Users.
-    let (s, b) = ops
-        .call(
-            "POST",
-            "/v1/admin/users",
-            Some(&admin),
-            Some(json!({"name": "bob"})),
-        )
+    let bob = ops
+        .accepted("/v1/admin/users", &admin, json!({"name": "bob"}))
         .await;
-    assert_eq!((s, b["name"].as_str()), (200, Some("bob")), "{b}");
+    assert_eq!(bob["name"], "bob", "{bob}");
     let (s, b) = ops
-        .call(
-            "POST",
-            "/v1/admin/users",
-            Some(&admin),
-            Some(json!({"name": "bob"})),
-        )
+        .post("/v1/admin/users", &admin, json!({"name": "bob"}))
         .await;
     assert_eq!((s, code(&b)), (409, "conflict"));
     assert_eq!(
         b["error"]["message"], "user 'bob' already exists",
         "the CLI's words"
     );
-    let (s, b) = ops
-        .call(
-            "POST",
-            "/v1/admin/users",
-            Some(&admin),
-            Some(json!({"name": "  "})),
-        )
-        .await;
-    assert_eq!((s, code(&b)), (400, "usage_error"));
-    let (s, b) = ops
-        .call(
-            "POST",
-            "/v1/admin/users",
-            Some(&admin),
-            Some(json!({"nom": "x"})),
-        )
-        .await;
-    assert_eq!((s, code(&b)), (400, "invalid_body"));
+    ops.refuses(
+        &admin,
+        &[
+            (
+                "POST",
+                "/v1/admin/users",
+                Some(json!({"name": "  "})),
+                (400, "usage_error"),
+            ),
+            (
+                "POST",
+                "/v1/admin/users",
+                Some(json!({"nom": "x"})),
+                (400, "invalid_body"),
+            ),
+        ],
+    )
+    .await;
     let (s, users) = ops.get("/v1/admin/users", &admin).await;
     assert_eq!(s, 200);
     let names: Vec<_> = users
@@ -229,15 +227,13 @@ async fn operator_story(ops: &Ops, store: &str) {
     assert_eq!(names, vec![json!("alice"), json!("bob")]);
 
     // Tokens: a sender token made through the API sends.
-    let (s, created) = ops
-        .call(
-            "POST",
+    let created = ops
+        .accepted(
             "/v1/admin/tokens",
-            Some(&admin),
-            Some(json!({"user": "bob", "label": "deploy"})),
+            &admin,
+            json!({"user": "bob", "label": "deploy"}),
         )
         .await;
-    assert_eq!(s, 200, "{created}");
     let bob_token = created["token"].as_str().unwrap().to_owned();
     let bob_token_id = created["id"].as_str().unwrap().to_owned();
     assert!(bob_token.starts_with("rfk_live_"));
@@ -246,33 +242,30 @@ async fn operator_story(ops: &Ops, store: &str) {
         (Some("bob"), Some(false))
     );
     secrets.push(bob_token.clone());
-    let (s, b) = ops
-        .call(
-            "POST",
+    let (nobody, admin_for_bob) = (
+        json!({"user": "nobody", "label": "x"}),
+        json!({"admin": true, "user": "bob", "label": "x"}),
+    );
+    ops.refuses(
+        &admin,
+        &[
+            ("POST", "/v1/admin/tokens", Some(nobody), (404, "not_found")),
+            (
+                "POST",
+                "/v1/admin/tokens",
+                Some(admin_for_bob),
+                (400, "usage_error"),
+            ),
+        ],
+    )
+    .await;
+    let second = ops
+        .accepted(
             "/v1/admin/tokens",
-            Some(&admin),
-            Some(json!({"user": "nobody", "label": "x"})),
+            &admin,
+            json!({"admin": true, "label": "second"}),
         )
         .await;
-    assert_eq!((s, code(&b)), (404, "not_found"));
-    let (s, b) = ops
-        .call(
-            "POST",
-            "/v1/admin/tokens",
-            Some(&admin),
-            Some(json!({"admin": true, "user": "bob", "label": "x"})),
-        )
-        .await;
-    assert_eq!((s, code(&b)), (400, "usage_error"));
-    let (s, second) = ops
-        .call(
-            "POST",
-            "/v1/admin/tokens",
-            Some(&admin),
-            Some(json!({"admin": true, "label": "second"})),
-        )
-        .await;
-    assert_eq!(s, 200, "{second}");
     let second_token = second["token"].as_str().unwrap().to_owned();
     assert!(second_token.starts_with("rfa_live_"));
     assert_eq!(second["user"], Value::Null);
@@ -286,21 +279,29 @@ async fn operator_story(ops: &Ops, store: &str) {
     );
     let (_, only_bob) = ops.get("/v1/admin/tokens?user=bob", &admin).await;
     assert_eq!(only_bob.as_array().unwrap().len(), 1);
-    let (s, b) = ops.get("/v1/admin/tokens?user=nobody", &admin).await;
-    assert_eq!((s, code(&b)), (404, "not_found"));
-    let (s, b) = ops.get("/v1/admin/tokens?color=red", &admin).await;
-    assert_eq!((s, code(&b)), (400, "usage_error"));
+    ops.refuses(
+        &admin,
+        &[
+            (
+                "GET",
+                "/v1/admin/tokens?user=nobody",
+                None,
+                (404, "not_found"),
+            ),
+            (
+                "GET",
+                "/v1/admin/tokens?color=red",
+                None,
+                (400, "usage_error"),
+            ),
+        ],
+    )
+    .await;
 
     // Pairing: the code, its link and QR code; a device pairs with it.
-    let (s, pairing) = ops
-        .call(
-            "POST",
-            "/v1/admin/pairings",
-            Some(&admin),
-            Some(json!({"user": "bob"})),
-        )
+    let pairing = ops
+        .accepted("/v1/admin/pairings", &admin, json!({"user": "bob"}))
         .await;
-    assert_eq!(s, 200, "{pairing}");
     let pair_code = pairing["code"].as_str().unwrap().to_owned();
     assert_eq!(
         pairing["link"],
@@ -312,26 +313,18 @@ async fn operator_story(ops: &Ops, store: &str) {
     );
     assert!(pairing["expires_at"].as_str().unwrap().ends_with('Z'));
     secrets.push(pair_code.clone());
-    let (s, b) = ops
-        .call(
-            "POST",
-            "/v1/admin/pairings",
-            Some(&admin),
-            Some(json!({"user": "nobody"})),
-        )
+    let nobody = Some(json!({"user": "nobody"}));
+    ops.refuses(
+        &admin,
+        &[("POST", "/v1/admin/pairings", nobody, (404, "not_found"))],
+    )
+    .await;
+    let paired = ops
+        .api
+        .pair(json!({"code": pair_code, "type": "extension", "label": "desk"}))
         .await;
-    assert_eq!((s, code(&b)), (404, "not_found"));
-    let (s, paired) = ops
-        .call(
-            "POST",
-            "/v1/devices/pair",
-            None,
-            Some(json!({"code": pair_code, "type": "extension", "label": "desk"})),
-        )
-        .await;
-    assert_eq!(s, 200, "{paired}");
-    let device = paired["device_id"].as_str().unwrap().to_owned();
-    let credential = paired["credential"].as_str().unwrap().to_owned();
+    let device = paired.device_id;
+    let credential = paired.credential.unwrap();
     secrets.push(credential.clone());
 
     // Devices.
@@ -339,13 +332,24 @@ async fn operator_story(ops: &Ops, store: &str) {
     assert_eq!(s, 200);
     assert_eq!(devices[0]["id"], device.as_str());
     assert_eq!(devices[0]["type"], "extension");
-    let (s, b) = ops.get("/v1/admin/devices?user=nobody", &admin).await;
-    assert_eq!((s, code(&b)), (404, "not_found"));
+    ops.refuses(
+        &admin,
+        &[(
+            "GET",
+            "/v1/admin/devices?user=nobody",
+            None,
+            (404, "not_found"),
+        )],
+    )
+    .await;
 
     // Messages: the API-made token sends; the operator sees where it went, never its text.
     // The live feed: a sender token is refused; an admin token hears the send.
-    let (s, b) = ops.get("/v1/admin/events", &alice_token).await;
-    assert_eq!((s, code(&b)), (403, "forbidden"));
+    ops.refuses(
+        &alice_token,
+        &[("GET", "/v1/admin/events", None, (403, "forbidden"))],
+    )
+    .await;
     let mut feed = ops
         .http
         .get(format!("{}/v1/admin/events", ops.serving.url))
@@ -355,16 +359,11 @@ async fn operator_story(ops: &Ops, store: &str) {
         .unwrap();
     assert_eq!(feed.status(), 200);
     let text_sent = "the-secret-message-text-42";
-    let (s, sent) = ops
-        .call(
-            "POST",
-            "/v1/send",
-            Some(&bob_token),
-            Some(json!({"message": text_sent, "title": "t"})),
-        )
+    // An admin-created token sends.
+    let message_id = ops
+        .api
+        .send(&bob_token, json!({"message": text_sent, "title": "t"}))
         .await;
-    assert_eq!(s, 200, "an admin-created token sends: {sent}");
-    let message_id = sent["id"].as_str().unwrap().to_owned();
     let heard = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         let mut seen = String::new();
         while let Some(chunk) = feed.chunk().await.unwrap() {
@@ -409,101 +408,68 @@ async fn operator_story(ops: &Ops, store: &str) {
         .await;
     assert_eq!(after["items"], json!([]), "nothing older");
     for bad in ["limit=0", "limit=101", "state=lost", "limit=x"] {
-        let (s, b) = ops.get(&format!("/v1/admin/messages?{bad}"), &admin).await;
-        assert_eq!((s, code(&b)), (400, "usage_error"), "{bad}");
+        let path = format!("/v1/admin/messages?{bad}");
+        ops.refuses(&admin, &[("GET", &path, None, (400, "usage_error"))])
+            .await;
     }
 
     // A removed device's credential is refused at once; a second removal is 404.
-    let (s, _) = ops
-        .call(
-            "DELETE",
-            &format!("/v1/admin/devices/{device}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(s, 204);
+    let device_path = format!("/v1/admin/devices/{device}");
+    ops.delete(&device_path, &admin).await;
     let (s, b) = ops.get("/v1/sync", &credential).await;
     assert_eq!((s, b), (401, json!({"error": "invalid_token"})));
-    let (s, b) = ops
-        .call(
-            "DELETE",
-            &format!("/v1/admin/devices/{device}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!((s, code(&b)), (404, "not_found"));
+    ops.refuses(
+        &admin,
+        &[("DELETE", &device_path, None, (404, "not_found"))],
+    )
+    .await;
 
     // Revocations hold at the next request: a sender token, then an admin token.
-    let (s, _) = ops
-        .call(
-            "DELETE",
-            &format!("/v1/admin/tokens/{bob_token_id}"),
-            Some(&admin),
-            None,
-        )
+    ops.delete(&format!("/v1/admin/tokens/{bob_token_id}"), &admin)
         .await;
-    assert_eq!(s, 204);
     let (s, _) = ops
-        .call(
-            "POST",
-            "/v1/send",
-            Some(&bob_token),
-            Some(json!({"message": "x"})),
-        )
+        .post("/v1/send", &bob_token, json!({"message": "x"}))
         .await;
     assert_eq!(s, 401);
     assert_eq!(ops.get("/v1/admin/status", &second_token).await.0, 200);
     let second_id = second["id"].as_str().unwrap();
-    let (s, _) = ops
-        .call(
-            "DELETE",
-            &format!("/v1/admin/tokens/{second_id}"),
-            Some(&admin),
-            None,
-        )
+    ops.delete(&format!("/v1/admin/tokens/{second_id}"), &admin)
         .await;
-    assert_eq!(s, 204);
     let (s, b) = ops.get("/v1/admin/status", &second_token).await;
     assert_eq!(
         (s, b),
         (401, json!({"error": "invalid_token"})),
         "a revoked admin token"
     );
-    let (s, b) = ops
-        .call("DELETE", "/v1/admin/tokens/tok_nope", Some(&admin), None)
-        .await;
-    assert_eq!((s, code(&b)), (404, "not_found"));
     // The token making the request cannot revoke itself (it would lock its operator out).
-    let own = tokens
+    let admin_id = tokens
         .as_array()
         .unwrap()
         .iter()
-        .find(|t| t["label"] == "ops")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (s, b) = ops
-        .call(
-            "DELETE",
-            &format!("/v1/admin/tokens/{own}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!((s, code(&b)), (409, "conflict"));
+        .find(|t| t["label"] == "ops");
+    let admin_id = admin_id.unwrap()["id"].as_str().unwrap().to_owned();
+    let own = format!("/v1/admin/tokens/{admin_id}");
+    ops.refuses(
+        &admin,
+        &[
+            (
+                "DELETE",
+                "/v1/admin/tokens/tok_nope",
+                None,
+                (404, "not_found"),
+            ),
+            ("DELETE", &own, None, (409, "conflict")),
+        ],
+    )
+    .await;
 
     // Users go, with a 404 the second time.
-    let (s, _) = ops
-        .call("DELETE", "/v1/admin/users/bob", Some(&admin), None)
-        .await;
-    assert_eq!(s, 204);
-    let (s, b) = ops
-        .call("DELETE", "/v1/admin/users/bob", Some(&admin), None)
-        .await;
-    assert_eq!((s, code(&b)), (404, "not_found"));
+    ops.delete("/v1/admin/users/bob", &admin).await;
+    ops.refuses(
+        &admin,
+        &[("DELETE", "/v1/admin/users/bob", None, (404, "not_found"))],
+    )
+    .await;
 
     // The audit log: CLI and API actions with their actors, newest first, paged.
     let (s, audit) = ops.get("/v1/admin/audit?limit=100", &admin).await;
@@ -517,15 +483,6 @@ async fn operator_story(ops: &Ops, store: &str) {
             .any(|e| e["actor"] == actor && e["action"] == action && e["target"] == target)
     };
     let ops_actor = "admin:ops";
-    let admin_id = tokens
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["label"] == "ops")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     for (actor, action, target) in [
         ("cli", "user.add", "alice"),
         ("cli", "token.create", admin_id.as_str()),
@@ -557,8 +514,16 @@ async fn operator_story(ops: &Ops, store: &str) {
         json!(ids[2]),
         "the next page starts after the last"
     );
-    let (s, b) = ops.get("/v1/admin/audit?before=x", &admin).await;
-    assert_eq!((s, code(&b)), (400, "usage_error"));
+    ops.refuses(
+        &admin,
+        &[(
+            "GET",
+            "/v1/admin/audit?before=x",
+            None,
+            (400, "usage_error"),
+        )],
+    )
+    .await;
     // `reflecto admin audit --json` is the same log.
     let cli_audit: Value =
         serde_json::from_str(&ops.ok(&["audit", "--json", "--limit", "100"])).unwrap();
@@ -711,88 +676,54 @@ fn admin_through_the_server_prints_what_the_local_form_prints() {
     // `reflecto login --admin` stores the token beside the profile's sender token; `admin
     // --server` then finds it (and `--token-stdin` reads one).
     let config = ops._data.path().join("login");
-    let no_keyring = |cmd: &mut Command| {
+    let no_keyring = || {
+        let mut cmd = Command::new(BIN);
         cmd.env("REFLECTO_CONFIG_DIR", &config)
             .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
             .env_remove("REFLECTO_ADMIN_TOKEN")
             .env_remove("REFLECTO_PROFILE");
+        cmd
     };
-    let mut login = Command::new(BIN);
-    no_keyring(&mut login);
-    let mut child = login
-        .args([
-            "login",
-            "--admin",
-            "--insecure-storage",
-            "--server",
-            &ops.serving.url,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(child.stdin.take().unwrap(), "{admin}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let mut stored = Command::new(BIN);
-    no_keyring(&mut stored);
-    let out = stored
-        .args(["admin", "--server", &ops.serving.url, "user", "list"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout),
-        text(&ops.local(&["user", "list"]).stdout)
+    let url = ops.serving.url.as_str();
+    stdout_of(fed(
+        no_keyring().args(["login", "--admin", "--insecure-storage", "--server", url]),
+        &admin,
+    ));
+    let local_users = text(&ops.local(&["user", "list"]).stdout);
+    let stored = no_keyring()
+        .args(["admin", "--server", url, "user", "list"])
+        .output();
+    assert_eq!(stdout_of(stored.unwrap()), local_users);
+    let piped = fed(
+        no_keyring()
+            .args(["admin", "--server", url, "--token-stdin", "user", "list"])
+            .env("REFLECTO_CONFIG_DIR", ops._data.path().join("empty")),
+        &admin,
     );
-    let mut piped = Command::new(BIN);
-    no_keyring(&mut piped);
-    let mut child = piped
-        .args([
-            "admin",
-            "--server",
-            &ops.serving.url,
-            "--token-stdin",
-            "user",
-            "list",
-        ])
-        .env("REFLECTO_CONFIG_DIR", ops._data.path().join("empty"))
+    assert_eq!(stdout_of(piped), local_users);
+}
+
+/// `command` run with `line` on its stdin, to its end.
+fn fed(command: &mut Command, line: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{admin}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout),
-        text(&ops.local(&["user", "list"]).stdout)
-    );
+    writeln!(child.stdin.take().unwrap(), "{line}").unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// The live feed's delivery events come from the worker's recorded outcomes: a phone's FCM
 /// delivery (through the fake FCM) is one `delivery` event with `delivered`.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_live_feed_hears_a_delivery_outcome() {
-    use crate::fake_fcm::FakeFcm;
-    use reflecto::delivery::fcm::{FcmChannel, FcmClient};
-    use reflecto::delivery::{Channels, Worker, WorkerSettings};
     let relay = crate::harness::Relay::start(crate::harness::no_limits()).await;
     let (token, phone, _) = relay.alice();
-    let fake = FakeFcm::start().await;
-    let key = fake.key_file();
-    let client = FcmClient::from_key_file(key.path(), &fake.url).unwrap();
-    let worker = Worker::new(
-        relay.state().relay.clone(),
-        Channels::fcm(FcmChannel::new(client)),
-        WorkerSettings {
-            concurrency: 4,
-            lease_ms: 30_000,
-            max_attempts: 3,
-        },
-    );
+    let fake = crate::fake_fcm::FakeFcm::start().await;
+    let worker = fake.worker(relay.state().relay.clone());
     let mut feed = relay.state().relay.admin_events();
     let id = relay
         .api()

@@ -4,7 +4,9 @@
 //! its `--wait` with `error[not_acknowledged]` and the question cleared from every screen.
 //! `send --wait --until acknowledged` and `reflecto clear` ride on the same endpoints.
 
-use crate::harness::{BIN, Relay, no_limits};
+use crate::harness::{
+    BIN, Relay, assert_refused, json_stdout_of, lines_of, spawn_piped, stdout_of,
+};
 use crate::listen::Desk;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -31,19 +33,10 @@ struct Asking {
 }
 
 impl Asking {
-    fn start(mut cmd: Command) -> Asking {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, stderr) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+    /// `reflecto ARGS` as alice's sender on `relay`.
+    fn start(relay: &Relay, token: &str, args: &[&str]) -> Asking {
+        let mut child = spawn_piped(sender(relay, token).args(args));
+        let stderr = lines_of(child.stderr.take().unwrap());
         Asking { child, stderr }
     }
 
@@ -73,11 +66,8 @@ impl Asking {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ask_prints_the_response_a_device_chose_and_exits_0() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let desk = Desk::pair(relay.dir.path(), &relay.url);
-    let mut ask = sender(&relay, &token);
-    ask.args([
+    let (relay, token, desk) = Desk::on_a_relay().await;
+    let question = [
         "ask",
         "Deploy v42 to prod?",
         "--option",
@@ -86,28 +76,18 @@ async fn ask_prints_the_response_a_device_chose_and_exits_0() {
         "Not now=abort",
         "--wait",
         "60",
-    ]);
-    let asking = Asking::start(ask);
+    ];
+    let asking = Asking::start(&relay, &token, &question);
     let id = asking.id();
     // What the device got: the question with one response button per option.
-    let polled = desk
-        .cmd()
-        .args(["listen", "--poll", "--json", "--no-notify"])
-        .output()
-        .unwrap();
+    let polled = desk.poll_output(&["--json"]);
     let line: Value = serde_json::from_slice(&polled.stdout).unwrap();
     assert_eq!(line["id"], id.as_str());
     assert_eq!(
         line["envelope"]["payload"]["actions"],
         serde_json::json!([{"label": "Deploy", "response": "Deploy"}, {"label": "Not now", "response": "abort"}])
     );
-    let responded = desk.cmd().args(["respond", &id, "abort"]).output().unwrap();
-    assert!(
-        responded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&responded.stderr)
-    );
-    let said = String::from_utf8(responded.stdout).unwrap();
+    let said = stdout_of(desk.cmd().args(["respond", &id, "abort"]).output().unwrap());
     assert!(
         said.contains(&desk.device) && said.contains("with abort"),
         "{said}"
@@ -122,12 +102,12 @@ async fn ask_prints_the_response_a_device_chose_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ask_json_and_a_click_without_a_response() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let desk = Desk::pair(relay.dir.path(), &relay.url);
-    let mut ask = sender(&relay, &token);
-    ask.args(["ask", "Seen the alert?", "--option", "OK", "--json"]);
-    let asking = Asking::start(ask);
+    let (relay, token, desk) = Desk::on_a_relay().await;
+    let asking = Asking::start(
+        &relay,
+        &token,
+        &["ask", "Seen the alert?", "--option", "OK", "--json"],
+    );
     let id = asking.id();
     let responded = desk.cmd().args(["respond", &id]).output().unwrap();
     assert!(responded.status.success());
@@ -147,19 +127,15 @@ async fn ask_json_and_a_click_without_a_response() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nobody_answering_is_exit_7_and_the_question_is_cleared() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let desk = Desk::pair(relay.dir.path(), &relay.url);
-    let mut ask = sender(&relay, &token);
-    ask.args(["ask", "Anyone?", "--option", "Yes", "--wait", "2"]);
-    let asking = Asking::start(ask);
+    let (relay, token, desk) = Desk::on_a_relay().await;
+    let asking = Asking::start(
+        &relay,
+        &token,
+        &["ask", "Anyone?", "--option", "Yes", "--wait", "2"],
+    );
     let id = asking.id();
     // The device received it (so the clear has a screen to reach).
-    let polled = desk
-        .cmd()
-        .args(["listen", "--poll", "--json", "--no-notify"])
-        .output()
-        .unwrap();
+    let polled = desk.poll_output(&["--json"]);
     assert!(String::from_utf8_lossy(&polled.stdout).contains(&id));
     let (code, stdout, stderr) = asking.finish();
     assert_eq!(code, Some(7), "stderr: {stderr}");
@@ -173,9 +149,7 @@ async fn nobody_answering_is_exit_7_and_the_question_is_cleared() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn send_until_acknowledged_and_clear_by_key() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let (relay, token, desk) = Desk::on_a_relay().await;
     let mut send = sender(&relay, &token);
     send.args([
         "send",
@@ -217,19 +191,12 @@ async fn send_until_acknowledged_and_clear_by_key() {
         .args(["respond", &id, "reboot"])
         .output()
         .unwrap();
-    assert_eq!(wrong.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&wrong.stderr).contains("error[invalid_response]"));
+    assert_refused(&wrong, 2, "error[invalid_response]");
     // `clear --key` clears the newest message of the key.
     let cleared = sender(&relay, &token)
         .args(["clear", "--key", "db1", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        cleared.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cleared.stderr)
-    );
-    let answer: Value = serde_json::from_slice(&cleared.stdout).unwrap();
+        .output();
+    let answer = json_stdout_of(cleared.unwrap());
     assert_eq!(answer["id"], id.as_str());
     let unknown = sender(&relay, &token)
         .args(["clear", "msg_00000000000000000000000000000000"])

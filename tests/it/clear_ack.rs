@@ -6,13 +6,8 @@
 //! `invalid_response`, `invalid_action`, and the status fields with a long poll that notices.
 
 use crate::fake_fcm::FakeFcm;
-use crate::harness::{Relay, SseEvents, code_of, no_limits, pg_database};
-use crate::webpush_core::{FakePush, python_available};
-use reflecto::delivery::fcm::{FcmChannel, FcmClient};
-use reflecto::delivery::webpush::client::WebPushClient;
-use reflecto::delivery::webpush::vapid::{Subject, VapidSigner};
-use reflecto::delivery::webpush::{WebPushChannel, load_vapid_key};
-use reflecto::delivery::{Channels, Worker, WorkerSettings};
+use crate::harness::{Relay, SseEvents, code_of, no_limits, two_relays_on_postgres};
+use crate::webpush_core::{FakePush, python_available, webpush_worker};
 use reflecto::server::limits::Limits;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -21,33 +16,6 @@ use tokio::time::Instant;
 /// A hang guard for what should take milliseconds.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// `DELETE path` with the sender token: (status, body).
-async fn delete(relay: &Relay, token: &str, path: &str) -> (u16, Value) {
-    let response = relay
-        .http()
-        .delete(format!("{}{path}", relay.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// `POST /v1/messages/{id}/acknowledge` with a device credential: (status, body).
-async fn acknowledge(relay: &Relay, credential: &str, id: &str, body: Value) -> (u16, Value) {
-    let response = relay
-        .http()
-        .post(format!("{}/v1/messages/{id}/acknowledge", relay.url))
-        .bearer_auth(credential)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// The next event of any kind on `events`, within [`PATIENCE`]: (id, event name, data).
 async fn next_event(events: &mut SseEvents) -> (i64, String, Value) {
     let (id, name, data) = events
@@ -55,6 +23,18 @@ async fn next_event(events: &mut SseEvents) -> (i64, String, Value) {
         .await
         .expect("an event on the stream");
     (id, name, serde_json::from_str(&data).unwrap())
+}
+
+/// The device with `credential` answers the question `id` with `response`; the relay accepts.
+async fn answer(relay: &Relay, credential: &str, id: &str, response: &str) {
+    let body = json!({ "response": response });
+    let (status, reply) = relay.api().acknowledge(credential, id, body).await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+/// The question of `round` of a timed loop.
+fn round_question(round: u32) -> Value {
+    question(&format!("round {round}"))
 }
 
 /// A question with two response buttons and a link.
@@ -88,7 +68,10 @@ async fn a_clear_by_id_cancels_what_waits_and_sends_a_clear_event_to_a_desktop_t
     let before = api.status(&token, &id).await;
     assert_eq!(before["cleared_at"], Value::Null);
 
-    let (status, cleared) = delete(&relay, &token, &format!("/v1/messages/{id}")).await;
+    let (status, cleared) = relay
+        .api()
+        .delete(&token, &format!("/v1/messages/{id}"))
+        .await;
     assert_eq!(status, 200, "{cleared}");
     // Cancelled: the phone's queued job, the laptop's unread event and the tablet's event
     // sent but not acked (SPEC §1.15); cleared: the desk, which acked it.
@@ -116,7 +99,10 @@ async fn a_clear_by_id_cancels_what_waits_and_sends_a_clear_event_to_a_desktop_t
     assert!(tablet_events.next_event(deadline).await.is_none());
     assert_eq!(api.ack(&tablet_credential, &[1]).await["acked"], 0);
     // Twice is not an error: zeros.
-    let (status, again) = delete(&relay, &token, &format!("/v1/messages/{id}")).await;
+    let (status, again) = relay
+        .api()
+        .delete(&token, &format!("/v1/messages/{id}"))
+        .await;
     assert_eq!(
         (status, again),
         (200, json!({"id": id, "cancelled": 0, "cleared": 0}))
@@ -130,8 +116,7 @@ async fn a_clear_by_id_cancels_what_waits_and_sends_a_clear_event_to_a_desktop_t
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clear_is_the_owners_alone_and_by_key_takes_the_newest() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
+    let (relay, token) = Relay::with_alice().await;
     relay.admin(&["user", "add", "bob"]);
     let bob = relay.admin(&["token", "create", "--user", "bob", "--label", "ci"]);
     let api = relay.api();
@@ -151,18 +136,21 @@ async fn a_clear_is_the_owners_alone_and_by_key_takes_the_newest() {
         ),
         (&token, "/v1/keys/never-sent".to_owned()),
     ] {
-        let (status, body) = delete(&relay, who, &path).await;
+        let (status, body) = relay.api().delete(who, &path).await;
         assert_eq!(
             (status, code_of(&body).as_str()),
             (404, "not_found"),
             "{path}"
         );
     }
-    let (status, body) = delete(&relay, "rfk_live_x", &format!("/v1/messages/{other}")).await;
+    let (status, body) = relay
+        .api()
+        .delete("rfk_live_x", &format!("/v1/messages/{other}"))
+        .await;
     assert_eq!((status, code_of(&body).as_str()), (401, "invalid_token"));
     assert_eq!(api.status(&token, &other).await["cleared_at"], Value::Null);
 
-    let (status, cleared) = delete(&relay, &token, "/v1/keys/ci:7").await;
+    let (status, cleared) = relay.api().delete(&token, "/v1/keys/ci:7").await;
     assert_eq!(status, 200, "{cleared}");
     assert_eq!(cleared["id"], newest.as_str());
     assert!(api.status(&token, &newest).await["cleared_at"].is_string());
@@ -173,37 +161,21 @@ async fn a_clear_is_the_owners_alone_and_by_key_takes_the_newest() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_status_request_returns_at_an_acknowledgement_and_at_a_clear() {
     let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let (_, credential) = relay.extension("desk");
+    let (token, credential) = relay.alice_with_desk();
     let id = relay.api().send(&token, question("deploy?")).await;
-    let held = |etag: String| {
-        let request = relay
-            .http()
-            .get(format!("{}/v1/messages/{id}", relay.url))
-            .bearer_auth(&token)
-            .header("if-none-match", etag)
-            .header("prefer", "wait=30");
+    let api = relay.api();
+    let held = |etag: &str| {
+        let answer = api.held_status(&token, &id, etag);
         async move {
             let started = Instant::now();
-            let response = request.send().await.unwrap();
-            let etag = response.headers()["etag"].to_str().unwrap().to_owned();
-            let status = response.status().as_u16();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let (status, etag, body) = answer.await;
             (status, etag, body, started.elapsed())
         }
     };
-    let first = relay
-        .http()
-        .get(format!("{}/v1/messages/{id}", relay.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
-    let waiting = tokio::spawn(held(etag.clone()));
+    let etag = api.etag(&token, &id).await;
+    let waiting = tokio::spawn(held(&etag));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, _) = acknowledge(&relay, &credential, &id, json!({"response": "deploy"})).await;
-    assert_eq!(status, 200);
+    answer(&relay, &credential, &id, "deploy").await;
     let (status, acked_tag, body, took) = waiting.await.unwrap();
     assert_eq!(status, 200, "{body}");
     assert_ne!(acked_tag, etag);
@@ -214,9 +186,12 @@ async fn a_held_status_request_returns_at_an_acknowledgement_and_at_a_clear() {
     );
     println!("long poll on SQLite: acknowledgement to the held answer {took:?}");
 
-    let waiting = tokio::spawn(held(acked_tag.clone()));
+    let waiting = tokio::spawn(held(&acked_tag));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, _) = delete(&relay, &token, &format!("/v1/messages/{id}")).await;
+    let (status, _) = relay
+        .api()
+        .delete(&token, &format!("/v1/messages/{id}"))
+        .await;
     assert_eq!(status, 200);
     let (status, cleared_tag, body, _) = waiting.await.unwrap();
     assert_eq!(status, 200, "{body}");
@@ -226,26 +201,18 @@ async fn a_held_status_request_returns_at_an_acknowledgement_and_at_a_clear() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn response_actions_are_checked_as_the_spec_says() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
+    let (relay, token) = Relay::with_alice().await;
     let api = relay.api();
-    for action in [
+    let bad = [
         json!({"label": "x", "url": "https://e.com", "response": "ok"}),
         json!({"label": "x"}),
         json!({"label": "x", "response": ""}),
         json!({"label": "x", "response": "r".repeat(33)}),
         json!({"label": "x", "response": "with space"}),
         json!({"label": "x", "response": "ä"}),
-    ] {
-        let (status, body) = api
-            .send_reply(&token, json!({"message": "m", "actions": [action]}))
-            .await;
-        assert_eq!(
-            (status, code_of(&body).as_str()),
-            (400, "invalid_action"),
-            "{action}"
-        );
-    }
+    ]
+    .map(|action| json!({"message": "m", "actions": [action]}));
+    api.refuses_sends(&token, "invalid_action", bad).await;
     let (status, body) = api.send_reply(&token, question("ok?")).await;
     assert_eq!(status, 200, "{body}");
     // The envelope carries the response buttons as sent.
@@ -277,8 +244,10 @@ async fn the_first_acknowledgement_wins_clears_the_others_and_later_ones_are_rec
 
     // The desk answers without having acked its event (a click can beat the ack).
     let started = Instant::now();
-    let (status, first) =
-        acknowledge(&relay, &desk_credential, &id, json!({"response": "deploy"})).await;
+    let (status, first) = relay
+        .api()
+        .acknowledge(&desk_credential, &id, json!({"response": "deploy"}))
+        .await;
     assert_eq!(status, 200, "{first}");
     let (_, name, data) = next_event(&mut laptop_events).await;
     let to_clear = started.elapsed();
@@ -299,7 +268,7 @@ async fn the_first_acknowledgement_wins_clears_the_others_and_later_ones_are_rec
         (&desk_credential, json!({"response": "deploy"})),
         (&desk_credential, json!({"response": null, "unknown": 1})),
     ] {
-        let (status, later) = acknowledge(&relay, credential, &id, body.clone()).await;
+        let (status, later) = relay.api().acknowledge(credential, &id, body.clone()).await;
         assert_eq!((status, &later), (200, &first), "{body}");
     }
     let status = api.status(&token, &id).await;
@@ -329,8 +298,7 @@ async fn the_first_acknowledgement_wins_clears_the_others_and_later_ones_are_rec
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledgements_are_refused_as_the_spec_says() {
     let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let (_, desk) = relay.extension("desk");
+    let (token, desk) = relay.alice_with_desk();
     let api = relay.api();
     let id = api.send(&token, question("deploy?")).await;
     let plain = api.send(&token, json!({"message": "no buttons"})).await;
@@ -366,7 +334,10 @@ async fn acknowledgements_are_refused_as_the_spec_says() {
         (&desk, unknown, json!({}), (404, "not_found")),
         (&token, id.as_str(), json!({}), (401, "invalid_token")),
     ] {
-        let (status, reply) = acknowledge(&relay, credential, message, body.clone()).await;
+        let (status, reply) = relay
+            .api()
+            .acknowledge(credential, message, body.clone())
+            .await;
         assert_eq!((status, code_of(&reply).as_str()), want, "{body} {reply}");
     }
     let not_json = relay
@@ -393,21 +364,14 @@ async fn acknowledgements_are_refused_as_the_spec_says() {
 /// SPEC §1.9, §1.16: pairing gives every type a credential, and it acknowledges.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_device_type_gets_a_credential_that_acknowledges() {
-    let relay = Relay::start_with(
-        no_limits(),
-        std::sync::Arc::new(reflecto::server::SystemClock),
-        |c| c.webpush_allow_local = true,
-    )
-    .await;
+    let relay = Relay::start_allowing_local_webpush().await;
     let (token, _, _) = relay.alice();
     let api = relay.api();
-    let code = relay.admin(&["pair", "--user", "alice"]);
-    let phone = api
-        .pair(json!({"code": code, "type": "android", "label": "phone", "fcm_token": "fcm-x"}))
+    let phone = relay
+        .pair(json!({"type": "android", "label": "phone", "fcm_token": "fcm-x"}))
         .await;
-    let code = relay.admin(&["pair", "--user", "alice"]);
-    let browser = api
-        .pair(json!({"code": code, "type": "webpush", "label": "browser",
+    let browser = relay
+        .pair(json!({"type": "webpush", "label": "browser",
             "subscription": crate::webpush::subscription("http://127.0.0.1:9/push/x")}))
         .await;
     let added = relay.admin(&[
@@ -431,7 +395,7 @@ async fn every_device_type_gets_a_credential_that_acknowledges() {
         (&added[0].to_owned(), added[1].to_owned()),
     ] {
         assert!(credential.starts_with("rfd_live_"), "{credential}");
-        let (status, reply) = acknowledge(&relay, &credential, &id, json!({})).await;
+        let (status, reply) = relay.api().acknowledge(&credential, &id, json!({})).await;
         assert_eq!(status, 200, "{reply}");
         let status = api.status(&token, &id).await;
         assert!(
@@ -443,27 +407,12 @@ async fn every_device_type_gets_a_credential_that_acknowledges() {
     }
 }
 
-/// The FCM worker of `relay`, sending to `fake`.
-fn fcm_worker(relay: &Relay, fake: &FakeFcm, key: &tempfile::NamedTempFile) -> Worker {
-    let client = FcmClient::from_key_file(key.path(), &fake.url).unwrap();
-    Worker::new(
-        relay.state().relay.clone(),
-        Channels::fcm(FcmChannel::new(client)),
-        WorkerSettings {
-            concurrency: 4,
-            lease_ms: 30_000,
-            max_attempts: 3,
-        },
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn fcm_gets_a_clear_for_a_delivered_message_without_a_collapse_key() {
     let relay = Relay::start(no_limits()).await;
     let (token, phone, _) = relay.alice();
     let fake = FakeFcm::start().await;
-    let key = fake.key_file();
-    let worker = fcm_worker(&relay, &fake, &key);
+    let worker = fake.worker(relay.state().relay.clone());
     let api = relay.api();
     let id = api
         .send(
@@ -472,7 +421,7 @@ async fn fcm_gets_a_clear_for_a_delivered_message_without_a_collapse_key() {
         )
         .await;
     assert_eq!(worker.run_once().await.unwrap(), 1);
-    let (status, cleared) = delete(&relay, &token, "/v1/keys/ci:9").await;
+    let (status, cleared) = relay.api().delete(&token, "/v1/keys/ci:9").await;
     assert_eq!(
         (status, &cleared),
         (200, &json!({"id": id, "cancelled": 0, "cleared": 1}))
@@ -497,39 +446,11 @@ async fn web_push_gets_an_encrypted_clear_without_a_topic() {
     if !python_available() {
         return;
     }
-    let relay = Relay::start_with(
-        no_limits(),
-        std::sync::Arc::new(reflecto::server::SystemClock),
-        |c| c.webpush_allow_local = true,
-    )
-    .await;
+    let relay = Relay::start_allowing_local_webpush().await;
     let (token, _, _) = relay.alice();
     let fake = FakePush::start();
-    let code = relay.admin(&["pair", "--user", "alice"]);
-    relay
-        .api()
-        .pair(
-            json!({"code": code, "type": "webpush", "label": "browser", "subscription": {
-            "endpoint": format!("{}/push/201", fake.origin),
-            "keys": {"p256dh": fake.p256dh, "auth": fake.auth}}}),
-        )
-        .await;
-    let state = relay.state();
-    let vapid = load_vapid_key(&state.store, reflecto::store::now_ms())
-        .await
-        .unwrap();
-    let worker = Worker::new(
-        state.relay.clone(),
-        Channels::webpush(WebPushChannel::new(
-            WebPushClient::new(Duration::from_secs(10), true).unwrap(),
-            VapidSigner::new(vapid, Subject::parse("mailto:ops@example.org").unwrap()),
-        )),
-        WorkerSettings {
-            concurrency: 4,
-            lease_ms: 30_000,
-            max_attempts: 3,
-        },
-    );
+    fake.pair_browser(&relay, "201").await;
+    let worker = webpush_worker(&relay, 3).await;
     let id = relay
         .api()
         .send(
@@ -538,7 +459,10 @@ async fn web_push_gets_an_encrypted_clear_without_a_topic() {
         )
         .await;
     assert_eq!(worker.run_once().await.unwrap(), 1);
-    let (status, cleared) = delete(&relay, &token, &format!("/v1/messages/{id}")).await;
+    let (status, cleared) = relay
+        .api()
+        .delete(&token, &format!("/v1/messages/{id}"))
+        .await;
     assert_eq!((status, cleared["cleared"].as_u64()), (200, Some(1)));
     assert_eq!(worker.run_once().await.unwrap(), 1);
     let received = fake.received("201").await;
@@ -561,19 +485,15 @@ async fn web_push_gets_an_encrypted_clear_without_a_topic() {
 /// stream relay B holds, within 1 s (the `NOTIFY` wake-up); reported with the time.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_acknowledgement_on_one_relay_clears_a_stream_held_by_another() {
-    let Some(url) = pg_database() else { return };
-    let a = Relay::start_on_postgres(&url, no_limits()).await;
-    let b = Relay::start_on_postgres(&url, no_limits()).await;
-    let (token, _, _) = a.alice();
-    let (_, desk) = a.extension("desk");
+    let Some((a, b)) = two_relays_on_postgres().await else {
+        return;
+    };
+    let (token, desk) = a.alice_with_desk();
     let (_, laptop) = a.extension("laptop");
     let mut single = Vec::new();
     let mut cross = Vec::new();
     for round in 0..5 {
-        let id = a
-            .api()
-            .send(&token, question(&format!("round {round}")))
-            .await;
+        let id = a.api().send(&token, round_question(round)).await;
         // The laptop's stream is held by B in odd rounds, by A in even ones.
         let holder = if round % 2 == 1 { &b } else { &a };
         let mut events = SseEvents::new(holder.api().stream(&laptop).await);
@@ -581,8 +501,7 @@ async fn an_acknowledgement_on_one_relay_clears_a_stream_held_by_another() {
         assert_eq!(name, "notification");
         holder.api().ack(&laptop, &[seq]).await;
         let started = Instant::now();
-        let (status, _) = acknowledge(&a, &desk, &id, json!({"response": "abort"})).await;
-        assert_eq!(status, 200);
+        answer(&a, &desk, &id, "abort").await;
         let (seq, name, data) = next_event(&mut events).await;
         let took = started.elapsed();
         assert_eq!((name.as_str(), &data), ("clear", &json!({"id": id})));
@@ -606,48 +525,24 @@ async fn an_acknowledgement_on_one_relay_clears_a_stream_held_by_another() {
 /// Reported with the time, never asserted on it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_status_held_on_one_relay_answers_an_acknowledgement_on_another() {
-    let Some(url) = pg_database() else { return };
-    let a = Relay::start_on_postgres(&url, no_limits()).await;
-    let b = Relay::start_on_postgres(&url, no_limits()).await;
-    let (token, _, _) = a.alice();
-    let (_, desk) = a.extension("desk");
+    let Some((a, b)) = two_relays_on_postgres().await else {
+        return;
+    };
+    let (token, desk) = a.alice_with_desk();
     let mut took = Vec::new();
     for round in 0..3 {
-        let id = a
-            .api()
-            .send(&token, question(&format!("round {round}")))
-            .await;
-        let status_url = format!("{}/v1/messages/{id}", b.url);
-        let first = b
-            .http()
-            .get(&status_url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        let etag = first.headers()["etag"].to_str().unwrap().to_owned();
-        let held = b
-            .http()
-            .get(&status_url)
-            .bearer_auth(&token)
-            .header("if-none-match", etag)
-            .header("prefer", "wait=30")
-            .send();
+        let id = a.api().send(&token, round_question(round)).await;
+        let etag = b.api().etag(&token, &id).await;
+        let held = b.api().held_status(&token, &id, &etag);
         let waiting = tokio::spawn(async move {
-            let response = held.await.unwrap();
-            let at = Instant::now();
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.unwrap(),
-                at,
-            )
+            let (status, _, body) = held.await;
+            (status, body, Instant::now())
         });
         // Let B hold the request before the acknowledgement (a change before it would
         // answer at once and measure nothing).
         tokio::time::sleep(Duration::from_millis(200)).await;
         let started = Instant::now();
-        let (status, _) = acknowledge(&a, &desk, &id, json!({"response": "deploy"})).await;
-        assert_eq!(status, 200);
+        answer(&a, &desk, &id, "deploy").await;
         let (status, body, at) = waiting.await.unwrap();
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["acknowledged"]["response"], "deploy");

@@ -2,9 +2,7 @@
 //! over the DevTools protocol (tests/js/console.mjs) against a real relay. One relay and one
 //! browser serve every test here (they take turns on the browser); each test signs in afresh.
 
-use crate::harness::{Api, Relay, add_extension, admin, no_limits, required, runs};
-use reflecto::delivery::fcm::{FcmChannel, FcmClient};
-use reflecto::delivery::{Channels, Worker, WorkerSettings};
+use crate::harness::{Api, Relay, add_extension, admin, device_via, required, runs};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -86,6 +84,24 @@ impl Browser {
         self.run(json!({"cmd": "type", "text": text}));
     }
 
+    /// Waits until the element `panel` shows: the text of its element `text`.
+    fn shown_text(&mut self, panel: &str, text: &str) -> Value {
+        self.wait(&format!(
+            "!document.getElementById('{panel}').hidden && document.getElementById('{text}').textContent"
+        ))
+    }
+
+    /// Fills the form `id` with `fields` (name, value) and submits it as a person would.
+    fn submit(&mut self, id: &str, fields: &[(&str, &str)]) {
+        let fill: String = fields
+            .iter()
+            .map(|(name, value)| format!(" f.{name}.value = '{value}';"))
+            .collect();
+        self.eval(&format!(
+            "{{ const f = document.getElementById('{id}');{fill} f.requestSubmit(); true }}"
+        ));
+    }
+
     /// Every request since the last call: `{url, method, type, status, bytes}`.
     fn requests(&mut self) -> Vec<Value> {
         self.run(json!({"cmd": "requests"}))
@@ -137,27 +153,11 @@ fn start_shared() -> Shared {
             .unwrap();
         runtime.block_on(async move {
             let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-            let relay = Relay::start_in(
-                dir,
-                no_limits(),
-                std::sync::Arc::new(reflecto::server::SystemClock),
-                |_| {},
-            )
-            .await;
+            let relay = Relay::start_in_dir(dir).await;
             // Phones deliver through the real FCM client to the fake Google, one worker round
             // every 100 ms: their outcomes are the worker's, as on a live relay.
             let fake = crate::fake_fcm::FakeFcm::start().await;
-            let key = fake.key_file();
-            let client = FcmClient::from_key_file(key.path(), &fake.url).unwrap();
-            let worker = Worker::new(
-                relay.state().relay.clone(),
-                Channels::fcm(FcmChannel::new(client)),
-                WorkerSettings {
-                    concurrency: 4,
-                    lease_ms: 30_000,
-                    max_attempts: 3,
-                },
-            );
+            let worker = fake.worker(relay.state().relay.clone());
             tx.send((relay.url.clone(), relay.dir.path().to_path_buf()))
                 .unwrap();
             loop {
@@ -190,6 +190,16 @@ impl Shared {
     fn console(&self) -> String {
         format!("{}/admin/", self.url)
     }
+}
+
+/// The shared relay and its browser at phone size, signed in (see [`sign_in`]); `None` where
+/// the tests skip.
+fn signed_in_on_a_phone() -> Option<(&'static Shared, MutexGuard<'static, Browser>)> {
+    let s = shared()?;
+    let mut browser = s.browser();
+    browser.viewport(PHONE);
+    sign_in(s, &mut browser);
+    Some((s, browser))
 }
 
 /// Opens the console and signs in by keyboard: the token typed into the focused field, Enter.
@@ -256,15 +266,7 @@ fn console_assets_load_nothing_from_another_origin() {
         ] {
             assert!(!body.contains(needle), "{name} contains {needle}");
         }
-        for attribute in ["src=\"", "href=\""] {
-            for value in body.split(attribute).skip(1) {
-                let value = value.split('"').next().unwrap();
-                assert!(
-                    !value.contains(':') && !value.starts_with('/'),
-                    "{name}: {attribute}{value}\" is not a relative path"
-                );
-            }
-        }
+        crate::webapp::assert_relative_links(name, &body);
         // No inline script or style: `default-src 'self'` would block them.
         assert!(!body.contains(" style=\""), "{name} has an inline style");
         assert!(!body.contains(" onclick="), "{name} has an inline handler");
@@ -298,9 +300,7 @@ fn console_is_served_under_its_policy_and_shows_the_relays_refusal() {
     browser.eval("document.getElementById('admin-token').focus(); true");
     browser.type_text("rfa_live_00000000000000000000000000000000");
     browser.key("Enter");
-    let error = browser.wait(
-        "!document.getElementById('error').hidden && document.getElementById('error').textContent",
-    );
+    let error = browser.shown_text("error", "error");
     assert!(
         error.as_str().unwrap().contains("invalid_token"),
         "not the relay's 401: {error}"
@@ -322,22 +322,9 @@ fn console_is_served_under_its_policy_and_shows_the_relays_refusal() {
 
 /// An android device of `user` added by the operator: its id.
 fn android(s: &Shared, user: &str, label: &str) -> String {
-    let out = admin(
-        &s.data_dir,
-        &[
-            "device",
-            "add",
-            "--user",
-            user,
-            "--label",
-            label,
-            "--type",
-            "android",
-            "--fcm-token",
-            "fcm-console",
-        ],
-    );
-    out.lines().next().unwrap().to_owned()
+    let fcm = ["--fcm-token", "fcm-console"];
+    let on_store = |args: &[&str]| admin(&s.data_dir, args);
+    device_via(&on_store, user, label, "android", &fcm).0
 }
 
 /// A user with a desktop and a phone, and a sender token: (desktop id, its credential, phone
@@ -377,10 +364,9 @@ fn shown_state(id: &str, device: &str) -> String {
 /// relay's.
 #[test]
 fn console_shows_a_message_sent_now_with_each_devices_state() {
-    let Some(s) = shared() else { return };
-    let mut browser = s.browser();
-    browser.viewport(PHONE);
-    sign_in(s, &mut browser);
+    let Some((s, mut browser)) = signed_in_on_a_phone() else {
+        return;
+    };
     let (desk, credential, phone, token) = receiver(s, "carol");
     let id = send_and_ack(s, &token, &credential, "console check 7f3a");
     // The phone's delivery is the worker's (FCM); both have ended before the view opens.
@@ -407,15 +393,11 @@ fn console_shows_a_message_sent_now_with_each_devices_state() {
         "the message text is shown"
     );
     // The state filter asks the relay for messages with a delivery in that state.
-    browser.eval(
-        "{ const f = document.getElementById('messages-filter'); f.user.value = 'carol'; f.state.value = 'failed'; f.requestSubmit(); true }",
-    );
+    browser.submit("messages-filter", &[("user", "carol"), ("state", "failed")]);
     browser.wait(&format!(
         "!document.querySelector('#messages-list li[data-id=\"{id}\"]') && document.querySelector('#messages-list li.muted') !== null"
     ));
-    browser.eval(
-        "{ const f = document.getElementById('messages-filter'); f.state.value = 'delivered'; f.requestSubmit(); true }",
-    );
+    browser.submit("messages-filter", &[("state", "delivered")]);
     browser.wait(&format!(
         "document.querySelector('#messages-list li[data-id=\"{id}\"]') !== null"
     ));
@@ -427,10 +409,9 @@ fn console_shows_a_message_sent_now_with_each_devices_state() {
 /// arrives.
 #[test]
 fn console_live_feed_shows_sends_and_outcomes_as_they_happen() {
-    let Some(s) = shared() else { return };
-    let mut browser = s.browser();
-    browser.viewport(PHONE);
-    sign_in(s, &mut browser);
+    let Some((s, mut browser)) = signed_in_on_a_phone() else {
+        return;
+    };
     let (_, credential, phone, token) = receiver(s, "frank");
     open_view(&mut browser, "messages");
     browser.wait("document.getElementById('live-state').textContent === 'live'");
@@ -448,17 +429,19 @@ fn console_live_feed_shows_sends_and_outcomes_as_they_happen() {
 /// dismissed, and once revoked in the console the relay refuses it.
 #[test]
 fn console_creates_a_token_shows_it_once_and_revokes_it() {
-    let Some(s) = shared() else { return };
-    let mut browser = s.browser();
-    browser.viewport(PHONE);
-    sign_in(s, &mut browser);
+    let Some((s, mut browser)) = signed_in_on_a_phone() else {
+        return;
+    };
     open_view(&mut browser, "tokens");
-    browser.eval(
-        "{ const f = document.getElementById('token-form'); f.kind.value = 'sender'; f.user.value = 'alice'; f.label.value = 'made-in-console'; f.requestSubmit(); true }",
+    browser.submit(
+        "token-form",
+        &[
+            ("kind", "sender"),
+            ("user", "alice"),
+            ("label", "made-in-console"),
+        ],
     );
-    let secret = browser.wait(
-        "!document.getElementById('created').hidden && document.getElementById('created-token').textContent",
-    );
+    let secret = browser.shown_text("created", "created-token");
     let secret = secret.as_str().unwrap().to_owned();
     assert!(secret.starts_with("rfk_live_"), "{secret}");
     let token_id = browser.eval("document.getElementById('created').dataset.id");
@@ -513,12 +496,8 @@ fn console_creates_a_token_shows_it_once_and_revokes_it() {
     assert_eq!(check(&secret), 401, "a revoked token still works");
     // A duplicate user: the relay's own 409 message is what the console shows.
     open_view(&mut browser, "users");
-    browser.eval(
-        "{ const f = document.getElementById('user-form'); f.username.value = 'alice'; f.requestSubmit(); true }",
-    );
-    let error = browser.wait(
-        "!document.getElementById('error').hidden && document.getElementById('error').textContent",
-    );
+    browser.submit("user-form", &[("username", "alice")]);
+    let error = browser.shown_text("error", "error");
     assert!(error.as_str().unwrap().ends_with("(conflict)"), "{error}");
 }
 
@@ -526,15 +505,12 @@ fn console_creates_a_token_shows_it_once_and_revokes_it() {
 /// secret.
 #[test]
 fn console_audit_view_lists_cli_and_console_actions() {
-    let Some(s) = shared() else { return };
-    let mut browser = s.browser();
-    browser.viewport(PHONE);
-    sign_in(s, &mut browser);
+    let Some((s, mut browser)) = signed_in_on_a_phone() else {
+        return;
+    };
     admin(&s.data_dir, &["user", "add", "dave"]);
     open_view(&mut browser, "users");
-    browser.eval(
-        "{ const f = document.getElementById('user-form'); f.username.value = 'erin'; f.requestSubmit(); true }",
-    );
+    browser.submit("user-form", &[("username", "erin")]);
     browser.wait("document.querySelector('#users-list li[data-id=\"erin\"]') !== null");
     open_view(&mut browser, "audit");
     let entry = |target: &str| {
@@ -562,10 +538,9 @@ fn console_audit_view_lists_cli_and_console_actions() {
 /// pairing's QR code, as the page shows it, decodes (zbarimg) to the link it shows.
 #[test]
 fn console_fits_a_phone_and_pairs_with_a_code_a_qr_code_and_a_link() {
-    let Some(s) = shared() else { return };
-    let mut browser = s.browser();
-    browser.viewport(PHONE);
-    sign_in(s, &mut browser);
+    let Some((s, mut browser)) = signed_in_on_a_phone() else {
+        return;
+    };
     let fits = "document.documentElement.scrollWidth <= window.innerWidth";
     assert_eq!(browser.eval("window.innerWidth"), PHONE.0);
     for view in ["status", "messages", "devices", "tokens", "users", "audit"] {
@@ -577,12 +552,8 @@ fn console_fits_a_phone_and_pairs_with_a_code_a_qr_code_and_a_link() {
         );
     }
     open_view(&mut browser, "devices");
-    browser.eval(
-        "{ const f = document.getElementById('pair-form'); f.user.value = 'alice'; f.requestSubmit(); true }",
-    );
-    let code = browser.wait(
-        "!document.getElementById('pairing').hidden && document.getElementById('pairing-code').textContent",
-    );
+    browser.submit("pair-form", &[("user", "alice")]);
+    let code = browser.shown_text("pairing", "pairing-code");
     let code = code.as_str().unwrap().to_owned();
     assert!(
         code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
@@ -651,10 +622,9 @@ fn console_first_visit_is_small_and_paints_fast() {
 /// and Enter on one opens it.
 #[test]
 fn console_is_usable_by_keyboard() {
-    let Some(s) = shared() else { return };
-    let mut browser = s.browser();
-    browser.viewport(PHONE);
-    sign_in(s, &mut browser);
+    let Some((_, mut browser)) = signed_in_on_a_phone() else {
+        return;
+    };
     browser.eval("document.getElementById('sign-out').focus(); true");
     let mut reached = Vec::new();
     for _ in 0..6 {

@@ -1,7 +1,8 @@
 //! A fake Google for the dispatch tests: an OAuth token endpoint that verifies the RS256 JWT
 //! against the test key, and FCM HTTP v1 `messages:send` that records every request and answers
 //! from a per-registration-token script (errors with Retry-After, delays, dropped connections), plus an optional delay on every answer
-//! and a gate that holds every answer until the test opens it.
+//! and a gate that holds every answer until the test opens it. [`FakeFcm::worker`] is a relay's
+//! real FCM worker sending to it.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -10,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reflecto::delivery::fcm::{FcmChannel, FcmClient};
+use reflecto::delivery::{Channels, Worker, WorkerSettings};
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::EncodePrivateKey;
 use rsa::signature::Verifier;
@@ -119,6 +122,31 @@ impl FakeFcm {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), json.to_string()).unwrap();
         file
+    }
+
+    /// The FCM worker of `relay` (a running relay's context) sending here through the real
+    /// client: 4 sends at once, 30 s leases, 3 attempts.
+    pub fn worker(&self, relay: Arc<reflecto::relay::Relay>) -> Worker {
+        self.worker_with(
+            relay,
+            WorkerSettings {
+                concurrency: 4,
+                lease_ms: 30_000,
+                max_attempts: 3,
+            },
+        )
+    }
+
+    /// The same with `settings`.
+    pub fn worker_with(
+        &self,
+        relay: Arc<reflecto::relay::Relay>,
+        settings: WorkerSettings,
+    ) -> Worker {
+        // The client reads the key when it is made, so the file may go at once.
+        let key = self.key_file();
+        let client = FcmClient::from_key_file(key.path(), &self.url).unwrap();
+        Worker::new(relay, Channels::fcm(FcmChannel::new(client)), settings)
     }
 
     /// Queues answers for requests to this registration token (then OK).

@@ -7,28 +7,34 @@
 
 use crate::cli_errors::reflecto;
 use crate::harness::{
-    ManualClock, Relay, code_of, create_alice_on_postgres, no_limits, pg_admin, pg_database,
+    ManualClock, Relay, assert_refused, code_of, create_alice_on_postgres, device_via, no_limits,
+    pg_admin, pg_database, stdout_of,
 };
 use reflecto::relay::maintenance::maintain_once;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// `POST url` with `token` (if any) and a plain-text body (if any): see [`send`].
 async fn post(url: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
     let mut request = reqwest::Client::new().post(url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
     if let Some(body) = body {
         request = request
             .header("content-type", "text/plain")
             .body(body.to_owned());
     }
-    reply(request.send().await.unwrap()).await
+    send(request, token).await
 }
 
-async fn reply(response: reqwest::Response) -> (u16, Value) {
+/// `request` with `token` (if any): (status, the body as JSON, else as its text).
+async fn send(request: reqwest::RequestBuilder, token: Option<&str>) -> (u16, Value) {
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     (
@@ -47,13 +53,7 @@ async fn ping(relay: &Relay, token: &str, query: &str) -> (u16, Value) {
 }
 
 async fn list(relay: &Relay, token: &str) -> Value {
-    let response = reqwest::Client::new()
-        .get(format!("{}/v1/heartbeats", relay.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let response = relay.api().get_ok("/v1/heartbeats", Some(token)).await;
     response.json().await.unwrap()
 }
 
@@ -89,8 +89,7 @@ fn assert_note(envelope: &Value, title: &str, priority: &str) {
 async fn late_exactly_once_then_back_replaces_it() {
     let clock = ManualClock::now();
     let relay = Relay::start_with(no_limits(), clock.clone(), |_| {}).await;
-    let (token, _, _) = relay.alice();
-    let (_, desk) = relay.extension("desk");
+    let (token, desk) = relay.alice_with_desk();
     let (status, body) = ping(&relay, &token, "?every=10m").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
@@ -149,8 +148,7 @@ async fn late_exactly_once_then_back_replaces_it() {
 async fn a_failure_is_sent_at_once_and_a_deleted_heartbeat_stays_silent() {
     let clock = ManualClock::now();
     let relay = Relay::start_with(no_limits(), clock.clone(), |_| {}).await;
-    let (token, _, _) = relay.alice();
-    let (_, desk) = relay.extension("desk");
+    let (token, desk) = relay.alice_with_desk();
     let fail_url = format!("{}/v1/heartbeats/backup/fail", relay.url);
     let (status, body) = post(&fail_url, Some(&token), Some("disk full")).await;
     assert_eq!(
@@ -179,16 +177,9 @@ async fn a_failure_is_sent_at_once_and_a_deleted_heartbeat_stays_silent() {
     );
     // Deleted: gone from the list, no alarm ever, a second delete is 404.
     assert_eq!(ping(&relay, &token, "").await.1["state"], "up");
-    let delete = || async {
-        reply(
-            reqwest::Client::new()
-                .delete(format!("{}/v1/heartbeats/backup", relay.url))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+    let delete = || {
+        let url = format!("{}/v1/heartbeats/backup", relay.url);
+        send(reqwest::Client::new().delete(url), Some(&token))
     };
     assert_eq!(delete().await.0, 200);
     let (status, body) = delete().await;
@@ -202,8 +193,7 @@ async fn a_failure_is_sent_at_once_and_a_deleted_heartbeat_stays_silent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_names_durations_and_ranges_are_invalid_heartbeat() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
+    let (relay, token) = Relay::with_alice().await;
     let at = |path: &str| format!("{}/v1/heartbeats/{path}", relay.url);
     for (path, why) in [
         ("backup", "no every on the first ping"),
@@ -225,31 +215,19 @@ async fn bad_names_durations_and_ranges_are_invalid_heartbeat() {
             "{why}: {body}"
         );
     }
-    let (status, body) = reply(
-        reqwest::Client::new()
-            .post(at("backup"))
-            .bearer_auth(&token)
-            .json(&json!({"every": 3600}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let json_ping = |body: Value| {
+        send(
+            reqwest::Client::new().post(at("backup")).json(&body),
+            Some(&token),
+        )
+    };
+    let (status, body) = json_ping(json!({"every": 3600})).await;
     assert_eq!(
         (status, code_of(&body).as_str()),
         (400, "invalid_heartbeat"),
         "a number is not a duration"
     );
-    let (status, body) = reply(
-        reqwest::Client::new()
-            .post(at("backup"))
-            .bearer_auth(&token)
-            .json(&json!({"every": "1d", "grace": "10m"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = json_ping(json!({"every": "1d", "grace": "10m"})).await;
     assert_eq!(
         (status, body["grace"].as_str()),
         (200, Some("10m")),
@@ -271,8 +249,7 @@ async fn bad_names_durations_and_ranges_are_invalid_heartbeat() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_stopped_before_the_deadline_sends_the_alarm_once_after_it_starts() {
     let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let (_, desk) = relay.extension("desk");
+    let (token, desk) = relay.alice_with_desk();
     assert_eq!(ping(&relay, &token, "?every=10m&grace=0s").await.0, 200);
     // Down before the deadline…
     let Relay {
@@ -320,28 +297,28 @@ async fn pg_count(url: &str, sql: &str) -> i64 {
     n
 }
 
+/// Two relays on the PostgreSQL database at `url`, on one clock the test moves, and alice
+/// with a sender token and a desk: (token, the desk's credential, clock, relay A, relay B).
+async fn two_relays_with_a_desk(url: &str) -> (String, String, Arc<ManualClock>, Relay, Relay) {
+    let (token, _, _) = create_alice_on_postgres(url);
+    let (_, desk) = device_via(
+        &|args| pg_admin(url, args),
+        "alice",
+        "desk",
+        "extension",
+        &[],
+    );
+    let clock = ManualClock::now();
+    let on_pg = |c: &mut reflecto::relay::ServeConfig| c.database = Some(url.to_owned());
+    let a = Relay::start_with(no_limits(), clock.clone(), on_pg).await;
+    let b = Relay::start_with(no_limits(), clock.clone(), on_pg).await;
+    (token, desk, clock, a, b)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_on_postgres_send_the_alarm_once_in_total() {
     let Some(url) = pg_database() else { return };
-    let (token, _, _) = create_alice_on_postgres(&url);
-    let out = pg_admin(
-        &url,
-        &[
-            "device",
-            "add",
-            "--user",
-            "alice",
-            "--label",
-            "desk",
-            "--type",
-            "extension",
-        ],
-    );
-    let desk = out.lines().nth(1).unwrap().to_owned();
-    let clock = ManualClock::now();
-    let on_pg = |c: &mut reflecto::relay::ServeConfig| c.database = Some(url.clone());
-    let a = Relay::start_with(no_limits(), clock.clone(), on_pg).await;
-    let b = Relay::start_with(no_limits(), clock.clone(), on_pg).await;
+    let (token, desk, clock, a, b) = two_relays_with_a_desk(&url).await;
     for name in ["backup", "db", "photos"] {
         let (status, _) = post(
             &format!("{}/v1/heartbeats/{name}?every=10m&grace=0s", a.url),
@@ -384,8 +361,7 @@ async fn two_relays_on_postgres_send_the_alarm_once_in_total() {
 async fn the_alarm_reaches_a_stream_within_ten_seconds_of_the_deadline() {
     let clock = ManualClock::now();
     let relay = Relay::start_with(no_limits(), clock.clone(), |_| {}).await;
-    let (token, _, _) = relay.alice();
-    let (_, desk) = relay.extension("desk");
+    let (token, desk) = relay.alice_with_desk();
     // Heartbeat i is due i + 1 minutes on: each minute the clock moves, one more falls due, at
     // a different moment of the relay's 5 s beat (the pause before it varies).
     const SAMPLES: u32 = 5;
@@ -425,25 +401,7 @@ async fn the_alarm_reaches_a_stream_within_ten_seconds_of_the_deadline() {
     );
 
     let Some(url) = pg_database() else { return };
-    let (token, _, _) = create_alice_on_postgres(&url);
-    let out = pg_admin(
-        &url,
-        &[
-            "device",
-            "add",
-            "--user",
-            "alice",
-            "--label",
-            "desk",
-            "--type",
-            "extension",
-        ],
-    );
-    let desk = out.lines().nth(1).unwrap().to_owned();
-    let clock = ManualClock::now();
-    let on_pg = |c: &mut reflecto::relay::ServeConfig| c.database = Some(url.clone());
-    let a = Relay::start_with(no_limits(), clock.clone(), on_pg).await;
-    let b = Relay::start_with(no_limits(), clock.clone(), on_pg).await;
+    let (token, desk, clock, a, b) = two_relays_with_a_desk(&url).await;
     assert_eq!(ping(&a, &token, "?every=1m&grace=0s").await.0, 200);
     let stream = b.api();
     let reading = tokio::spawn(async move {
@@ -474,35 +432,22 @@ async fn the_alarm_reaches_a_stream_within_ten_seconds_of_the_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_and_heartbeats_through_the_real_binary() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
+    let (relay, token) = Relay::with_alice().await;
     let cfg = tempfile::tempdir().unwrap();
-    let cli = |args: &[&str], server: &str| {
+    // The real binary with alice's token against the relay, run to its end.
+    let cli = |args: &[&str]| {
         let mut cmd = reflecto(cfg.path());
         cmd.env("REFLECTO_TOKEN", &token)
             .args(args)
-            .args(["--server", server]);
-        cmd
+            .args(["--server", &relay.url]);
+        cmd.output().unwrap()
     };
-    let out = cli(
-        &["ping", "backup", "--every", "1d", "--grace", "1h"],
-        &relay.url,
-    )
-    .output()
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let quiet = stdout_of(cli(&["ping", "backup", "--every", "1d", "--grace", "1h"]));
     assert!(
-        out.stdout.is_empty(),
+        quiet.is_empty(),
         "silent in a cron job (stdout is not a terminal)"
     );
-    let out = cli(&["ping", "backup", "--json"], &relay.url)
-        .output()
-        .unwrap();
+    let out = cli(&["ping", "backup", "--json"]);
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (
@@ -512,15 +457,13 @@ async fn ping_and_heartbeats_through_the_real_binary() {
         ),
         (Some("1d"), Some("1h"), Some("up"))
     );
-    let out = cli(&["ping", "backup", "--fail", "disk full"], &relay.url)
-        .output()
-        .unwrap();
+    let out = cli(&["ping", "backup", "--fail", "disk full"]);
     assert_eq!(out.status.code(), Some(0));
-    let out = cli(&["heartbeats", "--json"], &relay.url).output().unwrap();
+    let out = cli(&["heartbeats", "--json"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list["heartbeats"][0]["state"], "failed");
     assert_eq!(list["heartbeats"][0]["name"], "backup");
-    let out = cli(&["heartbeats"], &relay.url).output().unwrap();
+    let out = cli(&["heartbeats"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.starts_with("NAME") && text.contains("backup  failed"),
@@ -537,13 +480,10 @@ async fn ping_and_heartbeats_through_the_real_binary() {
         &["ping", "a b", "--every", "1d"][..],
         &["ping", "backup", "--every", "30s"],
     ] {
-        let out = cli(bad, &relay.url).output().unwrap();
-        assert_eq!(out.status.code(), Some(2));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("error[invalid_heartbeat]"));
+        let out = cli(bad);
+        assert_refused(&out, 2, "error[invalid_heartbeat]");
     }
-    let out = cli(&["ping", "never", "--fail"], &relay.url)
-        .output()
-        .unwrap();
+    let out = cli(&["ping", "never", "--fail"]);
     assert_eq!(
         out.status.code(),
         Some(2),

@@ -4,7 +4,7 @@
 //! fail as 400s naming themselves; and a real Alertmanager (Debian's `prometheus-alertmanager`)
 //! pages and resolves through the hook.
 
-use crate::harness::{Relay, code_of, eventually, no_limits, tools};
+use crate::harness::{Relay, code_of, eventually, field_of_each, free_port, no_limits, tools};
 use reflecto::hooks::HookTemplateConfig;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -48,6 +48,11 @@ async fn call(
     (status, body)
 }
 
+/// The Alertmanager fixture posted to `path` with `token` (if any): see [`call`].
+async fn fire(relay: &Relay, path: &str, token: Option<&str>) -> (u16, Value) {
+    call(relay, path, token, &[], AM_FIRING).await
+}
+
 /// The pending events of the desktop `credential` (up to `n`, within `wait`), as JSON.
 async fn events(relay: &Relay, credential: &str, n: usize, wait: Duration) -> Vec<Value> {
     relay
@@ -59,11 +64,19 @@ async fn events(relay: &Relay, credential: &str, n: usize, wait: Duration) -> Ve
         .collect()
 }
 
+/// An Alertmanager page as the built-in hook maps it: `title` and `message`, urgent, tagged
+/// alertmanager and firing.
+fn assert_firing(payload: &Value, title: &str, message: &str) {
+    assert_eq!(payload["title"], title);
+    assert_eq!(payload["message"], message);
+    assert_eq!(payload["priority"], "urgent");
+    assert_eq!(payload["tags"], json!(["alertmanager", "firing"]));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_built_in_hook_reaches_a_desktop_with_the_mapped_fields() {
     let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let (_, credential) = relay.extension("desk");
+    let (token, credential) = relay.alice_with_desk();
     let bearer = Some(token.as_str());
     let capability = |source: &str| format!("/v1/hooks/{source}/{token}");
     let mut ids = Vec::new();
@@ -102,13 +115,11 @@ async fn each_built_in_hook_reaches_a_desktop_with_the_mapped_fields() {
     );
 
     let am = payload(0);
-    assert_eq!(am["title"], "[FIRING:2] DiskFull");
-    assert_eq!(
-        am["message"],
-        "Disk /var on db-1 is 97% full\nDisk /srv on db-2 is 93% full"
+    assert_firing(
+        am,
+        "[FIRING:2] DiskFull",
+        "Disk /var on db-1 is 97% full\nDisk /srv on db-2 is 93% full",
     );
-    assert_eq!(am["priority"], "urgent");
-    assert_eq!(am["tags"], json!(["alertmanager", "firing"]));
     assert!(am["key"].as_str().unwrap().starts_with("am:"), "{am}");
     assert_eq!(
         am["url"],
@@ -155,8 +166,7 @@ async fn each_built_in_hook_reaches_a_desktop_with_the_mapped_fields() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_github_ping_or_an_ignored_event_sends_nothing() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
+    let (relay, token) = Relay::with_alice().await;
     let path = format!("/v1/hooks/github/{token}");
     let (status, answer) = call(&relay, &path, None, &[("x-github-event", "ping")], GH_PING).await;
     assert_eq!(status, 200);
@@ -190,11 +200,10 @@ async fn a_github_ping_or_an_ignored_event_sends_nothing() {
 /// reads only the resolved group, and the firing one is superseded.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resolved_alertmanager_group_supersedes_its_firing_notification() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
+    let (relay, token) = Relay::with_alice().await;
     let (desk, credential) = relay.extension("desk");
     let path = "/v1/hooks/alertmanager";
-    let (_, firing) = call(&relay, path, Some(&token), &[], AM_FIRING).await;
+    let (_, firing) = fire(&relay, path, Some(&token)).await;
     let (_, resolved) = call(&relay, path, Some(&token), &[], AM_RESOLVED).await;
     let read = events(&relay, &credential, 2, Duration::from_secs(3)).await;
     assert_eq!(read.len(), 1, "{read:?}");
@@ -212,8 +221,7 @@ async fn a_resolved_alertmanager_group_supersedes_its_firing_notification() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_that_is_not_the_tools_shape_is_400_never_5xx() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
+    let (relay, token) = Relay::with_alice().await;
     let t = Some(token.as_str());
     let none: &[(&str, &str)] = &[];
     let event = |e: &'static str| vec![("x-github-event", e)];
@@ -246,14 +254,7 @@ async fn a_body_that_is_not_the_tools_shape_is_400_never_5xx() {
     assert_eq!(relay.count("SELECT COUNT(*) FROM messages"), 0);
 
     // A bad override is the field's own 400; one too many bytes is 413; no token is 401.
-    let (status, answer) = call(
-        &relay,
-        "/v1/hooks/alertmanager?priority=loud",
-        t,
-        &[],
-        AM_FIRING,
-    )
-    .await;
+    let (status, answer) = fire(&relay, "/v1/hooks/alertmanager?priority=loud", t).await;
     assert_eq!(
         (status, code_of(&answer).as_str()),
         (400, "invalid_priority")
@@ -265,11 +266,11 @@ async fn a_body_that_is_not_the_tools_shape_is_400_never_5xx() {
         (413, "payload_too_large")
     );
     assert_eq!(answer["error"]["details"]["max"], 256 * 1024);
-    let (status, _) = call(&relay, "/v1/hooks/alertmanager", None, &[], AM_FIRING).await;
+    let (status, _) = fire(&relay, "/v1/hooks/alertmanager", None).await;
     assert_eq!(status, 401);
     // An unknown source is 404 before the token is looked at.
     for path in ["/v1/hooks/jenkins", "/v1/hooks/jenkins/rfk_live_x"] {
-        let (status, answer) = call(&relay, path, None, &[], AM_FIRING).await;
+        let (status, answer) = fire(&relay, path, None).await;
         assert_eq!(
             (status, code_of(&answer).as_str()),
             (404, "not_found"),
@@ -283,14 +284,9 @@ async fn query_overrides_choose_device_priority_tags_and_ttl() {
     let relay = Relay::start(no_limits()).await;
     let (token, _, laptop) = relay.alice();
     let path = "/v1/hooks/alertmanager?device=desktop&priority=low&tags=db,night&ttl=600";
-    let (status, answer) = call(&relay, path, Some(&token), &[], AM_FIRING).await;
+    let (status, answer) = fire(&relay, path, Some(&token)).await;
     assert_eq!(status, 200, "{answer}");
-    let targets: Vec<&str> = answer["delivered_to"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["device_id"].as_str().unwrap())
-        .collect();
+    let targets = field_of_each(&answer["delivered_to"], "device_id");
     assert_eq!(targets, [laptop.as_str()]);
     let envelope: Value = serde_json::from_str(relay.envelopes().last().unwrap()).unwrap();
     assert_eq!(envelope["payload"]["priority"], "low");
@@ -300,8 +296,7 @@ async fn query_overrides_choose_device_priority_tags_and_ttl() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_alert_group_is_cut_with_warnings_not_refused() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
+    let (relay, token) = Relay::with_alice().await;
     let alerts: Vec<Value> = (0..60)
         .map(|i| {
             json!({"status": "firing", "labels": {"alertname": "Flood", "severity": "info"},
@@ -350,8 +345,7 @@ async fn an_operator_template_renders_a_notification_and_fails_as_a_400() {
         },
     )
     .await;
-    let (token, _, _) = relay.alice();
-    let (_, credential) = relay.extension("desk");
+    let (token, credential) = relay.alice_with_desk();
     let down = json!({"heartbeat": {"status": 0, "msg": "timeout after 48 s"},
         "monitor": {"id": 7, "name": "Blog", "type": "http", "url": "https://blog.example/"}});
     let path = format!("/v1/hooks/uptime/{token}");
@@ -401,14 +395,6 @@ impl Drop for Alertmanager {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Alertmanager {
@@ -490,8 +476,7 @@ async fn a_real_alertmanager_pages_and_its_resolution_replaces_the_page() {
     if !tools(&["prometheus-alertmanager"], "prometheus-alertmanager") {
         return;
     }
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
+    let (relay, token) = Relay::with_alice().await;
     let (desk, credential) = relay.extension("desk");
     let am = Alertmanager::start(&relay, &token).await;
     let started = chrono::Utc::now() - chrono::Duration::minutes(5);
@@ -521,13 +506,11 @@ async fn a_real_alertmanager_pages_and_its_resolution_replaces_the_page() {
     )
     .await;
     let payload = &page["envelope"]["payload"];
-    assert_eq!(payload["title"], "[FIRING:1] BackupLate");
-    assert_eq!(
-        payload["message"],
-        "The nightly backup has not run for 26 h"
+    assert_firing(
+        payload,
+        "[FIRING:1] BackupLate",
+        "The nightly backup has not run for 26 h",
     );
-    assert_eq!(payload["priority"], "urgent");
-    assert_eq!(payload["tags"], json!(["alertmanager", "firing"]));
     assert_eq!(
         payload["url"],
         "http://prometheus.example:9090/graph?g0.expr=backup_age"
@@ -580,34 +563,22 @@ async fn an_unknown_source_charges_nothing_and_a_known_one_is_a_send() {
         assert_eq!(status, 404);
     }
     let key = [("idempotency-key", "am-once")];
-    let (status, first) = call(
-        &relay,
-        "/v1/hooks/alertmanager",
-        Some(&token),
-        &key,
-        AM_FIRING,
-    )
-    .await;
+    let keyed = || {
+        call(
+            &relay,
+            "/v1/hooks/alertmanager",
+            Some(&token),
+            &key,
+            AM_FIRING,
+        )
+    };
+    let (status, first) = keyed().await;
     assert_eq!(status, 200, "{first}");
     // A repeated Idempotency-Key replays the first answer, as on /v1/send.
-    let (status, again) = call(
-        &relay,
-        "/v1/hooks/alertmanager",
-        Some(&token),
-        &key,
-        AM_FIRING,
-    )
-    .await;
+    let (status, again) = keyed().await;
     assert_eq!((status, &again), (200, &first));
     assert_eq!(relay.count("SELECT COUNT(*) FROM messages"), 1);
-    let (status, answer) = call(
-        &relay,
-        "/v1/hooks/alertmanager",
-        Some(&token),
-        &[],
-        AM_FIRING,
-    )
-    .await;
+    let (status, answer) = fire(&relay, "/v1/hooks/alertmanager", Some(&token)).await;
     assert_eq!(
         (status, code_of(&answer).as_str()),
         (429, "rate_limit_exceeded")

@@ -2,7 +2,7 @@
 //! real binary logs in, the token is in the Secret Service (and on no disk file), a send uses
 //! it, and logout removes it. CI installs dbus, gnome-keyring and libsecret-tools.
 
-use crate::harness::{BIN, Relay, no_limits, tools};
+use crate::harness::{BIN, Relay, tools};
 use std::process::Command;
 
 /// Runs the sh `script` in a private D-Bus session with an unlocked gnome-keyring, with `env`
@@ -29,18 +29,58 @@ pub fn in_secret_service(script: &str, env: &[(&str, &str)]) -> (String, String)
     (stdout, stderr)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn login_send_logout_through_the_secret_service() {
-    if !tools(
+/// Whether a private D-Bus session with gnome-keyring and `secret-tool` can run here (see
+/// [`tools`]).
+pub fn secret_service_available() -> bool {
+    tools(
         &["dbus-run-session", "gnome-keyring-daemon", "secret-tool"],
         "dbus gnome-keyring libsecret-tools",
-    ) {
-        return;
+    )
+}
+
+/// A relay with alice, and a computer of hers with a fresh config dir and data home, where a
+/// Secret Service session can run.
+pub struct KeyringHost {
+    pub relay: Relay,
+    pub token: String,
+    pub config: tempfile::TempDir,
+    data_home: tempfile::TempDir,
+}
+
+impl KeyringHost {
+    /// `None` (the test skips, or fails under CI) where the session cannot run.
+    pub async fn start() -> Option<KeyringHost> {
+        if !secret_service_available() {
+            return None;
+        }
+        let (relay, token) = Relay::with_alice().await;
+        Some(KeyringHost {
+            relay,
+            token,
+            config: tempfile::tempdir().unwrap(),
+            data_home: tempfile::tempdir().unwrap(),
+        })
     }
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let config = tempfile::tempdir().unwrap();
-    let data_home = tempfile::tempdir().unwrap();
+
+    /// [`in_secret_service`] with the computer's dirs, `TOKEN` (alice's sender token),
+    /// `SERVER` (the relay) and `env` set.
+    pub fn run(&self, script: &str, env: &[(&str, &str)]) -> (String, String) {
+        let mut all = vec![
+            ("TOKEN", self.token.as_str()),
+            ("SERVER", self.relay.url.as_str()),
+            ("REFLECTO_CONFIG_DIR", self.config.path().to_str().unwrap()),
+            ("XDG_DATA_HOME", self.data_home.path().to_str().unwrap()),
+        ];
+        all.extend_from_slice(env);
+        in_secret_service(script, &all)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_send_logout_through_the_secret_service() {
+    let Some(host) = KeyringHost::start().await else {
+        return;
+    };
     let script = r#"
         printf '%s\n' "$TOKEN" | "$BIN" login --server "$SERVER" --secure-storage-only
         stored=$(secret-tool lookup service reflecto username default)
@@ -52,18 +92,10 @@ async fn login_send_logout_through_the_secret_service() {
         if secret-tool lookup service reflecto username default; then echo "still in keyring" >&2; exit 12; fi
         echo KEYRING-OK
     "#;
-    let (_, stderr) = in_secret_service(
-        script,
-        &[
-            ("TOKEN", &token),
-            ("SERVER", &relay.url),
-            ("REFLECTO_CONFIG_DIR", config.path().to_str().unwrap()),
-            ("XDG_DATA_HOME", data_home.path().to_str().unwrap()),
-        ],
-    );
-    assert!(!stderr.contains(&token), "the token leaked to stderr");
+    let (_, stderr) = host.run(script, &[]);
+    assert!(!stderr.contains(&host.token), "the token leaked to stderr");
     assert_eq!(
-        relay.count("SELECT COUNT(*) FROM messages"),
+        host.relay.count("SELECT COUNT(*) FROM messages"),
         1,
         "the send went through with the keyring's token"
     );

@@ -4,9 +4,11 @@
 //! `status` / `send --wait` follow the deliveries. No D-Bus session here: `--no-notify`, or the
 //! one warning. The desktop notification daemon has its own module (`listen_desktop`).
 
-use crate::harness::{Api, BIN, Relay, admin, create_alice, no_limits, within, within_blocking};
+use crate::harness::{
+    Api, BIN, Relay, admin, assert_refused, create_alice, free_port, lines_of, no_limits, sigterm,
+    spawn_piped, stdout_of, within, within_blocking,
+};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -30,17 +32,11 @@ impl Desk {
             data,
             device: String::new(),
         };
-        let out = desk
+        let pair = desk
             .cmd()
             .args(["pair", &code, "--server", server, "--label", "desk"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pair failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        desk.device = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+            .output();
+        desk.device = stdout_of(pair.unwrap()).trim().to_owned();
         assert!(desk.device.starts_with("dev_"), "{}", desk.device);
         desk
     }
@@ -57,34 +53,37 @@ impl Desk {
         cmd
     }
 
+    /// `reflecto listen --poll --no-notify EXTRA`, which must succeed: what it printed.
+    pub fn poll(&self, extra: &[&str]) -> String {
+        stdout_of(self.poll_output(extra))
+    }
+
+    /// The same, however it ends.
+    pub fn poll_output(&self, extra: &[&str]) -> std::process::Output {
+        let listen = self
+            .cmd()
+            .args(["listen", "--poll", "--no-notify"])
+            .args(extra)
+            .output();
+        listen.unwrap()
+    }
+
+    /// A relay with alice and her sender token, and a desk paired on it.
+    pub async fn on_a_relay() -> (Relay, String, Desk) {
+        let (relay, token) = Relay::with_alice().await;
+        let desk = Desk::pair(relay.dir.path(), &relay.url);
+        (relay, token, desk)
+    }
+
     pub fn seen_file(&self) -> PathBuf {
         self.data.path().join("reflecto/listen-default.seen")
     }
 
     /// A running `reflecto listen ARGS` whose stdout lines arrive on a channel.
     pub fn spawn_listen(&self, args: &[&str]) -> Listening {
-        let mut child = self
-            .cmd()
-            .arg("listen")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let (etx, stderr_lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = etx.send(line);
-            }
-        });
+        let mut child = spawn_piped(self.cmd().arg("listen").args(args));
+        let lines = lines_of(child.stdout.take().unwrap());
+        let stderr_lines = lines_of(child.stderr.take().unwrap());
         Listening {
             child,
             lines,
@@ -134,14 +133,6 @@ impl Drop for Listening {
     }
 }
 
-fn sigterm(child: &Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 fn job_state(relay: &Relay, message: &str, device: &str) -> String {
     let conn = rusqlite::Connection::open(relay.dir.path().join("reflecto.db")).unwrap();
     conn.query_row(
@@ -154,21 +145,13 @@ fn job_state(relay: &Relay, message: &str, device: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn poll_prints_json_runs_exec_with_every_variable_and_acks() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let (relay, token, desk) = Desk::on_a_relay().await;
     let a = relay.api().send(&token,
         serde_json::json!({"message": "backup done\nall good", "title": "Backup", "priority": "high",
             "tags": ["nightly", "db"], "url": "https://ci.example/1", "device": "desk"}),
     )
     .await;
-    let b = relay
-        .api()
-        .send(
-            &token,
-            serde_json::json!({"message": "second", "device": "desk"}),
-        )
-        .await;
+    let b = relay.api().send_to(&token, "desk", "second").await;
     let hooks = tempfile::tempdir().unwrap();
     let hook = r#"env | grep '^REFLECTO_' | sort > "$HOOKS/$REFLECTO_ID.env"; cat > "$HOOKS/$REFLECTO_ID.json"; echo hook-stdout"#;
     let out = desk
@@ -221,44 +204,21 @@ async fn poll_prints_json_runs_exec_with_every_variable_and_acks() {
     assert_eq!(job_state(&relay, &b, &desk.device), "delivered");
 
     // Everything was acked: a second poll has nothing to do.
-    let again = desk
-        .cmd()
-        .args(["listen", "--poll", "--no-notify"])
-        .output()
-        .unwrap();
-    assert!(again.status.success());
-    assert_eq!(String::from_utf8_lossy(&again.stdout), "");
+    assert_eq!(desk.poll(&[]), "");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_already_shown_is_not_shown_again_after_a_restart() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let (relay, token, desk) = Desk::on_a_relay().await;
     let shown = relay
         .api()
-        .send(
-            &token,
-            serde_json::json!({"message": "shown before the crash", "device": "desk"}),
-        )
+        .send_to(&token, "desk", "shown before the crash")
         .await;
-    let fresh = relay
-        .api()
-        .send(
-            &token,
-            serde_json::json!({"message": "new", "device": "desk"}),
-        )
-        .await;
+    let fresh = relay.api().send_to(&token, "desk", "new").await;
     // A listener that showed `shown` and died before its ack left this behind.
     std::fs::create_dir_all(desk.seen_file().parent().unwrap()).unwrap();
     std::fs::write(desk.seen_file(), format!("{shown}\n")).unwrap();
-    let out = desk
-        .cmd()
-        .args(["listen", "--poll", "--no-notify"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = desk.poll(&[]);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.contains("[default] ci: new"), "{stdout}");
     // The redelivered one is acked all the same, so it stops coming back.
@@ -280,14 +240,7 @@ async fn a_removed_device_exits_3_with_invalid_token() {
     relay.alice();
     let desk = Desk::pair(relay.dir.path(), &relay.url);
     relay.admin(&["device", "remove", &desk.device]);
-    let out = desk
-        .cmd()
-        .args(["listen", "--poll", "--no-notify"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("error[invalid_token]"), "{stderr}");
+    assert_refused(&desk.poll_output(&[]), 3, "error[invalid_token]");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -301,9 +254,7 @@ async fn listen_without_a_pairing_says_how_to_pair() {
         .output()
         .unwrap();
     drop(relay);
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("reflecto pair"), "{stderr}");
+    assert_refused(&out, 3, "reflecto pair");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -330,9 +281,7 @@ async fn a_bad_pairing_code_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_exits_0_after_acking_the_event_in_hand() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let (relay, token, desk) = Desk::on_a_relay().await;
     let marks = tempfile::tempdir().unwrap();
     // The hook signals that it runs, then holds the event until the test has sent SIGTERM.
     let hook = format!(
@@ -340,13 +289,7 @@ async fn sigterm_exits_0_after_acking_the_event_in_hand() {
         marks.path().display()
     );
     let mut listening = desk.spawn_listen(&["--no-notify", "--exec", &hook]);
-    let id = relay
-        .api()
-        .send(
-            &token,
-            serde_json::json!({"message": "in hand", "device": "desk"}),
-        )
-        .await;
+    let id = relay.api().send_to(&token, "desk", "in hand").await;
     listening.take(1);
     let started = marks.path().join("started");
     let ran = within(Duration::from_secs(30), || async { started.exists() }).await;
@@ -365,9 +308,7 @@ async fn sigterm_exits_0_after_acking_the_event_in_hand() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn send_wait_exits_0_when_listen_acks_and_7_when_a_delivery_cannot_end_well() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let (relay, token, desk) = Desk::on_a_relay().await;
     let listening = desk.spawn_listen(&["--no-notify"]);
     let sender = tempfile::tempdir().unwrap();
     let send_wait = |args: &[&str]| {
@@ -425,15 +366,6 @@ async fn send_wait_exits_0_when_listen_acks_and_7_when_a_delivery_cannot_end_wel
     assert_eq!(view["deliveries"][0]["type"], "android");
 }
 
-/// A free port on 127.0.0.1 (bound, then released for the relay process to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `reflecto serve` as its own process, so it can be killed under a listener.
 fn serve(data: &Path, port: u16) -> Child {
     let config = data.join("relay.toml");
@@ -472,12 +404,7 @@ async fn listen_rides_out_a_relay_restart_and_shows_each_message_once() {
     let mut relay = serve(data.path(), port);
     let desk = Desk::pair(data.path(), &url);
     let mut listening = desk.spawn_listen(&["--no-notify", "--json"]);
-    let before = Api::new(&url)
-        .send(
-            &token,
-            serde_json::json!({"message": "before", "device": "desk"}),
-        )
-        .await;
+    let before = Api::new(&url).send_to(&token, "desk", "before").await;
     let first = listening.take(1);
     assert!(first[0].contains(&before));
 
@@ -490,14 +417,7 @@ async fn listen_rides_out_a_relay_restart_and_shows_each_message_once() {
     let mut relay = serve(data.path(), port);
     let mut after = Vec::new();
     for text in ["after-1", "after-2"] {
-        after.push(
-            Api::new(&url)
-                .send(
-                    &token,
-                    serde_json::json!({"message": text, "device": "desk"}),
-                )
-                .await,
-        );
+        after.push(Api::new(&url).send_to(&token, "desk", text).await);
     }
     let lines = listening.take(2);
     let ids: Vec<String> = lines
@@ -516,12 +436,7 @@ async fn listen_rides_out_a_relay_restart_and_shows_each_message_once() {
     );
     // Nothing more arrives (no duplicate of `before`): poll the seen state through one more
     // message, which must be the next line.
-    let last = Api::new(&url)
-        .send(
-            &token,
-            serde_json::json!({"message": "last", "device": "desk"}),
-        )
-        .await;
+    let last = Api::new(&url).send_to(&token, "desk", "last").await;
     let next = listening.take(1);
     assert!(
         next[0].contains(&last),
@@ -547,18 +462,10 @@ async fn listen_rides_out_a_relay_restart_and_shows_each_message_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_notification_service_one_warning_then_stdout_goes_on() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    let (relay, token, desk) = Desk::on_a_relay().await;
     let texts = ["quiet-text-1", "quiet-text-2", "quiet-text-3"];
     for text in texts {
-        relay
-            .api()
-            .send(
-                &token,
-                serde_json::json!({"message": text, "device": "desk"}),
-            )
-            .await;
+        relay.api().send_to(&token, "desk", text).await;
     }
     // No D-Bus session in this environment (Desk::cmd removes it).
     let out = desk.cmd().args(["listen", "--poll"]).output().unwrap();

@@ -5,7 +5,7 @@
 //! and emits `ActionInvoked` as a person pressing a button would. The real binary listens;
 //! the real `reflecto clear` and `reflecto ask` send.
 
-use crate::harness::{BIN, Relay, no_limits, tools};
+use crate::harness::{BIN, lines_of, spawn_piped, stdout_of, tools};
 use crate::listen::Desk;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -189,24 +189,13 @@ async fn listen_replaces_closes_on_clear_and_turns_a_button_into_the_answer_ask_
         return;
     }
     let bus = Bus::start().await;
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let desk = Desk::pair(relay.dir.path(), &relay.url);
-    let mut listen = desk
-        .cmd()
-        .args(["listen", "--json"])
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
-    let out = listen.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let (relay, token, desk) = Desk::on_a_relay().await;
+    let mut listen = spawn_piped(
+        desk.cmd()
+            .args(["listen", "--json"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address),
+    );
+    let lines = lines_of(listen.stdout.take().unwrap());
     let sender = |args: &[&str]| {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
@@ -217,13 +206,7 @@ async fn listen_replaces_closes_on_clear_and_turns_a_button_into_the_answer_ask_
         cmd
     };
     let send = |args: &[&str]| {
-        let out = sender(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8(out.stdout).unwrap();
+        let line = stdout_of(sender(args).output().unwrap());
         line.split(':').next().unwrap().to_owned()
     };
 
@@ -246,12 +229,7 @@ async fn listen_replaces_closes_on_clear_and_turns_a_button_into_the_answer_ask_
     // A cleared message is closed.
     let doomed = send(&["send", "disk 91% full", "--title", "db1"]);
     let (doomed_on_screen, _) = bus.shown("disk 91% full").await;
-    let cleared = sender(&["clear", &doomed]).output().unwrap();
-    assert!(
-        cleared.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cleared.stderr)
-    );
+    stdout_of(sender(&["clear", &doomed]).output().unwrap());
     crate::harness::eventually("the clear closed it", Duration::from_secs(30), || async {
         let desktop = bus.desktop.lock().unwrap();
         if desktop.closes.contains(&doomed_on_screen) {

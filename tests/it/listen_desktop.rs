@@ -3,28 +3,34 @@
 //! dbus, dunst, xvfb, xauth, libnotify-bin, gnome-keyring and libsecret-tools; without them
 //! these tests fail under `CI` and skip with the reason otherwise.
 
-use crate::harness::{BIN, Relay, no_limits, tools};
-use crate::keyring::in_secret_service;
+use crate::harness::{BIN, Relay, tools};
+use crate::keyring::KeyringHost;
 use crate::listen::Desk;
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// dunst's urgency is not in its history, so each urgency gets its own timeout here and the
 /// timeout tells them apart.
 const DUNSTRC: &str = "[urgency_low]\n    timeout = 11\n[urgency_normal]\n    timeout = 12\n[urgency_critical]\n    timeout = 13\n";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn notifications_reach_a_real_daemon_with_urgency_and_once_each() {
+/// A desk paired on a relay (see [`Desk::on_a_relay`]), where dunst on Xvfb in a private D-Bus
+/// session can run; `None` (the test skips, or fails under CI) where it cannot.
+async fn a_desk_beside_a_notification_daemon() -> Option<(Relay, String, Desk)> {
     if !tools(
         &["dbus-run-session", "Xvfb", "dunst", "dunstctl"],
         "dbus dunst xvfb xauth libnotify-bin",
     ) {
-        return;
+        return None;
     }
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    Some(Desk::on_a_relay().await)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_reach_a_real_daemon_with_urgency_and_once_each() {
+    let Some((relay, token, desk)) = a_desk_beside_a_notification_daemon().await else {
+        return;
+    };
     let mut ids = Vec::new();
     for body in [
         json!({"message": "nightly run ok", "title": "Backup done", "priority": "urgent",
@@ -35,17 +41,9 @@ async fn notifications_reach_a_real_daemon_with_urgency_and_once_each() {
         let reply: Value = relay.send_json(&token, body).await.json().await.unwrap();
         ids.push(reply["id"].as_str().unwrap().to_owned());
     }
-    let dunstrc = desk.data.path().join("dunstrc");
-    std::fs::write(&dunstrc, DUNSTRC).unwrap();
     // Two polls: the second finds the events acked (or, were an ack lost, already seen), so
     // each message is shown once.
     let script = r#"
-        Xvfb :91 -screen 0 640x480x24 -nolisten tcp >/dev/null 2>&1 & X=$!
-        export DISPLAY=:91
-        i=0; while ! [ -e /tmp/.X11-unix/X91 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
-        dunst -config "$DUNSTRC" >/dev/null 2>&1 & D=$!
-        # Wait until dunst owns the name (asking dunstctl earlier would D-Bus-activate a second one).
-        i=0; while ! dbus-send --session --dest=org.freedesktop.DBus --print-reply /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications 2>/dev/null | grep -q true && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
         "$BIN" listen --poll; rc1=$?
         "$BIN" listen --poll; rc2=$?
         dunstctl close-all; sleep 0.3
@@ -54,11 +52,8 @@ async fn notifications_reach_a_real_daemon_with_urgency_and_once_each() {
         echo "polls: $rc1 $rc2"
         [ $rc1 = 0 ] && [ $rc2 = 0 ]
     "#;
-    let history = desk.data.path().join("history.json");
-    let out = in_session(&desk, script, &dunstrc, &history)
-        .env_remove("DISPLAY")
-        .output()
-        .unwrap();
+    let (mut session, history) = with_dunst(&desk, 91, script);
+    let out = session.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
@@ -107,17 +102,10 @@ async fn notifications_reach_a_real_daemon_with_urgency_and_once_each() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pair_keeps_the_credential_and_private_key_in_the_secret_service_only() {
-    if !tools(
-        &["dbus-run-session", "gnome-keyring-daemon", "secret-tool"],
-        "dbus gnome-keyring libsecret-tools",
-    ) {
+    let Some(host) = KeyringHost::start().await else {
         return;
-    }
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let code = relay.admin(&["pair", "--user", "alice"]);
-    let config = tempfile::tempdir().unwrap();
-    let data_home = tempfile::tempdir().unwrap();
+    };
+    let code = host.relay.admin(&["pair", "--user", "alice"]);
     let script = r#"
         "$BIN" pair "$CODE" --server "$SERVER" --label keyring-desk
         cred=$(secret-tool lookup service reflecto username device-credential:default)
@@ -132,16 +120,7 @@ async fn pair_keeps_the_credential_and_private_key_in_the_secret_service_only() 
         "$BIN" listen --poll --no-notify | grep -q "opened with the keyring's key"
         echo KEYRING-OK
     "#;
-    let (stdout, stderr) = in_secret_service(
-        script,
-        &[
-            ("CODE", &code),
-            ("TOKEN", &token),
-            ("SERVER", &relay.url),
-            ("REFLECTO_CONFIG_DIR", config.path().to_str().unwrap()),
-            ("XDG_DATA_HOME", data_home.path().to_str().unwrap()),
-        ],
-    );
+    let (stdout, stderr) = host.run(script, &[("CODE", &code)]);
     assert!(
         !stderr.contains("rfd_live_"),
         "the credential leaked to stderr"
@@ -150,7 +129,7 @@ async fn pair_keeps_the_credential_and_private_key_in_the_secret_service_only() 
         .lines()
         .find(|l| l.starts_with("dev_"))
         .unwrap_or_else(|| panic!("pair printed no device id: {stdout}"));
-    let config_text = std::fs::read_to_string(config.path().join("config.toml")).unwrap();
+    let config_text = std::fs::read_to_string(host.config.path().join("config.toml")).unwrap();
     assert!(
         config_text.contains(device),
         "the profile names the device: {config_text}"
@@ -161,15 +140,9 @@ async fn pair_keeps_the_credential_and_private_key_in_the_secret_service_only() 
 /// on screen (D-Bus `replaces_id`), so dunst displays one notification, the newer one.
 #[tokio::test(flavor = "multi_thread")]
 async fn listen_replaces_the_notification_of_a_key_in_place() {
-    if !tools(
-        &["dbus-run-session", "Xvfb", "dunst", "dunstctl"],
-        "dbus dunst xvfb xauth libnotify-bin",
-    ) {
+    let Some((relay, token, desk)) = a_desk_beside_a_notification_daemon().await else {
         return;
-    }
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let desk = Desk::pair(relay.dir.path(), &relay.url);
+    };
     relay
         .api()
         .send(
@@ -177,16 +150,9 @@ async fn listen_replaces_the_notification_of_a_key_in_place() {
             json!({"message": "build running", "title": "CI", "key": "ci:42"}),
         )
         .await;
-    let dunstrc = desk.data.path().join("dunstrc");
-    std::fs::write(&dunstrc, DUNSTRC).unwrap();
     // The second send waits until the first is on screen, so the relay does not supersede it
     // before `listen` showed it: what is tested is the replacement on screen.
     let script = r#"
-        Xvfb :92 -screen 0 640x480x24 -nolisten tcp >/dev/null 2>&1 & X=$!
-        export DISPLAY=:92
-        i=0; while ! [ -e /tmp/.X11-unix/X92 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
-        dunst -config "$DUNSTRC" >/dev/null 2>&1 & D=$!
-        i=0; while ! dbus-send --session --dest=org.freedesktop.DBus --print-reply /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications 2>/dev/null | grep -q true && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
         "$BIN" listen > "$OUT" 2>&1 & L=$!
         i=0; while [ "$(dunstctl count displayed)" != 1 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
         REFLECTO_TOKEN="$TOKEN" "$BIN" send --server "$SERVER" --title CI --key ci:42 "build passed" >/dev/null
@@ -197,13 +163,12 @@ async fn listen_replaces_the_notification_of_a_key_in_place() {
         dunstctl history > "$HISTORY"
         kill $L $D $X
     "#;
-    let history = desk.data.path().join("history.json");
     let out_file = desk.data.path().join("listen.out");
-    let out = in_session(&desk, script, &dunstrc, &history)
+    let (mut session, history) = with_dunst(&desk, 92, script);
+    let out = session
         .env("OUT", &out_file)
         .env("TOKEN", &token)
         .env("SERVER", &relay.url)
-        .env_remove("DISPLAY")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -228,6 +193,29 @@ async fn listen_replaces_the_notification_of_a_key_in_place() {
         !bodies.contains(&"build running"),
         "replaced, not closed: {bodies:?}"
     );
+}
+
+/// Started first in every session: Xvfb on display `:$N` and dunst with `$DUNSTRC`, waited for
+/// until dunst owns the notification name; `$X` and `$D` are their pids.
+const START_DUNST: &str = r#"
+        Xvfb :$N -screen 0 640x480x24 -nolisten tcp >/dev/null 2>&1 & X=$!
+        export DISPLAY=:$N
+        i=0; while ! [ -e /tmp/.X11-unix/X$N ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+        dunst -config "$DUNSTRC" >/dev/null 2>&1 & D=$!
+        # Wait until dunst owns the name (asking dunstctl earlier would D-Bus-activate a second one).
+        i=0; while ! dbus-send --session --dest=org.freedesktop.DBus --print-reply /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications 2>/dev/null | grep -q true && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+"#;
+
+/// `script` after [`START_DUNST`] on `display`, in a private D-Bus session (see
+/// [`in_session`]) with [`DUNSTRC`] written: the command, and the file `$HISTORY` names for
+/// the script's `dunstctl history`.
+fn with_dunst(desk: &Desk, display: u32, script: &str) -> (Command, PathBuf) {
+    let dunstrc = desk.data.path().join("dunstrc");
+    std::fs::write(&dunstrc, DUNSTRC).unwrap();
+    let history = desk.data.path().join("history.json");
+    let mut cmd = in_session(desk, &format!("{START_DUNST}{script}"), &dunstrc, &history);
+    cmd.env("N", display.to_string()).env_remove("DISPLAY");
+    (cmd, history)
 }
 
 /// `sh -c script` in a private D-Bus session with the paired computer's environment (config

@@ -89,8 +89,7 @@ async fn probe(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_status_a_probe_meets_is_declared() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
+    let (relay, token) = Relay::with_alice().await;
     let doc = document(&relay).await;
     let bearer = format!("Bearer {token}");
     // One byte over the cap: the chunk that crosses it holds the last byte, so a route that
@@ -290,8 +289,7 @@ async fn schemathesis_on(filter: &'static [&'static str], operator: bool) {
         return;
     };
     let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let (_, credential) = relay.extension("desk");
+    let (token, credential) = relay.alice_with_desk();
     let sent: Value = relay
         .send_json(&token, serde_json::json!({"message": "hello"}))
         .await

@@ -2,7 +2,7 @@
 //! decoder that is not ours (zbarimg, Debian's zbar-tools), to the pairing link; the link
 //! points at `--public-url`, else the running relay's address.
 
-use crate::harness::{BIN, Relay, no_limits, tools};
+use crate::harness::{BIN, Relay, assert_refused, no_limits, stdout_of, tools};
 use std::path::Path;
 use std::process::Command;
 
@@ -12,20 +12,28 @@ fn decoders() -> bool {
     tools(&["zbarimg", "rsvg-convert"], "zbar-tools librsvg2-bin")
 }
 
+/// A relay whose `--public-url` is `public` (if any), with user alice and an admin token
+/// labelled `label`: (relay, admin token).
+async fn relay_at(public: Option<&str>, label: &str) -> (Relay, String) {
+    let relay = Relay::start_with(
+        no_limits(),
+        std::sync::Arc::new(reflecto::server::SystemClock),
+        |c| c.public_url = public.map(str::to_owned),
+    )
+    .await;
+    relay.admin(&["user", "add", "alice"]);
+    let token = relay.admin(&["token", "create", "--admin", "--label", label]);
+    (relay, token)
+}
+
 /// What zbarimg reads in the image at `path`: the QR code's text, exactly.
 pub fn zbar(path: &Path) -> String {
-    let out = Command::new("zbarimg")
+    // zbarimg fails when it finds no QR code.
+    let zbarimg = Command::new("zbarimg")
         .args(["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable"])
         .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "zbarimg found no QR code in {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
+        .output();
+    stdout_of(zbarimg.unwrap()).trim_end().to_owned()
 }
 
 /// The SVG rasterised to PNG and decoded.
@@ -183,25 +191,16 @@ async fn the_apis_pairing_qr_svg_decodes_to_its_link() {
         return;
     }
     for public in [Some("https://push.example.org/relay/"), None] {
-        let relay = Relay::start_with(
-            no_limits(),
-            std::sync::Arc::new(reflecto::server::SystemClock),
-            |c| c.public_url = public.map(str::to_owned),
-        )
-        .await;
-        relay.admin(&["user", "add", "alice"]);
-        let token = relay.admin(&["token", "create", "--admin", "--label", "qr"]);
-        let answer: serde_json::Value = relay
-            .http()
-            .post(format!("{}/v1/admin/pairings", relay.url))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({"user": "alice"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (relay, token) = relay_at(public, "qr").await;
+        let (_, answer) = relay
+            .api()
+            .call(
+                "POST",
+                "/v1/admin/pairings",
+                Some(&token),
+                Some(serde_json::json!({"user": "alice"})),
+            )
+            .await;
         let code = answer["code"].as_str().unwrap();
         let base = public.map_or(relay.url.clone(), |p| p.trim_end_matches('/').to_owned());
         let link = format!("{base}/app/#code={code}");
@@ -222,9 +221,7 @@ fn serve_refuses_a_public_url_that_is_not_an_http_url() {
         .args(["serve", "--print-config", "--public-url", "relay.example"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--public-url 'relay.example'"), "{err}");
+    assert_refused(&out, 2, "--public-url 'relay.example'");
     let ok = Command::new(BIN)
         .args([
             "serve",
@@ -250,31 +247,18 @@ async fn remote_admin_pair_qr_prints_the_relays_link() {
     if !decoders() {
         return;
     }
-    let relay = Relay::start_with(
-        no_limits(),
-        std::sync::Arc::new(reflecto::server::SystemClock),
-        |c| c.public_url = Some("https://push.example.org".to_owned()),
-    )
-    .await;
-    relay.admin(&["user", "add", "alice"]);
-    let token = relay.admin(&["token", "create", "--admin", "--label", "laptop"]);
+    let (relay, token) = relay_at(Some("https://push.example.org"), "laptop").await;
     let url = relay.url.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
+        let admin = Command::new(BIN)
             .args(["admin", "--server", &url, "pair", "--user", "alice", "--qr"])
             .env("REFLECTO_ADMIN_TOKEN", token)
             .env_remove("REFLECTO_PUBLIC_URL")
-            .output()
-            .unwrap()
+            .output();
+        stdout_of(admin.unwrap())
     })
     .await
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = out.lines().collect();
     let link = format!("https://push.example.org/app/#code={}", lines[0]);
     assert_eq!(lines[1], link);

@@ -5,11 +5,11 @@
 
 use crate::fake_fcm::FakeFcm;
 use crate::harness::{
-    Api, BIN, Relay, admin, code_of, eventually, no_limits, required, runs, serve_via,
+    Api, BIN, Relay, admin, code_of, device_via, eventually, field_of_each, keys_of, no_limits,
+    python_with, serve_via, stdout_of,
 };
 use reflecto::api::sealed;
-use reflecto::delivery::fcm::{FcmChannel, FcmClient};
-use reflecto::delivery::{Channels, Worker, WorkerSettings};
+use reflecto::delivery::WorkerSettings;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::Path;
@@ -21,25 +21,17 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/sealed_box.p
 /// Whether python3 with PyNaCl is here. Under `CI` its absence fails the test; locally the
 /// test is skipped with the reason.
 fn pynacl_available() -> bool {
-    required(
-        runs("python3", &["-c", "import nacl.public"]),
-        "python3 with PyNaCl",
-        "pip install pynacl",
-    )
+    python_with("nacl.public", "pynacl")
 }
 
 /// A key pair made by PyNaCl: (private, public), base64url.
 fn pynacl_keygen() -> (String, String) {
-    let out = Command::new("python3")
-        .args([SCRIPT, "keygen"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = stdout_of(
+        Command::new("python3")
+            .args([SCRIPT, "keygen"])
+            .output()
+            .unwrap(),
     );
-    let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines().map(str::to_owned);
     (lines.next().unwrap(), lines.next().unwrap())
 }
@@ -54,24 +46,15 @@ fn pynacl_open(secret: &str, sealed_b64: &str) -> String {
         .spawn()
         .unwrap();
     writeln!(child.stdin.take().unwrap(), "{sealed_b64}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "PyNaCl could not open the box: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
+    // PyNaCl could not open the box if this fails.
+    stdout_of(child.wait_with_output().unwrap())
+        .trim_end()
+        .to_owned()
 }
 
 /// `device add` output: the id, and for an extension the credential.
 fn add_device(data_dir: &Path, label: &str, kind: &str, extra: &[&str]) -> (String, String) {
-    let mut args = vec![
-        "device", "add", "--user", "alice", "--label", label, "--type", kind,
-    ];
-    args.extend_from_slice(extra);
-    let out = admin(data_dir, &args);
-    let mut lines = out.lines().map(str::to_owned);
-    (lines.next().unwrap(), lines.next().unwrap_or_default())
+    device_via(&|args| admin(data_dir, args), "alice", label, kind, extra)
 }
 
 fn token(data_dir: &Path) -> String {
@@ -79,17 +62,6 @@ fn token(data_dir: &Path) -> String {
         data_dir,
         &["token", "create", "--user", "alice", "--label", "ci"],
     )
-}
-
-fn keys(data: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = data
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -104,30 +76,24 @@ async fn pynacl_opens_what_the_relay_sealed_for_the_stream_and_fcm() {
     let (phone_secret, phone_public) = pynacl_keygen();
 
     let api = relay.api();
-    let code = relay.admin(&["pair", "--user", "alice"]);
-    let desk = api
-        .pair(
-            json!({"code": code, "type": "extension", "label": "desk", "public_key": desk_public}),
-        )
+    let desk = relay
+        .pair(json!({"type": "extension", "label": "desk", "public_key": desk_public}))
         .await;
     let credential = desk.credential.unwrap();
     // The phone's key arrives padded: both forms are accepted.
-    let code = relay.admin(&["pair", "--user", "alice"]);
-    api.pair(
-        json!({"code": code, "type": "android", "label": "phone", "fcm_token": "fcm-sealed",
+    relay
+        .pair(
+            json!({"type": "android", "label": "phone", "fcm_token": "fcm-sealed",
                "public_key": format!("{phone_public}=")}),
-    )
-    .await;
+        )
+        .await;
 
-    let reply: Value = relay
-        .send_json(
+    let (_, reply) = api
+        .send_reply(
             &token,
             json!({"message": "Backup done", "title": "nightly", "priority": "high", "tags": ["db"]}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let id = reply["id"].as_str().unwrap().to_owned();
     assert_eq!(
         reply["delivered_to"].as_array().unwrap().len(),
@@ -141,7 +107,7 @@ async fn pynacl_opens_what_the_relay_sealed_for_the_stream_and_fcm() {
     // The stream: {"id","sealed"} only, and PyNaCl opens it to exactly the id-bound envelope.
     let (seq, data) = api.one_event(&credential).await;
     let data: Value = serde_json::from_str(&data).unwrap();
-    assert_eq!(keys(&data), ["id", "sealed"], "{data}");
+    assert_eq!(keys_of(&data), ["id", "sealed"], "{data}");
     assert_eq!(data["id"], id.as_str());
     assert_eq!(
         pynacl_open(&desk_secret, data["sealed"].as_str().unwrap()),
@@ -151,14 +117,7 @@ async fn pynacl_opens_what_the_relay_sealed_for_the_stream_and_fcm() {
 
     // FCM: data = {"id","sealed"} only; priority and ttl as usual.
     let fake = FakeFcm::start().await;
-    let key = fake.key_file();
-    let dispatcher = Worker::new(
-        relay.running.as_ref().unwrap().state.relay.clone(),
-        Channels::fcm(FcmChannel::new(
-            FcmClient::from_key_file(key.path(), &fake.url).unwrap(),
-        )),
-        WorkerSettings::default(),
-    );
+    let dispatcher = fake.worker_with(relay.state().relay.clone(), WorkerSettings::default());
     assert_eq!(dispatcher.run_once().await.unwrap(), 1);
     let sends = fake.sends();
     assert_eq!(sends.len(), 1);
@@ -171,7 +130,7 @@ async fn pynacl_opens_what_the_relay_sealed_for_the_stream_and_fcm() {
             .is_some_and(|t| t.ends_with('s') && t.len() > 1),
         "{message}"
     );
-    assert_eq!(keys(&message["data"]), ["id", "sealed"], "{message}");
+    assert_eq!(keys_of(&message["data"]), ["id", "sealed"], "{message}");
     assert_eq!(message["data"]["id"], id.as_str());
     let fcm_box = message["data"]["sealed"].as_str().unwrap();
     assert_eq!(pynacl_open(&phone_secret, fcm_box), expected);
@@ -191,12 +150,7 @@ async fn pynacl_opens_what_the_relay_sealed_for_the_stream_and_fcm() {
 
     // Status is unchanged by sealing; the message row keeps no plaintext.
     let status = api.status(&token, &id).await;
-    let states: Vec<&str> = status["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["state"].as_str().unwrap())
-        .collect();
+    let states = field_of_each(&status["deliveries"], "state");
     assert_eq!(states, ["delivered", "delivered"], "{status}");
     assert_eq!(
         relay.count(&format!(
@@ -219,23 +173,16 @@ async fn mixed_targets_clear_device_gets_the_envelope_sealed_device_the_box() {
         &["--public-key", &public],
     );
     let token = token(relay.dir.path());
-    let reply: Value = relay
-        .send_json(&token, json!({"message": "mixed hello"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = reply["id"].as_str().unwrap().to_owned();
-
     let api = relay.api();
+    let id = api.send(&token, json!({"message": "mixed hello"})).await;
     let (clear_seq, clear_data) = api.one_event(&clear).await;
     let parsed: Value = serde_json::from_str(&clear_data).unwrap();
-    assert_eq!(keys(&parsed), ["envelope", "id"]);
+    assert_eq!(keys_of(&parsed), ["envelope", "id"]);
     assert_eq!(parsed["envelope"]["payload"]["message"], "mixed hello");
     let (boxed_seq, boxed_data) = api.one_event(&boxed).await;
     assert!(!boxed_data.contains("mixed hello"));
     let parsed: Value = serde_json::from_str(&boxed_data).unwrap();
-    assert_eq!(keys(&parsed), ["id", "sealed"]);
+    assert_eq!(keys_of(&parsed), ["id", "sealed"]);
     assert_eq!(parsed["id"], id.as_str());
     // Inside the box: byte for byte what the clear device read.
     let opened = sealed::open(
@@ -245,22 +192,16 @@ async fn mixed_targets_clear_device_gets_the_envelope_sealed_device_the_box() {
     .unwrap();
     assert_eq!(String::from_utf8(opened).unwrap(), clear_data);
 
-    let states = |status: &Value| -> Vec<String> {
-        status["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["state"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let status = api.status(&token, &id).await;
     assert_eq!(
-        states(&*api.status(&token, &id).await),
+        field_of_each(&status["deliveries"], "state"),
         ["queued", "queued"]
     );
     assert_eq!(api.ack(&clear, &[clear_seq]).await, json!({"acked": 1}));
     assert_eq!(api.ack(&boxed, &[boxed_seq]).await, json!({"acked": 1}));
+    let status = api.status(&token, &id).await;
     assert_eq!(
-        states(&*api.status(&token, &id).await),
+        field_of_each(&status["deliveries"], "state"),
         ["delivered", "delivered"]
     );
     // The clear device needs the plaintext, so the message row keeps it; the job for the
@@ -425,32 +366,20 @@ async fn sealed_only_send_leaves_no_text_in_store_files_or_trace_logs() {
     );
     let url = relay.url.clone();
 
-    let reply: Value = reqwest::Client::new()
-        .post(format!("{url}/v1/send"))
-        .bearer_auth(&token)
-        .json(
-            &json!({"message": format!("{MARK} body"), "title": format!("{MARK} title"),
-                      "url": format!("https://example.com/{MARK}")}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = reply["id"].as_str().unwrap().to_owned();
-    let clear: Value = reqwest::Client::new()
-        .post(format!("{url}/v1/send"))
-        .bearer_auth(&bob)
-        .json(&json!({"message": format!("{CLEAR_MARK} body"), "title": CLEAR_MARK}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let clear_id = clear["id"].as_str().unwrap().to_owned();
     let api = Api::new(&url);
+    let id = api
+        .send(
+            &token,
+            json!({"message": format!("{MARK} body"), "title": format!("{MARK} title"),
+                   "url": format!("https://example.com/{MARK}")}),
+        )
+        .await;
+    let clear_id = api
+        .send(
+            &bob,
+            json!({"message": format!("{CLEAR_MARK} body"), "title": CLEAR_MARK}),
+        )
+        .await;
     let (seq, event) = api.one_event(&credential).await;
     assert!(
         event.contains("\"sealed\"") && !event.contains(MARK),
@@ -473,7 +402,7 @@ async fn sealed_only_send_leaves_no_text_in_store_files_or_trace_logs() {
         .iter()
         .find(|s| s["message"]["token"] == "fcm-phone")
         .unwrap();
-    assert_eq!(keys(&phone["message"]["data"]), ["id", "sealed"]);
+    assert_eq!(keys_of(&phone["message"]["data"]), ["id", "sealed"]);
 
     // While the relay runs, with its WAL and shared-memory files in place.
     assert!(data.join("reflecto.db-wal").exists());

@@ -5,13 +5,11 @@
 //! acknowledgement on either stops them. A restart mid-repeat neither loses nor doubles one.
 
 use crate::fake_fcm::FakeFcm;
-use crate::harness::{ManualClock, Relay, SseEvents, code_of, no_limits, pg_database};
-use crate::webpush_core::{FakePush, python_available};
-use reflecto::delivery::fcm::{FcmChannel, FcmClient};
-use reflecto::delivery::webpush::client::WebPushClient;
-use reflecto::delivery::webpush::vapid::{Subject, VapidSigner};
-use reflecto::delivery::webpush::{WebPushChannel, load_vapid_key};
-use reflecto::delivery::{Channels, Worker, WorkerSettings};
+use crate::harness::{
+    Api, KillOnDrop, ManualClock, Relay, SseEvents, assert_refused, json_stdout_of, keys_of,
+    no_limits, pg_database, python_with, spawn_announcing, stdout_of,
+};
+use crate::webpush_core::{FakePush, python_available, webpush_worker};
 use reflecto::relay::maintain_once;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -26,25 +24,28 @@ fn urgent(text: &str, device: &str) -> Value {
     json!({"message": text, "priority": "urgent", "retry": 30, "expire": 600, "device": device})
 }
 
-async fn acknowledge(relay: &Relay, credential: &str, id: &str) -> (u16, Value) {
-    let response = relay
-        .http()
-        .post(format!("{}/v1/messages/{id}/acknowledge", relay.url))
-        .bearer_auth(credential)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// The next `notification` event within `wait`: (event id, message id), skipping nothing.
 async fn next_notification(events: &mut SseEvents, wait: Duration) -> Option<(i64, String)> {
     let (seq, name, data) = events.next_event(Instant::now() + wait).await?;
     assert_eq!(name, "notification", "{data}");
     let data: Value = serde_json::from_str(&data).unwrap();
     Some((seq, data["id"].as_str().unwrap().to_owned()))
+}
+
+/// The desk's stream on `api`, open, with its first notification read and acknowledged: the
+/// stream and that notification's message id.
+async fn stream_after_first(api: &Api, desk: &str) -> (SseEvents, String) {
+    let mut events = SseEvents::new(api.stream(desk).await);
+    let id = ack_next(api, &mut events, desk).await;
+    (events, id)
+}
+
+/// The next notification on `events`, which must come within [`BEAT_AND_MARGIN`], acknowledged
+/// on the stream: its message id.
+async fn ack_next(api: &Api, events: &mut SseEvents, desk: &str) -> String {
+    let (seq, id) = next_notification(events, BEAT_AND_MARGIN).await.unwrap();
+    api.ack(desk, &[seq]).await;
+    id
 }
 
 /// A relay on a clock the test moves.
@@ -55,30 +56,15 @@ async fn relay_on(
     Relay::start_with(no_limits(), clock.clone(), tweak).await
 }
 
-/// Pairs an android device for alice with `fcm_token`: (device id, credential).
-async fn pair_android(relay: &Relay, label: &str, fcm_token: &str) -> (String, String) {
-    let code = relay.admin(&["pair", "--user", "alice"]);
-    let paired = relay
-        .api()
-        .pair(json!({"code": code, "type": "android", "label": label, "fcm_token": fcm_token}))
-        .await;
-    (paired.device_id, paired.credential.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_urgent_message_reaches_a_desktop_stream_again_every_retry_until_acknowledged() {
     let clock = ManualClock::now();
     let relay = relay_on(&clock, |_| {}).await;
-    let (token, _, _) = relay.alice();
-    let (_, desk) = relay.extension("desk");
+    let (token, desk) = relay.alice_with_desk();
     let api = relay.api();
     let id = api.send(&token, urgent("disk full on db1", "desk")).await;
-    let mut events = SseEvents::new(api.stream(&desk).await);
-    let (seq, first) = next_notification(&mut events, BEAT_AND_MARGIN)
-        .await
-        .unwrap();
+    let (mut events, first) = stream_after_first(&api, &desk).await;
     assert_eq!(first, id);
-    api.ack(&desk, &[seq]).await;
     let status = api.status(&token, &id).await;
     assert_eq!(status["repeat"]["retry"], 30, "{status}");
     assert_eq!(status["repeat"]["expire"], 600);
@@ -107,7 +93,7 @@ async fn an_urgent_message_reaches_a_desktop_stream_again_every_retry_until_ackn
         assert_eq!(api.status(&token, &id).await["repeat"]["repeats"], round);
     }
     let acked = Instant::now();
-    let (status, reply) = acknowledge(&relay, &desk, &id).await;
+    let (status, reply) = relay.api().acknowledge(&desk, &id, json!({})).await;
     assert_eq!(status, 200, "{reply}");
     // No further repeat: two more intervals pass, each with beats to find one.
     for _ in 0..2 {
@@ -121,29 +107,17 @@ async fn an_urgent_message_reaches_a_desktop_stream_again_every_retry_until_ackn
     assert_eq!(api.status(&token, &id).await["repeat"]["repeats"], 2);
 }
 
-/// The FCM worker of `relay`, sending to `fake`.
-fn fcm_worker(relay: &Relay, fake: &FakeFcm, key: &tempfile::NamedTempFile) -> Worker {
-    let client = FcmClient::from_key_file(key.path(), &fake.url).unwrap();
-    Worker::new(
-        relay.state().relay.clone(),
-        Channels::fcm(FcmChannel::new(client)),
-        WorkerSettings {
-            concurrency: 4,
-            lease_ms: 30_000,
-            max_attempts: 3,
-        },
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn fcm_gets_a_new_message_collapsing_on_the_id_every_retry_until_acknowledged() {
     let clock = ManualClock::now();
     let relay = relay_on(&clock, |_| {}).await;
     let (token, _, _) = relay.alice();
-    let (phone, credential) = pair_android(&relay, "oncall", "fcm-oncall").await;
+    let oncall = relay
+        .pair(json!({"type": "android", "label": "oncall", "fcm_token": "fcm-oncall"}))
+        .await;
+    let (phone, credential) = (oncall.device_id, oncall.credential.unwrap());
     let fake = FakeFcm::start().await;
-    let key = fake.key_file();
-    let worker = fcm_worker(&relay, &fake, &key);
+    let worker = fake.worker(relay.state().relay.clone());
     let api = relay.api();
     let id = api.send(&token, urgent("api down", "oncall")).await;
     assert_eq!(worker.run_once().await.unwrap(), 1);
@@ -167,7 +141,10 @@ async fn fcm_gets_a_new_message_collapsing_on_the_id_every_retry_until_acknowled
     let status = api.status(&token, &id).await;
     assert_eq!(status.delivery(&phone)["state"], "delivered");
     assert_eq!(status["repeat"]["repeats"], 2);
-    assert_eq!(acknowledge(&relay, &credential, &id).await.0, 200);
+    assert_eq!(
+        relay.api().acknowledge(&credential, &id, json!({})).await.0,
+        200
+    );
     for _ in 0..3 {
         clock.advance(RETRY);
         maintain_once(&state).await.unwrap();
@@ -185,31 +162,9 @@ async fn web_push_gets_the_message_again_with_its_retry_for_renotify() {
     let relay = relay_on(&clock, |c| c.webpush_allow_local = true).await;
     let (token, _, _) = relay.alice();
     let fake = FakePush::start();
-    let code = relay.admin(&["pair", "--user", "alice"]);
-    let browser = relay
-        .api()
-        .pair(
-            json!({"code": code, "type": "webpush", "label": "browser", "subscription": {
-            "endpoint": format!("{}/push/201", fake.origin),
-            "keys": {"p256dh": fake.p256dh, "auth": fake.auth}}}),
-        )
-        .await;
+    let browser = fake.pair_browser(&relay, "201").await;
     let state = relay.state();
-    let vapid = load_vapid_key(&state.store, reflecto::store::now_ms())
-        .await
-        .unwrap();
-    let worker = Worker::new(
-        state.relay.clone(),
-        Channels::webpush(WebPushChannel::new(
-            WebPushClient::new(Duration::from_secs(10), true).unwrap(),
-            VapidSigner::new(vapid, Subject::parse("mailto:ops@example.org").unwrap()),
-        )),
-        WorkerSettings {
-            concurrency: 4,
-            lease_ms: 30_000,
-            max_attempts: 3,
-        },
-    );
+    let worker = webpush_worker(&relay, 3).await;
     let id = relay
         .api()
         .send(&token, urgent("cert expires", "web"))
@@ -231,7 +186,9 @@ async fn web_push_gets_the_message_again_with_its_retry_for_renotify() {
         assert_eq!(plain["envelope"]["payload"]["priority"], "urgent");
     }
     assert_eq!(
-        acknowledge(&relay, browser.credential.as_deref().unwrap(), &id)
+        relay
+            .api()
+            .acknowledge(browser.credential.as_deref().unwrap(), &id, json!({}))
             .await
             .0,
         200
@@ -244,23 +201,16 @@ async fn web_push_gets_the_message_again_with_its_retry_for_renotify() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn repeat_fields_are_checked_as_the_spec_says() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
+    let (relay, token) = Relay::with_alice().await;
     let api = relay.api();
-    for body in [
+    let bad = [
         json!({"message": "m", "priority": "urgent", "retry": 30}),
         json!({"message": "m", "priority": "high", "retry": 30, "expire": 600}),
         json!({"message": "m", "priority": "urgent", "retry": 10, "expire": 600}),
         json!({"message": "m", "priority": "urgent", "retry": 30, "expire": 20000}),
         json!({"message": "m", "priority": "urgent", "retry": 30, "expire": 600, "ttl": 100}),
-    ] {
-        let (status, reply) = api.send_reply(&token, body.clone()).await;
-        assert_eq!(
-            (status, code_of(&reply).as_str()),
-            (400, "invalid_repeat"),
-            "{body}"
-        );
-    }
+    ];
+    api.refuses_sends(&token, "invalid_repeat", bad).await;
     // A send without them has no repeat.
     let id = api
         .send(&token, json!({"message": "m", "priority": "urgent"}))
@@ -272,17 +222,12 @@ async fn repeat_fields_are_checked_as_the_spec_says() {
 async fn a_restart_mid_repeat_neither_loses_nor_doubles_a_repeat() {
     let clock = ManualClock::now();
     let mut relay = relay_on(&clock, |_| {}).await;
-    let (token, _, _) = relay.alice();
-    let (_, desk) = relay.extension("desk");
+    let (token, desk) = relay.alice_with_desk();
     let id = relay
         .api()
         .send(&token, urgent("raid degraded", "desk"))
         .await;
-    let mut events = SseEvents::new(relay.api().stream(&desk).await);
-    let (seq, _) = next_notification(&mut events, BEAT_AND_MARGIN)
-        .await
-        .unwrap();
-    relay.api().ack(&desk, &[seq]).await;
+    let (events, _) = stream_after_first(&relay.api(), &desk).await;
     drop(events);
     // Stop the relay, move the clock past the due repeat while it is down, start it again on
     // the same data dir and the same clock.
@@ -336,15 +281,10 @@ async fn two_relays_on_postgres_send_one_repeat_per_interval_and_either_stops_th
     let clock = ManualClock::now();
     let a = relay_on(&clock, |c| c.database = Some(url.clone())).await;
     let b = relay_on(&clock, |c| c.database = Some(url.clone())).await;
-    let (token, _, _) = a.alice();
-    let (_, desk) = a.extension("desk");
+    let (token, desk) = a.alice_with_desk();
     for ack_on in [&a, &b] {
         let id = a.api().send(&token, urgent("pager", "desk")).await;
-        let mut events = SseEvents::new(b.api().stream(&desk).await);
-        let (seq, _) = next_notification(&mut events, BEAT_AND_MARGIN)
-            .await
-            .unwrap();
-        b.api().ack(&desk, &[seq]).await;
+        let (mut events, _) = stream_after_first(&b.api(), &desk).await;
         for round in 1..=2 {
             clock.advance(RETRY);
             // Both beats run on their own; both relays are also pushed at once.
@@ -368,7 +308,7 @@ async fn two_relays_on_postgres_send_one_repeat_per_interval_and_either_stops_th
             );
         }
         let started = Instant::now();
-        assert_eq!(acknowledge(ack_on, &desk, &id).await.0, 200);
+        assert_eq!(ack_on.api().acknowledge(&desk, &id, json!({})).await.0, 200);
         clock.advance(RETRY);
         assert_eq!(next_notification(&mut events, BEAT_AND_MARGIN).await, None);
         println!(
@@ -380,36 +320,29 @@ async fn two_relays_on_postgres_send_one_repeat_per_interval_and_either_stops_th
 
 /// Runs `tests/py/pushover_clients.py ARGS` and parses the one JSON object it prints.
 fn pushover_client(args: &[&str]) -> Value {
-    let out = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/py/pushover_clients.py"
-        ))
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/pushover_clients.py");
+    let run = std::process::Command::new("python3")
+        .arg(script)
         .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pushover_clients.py {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+        .output();
+    json_stdout_of(run.unwrap())
+}
+
+/// `GET /1/receipts/{receipt}.json` with the Pushover app `token`: the receipt as JSON.
+async fn receipt_of(relay: &Relay, receipt: &str, token: &str) -> Value {
+    let path = format!("/1/receipts/{receipt}.json?token={token}");
+    relay.api().get_json(&path).await
 }
 
 /// SPEC §1.3, §1.17: `chump` and `pushover-complete`, unmodified but for their endpoint
 /// constant, send an emergency message, read its receipt, see it acknowledged, and cancel.
 #[tokio::test(flavor = "multi_thread")]
 async fn pushover_client_libraries_send_emergencies_read_receipts_and_cancel() {
-    if !crate::harness::required(
-        crate::harness::runs("python3", &["-c", "import chump, pushover_complete"]),
-        "python3 with chump and pushover-complete",
-        "pip install chump pushover-complete",
-    ) {
+    if !python_with("chump, pushover_complete", "chump pushover-complete") {
         return;
     }
     let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
-    let (_, desk) = relay.extension("desk");
+    let (token, desk) = relay.alice_with_desk();
     let api = relay.api();
     for library in ["chump", "pushover-complete"] {
         let sent = pushover_client(&[library, "send", &relay.url, &token]);
@@ -439,27 +372,9 @@ async fn pushover_client_libraries_send_emergencies_read_receipts_and_cancel() {
         assert_eq!(status["repeat"]["retry"], 30, "{status}");
         assert_eq!(status["repeat"]["expire"], 600);
         // The receipt's exact field set, before anyone answers.
-        let raw: Value = relay
-            .http()
-            .get(format!(
-                "{}/1/receipts/{receipt}.json?token={token}",
-                relay.url
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mut fields: Vec<&str> = raw
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        fields.sort();
+        let raw = receipt_of(&relay, &receipt, &token).await;
         assert_eq!(
-            fields,
+            keys_of(&raw),
             [
                 "acknowledged",
                 "acknowledged_at",
@@ -480,13 +395,9 @@ async fn pushover_client_libraries_send_emergencies_read_receipts_and_cancel() {
         );
         assert_eq!(raw["acknowledged_by"], "");
         // The desk receives it and its person acknowledges.
-        let mut events = SseEvents::new(api.stream(&desk).await);
-        let (seq, got) = next_notification(&mut events, BEAT_AND_MARGIN)
-            .await
-            .unwrap();
+        let (_events, got) = stream_after_first(&api, &desk).await;
         assert_eq!(got, id);
-        api.ack(&desk, &[seq]).await;
-        assert_eq!(acknowledge(&relay, &desk, &id).await.0, 200);
+        assert_eq!(relay.api().acknowledge(&desk, &id, json!({})).await.0, 200);
         let polled = pushover_client(&[library, "poll", &relay.url, &token, &receipt]);
         match library {
             "chump" => {
@@ -534,39 +445,27 @@ async fn pushover_client_libraries_send_emergencies_read_receipts_and_cancel() {
 async fn a_cancelled_receipt_repeats_no_more() {
     let clock = ManualClock::now();
     let relay = relay_on(&clock, |_| {}).await;
-    let (token, _, _) = relay.alice();
-    let (_, desk) = relay.extension("desk");
-    let sent: Value = relay
-        .http()
-        .post(format!("{}/1/messages.json", relay.url))
-        .form(&[
-            ("token", token.as_str()),
-            ("user", "u"),
-            ("message", "m"),
-            ("priority", "2"),
-            ("retry", "30"),
-            ("expire", "120"),
-            ("device", "desk"),
-        ])
-        .send()
+    let (token, desk) = relay.alice_with_desk();
+    let emergency = [
+        ("token", token.as_str()),
+        ("user", "u"),
+        ("message", "m"),
+        ("priority", "2"),
+        ("retry", "30"),
+        ("expire", "120"),
+        ("device", "desk"),
+    ];
+    let api = relay.api();
+    let sent: Value = api
+        .post_form("/1/messages.json", &emergency)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let receipt = sent["receipt"].as_str().unwrap().to_owned();
-    let mut events = SseEvents::new(relay.api().stream(&desk).await);
-    let (seq, _) = next_notification(&mut events, BEAT_AND_MARGIN)
-        .await
-        .unwrap();
-    relay.api().ack(&desk, &[seq]).await;
-    let cancel = relay
-        .http()
-        .post(format!("{}/1/receipts/{receipt}/cancel.json", relay.url))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let (mut events, _) = stream_after_first(&relay.api(), &desk).await;
+    let cancel_path = format!("/1/receipts/{receipt}/cancel.json");
+    let cancel = api.post_form(&cancel_path, &[("token", &token)]).await;
     assert_eq!(cancel.status(), 200);
     clock.advance(RETRY);
     maintain_once(&relay.state()).await.unwrap();
@@ -576,18 +475,7 @@ async fn a_cancelled_receipt_repeats_no_more() {
     );
     // The expiry shows on the receipt once `expire` passes.
     clock.advance(RETRY * 3);
-    let raw: Value = relay
-        .http()
-        .get(format!(
-            "{}/1/receipts/{receipt}.json?token={token}",
-            relay.url
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw = receipt_of(&relay, &receipt, &token).await;
     assert_eq!(
         (raw["expired"].clone(), raw["acknowledged"].clone()),
         (json!(1), json!(0)),
@@ -597,7 +485,7 @@ async fn a_cancelled_receipt_repeats_no_more() {
 
 /// The callback receiver (`tests/py/callback_receiver.py`) on 127.0.0.1: its URL and process.
 struct Receiver {
-    child: std::process::Child,
+    _process: KillOnDrop,
     url: String,
 }
 
@@ -606,41 +494,24 @@ impl Receiver {
     fn start(token: &str, script: &str) -> Receiver {
         use base64::Engine;
         use sha2::Digest;
-        use std::io::BufRead;
         let secret = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(token));
-        let mut child = std::process::Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/py/callback_receiver.py"
-            ))
-            .args([secret.as_str(), script])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (process, port) = spawn_announcing(
+            std::process::Command::new("python3")
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/py/callback_receiver.py"
+                ))
+                .args([secret.as_str(), script]),
+        );
         Receiver {
-            child,
-            url: format!("http://127.0.0.1:{}", line.trim()),
+            _process: process,
+            url: format!("http://127.0.0.1:{}", port.trim()),
         }
     }
 
     async fn received(&self) -> Vec<Value> {
-        reqwest::get(format!("{}/_received", self.url))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let received = Api::new(&self.url).get_json("/_received").await;
+        serde_json::from_value(received).unwrap()
     }
 }
 
@@ -649,11 +520,7 @@ impl Drop for Receiver {
 /// acknowledgement with the relay's own maintenance beat.
 #[tokio::test(flavor = "multi_thread")]
 async fn callbacks_are_signed_retried_and_say_acknowledged_or_expired() {
-    if !crate::harness::required(
-        crate::harness::runs("python3", &["-c", "import standardwebhooks"]),
-        "python3 with standardwebhooks",
-        "pip install standardwebhooks",
-    ) {
+    if !python_with("standardwebhooks", "standardwebhooks") {
         return;
     }
     let clock = ManualClock::now();
@@ -672,7 +539,7 @@ async fn callbacks_are_signed_retried_and_say_acknowledged_or_expired() {
         api.status(&token, &id).await["callback"],
         json!({"state": "pending", "at": null})
     );
-    assert_eq!(acknowledge(&relay, &desk, &id).await.0, 200);
+    assert_eq!(relay.api().acknowledge(&desk, &id, json!({})).await.0, 200);
     maintain_once(&state).await.unwrap();
     let calls = receiver.received().await;
     assert_eq!(calls.len(), 1, "{calls:?}");
@@ -727,7 +594,7 @@ async fn callbacks_are_signed_retried_and_say_acknowledged_or_expired() {
     body["callback"] = json!(format!("{}/hook", timed.url));
     let id = api.send(&token, body).await;
     let started = Instant::now();
-    assert_eq!(acknowledge(&relay, &desk, &id).await.0, 200);
+    assert_eq!(relay.api().acknowledge(&desk, &id, json!({})).await.0, 200);
     while timed.received().await.is_empty() {
         assert!(
             started.elapsed() < BEAT_AND_MARGIN,
@@ -744,24 +611,16 @@ async fn callbacks_are_signed_retried_and_say_acknowledged_or_expired() {
 /// SPEC §1.17: a callback must be https to a public address unless `--callback-allow-local`.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_callback_to_a_local_or_plain_http_address_is_invalid_url() {
-    let relay = Relay::start(no_limits()).await;
-    let (token, _, _) = relay.alice();
+    let (relay, token) = Relay::with_alice().await;
     let api = relay.api();
-    for callback in [
+    let bad = [
         "http://example.com/hook",
         "https://127.0.0.1/hook",
         "https://10.0.0.1/x",
         "ftp://example.com/x",
-    ] {
-        let (status, reply) = api
-            .send_reply(&token, json!({"message": "m", "callback": callback}))
-            .await;
-        assert_eq!(
-            (status, code_of(&reply).as_str()),
-            (400, "invalid_url"),
-            "{callback}: {reply}"
-        );
-    }
+    ]
+    .map(|callback| json!({"message": "m", "callback": callback}));
+    api.refuses_sends(&token, "invalid_url", bad).await;
 }
 
 /// SPEC §2.3: `reflecto send -p urgent --retry S --expire S --callback URL` through the real
@@ -773,6 +632,7 @@ async fn the_cli_sends_a_repeating_page_and_status_shows_it() {
     let relay = relay_on(&clock, |c| c.callback_allow_local = true).await;
     let (token, _, _) = relay.alice();
     relay.extension("desk");
+    // The real binary, on a blocking thread (the relay runs on this runtime).
     let cli = |args: &[&str]| {
         let mut cmd = std::process::Command::new(crate::harness::BIN);
         cmd.env("REFLECTO_CONFIG_DIR", relay.dir.path().join("cli-config"))
@@ -780,57 +640,36 @@ async fn the_cli_sends_a_repeating_page_and_status_shows_it() {
             .env("REFLECTO_TOKEN", &token)
             .env_remove("REFLECTO_PROFILE")
             .args(args);
-        cmd
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
     };
-    let out = tokio::task::spawn_blocking({
-        let mut cmd = cli(&[
-            "send",
-            "db1 is down",
-            "-p",
-            "urgent",
-            "--retry",
-            "30",
-            "--expire",
-            "600",
-            "--callback",
-            "http://127.0.0.1:9/hook",
-            "--json",
-        ]);
-        move || cmd.output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sent: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let page = [
+        "send",
+        "db1 is down",
+        "-p",
+        "urgent",
+        "--retry",
+        "30",
+        "--expire",
+        "600",
+        "--callback",
+        "http://127.0.0.1:9/hook",
+        "--json",
+    ];
+    let sent = json_stdout_of(cli(&page).await.unwrap());
     let id = sent["id"].as_str().unwrap().to_owned();
     clock.advance(RETRY);
     maintain_once(&relay.state()).await.unwrap();
-    let out = tokio::task::spawn_blocking({
-        let mut cmd = cli(&["status", &id]);
-        move || cmd.output().unwrap()
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = stdout_of(cli(&["status", &id]).await.unwrap());
     assert!(text.contains("repeats every 30s until "), "{text}");
     assert!(text.contains("(1 so far)"), "{text}");
     assert!(text.contains("callback pending"), "{text}");
     // Refused by the engine, exit 2, before any request.
-    let out = tokio::task::spawn_blocking({
-        let mut cmd = cli(&[
-            "send", "m", "-p", "high", "--retry", "30", "--expire", "600",
-        ]);
-        move || cmd.output().unwrap()
-    })
+    let out = cli(&[
+        "send", "m", "-p", "high", "--retry", "30", "--expire", "600",
+    ])
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("error[invalid_repeat]"));
+    assert_refused(&out, 2, "error[invalid_repeat]");
 }
 
 /// SPEC §2.1: `reflecto listen` shows a notification once per delivery, so a repeat of an
@@ -842,25 +681,13 @@ async fn listen_shows_each_repeat_once() {
     let (token, _, _) = relay.alice();
     let desk = crate::listen::Desk::pair(relay.dir.path(), &relay.url);
     let id = relay.api().send(&token, urgent("disk full", "desk")).await;
-    let poll = |desk: &crate::listen::Desk| {
-        let out = desk
-            .cmd()
-            .args(["listen", "--poll", "--no-notify", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let first = tokio::task::block_in_place(|| poll(&desk));
+    let poll = || tokio::task::block_in_place(|| desk.poll(&["--json"]));
+    let first = poll();
     assert_eq!(first.lines().count(), 1, "{first}");
     assert!(first.contains(&id));
     clock.advance(RETRY);
     maintain_once(&relay.state()).await.unwrap();
-    let again = tokio::task::block_in_place(|| poll(&desk));
+    let again = poll();
     assert_eq!(
         again.lines().count(),
         1,
@@ -868,7 +695,7 @@ async fn listen_shows_each_repeat_once() {
     );
     assert!(again.contains(&id));
     // Nothing new: nothing shown.
-    let none = tokio::task::block_in_place(|| poll(&desk));
+    let none = poll();
     assert_eq!(none.lines().count(), 0, "{none}");
 }
 
@@ -883,17 +710,9 @@ async fn repeats_are_not_charged_to_any_limit() {
         ..no_limits()
     };
     let relay = Relay::start_with(limits, clock.clone(), |_| {}).await;
-    let (token, _, _) = relay.alice();
-    let (_, desk) = relay.extension("desk");
+    let (token, desk) = relay.alice_with_desk();
     let remaining = || async {
-        let response = relay
-            .http()
-            .get(format!("{}/v1/token", relay.url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        let response = relay.api().get_ok("/v1/token", Some(&token)).await;
         response.headers()["x-ratelimit-remaining"]
             .to_str()
             .unwrap()
@@ -907,11 +726,8 @@ async fn repeats_are_not_charged_to_any_limit() {
             clock.advance(RETRY);
             maintain_once(&relay.state()).await.unwrap();
         }
-        let (seq, got) = next_notification(&mut events, BEAT_AND_MARGIN)
-            .await
-            .unwrap();
+        let got = ack_next(&relay.api(), &mut events, &desk).await;
         assert_eq!(got, id);
-        relay.api().ack(&desk, &[seq]).await;
     }
     assert_eq!(
         relay.api().status(&token, &id).await["repeat"]["repeats"],

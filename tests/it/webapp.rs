@@ -3,6 +3,7 @@
 //! notification logic (title, body, tag = message id, actions up to the browser's limit, only
 //! http(s) URLs opened) is checked with node outside a browser.
 
+use crate::harness::json_stdout_of;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +26,28 @@ const TEXT_FILES: [&str; 5] = [
     "manifest.webmanifest",
 ];
 
+/// Every `src` and `href` in `body` (the file `name`) is a relative path: no scheme, no
+/// leading slash, so the page loads nothing from elsewhere and works under any prefix.
+pub fn assert_relative_links(name: &str, body: &str) {
+    for attribute in ["src=\"", "href=\""] {
+        for value in body.split(attribute).skip(1) {
+            let value = value.split('"').next().unwrap();
+            assert!(
+                !value.contains(':') && !value.starts_with('/'),
+                "{name}: {attribute}{value}\" is not a relative path"
+            );
+        }
+    }
+}
+
+/// Runs `script` in node with the shipped service worker `require`d as `sw`: the one JSON
+/// value the script printed.
+fn with_service_worker(script: &str) -> Value {
+    let path = serde_json::to_string(asset("sw.js").to_str().unwrap()).unwrap();
+    let script = format!("const sw = require({path});\n{script}");
+    json_stdout_of(Command::new("node").args(["-e", &script]).output().unwrap())
+}
+
 #[test]
 fn app_assets_load_nothing_from_another_origin() {
     for name in TEXT_FILES {
@@ -34,15 +57,7 @@ fn app_assets_load_nothing_from_another_origin() {
         for scheme in ["http://", "https://", "//cdn", "@import", "fonts.g"] {
             assert!(!stripped.contains(scheme), "{name} contains {scheme}");
         }
-        for attribute in ["src=\"", "href=\""] {
-            for value in body.split(attribute).skip(1) {
-                let value = value.split('"').next().unwrap();
-                assert!(
-                    !value.contains(':') && !value.starts_with('/'),
-                    "{name}: {attribute}{value}\" is not a relative path"
-                );
-            }
-        }
+        assert_relative_links(name, &body);
     }
     // Every file the page and manifest reference is shipped.
     for referenced in ["app.js", "manifest.webmanifest", "icon-192.png", "sw.js"] {
@@ -108,8 +123,7 @@ fn service_worker_shows_title_body_tag_and_limited_actions() {
     let untitled =
         json!({"id": "msg_2", "envelope": {"source": "cron", "payload": {"message": "hi"}}});
     let script = format!(
-        r#"const sw = require({path});
-const push = {push};
+        r#"const push = {push};
 const two = sw.notificationFor(push, 2);
 const none = sw.notificationFor(push, 0);
 const untitled = sw.notificationFor({untitled}, 2);
@@ -126,15 +140,8 @@ console.log(JSON.stringify({{
   clickLogs: sw.urlForClick(two.options.data, 'a0'),
   clickEvil: sw.urlForClick(two.options.data, 'a1'),
 }}));"#,
-        path = serde_json::to_string(asset("sw.js").to_str().unwrap()).unwrap(),
     );
-    let out = Command::new("node").args(["-e", &script]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = with_service_worker(&script);
     assert_eq!(got["title"], "backup");
     assert_eq!(got["body"], "disk full");
     assert_eq!(got["tag"], "msg_0123456789abcdef");
@@ -166,26 +173,16 @@ fn service_worker_clicks_answer_acknowledge_or_open() {
     if !node_available() {
         return;
     }
-    let script = format!(
-        r#"const sw = require({path});
-const n = sw.notificationFor({{id: 'msg_9', envelope: {{payload: {{message: 'Deploy?', url: 'https://ci.example/9',
-  actions: [{{label: 'Deploy', response: 'deploy'}}, {{label: 'Diff', url: 'https://ci.example/diff'}}]}}}}}}, 3);
-console.log(JSON.stringify({{
+    let script = r#"const n = sw.notificationFor({id: 'msg_9', envelope: {payload: {message: 'Deploy?', url: 'https://ci.example/9',
+  actions: [{label: 'Deploy', response: 'deploy'}, {label: 'Diff', url: 'https://ci.example/diff'}]}}}, 3);
+console.log(JSON.stringify({
   actions: n.options.actions,
   button: sw.clickOutcome(n.options.data, 'r0'),
   body: sw.clickOutcome(n.options.data, ''),
   link: sw.clickOutcome(n.options.data, 'a1'),
-  unreadable: sw.clickOutcome(sw.notificationFor({{id: 'reflecto-unreadable', envelope: {{payload: {{message: 'x'}}}}}}, 3).options.data, ''),
-}}));"#,
-        path = serde_json::to_string(asset("sw.js").to_str().unwrap()).unwrap(),
-    );
-    let out = Command::new("node").args(["-e", &script]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+  unreadable: sw.clickOutcome(sw.notificationFor({id: 'reflecto-unreadable', envelope: {payload: {message: 'x'}}}, 3).options.data, ''),
+}));"#;
+    let got = with_service_worker(script);
     assert_eq!(
         got["actions"],
         json!([{"action": "r0", "title": "Deploy"}, {"action": "a1", "title": "Diff"}])

@@ -5,16 +5,14 @@
 //! checks VAPID, http_ece decrypts; code that is not ours), every outcome class, no text at
 //! rest or in trace logs; and `/app` served from the binary.
 
-use crate::harness::{Api, ManualClock, Relay, code_of, eventually, no_limits};
+use crate::harness::{
+    Api, ManualClock, Relay, assert_refused, code_of, eventually, field_of_each, no_limits,
+};
 use crate::sealed::files_containing;
-use crate::webpush_core::{FakePush, python_available};
+use crate::webpush_core::{FakePush, python_available, webpush_worker};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reflecto::delivery::webpush::client::WebPushClient;
-use reflecto::delivery::webpush::vapid::{Subject, VapidSigner};
-use reflecto::delivery::webpush::{WebPushChannel, load_vapid_key};
-use reflecto::delivery::{Channels, Worker, WorkerSettings};
-use reflecto::server::Clock;
+use reflecto::delivery::Worker;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,13 +32,7 @@ pub fn subscription(endpoint: &str) -> Value {
 }
 
 async fn vapid_key(relay: &Relay) -> String {
-    let response = relay
-        .http()
-        .get(format!("{}/v1/webpush/vapid", relay.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let response = relay.api().get_ok("/v1/webpush/vapid", None).await;
     let body: Value = response.json().await.unwrap();
     body["public_key"].as_str().unwrap().to_owned()
 }
@@ -173,12 +165,7 @@ async fn a_webpush_device_pairs_with_allow_local_and_the_web_selector_reaches_it
         .json()
         .await
         .unwrap();
-    let types: Vec<&str> = reply["delivered_to"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["type"].as_str().unwrap())
-        .collect();
+    let types = field_of_each(&reply["delivered_to"], "type");
     assert!(
         types.contains(&"webpush") && types.contains(&"android"),
         "{reply}"
@@ -212,35 +199,12 @@ async fn setup(script: &str) -> Setup {
         Relay::start_with(no_limits(), clock.clone(), |c| c.webpush_allow_local = true).await;
     let (token, _, _) = relay.alice();
     let fake = FakePush::start();
-    let code = relay.admin(&["pair", "--user", "alice"]);
-    let subscription = json!({
-        "endpoint": format!("{}/push/{script}", fake.origin),
-        "expirationTime": null,
-        "keys": {"p256dh": fake.p256dh, "auth": fake.auth}
-    });
-    let paired = relay
-        .api()
-        .pair(json!({"code": code, "type": "webpush", "label": "browser", "subscription": subscription}))
-        .await;
+    let paired = fake.pair_browser(&relay, script).await;
     let browser = paired.device_id;
     let credential = paired
         .credential
         .expect("a webpush device gets a credential");
-    let state = relay.state();
-    let key = load_vapid_key(&state.store, clock.now_ms()).await.unwrap();
-    let channel = WebPushChannel::new(
-        WebPushClient::new(Duration::from_secs(10), true).unwrap(),
-        VapidSigner::new(key, Subject::parse("mailto:ops@example.org").unwrap()),
-    );
-    let worker = Worker::new(
-        state.relay.clone(),
-        Channels::webpush(channel),
-        WorkerSettings {
-            concurrency: 4,
-            lease_ms: 30_000,
-            max_attempts: 5,
-        },
-    );
+    let worker = webpush_worker(&relay, 5).await;
     Setup {
         relay,
         clock,
@@ -257,10 +221,24 @@ impl Setup {
         self.relay.api().send(&self.token, body).await
     }
 
+    /// Sends `body`, and the worker pushes it (it alone): the message id.
+    async fn pushed(&self, body: Value) -> String {
+        let id = self.send(body).await;
+        assert_eq!(self.worker.run_once().await.unwrap(), 1);
+        id
+    }
+
     /// The browser's delivery row of `GET /v1/messages/{id}`.
     async fn delivery(&self, id: &str) -> Value {
         let status = self.relay.api().status(&self.token, id).await;
         status.delivery(&self.browser).clone()
+    }
+
+    /// The plaintext of every push the fake received for "201", in order.
+    async fn plaintexts(&self) -> Vec<String> {
+        let received = self.fake.received("201").await;
+        let texts = received.iter().map(|r| r["plaintext"].as_str().unwrap());
+        texts.map(str::to_owned).collect()
     }
 
     async fn metrics(&self) -> String {
@@ -343,13 +321,11 @@ async fn gone_subscription_makes_the_device_unreachable_and_drops_its_jobs() {
             "{script}"
         );
         // An unreachable device is no longer a target.
-        let reply: Value = s
+        let (_, reply) = s
             .relay
-            .send_json(&s.token, json!({"message": "three", "device": "web"}))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .api()
+            .send_reply(&s.token, json!({"message": "three", "device": "web"}))
+            .await;
         assert!(
             !reply["delivered_to"]
                 .as_array()
@@ -411,8 +387,7 @@ async fn other_client_errors_are_dead_lettered() {
         return;
     }
     let s = setup("400").await;
-    let id = s.send(json!({"message": "bad", "device": "web"})).await;
-    assert_eq!(s.worker.run_once().await.unwrap(), 1);
+    let id = s.pushed(json!({"message": "bad", "device": "web"})).await;
     let delivery = s.delivery(&id).await;
     assert_eq!(delivery["state"], "failed", "{delivery}");
     assert_eq!(delivery["last_error"], "HTTP_400");
@@ -567,6 +542,14 @@ fn browser_available() -> bool {
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// A [`setup`] answering "201", where python's push libraries, chromium and node are here.
+async fn setup_for_chromium() -> Option<Setup> {
+    if !python_available() || !browser_available() {
+        return None;
+    }
+    Some(setup("201").await)
+}
+
 /// Headless Chromium opens `app`, its service worker gets `pushes` in order over the DevTools
 /// protocol (tests/js/browser_push.mjs): what the page reported (scope, notifications, code).
 async fn in_chromium(app: String, pushes: Vec<String>) -> Value {
@@ -594,16 +577,13 @@ async fn in_chromium(app: String, pushes: Vec<String>) -> Value {
 /// with the title, the body and tag = message id.
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_shows_the_relays_push_as_a_notification_tagged_with_the_message_id() {
-    if !python_available() || !browser_available() {
+    let Some(s) = setup_for_chromium().await else {
         return;
-    }
-    let s = setup("201").await;
+    };
     let id = s
-        .send(json!({"message": "disk 91% full", "title": "db1", "device": "web"}))
+        .pushed(json!({"message": "disk 91% full", "title": "db1", "device": "web"}))
         .await;
-    assert_eq!(s.worker.run_once().await.unwrap(), 1);
-    let received = s.fake.received("201").await;
-    let plaintext = received[0]["plaintext"].as_str().unwrap().to_owned();
+    let plaintext = s.plaintexts().await.remove(0);
     // Opened as a pairing link, whose code the page fills in.
     let app = format!("{}/app/#code=123456", s.relay.url);
     let result = in_chromium(app, vec![plaintext]).await;
@@ -621,38 +601,24 @@ async fn chromium_shows_the_relays_push_as_a_notification_tagged_with_the_messag
 /// response, with the credential the page keeps in IndexedDB; the relay records it.
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_replaces_by_key_closes_on_clear_and_acknowledges_a_click() {
-    if !python_available() || !browser_available() {
+    let Some(s) = setup_for_chromium().await else {
         return;
-    }
-    let s = setup("201").await;
-    let plaintext = |received: &Value| received["plaintext"].as_str().unwrap().to_owned();
+    };
     // One at a time: the second of the key would supersede an undelivered first.
     let running = s
-        .send(json!({"message": "build running", "title": "CI", "key": "ci:42", "device": "web"}))
+        .pushed(json!({"message": "build running", "title": "CI", "key": "ci:42", "device": "web"}))
         .await;
-    assert_eq!(s.worker.run_once().await.unwrap(), 1);
     let passed = s
-        .send(json!({"message": "build passed", "title": "CI", "key": "ci:42", "device": "web"}))
+        .pushed(json!({"message": "build passed", "title": "CI", "key": "ci:42", "device": "web"}))
         .await;
-    assert_eq!(s.worker.run_once().await.unwrap(), 1);
-    let question = s
-        .send(json!({"message": "Deploy v42?", "device": "web",
-            "actions": [{"label": "Deploy", "response": "deploy"}, {"label": "Abort", "response": "abort"}]}))
-        .await;
-    assert_eq!(s.worker.run_once().await.unwrap(), 1);
-    let cleared = s
-        .relay
-        .http()
-        .delete(format!("{}/v1/messages/{passed}", s.relay.url))
-        .bearer_auth(&s.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cleared.status(), 200);
+    let question = s.pushed(json!({"message": "Deploy v42?", "device": "web",
+            "actions": [{"label": "Deploy", "response": "deploy"}, {"label": "Abort", "response": "abort"}]})).await;
+    let path = format!("/v1/messages/{passed}");
+    let (status, cleared) = s.relay.api().delete(&s.token, &path).await;
+    assert_eq!(status, 200, "{cleared}");
     assert_eq!(s.worker.run_once().await.unwrap(), 1, "the clear push");
-    let received = s.fake.received("201").await;
-    assert_eq!(received.len(), 4, "{received:?}");
-    let pushes: Vec<String> = received.iter().map(plaintext).collect();
+    let pushes = s.plaintexts().await;
+    assert_eq!(pushes.len(), 4, "{pushes:?}");
     assert_eq!(
         serde_json::from_str::<Value>(&pushes[3]).unwrap(),
         json!({"clear": passed})
@@ -708,9 +674,7 @@ fn bad_vapid_subject_is_refused_before_the_relay_listens() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--vapid-subject 'ops'"), "{stderr}");
+    let stderr = assert_refused(&out, 2, "--vapid-subject 'ops'");
     assert!(!stderr.contains("listening"), "{stderr}");
 }
 
@@ -748,23 +712,16 @@ async fn a_key_reaches_the_push_service_as_its_topic() {
 /// notification, tagged with the key and showing the newer message.
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_replaces_the_notification_of_a_key() {
-    if !python_available() || !browser_available() {
+    let Some(s) = setup_for_chromium().await else {
         return;
-    }
-    let s = setup("201").await;
+    };
     let first = s
-        .send(json!({"message": "build running", "key": "ci:42", "device": "web"}))
+        .pushed(json!({"message": "build running", "key": "ci:42", "device": "web"}))
         .await;
-    assert_eq!(s.worker.run_once().await.unwrap(), 1);
     let second = s
-        .send(json!({"message": "build passed", "key": "ci:42", "device": "web"}))
+        .pushed(json!({"message": "build passed", "key": "ci:42", "device": "web"}))
         .await;
-    assert_eq!(s.worker.run_once().await.unwrap(), 1);
-    let received = s.fake.received("201").await;
-    let pushes: Vec<String> = received
-        .iter()
-        .map(|r| r["plaintext"].as_str().unwrap().to_owned())
-        .collect();
+    let pushes = s.plaintexts().await;
     assert_eq!(pushes.len(), 2);
     assert!(pushes[0].contains(&first), "in send order");
     let app = format!("{}/app/", s.relay.url);

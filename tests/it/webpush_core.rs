@@ -4,10 +4,11 @@
 //! have decrypted exactly our plaintext. The fake is also shown to refuse what a real push
 //! service refuses, so its acceptance means something.
 
-use crate::harness::{required, runs};
+use crate::harness::{Api, KillOnDrop, Relay, python_with, spawn_announcing};
 use chrono::{TimeDelta, Utc};
 use reflecto::api::Priority;
 use reflecto::api::sealed;
+use reflecto::api::stream::PairResponse;
 use reflecto::delivery::outcome::Verdict;
 use reflecto::delivery::webpush::client::{Answer, WebPushClient};
 use reflecto::delivery::webpush::message::{Delivery, PushRequest, build};
@@ -15,10 +16,10 @@ use reflecto::delivery::webpush::subscription::{
     Subscription, SubscriptionError, SubscriptionJson,
 };
 use reflecto::delivery::webpush::vapid::{Subject, VapidKey, VapidSigner};
-use reflecto::delivery::webpush::{encrypt, outcome};
+use reflecto::delivery::webpush::{WebPushChannel, encrypt, load_vapid_key, outcome};
+use reflecto::delivery::{Channels, Worker, WorkerSettings};
 use serde_json::{Value, json};
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/fake_push.py");
@@ -26,19 +27,12 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/fake_push.py
 /// Whether python3 with http_ece, py_vapid and cryptography is here. Under `CI` their absence
 /// fails the test; locally the test is skipped with the reason.
 pub fn python_available() -> bool {
-    required(
-        runs(
-            "python3",
-            &["-c", "import http_ece, py_vapid, cryptography"],
-        ),
-        "python3 with http_ece and py_vapid",
-        "pip install http_ece py_vapid",
-    )
+    python_with("http_ece, py_vapid, cryptography", "http_ece py_vapid")
 }
 
 /// The running fake; killed on drop.
 pub struct FakePush {
-    child: Child,
+    _process: KillOnDrop,
     pub origin: String,
     pub p256dh: String,
     pub auth: String,
@@ -46,19 +40,11 @@ pub struct FakePush {
 
 impl FakePush {
     pub fn start() -> FakePush {
-        let mut child = Command::new("python3")
-            .arg(SCRIPT)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (process, line) =
+            spawn_announcing(Command::new("python3").arg(SCRIPT).stderr(Stdio::inherit()));
         let info: Value = serde_json::from_str(&line).expect("the fake prints its subscription");
         FakePush {
-            child,
+            _process: process,
             origin: info["origin"].as_str().unwrap().to_owned(),
             p256dh: info["p256dh"].as_str().unwrap().to_owned(),
             auth: info["auth"].as_str().unwrap().to_owned(),
@@ -79,24 +65,44 @@ impl FakePush {
         self.subscription_json(script).validate(true).await.unwrap()
     }
 
+    /// Pairs alice's `webpush` device "browser" on `relay` (which must allow local endpoints)
+    /// with this fake's subscription answering per `script`.
+    pub async fn pair_browser(&self, relay: &Relay, script: &str) -> PairResponse {
+        let subscription = serde_json::to_value(self.subscription_json(script)).unwrap();
+        relay
+            .pair(json!({"type": "webpush", "label": "browser", "subscription": subscription}))
+            .await
+    }
+
     /// Every request the fake received for `path`, as it recorded them.
     pub async fn received(&self, script: &str) -> Vec<Value> {
-        let all: Vec<Value> = reqwest::get(format!("{}/_received", self.origin))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let all: Vec<Value> =
+            serde_json::from_value(Api::new(&self.origin).get_json("/_received").await).unwrap();
         let path = format!("/push/{script}");
         all.into_iter().filter(|r| r["path"] == path).collect()
     }
 }
 
-impl Drop for FakePush {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The Web Push worker of `relay`: the store's VAPID key (made now by the relay's clock if
+/// none), the real client with a 10 s timeout that may reach 127.0.0.1, 4 sends at once, 30 s
+/// leases and `max_attempts`.
+pub async fn webpush_worker(relay: &Relay, max_attempts: i64) -> Worker {
+    let state = relay.state();
+    let vapid = load_vapid_key(&state.store, state.relay.clock.now_ms())
+        .await
+        .unwrap();
+    Worker::new(
+        state.relay.clone(),
+        Channels::webpush(WebPushChannel::new(
+            WebPushClient::new(Duration::from_secs(10), true).unwrap(),
+            VapidSigner::new(vapid, Subject::parse("mailto:ops@example.org").unwrap()),
+        )),
+        WorkerSettings {
+            concurrency: 4,
+            lease_ms: 30_000,
+            max_attempts,
+        },
+    )
 }
 
 struct Sender {
@@ -141,6 +147,18 @@ impl Sender {
     }
 }
 
+/// The fake push service and our sender, where python's push libraries are here.
+fn fake_and_sender() -> Option<(FakePush, Sender)> {
+    python_available().then(|| (FakePush::start(), Sender::new()))
+}
+
+/// The same, and the fake's subscription answering per `script`.
+async fn subscribed(script: &str) -> Option<(FakePush, Sender, Subscription)> {
+    let (fake, sender) = fake_and_sender()?;
+    let subscription = fake.subscription(script).await;
+    Some((fake, sender, subscription))
+}
+
 fn plaintext(id: &str) -> String {
     sealed::plaintext(
         id,
@@ -157,11 +175,9 @@ fn retry(error: &str) -> Verdict {
 
 #[tokio::test]
 async fn each_scripted_answer_is_decrypted_by_the_fake_and_classified() {
-    if !python_available() {
+    let Some((fake, sender)) = fake_and_sender() else {
         return;
-    }
-    let fake = FakePush::start();
-    let sender = Sender::new();
+    };
     let cases: [(&str, Verdict); 8] = [
         ("201", Verdict::Delivered),
         ("404", Verdict::Unreachable("HTTP_404".into())),
@@ -204,12 +220,9 @@ async fn each_scripted_answer_is_decrypted_by_the_fake_and_classified() {
 
 #[tokio::test]
 async fn retry_after_as_an_http_date_is_honoured() {
-    if !python_available() {
+    let Some((fake, sender, subscription)) = subscribed("429-date").await else {
         return;
-    }
-    let fake = FakePush::start();
-    let sender = Sender::new();
-    let subscription = fake.subscription("429-date").await;
+    };
     let request = sender.request(&subscription, &plaintext("msg_date"), Priority::High);
     let Verdict::Retry { error, min_delay } =
         outcome::classify(&sender.client.send(&request).await)
@@ -228,12 +241,9 @@ async fn retry_after_as_an_http_date_is_honoured() {
 
 #[tokio::test]
 async fn a_retry_resends_the_same_ciphertext_and_it_still_decrypts() {
-    if !python_available() {
+    let Some((fake, sender, subscription)) = subscribed("201").await else {
         return;
-    }
-    let fake = FakePush::start();
-    let sender = Sender::new();
-    let subscription = fake.subscription("201").await;
+    };
     let text = plaintext("msg_again");
     let first = sender.request(&subscription, &text, Priority::Default);
     let again = build(
@@ -287,12 +297,9 @@ async fn refused(fake: &FakePush, sender: &Sender, request: &PushRequest) -> (Ve
 
 #[tokio::test]
 async fn the_fake_refuses_what_a_real_push_service_refuses() {
-    if !python_available() {
+    let Some((fake, sender, subscription)) = subscribed("201").await else {
         return;
-    }
-    let fake = FakePush::start();
-    let sender = Sender::new();
-    let subscription = fake.subscription("201").await;
+    };
     let good = sender.request(&subscription, &plaintext("msg_x"), Priority::Default);
     let header = |request: &PushRequest, name: &str| {
         request
@@ -405,14 +412,7 @@ async fn a_local_plain_http_endpoint_needs_allow_local() {
 /// the fake's checks match what real senders produce.
 #[test]
 fn the_fake_accepts_and_decrypts_pywebpush() {
-    if !python_available() {
-        return;
-    }
-    if !required(
-        runs("python3", &["-c", "import pywebpush"]),
-        "pywebpush",
-        "pip install pywebpush",
-    ) {
+    if !python_available() || !python_with("pywebpush", "pywebpush") {
         return;
     }
     let out = Command::new("python3")
@@ -431,12 +431,9 @@ fn the_fake_accepts_and_decrypts_pywebpush() {
 
 #[tokio::test]
 async fn a_host_name_resolving_to_loopback_is_not_contacted_without_allow_local() {
-    if !python_available() {
+    let Some((fake, sender, subscription)) = subscribed("201").await else {
         return;
-    }
-    let fake = FakePush::start();
-    let sender = Sender::new();
-    let subscription = fake.subscription("201").await;
+    };
     let mut request = sender.request(&subscription, &plaintext("msg_rebind"), Priority::Default);
     // The name passed a pairing-time check once; now it points at the relay's own host.
     request.url = request

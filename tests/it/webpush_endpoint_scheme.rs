@@ -6,12 +6,9 @@
 
 use crate::harness::{ManualClock, Relay, code_of, no_limits};
 use crate::webpush::subscription;
+use crate::webpush_core::webpush_worker;
 use reflecto::delivery::webpush::client::{Answer, WebPushClient};
 use reflecto::delivery::webpush::message::PushRequest;
-use reflecto::delivery::webpush::vapid::{Subject, VapidSigner};
-use reflecto::delivery::webpush::{WebPushChannel, load_vapid_key};
-use reflecto::delivery::{Channels, Worker, WorkerSettings};
-use reflecto::server::Clock;
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::time::Duration;
@@ -71,13 +68,10 @@ async fn an_ftp_endpoint_is_refused_even_with_webpush_allow_local() {
     assert!(!server.accepted(), "pairing never contacts the endpoint");
     // The refusals left the code unspent, and `http` is what the flag allows.
     let endpoint = format!("http://127.0.0.1:{port}/push/x");
-    let (status, body) = pair(
-        &relay,
-        &code,
-        json!({"type": "webpush", "label": "lan", "subscription": subscription(&endpoint)}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    relay
+        .api()
+        .pair(json!({"code": code, "type": "webpush", "label": "lan", "subscription": subscription(&endpoint)}))
+        .await;
 }
 
 /// The send-time path: an endpoint stored before pairing checked the scheme is not contacted
@@ -107,22 +101,18 @@ async fn the_web_push_client_never_posts_to_an_ftp_endpoint() {
 /// its delivery fails at once (`corrupt_subscription`), with no connection and no retry.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stored_ftp_endpoint_is_dead_lettered_without_a_connection() {
-    let clock = ManualClock::now();
-    let relay =
-        Relay::start_with(no_limits(), clock.clone(), |c| c.webpush_allow_local = true).await;
+    let relay = Relay::start_with(no_limits(), ManualClock::now(), |c| {
+        c.webpush_allow_local = true
+    })
+    .await;
     let (token, _, _) = relay.alice();
-    let code = relay.admin(&["pair", "--user", "alice"]);
     let server = Listening::start();
     let port = server.port();
     let endpoint = format!("http://127.0.0.1:{port}/push/x");
-    let (status, body) = pair(
-        &relay,
-        &code,
-        json!({"type": "webpush", "label": "old", "subscription": subscription(&endpoint)}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let device = body["device_id"].as_str().unwrap().to_owned();
+    let paired = relay
+        .pair(json!({"type": "webpush", "label": "old", "subscription": subscription(&endpoint)}))
+        .await;
+    let device = paired.device_id;
     // What an older relay let through.
     rusqlite::Connection::open(relay.dir.path().join("reflecto.db"))
         .unwrap()
@@ -135,21 +125,7 @@ async fn a_stored_ftp_endpoint_is_dead_lettered_without_a_connection() {
         .api()
         .send(&token, json!({"message": "to ftp", "device": "old"}))
         .await;
-    let state = relay.state();
-    let key = load_vapid_key(&state.store, clock.now_ms()).await.unwrap();
-    let channel = WebPushChannel::new(
-        WebPushClient::new(Duration::from_secs(5), true).unwrap(),
-        VapidSigner::new(key, Subject::parse("mailto:ops@example.org").unwrap()),
-    );
-    let worker = Worker::new(
-        state.relay.clone(),
-        Channels::webpush(channel),
-        WorkerSettings {
-            concurrency: 1,
-            lease_ms: 30_000,
-            max_attempts: 5,
-        },
-    );
+    let worker = webpush_worker(&relay, 5).await;
     assert_eq!(worker.run_once().await.unwrap(), 1);
     let status = relay.api().status(&token, &id).await;
     let delivery: &Value = &status["deliveries"][0];

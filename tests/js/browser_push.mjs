@@ -13,61 +13,20 @@
 // pushManager.subscribe needs the browser vendor's push service, which a test cannot reach, so
 // the page's own service-worker registration is exercised and the push is injected.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { launch, sleep } from './devtools.mjs';
 
 const [chromium, appUrl, ...pushes] = process.argv.slice(2);
-const profile = mkdtempSync(join(tmpdir(), 'reflecto-chromium-'));
-const browser = spawn(chromium, [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  `--user-data-dir=${profile}`, '--remote-debugging-pipe', 'about:blank',
-  // fd 3: what Chromium reads (our commands); fd 4: what it writes. NUL-separated JSON.
-], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
-let browserLog = '';
-browser.stderr.on('data', (chunk) => { browserLog += chunk; });
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const { browser, profile, send, listeners, log } = launch(chromium, 'reflecto-chromium-');
 
 function fail(message) {
   console.error(message);
-  console.error(browserLog.split('\n').slice(-20).join('\n'));
+  console.error(log().split('\n').slice(-20).join('\n'));
   browser.kill('SIGKILL');
   rmSync(profile, { recursive: true, force: true });
   process.exit(1);
 }
 
-let nextId = 1;
-const pending = new Map();
-const listeners = [];
-let buffered = '';
-browser.stdio[4].setEncoding('utf8');
-browser.stdio[4].on('data', (chunk) => {
-  buffered += chunk;
-  let end;
-  while ((end = buffered.indexOf('\0')) >= 0) {
-    const text = buffered.slice(0, end);
-    buffered = buffered.slice(end + 1);
-    receive(JSON.parse(text));
-  }
-});
-function receive(message) {
-  if (message.id && pending.has(message.id)) {
-    const { resolve, reject } = pending.get(message.id);
-    pending.delete(message.id);
-    if (message.error) reject(new Error(JSON.stringify(message.error)));
-    else resolve(message.result);
-  } else if (message.method) {
-    for (const listener of listeners) listener(message);
-  }
-}
-function send(method, params = {}, sessionId) {
-  const id = nextId++;
-  browser.stdio[3].write(JSON.stringify({ id, method, params, sessionId }) + '\0');
-  return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
-}
 async function evaluate(sessionId, expression) {
   const result = await send('Runtime.evaluate',
     { expression, awaitPromise: true, returnByValue: true }, sessionId);

@@ -15,51 +15,15 @@
 //                                                 bytes on the wire (encodedDataLength)
 //   {"cmd":"quit"}
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { launch, sleep } from './devtools.mjs';
 
 const [chromium] = process.argv.slice(2);
-const profile = mkdtempSync(join(tmpdir(), 'reflecto-console-'));
-const browser = spawn(chromium, [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+const { browser, profile, send, listeners, log } = launch(chromium, 'reflecto-console-', [
   '--disable-features=Translate,OptimizationHints,MediaRouter',
-  `--user-data-dir=${profile}`, '--remote-debugging-pipe', 'about:blank',
-], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
-let browserLog = '';
-browser.stderr.on('data', (chunk) => { browserLog = (browserLog + chunk).slice(-20000); });
+]);
 browser.on('exit', () => { rmSync(profile, { recursive: true, force: true }); });
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-let nextId = 1;
-const pending = new Map();
-const listeners = [];
-let buffered = '';
-browser.stdio[4].setEncoding('utf8');
-browser.stdio[4].on('data', (chunk) => {
-  buffered += chunk;
-  let end;
-  while ((end = buffered.indexOf('\0')) >= 0) {
-    const message = JSON.parse(buffered.slice(0, end));
-    buffered = buffered.slice(end + 1);
-    if (message.id && pending.has(message.id)) {
-      const { resolve, reject } = pending.get(message.id);
-      pending.delete(message.id);
-      if (message.error) reject(new Error(JSON.stringify(message.error)));
-      else resolve(message.result);
-    } else if (message.method) {
-      for (const listener of listeners) listener(message);
-    }
-  }
-});
-function send(method, params = {}, sessionId) {
-  const id = nextId++;
-  browser.stdio[3].write(JSON.stringify({ id, method, params, sessionId }) + '\0');
-  return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
-}
 
 const { targetId } = await send('Target.createTarget', { url: 'about:blank' });
 const { sessionId } = await send('Target.attachToTarget', { targetId, flatten: true });
@@ -168,7 +132,7 @@ for await (const line of lines) {
     if (!run) throw new Error('unknown command ' + command.cmd);
     answer = { ok: true, value: await run(command) };
   } catch (e) {
-    answer = { ok: false, error: String(e && e.message || e), browser: browserLog.split('\n').slice(-10).join('\n') };
+    answer = { ok: false, error: String(e && e.message || e), browser: log().split('\n').slice(-10).join('\n') };
   }
   console.log(JSON.stringify(answer));
 }

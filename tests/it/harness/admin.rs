@@ -85,26 +85,48 @@ pub fn extension_via(
     user: &str,
     label: &str,
 ) -> (String, String) {
-    let out = admin(&[
-        "device",
-        "add",
-        "--user",
-        user,
-        "--label",
-        label,
-        "--type",
-        "extension",
-    ]);
-    let mut lines = out.lines();
-    let id = lines.next().unwrap().to_owned();
-    let credential = lines.next().unwrap().to_owned();
-    assert!(credential.starts_with("rfd_live_"), "{out}");
+    let (id, credential) = device_via(admin, user, label, "extension", &[]);
+    assert!(credential.starts_with("rfd_live_"), "{id}\n{credential}");
     (id, credential)
+}
+
+/// `reflecto admin device add --user USER --label LABEL --type KIND EXTRA` through `admin`:
+/// (device id, its credential, or "" where none was printed).
+pub fn device_via(
+    admin: &dyn Fn(&[&str]) -> String,
+    user: &str,
+    label: &str,
+    kind: &str,
+    extra: &[&str],
+) -> (String, String) {
+    let mut args = vec![
+        "device", "add", "--user", user, "--label", label, "--type", kind,
+    ];
+    args.extend_from_slice(extra);
+    let out = admin(&args);
+    let mut lines = out.lines().map(str::to_owned);
+    (lines.next().unwrap(), lines.next().unwrap_or_default())
 }
 
 impl Relay {
     /// An extension device of alice (see [`add_extension`]).
     pub fn extension(&self, label: &str) -> (String, String) {
         extension_via(&|args| self.admin(args), "alice", label)
+    }
+
+    /// A relay with no limits on the real clock, and alice (see [`alice_via`]): (the relay, her
+    /// sender token).
+    pub async fn with_alice() -> (Relay, String) {
+        let relay = Relay::start(super::no_limits()).await;
+        let (token, _, _) = relay.alice();
+        (relay, token)
+    }
+
+    /// Alice (see [`alice_via`]) and her extension "desk": (her sender token, the desk's
+    /// stream credential).
+    pub fn alice_with_desk(&self) -> (String, String) {
+        let (token, _, _) = self.alice();
+        let (_, desk) = self.extension("desk");
+        (token, desk)
     }
 }

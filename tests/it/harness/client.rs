@@ -12,6 +12,7 @@ use reflecto::api::token::Secret;
 use reflecto::client::Client;
 use reflecto::client::http::StatusPoll;
 use reflecto::client::stream::StreamClient;
+use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -66,6 +67,13 @@ impl Relay {
     pub fn api(&self) -> Api {
         Api::new(&self.url)
     }
+
+    /// Pairs a device for alice with a fresh code from `reflecto admin pair`: `request` is the
+    /// pairing body without its code.
+    pub async fn pair(&self, mut request: Value) -> PairResponse {
+        request["code"] = json!(self.admin(&["pair", "--user", "alice"]));
+        self.api().pair(request).await
+    }
 }
 
 impl Api {
@@ -86,17 +94,42 @@ impl Api {
             .to_owned()
     }
 
+    /// A request for `path` on this relay, with `token` as its bearer when given.
+    fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.url));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// `POST /v1/send` of a plain `message` to alice's device labelled `device`: the id.
+    pub async fn send_to(&self, token: &str, device: &str, message: &str) -> String {
+        let body = json!({"message": message, "device": device});
+        self.send(token, body).await
+    }
+
     /// `POST /v1/send` with `token`, whatever the answer: (status code, body).
     pub async fn send_reply(&self, token: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/v1/send", self.url))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        reply(response).await
+        let request = self.request(Method::POST, "/v1/send", Some(token));
+        reply(request.json(&body).send().await.unwrap()).await
+    }
+
+    /// Every one of `bodies` sent with `token` is refused: 400 with the error `code`.
+    pub async fn refuses_sends(
+        &self,
+        token: &str,
+        code: &str,
+        bodies: impl IntoIterator<Item = Value>,
+    ) {
+        for body in bodies {
+            let (status, reply) = self.send_reply(token, body.clone()).await;
+            assert_eq!(
+                (status, code_of(&reply).as_str()),
+                (400, code),
+                "{body}: {reply}"
+            );
+        }
     }
 
     /// `GET /v1/messages/{id}` with `token`, which must answer 200.
@@ -115,16 +148,45 @@ impl Api {
         }
     }
 
+    /// The `ETag` of `GET /v1/messages/{id}` with `token` now.
+    pub async fn etag(&self, token: &str, id: &str) -> String {
+        let path = format!("/v1/messages/{id}");
+        let response = self.request(Method::GET, &path, Some(token)).send();
+        let response = response.await.unwrap();
+        response.headers()["etag"].to_str().unwrap().to_owned()
+    }
+
+    /// `GET /v1/messages/{id}` with `token`, held (`Prefer: wait=30`) while the status still
+    /// matches `etag` — the long poll of `reflecto ask`: (status code, its ETag, body or null).
+    /// The request is made at once; the future, to spawn, reads the answer.
+    pub fn held_status(
+        &self,
+        token: &str,
+        id: &str,
+        etag: &str,
+    ) -> impl Future<Output = (u16, String, Value)> + Send + use<> {
+        let request = self
+            .request(Method::GET, &format!("/v1/messages/{id}"), Some(token))
+            .header("if-none-match", etag)
+            .header("prefer", "wait=30");
+        async move {
+            let response = request.send().await.unwrap();
+            let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+            let (status, body) = reply_or_null(response).await;
+            (status, etag, body)
+        }
+    }
+
     /// `GET /v1/messages/{id}` with `token`, whatever the answer: (status code, body).
     pub async fn status_reply(&self, token: &str, id: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}/v1/messages/{id}", self.url))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        reply(response).await
+        let path = format!("/v1/messages/{id}");
+        reply(
+            self.request(Method::GET, &path, Some(token))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// Redeems a pairing that must succeed: `request` is the JSON body (code included).
@@ -144,8 +206,7 @@ impl Api {
     /// The same from `ip` when given (through a trusted proxy's `X-Forwarded-For`).
     pub async fn pair_reply_from(&self, body: &Value, ip: Option<&str>) -> (u16, Value) {
         let mut request = self
-            .http
-            .post(format!("{}/v1/devices/pair", self.url))
+            .request(Method::POST, "/v1/devices/pair", None)
             .json(body);
         if let Some(ip) = ip {
             request = request.header("x-forwarded-for", ip);
@@ -156,10 +217,7 @@ impl Api {
     /// `GET /v1/sync` with `credential` (resuming after `last_event_id`), the response as it
     /// came: for tests about its status, headers or end.
     pub async fn sync(&self, credential: &str, last_event_id: Option<i64>) -> reqwest::Response {
-        let mut request = self
-            .http
-            .get(format!("{}/v1/sync", self.url))
-            .bearer_auth(credential);
+        let mut request = self.request(Method::GET, "/v1/sync", Some(credential));
         if let Some(last) = last_event_id {
             request = request.header("last-event-id", last.to_string());
         }
@@ -208,18 +266,81 @@ impl Api {
         events.remove(0)
     }
 
-    /// `POST /v1/sync/ack` of `ids` with `credential`: the relay's answer (`{"acked": n}`).
-    pub async fn ack(&self, credential: &str, ids: &[i64]) -> Value {
-        let response = self
-            .http
-            .post(format!("{}/v1/sync/ack", self.url))
-            .bearer_auth(credential)
-            .json(&json!({ "ids": ids }))
-            .send()
-            .await
-            .unwrap();
+    /// `POST /v1/messages/{id}/acknowledge` with a device credential and `body`, whatever the
+    /// answer: (status code, body, or null when it is not JSON).
+    pub async fn acknowledge(&self, credential: &str, id: &str, body: Value) -> (u16, Value) {
+        let path = format!("/v1/messages/{id}/acknowledge");
+        self.call("POST", &path, Some(credential), Some(body)).await
+    }
+
+    /// `DELETE path` (a clear: `/v1/messages/{id}` or `/v1/keys/{key}`) with `token`, whatever
+    /// the answer: (status code, body, or null when it is not JSON).
+    pub async fn delete(&self, token: &str, path: &str) -> (u16, Value) {
+        self.call("DELETE", path, Some(token), None).await
+    }
+
+    /// `GET path` without credentials (a Pushover receipt carries its token in the query): the
+    /// JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.request(Method::GET, path, None).send().await.unwrap();
         response.json().await.unwrap()
     }
+
+    /// `POST path` of the HTML form `fields` (the Pushover API's way): the response as it came.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let request = self.request(Method::POST, path, None).form(fields);
+        request.send().await.unwrap()
+    }
+
+    /// `GET path` with `token` (if any), which must answer 200: the response, for its headers
+    /// or body.
+    pub async fn get_ok(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let request = self.request(Method::GET, path, token);
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response
+    }
+
+    /// `METHOD path` with `token` (if any) and a JSON `body` (if any), whatever the answer:
+    /// (status code, body or null when it is not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.request(method.parse().unwrap(), path, token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        reply_or_null(request.send().await.unwrap()).await
+    }
+
+    /// `POST /v1/sync/ack` of `ids` with `credential`: the relay's answer (`{"acked": n}`).
+    pub async fn ack(&self, credential: &str, ids: &[i64]) -> Value {
+        let request = self.request(Method::POST, "/v1/sync/ack", Some(credential));
+        let response = request.json(&json!({ "ids": ids })).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+}
+
+/// The keys of the JSON `object`, sorted.
+pub fn keys_of(object: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = object
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// The text `field` of every element of the JSON `array` (panics where one is not text).
+pub fn field_of_each<'a>(array: &'a Value, field: &str) -> Vec<&'a str> {
+    let elements = array.as_array().unwrap().iter();
+    elements.map(|e| e[field].as_str().unwrap()).collect()
 }
 
 /// The error code of a nested or flat error body.
@@ -234,4 +355,10 @@ pub fn code_of(body: &Value) -> String {
 /// Any answer as (status code, JSON body).
 async fn reply(response: reqwest::Response) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Any answer as (status code, JSON body or null).
+async fn reply_or_null(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }

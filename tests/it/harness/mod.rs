@@ -12,17 +12,20 @@ mod sse;
 mod tools;
 
 pub use admin::{
-    add_extension, admin, alice_via, create_alice, create_alice_on_postgres, pg_admin,
+    add_extension, admin, alice_via, create_alice, create_alice_on_postgres, device_via, pg_admin,
 };
-pub use client::{Api, code_of};
+pub use client::{Api, code_of, field_of_each, keys_of};
 pub use commands::{
     Sender, UNKNOWN_TOKEN, assert_exit, first_line, isolated, only, reflecto, reflecto_at, signal,
     spawn,
 };
 pub use eventually::{eventually, eventually_blocking, within, within_blocking};
-pub use process::{Serving, serve_via};
+pub use process::{
+    KillOnDrop, Serving, assert_refused, free_port, json_stdout_of, lines_of, serve_via, sigterm,
+    spawn_announcing, spawn_piped, stdout_of,
+};
 pub use sse::{SseEvents, read_sse_events};
-pub use tools::{required, runs, tools};
+pub use tools::{python_with, required, runs, tools};
 
 use reflecto::relay::config::PartialConfig;
 use reflecto::relay::{RunningRelay, ServeConfig};
@@ -89,6 +92,15 @@ impl Relay {
         Relay::start_with(limits, Arc::new(reflecto::server::SystemClock), |_| {}).await
     }
 
+    /// A relay whose Web Push may reach 127.0.0.1 (`--webpush-allow-local`), where the fake
+    /// push service and the tests' unreachable endpoints listen.
+    pub async fn start_allowing_local_webpush() -> Relay {
+        Relay::start_with(no_limits(), Arc::new(reflecto::server::SystemClock), |c| {
+            c.webpush_allow_local = true
+        })
+        .await
+    }
+
     /// A relay whose time is `clock`, with `tweak` applied to its configuration.
     pub async fn start_with(
         limits: Limits,
@@ -97,6 +109,13 @@ impl Relay {
     ) -> Relay {
         let dir = tempfile::tempdir().unwrap();
         Relay::start_in(dir, limits, clock, tweak).await
+    }
+
+    /// A relay with no limits on the real clock, in a data dir the caller prepared (a restored
+    /// backup, a dir under the target dir).
+    pub async fn start_in_dir(dir: tempfile::TempDir) -> Relay {
+        let clock = Arc::new(reflecto::server::SystemClock);
+        Relay::start_in(dir, no_limits(), clock, |_| {}).await
     }
 
     /// The same, in a data dir the caller prepared.
@@ -192,6 +211,15 @@ impl Relay {
         let conn = rusqlite::Connection::open(self.dir.path().join("reflecto.db")).unwrap();
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
+}
+
+/// Two relays on one fresh PostgreSQL database, or `None` where PostgreSQL is not installed
+/// (see [`pg_database`]).
+pub async fn two_relays_on_postgres() -> Option<(Relay, Relay)> {
+    let url = pg_database()?;
+    let a = Relay::start_on_postgres(&url, no_limits()).await;
+    let b = Relay::start_on_postgres(&url, no_limits()).await;
+    Some((a, b))
 }
 
 /// Time that moves only when a test moves it.

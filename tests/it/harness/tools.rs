@@ -25,6 +25,16 @@ pub fn required(found: bool, what: &str, install: &str) -> bool {
     found
 }
 
+/// python3 imports `modules` (a Python `import` list), which pip installs as `packages` (see
+/// [`required`]).
+pub fn python_with(modules: &str, packages: &str) -> bool {
+    required(
+        runs("python3", &["-c", &format!("import {modules}")]),
+        &format!("python3 with {packages}"),
+        &format!("pip install {packages}"),
+    )
+}
+
 /// Every command-line tool in `needed` is on PATH (see [`required`]).
 pub fn tools(needed: &[&str], install: &str) -> bool {
     let missing: Vec<_> = needed

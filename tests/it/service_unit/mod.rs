@@ -23,6 +23,17 @@ pub(super) fn text(bytes: &[u8]) -> String {
 }
 
 /// `dist/reflecto.service` with `@BIN@` replaced by the test build, as install.sh does.
+/// The unit for the test binary in a temp dir (the dir, the unit), where `systemd-analyze` is
+/// here to check it.
+fn unit_to_analyze() -> Option<(tempfile::TempDir, PathBuf)> {
+    if !tools(&["systemd-analyze"], "systemd") {
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let unit = unit_for_test_binary(tmp.path());
+    Some((tmp, unit))
+}
+
 fn unit_for_test_binary(dir: &Path) -> PathBuf {
     let template = std::fs::read_to_string(repo().join("dist/reflecto.service")).unwrap();
     assert!(template.contains("ExecStart=@BIN@ serve\n"));
@@ -50,11 +61,9 @@ fn about_unit(stderr: &[u8]) -> Vec<String> {
 
 #[test]
 fn the_relay_unit_passes_systemd_analyze_verify() {
-    if !tools(&["systemd-analyze"], "systemd") {
+    let Some((tmp, unit)) = unit_to_analyze() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let unit = unit_for_test_binary(tmp.path());
+    };
     let out = verify(&unit);
     eprintln!("systemd-analyze verify --man=no: {}", text(&out.stderr));
     assert!(out.status.success(), "verify failed: {}", text(&out.stderr));
@@ -74,11 +83,9 @@ fn the_relay_unit_passes_systemd_analyze_verify() {
 
 #[test]
 fn the_relay_unit_exposure_is_ok() {
-    if !tools(&["systemd-analyze"], "systemd") {
+    let Some((_tmp, unit)) = unit_to_analyze() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let unit = unit_for_test_binary(tmp.path());
+    };
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=true", "--no-pager"])
         .arg(&unit)

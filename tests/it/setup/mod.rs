@@ -4,7 +4,7 @@
 
 mod service;
 
-use crate::harness::{BIN, Relay, no_limits};
+use crate::harness::{BIN, Relay, no_limits, stdout_of};
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
@@ -60,18 +60,11 @@ impl Home {
     /// `reflecto listen --poll --no-notify --json`: the notifications (envelope payloads) it
     /// printed.
     fn poll(&self) -> Vec<Value> {
-        let out = self
+        let listen = self
             .reflecto()
             .args(["listen", "--poll", "--no-notify", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "listen failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
+            .output();
+        stdout_of(listen.unwrap())
             .lines()
             .map(|l| serde_json::from_str::<Value>(l).unwrap()["envelope"]["payload"].clone())
             .collect()
@@ -236,10 +229,7 @@ async fn setup_finds_the_relay_address_from_the_lock_file() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_keeps_its_secrets_in_the_keyring() {
-    if !crate::harness::tools(
-        &["dbus-run-session", "gnome-keyring-daemon", "secret-tool"],
-        "dbus gnome-keyring libsecret-tools",
-    ) {
+    if !crate::keyring::secret_service_available() {
         return;
     }
     let relay = Relay::start(no_limits()).await;
@@ -285,18 +275,12 @@ async fn setup_prints_the_phone_link_and_its_qr_code() {
     let relay = Relay::start(no_limits()).await;
     relay.admin(&["user", "add", "alice"]);
     let home = Home::new();
-    let out = home
+    let setup = home
         .reflecto()
         .args(["setup", "--server", &relay.url, "--data-dir"])
         .arg(relay.dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+        .output();
+    let stdout = stdout_of(setup.unwrap());
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
         lines[0].starts_with(&format!("{}/app/#code=", relay.url)),

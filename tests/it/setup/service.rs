@@ -4,8 +4,7 @@
 //! `systemd-analyze verify --man=no`.
 
 use super::Home;
-use crate::harness::{BIN, Relay, no_limits, tools};
-use serde_json::Value;
+use crate::harness::{BIN, Relay, json_stdout_of, no_limits, tools};
 use std::path::Path;
 
 /// A `systemctl` that appends its arguments to `log` and succeeds, in `dir`.
@@ -29,7 +28,7 @@ async fn setup_service_installs_and_starts_the_listen_unit() {
     recording_systemctl(&bin, &calls);
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let run = || {
-        let out = home
+        let setup = home
             .reflecto()
             .env("PATH", &path)
             .args([
@@ -41,14 +40,8 @@ async fn setup_service_installs_and_starts_the_listen_unit() {
                 "--data-dir",
             ])
             .arg(relay.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+            .output();
+        json_stdout_of(setup.unwrap())
     };
     let summary = run();
     let unit = home
