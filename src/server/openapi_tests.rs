@@ -407,3 +407,42 @@ fn every_schema_reference_resolves() {
         );
     }
 }
+
+/// Regression (schemathesis_sent_a_nul_byte_as_valid_data): the operator API refuses a NUL
+/// byte in a name or cursor (400, before PostgreSQL sees it), so the document says so; without
+/// the pattern, schemathesis sent one as valid data and failed the run on the 400 at random.
+#[test]
+fn operator_names_and_cursors_in_a_query_exclude_the_nul_byte() {
+    let doc = doc();
+    let pattern = |path: &str, name: &str| {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} documents {name}"))["schema"]["pattern"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let nul_free = regex::Regex::new("^[^\\x00]*$").unwrap();
+    for (path, name) in [
+        ("/v1/admin/tokens", "user"),
+        ("/v1/admin/devices", "user"),
+        ("/v1/admin/messages", "user"),
+        ("/v1/admin/messages", "before"),
+    ] {
+        let documented = pattern(path, name).unwrap_or_else(|| panic!("{path} {name}: no pattern"));
+        let documented = regex::Regex::new(&documented).unwrap();
+        for value in ["alice", "msg_0123", ""] {
+            assert_eq!(
+                documented.is_match(value),
+                nul_free.is_match(value),
+                "{path} {name} {value:?}"
+            );
+        }
+        assert!(
+            !documented.is_match("ali\0ce"),
+            "{path} {name} admits a NUL byte"
+        );
+    }
+}
