@@ -51,31 +51,59 @@ fn too_large(size: u64, max: usize) -> Failure {
     .into()
 }
 
-/// A hook's body (SPEC §1.18): a tool's own JSON up to 256 KiB, read only when asked (after a
-/// replay check, as a send's is). Whatever the `Content-Type` says, the body is JSON, except a
-/// urlencoded form, whose `payload` field holds it (GitHub's default webhook encoding).
-pub struct HookBody {
-    form: bool,
+/// A body read only when asked, its encoding `E` decided once from `Content-Type`: a repeated
+/// `Idempotency-Key` is answered before the body is read, as SPEC §1.1 replays it.
+pub struct Deferred<E> {
+    encoding: E,
     body: Body,
 }
 
-impl<S: Send + Sync> FromRequest<S> for HookBody {
+/// What a body's `Content-Type` header (if it is text) decides before the body is read.
+pub trait Encoding: Sized {
+    fn of(content_type: Option<&str>) -> Self;
+}
+
+impl<S: Send + Sync, E: Encoding + Send> FromRequest<S> for Deferred<E> {
     type Rejection = std::convert::Infallible;
 
     async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let form = request
+        let content_type = request
             .headers()
             .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.to_str().ok());
+        Ok(Deferred {
+            encoding: E::of(content_type),
+            body: request.into_body(),
+        })
+    }
+}
+
+/// A hook's body (SPEC §1.18): a tool's own JSON up to 256 KiB, read after a replay check, as a
+/// send's is. Whatever the `Content-Type` says, the body is JSON, except a urlencoded form,
+/// whose `payload` field holds it (GitHub's default webhook encoding).
+pub type HookBody = Deferred<HookEncoding>;
+
+/// How a hook's body carries its JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookEncoding {
+    Json,
+    /// A urlencoded form with the JSON in `payload`.
+    Form,
+}
+
+impl Encoding for HookEncoding {
+    fn of(content_type: Option<&str>) -> Self {
+        let form = content_type
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| {
                 v.trim()
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             });
-        Ok(HookBody {
-            form,
-            body: request.into_body(),
-        })
+        if form {
+            HookEncoding::Form
+        } else {
+            HookEncoding::Json
+        }
     }
 }
 
@@ -84,7 +112,7 @@ impl HookBody {
     pub async fn json(self) -> Result<Value, Failure> {
         let bytes = read_capped_to(self.body, MAX_HOOK_BODY_BYTES).await?;
         let not_json = || Failure::new(ErrorCode::InvalidBody, "a hook's body must be JSON");
-        if self.form {
+        if self.encoding == HookEncoding::Form {
             let payload = form_urlencoded::parse(&bytes)
                 .find(|(name, _)| name == "payload")
                 .ok_or_else(|| {
@@ -99,25 +127,12 @@ impl HookBody {
     }
 }
 
-/// A send's body, its encoding decided once from `Content-Type`, read only when asked: a
-/// repeated `Idempotency-Key` is answered before the body is read, as SPEC §1.1 replays it.
-pub struct MessageBody {
-    kind: BodyKind,
-    body: Body,
-}
+/// A send's body in any accepted encoding.
+pub type MessageBody = Deferred<BodyKind>;
 
-impl<S: Send + Sync> FromRequest<S> for MessageBody {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let content_type = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        Ok(MessageBody {
-            kind: BodyKind::of(content_type),
-            body: request.into_body(),
-        })
+impl Encoding for BodyKind {
+    fn of(content_type: Option<&str>) -> Self {
+        BodyKind::of(content_type)
     }
 }
 
@@ -126,7 +141,7 @@ impl MessageBody {
     /// message.
     pub async fn fields(self, known: &[&str]) -> Result<Map<String, Value>, Failure> {
         let bytes = read_capped(self.body).await?;
-        match self.kind {
+        match self.encoding {
             BodyKind::Multipart(boundary) => {
                 let pairs = multipart_pairs(bytes, boundary).await?;
                 Ok(fields_from_pairs(pairs, None, known)?)

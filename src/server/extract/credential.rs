@@ -205,10 +205,13 @@ mod tests {
         let secret = token(&state).await;
         let credential = device(&state, DeviceType::Extension).await;
         let phone = device(&state, DeviceType::Android).await;
-        let bearer = |s: &str| format!("Bearer {s}");
+        // The parts of a request presenting `credential` as its bearer.
+        let asking = |credential: &str| {
+            let header = format!("Bearer {credential}");
+            parts("/", &[("authorization", &header)])
+        };
 
-        let header = bearer(&secret);
-        let mut asked = parts("/", &[("authorization", &header)]);
+        let mut asked = asking(&secret);
         let TokenAuth(record) = TokenAuth::from_request_parts(&mut asked, &state)
             .await
             .unwrap();
@@ -222,8 +225,7 @@ mod tests {
             "the owner's reachable devices come along"
         );
 
-        let header = bearer(&credential);
-        let mut asked = parts("/", &[("authorization", &header)]);
+        let mut asked = asking(&credential);
         let DeviceAuth(desk) = DeviceAuth::from_request_parts(&mut asked, &state)
             .await
             .unwrap();
@@ -233,26 +235,23 @@ mod tests {
             .unwrap();
         assert_eq!(same.id, desk.id);
         // A phone's credential acknowledges (SPEC §1.16) but reads no desktop stream.
-        let header = bearer(&phone);
-        let mut asked = parts("/", &[("authorization", &header)]);
+        let mut asked = asking(&phone);
         let PairedDevice(pixel) = PairedDevice::from_request_parts(&mut asked, &state)
             .await
             .unwrap();
         assert_eq!(pixel.device_type, DeviceType::Android);
         let refused = DeviceAuth::from_request_parts(&mut asked, &state).await;
         assert_eq!(refused.err().unwrap().error.code, ErrorCode::InvalidToken);
-        let header = bearer(&credential);
-        let mut asked = parts("/", &[("authorization", &header)]);
+        let mut asked = asking(&credential);
         // A device credential is no sender token, and a sender token no device credential.
         let refused = TokenAuth::from_request_parts(&mut asked, &state).await;
         assert_eq!(refused.err().unwrap().error.code, ErrorCode::InvalidToken);
-        let header = bearer(&secret);
-        let mut asked = parts("/", &[("authorization", &header)]);
+        let mut asked = asking(&secret);
         let refused = DeviceAuth::from_request_parts(&mut asked, &state).await;
         assert_eq!(refused.err().unwrap().error.code, ErrorCode::InvalidToken);
         // Well-formed but unknown.
-        let unknown = bearer(&format!("rfk_live_{}", "0".repeat(secret.len() - 9)));
-        let mut asked = parts("/", &[("authorization", &unknown)]);
+        let unknown = format!("rfk_live_{}", "0".repeat(secret.len() - 9));
+        let mut asked = asking(&unknown);
         let refused = SenderAuth::from_request_parts(&mut asked, &state).await;
         assert_eq!(refused.err().unwrap().error.code, ErrorCode::InvalidToken);
         let mut asked = parts("/", &[]);

@@ -124,41 +124,45 @@ mod tests {
     use crate::server::extract::testing::{parts, relay_state};
     use crate::store::limits::Limits;
 
+    /// A relay trusting no proxy, allowing `per_minute` requests a minute from one IP.
+    async fn ip_minute(per_minute: u64) -> (tempfile::TempDir, Arc<AppState>) {
+        let limits = Limits {
+            ip_minute: per_minute,
+            ..Limits::default()
+        };
+        relay_state(limits, false).await
+    }
+
     #[tokio::test]
     async fn the_peer_unless_a_trusted_proxy_names_the_client() {
         let forwarded = [("x-forwarded-for", "203.0.113.9, 198.51.100.7")];
-        let (_dir, state) = relay_state(Limits::default(), false).await;
-        let ClientIp(ip) = ClientIp::from_request_parts(&mut parts("/", &forwarded), &state)
-            .await
-            .unwrap();
-        assert_eq!(
-            ip.to_string(),
-            "192.0.2.1",
-            "an untrusted header is ignored"
-        );
-        let (_dir, state) = relay_state(Limits::default(), true).await;
-        let ClientIp(ip) = ClientIp::from_request_parts(&mut parts("/", &forwarded), &state)
-            .await
-            .unwrap();
-        assert_eq!(
-            ip.to_string(),
-            "198.51.100.7",
-            "the proxy's own (last) entry"
-        );
         let garbled = [("x-forwarded-for", "not an address")];
-        let ClientIp(ip) = ClientIp::from_request_parts(&mut parts("/", &garbled), &state)
-            .await
-            .unwrap();
-        assert_eq!(ip.to_string(), "192.0.2.1");
+        for (trust_proxy, headers, expected, why) in [
+            (
+                false,
+                forwarded,
+                "192.0.2.1",
+                "an untrusted header is ignored",
+            ),
+            (
+                true,
+                forwarded,
+                "198.51.100.7",
+                "the proxy's own (last) entry",
+            ),
+            (true, garbled, "192.0.2.1", "a garbled header is ignored"),
+        ] {
+            let (_dir, state) = relay_state(Limits::default(), trust_proxy).await;
+            let ClientIp(ip) = ClientIp::from_request_parts(&mut parts("/", &headers), &state)
+                .await
+                .unwrap();
+            assert_eq!(ip.to_string(), expected, "{why}");
+        }
     }
 
     #[tokio::test]
     async fn charged_ip_counts_each_request_and_refuses_past_the_limit() {
-        let limits = Limits {
-            ip_minute: 2,
-            ..Limits::default()
-        };
-        let (_dir, state) = relay_state(limits, false).await;
+        let (_dir, state) = ip_minute(2).await;
         for remaining in [1, 0] {
             let charged = ChargedIp::from_request_parts(&mut parts("/", &[]), &state)
                 .await
@@ -180,11 +184,7 @@ mod tests {
 
     #[tokio::test]
     async fn ip_checked_charges_only_a_refused_answer() {
-        let limits = Limits {
-            ip_minute: 2,
-            ..Limits::default()
-        };
-        let (_dir, state) = relay_state(limits, false).await;
+        let (_dir, state) = ip_minute(2).await;
         let check = || async { IpChecked::from_request_parts(&mut parts("/", &[]), &state).await };
         // Successful reads: checked every time, never charged.
         for _ in 0..10 {
@@ -218,11 +218,7 @@ mod tests {
 
     #[tokio::test]
     async fn client_ip_charges_nothing() {
-        let limits = Limits {
-            ip_minute: 1,
-            ..Limits::default()
-        };
-        let (_dir, state) = relay_state(limits, false).await;
+        let (_dir, state) = ip_minute(1).await;
         for _ in 0..3 {
             ClientIp::from_request_parts(&mut parts("/", &[]), &state)
                 .await

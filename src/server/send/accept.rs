@@ -79,26 +79,21 @@ fn prepare(
     let targets = select(selector, devices, scope, &token.label, &mut warnings);
     let id = random_id("msg_", 32);
     let response_json = response_json(&id, &targets, &warnings)?;
-    let targets = seal_for_targets(&id, &envelope, &targets)?;
+    let sealed = sealed_send(
+        id,
+        token.user_id,
+        &token.id,
+        envelope,
+        &targets,
+        &request,
+        now,
+    )?;
     let send = NewSend {
-        message_id: id,
-        user_id: token.user_id,
-        token_id: token.id.clone(),
-        // SPEC §1.12: with no target reading it in clear, the plaintext is not stored at all.
-        envelope: targets
-            .iter()
-            .any(|t| t.payload.is_none())
-            .then_some(envelope),
-        targets,
-        priority: request.priority(),
-        created_at: now,
-        expires_at: now + request.ttl_seconds() as i64 * 1000,
-        month: month_key(now),
         idempotency: key.map(|k| (k.to_owned(), stored_response(&response_json))),
         touch_token: state.should_touch(&token.id, now),
-        key: request.key.clone(),
         responses: crate::validate::fields::responses_of(request.actions.as_deref()),
         urgency: urgency(&request),
+        ..sealed
     };
     Ok((send, response_json))
 }
@@ -134,11 +129,26 @@ pub fn own_notification(
     let envelope = build_envelope(&request, source)?;
     let targets: Vec<&DeviceRecord> = devices.iter().collect();
     let id = random_id("msg_", 32);
-    let targets = seal_for_targets(&id, &envelope, &targets)?;
+    sealed_send(id, user_id, token_id, envelope, &targets, &request, now)
+}
+
+/// The send to commit for `selected`, each sealed for as it reads (SPEC §1.12), with nothing
+/// of what only a client's send has: no idempotency record, token touch, responses or urgency.
+fn sealed_send(
+    id: String,
+    user_id: i64,
+    token_id: &str,
+    envelope: String,
+    selected: &[&DeviceRecord],
+    request: &SendRequest,
+    now: i64,
+) -> Result<NewSend, Failure> {
+    let targets = seal_for_targets(&id, &envelope, selected)?;
     Ok(NewSend {
         message_id: id,
         user_id,
         token_id: token_id.to_owned(),
+        // SPEC §1.12: with no target reading it in clear, the plaintext is not stored at all.
         envelope: targets
             .iter()
             .any(|t| t.payload.is_none())

@@ -13,7 +13,7 @@ use crate::api::SendResponse;
 use crate::server::observe::LogNote;
 use crate::store::{Sender, StoredResponse, TokenRecord};
 use crate::validate::{fields::KNOWN_KEYS, normalize};
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -54,84 +54,114 @@ impl Accepted {
     }
 }
 
-#[utoipa::path(post, path = "/v1/send", tag = "send", operation_id = "send",
-    summary = "Send a notification to the token owner's devices",
-    description = "Checks run in SPEC §1.7 order (per-IP limit, token, body, priority cap, envelope size, per-token and per-receiver limits), so a 4xx never burns quota. Every 200 and 429 carries the `X-RateLimit-*` headers of the binding layer when a limit is enabled.",
-    request_body(description = "JSON (the canonical object); urlencoded or multipart (the same fields as form keys; with no known key the whole raw body is the message); text/plain or no Content-Type (the whole body is the message). Anything else is 400 `invalid_body`.",
-        content(
-            (crate::api::SendRequest = "application/json"),
-            (crate::server::openapi_schemas::SendForm = "application/x-www-form-urlencoded"),
-            (crate::server::openapi_schemas::SendForm = "multipart/form-data"),
-            (crate::server::openapi_schemas::RawMessage = "text/plain"))),
-    params(crate::server::openapi_schemas::IdempotencyKey),
-    responses(
-        (status = 200, description = "Accepted: one delivery enqueued per target device", body = SendResponse),
-        (status = 400, description = "A field or the body failed validation; nothing was recorded", body = crate::api::NestedErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
-        (status = 403, description = "`priority_capped`: the token may not send this priority; `forbidden`: an admin token (SPEC §1.19)", body = crate::api::NestedErrorBody),
-        (status = 413, description = "`payload_too_large`: the envelope exceeds 2048 bytes or the raw body 64 KiB", body = crate::api::NestedErrorBody),
-        (status = 429, description = "`rate_limit_exceeded`; `details.resource` names the layer", body = crate::api::NestedErrorBody),
-        (status = 500, description = "`internal_error`: the store failed; nothing was acknowledged", body = crate::api::NestedErrorBody)),
-    security(("bearer" = [])))]
-pub async fn send(
-    State(state): State<Arc<AppState>>,
-    ip: ChargedIp,
-    SenderAuth(sender): SenderAuth,
-    IdempotencyKey(key): IdempotencyKey,
-    body: MessageBody,
-) -> Result<Response, Failure> {
-    handle(&state, ip, sender, key, body).await
+/// Declares a send route's operation. Both routes read the same bodies and answer the same
+/// statuses, declared here once; each route gives its path, name, description, parameters and
+/// security, and how its request body is described.
+macro_rules! send_operation {
+    ({ $($route:tt)* } body = $body:tt; $($handler:tt)*) => {
+        #[utoipa::path(post, tag = "send", $($route)*,
+            request_body(description = $body,
+                content(
+                    (crate::api::SendRequest = "application/json"),
+                    (crate::server::openapi_schemas::SendForm = "application/x-www-form-urlencoded"),
+                    (crate::server::openapi_schemas::SendForm = "multipart/form-data"),
+                    (crate::server::openapi_schemas::RawMessage = "text/plain"))),
+            responses(
+                (status = 200, description = "Accepted: one delivery enqueued per target device", body = SendResponse),
+                (status = 400, description = "A field or the body failed validation; nothing was recorded", body = crate::api::NestedErrorBody),
+                (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
+                (status = 403, description = "`priority_capped`: the token may not send this priority; `forbidden`: an admin token (SPEC §1.19)", body = crate::api::NestedErrorBody),
+                (status = 413, description = "`payload_too_large`: the envelope exceeds 2048 bytes or the raw body 64 KiB", body = crate::api::NestedErrorBody),
+                (status = 429, description = "`rate_limit_exceeded`; `details.resource` names the layer", body = crate::api::NestedErrorBody),
+                (status = 500, description = "`internal_error`: the store failed; nothing was acknowledged", body = crate::api::NestedErrorBody)))]
+        $($handler)*
+    };
 }
 
-#[utoipa::path(post, path = "/v1/send/{token}", tag = "send", operation_id = "send_with_path_token",
-    summary = "Send with the token in the path (capability URL)",
-    description = "Identical to `POST /v1/send` for clients that cannot set headers. If an `Authorization` header is present too, the header wins. The path token is redacted before anything is logged.",
-    params(("token" = String, Path, description = "the sender token `rfk_live_…`"), crate::server::openapi_schemas::IdempotencyKey),
-    request_body(description = "As for `POST /v1/send`",
-        content(
-            (crate::api::SendRequest = "application/json"),
-            (crate::server::openapi_schemas::SendForm = "application/x-www-form-urlencoded"),
-            (crate::server::openapi_schemas::SendForm = "multipart/form-data"),
-            (crate::server::openapi_schemas::RawMessage = "text/plain"))),
-    responses(
-        (status = 200, description = "Accepted: one delivery enqueued per target device", body = SendResponse),
-        (status = 400, description = "A field or the body failed validation; nothing was recorded", body = crate::api::NestedErrorBody),
-        (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
-        (status = 403, description = "`priority_capped`: the token may not send this priority; `forbidden`: an admin token (SPEC §1.19)", body = crate::api::NestedErrorBody),
-        (status = 413, description = "`payload_too_large`: the envelope exceeds 2048 bytes or the raw body 64 KiB", body = crate::api::NestedErrorBody),
-        (status = 429, description = "`rate_limit_exceeded`; `details.resource` names the layer", body = crate::api::NestedErrorBody),
-        (status = 500, description = "`internal_error`: the store failed; nothing was acknowledged", body = crate::api::NestedErrorBody)),
-    security((), ("bearer" = [])))]
-// `Path` first, as the route's capture: a path that does not decode is refused before
-// anything is charged. The token itself is read by `SenderAuth` (the header wins).
-pub async fn send_with_path_token(
-    State(state): State<Arc<AppState>>,
-    Path(_token): Path<String>,
-    ip: ChargedIp,
-    SenderAuth(sender): SenderAuth,
-    IdempotencyKey(key): IdempotencyKey,
-    body: MessageBody,
-) -> Result<Response, Failure> {
-    handle(&state, ip, sender, key, body).await
+send_operation! {
+    {
+        path = "/v1/send", operation_id = "send",
+        summary = "Send a notification to the token owner's devices",
+        description = "Checks run in SPEC §1.7 order (per-IP limit, token, body, priority cap, envelope size, per-token and per-receiver limits), so a 4xx never burns quota. Every 200 and 429 carries the `X-RateLimit-*` headers of the binding layer when a limit is enabled.",
+        params(crate::server::openapi_schemas::IdempotencyKey),
+        security(("bearer" = []))
+    }
+    body = "JSON (the canonical object); urlencoded or multipart (the same fields as form keys; with no known key the whole raw body is the message); text/plain or no Content-Type (the whole body is the message). Anything else is 400 `invalid_body`.";
+    pub async fn send(
+        State(state): State<Arc<AppState>>,
+        args: SendArgs,
+    ) -> Result<Response, Failure> {
+        args.handle(&state).await
+    }
 }
 
-async fn handle(
-    state: &AppState,
+send_operation! {
+    {
+        path = "/v1/send/{token}", operation_id = "send_with_path_token",
+        summary = "Send with the token in the path (capability URL)",
+        description = "Identical to `POST /v1/send` for clients that cannot set headers. If an `Authorization` header is present too, the header wins. The path token is redacted before anything is logged.",
+        params(("token" = String, Path, description = "the sender token `rfk_live_…`"), crate::server::openapi_schemas::IdempotencyKey),
+        security((), ("bearer" = []))
+    }
+    body = "As for `POST /v1/send`";
+    // `Path` first, as the route's capture: a path that does not decode is refused before
+    // anything is charged. The token itself is read by `SenderAuth` (the header wins).
+    pub async fn send_with_path_token(
+        State(state): State<Arc<AppState>>,
+        Path(_token): Path<String>,
+        args: SendArgs,
+    ) -> Result<Response, Failure> {
+        args.handle(&state).await
+    }
+}
+
+/// What both send routes read, in SPEC §1.7 order: the per-IP limit (charged), the sender
+/// token, the `Idempotency-Key`, then the body (read only after the replay check). Each
+/// refusal is its own extractor's, as when axum ran them as separate arguments.
+pub struct SendArgs {
     ip: ChargedIp,
     sender: Sender,
     key: Option<String>,
     body: MessageBody,
-) -> Result<Response, Failure> {
-    let key = key.as_deref();
-    if let Some(replay) = replay(state, &sender.token, key, &ip.statuses, ip.now).await? {
-        return Ok(replay.into_response());
+}
+
+impl FromRequest<Arc<AppState>> for SendArgs {
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, Failure> {
+        let (mut parts, body) = request.into_parts();
+        let ip = ChargedIp::from_request_parts(&mut parts, state).await?;
+        let SenderAuth(sender) = SenderAuth::from_request_parts(&mut parts, state).await?;
+        let IdempotencyKey(key) = IdempotencyKey::from_request_parts(&mut parts, state).await?;
+        let Ok(body) = MessageBody::from_request(Request::from_parts(parts, body), state).await;
+        Ok(SendArgs {
+            ip,
+            sender,
+            key,
+            body,
+        })
     }
-    let validated = normalize(&body.fields(KNOWN_KEYS).await?)?;
-    Ok(
-        accept(state, sender, validated, ip.statuses, key, None, ip.now)
-            .await?
-            .into_response(),
-    )
+}
+
+impl SendArgs {
+    async fn handle(self, state: &AppState) -> Result<Response, Failure> {
+        let SendArgs {
+            ip,
+            sender,
+            key,
+            body,
+        } = self;
+        let key = key.as_deref();
+        if let Some(replay) = replay(state, &sender.token, key, &ip.statuses, ip.now).await? {
+            return Ok(replay.into_response());
+        }
+        let validated = normalize(&body.fields(KNOWN_KEYS).await?)?;
+        Ok(
+            accept(state, sender, validated, ip.statuses, key, None, ip.now)
+                .await?
+                .into_response(),
+        )
+    }
 }
 
 /// The original response for a repeated key (no token limit is charged for it).
