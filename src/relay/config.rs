@@ -42,28 +42,49 @@ pub struct PartialConfig {
     pub hooks: BTreeMap<String, HookTemplateConfig>,
 }
 
-/// The `[limits]` table: a preset (`preset = "hosted"`) and any layer set explicitly, which
-/// overrides the preset whichever source set it (SPEC §1.8).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PartialLimits {
-    pub preset: Option<LimitsPreset>,
-    pub token_burst: Option<u64>,
-    pub token_monthly: Option<u64>,
-    pub receiver_daily: Option<u64>,
-    pub ip_minute: Option<u64>,
-    pub ip_hour: Option<u64>,
+/// A table of the file whose every setting is optional: its fields are declared once and
+/// layered by `over`, `self` winning where it has a value and `lower` filling the rest.
+macro_rules! partial_table {
+    ($(#[$doc:meta])* pub struct $name:ident { $($field:ident: $ty:ty,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $(pub $field: Option<$ty>,)*
+        }
+
+        impl $name {
+            fn over(self, lower: $name) -> $name {
+                $name {
+                    $($field: self.$field.or(lower.$field),)*
+                }
+            }
+        }
+    };
 }
 
-/// The `[connections]` table: what one client may hold of the relay (see [`Connections`]).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PartialConnections {
-    pub header_timeout_secs: Option<u64>,
-    pub body_timeout_secs: Option<u64>,
-    pub idle_timeout_secs: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub max_header_bytes: Option<usize>,
+partial_table! {
+    /// The `[limits]` table: a preset (`preset = "hosted"`) and any layer set explicitly, which
+    /// overrides the preset whichever source set it (SPEC §1.8).
+    pub struct PartialLimits {
+        preset: LimitsPreset,
+        token_burst: u64,
+        token_monthly: u64,
+        receiver_daily: u64,
+        ip_minute: u64,
+        ip_hour: u64,
+    }
+}
+
+partial_table! {
+    /// The `[connections]` table: what one client may hold of the relay (see [`Connections`]).
+    pub struct PartialConnections {
+        header_timeout_secs: u64,
+        body_timeout_secs: u64,
+        idle_timeout_secs: u64,
+        max_connections: usize,
+        max_header_bytes: usize,
+    }
 }
 
 /// Limits on each connection and on how many there are, so slow, idle or oversized clients
@@ -118,17 +139,6 @@ impl LimitsPreset {
 }
 
 impl PartialLimits {
-    fn over(self, lower: PartialLimits) -> PartialLimits {
-        PartialLimits {
-            preset: self.preset.or(lower.preset),
-            token_burst: self.token_burst.or(lower.token_burst),
-            token_monthly: self.token_monthly.or(lower.token_monthly),
-            receiver_daily: self.receiver_daily.or(lower.receiver_daily),
-            ip_minute: self.ip_minute.or(lower.ip_minute),
-            ip_hour: self.ip_hour.or(lower.ip_hour),
-        }
-    }
-
     /// The preset's numbers with every explicitly set layer over them.
     pub fn resolve(self) -> Limits {
         let base = self.preset.unwrap_or_default().limits();
@@ -300,16 +310,6 @@ impl PartialConfig {
 }
 
 impl PartialConnections {
-    fn over(self, lower: PartialConnections) -> PartialConnections {
-        PartialConnections {
-            header_timeout_secs: self.header_timeout_secs.or(lower.header_timeout_secs),
-            body_timeout_secs: self.body_timeout_secs.or(lower.body_timeout_secs),
-            idle_timeout_secs: self.idle_timeout_secs.or(lower.idle_timeout_secs),
-            max_connections: self.max_connections.or(lower.max_connections),
-            max_header_bytes: self.max_header_bytes.or(lower.max_header_bytes),
-        }
-    }
-
     /// Zero timeouts and a zero cap would make the relay unusable, so they are raised to 1;
     /// hyper needs at least 8 KiB of read buffer, so smaller header caps are raised to that.
     fn resolve(self) -> Connections {
@@ -344,6 +344,12 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The configuration of a file with no flags set.
+    fn resolved_over_defaults(file: &str) -> ServeConfig {
+        let file: PartialConfig = toml::from_str(file).unwrap();
+        PartialConfig::default().over(file).resolve()
+    }
 
     #[test]
     fn flags_beat_file_beats_defaults() {
@@ -427,11 +433,9 @@ mod tests {
 
     #[test]
     fn connection_limits_come_from_the_file_and_are_kept_usable() {
-        let file: PartialConfig = toml::from_str(
+        let resolved = resolved_over_defaults(
             "[connections]\nheader_timeout_secs = 3\nidle_timeout_secs = 0\nmax_connections = 7\nmax_header_bytes = 100\n",
-        )
-        .unwrap();
-        let resolved = PartialConfig::default().over(file).resolve();
+        );
         assert_eq!(resolved.connections.header_timeout_secs, 3);
         assert_eq!(resolved.connections.idle_timeout_secs, 1);
         assert_eq!(resolved.connections.body_timeout_secs, 30);
@@ -441,11 +445,9 @@ mod tests {
 
     #[test]
     fn hook_templates_come_from_the_file_and_print_back() {
-        let file: PartialConfig = toml::from_str(
+        let resolved = resolved_over_defaults(
             "[hooks.uptime]\ntitle = \"{{ monitor.name }}\"\nmessage = \"{{ msg }}\"\n",
-        )
-        .unwrap();
-        let resolved = PartialConfig::default().over(file).resolve();
+        );
         assert_eq!(resolved.hooks["uptime"].message, "{{ msg }}");
         let again: PartialConfig = toml::from_str(&resolved.to_toml()).unwrap();
         assert_eq!(again.resolve(), resolved);
