@@ -36,6 +36,33 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// One `POST /v1/send` of `message`.
+async fn send(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    message: String,
+) -> reqwest::Response {
+    http.post(format!("{url}/v1/send"))
+        .bearer_auth(token)
+        .json(&json!({ "message": message }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Runs `worker` until it has delivered JOBS jobs of its `queue`; deliveries/s.
+async fn drain(worker: &Worker, queue: &str) -> f64 {
+    let start = Instant::now();
+    let mut delivered = 0;
+    while delivered < JOBS {
+        let n = worker.run_once().await.unwrap();
+        assert!(n > 0, "{queue} ran dry at {delivered}");
+        delivered += n;
+    }
+    JOBS as f64 / start.elapsed().as_secs_f64()
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,13 +148,7 @@ async fn main() {
         let (http, url, token, next) = (http.clone(), url.clone(), token.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < JOBS {
-                let r = http
-                    .post(format!("{url}/v1/send"))
-                    .bearer_auth(&token)
-                    .json(&json!({"message": "bench"}))
-                    .send()
-                    .await
-                    .unwrap();
+                let r = send(&http, &url, &token, "bench".into()).await;
                 assert_eq!(r.status(), 200);
             }
         }));
@@ -177,14 +198,7 @@ async fn main() {
         FcmClient::from_key_file(key.path(), &fake.url).unwrap(),
     ));
     let dispatcher = Worker::new(relay.state.relay.clone(), channels.clone(), settings);
-    let drain_start = Instant::now();
-    let mut delivered = 0;
-    while delivered < JOBS {
-        let n = dispatcher.run_once().await.unwrap();
-        assert!(n > 0, "queue ran dry at {delivered}");
-        delivered += n;
-    }
-    let drained = JOBS as f64 / drain_start.elapsed().as_secs_f64();
+    let drained = drain(&dispatcher, "queue").await;
     println!("FCM deliveries/s (worker, {CONCURRENCY} in flight):      {drained:>8.0}");
     println!("baseline posts/s to the fake (FCM client only):      {baseline:>8.0}");
 
@@ -198,14 +212,7 @@ async fn main() {
         )),
         settings,
     );
-    let webpush_start = Instant::now();
-    let mut delivered = 0;
-    while delivered < JOBS {
-        let n = webpush.run_once().await.unwrap();
-        assert!(n > 0, "web push queue ran dry at {delivered}");
-        delivered += n;
-    }
-    let webpush_rate = JOBS as f64 / webpush_start.elapsed().as_secs_f64();
+    let webpush_rate = drain(&webpush, "web push queue").await;
     let metrics = relay.state.metrics.render(0);
     assert!(
         metrics.contains(&format!(
@@ -222,16 +229,8 @@ async fn main() {
     );
     let mut accepted = Vec::new();
     for i in 0..300 {
-        let r: serde_json::Value = http
-            .post(format!("{url}/v1/send"))
-            .bearer_auth(&token)
-            .json(&json!({"message": format!("latency {i}")}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = send(&http, &url, &token, format!("latency {i}")).await;
+        let r: serde_json::Value = r.json().await.unwrap();
         accepted.push((r["id"].as_str().unwrap().to_owned(), Instant::now()));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
