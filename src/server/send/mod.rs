@@ -9,6 +9,9 @@ use super::AppState;
 use super::error::{Failure, write_rate_headers};
 use super::extract::{ChargedIp, IdempotencyKey, MessageBody, SenderAuth};
 use super::limits::{LayerStatus, binding};
+use super::openapi::responses::{
+    Refusal, SEND_INTERNAL_ERROR, SEND_RATE_LIMITED, UNAUTHENTICATED, documented,
+};
 use crate::api::SendResponse;
 use crate::server::observe::LogNote;
 use crate::store::{Sender, StoredResponse, TokenRecord};
@@ -16,7 +19,10 @@ use crate::validate::{fields::KNOWN_KEYS, normalize};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use utoipa::IntoResponses;
+use utoipa::openapi::{RefOr, Response as Documented};
 
 /// A send the relay committed (or an earlier one replayed), with the binding rate-limit layer.
 pub struct Accepted {
@@ -54,6 +60,31 @@ impl Accepted {
     }
 }
 
+/// What both send routes refuse.
+struct SendErrors;
+
+impl IntoResponses for SendErrors {
+    fn responses() -> BTreeMap<String, RefOr<Documented>> {
+        documented(&[
+            Refusal::nested(
+                400,
+                "A field or the body failed validation; nothing was recorded",
+            ),
+            UNAUTHENTICATED,
+            Refusal::nested(
+                403,
+                "`priority_capped`: the token may not send this priority; `forbidden`: an admin token (SPEC §1.19)",
+            ),
+            Refusal::nested(
+                413,
+                "`payload_too_large`: the envelope exceeds 2048 bytes or the raw body 64 KiB",
+            ),
+            SEND_RATE_LIMITED,
+            SEND_INTERNAL_ERROR,
+        ])
+    }
+}
+
 /// Declares a send route's operation. Both routes read the same bodies and answer the same
 /// statuses, declared here once; each route gives its path, name, description, parameters and
 /// security, and how its request body is described.
@@ -68,12 +99,7 @@ macro_rules! send_operation {
                     (crate::server::openapi_schemas::RawMessage = "text/plain"))),
             responses(
                 (status = 200, description = "Accepted: one delivery enqueued per target device", body = SendResponse),
-                (status = 400, description = "A field or the body failed validation; nothing was recorded", body = crate::api::NestedErrorBody),
-                (status = 401, description = "`missing_token` or `invalid_token`", body = crate::api::FlatErrorBody),
-                (status = 403, description = "`priority_capped`: the token may not send this priority; `forbidden`: an admin token (SPEC §1.19)", body = crate::api::NestedErrorBody),
-                (status = 413, description = "`payload_too_large`: the envelope exceeds 2048 bytes or the raw body 64 KiB", body = crate::api::NestedErrorBody),
-                (status = 429, description = "`rate_limit_exceeded`; `details.resource` names the layer", body = crate::api::NestedErrorBody),
-                (status = 500, description = "`internal_error`: the store failed; nothing was acknowledged", body = crate::api::NestedErrorBody)))]
+                SendErrors))]
         $($handler)*
     };
 }
