@@ -143,8 +143,6 @@ pub(crate) fn internal(context: &str, err: impl std::fmt::Display) -> ApiError {
     )
 }
 
-/// The client commands' runtime: one thread is plenty for one connection, and keeps
-/// `reflecto listen` small.
 /// An answer as one line of JSON, what `--json` prints.
 pub(crate) fn print_json(answer: &impl serde::Serialize) {
     println!(
@@ -162,6 +160,8 @@ pub(crate) fn print_answer<T: serde::Serialize>(json: bool, answer: &T, human: f
     }
 }
 
+/// The client commands' runtime: one thread is plenty for one connection, and keeps
+/// `reflecto listen` small.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ApiError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -6,7 +6,6 @@
 //! records it in [`WriteHealth`], which `/health/ready` reports and which clears by itself at
 //! the first batch that commits again.
 
-use super::checkpoint::Checkpointer;
 use crate::store::StoreError;
 use rusqlite::Connection;
 use std::sync::Arc;
@@ -60,13 +59,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn spawn(conn: Connection, checkpointer: Checkpointer) -> Writer {
+    pub fn spawn(conn: Connection) -> Writer {
         let (ops, rx) = mpsc::channel::<Op>();
         let health = Arc::new(WriteHealth::default());
         let shared = health.clone();
         std::thread::Builder::new()
             .name("reflecto-store-writer".into())
-            .spawn(move || run(conn, rx, &shared, &checkpointer))
+            .spawn(move || run(conn, rx, &shared))
             .expect("spawning the store writer thread");
         Writer { ops, health }
     }
@@ -114,12 +113,7 @@ impl Writer {
     }
 }
 
-fn run(
-    conn: Connection,
-    rx: mpsc::Receiver<Op>,
-    health: &WriteHealth,
-    checkpointer: &Checkpointer,
-) {
+fn run(conn: Connection, rx: mpsc::Receiver<Op>, health: &WriteHealth) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -136,9 +130,6 @@ fn run(
             commit_batch(&conn, batch)
         };
         health.failing.store(fault, Ordering::SeqCst);
-        if outcome.is_ok() {
-            checkpointer.nudge();
-        }
         for reply in replies {
             reply(outcome.clone());
         }
