@@ -9,12 +9,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-/// A relay on the real clock with no limits, on the data dir `dir` as the test left it.
-pub async fn start_in(dir: tempfile::TempDir) -> Relay {
-    let clock = std::sync::Arc::new(reflecto::server::SystemClock);
-    Relay::start_in(dir, no_limits(), clock, |_| {}).await
-}
-
 /// A relay on a manual clock keeping finished messages for `retention`, and alice's token.
 async fn keeping(retention: &str) -> (std::sync::Arc<ManualClock>, Relay, String) {
     let clock = ManualClock::now();
@@ -200,7 +194,7 @@ async fn backup_while_running_restores() {
     // Restore: copy it into a stopped relay's (here: a fresh) data dir and start that relay.
     let restored_dir = tempfile::tempdir().unwrap();
     std::fs::copy(&file, restored_dir.path().join("reflecto.db")).unwrap();
-    let restored = start_in(restored_dir).await;
+    let restored = Relay::start_in_dir(restored_dir).await;
     assert_eq!(restored.api().status_reply(&token, &first).await.0, 200);
     let resp = restored
         .send_json(&token, json!({"message": "after restore"}))

@@ -127,7 +127,7 @@ async fn disk_full_on_tmpfs_is_500_then_recovers_without_losing_acknowledged_sen
         }
     };
     let data = tempfile::tempdir_in(mount_point.path()).unwrap();
-    let relay = crate::retention::start_in(data).await;
+    let relay = Relay::start_in_dir(data).await;
     let (token, _, _) = relay.alice();
     let mut acknowledged = Vec::new();
     let (status, _, body) = send(&relay, &token, "before the disk fills").await;
