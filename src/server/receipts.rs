@@ -10,6 +10,7 @@ use super::openapi::responses::{
     documented,
 };
 use crate::api::{ErrorCode, ShimResponse};
+use crate::store::Sender;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -54,21 +55,23 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
-/// The token: Pushover clients put it in the query, or in a form body (`pushover-complete`
-/// does so even on a GET); else the bearer header.
-async fn token_of(
+/// The sender whose token the request carries: Pushover clients put it in the query, or in a
+/// form body (`pushover-complete` does so even on a GET); else the bearer header.
+async fn sender_of(
+    state: &AppState,
     query: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
     body: MessageBody,
     header_token: Result<Presented, Failure>,
-) -> Result<String, Failure> {
-    if let Some(token) = query.map_err(|_| invalid())?.0.token {
-        return Ok(token);
-    }
-    match body.fields(&["token"]).await?.remove("token") {
-        Some(Value::String(token)) => Ok(token),
-        Some(_) => Err(invalid()),
-        None => Ok(header_token?.0),
-    }
+) -> Result<Sender, Failure> {
+    let token = match query.map_err(|_| invalid())?.0.token {
+        Some(token) => token,
+        None => match body.fields(&["token"]).await?.remove("token") {
+            Some(Value::String(token)) => token,
+            Some(_) => return Err(invalid()),
+            None => header_token?.0,
+        },
+    };
+    authenticate_sender(state, &token).await
 }
 
 /// What both receipt routes refuse, in Pushover's shape.
@@ -116,8 +119,7 @@ pub async fn receipt(
 ) -> Response {
     let answer = async {
         let ip = ip?;
-        let token = token_of(query, body, header_token).await?;
-        let sender = authenticate_sender(&state, &token).await?;
+        let sender = sender_of(&state, query, body, header_token).await?;
         let receipt = file
             .strip_suffix(".json")
             .filter(|r| is_receipt(r))
@@ -175,8 +177,7 @@ pub async fn cancel(
 ) -> Response {
     let answer = async {
         let ip = ip?;
-        let token = token_of(query, body, header_token).await?;
-        let sender = authenticate_sender(&state, &token).await?;
+        let sender = sender_of(&state, query, body, header_token).await?;
         if !is_receipt(&receipt) {
             return Err(not_found());
         }
