@@ -83,12 +83,17 @@ pub struct AdminToken {
 pub struct NewTokenRequest {
     #[serde(default)]
     pub admin: bool,
+    /// No NUL byte, as in every name, id and label the operator API is given: PostgreSQL
+    /// refuses one as text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\x00]*$")]
     pub user: Option<String>,
+    #[schema(pattern = r"^[^\x00]*$")]
     pub label: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_cap: Option<Priority>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\x00]*$")]
     pub scope_devices: Option<String>,
     #[serde(default)]
     pub test: bool,
@@ -124,6 +129,7 @@ pub struct AdminDevice {
 /// `POST /v1/admin/pairings`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewPairingRequest {
+    #[schema(pattern = r"^[^\x00]*$")]
     pub user: String,
 }
 

@@ -414,35 +414,59 @@ fn every_schema_reference_resolves() {
 #[test]
 fn operator_names_and_cursors_in_a_query_exclude_the_nul_byte() {
     let doc = doc();
-    let pattern = |path: &str, name: &str| {
-        doc["paths"][path]["get"]["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("{path} documents {name}"))["schema"]["pattern"]
-            .as_str()
-            .map(str::to_owned)
-    };
-    let nul_free = regex::Regex::new("^[^\\x00]*$").unwrap();
     for (path, name) in [
         ("/v1/admin/tokens", "user"),
         ("/v1/admin/devices", "user"),
         ("/v1/admin/messages", "user"),
         ("/v1/admin/messages", "before"),
     ] {
-        let documented = pattern(path, name).unwrap_or_else(|| panic!("{path} {name}: no pattern"));
-        let documented = regex::Regex::new(&documented).unwrap();
-        for value in ["alice", "msg_0123", ""] {
-            assert_eq!(
-                documented.is_match(value),
-                nul_free.is_match(value),
-                "{path} {name} {value:?}"
-            );
-        }
-        assert!(
-            !documented.is_match("ali\0ce"),
-            "{path} {name} admits a NUL byte"
-        );
+        let schema = &parameter(&doc, path, "get", name)["schema"];
+        assert_nul_free(&format!("{path} {name}"), schema);
     }
+}
+
+/// Regression (schemathesis_sent_a_nul_byte_in_a_pairing_body): the same refusal for the names,
+/// ids and labels in the operator API's paths and bodies.
+#[test]
+fn operator_names_ids_and_labels_in_a_path_or_body_exclude_the_nul_byte() {
+    let doc = doc();
+    for (path, method, name) in [
+        ("/v1/admin/users/{name}", "delete", "name"),
+        ("/v1/admin/tokens/{id}", "delete", "id"),
+        ("/v1/admin/devices/{id}", "delete", "id"),
+    ] {
+        let schema = &parameter(&doc, path, method, name)["schema"];
+        assert_nul_free(&format!("{path} {name}"), schema);
+    }
+    for (body, field) in [
+        ("NewTokenRequest", "user"),
+        ("NewTokenRequest", "label"),
+        ("NewTokenRequest", "scope_devices"),
+        ("NewPairingRequest", "user"),
+        ("NewUserRequest", "name"),
+    ] {
+        let schema = &doc["components"]["schemas"][body]["properties"][field];
+        assert_nul_free(&format!("{body}.{field}"), schema);
+    }
+}
+
+fn parameter<'a>(doc: &'a Value, path: &str, method: &str, name: &str) -> &'a Value {
+    doc["paths"][path][method]["parameters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{method} {path} has parameters"))
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{path} documents {name}"))
+}
+
+/// The schema's pattern admits a name, id or label and refuses one with a NUL byte.
+fn assert_nul_free(what: &str, schema: &Value) {
+    let pattern = schema["pattern"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: no pattern in {schema}"));
+    let documented = regex::Regex::new(pattern).unwrap();
+    for value in ["alice", "msg_0123", "Laptop 2"] {
+        assert!(documented.is_match(value), "{what} refuses {value:?}");
+    }
+    assert!(!documented.is_match("ali\0ce"), "{what} admits a NUL byte");
 }

@@ -255,6 +255,13 @@ checks.positive_data_acceptance.expected-statuses = [200, 400, 404]
 [[operations]]
 include-path-regex = "^/v1/admin/"
 checks.positive_data_acceptance.expected-statuses = [200, 204, 404, 409]
+
+# Removing a user removes her tokens: a token a scenario created is rightly 404 once a later
+# step removed its user, which this check (it knows only of the token's own DELETE) reads as
+# a created resource gone missing.
+[[operations]]
+include-operation-id = "admin_revoke_token"
+checks.ensure_resource_availability.enabled = false
 "#
     )
 }
@@ -334,7 +341,10 @@ async fn schemathesis_on(filter: &'static [&'static str], operator: bool) {
             .args(["run", &url, "--checks", "all", "--max-examples", &examples])
             .args(filter)
             .args(seed.iter().flat_map(|seed| ["--seed", seed.as_str()]))
-            .args(["--no-color", "--request-timeout", "10", "--workers", "2"])
+            // One worker: with two threads, hypothesis's `ast.parse` of a filter's lambda
+            // fails at random on Python 3.11 ("AST constructor recursion depth mismatch",
+            // CPython gh-106905), a runtime error that fails the run with nothing found.
+            .args(["--no-color", "--request-timeout", "10", "--workers", "1"])
             .env("NO_COLOR", "1")
             .output()
             .unwrap()

@@ -187,7 +187,7 @@ pub async fn add_user(
 
 #[utoipa::path(delete, path = "/v1/admin/users/{name}", tag = "admin", operation_id = "admin_remove_user",
     summary = "Remove a user with their tokens, devices and messages",
-    params(("name" = String, Path, description = "the user's name")),
+    params(("name" = String, Path, pattern = "^[^\\x00]*$", description = "the user's name")),
     responses(
         (status = 204, description = "Removed"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such user"),
@@ -241,7 +241,7 @@ pub async fn create_token(
 
 #[utoipa::path(delete, path = "/v1/admin/tokens/{id}", tag = "admin", operation_id = "admin_revoke_token",
     summary = "Revoke a sender or admin token; refused from its next request on",
-    params(("id" = String, Path, description = "the token's `tok_` id")),
+    params(("id" = String, Path, pattern = "^[^\\x00]*$", description = "the token's `tok_` id")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such token"),
@@ -286,7 +286,7 @@ pub async fn list_devices(
 
 #[utoipa::path(delete, path = "/v1/admin/devices/{id}", tag = "admin", operation_id = "admin_remove_device",
     summary = "Remove a device; its undelivered jobs fail and its credential is refused",
-    params(("id" = String, Path, description = "the device's `dev_` id")),
+    params(("id" = String, Path, pattern = "^[^\\x00]*$", description = "the device's `dev_` id")),
     responses(
         (status = 204, description = "Removed"),
         (status = 404, body = crate::api::NestedErrorBody, description = "`not_found`: no such device"),

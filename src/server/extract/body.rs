@@ -184,7 +184,7 @@ impl JsonShape for AckRequest {
     const SHAPE: &'static str = "{\"ids\":[event ids, as the stream's id strings or as numbers]}";
 }
 
-/// A JSON body under the cap. One wording for a body that does not parse: 400
+/// A JSON object body under the cap. One wording for a body that does not parse: 400
 /// `invalid_body` "expected <shape>", never the parser's own text, which echoes its internals
 /// ("at line 1 column 9").
 pub struct CappedJson<T>(pub T);
@@ -194,10 +194,23 @@ impl<S: Send + Sync, T: JsonShape> FromRequest<S> for CappedJson<T> {
 
     async fn from_request(request: Request, _: &S) -> Result<Self, Failure> {
         let bytes = read_capped(request.into_body()).await?;
+        let refused = || Failure::new(ErrorCode::InvalidBody, format!("expected {}", T::SHAPE));
+        // serde's derived structs also read a JSON array as their fields in order, so `[]`
+        // would pass for `{}`: every body here is documented as an object, and only an
+        // object is read.
+        if !is_json_object(&bytes) {
+            return Err(refused());
+        }
         serde_json::from_slice(&bytes)
             .map(CappedJson)
-            .map_err(|_| Failure::new(ErrorCode::InvalidBody, format!("expected {}", T::SHAPE)))
+            .map_err(|_| refused())
     }
+}
+
+/// Whether the text's first token opens an object: JSON allows only these four bytes of
+/// whitespace before it.
+fn is_json_object(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b" \t\n\r".contains(b)) == Some(&b'{')
 }
 
 #[cfg(test)]
@@ -272,6 +285,30 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(ack.ids.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_json_array_is_refused_where_an_object_is_documented() {
+        for body in ["[]", " \n[[\"7\"]]", "null", "\"{}\""] {
+            let refused = CappedJson::<AckRequest>::from_request(request("/", &[], body), &())
+                .await
+                .err()
+                .unwrap();
+            assert_eq!(refused.error.code, ErrorCode::InvalidBody, "{body}");
+        }
+        for body in ["[]", "[null]"] {
+            let refused =
+                CappedJson::<AcknowledgeRequest>::from_request(request("/", &[], body), &())
+                    .await
+                    .err()
+                    .unwrap();
+            assert_eq!(refused.error.code, ErrorCode::InvalidBody, "{body}");
+        }
+        let CappedJson(ack) =
+            CappedJson::<AcknowledgeRequest>::from_request(request("/", &[], " \r\n\t{}"), &())
+                .await
+                .unwrap();
+        assert!(ack.response.is_none());
     }
 
     #[tokio::test]
