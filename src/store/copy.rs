@@ -136,6 +136,21 @@ pub const TABLES: &[(&str, &[&str])] = &[
         ],
     ),
     ("admin_token_ips", &["token_id", "ip", "first_at"]),
+    (
+        "heartbeats",
+        &[
+            "user_id",
+            "name",
+            "every_ms",
+            "grace_ms",
+            "grace_set",
+            "state",
+            "last_ping_at",
+            "alarm_at",
+            "token_id",
+            "source",
+        ],
+    ),
     ("audit", &["id", "at", "actor", "action", "target", "ip"]),
 ];
 

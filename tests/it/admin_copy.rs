@@ -52,6 +52,27 @@ async fn a_copied_store_serves_the_same_tokens_devices_statuses_and_counts() {
                 .await,
         );
     }
+    // A cron job's heartbeat (SPEC §1.18) moves with its state and deadline.
+    let pinged = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/heartbeats/backup?every=1h&grace=5m",
+            sqlite.url
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pinged.status(), 200);
+    let heartbeats = |relay: &Relay| {
+        let api = relay.api();
+        let token = token.clone();
+        async move {
+            let response = api.get_ok("/v1/heartbeats", Some(&token)).await;
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let heartbeats_before = heartbeats(&sqlite).await;
+    assert_eq!(heartbeats_before["heartbeats"][0]["name"], "backup");
     let before = sqlite.api().status(&token, &ids[0]).await;
     assert_eq!(before["repeat"]["retry"], 30, "{before}");
     let dir = sqlite.dir.path().to_path_buf();
@@ -79,6 +100,7 @@ async fn a_copied_store_serves_the_same_tokens_devices_statuses_and_counts() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-ratelimit-resource"], "token_monthly");
     assert_eq!(resp.headers()["x-ratelimit-remaining"], "6");
+    assert_eq!(heartbeats(&pg).await, heartbeats_before);
     // Statuses of messages sent before the move read the same.
     assert_eq!(*pg.api().status(&token, &ids[0]).await, *before);
     // The old device credential streams every unacknowledged event, old and new.
