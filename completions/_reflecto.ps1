@@ -336,7 +336,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Print the audit log, newest first: who added, removed, created, revoked or paired what')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Print a 6-digit pairing code for a user, valid 10 minutes')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir (PostgreSQL: use pg_dump)')
-            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key, heartbeats) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -647,7 +647,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Print the audit log, newest first: who added, removed, created, revoked or paired what')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Print a 6-digit pairing code for a user, valid 10 minutes')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir (PostgreSQL: use pg_dump)')
-            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key, heartbeats) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -841,7 +841,7 @@ Register-ArgumentCompleter -Native -CommandName 'reflecto' -ScriptBlock {
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Print the audit log, newest first: who added, removed, created, revoked or paired what')
             [CompletionResult]::new('pair', 'pair', [CompletionResultType]::ParameterValue, 'Print a 6-digit pairing code for a user, valid 10 minutes')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir (PostgreSQL: use pg_dump)')
-            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key, heartbeats) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL')
             break
         }
         'reflecto;help;admin;user' {

@@ -313,7 +313,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand audit 'Print the audit log, newest first: who added, removed, created, revoked or paired what'
             cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
             cand backup 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir (PostgreSQL: use pg_dump)'
-            cand copy 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
+            cand copy 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key, heartbeats) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;admin;user'= {
@@ -592,7 +592,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand audit 'Print the audit log, newest first: who added, removed, created, revoked or paired what'
             cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
             cand backup 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir (PostgreSQL: use pg_dump)'
-            cand copy 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
+            cand copy 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key, heartbeats) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'reflecto;admin;help;user'= {
@@ -743,7 +743,7 @@ set edit:completion:arg-completer[reflecto] = {|@words|
             cand audit 'Print the audit log, newest first: who added, removed, created, revoked or paired what'
             cand pair 'Print a 6-digit pairing code for a user, valid 10 minutes'
             cand backup 'Write a consistent copy of the SQLite store to FILE (0600) while the relay runs; restore by copying it to reflecto.db in a stopped relay''s data dir (PostgreSQL: use pg_dump)'
-            cand copy 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
+            cand copy 'Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs, counters, the VAPID key, heartbeats) into an empty PostgreSQL database, so the relay moves without re-pairing or re-issuing tokens. Stop the relay first; then start relays with --database URL'
         }
         &'reflecto;help;admin;user'= {
             cand add 'Add a user'

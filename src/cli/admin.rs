@@ -115,7 +115,7 @@ pub enum AdminCommand {
         force: bool,
     },
     /// Copy the whole SQLite store (users, token hashes, devices, codes, messages, jobs,
-    /// counters, the VAPID key) into an empty PostgreSQL database, so the relay moves without
+    /// counters, the VAPID key, heartbeats) into an empty PostgreSQL database, so the relay moves without
     /// re-pairing or re-issuing tokens. Stop the relay first; then start relays with
     /// --database URL
     Copy {

@@ -1,6 +1,7 @@
 //! `reflecto admin copy --to postgres://…`: the whole of a single-box relay's SQLite store
 //! (users, token hashes, devices and their keys, pairing codes, messages, jobs, urgent
-//! messages' repeats and callbacks, counters, the VAPID key) into an empty PostgreSQL database, in one transaction, so the relay moves
+//! messages' repeats and callbacks, counters, the VAPID key, admin tokens, the audit log,
+//! heartbeats) into an empty PostgreSQL database, in one transaction, so the relay moves
 //! without re-pairing a device or re-issuing a token (SPEC §3). The two schemas name the same
 //! tables and columns; rows cross as plain values and each is converted to the target
 //! column's type.
