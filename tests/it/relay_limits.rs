@@ -81,6 +81,39 @@ async fn each_layer_answers_429_with_its_headers() {
     }
 }
 
+/// SPEC §1.7 step 1 on the operator API (regression: `/v1/admin/*` was never counted): reads
+/// with a live admin token are checked, not charged, as §1.8's authenticated reads; a change
+/// and a refused read are charged; then every admin request from the address is 429.
+#[tokio::test]
+async fn the_operator_api_is_counted_by_the_per_ip_layers() {
+    let relay = Relay::start(only(Layer::IpMinute, 3)).await;
+    let admin = relay.admin(&["token", "create", "--admin", "--label", "ops"]);
+    let http = reqwest::Client::new();
+    let users = format!("{}/v1/admin/users", relay.url);
+    for _ in 0..5 {
+        let read = http.get(&users).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(read.status(), 200);
+    }
+    let added = http
+        .post(&users)
+        .bearer_auth(&admin)
+        .json(&json!({"name": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 200);
+    let unknown = format!("rfa_live_{}", "x".repeat(32));
+    for _ in 0..2 {
+        let refused = http.get(&users).bearer_auth(&unknown).send().await.unwrap();
+        assert_eq!(refused.status(), 401);
+    }
+    expect_429(
+        http.get(&users).bearer_auth(&admin).send().await.unwrap(),
+        "ip_minute",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn rejected_requests_charge_no_token_quota() {
     let relay = Relay::start(Limits {

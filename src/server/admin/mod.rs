@@ -11,7 +11,9 @@ pub mod views;
 use super::AppState;
 use super::error::Failure;
 use super::extract::{AdminAuth, CappedJson, JsonShape};
-use super::openapi::responses::{RELAY_FAILED, SENDER_TOKEN_REFUSED, TOKEN_REFUSED, documented};
+use super::openapi::responses::{
+    PER_IP_LIMITED, RELAY_FAILED, SENDER_TOKEN_REFUSED, TOKEN_REFUSED, documented,
+};
 use crate::api::admin::*;
 use crate::api::{ApiError, ErrorCode};
 use crate::store::{JobState, MessageQuery, Store};
@@ -49,12 +51,17 @@ impl JsonShape for NewPairingRequest {
 }
 
 /// What every operator route can refuse: no live admin token (401), a sender token in its
-/// place (403), a failing store (500).
+/// place (403), an address over its per-IP layers (429), a failing store (500).
 pub struct AdminErrors;
 
 impl IntoResponses for AdminErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        documented(&[TOKEN_REFUSED, SENDER_TOKEN_REFUSED, RELAY_FAILED])
+        documented(&[
+            TOKEN_REFUSED,
+            SENDER_TOKEN_REFUSED,
+            PER_IP_LIMITED,
+            RELAY_FAILED,
+        ])
     }
 }
 

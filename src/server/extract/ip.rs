@@ -83,7 +83,7 @@ impl FromRequestParts<Arc<AppState>> for ClientIp {
 
 /// The client's IP and its per-IP layers now, charged or only checked (429 when one is
 /// exhausted), with the moment they were looked at.
-async fn ip_layers(
+pub(super) async fn ip_layers(
     parts: &mut Parts,
     state: &Arc<AppState>,
     charge: bool,
