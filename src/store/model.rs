@@ -272,6 +272,28 @@ pub enum JobOutcome {
     },
 }
 
+/// Where a new job for a device goes on its stream (the job's `seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamPlace {
+    /// A desktop's next sequence number.
+    Next(i64),
+    /// A channel device (FCM, Web Push): it has no stream.
+    NoStream,
+    /// A desktop device removed since its targets were read: its stream is gone, and it gets
+    /// no job.
+    Gone,
+}
+
+impl StreamPlace {
+    /// The job's `seq` column: its number on a desktop's stream, else NULL.
+    pub fn column(self) -> Option<i64> {
+        match self {
+            StreamPlace::Next(seq) => Some(seq),
+            StreamPlace::NoStream | StreamPlace::Gone => None,
+        }
+    }
+}
+
 /// One event on an extension device's stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamEvent {

@@ -6,7 +6,7 @@
 //! its wake-up, or its 1 s poll).
 
 use super::devices_pairing::SEEN_SQL;
-use super::streams::stream_seq;
+use super::streams::stream_place;
 use super::{PgStore, retry_contended};
 use crate::api::DeviceType;
 use crate::store::contract::{Basics, ClearsAcks};
@@ -248,8 +248,9 @@ impl MessageJob<'_> {
         now: i64,
         expires_at: i64,
     ) -> Result<bool> {
-        let Some(seq) = stream_seq(tx, self.device_id, self.device_type).await? else {
-            return Ok(false);
+        let seq = match stream_place(tx, self.device_id, self.device_type).await? {
+            StreamPlace::Gone => return Ok(false),
+            place => place.column(),
         };
         let state = JobState::initial(self.device_type).as_str();
         tx.execute(

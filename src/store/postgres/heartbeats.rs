@@ -6,10 +6,10 @@
 //! `late` — a relay that dies before its commit leaves the heartbeat `up` for the next beat.
 
 use super::PgStore;
-use super::streams::stream_seq;
+use super::streams::stream_place;
 use crate::store::contract::{Basics, Heartbeats};
 use crate::store::heartbeats::*;
-use crate::store::model::{JobState, NewSend, responses_column};
+use crate::store::model::{JobState, NewSend, StreamPlace, responses_column};
 use crate::store::{Result, StoreError};
 use tokio_postgres::{GenericClient, Row, Transaction};
 
@@ -114,8 +114,9 @@ async fn insert_message(c: &Transaction<'_>, send: &NewSend) -> Result<()> {
     .await?;
     for target in &send.targets {
         // A desktop device removed since the targets were read gets no job.
-        let Some(seq) = stream_seq(c, &target.device_id, target.device_type).await? else {
-            continue;
+        let seq = match stream_place(c, &target.device_id, target.device_type).await? {
+            StreamPlace::Gone => continue,
+            place => place.column(),
         };
         c.execute(
             "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority) \

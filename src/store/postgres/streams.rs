@@ -7,17 +7,16 @@ use super::devices_pairing::SEEN_SQL;
 use super::queue::payload_at;
 use crate::api::DeviceType;
 use crate::store::contract::Streams;
-use crate::store::model::{AckedEvent, JobKind, StreamEvent};
+use crate::store::model::{AckedEvent, JobKind, StreamEvent, StreamPlace};
 use crate::store::{Result, StoreError};
 use tokio_postgres::Transaction;
 
-/// As the SQLite backend's: a desktop's next sequence number, none for a channel device, and
-/// `None` for a desktop device removed since (it gets no job).
-pub(super) async fn stream_seq(
+/// As the SQLite backend's: the place a new job for a device takes on its stream.
+pub(super) async fn stream_place(
     tx: &Transaction<'_>,
     device_id: &str,
     device_type: DeviceType,
-) -> Result<Option<Option<i64>>> {
+) -> Result<StreamPlace> {
     Ok(match device_type {
         DeviceType::Extension => tx
             .query_opt(
@@ -25,8 +24,8 @@ pub(super) async fn stream_seq(
                 &[&device_id],
             )
             .await?
-            .map(|row| Some(row.get(0))),
-        DeviceType::Android | DeviceType::Webpush => Some(None),
+            .map_or(StreamPlace::Gone, |row| StreamPlace::Next(row.get(0))),
+        DeviceType::Android | DeviceType::Webpush => StreamPlace::NoStream,
     })
 }
 

@@ -3,7 +3,7 @@
 //! together. The writer runs one closure at a time: the first acknowledgement is decided there.
 
 use super::SqliteStore;
-use super::streams::stream_seq;
+use super::streams::stream_place;
 use crate::api::DeviceType;
 use crate::store::Result;
 use crate::store::contract::{Basics, ClearsAcks};
@@ -201,8 +201,9 @@ impl MessageJob<'_> {
     /// `?3` the new job's first state, `?4` now, `?5` its place on a desktop's stream, `?6` its
     /// expiry. False, and nothing queued, for a desktop device removed since.
     pub fn copy(&self, c: &Connection, insert: &str, now: i64, expires_at: i64) -> Result<bool> {
-        let Some(seq) = stream_seq(c, self.device_id, self.device_type)? else {
-            return Ok(false);
+        let seq = match stream_place(c, self.device_id, self.device_type)? {
+            StreamPlace::Gone => return Ok(false),
+            place => place.column(),
         };
         c.prepare_cached(insert)?.execute(params![
             self.message_id,

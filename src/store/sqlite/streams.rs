@@ -14,14 +14,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 const STREAM_SQL: &str = "SELECT j.seq, j.message_id, (SELECT envelope FROM messages WHERE id = j.message_id), \
      j.payload_kind, j.payload, j.kind FROM jobs j WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3";
 
-/// The place a new job for a device takes on its stream: a desktop's next sequence number,
-/// none for a channel device (it has no stream). `None` for a desktop device removed since:
-/// its stream is gone, and it gets no job.
-pub(super) fn stream_seq(
+/// The place a new job for a device takes on its stream.
+pub(super) fn stream_place(
     c: &Connection,
     device_id: &str,
     device_type: DeviceType,
-) -> Result<Option<Option<i64>>> {
+) -> Result<StreamPlace> {
     Ok(match device_type {
         DeviceType::Extension => c
             .query_row(
@@ -30,8 +28,8 @@ pub(super) fn stream_seq(
                 |r| r.get(0),
             )
             .optional()?
-            .map(Some),
-        DeviceType::Android | DeviceType::Webpush => Some(None),
+            .map_or(StreamPlace::Gone, StreamPlace::Next),
+        DeviceType::Android | DeviceType::Webpush => StreamPlace::NoStream,
     })
 }
 
