@@ -1,7 +1,7 @@
 //! `AdminAuth`: an admin token (`rfa_live_…`, SPEC §1.19) for `/v1/admin/*`. A live sender
 //! token here is 403 `forbidden` (the reverse of `/v1/send`, which refuses an admin token the
 //! same way); no, malformed, unknown or revoked tokens are the flat 401s. Its first use from
-//! an address is audited (`admin.new_ip`).
+//! an address is audited (`admin.new_ip`). The per-IP layers come first (SPEC §1.7 step 1).
 
 use super::credential::{Presented, invalid};
 use super::ip::{IpChecked, ip_layers};
