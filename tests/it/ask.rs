@@ -5,9 +5,8 @@
 //! `send --wait --until acknowledged` and `reflecto clear` ride on the same endpoints.
 
 use crate::harness::{
-    BIN, Relay, assert_refused, json_stdout_of, lines_of, spawn_piped, stdout_of,
+    BIN, Desk, Relay, assert_refused, json_stdout_of, lines_of, spawn_piped, stdout_of,
 };
-use crate::listen::Desk;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -1,18 +1,11 @@
 //! `reflecto send --batch` through the real binary: a batch larger than a rate-limit window
 //! finishes, failures carry their line numbers, Ctrl-C prints where to resume, `--skip` resumes.
 
-use crate::harness::{Sender, assert_exit, first_line, no_limits, only, signal, spawn};
+use crate::harness::{Sender, assert_exit, first_line, lines, no_limits, only, signal, spawn};
 use predicates::prelude::*;
 use reflecto::server::limits::Layer;
 use std::io::Write;
 use std::process::Stdio;
-
-/// `n` lines of a batch, each a message "line I".
-pub fn lines(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("{{\"message\":\"line {i}\"}}\n"))
-        .collect()
-}
 
 /// Waits ~60 s once: the relay's per-IP window is a rolling minute, and that is the point —
 /// the old client gave up as soon as Retry-After exceeded what was left of --retry-max-wait.

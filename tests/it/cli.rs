@@ -1,8 +1,10 @@
 //! The real `reflecto` binary against a real relay: every exit code, stdin, --json, warnings,
 //! batch mode, retries against a scripted server, and the credential-file fallback.
 
-use crate::hardening::{content_length, raw_header};
-use crate::harness::{Sender, UNKNOWN_TOKEN, assert_exit, no_limits, only, reflecto, reflecto_at};
+use crate::harness::{
+    Sender, UNKNOWN_TOKEN, assert_exit, content_length, no_limits, only, raw_header, reflecto,
+    reflecto_at,
+};
 use predicates::prelude::*;
 use reflecto::server::limits::Layer;
 use std::io::{Read, Write};

@@ -2,26 +2,14 @@
 //! wrong — a bad --server, a bad flag value, a wrong or unknown token, an unsafe credentials
 //! file, an operator's typo — and the docs that answer (explain, man, completions).
 
-pub use crate::harness::reflecto;
 use crate::harness::{
-    BIN, Relay, Sender, UNKNOWN_TOKEN as UNKNOWN, assert_exit, isolated, no_limits, only,
-    reflecto_at,
+    BIN, Relay, Sender, UNKNOWN_TOKEN as UNKNOWN, assert_exit, isolated, no_limits, only, reflecto,
+    reflecto_at, token_check,
 };
 use assert_cmd::Command;
 use predicates::prelude::*;
 use reflecto::server::limits::Layer;
 use std::path::Path;
-
-/// `GET /v1/token` with `token`: the answer as it came.
-pub async fn token_check(relay: &Relay, token: &str) -> reqwest::Response {
-    relay
-        .http()
-        .get(format!("{}/v1/token", relay.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
 
 /// `reflecto admin --data-dir DATA ARGS` in the config dir `cfg`.
 fn admin_in(cfg: &Path, data: &Path, args: &[&str]) -> Command {

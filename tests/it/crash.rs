@@ -3,8 +3,7 @@
 //! the fake (deduplicated by id) or be dead-lettered with a reason: nothing is silently lost.
 
 use crate::fake_fcm::FakeFcm;
-use crate::hardening::count;
-use crate::harness::{Api, BIN, create_alice, within};
+use crate::harness::{Api, BIN, count, create_alice, within};
 use serde_json::json;
 use std::collections::HashSet;
 use std::path::Path;

@@ -4,11 +4,9 @@
 //! stops at an unreachable relay and says where to resume, `--batch -` streams, long stdin keeps
 //! its tail, and the generated man pages describe every flag and only their own variables.
 
-use crate::batch::lines;
-use crate::hardening::count;
 use crate::harness::{
-    BIN, Sender, UNKNOWN_TOKEN as UNKNOWN, assert_exit, eventually_blocking, isolated, no_limits,
-    reflecto_at, required, spawn,
+    BIN, Sender, UNKNOWN_TOKEN as UNKNOWN, assert_exit, count, eventually_blocking, isolated,
+    lines, no_limits, reflecto_at, required, spawn,
 };
 use predicates::prelude::*;
 use std::io::{BufRead, BufReader, Write};

@@ -4,8 +4,8 @@
 //! the real binary; hang guards are generous and nothing asserts on how long anything took.
 
 use crate::harness::{
-    Api, BIN, Serving, SseEvents, add_extension, config, create_alice, eventually,
-    eventually_blocking, no_limits, serve_via, signal,
+    Api, BIN, Serving, SseEvents, add_extension, config, content_length, count, create_alice,
+    eventually, eventually_blocking, no_limits, serve_via, signal,
 };
 use reflecto::relay::RunningRelay;
 use reflecto::relay::config::Connections;
@@ -74,20 +74,6 @@ async fn read_response(stream: &mut TcpStream) -> String {
     })
     .await
     .expect("no response")
-}
-
-/// The value of header `name` (lower case) in the raw HTTP `text`, lower-cased.
-pub fn raw_header(text: &str, name: &str) -> Option<String> {
-    text.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .strip_prefix(&format!("{name}:"))
-            .map(|v| v.trim().to_owned())
-    })
-}
-
-/// The Content-Length the raw HTTP `text` declares (0 without one).
-pub fn content_length(text: &str) -> usize {
-    raw_header(text, "content-length").map_or(0, |v| v.parse().unwrap())
 }
 
 const LIVE: &[u8] = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -190,14 +176,6 @@ async fn stalled_body_is_cut_off() {
         0,
         "a cut-off body records nothing"
     );
-}
-
-/// Rows in a table of the store in `data`, read through a separate connection.
-pub fn count(data: &Path, sql: &str) -> i64 {
-    rusqlite::Connection::open(data.join("reflecto.db"))
-        .unwrap()
-        .query_row(sql, [], |r| r.get(0))
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

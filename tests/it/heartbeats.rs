@@ -5,10 +5,9 @@
 //! `reflecto ping` / `reflecto heartbeats` through the real binary, including against a relay
 //! that is dead or hangs (the ping ends within `--retry-max-wait`).
 
-use crate::cli_errors::reflecto;
 use crate::harness::{
     ManualClock, Relay, assert_refused, code_of, create_alice_on_postgres, device_via, no_limits,
-    pg_admin, pg_database, stdout_of,
+    pg_admin, pg_database, reflecto, stdout_of,
 };
 use reflecto::relay::maintenance::maintain_once;
 use serde_json::{Value, json};

@@ -2,8 +2,7 @@
 //! shows in the status; a later send with the same key supersedes what a device has not
 //! received yet, so a desktop that reconnects reads only the newest, on both backends.
 
-use crate::harness::{Relay, code_of, no_limits, pg_database};
-use crate::sync::{alice_with_desk, send_each};
+use crate::harness::{Relay, alice_with_desk, code_of, no_limits, pg_database, send_each};
 use serde_json::{Value, json};
 use std::time::Duration;
 

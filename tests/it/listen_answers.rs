@@ -5,8 +5,7 @@
 //! and emits `ActionInvoked` as a person pressing a button would. The real binary listens;
 //! the real `reflecto clear` and `reflecto ask` send.
 
-use crate::harness::{BIN, lines_of, spawn_piped, stdout_of, tools};
-use crate::listen::Desk;
+use crate::harness::{BIN, Desk, lines_of, spawn_piped, stdout_of, tools};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

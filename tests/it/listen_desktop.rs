@@ -3,9 +3,7 @@
 //! dbus, dunst, xvfb, xauth, libnotify-bin, gnome-keyring and libsecret-tools; without them
 //! these tests fail under `CI` and skip with the reason otherwise.
 
-use crate::harness::{BIN, Relay, tools};
-use crate::keyring::KeyringHost;
-use crate::listen::Desk;
+use crate::harness::{BIN, Desk, KeyringHost, Relay, tools};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,8 +3,7 @@
 //! status changes (an ack ends it at once, on this relay or on another one on the same
 //! PostgreSQL database) or N seconds pass (304), and a relay that stops lets it go at once.
 
-use crate::harness::{Relay, no_limits, pg_database};
-use crate::sync::alice_with_desk;
+use crate::harness::{Relay, alice_with_desk, get_status, no_limits, pg_database};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -12,7 +11,6 @@ use tokio::time::Instant;
 /// A hang guard: generous, so a loaded machine never fails a test for being slow.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// One `GET /v1/messages/{id}`: (status code, ETag, body as JSON or `Null` when empty).
 /// `GET /v1/messages/{id}` naming `etag` and asking to wait `wait` seconds, on its own task.
 fn hold(
     url: &str,
@@ -37,34 +35,6 @@ fn hold(
         )
         .await
     })
-}
-
-pub async fn get_status(
-    url: &str,
-    token: &str,
-    id: &str,
-    headers: &[(&str, &str)],
-) -> (u16, Option<String>, Value) {
-    let mut request = reqwest::Client::new()
-        .get(format!("{url}/v1/messages/{id}"))
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(90));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let etag = response
-        .headers()
-        .get("etag")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let text = response.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap()
-    };
-    (status, etag, body)
 }
 
 /// The ETag the status of `id` has now.

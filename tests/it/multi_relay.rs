@@ -6,9 +6,8 @@
 //! commands, an unreachable database). Each test takes its own database.
 
 use crate::harness::{
-    BIN, Relay, SseEvents, code_of, no_limits, pg_admin, pg_database, read_sse_events,
+    BIN, Relay, SseEvents, code_of, expect_429, no_limits, pg_admin, pg_database, read_sse_events,
 };
-use crate::relay_limits::expect_429;
 use futures_util::future::join_all;
 use reflecto::server::limits::Limits;
 use serde_json::{Value, json};

@@ -1,8 +1,7 @@
 //! SPEC §1: every error row, warnings, scopes, revocation, the shim, idempotency, pairing and
 //! the operational endpoints, each through a real request to a real relay.
 
-use crate::harness::{Relay, UNKNOWN_TOKEN, code_of, no_limits};
-use crate::relay_limits::{send_status, too_large};
+use crate::harness::{Relay, UNKNOWN_TOKEN, code_of, no_limits, send_status, too_large};
 use serde_json::{Value, json};
 
 async fn status_and_body(resp: reqwest::Response) -> (u16, Value) {

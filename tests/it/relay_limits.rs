@@ -1,35 +1,10 @@
 //! SPEC §1.7–§1.8 through real requests: each layer's 429 and headers, what does not charge
 //! quota, persistence across a restart, and no 5xx for any input.
 
-use crate::harness::{Relay, code_of, no_limits, only};
+use crate::harness::{Relay, expect_429, header, no_limits, only, send_status, too_large};
 use proptest::prelude::*;
 use reflecto::server::limits::{Layer, Limits};
 use serde_json::{Value, json};
-
-fn header(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
-
-/// The status of `POST /v1/send` with `token` and `body`.
-pub async fn send_status(relay: &Relay, token: &str, body: Value) -> u16 {
-    relay.send_json(token, body).await.status().as_u16()
-}
-
-pub async fn expect_429(resp: reqwest::Response, layer: &str) {
-    assert_eq!(resp.status(), 429);
-    assert_eq!(header(&resp, "x-ratelimit-resource"), layer);
-    assert_eq!(header(&resp, "x-ratelimit-remaining"), "0");
-    let retry: u64 = header(&resp, "retry-after").parse().unwrap();
-    assert!(retry >= 1);
-    let reset: i64 = header(&resp, "x-ratelimit-reset").parse().unwrap();
-    assert!(reset > chrono::Utc::now().timestamp() - 1);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(code_of(&body), "rate_limit_exceeded");
-    assert_eq!(body["error"]["details"]["resource"], layer);
-}
 
 /// A send of `message` with `token` is refused by `layer` (see [`expect_429`]).
 async fn expect_send_429(relay: &Relay, token: &str, message: &str, layer: &str) {
@@ -138,11 +113,6 @@ async fn rejected_requests_charge_no_token_quota() {
         200,
         "400/413 charged nothing"
     );
-}
-
-/// A body within every field's limit whose envelope is over the 2048 bytes a payload may be.
-pub fn too_large() -> Value {
-    json!({"message": "x".repeat(1500), "title": "t".repeat(100), "url": format!("https://e.com/{}", "p".repeat(490))})
 }
 
 /// Fills a persistent layer, restarts the relay on the same store, and expects that layer's 429.

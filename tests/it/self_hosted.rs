@@ -3,9 +3,7 @@
 //! the defaults are a self-hosted relay's with the hosted tier a preset, and a successful
 //! authenticated read is checked against the per-IP layers but not charged (a refused one is).
 
-use crate::cli_errors::token_check;
-use crate::harness::{BIN, Relay, Sender, only};
-use crate::long_poll::get_status;
+use crate::harness::{BIN, Relay, Sender, get_status, only, token_check};
 use reflecto::server::limits::{Layer, Limits};
 use serde_json::json;
 use std::process::Command;

@@ -1,7 +1,9 @@
 //! The desktop stream over a real connection: replay of unacked events in order, resume after
 //! Last-Event-ID, ack, and nothing lost when a connection drops.
 
-use crate::harness::{Api, Relay, SseEvents, code_of, no_limits, read_sse_events};
+use crate::harness::{
+    Api, Relay, SseEvents, alice_with_desk, code_of, no_limits, read_sse_events, send_each,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -14,24 +16,6 @@ async fn read_events(
     wait: Duration,
 ) -> Vec<(i64, Value)> {
     parsed(api.sync_events(credential, last, n, wait).await)
-}
-
-/// Alice on `relay` with a desktop device "desk": (her token, desk's id, its stream credential).
-pub fn alice_with_desk(relay: &Relay) -> (String, String, String) {
-    let (token, _, _) = relay.alice();
-    let (desk, credential) = relay.extension("desk");
-    (token, desk, credential)
-}
-
-/// Sends each of `texts` with `token`, with the other fields of `fields`: their ids, in order.
-pub async fn send_each(api: &Api, token: &str, texts: &[&str], fields: Value) -> Vec<String> {
-    let mut ids = Vec::new();
-    for text in texts {
-        let mut body = fields.clone();
-        body["message"] = json!(text);
-        ids.push(api.send(token, body).await);
-    }
-    ids
 }
 
 fn parsed(events: Vec<(i64, String)>) -> Vec<(i64, Value)> {

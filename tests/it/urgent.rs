@@ -679,7 +679,7 @@ async fn listen_shows_each_repeat_once() {
     let clock = ManualClock::now();
     let relay = relay_on(&clock, |_| {}).await;
     let (token, _, _) = relay.alice();
-    let desk = crate::listen::Desk::pair(relay.dir.path(), &relay.url);
+    let desk = crate::harness::Desk::pair(relay.dir.path(), &relay.url);
     let id = relay.api().send(&token, urgent("disk full", "desk")).await;
     let poll = || tokio::task::block_in_place(|| desk.poll(&["--json"]));
     let first = poll();

@@ -108,6 +108,13 @@ pub fn device_via(
     (lines.next().unwrap(), lines.next().unwrap_or_default())
 }
 
+/// Alice on `relay` with a desktop device "desk": (her token, desk's id, its stream credential).
+pub fn alice_with_desk(relay: &Relay) -> (String, String, String) {
+    let (token, _, _) = relay.alice();
+    let (desk, credential) = relay.extension("desk");
+    (token, desk, credential)
+}
+
 impl Relay {
     /// An extension device of alice (see [`add_extension`]).
     pub fn extension(&self, label: &str) -> (String, String) {
@@ -125,8 +132,7 @@ impl Relay {
     /// Alice (see [`alice_via`]) and her extension "desk": (her sender token, the desk's
     /// stream credential).
     pub fn alice_with_desk(&self) -> (String, String) {
-        let (token, _, _) = self.alice();
-        let (_, desk) = self.extension("desk");
-        (token, desk)
+        let (token, _, credential) = alice_with_desk(self);
+        (token, credential)
     }
 }

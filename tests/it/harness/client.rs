@@ -325,6 +325,17 @@ impl Api {
     }
 }
 
+/// Sends each of `texts` with `token`, with the other fields of `fields`: their ids, in order.
+pub async fn send_each(api: &Api, token: &str, texts: &[&str], fields: Value) -> Vec<String> {
+    let mut ids = Vec::new();
+    for text in texts {
+        let mut body = fields.clone();
+        body["message"] = json!(text);
+        ids.push(api.send(token, body).await);
+    }
+    ids
+}
+
 /// The keys of the JSON `object`, sorted.
 pub fn keys_of(object: &Value) -> Vec<&str> {
     let mut keys: Vec<&str> = object

@@ -101,6 +101,13 @@ pub fn signal(child: &Child, name: &str) {
     assert!(status.success(), "kill -{name}");
 }
 
+/// `n` lines of a batch, each a message "line I".
+pub fn lines(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("{{\"message\":\"line {i}\"}}\n"))
+        .collect()
+}
+
 /// Limits with every layer off but `layer`, which allows `n`.
 pub fn only(layer: Layer, n: u64) -> Limits {
     let mut limits = no_limits();

@@ -1,29 +1,39 @@
 //! A real relay on port 0 in a temp data dir, and what the stories drive it with: the
-//! operator's fixtures ([`admin`]), one typed client ([`client`]), one way to wait
-//! ([`eventually`]), the raw stream ([`sse`]), the real binary as a process ([`process`]) and
-//! the real tools a test needs ([`tools`]).
+//! operator's fixtures ([`admin`]), one typed client ([`client`]), requests written out by hand
+//! ([`requests`], [`raw_http`]), one way to wait ([`eventually`]), the raw stream ([`sse`]), the
+//! real binary as a process ([`process`]), a paired computer running it ([`desk`]), one with the
+//! OS keyring ([`secret_service`]) and the real tools a test needs ([`tools`]).
 
 mod admin;
 mod client;
 mod commands;
+mod desk;
 mod eventually;
 mod process;
+mod raw_http;
+mod requests;
+mod secret_service;
 mod sse;
 mod tools;
 
 pub use admin::{
-    add_extension, admin, alice_via, create_alice, create_alice_on_postgres, device_via, pg_admin,
+    add_extension, admin, alice_via, alice_with_desk, create_alice, create_alice_on_postgres,
+    device_via, pg_admin,
 };
-pub use client::{Api, code_of, field_of_each, keys_of};
+pub use client::{Api, code_of, field_of_each, keys_of, send_each};
 pub use commands::{
-    Sender, UNKNOWN_TOKEN, assert_exit, first_line, isolated, only, reflecto, reflecto_at, signal,
-    spawn,
+    Sender, UNKNOWN_TOKEN, assert_exit, first_line, isolated, lines, only, reflecto, reflecto_at,
+    signal, spawn,
 };
+pub use desk::Desk;
 pub use eventually::{eventually, eventually_blocking, within, within_blocking};
 pub use process::{
     KillOnDrop, Serving, assert_refused, free_port, json_stdout_of, lines_of, serve_via, sigterm,
     spawn_announcing, spawn_piped, stdout_of,
 };
+pub use raw_http::{content_length, raw_header};
+pub use requests::{expect_429, get_status, header, send_status, token_check, too_large};
+pub use secret_service::{KeyringHost, in_secret_service, secret_service_available};
 pub use sse::{SseEvents, read_sse_events};
 pub use tools::{python_with, required, runs, tools};
 
@@ -208,9 +218,16 @@ impl Relay {
 
     /// Rows in a table of the relay's store, read through a separate connection.
     pub fn count(&self, sql: &str) -> i64 {
-        let conn = rusqlite::Connection::open(self.dir.path().join("reflecto.db")).unwrap();
-        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+        count(self.dir.path(), sql)
     }
+}
+
+/// Rows in a table of the store in `data`, read through a separate connection.
+pub fn count(data: &Path, sql: &str) -> i64 {
+    rusqlite::Connection::open(data.join("reflecto.db"))
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
 }
 
 /// Two relays on one fresh PostgreSQL database, or `None` where PostgreSQL is not installed

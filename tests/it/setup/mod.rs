@@ -229,7 +229,7 @@ async fn setup_finds_the_relay_address_from_the_lock_file() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_keeps_its_secrets_in_the_keyring() {
-    if !crate::keyring::secret_service_available() {
+    if !crate::harness::secret_service_available() {
         return;
     }
     let relay = Relay::start(no_limits()).await;
@@ -250,7 +250,7 @@ async fn setup_keeps_its_secrets_in_the_keyring() {
     let home_dir = home.dir.path().to_str().unwrap();
     let data = relay.dir.path().to_str().unwrap();
     let xdg_data = home.dir.path().join("xdg-data");
-    let (_, stderr) = crate::keyring::in_secret_service(
+    let (_, stderr) = crate::harness::in_secret_service(
         script,
         &[
             ("HOME", home_dir),
