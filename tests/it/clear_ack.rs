@@ -372,7 +372,7 @@ async fn every_device_type_gets_a_credential_that_acknowledges() {
         .await;
     let browser = relay
         .pair(json!({"type": "webpush", "label": "browser",
-            "subscription": crate::webpush::subscription("http://127.0.0.1:9/push/x")}))
+            "subscription": crate::harness::subscription("http://127.0.0.1:9/push/x")}))
         .await;
     let added = relay.admin(&[
         "device",

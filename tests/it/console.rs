@@ -266,7 +266,7 @@ fn console_assets_load_nothing_from_another_origin() {
         ] {
             assert!(!body.contains(needle), "{name} contains {needle}");
         }
-        crate::webapp::assert_relative_links(name, &body);
+        crate::harness::assert_relative_links(name, &body);
         // No inline script or style: `default-src 'self'` would block them.
         assert!(!body.contains(" style=\""), "{name} has an inline style");
         assert!(!body.contains(" onclick="), "{name} has an inline handler");
@@ -569,7 +569,7 @@ fn console_fits_a_phone_and_pairs_with_a_code_a_qr_code_and_a_link() {
     let svg = browser.eval("document.querySelector('#pairing-qr svg').outerHTML");
     if crate::harness::tools(&["zbarimg", "rsvg-convert"], "zbar-tools librsvg2-bin") {
         assert_eq!(
-            crate::qr_pairing::decode_svg(svg.as_str().unwrap()),
+            crate::harness::decode_svg(svg.as_str().unwrap()),
             link.as_str().unwrap()
         );
     }

@@ -2,7 +2,9 @@
 //! decoder that is not ours (zbarimg, Debian's zbar-tools), to the pairing link; the link
 //! points at `--public-url`, else the running relay's address.
 
-use crate::harness::{BIN, Relay, assert_refused, no_limits, stdout_of, tools};
+use crate::harness::{
+    BIN, Relay, assert_refused, decode_svg, decode_terminal, no_limits, stdout_of, tools,
+};
 use std::path::Path;
 use std::process::Command;
 
@@ -24,71 +26,6 @@ async fn relay_at(public: Option<&str>, label: &str) -> (Relay, String) {
     relay.admin(&["user", "add", "alice"]);
     let token = relay.admin(&["token", "create", "--admin", "--label", label]);
     (relay, token)
-}
-
-/// What zbarimg reads in the image at `path`: the QR code's text, exactly.
-pub fn zbar(path: &Path) -> String {
-    // zbarimg fails when it finds no QR code.
-    let zbarimg = Command::new("zbarimg")
-        .args(["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable"])
-        .arg(path)
-        .output();
-    stdout_of(zbarimg.unwrap()).trim_end().to_owned()
-}
-
-/// The SVG rasterised to PNG and decoded.
-pub fn decode_svg(svg: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let (svg_path, png) = (dir.path().join("qr.svg"), dir.path().join("qr.png"));
-    std::fs::write(&svg_path, svg).unwrap();
-    let status = Command::new("rsvg-convert")
-        .arg("-o")
-        .arg(&png)
-        .arg(&svg_path)
-        .status()
-        .unwrap();
-    assert!(status.success(), "rsvg-convert could not rasterise the SVG");
-    zbar(&png)
-}
-
-/// Half-block lines back into pixels, as a terminal draws them (one character cell = two
-/// modules stacked, `scale` pixels per module), written as a plain PBM and decoded.
-pub fn decode_terminal(lines: &[&str]) -> String {
-    let scale = 6;
-    let width = lines[0].chars().count();
-    let mut rows: Vec<Vec<bool>> = Vec::new();
-    for line in lines {
-        assert_eq!(line.chars().count(), width, "ragged QR line {line:?}");
-        let (mut top, mut bottom) = (Vec::new(), Vec::new());
-        for c in line.chars() {
-            let (t, b) = match c {
-                '█' => (true, true),
-                '▀' => (true, false),
-                '▄' => (false, true),
-                ' ' => (false, false),
-                other => panic!("unexpected character {other:?} in the QR code"),
-            };
-            top.push(t);
-            bottom.push(b);
-        }
-        rows.push(top);
-        rows.push(bottom);
-    }
-    let mut pbm = format!("P1\n{} {}\n", width * scale, rows.len() * scale);
-    for row in &rows {
-        let line: String = row
-            .iter()
-            .flat_map(|&dark| std::iter::repeat_n(if dark { "1 " } else { "0 " }, scale))
-            .collect();
-        for _ in 0..scale {
-            pbm.push_str(&line);
-            pbm.push('\n');
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("qr.pbm");
-    std::fs::write(&path, pbm).unwrap();
-    zbar(&path)
 }
 
 /// `reflecto admin --data-dir DIR ARGS` → (exit code, stdout, stderr).

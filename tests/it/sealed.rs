@@ -5,8 +5,8 @@
 
 use crate::fake_fcm::FakeFcm;
 use crate::harness::{
-    Api, BIN, Relay, admin, code_of, device_via, eventually, field_of_each, keys_of, no_limits,
-    python_with, serve_via, stdout_of,
+    Api, BIN, Relay, admin, code_of, device_via, eventually, field_of_each, files_containing,
+    keys_of, no_limits, python_with, serve_via, stdout_of,
 };
 use reflecto::api::sealed;
 use reflecto::delivery::WorkerSettings;
@@ -295,22 +295,6 @@ async fn bad_public_keys_are_refused_on_pair_and_by_admin() {
         assert!(stderr.contains("32 bytes"), "{stderr}");
     }
     assert_eq!(relay.count("SELECT COUNT(*) FROM devices"), 1);
-}
-
-/// Every file under `dir` (the store, its `-wal` and `-shm`) that contains `needle`.
-pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            hits.extend(files_containing(&path, needle));
-        } else if let Ok(bytes) = std::fs::read(&path)
-            && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-        {
-            hits.push(path.display().to_string());
-        }
-    }
-    hits
 }
 
 #[tokio::test(flavor = "multi_thread")]

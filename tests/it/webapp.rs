@@ -3,7 +3,7 @@
 //! notification logic (title, body, tag = message id, actions up to the browser's limit, only
 //! http(s) URLs opened) is checked with node outside a browser.
 
-use crate::harness::json_stdout_of;
+use crate::harness::{assert_relative_links, json_stdout_of};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,20 +25,6 @@ const TEXT_FILES: [&str; 5] = [
     "sw.js",
     "manifest.webmanifest",
 ];
-
-/// Every `src` and `href` in `body` (the file `name`) is a relative path: no scheme, no
-/// leading slash, so the page loads nothing from elsewhere and works under any prefix.
-pub fn assert_relative_links(name: &str, body: &str) {
-    for attribute in ["src=\"", "href=\""] {
-        for value in body.split(attribute).skip(1) {
-            let value = value.split('"').next().unwrap();
-            assert!(
-                !value.contains(':') && !value.starts_with('/'),
-                "{name}: {attribute}{value}\" is not a relative path"
-            );
-        }
-    }
-}
 
 /// Runs `script` in node with the shipped service worker `require`d as `sw`: the one JSON
 /// value the script printed.

@@ -6,9 +6,9 @@
 //! rest or in trace logs; and `/app` served from the binary.
 
 use crate::harness::{
-    Api, ManualClock, Relay, assert_refused, code_of, eventually, field_of_each, no_limits,
+    Api, ManualClock, Relay, assert_refused, code_of, eventually, field_of_each, files_containing,
+    no_limits, subscription,
 };
-use crate::sealed::files_containing;
 use crate::webpush_core::{FakePush, python_available, webpush_worker};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,20 +16,6 @@ use reflecto::delivery::Worker;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A browser's `PushSubscription.toJSON()` for `endpoint` with fresh, valid keys.
-pub fn subscription(endpoint: &str) -> Value {
-    // Any P-256 key pair gives a browser-shaped key; this one happens to be at hand.
-    let point = reflecto::delivery::webpush::vapid::VapidKey::generate().public_key_bytes();
-    json!({
-        "endpoint": endpoint,
-        "expirationTime": null,
-        "keys": {
-            "p256dh": URL_SAFE_NO_PAD.encode(point),
-            "auth": URL_SAFE_NO_PAD.encode([7u8; 16]),
-        }
-    })
-}
 
 async fn vapid_key(relay: &Relay) -> String {
     let response = relay.api().get_ok("/v1/webpush/vapid", None).await;

@@ -4,8 +4,7 @@
 //! pairing code unspent; the sending client never connects to a non-http(s) endpoint, and one
 //! stored before the check is dead-lettered at once instead of retried until its ttl.
 
-use crate::harness::{ManualClock, Relay, code_of, no_limits};
-use crate::webpush::subscription;
+use crate::harness::{ManualClock, Relay, code_of, no_limits, subscription};
 use crate::webpush_core::webpush_worker;
 use reflecto::delivery::webpush::client::{Answer, WebPushClient};
 use reflecto::delivery::webpush::message::PushRequest;

@@ -5,6 +5,8 @@
 //! about malformed requests keep writing their raw HTTP.
 
 use super::Relay;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::StreamExt;
 use reflecto::api::status::MessageView;
 use reflecto::api::stream::{PairRequest, PairResponse};
@@ -372,4 +374,18 @@ async fn reply(response: reqwest::Response) -> (u16, Value) {
 async fn reply_or_null(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A browser's `PushSubscription.toJSON()` for `endpoint` with fresh, valid keys.
+pub fn subscription(endpoint: &str) -> Value {
+    // Any P-256 key pair gives a browser-shaped key; this one happens to be at hand.
+    let point = reflecto::delivery::webpush::vapid::VapidKey::generate().public_key_bytes();
+    json!({
+        "endpoint": endpoint,
+        "expirationTime": null,
+        "keys": {
+            "p256dh": URL_SAFE_NO_PAD.encode(point),
+            "auth": URL_SAFE_NO_PAD.encode([7u8; 16]),
+        }
+    })
 }

@@ -2,14 +2,17 @@
 //! operator's fixtures ([`admin`]), one typed client ([`client`]), requests written out by hand
 //! ([`requests`], [`raw_http`]), one way to wait ([`eventually`]), the raw stream ([`sse`]), the
 //! real binary as a process ([`process`]), a paired computer running it ([`desk`]), one with the
-//! OS keyring ([`secret_service`]) and the real tools a test needs ([`tools`]).
+//! OS keyring ([`secret_service`]), the real tools a test needs ([`tools`]), QR codes decoded
+//! ([`qr`]) and what files hold ([`files`]).
 
 mod admin;
 mod client;
 mod commands;
 mod desk;
 mod eventually;
+mod files;
 mod process;
+mod qr;
 mod raw_http;
 mod requests;
 mod secret_service;
@@ -20,17 +23,19 @@ pub use admin::{
     add_extension, admin, alice_via, alice_with_desk, create_alice, create_alice_on_postgres,
     device_via, pg_admin,
 };
-pub use client::{Api, code_of, field_of_each, keys_of, send_each};
+pub use client::{Api, code_of, field_of_each, keys_of, send_each, subscription};
 pub use commands::{
     Sender, UNKNOWN_TOKEN, assert_exit, first_line, isolated, lines, only, reflecto, reflecto_at,
     signal, spawn,
 };
 pub use desk::Desk;
 pub use eventually::{eventually, eventually_blocking, within, within_blocking};
+pub use files::{assert_relative_links, files_containing};
 pub use process::{
     KillOnDrop, Serving, assert_refused, free_port, json_stdout_of, lines_of, serve_via, sigterm,
     spawn_announcing, spawn_piped, stdout_of,
 };
+pub use qr::{decode_svg, decode_terminal};
 pub use raw_http::{content_length, raw_header};
 pub use requests::{expect_429, get_status, header, send_status, token_check, too_large};
 pub use secret_service::{KeyringHost, in_secret_service, secret_service_available};

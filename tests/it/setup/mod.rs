@@ -289,7 +289,7 @@ async fn setup_prints_the_phone_link_and_its_qr_code() {
     let link = lines[0].to_owned();
     let drawn: Vec<String> = lines[1..].iter().map(|l| l.to_string()).collect();
     let decoded = tokio::task::spawn_blocking(move || {
-        crate::qr_pairing::decode_terminal(&drawn.iter().map(String::as_str).collect::<Vec<_>>())
+        crate::harness::decode_terminal(&drawn.iter().map(String::as_str).collect::<Vec<_>>())
     })
     .await
     .unwrap();
