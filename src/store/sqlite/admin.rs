@@ -9,6 +9,16 @@ use crate::store::contract::Admin;
 use crate::store::model::*;
 use rusqlite::{Connection, Row, params, params_from_iter};
 
+/// The operator's counts, each through the partial job index that holds its state (schema
+/// migration 12): a query names the index's WHERE term exactly, or SQLite scans the table.
+pub(super) const QUEUED_SQL: &str = "SELECT COUNT(*) FROM jobs WHERE state = 'queued'";
+pub(super) const LEASED_SQL: &str = "SELECT COUNT(*) FROM jobs WHERE state = 'leased'";
+pub(super) const PENDING_SQL: &str =
+    "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'pending') AND state = 'pending'";
+/// Outcomes `?1` of messages since `?2`.
+pub(super) const FINAL_SINCE_SQL: &str = "SELECT COUNT(*) FROM jobs \
+     WHERE state IN ('delivered', 'failed', 'expired') AND state = ?1 AND kind = 'message' AND updated_at > ?2";
+
 const SELECT_ADMIN: &str =
     "SELECT id, label, created_at, last_used_at, revoked_at IS NOT NULL, hash FROM admin_tokens";
 
@@ -143,15 +153,7 @@ impl Admin for SqliteStore {
             let one = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<i64> {
                 Ok(c.prepare_cached(sql)?.query_row(p, |r| r.get(0))?)
             };
-            let state = |s: &str| -> Result<i64> {
-                one("SELECT COUNT(*) FROM jobs WHERE state = ?1", &[&s])
-            };
-            let final_since = |s: &str| -> Result<i64> {
-                one(
-                    "SELECT COUNT(*) FROM jobs WHERE state = ?1 AND kind = 'message' AND updated_at > ?2",
-                    &[&s, &since],
-                )
-            };
+            let final_since = |s: &str| -> Result<i64> { one(FINAL_SINCE_SQL, &[&s, &since]) };
             Ok(AdminCountsRecord {
                 users: one("SELECT COUNT(*) FROM users", &[])?,
                 devices: one("SELECT COUNT(*) FROM devices", &[])?,
@@ -167,9 +169,9 @@ impl Admin for SqliteStore {
                 delivered_24h: final_since("delivered")?,
                 failed_24h: final_since("failed")?,
                 expired_24h: final_since("expired")?,
-                queued: state("queued")?,
-                leased: state("leased")?,
-                pending: state("pending")?,
+                queued: one(QUEUED_SQL, &[])?,
+                leased: one(LEASED_SQL, &[])?,
+                pending: one(PENDING_SQL, &[])?,
             })
         })
         .await

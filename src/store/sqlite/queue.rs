@@ -46,6 +46,36 @@ pub(super) const CLAIMED_SQL: &str = "SELECT j.id, j.message_id, j.device_id, \
      (SELECT endpoint FROM devices WHERE id = j.device_id), (SELECT p256dh FROM devices WHERE id = j.device_id), \
      (SELECT auth FROM devices WHERE id = j.device_id), (SELECT key FROM messages WHERE id = j.message_id), j.kind \
      FROM jobs j WHERE j.id = ?1";
+/// Jobs waiting or in flight, each state counted in the partial index that holds it.
+pub(super) const QUEUE_DEPTH_SQL: &str = "SELECT (SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'pending')) \
+     + (SELECT COUNT(*) FROM jobs WHERE state = 'leased')";
+
+/// Leases up to `?3` jobs of the given channels due at `?1`, until `?2`.
+pub(super) fn claim_sql(channels: &[Channel]) -> String {
+    format!(
+        "UPDATE jobs SET state = 'leased', lease_until = ?2, lease_token = lease_token + 1, attempts = attempts + 1, updated_at = ?1 \
+         WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ?1 AND {} ORDER BY run_at LIMIT ?3) \
+         RETURNING id, lease_token",
+        channel_filter(channels)
+    )
+}
+
+/// Leases that ended before `?1` (their worker died) made claimable at `?2`.
+pub(super) const RECOVER_SQL: &str = "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = ?2, updated_at = ?2 \
+     WHERE state = 'leased' AND lease_until <= ?1";
+
+/// Waiting jobs whose ttl ran out by `?1`, expired.
+pub(super) const EXPIRE_SQL: &str = "UPDATE jobs SET state = 'expired', last_error = 'ttl_expired', lease_until = NULL, updated_at = ?1 \
+     WHERE state IN ('queued', 'pending') AND expires_at <= ?1";
+
+/// When the next job of the given channels falls due.
+pub(super) fn next_due_sql(channels: &[Channel]) -> String {
+    format!(
+        "SELECT MIN(run_at) FROM jobs WHERE state = 'queued' AND {}",
+        channel_filter(channels)
+    )
+}
+
 /// A delivered job's device was seen: the push service or FCM accepted the send.
 const SEEN_SQL: &str = "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1";
 
@@ -58,12 +88,7 @@ impl Queue for SqliteStore {
         lease_ms: i64,
         channels: &[Channel],
     ) -> Result<Vec<ClaimedJob>> {
-        let sql = format!(
-            "UPDATE jobs SET state = 'leased', lease_until = ?2, lease_token = lease_token + 1, attempts = attempts + 1, updated_at = ?1 \
-             WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ?1 AND {} ORDER BY run_at LIMIT ?3) \
-             RETURNING id, lease_token",
-            channel_filter(channels)
-        );
+        let sql = claim_sql(channels);
         self.writer()
             .write(move |c| {
                 let mut claim = c.prepare_cached(&sql)?;
@@ -116,11 +141,8 @@ impl Queue for SqliteStore {
     async fn recover_expired_leases(&self, lease_cutoff: i64, now: i64) -> Result<usize> {
         self.writer()
             .write(move |c| {
-                Ok(c.prepare_cached(
-                    "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = ?2, updated_at = ?2 \
-                     WHERE state = 'leased' AND lease_until <= ?1",
-                )?
-                .execute([lease_cutoff, now])?)
+                Ok(c.prepare_cached(RECOVER_SQL)?
+                    .execute([lease_cutoff, now])?)
             })
             .await
     }
@@ -205,35 +227,20 @@ impl Queue for SqliteStore {
     /// Expires waiting jobs whose ttl ran out (android jobs are also checked when claimed).
     async fn expire_jobs(&self, now: i64) -> Result<usize> {
         self.writer()
-            .write(move |c| {
-                Ok(c.execute(
-                    "UPDATE jobs SET state = 'expired', last_error = 'ttl_expired', lease_until = NULL, updated_at = ?1 \
-                     WHERE state IN ('queued', 'pending') AND expires_at <= ?1",
-                    [now],
-                )?)
-            })
+            .write(move |c| Ok(c.execute(EXPIRE_SQL, [now])?))
             .await
     }
 
     /// When the next job of the given channels falls due, if any is queued.
     async fn next_due_at(&self, channels: &[Channel]) -> Result<Option<i64>> {
-        let sql = format!(
-            "SELECT MIN(run_at) FROM jobs WHERE state = 'queued' AND {}",
-            channel_filter(channels)
-        );
+        let sql = next_due_sql(channels);
         self.scan(|c| Ok(c.query_row(&sql, [], |r| r.get(0))?))
             .await
     }
 
     /// Android jobs queued or leased: the queue depth metric.
     async fn queue_depth(&self) -> Result<i64> {
-        self.scan(|c| {
-            Ok(c.query_row(
-                "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'leased', 'pending')",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .await
+        self.scan(|c| Ok(c.query_row(QUEUE_DEPTH_SQL, [], |r| r.get(0))?))
+            .await
     }
 }

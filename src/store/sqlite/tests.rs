@@ -161,3 +161,46 @@ async fn a_scan_answers_on_a_multi_thread_runtime() {
 async fn a_scan_answers_on_a_current_thread_runtime() {
     a_scan_lists("bob").await;
 }
+
+/// Each hot job query and the counts of waiting jobs, with the partial index (schema
+/// migration 12) that must serve it. SQLite uses a partial index only for a query that
+/// repeats its WHERE term, and picks between indexes by rule: an index on `(state, …)` once
+/// made the claim sort every queued job (bench/RESULTS.md), and a count that misses its index
+/// scans the whole table (`SCAN jobs`; a scan of a partial index reads only its jobs).
+#[test]
+fn job_queries_use_their_partial_indexes_and_never_scan_the_jobs() {
+    let (dir, _store) = store();
+    let conn = rusqlite::Connection::open(dir.path().join("reflecto.db")).unwrap();
+    let both = [Channel::Fcm, Channel::WebPush];
+    let planned: Vec<(String, &str)> = vec![
+        (super::queue::claim_sql(&[Channel::Fcm]), "jobs_due"),
+        (super::queue::claim_sql(&both), "jobs_due"),
+        (super::queue::next_due_sql(&both), "jobs_due"),
+        (super::queue::RECOVER_SQL.into(), "jobs_lease"),
+        (super::queue::EXPIRE_SQL.into(), "jobs_expiry"),
+        (super::queue::QUEUE_DEPTH_SQL.into(), "jobs_expiry"),
+        (super::queue::QUEUE_DEPTH_SQL.into(), "jobs_lease"),
+        (super::admin::QUEUED_SQL.into(), "jobs_due"),
+        (super::admin::LEASED_SQL.into(), "jobs_lease"),
+        (super::admin::PENDING_SQL.into(), "jobs_expiry"),
+        (super::admin::FINAL_SINCE_SQL.into(), "jobs_done"),
+    ];
+    for (sql, index) in planned {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut plan = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            plan.push(row.get::<_, String>(3).unwrap());
+        }
+        assert!(
+            plan.iter().any(|step| step.contains(index)),
+            "{sql}: not through {index}: {plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step == "SCAN jobs" || step.contains("TEMP B-TREE")),
+            "{sql}: scans or sorts the jobs: {plan:?}"
+        );
+    }
+}
