@@ -54,7 +54,7 @@ impl FromRequestParts<Arc<AppState>> for AdminAuth {
     /// authenticated reads are, so a console reloading its pages never exhausts the per-IP
     /// layers while a client guessing tokens does.
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Failure> {
-        let change = parts.method != Method::GET;
+        let change = !matches!(parts.method, Method::GET | Method::HEAD);
         let (ip, statuses, now) = ip_layers(parts, state, change).await?;
         let answer = authenticate(parts, state, ip, now).await;
         if change {
