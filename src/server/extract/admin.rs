@@ -120,18 +120,13 @@ async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::extract::testing::{parts, relay_state};
-    use crate::store::limits::Limits;
+    use crate::server::extract::testing::{ip_minute, parts};
 
     /// SPEC §1.7 step 1 on the operator API: reads with a live admin token are checked and
     /// never charged; a change is charged; a refused read is charged; a 429 when none is left.
     #[tokio::test]
     async fn admin_reads_are_checked_and_changes_and_refusals_charged_per_ip() {
-        let limits = Limits {
-            ip_minute: 3,
-            ..Limits::default()
-        };
-        let (_dir, state) = relay_state(limits, false).await;
+        let (_dir, state) = ip_minute(3).await;
         let (_, secret) = state.store.create_admin_token("ops", 0).await.unwrap();
         let live = format!("Bearer {}", secret.expose());
         let unknown = format!("Bearer rfa_live_{}", "x".repeat(32));

@@ -121,17 +121,8 @@ impl FromRequestParts<Arc<AppState>> for IpChecked {
 mod tests {
     use super::*;
     use crate::api::ErrorCode;
-    use crate::server::extract::testing::{parts, relay_state};
+    use crate::server::extract::testing::{ip_minute, parts, relay_state};
     use crate::store::limits::Limits;
-
-    /// A relay trusting no proxy, allowing `per_minute` requests a minute from one IP.
-    async fn ip_minute(per_minute: u64) -> (tempfile::TempDir, Arc<AppState>) {
-        let limits = Limits {
-            ip_minute: per_minute,
-            ..Limits::default()
-        };
-        relay_state(limits, false).await
-    }
 
     #[tokio::test]
     async fn the_peer_unless_a_trusted_proxy_names_the_client() {

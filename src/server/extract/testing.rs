@@ -23,6 +23,15 @@ pub async fn relay_state(limits: Limits, trust_proxy: bool) -> (tempfile::TempDi
     (dir, Arc::new(state))
 }
 
+/// A relay trusting no proxy, allowing `per_minute` requests a minute from one IP.
+pub async fn ip_minute(per_minute: u64) -> (tempfile::TempDir, Arc<AppState>) {
+    let limits = Limits {
+        ip_minute: per_minute,
+        ..Limits::default()
+    };
+    relay_state(limits, false).await
+}
+
 /// A sender token for user `alice` (created with her).
 pub async fn token(state: &AppState) -> String {
     state.store.add_user("alice", 0).await.unwrap();
