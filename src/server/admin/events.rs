@@ -2,11 +2,11 @@
 //! Server-Sent Events, for live views such as the console. Each event's `data` is an
 //! [`AdminEvent`]; a view that falls more than the buffer behind skips what it missed.
 
-use super::AdminErrors;
 use crate::api::admin::AdminEvent;
 use crate::server::AppState;
 use crate::server::error::Failure;
 use crate::server::extract::AdminAuth;
+use crate::server::openapi::responses::AdminErrors;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;

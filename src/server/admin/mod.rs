@@ -11,9 +11,7 @@ pub mod views;
 use super::AppState;
 use super::error::Failure;
 use super::extract::{AdminAuth, CappedJson, JsonShape};
-use super::openapi::responses::{
-    PER_IP_LIMITED, RELAY_FAILED, SENDER_TOKEN_REFUSED, TOKEN_REFUSED, documented,
-};
+use super::openapi::responses::AdminErrors;
 use crate::api::admin::*;
 use crate::api::{ApiError, ErrorCode};
 use crate::store::{JobState, MessageQuery, Store};
@@ -21,10 +19,8 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use ops::{MAX_PAGE, OpError, Operator};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
-use utoipa::IntoResponses;
-use utoipa::openapi::{RefOr, Response};
 
 pub use events::events;
 pub use pairing::create_pairing;
@@ -48,21 +44,6 @@ impl JsonShape for NewTokenRequest {
 
 impl JsonShape for NewPairingRequest {
     const SHAPE: &'static str = "a JSON object {\"user\"}";
-}
-
-/// What every operator route can refuse: no live admin token (401), a sender token in its
-/// place (403), an address over its per-IP layers (429), a failing store (500).
-pub struct AdminErrors;
-
-impl IntoResponses for AdminErrors {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        documented(&[
-            TOKEN_REFUSED,
-            SENDER_TOKEN_REFUSED,
-            PER_IP_LIMITED,
-            RELAY_FAILED,
-        ])
-    }
 }
 
 fn operator<'a>(state: &'a AppState, auth: &AdminAuth) -> Operator<'a> {

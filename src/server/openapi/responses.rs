@@ -83,6 +83,21 @@ pub fn documented(refusals: &[Refusal]) -> BTreeMap<String, RefOr<Response>> {
         .collect()
 }
 
+/// What every operator route can refuse: no live admin token (401), a sender token in its
+/// place (403), an address over its per-IP layers (429), a failing store (500).
+pub struct AdminErrors;
+
+impl IntoResponses for AdminErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        documented(&[
+            TOKEN_REFUSED,
+            SENDER_TOKEN_REFUSED,
+            PER_IP_LIMITED,
+            RELAY_FAILED,
+        ])
+    }
+}
+
 /// A route behind the per-IP limit that takes any token of the owner: 401, 429, 500.
 pub struct SenderErrors;
 
