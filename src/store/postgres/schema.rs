@@ -521,6 +521,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX heartbeats_due ON heartbeats(alarm_at) WHERE state = 'up';
     "#,
+    // 8: as SQLite's migration 13: `messages_created` repeats the head of `messages_page`.
+    "DROP INDEX messages_created;",
 ];
 
 /// Brings the schema up to date in one transaction, holding the migration lock.

@@ -9,6 +9,9 @@ use crate::store::contract::Admin;
 use crate::store::model::*;
 use rusqlite::{Connection, Row, params, params_from_iter};
 
+/// Messages accepted since `?1`, counted in `messages_page(created_at, id)`.
+pub(super) const MESSAGES_SINCE_SQL: &str = "SELECT COUNT(*) FROM messages WHERE created_at > ?1";
+
 /// The operator's counts, each through the partial job index that holds its state (schema
 /// migration 12): a query names the index's WHERE term exactly, or SQLite scans the table.
 pub(super) const QUEUED_SQL: &str = "SELECT COUNT(*) FROM jobs WHERE state = 'queued'";
@@ -162,10 +165,7 @@ impl Admin for SqliteStore {
                      (SELECT COUNT(*) FROM admin_tokens WHERE revoked_at IS NULL)",
                     &[],
                 )?,
-                messages_24h: one(
-                    "SELECT COUNT(*) FROM messages WHERE created_at > ?1",
-                    &[&since],
-                )?,
+                messages_24h: one(MESSAGES_SINCE_SQL, &[&since])?,
                 delivered_24h: final_since("delivered")?,
                 failed_24h: final_since("failed")?,
                 expired_24h: final_since("expired")?,

@@ -271,6 +271,14 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX jobs_lease ON jobs(lease_until) WHERE state = 'leased';
      CREATE INDEX jobs_expiry ON jobs(expires_at) WHERE state IN ('queued', 'pending');
      CREATE INDEX jobs_done ON jobs(updated_at) WHERE state IN ('delivered', 'failed', 'expired');",
+    // 13: `messages_created(created_at)` repeats the head of `messages_page(created_at, id)`,
+    // which serves every query it did (pruning, the operator's counts); each accepted send
+    // wrote both. The receiver sends are read here only by time (restored at start, pruned
+    // by the maintenance beat; the per-receiver window is the limiter's, in memory), which
+    // `(user_id, at_ms)` could not serve: both scanned the table.
+    "DROP INDEX messages_created;
+     DROP INDEX receiver_sends_user;
+     CREATE INDEX receiver_sends_at ON receiver_sends(at_ms);",
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -21,6 +21,10 @@ pub(super) const SUPERSEDE_SQL: &str = "UPDATE jobs SET state = 'superseded', le
      WHERE message_id IN (SELECT id FROM messages WHERE user_id = ?1 AND key = ?2) \
      AND +state IN ('queued', 'leased', 'pending') AND kind = 'message'";
 
+/// The receiver sends after `?1`, oldest first (through `receiver_sends_at`).
+pub(super) const RECEIVER_SENDS_SINCE_SQL: &str =
+    "SELECT user_id, at_ms FROM receiver_sends WHERE at_ms > ?1 ORDER BY at_ms";
+
 impl SendsLimits for SqliteStore {
     async fn charge_ip(&self, ip: IpAddr, now: i64) -> Result<Result<Vec<LayerStatus>, Refusal>> {
         Ok(self.limiter().check_ip(ip, now))
@@ -165,9 +169,7 @@ impl SqliteStore {
     /// Send times per receiver since `since_ms`: restores `receiver_daily` after a restart.
     pub(super) fn receiver_sends_since(&self, since_ms: i64) -> Result<Vec<(i64, i64)>> {
         self.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT user_id, at_ms FROM receiver_sends WHERE at_ms > ?1 ORDER BY at_ms",
-            )?;
+            let mut stmt = c.prepare(RECEIVER_SENDS_SINCE_SQL)?;
             let rows = stmt.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })

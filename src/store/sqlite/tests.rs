@@ -73,10 +73,15 @@ async fn hot_statements_are_not_re_prepared() {
     // STREAM_SQL (ORDER BY seq LIMIT n) is still re-prepared; it runs once per stream wake-up,
     // not once per request.
     type Args = fn(i64) -> Vec<rusqlite::types::Value>;
-    let cases: [(&str, Args); 3] = [
+    let cases: [(&str, Args); 4] = [
         (users_tokens::AUTH_SQL, |i| vec![vec![i as u8; 32].into()]),
         (devices_pairing::REACHABLE_SQL, |i| vec![(1 + i % 2).into()]),
-        (queue::CLAIMED_SQL, |i| vec![i.into()]),
+        (queue::CLAIMED_MESSAGE_SQL, |i| {
+            vec![format!("msg_{i}").into()]
+        }),
+        (queue::CLAIMED_DEVICE_SQL, |i| {
+            vec![format!("dev_{i}").into()]
+        }),
     ];
     store
         .read(|c| {
@@ -155,6 +160,41 @@ async fn a_scan_lists(name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_answers_on_a_multi_thread_runtime() {
     a_scan_lists("alice").await;
+}
+
+/// The queries by a message's age read `messages_page(created_at, id)` since schema migration
+/// 13 dropped `messages_created(created_at)`, which repeated its head; the receiver sends are
+/// read by time through `receiver_sends_at`. None scans its table or sorts.
+#[test]
+fn queries_by_age_use_their_indexes() {
+    let (dir, _store) = store();
+    let conn = rusqlite::Connection::open(dir.path().join("reflecto.db")).unwrap();
+    for (sql, index) in [
+        (super::admin::MESSAGES_SINCE_SQL, "messages_page"),
+        (super::upkeep::PRUNE_FINISHED_SQL, "messages_page"),
+        (super::upkeep::PRUNE_RECEIVER_SENDS_SQL, "receiver_sends_at"),
+        (
+            super::sends_limits::RECEIVER_SENDS_SINCE_SQL,
+            "receiver_sends_at",
+        ),
+    ] {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut plan = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            plan.push(row.get::<_, String>(3).unwrap());
+        }
+        assert!(
+            plan.iter().any(|step| step.contains(index)),
+            "{sql}: not through {index}: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN m")
+                || step.starts_with("SCAN receiver_sends")
+                || step.contains("TEMP B-TREE")),
+            "{sql}: scans or sorts its table: {plan:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -8,6 +8,15 @@ use crate::store::contract::Upkeep;
 use crate::store::model::*;
 use rusqlite::params;
 
+/// Receiver sends at or before `?1`, out of every window.
+pub(super) const PRUNE_RECEIVER_SENDS_SQL: &str = "DELETE FROM receiver_sends WHERE at_ms <= ?1";
+
+/// Up to `?2` messages accepted at or before `?1` whose every job finished by then, oldest
+/// first through `messages_page(created_at, id)`, with their jobs (by cascade).
+pub(super) const PRUNE_FINISHED_SQL: &str = "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.created_at <= ?1 \
+     AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.message_id = m.id \
+     AND (j.state NOT IN ('delivered', 'failed', 'expired', 'superseded', 'cancelled') OR j.updated_at > ?1)) LIMIT ?2)";
+
 impl Upkeep for SqliteStore {
     /// A cheap liveness probe: one read.
     async fn ping(&self) -> Result<()> {
@@ -33,12 +42,8 @@ impl Upkeep for SqliteStore {
     async fn prune_finished(&self, cutoff: i64, limit: usize) -> Result<usize> {
         self.writer()
             .write(move |c| {
-                Ok(c.prepare_cached(
-                    "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.created_at <= ?1 \
-                     AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.message_id = m.id \
-                     AND (j.state NOT IN ('delivered', 'failed', 'expired', 'superseded', 'cancelled') OR j.updated_at > ?1)) LIMIT ?2)",
-                )?
-                .execute(params![cutoff, limit as i64])?)
+                Ok(c.prepare_cached(PRUNE_FINISHED_SQL)?
+                    .execute(params![cutoff, limit as i64])?)
             })
             .await
     }
@@ -47,10 +52,7 @@ impl Upkeep for SqliteStore {
     async fn prune(&self, now: i64) -> Result<()> {
         self.writer()
             .write(move |c| {
-                c.execute(
-                    "DELETE FROM receiver_sends WHERE at_ms <= ?1",
-                    [now - RECEIVER_WINDOW_MS],
-                )?;
+                c.execute(PRUNE_RECEIVER_SENDS_SQL, [now - RECEIVER_WINDOW_MS])?;
                 c.execute(
                     "DELETE FROM idempotency WHERE created_at <= ?1",
                     [now - IDEMPOTENCY_WINDOW_MS],
