@@ -94,15 +94,7 @@ impl DevicesPairing for SqliteStore {
 
     /// The owner's devices that can still be delivered to, oldest first.
     async fn reachable_devices_of(&self, user_id: i64) -> Result<Vec<DeviceRecord>> {
-        self.lookup(|c| {
-            let mut stmt = c.prepare_cached(REACHABLE_SQL)?;
-            let mut devices: Vec<DeviceRecord> = stmt
-                .query_map([user_id], record)?
-                .collect::<rusqlite::Result<_>>()?;
-            devices.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-            Ok(devices)
-        })
-        .await
+        self.lookup(|c| reachable_devices(c, user_id)).await
     }
 
     async fn device(&self, id: &str) -> Result<Option<DeviceRecord>> {
@@ -221,4 +213,17 @@ fn record_pair_failure(c: &Connection, now: i64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The user's reachable devices, oldest first.
+pub(super) fn reachable_devices(
+    c: &rusqlite::Connection,
+    user_id: i64,
+) -> Result<Vec<DeviceRecord>> {
+    let mut stmt = c.prepare_cached(REACHABLE_SQL)?;
+    let mut devices: Vec<DeviceRecord> = stmt
+        .query_map([user_id], record)?
+        .collect::<rusqlite::Result<_>>()?;
+    devices.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(devices)
 }

@@ -3,10 +3,10 @@
 
 use super::SqliteStore;
 use crate::api::token::hash_secret;
-use crate::store::contract::{DevicesPairing, UsersTokens};
+use crate::store::contract::UsersTokens;
 use crate::store::model::*;
 use crate::store::{Result, StoreError};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use subtle::ConstantTimeEq;
 
 /// No JOINs: with the bundled SQLite's STAT4, a join whose plan depends on a bound value is
@@ -72,19 +72,8 @@ impl SqliteStore {
         record: fn(&Row) -> rusqlite::Result<T>,
     ) -> Result<Option<T>> {
         let hash = hash_secret(secret);
-        self.lookup(|c| {
-            let found = c
-                .prepare_cached(sql)?
-                .query_row([hash.as_slice()], |r| {
-                    Ok((record(r)?, r.get::<_, Vec<u8>>(stored)?))
-                })
-                .optional()?;
-            Ok(found.and_then(|(record, held)| {
-                let same: bool = held.as_slice().ct_eq(hash.as_slice()).into();
-                same.then_some(record)
-            }))
-        })
-        .await
+        self.lookup(|c| by_hash(c, sql, &hash, stored, record))
+            .await
     }
 
     /// Runs `update` (`?1` id, `?2` now), which marks token `id` revoked; not found where it
@@ -185,12 +174,25 @@ impl UsersTokens for SqliteStore {
         Ok(found.filter(|t| !t.revoked))
     }
 
+    /// The token and its owner's devices in one read transaction: each statement on its own
+    /// would begin and end one (the WAL's read lock, and a page cache dropped whenever the file
+    /// changed since, which under sends is every time), and both read the same snapshot.
     async fn authenticate_sender(&self, secret: &str) -> Result<Option<Sender>> {
-        let Some(token) = self.authenticate_token(secret).await? else {
-            return Ok(None);
-        };
-        let devices = self.reachable_devices_of(token.user_id).await?;
-        Ok(Some(Sender { token, devices }))
+        let hash = hash_secret(secret);
+        self.lookup(|c| {
+            let snapshot = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Deferred)?;
+            let token = by_hash(&snapshot, AUTH_SQL, &hash, 10, record)?.filter(|t| !t.revoked);
+            let sender = match token {
+                Some(token) => Some(Sender {
+                    devices: super::devices_pairing::reachable_devices(&snapshot, token.user_id)?,
+                    token,
+                }),
+                None => None,
+            };
+            snapshot.commit()?;
+            Ok(sender)
+        })
+        .await
     }
 
     /// Creates a token and returns it: the only time its secret exists outside the caller.
@@ -222,4 +224,24 @@ impl UsersTokens for SqliteStore {
     async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
         self.list(LIST_SQL, [user], record).await
     }
+}
+
+/// The row whose stored hash (column `stored`) is `hash`, compared in constant time.
+fn by_hash<T>(
+    c: &rusqlite::Connection,
+    sql: &str,
+    hash: &[u8; 32],
+    stored: usize,
+    record: fn(&Row) -> rusqlite::Result<T>,
+) -> Result<Option<T>> {
+    let found = c
+        .prepare_cached(sql)?
+        .query_row([hash.as_slice()], |r| {
+            Ok((record(r)?, r.get::<_, Vec<u8>>(stored)?))
+        })
+        .optional()?;
+    Ok(found.and_then(|(record, held)| {
+        let same: bool = held.as_slice().ct_eq(hash.as_slice()).into();
+        same.then_some(record)
+    }))
 }
