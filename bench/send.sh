@@ -11,12 +11,6 @@ cd "$(dirname "$0")/.."
 secs="${1:-10}"; conns="${2:-64}"
 source bench/relay.sh
 
-cat > "$dir/send.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"message":"Backup done","priority":"high","tags":["ops"]}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $token"
-LUA
 wrk -t2 -c"$conns" -d2s --latency "http://127.0.0.1:$port/health/live" >/dev/null   # warm up
 health=$(wrk -t2 -c"$conns" -d"${secs}s" --latency "http://127.0.0.1:$port/health/live")
 send=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$dir/send.lua" "http://127.0.0.1:$port/v1/send")

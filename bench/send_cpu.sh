@@ -8,12 +8,6 @@ cd "$(dirname "$0")/.."
 secs="${1:-6}"; conns="${2:-64}"
 source bench/relay.sh
 
-cat > "$dir/send.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"message":"Backup done","priority":"high","tags":["ops"]}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $token"
-LUA
 threads() { for t in /proc/"$pid"/task/*; do echo "$(tr ' ' _ < "$t/comm") $(cat "$t/schedstat")"; done; }
 threads > "$dir/before"
 wrk -t2 -c"$conns" -d"${secs}s" -s "$dir/send.lua" "http://127.0.0.1:$port/v1/send" > "$dir/wrk"

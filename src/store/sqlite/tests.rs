@@ -162,6 +162,21 @@ async fn a_scan_answers_on_a_multi_thread_runtime() {
     a_scan_lists("alice").await;
 }
 
+/// The steps of `sql`'s query plan, which must name `index`.
+fn plan_through(conn: &rusqlite::Connection, sql: &str, index: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let mut rows = stmt.raw_query();
+    let mut plan = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        plan.push(row.get::<_, String>(3).unwrap());
+    }
+    assert!(
+        plan.iter().any(|step| step.contains(index)),
+        "{sql}: not through {index}: {plan:?}"
+    );
+    plan
+}
+
 /// The queries by a message's age read `messages_page(created_at, id)` since schema migration
 /// 13 dropped `messages_created(created_at)`, which repeated its head; the receiver sends are
 /// read by time through `receiver_sends_at`. None scans its table or sorts.
@@ -178,16 +193,7 @@ fn queries_by_age_use_their_indexes() {
             "receiver_sends_at",
         ),
     ] {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let mut rows = stmt.raw_query();
-        let mut plan = Vec::new();
-        while let Some(row) = rows.next().unwrap() {
-            plan.push(row.get::<_, String>(3).unwrap());
-        }
-        assert!(
-            plan.iter().any(|step| step.contains(index)),
-            "{sql}: not through {index}: {plan:?}"
-        );
+        let plan = plan_through(&conn, sql, index);
         assert!(
             !plan.iter().any(|step| step.starts_with("SCAN m")
                 || step.starts_with("SCAN receiver_sends")
@@ -226,16 +232,7 @@ fn job_queries_use_their_partial_indexes_and_never_scan_the_jobs() {
         (super::admin::FINAL_SINCE_SQL.into(), "jobs_done"),
     ];
     for (sql, index) in planned {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let mut rows = stmt.raw_query();
-        let mut plan = Vec::new();
-        while let Some(row) = rows.next().unwrap() {
-            plan.push(row.get::<_, String>(3).unwrap());
-        }
-        assert!(
-            plan.iter().any(|step| step.contains(index)),
-            "{sql}: not through {index}: {plan:?}"
-        );
+        let plan = plan_through(&conn, &sql, index);
         assert!(
             !plan
                 .iter()
