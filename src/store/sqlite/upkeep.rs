@@ -11,8 +11,8 @@ use rusqlite::params;
 /// Receiver sends at or before `?1`, out of every window.
 pub(super) const PRUNE_RECEIVER_SENDS_SQL: &str = "DELETE FROM receiver_sends WHERE at_ms <= ?1";
 
-/// Up to `?2` messages accepted at or before `?1` whose every job finished by then, oldest
-/// first through `messages_page(created_at, id)`, with their jobs (by cascade).
+/// Up to `?2` messages accepted at or before `?1` whose every job finished by then, found
+/// through `messages_page(created_at, id)`, with their jobs (by cascade).
 pub(super) const PRUNE_FINISHED_SQL: &str = "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.created_at <= ?1 \
      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.message_id = m.id \
      AND (j.state NOT IN ('delivered', 'failed', 'expired', 'superseded', 'cancelled') OR j.updated_at > ?1)) LIMIT ?2)";
