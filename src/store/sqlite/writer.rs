@@ -1,6 +1,7 @@
 //! Group commit: one thread owns the write connection and commits whatever work has queued up
 //! in one transaction, each piece inside its own savepoint. Throughput comes from sharing one
-//! commit across concurrent requests; a failing piece rolls back alone.
+//! commit across concurrent requests; a failing piece rolls back alone. Every piece is answered
+//! after the batch's COMMIT, so a caller never sees success before durability.
 //!
 //! A piece that may run twice ([`Writer::write_replayable`]: the delivery queue's claims,
 //! outcomes and renewals) runs first, without a savepoint: a savepoint copies every page the
@@ -19,40 +20,62 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
-/// Sent back after the batch's COMMIT, so a caller never sees success before durability.
-type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// Runs its work on the connection, or with `None` (the batch could not start) only produces
-/// the reply that carries the batch's failure.
-type Once = Box<dyn FnOnce(Option<&Connection>) -> (OpStatus, Reply) + Send>;
-
-/// One piece of a batch.
-enum Op {
-    Once(Once),
-    Replay(Box<dyn Replay>),
-}
-
-/// Work that may run more than once in a batch: it changes nothing outside the connection.
-trait Replay: Send {
-    /// Runs the work (again), keeping its result for the reply.
+/// One piece of a batch: its work on the write connection and the answer owed to its caller.
+trait Piece: Send {
+    /// Whether the work may run again: such pieces run first, without a savepoint.
+    fn replayable(&self) -> bool;
+    /// Runs the work, keeping its result for the answer.
     fn run(&mut self, conn: &Connection) -> OpStatus;
-    /// Answers with the last run's result once the batch committed, or with the batch's failure.
+    /// Answers with the last run's result once the batch committed, or with the batch's
+    /// failure (also what a piece that never ran answers).
     fn reply(self: Box<Self>, commit: Result<(), StoreError>);
 }
 
-struct Replayable<R, F> {
-    work: F,
+/// What a piece runs: [`Once`] or [`Again`].
+trait Work<R>: Send {
+    const REPLAYABLE: bool;
+    fn call(&mut self, conn: &Connection) -> Result<R, StoreError>;
+}
+
+/// Work that runs once ([`Writer::write`]); a batch never runs a once-piece twice.
+struct Once<F>(Option<F>);
+
+impl<R, F: FnOnce(&Connection) -> Result<R, StoreError> + Send> Work<R> for Once<F> {
+    const REPLAYABLE: bool = false;
+    fn call(&mut self, conn: &Connection) -> Result<R, StoreError> {
+        let work = self.0.take().expect("a once-piece runs once");
+        work(conn)
+    }
+}
+
+/// Work that may run again ([`Writer::write_replayable`]).
+struct Again<F>(F);
+
+impl<R, F: FnMut(&Connection) -> Result<R, StoreError> + Send> Work<R> for Again<F> {
+    const REPLAYABLE: bool = true;
+    fn call(&mut self, conn: &Connection) -> Result<R, StoreError> {
+        (self.0)(conn)
+    }
+}
+
+struct Pending<R, W> {
+    work: W,
     result: Option<Result<R, StoreError>>,
     tx: oneshot::Sender<Result<R, StoreError>>,
 }
 
-impl<R, F> Replay for Replayable<R, F>
-where
-    R: Send,
-    F: FnMut(&Connection) -> Result<R, StoreError> + Send,
-{
+impl<R: Send, W: Work<R>> Piece for Pending<R, W> {
+    fn replayable(&self) -> bool {
+        W::REPLAYABLE
+    }
+
     fn run(&mut self, conn: &Connection) -> OpStatus {
-        let result = (self.work)(conn);
-        let status = status_of(&result);
+        let result = self.work.call(conn);
+        let status = match &result {
+            Ok(_) => OpStatus::Ok,
+            Err(e) if e.is_fault() => OpStatus::Fault,
+            Err(_) => OpStatus::Refused,
+        };
         self.result = Some(result);
         status
     }
@@ -67,15 +90,7 @@ where
     }
 }
 
-fn status_of<R>(result: &Result<R, StoreError>) -> OpStatus {
-    match result {
-        Ok(_) => OpStatus::Ok,
-        Err(e) if e.is_fault() => OpStatus::Fault,
-        Err(_) => OpStatus::Refused,
-    }
-}
-
-/// How one op's work ended: a fault (the store cannot write) differs from a refusal
+/// How one piece's work ended: a fault (the store cannot write) differs from a refusal
 /// (not found, conflict), which says nothing about the store's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpStatus {
@@ -110,20 +125,20 @@ impl WriteHealth {
 
 #[derive(Clone)]
 pub struct Writer {
-    ops: mpsc::Sender<Op>,
+    pieces: mpsc::Sender<Box<dyn Piece>>,
     health: Arc<WriteHealth>,
 }
 
 impl Writer {
     pub fn spawn(conn: Connection) -> Writer {
-        let (ops, rx) = mpsc::channel::<Op>();
+        let (pieces, rx) = mpsc::channel::<Box<dyn Piece>>();
         let health = Arc::new(WriteHealth::default());
         let shared = health.clone();
         std::thread::Builder::new()
             .name("reflecto-store-writer".into())
             .spawn(move || run(conn, rx, &shared))
             .expect("spawning the store writer thread");
-        Writer { ops, health }
+        Writer { pieces, health }
     }
 
     pub fn health(&self) -> &WriteHealth {
@@ -132,26 +147,21 @@ impl Writer {
 
     fn submit<R: Send + 'static>(
         &self,
-        work: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        work: impl Work<R> + 'static,
     ) -> oneshot::Receiver<Result<R, StoreError>> {
         let (tx, rx) = oneshot::channel();
-        let op: Once = Box::new(move |conn| {
-            let Some(conn) = conn else {
-                let reply: Reply = Box::new(move |batch| {
-                    let _ = tx.send(Err(batch.err().unwrap_or(StoreError::Closed)));
-                });
-                return (OpStatus::Fault, reply);
-            };
-            let result = work(conn);
-            let status = status_of(&result);
-            let reply: Reply = Box::new(move |commit| {
-                let _ = tx.send(commit.and(result));
-            });
-            (status, reply)
-        });
-        // A send error means the writer thread is gone; the dropped `tx` reports it below.
-        let _ = self.ops.send(Op::Once(op));
+        let piece = Pending {
+            work,
+            result: None,
+            tx,
+        };
+        // A send error means the writer thread is gone; the dropped `tx` reports it.
+        let _ = self.pieces.send(Box::new(piece));
         rx
+    }
+
+    async fn answer<R>(rx: oneshot::Receiver<Result<R, StoreError>>) -> Result<R, StoreError> {
+        rx.await.unwrap_or_else(|_| Err(StoreError::Closed))
     }
 
     /// Runs `work` in the next group commit and waits for the commit.
@@ -159,9 +169,7 @@ impl Writer {
         &self,
         work: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        self.submit(work)
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Closed))
+        Self::answer(self.submit(Once(Some(work)))).await
     }
 
     /// As [`Writer::write`], for work that may run more than once before the commit (see the
@@ -171,135 +179,78 @@ impl Writer {
         &self,
         work: impl FnMut(&Connection) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        self.submit_replayable(work)
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Closed))
-    }
-
-    fn submit_replayable<R: Send + 'static>(
-        &self,
-        work: impl FnMut(&Connection) -> Result<R, StoreError> + Send + 'static,
-    ) -> oneshot::Receiver<Result<R, StoreError>> {
-        let (tx, rx) = oneshot::channel();
-        let op = Replayable {
-            work,
-            result: None,
-            tx,
-        };
-        // A send error means the writer thread is gone; the dropped `tx` reports it.
-        let _ = self.ops.send(Op::Replay(Box::new(op)));
-        rx
+        Self::answer(self.submit(Again(work))).await
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Op>, health: &WriteHealth) {
+fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Piece>>, health: &WriteHealth) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(op) => batch.push(op),
+                Ok(piece) => batch.push(piece),
                 Err(_) => break,
             }
         }
-        let mut replays = Vec::new();
-        let mut onces = Vec::new();
-        for op in batch {
-            match op {
-                Op::Once(op) => onces.push(op),
-                Op::Replay(op) => replays.push(op),
-            }
-        }
-        let (outcome, replies, fault) = if health.injected() {
-            let e = StoreError::Unavailable("injected write fault".into());
-            let replies = onces.into_iter().map(|op| op(None).1).collect();
-            (Err(e), replies, true)
+        let (outcome, fault) = if health.injected() {
+            (
+                Err(StoreError::Unavailable("injected write fault".into())),
+                true,
+            )
         } else {
-            commit_batch(&conn, &mut replays, onces)
+            commit_batch(&conn, &mut batch)
         };
         health.failing.store(fault, Ordering::SeqCst);
-        for reply in replies {
-            reply(outcome.clone());
-        }
-        for op in replays {
-            op.reply(outcome.clone());
+        for piece in batch {
+            piece.reply(outcome.clone());
         }
     }
 }
 
-type Replies = Vec<Reply>;
-
-/// Commits the batch: the replayable ops first, then the others, each in its savepoint.
-/// Returns the commit's outcome, the once-ops' replies (the replayable ones answer from their
-/// own result), and whether the store showed a fault (the batch or one of its ops could not
-/// write).
-fn commit_batch(
-    conn: &Connection,
-    replays: &mut [Box<dyn Replay>],
-    onces: Vec<Once>,
-) -> (Result<(), StoreError>, Replies, bool) {
-    let mut replies = Vec::with_capacity(onces.len());
-    let mut ops = onces.into_iter();
-    let failed = |e: rusqlite::Error, replies: &mut Replies, rest: std::vec::IntoIter<Once>| {
-        let e = StoreError::from(e);
-        // The ops that never ran still get an answer: the batch's failure.
-        replies.extend(rest.map(|op| op(None).1));
-        (Err(e), std::mem::take(replies), true)
-    };
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        return failed(e, &mut replies, ops);
-    }
-    let mut fault = match run_replays(conn, replays) {
-        Ok(fault) => fault,
+/// Commits the batch; returns the commit's outcome and whether the store showed a fault (the
+/// batch or one of its pieces could not write).
+fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Piece>]) -> (Result<(), StoreError>, bool) {
+    let committed = run_batch(conn, batch).and_then(|fault| {
+        conn.execute_batch("COMMIT")?;
+        Ok(fault)
+    });
+    match committed {
+        Ok(fault) => (Ok(()), fault),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
-            return failed(e, &mut replies, ops);
-        }
-    };
-    while let Some(op) = ops.next() {
-        let guarded = in_savepoint(conn, |conn| {
-            let (status, reply) = op(Some(conn));
-            replies.push(reply);
-            status
-        });
-        match guarded {
-            Ok(status) => fault |= status == OpStatus::Fault,
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                return failed(e, &mut replies, ops);
-            }
-        }
-    }
-    match conn.execute_batch("COMMIT") {
-        Ok(()) => (Ok(()), replies, fault),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            failed(e, &mut replies, ops)
+            (Err(StoreError::from(e)), true)
         }
     }
 }
 
-/// Runs the replayable ops in the open transaction, without savepoints while they all
-/// succeed; after the first that does not, rolls the transaction back and runs them all again,
-/// each in its savepoint. Whether one showed a fault.
-fn run_replays(conn: &Connection, replays: &mut [Box<dyn Replay>]) -> rusqlite::Result<bool> {
-    if replays.iter_mut().all(|op| op.run(conn) == OpStatus::Ok) {
-        return Ok(false);
-    }
-    conn.execute_batch("ROLLBACK; BEGIN IMMEDIATE")?;
+/// Runs the batch in one open transaction: the replayable pieces first, without savepoints
+/// while they all succeed (after the first that does not, the transaction is rolled back and
+/// each runs again in its savepoint), then the others, each in its savepoint. Whether a piece
+/// showed a fault.
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn Piece>]) -> rusqlite::Result<bool> {
+    batch.sort_by_key(|piece| !piece.replayable());
+    let (replays, onces) = batch.split_at_mut(batch.iter().filter(|p| p.replayable()).count());
+    conn.execute_batch("BEGIN IMMEDIATE")?;
     let mut fault = false;
-    for op in replays.iter_mut() {
-        fault |= in_savepoint(conn, |conn| op.run(conn))? == OpStatus::Fault;
+    if !replays
+        .iter_mut()
+        .all(|piece| piece.run(conn) == OpStatus::Ok)
+    {
+        conn.execute_batch("ROLLBACK; BEGIN IMMEDIATE")?;
+        for piece in replays.iter_mut() {
+            fault |= in_savepoint(conn, piece.as_mut())? == OpStatus::Fault;
+        }
+    }
+    for piece in onces {
+        fault |= in_savepoint(conn, piece.as_mut())? == OpStatus::Fault;
     }
     Ok(fault)
 }
 
-/// Runs `work` in a savepoint, kept when it succeeds and rolled back when it does not.
-fn in_savepoint(
-    conn: &Connection,
-    work: impl FnOnce(&Connection) -> OpStatus,
-) -> rusqlite::Result<OpStatus> {
+/// Runs `piece` in a savepoint, kept when it succeeds and rolled back when it does not.
+fn in_savepoint(conn: &Connection, piece: &mut dyn Piece) -> rusqlite::Result<OpStatus> {
     conn.prepare_cached("SAVEPOINT op")?.execute([])?;
-    let status = work(conn);
+    let status = piece.run(conn);
     if status == OpStatus::Ok {
         conn.prepare_cached("RELEASE op")?.execute([])?;
     } else {
@@ -329,10 +280,10 @@ mod tests {
     /// everything submitted meanwhile is committed as the next batch, together.
     fn hold(writer: &Writer) -> mpsc::Sender<()> {
         let (release, held) = mpsc::channel::<()>();
-        drop(writer.submit(move |_| {
+        drop(writer.submit(Once(Some(move |_: &Connection| {
             let _ = held.recv();
             Ok(())
-        }));
+        }))));
         release
     }
 
@@ -353,16 +304,16 @@ mod tests {
         let release = hold(&writer);
         let runs = Arc::new(AtomicUsize::new(0));
         let counted = runs.clone();
-        let ok = writer.submit_replayable(move |c| {
+        let ok = writer.submit(Again(move |c: &Connection| {
             counted.fetch_add(1, Ordering::SeqCst);
             insert(c, 1)
-        });
+        }));
         // Writes, then fails: its row must not be committed with the others.
-        let refused = writer.submit_replayable(|c| {
+        let refused = writer.submit(Again(|c: &Connection| {
             insert(c, 2)?;
             Err::<(), _>(StoreError::NotFound("the thing".into()))
-        });
-        let once = writer.submit(|c| insert(c, 3));
+        }));
+        let once = writer.submit(Once(Some(|c: &Connection| insert(c, 3))));
         drop(release);
         let (ok, refused, once) = (
             ok.await.unwrap(),
@@ -387,13 +338,13 @@ mod tests {
         let pending: Vec<_> = (10..13)
             .map(|n| {
                 let runs = runs.clone();
-                writer.submit_replayable(move |c| {
+                writer.submit(Again(move |c: &Connection| {
                     runs.fetch_add(1, Ordering::SeqCst);
                     insert(c, n)
-                })
+                }))
             })
             .collect();
-        let once = writer.submit(|c| insert(c, 20));
+        let once = writer.submit(Once(Some(|c: &Connection| insert(c, 20))));
         drop(release);
         for result in pending {
             result.await.unwrap().unwrap();
