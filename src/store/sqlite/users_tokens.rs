@@ -170,8 +170,8 @@ impl UsersTokens for SqliteStore {
 
     /// The live (unrevoked) token with this secret, if any.
     async fn authenticate_token(&self, secret: &str) -> Result<Option<TokenRecord>> {
-        let found = self.by_secret(AUTH_SQL, secret, 10, record).await?;
-        Ok(found.filter(|t| !t.revoked))
+        let hash = hash_secret(secret);
+        self.lookup(|c| live_token(c, &hash)).await
     }
 
     /// The token and its owner's devices in one read transaction: each statement on its own
@@ -181,7 +181,7 @@ impl UsersTokens for SqliteStore {
         let hash = hash_secret(secret);
         self.lookup(|c| {
             let snapshot = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Deferred)?;
-            let token = by_hash(&snapshot, AUTH_SQL, &hash, 10, record)?.filter(|t| !t.revoked);
+            let token = live_token(&snapshot, &hash)?;
             let sender = match token {
                 Some(token) => Some(Sender {
                     devices: super::devices_pairing::reachable_devices(&snapshot, token.user_id)?,
@@ -224,6 +224,11 @@ impl UsersTokens for SqliteStore {
     async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
         self.list(LIST_SQL, [user], record).await
     }
+}
+
+/// The live (unrevoked) token whose secret hashes to `hash`.
+fn live_token(c: &rusqlite::Connection, hash: &[u8; 32]) -> Result<Option<TokenRecord>> {
+    Ok(by_hash(c, AUTH_SQL, hash, 10, record)?.filter(|t| !t.revoked))
 }
 
 /// The row whose stored hash (column `stored`) is `hash`, compared in constant time.
