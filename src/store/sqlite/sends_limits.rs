@@ -5,7 +5,6 @@
 //! daily layers are rows written with each accepted send, and reloaded at start.
 
 use super::SqliteStore;
-use crate::api::DeviceType;
 use crate::store::contract::{Basics, SendsLimits};
 use crate::store::limits::{LayerStatus, Refusal, month_key};
 use crate::store::model::*;
@@ -199,20 +198,10 @@ pub(super) fn insert_message(c: &rusqlite::Connection, send: &NewSend) -> Result
         payload,
     } in &send.targets
     {
-        let seq: Option<i64> = match device_type {
-            // A desktop device removed since the targets were read gets no job.
-            DeviceType::Extension => match c
-                .query_row(
-                    "UPDATE devices SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
-                    [device_id],
-                    |r| r.get(0),
-                )
-                .optional()?
-            {
-                Some(seq) => Some(seq),
-                None => continue,
-            },
-            DeviceType::Android | DeviceType::Webpush => None,
+        // A desktop device removed since the targets were read gets no job.
+        let seq = match super::streams::stream_place(c, device_id, *device_type)? {
+            StreamPlace::Gone => continue,
+            place => place.column(),
         };
         c.prepare_cached(
             "INSERT INTO jobs (message_id, device_id, device_type, state, run_at, seq, expires_at, updated_at, payload, payload_kind, priority) \
