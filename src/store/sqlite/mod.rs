@@ -10,6 +10,7 @@
 
 mod admin;
 mod backup;
+mod checkpoint;
 mod clears_acks;
 mod columns;
 mod devices_pairing;
@@ -30,6 +31,7 @@ mod writer;
 use super::contract::Basics;
 use super::limits::{Limits, RateLimiter};
 use super::{Result, StoreError, Wakeups};
+use checkpoint::Thresholds;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -84,6 +86,7 @@ impl SqliteStore {
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
         tune_writer(&conn)?;
+        checkpoint::attach(&mut conn, &path, Thresholds::STORE)?;
         let store = SqliteStore {
             inner: Arc::new(Inner {
                 path,
@@ -170,17 +173,11 @@ impl SqliteStore {
 /// from the file). Checkpointing every 10,000 frames (about 40 MiB of WAL) instead of
 /// SQLite's 1,000 copies a page that many sends touched once per checkpoint, and syncs the
 /// file a tenth as often (`strace -e fsync` under `bench/send.sh`: 59 fsyncs in 6 s, up to
-/// 206 ms each, before; 8 after). `journal_size_limit` gives the WAL file back after a
-/// checkpoint, so it does not stay at its high-water mark.
-///
-/// The checkpoint stays inside the commit that crosses the threshold. A thread of its own
-/// was tried: it let a restarted WAL be reused while the disk was full, so a readiness probe's
-/// small write could succeed between sends that failed (`store_faults::disk_full_on_tmpfs…`
-/// failed at random), and it raised the saturated send p99.
+/// 206 ms each, before; 8 after); [`checkpoint`] does that copy on a thread of its own.
+/// `journal_size_limit` gives the WAL file back after the log restarts, so it does not stay at
+/// its high-water mark.
 fn tune_writer(conn: &Connection) -> Result<()> {
-    conn.execute_batch(
-        "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = 41943040;",
-    )?;
+    conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA journal_size_limit = 41943040;")?;
     Ok(())
 }
 
