@@ -18,7 +18,19 @@ struct Setup {
     _key: tempfile::NamedTempFile,
 }
 
+/// Four requests at once, three attempts, a 30 s lease.
+const SETTINGS: WorkerSettings = WorkerSettings {
+    concurrency: 4,
+    lease_ms: 30_000,
+    max_attempts: 3,
+    claim_for: Duration::from_millis(250),
+};
+
 async fn setup() -> Setup {
+    setup_with(SETTINGS).await
+}
+
+async fn setup_with(settings: WorkerSettings) -> Setup {
     let relay = Relay::start(no_limits()).await;
     let (token, phone, _) = relay.alice();
     let fake = FakeFcm::start().await;
@@ -28,11 +40,7 @@ async fn setup() -> Setup {
     let dispatcher = Worker::new(
         state.relay.clone(),
         Channels::fcm(FcmChannel::new(client)),
-        WorkerSettings {
-            concurrency: 4,
-            lease_ms: 30_000,
-            max_attempts: 3,
-        },
+        settings,
     );
     Setup {
         relay,
@@ -47,6 +55,16 @@ async fn setup() -> Setup {
 impl Setup {
     async fn send(&self, body: Value) -> String {
         self.relay.api().send(&self.token, body).await
+    }
+
+    /// Sends `m0`, `m1`, … to the phone; their ids.
+    async fn send_numbered(&self, n: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let body = json!({"message": format!("m{i}"), "device": "pixel"});
+            ids.push(self.send(body).await);
+        }
+        ids
     }
 
     async fn delivery(&self, id: &str) -> Value {
@@ -147,25 +165,23 @@ async fn delivers_the_mapped_payload_with_one_cached_token() {
 }
 
 /// A round claims again while its requests are out, as long as its claims come back full (a
-/// batch is twice the concurrency: 8 here), and stops after eight claims so the loop around it
-/// still sweeps leases and sees its stop signal.
+/// batch is twice the concurrency: 8 here): nine claims here, the last one short. (Before the
+/// sixth pass of issue 16 a round stopped after eight claims: this test asserted 64 jobs and
+/// then "the rest"; a round now claims for `claim_for`, long enough here.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_round_keeps_claiming_while_claims_come_back_full() {
-    let s = setup().await;
-    let mut ids = Vec::new();
-    for i in 0..70 {
-        ids.push(
-            s.send(json!({"message": format!("m{i}"), "device": "pixel"}))
-                .await,
-        );
-    }
+    let s = setup_with(WorkerSettings {
+        claim_for: Duration::from_secs(60),
+        ..SETTINGS
+    })
+    .await;
+    let mut ids = s.send_numbered(70).await;
     assert_eq!(
         s.dispatcher.run_once().await.unwrap(),
-        64,
-        "eight full claims"
+        70,
+        "eight full claims and a short one"
     );
-    assert_eq!(s.fake.sends().len(), 64);
-    assert_eq!(s.dispatcher.run_once().await.unwrap(), 6, "the rest");
+    assert_eq!(s.fake.sends().len(), 70);
     assert_eq!(s.dispatcher.run_once().await.unwrap(), 0, "nothing left");
     let mut sent: Vec<String> = s
         .fake
@@ -176,6 +192,26 @@ async fn a_round_keeps_claiming_while_claims_come_back_full() {
     sent.sort();
     ids.sort();
     assert_eq!(sent, ids, "each send delivered once");
+    s.assert_delivered(&ids).await;
+}
+
+/// A round stops claiming once its `claim_for` has passed, so the loop around it still sweeps
+/// leases and sees its stop signal under sustained load: with none, a round is its first claim.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_round_stops_claiming_after_its_claiming_time() {
+    let s = setup_with(WorkerSettings {
+        claim_for: Duration::ZERO,
+        ..SETTINGS
+    })
+    .await;
+    let ids = s.send_numbered(20).await;
+    for (round, handled) in [8, 8, 4, 0].into_iter().enumerate() {
+        assert_eq!(
+            s.dispatcher.run_once().await.unwrap(),
+            handled,
+            "round {round}: one claim of at most 8"
+        );
+    }
     s.assert_delivered(&ids).await;
 }
 

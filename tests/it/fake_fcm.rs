@@ -133,6 +133,7 @@ impl FakeFcm {
                 concurrency: 4,
                 lease_ms: 30_000,
                 max_attempts: 3,
+                ..WorkerSettings::default()
             },
         )
     }

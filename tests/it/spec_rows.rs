@@ -204,6 +204,7 @@ async fn max_attempts_dead_letters_when_time_moves() {
             concurrency: 1,
             lease_ms: 30_000,
             max_attempts: 3,
+            ..WorkerSettings::default()
         },
     );
     let api = relay.api();

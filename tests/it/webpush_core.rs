@@ -101,6 +101,7 @@ pub async fn webpush_worker(relay: &Relay, max_attempts: i64) -> Worker {
             concurrency: 4,
             lease_ms: 30_000,
             max_attempts,
+            ..WorkerSettings::default()
         },
     )
 }
