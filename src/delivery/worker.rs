@@ -90,9 +90,9 @@ pub struct Worker {
     settings: WorkerSettings,
 }
 
-/// How long a round keeps claiming by default (see [`Worker::run_once`]). Each round ends by waiting for
-/// its last requests and commits, with nothing else in flight: with rounds of at most eight
-/// claims (1,024 jobs), an FCM drain of 20,000 jobs had about twenty such gaps
+/// How long a round keeps claiming by default (see [`Worker::run_once`]). Each round ends by
+/// waiting for its last requests and commits, with nothing else in flight: with rounds of at
+/// most eight claims (1,024 jobs), an FCM drain of 20,000 jobs had about twenty such gaps
 /// (`bench/RESULTS.md`, sixth pass).
 const ROUND_CLAIMS_FOR: Duration = Duration::from_millis(250);
 

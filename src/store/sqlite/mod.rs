@@ -174,7 +174,7 @@ impl SqliteStore {
 /// SQLite's 1,000 copies a page that many sends touched once per checkpoint, and syncs the
 /// files a tenth as often (measured with SQLite's own checkpoint in the writer, `strace -e
 /// fsync` under `bench/send.sh`: 59 fsyncs in 6 s, up to 206 ms each, with 1,000; 8 with
-/// 10,000). [`checkpoint`] does the copy and its syncs on a thread of its own.
+/// 10,000). [`checkpoint`] does the bulk of the copy and its syncs on a thread of its own.
 /// `journal_size_limit` gives the WAL file back after the log restarts, so it does not stay at
 /// its high-water mark.
 fn tune_writer(conn: &Connection) -> Result<()> {
