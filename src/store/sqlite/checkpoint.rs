@@ -68,9 +68,10 @@ pub struct Shared {
     state: AtomicU8,
     /// Frames of the log in the database file after the thread's last pass.
     backfilled: AtomicI64,
-    /// Passes the thread made, tails the writer took after one, checkpoints the writer made at
-    /// the cap, and restarts of the log seen by the hook (tests).
+    /// Passes the thread made and those that failed, tails the writer took after one,
+    /// checkpoints the writer made at the cap, and restarts of the log seen by the hook (tests).
     passes: AtomicU64,
+    failures: AtomicU64,
     tails: AtomicU64,
     capped: AtomicU64,
     restarts: AtomicU64,
@@ -228,6 +229,10 @@ impl Shared {
         self.restarts.load(Ordering::Relaxed)
     }
 
+    fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
     fn passed(&self) -> bool {
         self.state.load(Ordering::Acquire) == PASSED
     }
@@ -249,6 +254,7 @@ fn passes(conn: &Connection, db: &Path, asked: &mpsc::Receiver<()>, shared: &Sha
                 shared.state.store(PASSED, Ordering::Release);
             }
             Err(e) => {
+                shared.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "store: a checkpoint pass failed; asking again in a second");
                 std::thread::sleep(RETRY_AFTER);
                 shared.state.store(IDLE, Ordering::Release);
@@ -375,6 +381,38 @@ mod tests {
             insert(&conn, n);
         }
         (dir, conn, checkpoints)
+    }
+
+    /// A pass that fails (here the database file, moved away, cannot be opened to sync it) is
+    /// asked again after [`RETRY_AFTER`], and no other pass runs meanwhile.
+    #[test]
+    fn a_failed_pass_is_asked_again_after_a_pause() {
+        let (dir, conn, checkpoints) = filled(limits(40, 1_000, 100_000), 5);
+        assert_eq!(checkpoints.passes(), 0);
+        let (path, moved) = (dir.path().join("t.db"), dir.path().join("moved.db"));
+        std::fs::rename(&path, &moved).unwrap();
+        let began = Instant::now();
+        let mut n = 5;
+        while checkpoints.failures() < 1 {
+            let waited = began.elapsed();
+            assert!(waited < Duration::from_secs(10), "no pass failed");
+            insert(&conn, n);
+            n += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let failed = Instant::now();
+        std::fs::rename(&moved, &path).unwrap();
+        while !checkpoints.passed() {
+            let waited = began.elapsed();
+            assert!(waited < Duration::from_secs(10), "no pass succeeded");
+            insert(&conn, n);
+            n += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let passes = (checkpoints.passes(), checkpoints.failures());
+        assert_eq!(passes, (2, 1), "one failed pass, then one that worked");
+        assert!(failed.elapsed() >= RETRY_AFTER - Duration::from_millis(50));
+        assert_eq!(rows(&conn), n);
     }
 
     /// SQLite's own automatic checkpoint (every 1,000 frames) is off, and nothing else runs
