@@ -3,12 +3,12 @@
 //! SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold: the writer
 //! syncs the log, copies its pages into the database file and syncs that file before it
 //! answers the batch. On a disk whose sync takes up to ~200 ms, every write queued behind that
-//! commit waits as long (`bench/RESULTS.md`, fifth pass), and the copy is a sixth of the
-//! writer's time under sends. Here a thread of its own does that bulk work on its own
-//! connection: a PASSIVE checkpoint never blocks the writer, and the thread syncs the database
-//! file after it (SQLite syncs it only when a pass reaches the end of the log, which a pass
-//! beside a busy writer does not). When the pass is done, the writer checkpoints what was
-//! added meanwhile, if that is little, in the hook after its next commit, as SQLite's own
+//! commit waits as long (`bench/RESULTS.md`, fifth pass); under sends the checkpoint was a
+//! seventh of the writer's time (sixth pass). Here a thread of its own does that bulk work on
+//! its own connection: a PASSIVE checkpoint never blocks the writer, and the thread syncs the
+//! database file after it (SQLite syncs it only when a pass reaches the end of the log, which
+//! a pass beside a busy writer does not). When the pass is done, the writer checkpoints what
+//! was added meanwhile, if that is little, in the hook after its next commit, as SQLite's own
 //! checkpoint would; if it is not little, the thread makes another pass, shorter each time.
 //!
 //! Why the writer keeps the last step: the log restarts from its beginning only when a write
