@@ -159,6 +159,13 @@ impl SlidingLog {
         }
     }
 
+    /// Removes the latest event at `at`, if the log holds one.
+    fn forget(&mut self, at: i64) {
+        if let Some(i) = self.0.iter().rposition(|&t| t == at) {
+            self.0.remove(i);
+        }
+    }
+
     fn status(&mut self, layer: Layer, limit: u64, now: i64, window: i64) -> LayerStatus {
         self.prune(now, window);
         let used = self.0.len() as u64;
@@ -366,6 +373,26 @@ impl RateLimiter {
         Ok(s.send_statuses(l, token_id, receiver, now, &month))
     }
 
+    /// Gives back one charge of [`Self::check_and_charge_send`] made at `now` (and only one
+    /// that was made: the monthly count keeps no times to check it against): the store's
+    /// writer runs an accept again when another piece of its batch failed, and an accept that
+    /// ends otherwise than accepted on its last run must leave no charge behind.
+    pub fn refund_send(&self, token_id: &str, receiver: i64, now: i64) {
+        let month = month_key(now);
+        let mut s = self.state.lock().expect("limiter poisoned");
+        if let Some(log) = s.token_burst.get_mut(token_id) {
+            log.forget(now);
+        }
+        if let Some((m, count)) = s.token_monthly.get_mut(token_id)
+            && *m == month
+        {
+            *count = count.saturating_sub(1);
+        }
+        if let Some(log) = s.receiver_daily.get_mut(&receiver) {
+            log.forget(now);
+        }
+    }
+
     /// Whether token burst, token monthly and receiver daily all have room, charging nothing.
     pub fn check_send(&self, token_id: &str, receiver: i64, now: i64) -> Result<(), Refusal> {
         let month = month_key(now);
@@ -494,6 +521,29 @@ mod tests {
         let other = rl.check_and_charge_send("tok_a", 2, T0).unwrap();
         let burst = other.iter().find(|s| s.layer == Layer::TokenBurst).unwrap();
         assert_eq!(burst.remaining, 3, "only two charges landed on tok_a");
+    }
+
+    #[test]
+    fn a_refund_gives_back_one_charge_of_each_send_layer() {
+        let rl = limits(5, 5, 5, 0, 0);
+        let remaining = |statuses: Vec<LayerStatus>| -> Vec<u64> {
+            statuses.iter().map(|s| s.remaining).collect()
+        };
+        rl.check_and_charge_send("tok", 1, T0).unwrap();
+        rl.check_and_charge_send("tok", 1, T0 + 1).unwrap();
+        rl.refund_send("tok", 1, T0 + 1);
+        // Each layer lost one of its two charges; another token's and receiver's refund finds
+        // nothing of theirs to give back and changes nothing here.
+        rl.refund_send("other", 2, T0 + 1);
+        assert_eq!(
+            remaining(rl.check_and_charge_send("tok", 1, T0 + 3).unwrap()),
+            vec![3, 3, 3]
+        );
+        // With the layers off nothing is logged, and the refund leaves them off.
+        let off = limits(0, 0, 0, 0, 0);
+        off.check_and_charge_send("tok", 1, T0).unwrap();
+        off.refund_send("tok", 1, T0);
+        assert!(off.check_and_charge_send("tok", 1, T0).unwrap().is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use super::SqliteStore;
 use crate::store::contract::{Basics, SendsLimits};
-use crate::store::limits::{LayerStatus, Refusal, month_key};
+use crate::store::limits::{LayerStatus, RateLimiter, Refusal, month_key};
 use crate::store::model::*;
 use crate::store::{Result, StoreError};
 use rusqlite::{OptionalExtension, params};
@@ -95,47 +95,24 @@ impl SendsLimits for SqliteStore {
         }).await
     }
 
+    /// A replayable writer piece (`writer.rs`): an accept changes the database and the
+    /// limiter's memory, and the charge is what must not happen twice. A run that finds the
+    /// send charged by an earlier run of the same batch (rolled back because another piece
+    /// failed) writes its rows again and keeps that charge; a run that ends otherwise gives
+    /// the charge back, so the limiter always holds the last run's outcome.
     async fn accept_send(&self, send: NewSend) -> Result<AcceptOutcome> {
         let store = self.clone();
         let targets = send.targets.clone();
+        let mut charged: Option<Vec<LayerStatus>> = None;
         let outcome = self
             .writer()
-            .write(move |c| {
+            .write_replayable(move |c| {
                 let limiter = store.limiter();
-                if let Some((key, _)) = &send.idempotency
-                    && let Some(earlier) = idempotent_response(c, &send.token_id, key, send.created_at)?
-                {
-                    return Ok(AcceptOutcome::Replayed(earlier));
+                let run = accept_run(c, limiter, &send, charged.take());
+                if let Ok(AcceptOutcome::Accepted(statuses)) = &run {
+                    charged = Some(statuses.clone());
                 }
-                // The writer runs one closure at a time, so the check here and the charge below
-                // are atomic with the replay check above: a concurrent repeat of this key finds
-                // the stored response and is charged nothing.
-                if let Err(refusal) = limiter.check_send(&send.token_id, send.user_id, send.created_at) {
-                    return Ok(AcceptOutcome::Refused(refusal));
-                }
-                insert_message(c, &send)?;
-                c.prepare_cached(
-                    "INSERT INTO token_month_counts (token_id, month, count) VALUES (?1, ?2, 1) \
-                     ON CONFLICT (token_id, month) DO UPDATE SET count = count + 1",
-                )?
-                .execute(params![send.token_id, send.month])?;
-                c.prepare_cached("INSERT INTO receiver_sends (user_id, at_ms) VALUES (?1, ?2)")?
-                    .execute(params![send.user_id, send.created_at])?;
-                if let Some((key, response)) = &send.idempotency {
-                    c.prepare_cached(
-                        "INSERT OR REPLACE INTO idempotency (token_id, key, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(params![send.token_id, key, response.status, response.body, send.created_at])?;
-                }
-                if send.touch_token {
-                    c.prepare_cached("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1")?
-                        .execute(params![send.token_id, send.created_at])?;
-                }
-                // Charged only once every row is written: an accept that fails charges nothing.
-                let statuses = limiter
-                    .check_and_charge_send(&send.token_id, send.user_id, send.created_at)
-                    .map_err(|_| StoreError::Db("the send limits changed during the accept".into()))?;
-                Ok(AcceptOutcome::Accepted(statuses))
+                run
             })
             .await?;
         if matches!(outcome, AcceptOutcome::Accepted(_)) {
@@ -173,6 +150,70 @@ impl SqliteStore {
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
+}
+
+/// One run of an accept inside the writer's transaction. `charged` is the charge an earlier
+/// run of this send made (its rows since rolled back): kept if this run accepts again, given
+/// back if it does not.
+fn accept_run(
+    c: &rusqlite::Connection,
+    limiter: &RateLimiter,
+    send: &NewSend,
+    charged: Option<Vec<LayerStatus>>,
+) -> Result<AcceptOutcome> {
+    let refund = |charged: &Option<Vec<LayerStatus>>| {
+        if charged.is_some() {
+            limiter.refund_send(&send.token_id, send.user_id, send.created_at);
+        }
+    };
+    if let Some((key, _)) = &send.idempotency
+        && let Some(earlier) = idempotent_response(c, &send.token_id, key, send.created_at)
+            .inspect_err(|_| refund(&charged))?
+    {
+        refund(&charged);
+        return Ok(AcceptOutcome::Replayed(earlier));
+    }
+    // The writer runs one piece at a time, so the check here and the charge below are atomic
+    // with the replay check above: a concurrent repeat of this key finds the stored response
+    // and is charged nothing.
+    if charged.is_none()
+        && let Err(refusal) = limiter.check_send(&send.token_id, send.user_id, send.created_at)
+    {
+        return Ok(AcceptOutcome::Refused(refusal));
+    }
+    write_accepted(c, send).inspect_err(|_| refund(&charged))?;
+    let statuses = match charged {
+        Some(statuses) => statuses,
+        // Charged only once every row is written: an accept that fails charges nothing.
+        None => limiter
+            .check_and_charge_send(&send.token_id, send.user_id, send.created_at)
+            .map_err(|_| StoreError::Db("the send limits changed during the accept".into()))?,
+    };
+    Ok(AcceptOutcome::Accepted(statuses))
+}
+
+/// Every row an accepted send writes: the message and its jobs, the persistent counts of the
+/// rate limits, the idempotency record and the token's last use.
+fn write_accepted(c: &rusqlite::Connection, send: &NewSend) -> Result<()> {
+    insert_message(c, send)?;
+    c.prepare_cached(
+        "INSERT INTO token_month_counts (token_id, month, count) VALUES (?1, ?2, 1) \
+         ON CONFLICT (token_id, month) DO UPDATE SET count = count + 1",
+    )?
+    .execute(params![send.token_id, send.month])?;
+    c.prepare_cached("INSERT INTO receiver_sends (user_id, at_ms) VALUES (?1, ?2)")?
+        .execute(params![send.user_id, send.created_at])?;
+    if let Some((key, response)) = &send.idempotency {
+        c.prepare_cached(
+            "INSERT OR REPLACE INTO idempotency (token_id, key, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![send.token_id, key, response.status, response.body, send.created_at])?;
+    }
+    if send.touch_token {
+        c.prepare_cached("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1")?
+            .execute(params![send.token_id, send.created_at])?;
+    }
+    Ok(())
 }
 
 /// The message and one job per target, after the owner's unfinished jobs with its key are

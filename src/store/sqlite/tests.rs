@@ -99,6 +99,69 @@ async fn hot_statements_are_not_re_prepared() {
         .unwrap();
 }
 
+/// An accept is a replayable writer piece: when another piece of its batch fails, the batch
+/// is rolled back and the accept runs again. It must then be committed once and charged once.
+#[tokio::test]
+async fn an_accept_run_again_in_its_batch_is_committed_and_charged_once() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let dir = tempfile::tempdir().unwrap();
+    let burst_of_two = Limits {
+        token_burst: 2,
+        token_monthly: 0,
+        receiver_daily: 0,
+        ip_minute: 0,
+        ip_hour: 0,
+    };
+    let store = SqliteStore::open(dir.path(), burst_of_two, T0).unwrap();
+    let owner = store.add_user("alice", T0).await.unwrap();
+    let issued = crate::store::tokens::issue(NewToken::plain("alice", "ci"), owner, T0);
+    store
+        .insert_token(&issued.record, &issued.hash)
+        .await
+        .unwrap();
+    let phone = store
+        .add_device("alice", device("pixel", DeviceType::Android), T0)
+        .await
+        .unwrap()
+        .device;
+    let send = |id: &str| crate::store::story::send(&issued.record, id, &[&phone], T0);
+    let burst_left = |outcome: AcceptOutcome| match outcome {
+        AcceptOutcome::Accepted(statuses) => statuses[0].remaining,
+        other => panic!("not accepted: {other:?}"),
+    };
+
+    // The accept, then a piece that fails, both queued behind a held batch: the failure rolls
+    // back the accept's first run, and the accept runs again in its own savepoint.
+    let release = store.writer().hold();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut accept = Box::pin(store.accept_send(send("msg_again")));
+    assert!(matches!(accept.as_mut().poll(&mut cx), Poll::Pending));
+    let mut failing = Box::pin(
+        store
+            .writer()
+            .write_replayable(|_| Err::<(), _>(StoreError::NotFound("the thing".into()))),
+    );
+    assert!(matches!(failing.as_mut().poll(&mut cx), Poll::Pending));
+    drop(release);
+    assert_eq!(burst_left(accept.await.unwrap()), 1, "charged once");
+    assert!(matches!(failing.await, Err(StoreError::NotFound(_))));
+
+    // One message row, and one charge: the next send takes the burst's last place.
+    let rows: i64 = store
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(rows, 1);
+    assert_eq!(
+        burst_left(store.accept_send(send("msg_next")).await.unwrap()),
+        0
+    );
+    assert!(matches!(
+        store.accept_send(send("msg_refused")).await.unwrap(),
+        AcceptOutcome::Refused(_)
+    ));
+}
+
 /// Regression: a keyed send (every Alertmanager hook) looked for the jobs to supersede through
 /// the state index, scanning every queued job of the relay per send, not the key's messages.
 #[tokio::test]

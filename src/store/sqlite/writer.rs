@@ -3,9 +3,10 @@
 //! commit across concurrent requests; a failing piece rolls back alone. Every piece is answered
 //! after the batch's COMMIT, so a caller never sees success before durability.
 //!
-//! A piece that may run twice ([`Writer::write_replayable`]: the delivery queue's claims,
-//! outcomes and renewals) runs first, without a savepoint: a savepoint copies every page the
-//! piece touches into the statement journal, a tenth of the writer's time under delivery load.
+//! A piece that may run twice ([`Writer::write_replayable`]: accepted sends, and the delivery
+//! queue's claims, outcomes and renewals) runs first, without a savepoint: a savepoint copies
+//! every page the piece touches into the statement journal, a tenth of the writer's time under
+//! delivery load and about as much of its time per send (`bench/RESULTS.md`, seventh pass).
 //! If one of them fails, the transaction is rolled back and they all run again, each in its
 //! savepoint, so the failure still rolls back alone.
 //!
@@ -160,6 +161,19 @@ impl Writer {
         rx
     }
 
+    /// Holds the writer thread in the batch it lands in until the returned sender is dropped,
+    /// so everything submitted meanwhile is committed together, in the next batch or in that
+    /// one (tests only).
+    #[cfg(test)]
+    pub(crate) fn hold(&self) -> mpsc::Sender<()> {
+        let (release, held) = mpsc::channel::<()>();
+        drop(self.submit(Once(Some(move |_: &Connection| {
+            let _ = held.recv();
+            Ok(())
+        }))));
+        release
+    }
+
     async fn answer<R>(rx: oneshot::Receiver<Result<R, StoreError>>) -> Result<R, StoreError> {
         rx.await.unwrap_or_else(|_| Err(StoreError::Closed))
     }
@@ -174,7 +188,9 @@ impl Writer {
 
     /// As [`Writer::write`], for work that may run more than once before the commit (see the
     /// module's note): it must change nothing but the database, and each run must start from
-    /// what it captured (so it reads its inputs, never moves them out).
+    /// what it captured (so it reads its inputs, never moves them out). Work that also changes
+    /// memory must make its last run's change the only one (an accept's rate-limit charge:
+    /// `sends_limits.rs`).
     pub async fn write_replayable<R: Send + 'static>(
         &self,
         work: impl FnMut(&Connection) -> Result<R, StoreError> + Send + 'static,
@@ -276,17 +292,6 @@ mod tests {
         Ok(())
     }
 
-    /// Holds the writer thread in a batch of its own until the returned sender is dropped, so
-    /// everything submitted meanwhile is committed as the next batch, together.
-    fn hold(writer: &Writer) -> mpsc::Sender<()> {
-        let (release, held) = mpsc::channel::<()>();
-        drop(writer.submit(Once(Some(move |_: &Connection| {
-            let _ = held.recv();
-            Ok(())
-        }))));
-        release
-    }
-
     async fn rows(writer: &Writer) -> Vec<i64> {
         writer
             .write(|c| {
@@ -301,7 +306,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_replayable_op_rolls_back_alone_and_runs_the_others_again() {
         let writer = writer();
-        let release = hold(&writer);
+        let release = writer.hold();
         let runs = Arc::new(AtomicUsize::new(0));
         let counted = runs.clone();
         let ok = writer.submit(Again(move |c: &Connection| {
@@ -333,7 +338,7 @@ mod tests {
     #[tokio::test]
     async fn replayable_ops_that_succeed_run_once_in_the_batch_of_the_others() {
         let writer = writer();
-        let release = hold(&writer);
+        let release = writer.hold();
         let runs = Arc::new(AtomicUsize::new(0));
         let pending: Vec<_> = (10..13)
             .map(|n| {
