@@ -318,10 +318,25 @@ fn migrate_unchecked(conn: &mut Connection) -> rusqlite::Result<()> {
     tx.commit()
 }
 
+/// The query planner stability guarantee, on every connection (readers too): without it,
+/// SQLite matches a partial index's WHERE term against a query's terms by comparing bound
+/// values, and marks every statement it compared so that binding a new value re-prepares it —
+/// the queue's claim at every claim, and an extension's stream read (SQLite's `QPSG`; every
+/// query that a partial index serves names its WHERE term with literals, `PLANNED` in
+/// tests.rs, so no plan changes).
+pub fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
 /// Connection settings every connection gets: WAL with NORMAL sync is durable against a
 /// process crash (the relay's promise) and lets readers run beside the one writer.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    stable_plans(conn)?;
     // temp_store=MEMORY keeps the per-op savepoints' statement journals off disk: otherwise each
     // group commit creates and deletes temp files.
     conn.execute_batch(

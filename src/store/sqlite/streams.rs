@@ -11,7 +11,7 @@ use crate::store::model::*;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// A device's unacknowledged stream events after a sequence number.
-const STREAM_SQL: &str = "SELECT j.seq, j.message_id, (SELECT envelope FROM messages WHERE id = j.message_id), \
+pub(super) const STREAM_SQL: &str = "SELECT j.seq, j.message_id, (SELECT envelope FROM messages WHERE id = j.message_id), \
      j.payload_kind, j.payload, j.kind FROM jobs j WHERE j.device_id = ?1 AND j.seq > ?2 AND j.state = 'pending' ORDER BY j.seq LIMIT ?3";
 
 /// The place a new job for a device takes on its stream.

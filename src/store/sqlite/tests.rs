@@ -70,8 +70,7 @@ async fn hot_statements_are_not_re_prepared() {
         .add_device("alice", device("pixel", DeviceType::Android), T0)
         .await
         .unwrap();
-    // STREAM_SQL (ORDER BY seq LIMIT n) is still re-prepared; it runs once per stream wake-up,
-    // not once per request.
+    // STREAM_SQL and the claim: `the_claim_and_the_stream_read_are_not_re_prepared`.
     type Args = fn(i64) -> Vec<rusqlite::types::Value>;
     let cases: [(&str, Args); 4] = [
         (users_tokens::AUTH_SQL, |i| vec![vec![i as u8; 32].into()]),
@@ -160,6 +159,61 @@ async fn an_accept_run_again_in_its_batch_is_committed_and_charged_once() {
         store.accept_send(send("msg_refused")).await.unwrap(),
         AcceptOutcome::Refused(_)
     ));
+}
+
+/// A statement and the values of its `i`th run.
+type Runs = (String, fn(i64) -> Vec<rusqlite::types::Value>);
+
+/// How often each of `statements` was re-prepared over five runs with different values.
+fn re_prepares(c: &rusqlite::Connection, statements: &[Runs]) -> Result<Vec<(String, i32)>> {
+    let mut counts = Vec::new();
+    for (sql, args) in statements {
+        let mut stmt = c.prepare_cached(sql)?;
+        for i in 0..5 {
+            let mut rows = stmt.query(rusqlite::params_from_iter(args(i)))?;
+            while rows.next()?.is_some() {}
+        }
+        counts.push((
+            sql.clone(),
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+        ));
+    }
+    Ok(counts)
+}
+
+/// Regression: the claim (writer) and an extension's stream read (reader) were re-prepared at
+/// every run. Matching a partial index's WHERE term (`state = 'queued'`) against a query's
+/// terms made SQLite note every bound value it compared along the way, so a new `now` or
+/// `after_seq` expired the statement: a tenth of the writer's time in an FCM drain.
+#[tokio::test]
+async fn the_claim_and_the_stream_read_are_not_re_prepared() {
+    let (_d, store) = store();
+    let claim = queue::claim_sql(&[Channel::Fcm, Channel::WebPush]);
+    let claims = store
+        .writer()
+        .write(move |c| {
+            re_prepares(
+                c,
+                &[(claim, |i| {
+                    vec![(T0 + i).into(), (T0 + i + 60_000).into(), 128.into()]
+                })],
+            )
+        })
+        .await
+        .unwrap();
+    let stream = store
+        .read(|c| {
+            re_prepares(
+                c,
+                &[(streams::STREAM_SQL.to_owned(), |i| {
+                    vec![format!("dev_{}", i % 2).into(), i.into(), 100.into()]
+                })],
+            )
+        })
+        .unwrap();
+    for (sql, count) in claims.into_iter().chain(stream) {
+        assert_eq!(count, 0, "{sql}");
+    }
 }
 
 /// Regression: a keyed send (every Alertmanager hook) looked for the jobs to supersede through
