@@ -264,8 +264,8 @@ const MIGRATIONS: &[&str] = &[
     // rewrote a job's entry in three `(state, …)` indexes, twelve index writes per delivery;
     // each index now holds only the jobs its queries look for. SQLite uses a partial index
     // only for a query that repeats the index's WHERE term, so the queries name it exactly
-    // (see `PLANNED` in tests.rs, which checks their plans); `jobs_done` serves the operator's
-    // counts of the last 24 hours' outcomes.
+    // (`job_queries_use_their_partial_indexes_and_never_scan_the_jobs` in tests.rs checks their
+    // plans); `jobs_done` serves the operator's counts of the last 24 hours' outcomes.
     "DROP INDEX jobs_due; DROP INDEX jobs_lease; DROP INDEX jobs_expiry;
      CREATE INDEX jobs_due ON jobs(run_at, device_type) WHERE state = 'queued';
      CREATE INDEX jobs_lease ON jobs(lease_until) WHERE state = 'leased';
@@ -321,9 +321,9 @@ fn migrate_unchecked(conn: &mut Connection) -> rusqlite::Result<()> {
 /// The query planner stability guarantee, on every connection (readers too): without it,
 /// SQLite matches a partial index's WHERE term against a query's terms by comparing bound
 /// values, and marks every statement it compared so that binding a new value re-prepares it —
-/// the queue's claim at every claim, and an extension's stream read (SQLite's `QPSG`; every
-/// query that a partial index serves names its WHERE term with literals, `PLANNED` in
-/// tests.rs, so no plan changes).
+/// the queue's claim at every claim, and an extension's stream read (SQLite's `QPSG`). Every
+/// query that a partial index serves names the index's WHERE term with literals, so no plan
+/// changes: the plan tests in tests.rs run with this setting.
 pub fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,

@@ -302,6 +302,8 @@ fn plan_through(conn: &rusqlite::Connection, sql: &str, index: &str) -> Vec<Stri
 fn queries_by_age_use_their_indexes() {
     let (dir, _store) = store();
     let conn = rusqlite::Connection::open(dir.path().join("reflecto.db")).unwrap();
+    // Planned as the relay's own connections plan them.
+    super::schema::stable_plans(&conn).unwrap();
     for (sql, index) in [
         (super::admin::MESSAGES_SINCE_SQL, "messages_page"),
         (super::upkeep::PRUNE_FINISHED_SQL, "messages_page"),
@@ -335,6 +337,8 @@ async fn a_scan_answers_on_a_current_thread_runtime() {
 fn job_queries_use_their_partial_indexes_and_never_scan_the_jobs() {
     let (dir, _store) = store();
     let conn = rusqlite::Connection::open(dir.path().join("reflecto.db")).unwrap();
+    // Planned as the relay's own connections plan them.
+    super::schema::stable_plans(&conn).unwrap();
     let both = [Channel::Fcm, Channel::WebPush];
     let planned: Vec<(String, &str)> = vec![
         (super::queue::claim_sql(&[Channel::Fcm]), "jobs_due"),
