@@ -58,11 +58,33 @@ async fn secrets_never_reach_the_database_file() {
     }
 }
 
+/// The values of a statement's `i`th run.
+type Args = fn(i64) -> Vec<rusqlite::types::Value>;
+
+/// How often each statement was re-prepared over five runs with different values.
+fn re_prepares(
+    c: &rusqlite::Connection,
+    statements: &[(&str, Args)],
+) -> Result<Vec<(String, i32)>> {
+    let mut counts = Vec::new();
+    for (sql, args) in statements {
+        let mut stmt = c.prepare_cached(sql)?;
+        for i in 0..5 {
+            let mut rows = stmt.query(rusqlite::params_from_iter(args(i)))?;
+            while rows.next()?.is_some() {}
+        }
+        counts.push((
+            sql.to_string(),
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+        ));
+    }
+    Ok(counts)
+}
+
 /// Regression: with the bundled SQLite's STAT4, the hot lookups written as JOINs were
 /// re-prepared on every execution (a third of the relay's CPU under load).
 #[tokio::test]
 async fn hot_statements_are_not_re_prepared() {
-    use rusqlite::StatementStatus;
     let (_d, store) = store();
     store.add_user("alice", T0).await.unwrap();
     token(&store).await;
@@ -71,7 +93,6 @@ async fn hot_statements_are_not_re_prepared() {
         .await
         .unwrap();
     // STREAM_SQL and the claim: `the_claim_and_the_stream_read_are_not_re_prepared`.
-    type Args = fn(i64) -> Vec<rusqlite::types::Value>;
     let cases: [(&str, Args); 4] = [
         (users_tokens::AUTH_SQL, |i| vec![vec![i as u8; 32].into()]),
         (devices_pairing::REACHABLE_SQL, |i| vec![(1 + i % 2).into()]),
@@ -82,20 +103,9 @@ async fn hot_statements_are_not_re_prepared() {
             vec![format!("dev_{i}").into()]
         }),
     ];
-    store
-        .read(|c| {
-            for (sql, args) in &cases {
-                for i in 0..5 {
-                    let mut stmt = c.prepare_cached(sql)?;
-                    let mut rows = stmt.query(rusqlite::params_from_iter(args(i)))?;
-                    while rows.next()?.is_some() {}
-                    drop(rows);
-                    assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{sql}");
-                }
-            }
-            Ok(())
-        })
-        .unwrap();
+    for (sql, count) in store.read(|c| re_prepares(c, &cases)).unwrap() {
+        assert_eq!(count, 0, "{sql}");
+    }
 }
 
 /// An accept is a replayable writer piece: when another piece of its batch fails, the batch
@@ -161,26 +171,6 @@ async fn an_accept_run_again_in_its_batch_is_committed_and_charged_once() {
     ));
 }
 
-/// A statement and the values of its `i`th run.
-type Runs = (String, fn(i64) -> Vec<rusqlite::types::Value>);
-
-/// How often each of `statements` was re-prepared over five runs with different values.
-fn re_prepares(c: &rusqlite::Connection, statements: &[Runs]) -> Result<Vec<(String, i32)>> {
-    let mut counts = Vec::new();
-    for (sql, args) in statements {
-        let mut stmt = c.prepare_cached(sql)?;
-        for i in 0..5 {
-            let mut rows = stmt.query(rusqlite::params_from_iter(args(i)))?;
-            while rows.next()?.is_some() {}
-        }
-        counts.push((
-            sql.clone(),
-            stmt.get_status(rusqlite::StatementStatus::RePrepare),
-        ));
-    }
-    Ok(counts)
-}
-
 /// Regression: the claim (writer) and an extension's stream read (reader) were re-prepared at
 /// every run. Matching a partial index's WHERE term (`state = 'queued'`) against a query's
 /// terms made SQLite note every bound value it compared along the way, so a new `now` or
@@ -195,7 +185,7 @@ async fn the_claim_and_the_stream_read_are_not_re_prepared() {
         .write(move |c| {
             re_prepares(
                 c,
-                &[(claim, |i| {
+                &[(claim.as_str(), |i| {
                     vec![(T0 + i).into(), (T0 + i + 60_000).into(), 128.into()]
                 })],
             )
@@ -206,7 +196,7 @@ async fn the_claim_and_the_stream_read_are_not_re_prepared() {
         .read(|c| {
             re_prepares(
                 c,
-                &[(streams::STREAM_SQL.to_owned(), |i| {
+                &[(streams::STREAM_SQL, |i| {
                     vec![format!("dev_{}", i % 2).into(), i.into(), 100.into()]
                 })],
             )
