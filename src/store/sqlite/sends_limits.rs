@@ -11,6 +11,8 @@ use crate::store::model::*;
 use crate::store::{Result, StoreError};
 use rusqlite::{OptionalExtension, params};
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// SPEC §1.15: the unfinished jobs of the owner's earlier messages with the send's key become
 /// `superseded`. Found through the key's messages (`messages_user_key`, then `jobs_message`):
@@ -99,12 +101,17 @@ impl SendsLimits for SqliteStore {
     /// limiter's memory, and the charge is what must not happen twice. A run that finds the
     /// send charged by an earlier run of the same batch (rolled back because another piece
     /// failed) writes its rows again and keeps that charge; a run that ends otherwise gives
-    /// the charge back, so the limiter always holds the last run's outcome.
+    /// the charge back, so the limiter always holds the last run's outcome. A batch whose
+    /// COMMIT fails (a full disk) keeps none of its rows, so the last run's charge is given
+    /// back here too.
     async fn accept_send(&self, send: NewSend) -> Result<AcceptOutcome> {
         let store = self.clone();
         let targets = send.targets.clone();
+        let payer = (send.token_id.clone(), send.user_id, send.created_at);
+        let last_run_charged = Arc::new(AtomicBool::new(false));
+        let charge_seen = last_run_charged.clone();
         let mut charged: Option<Vec<LayerStatus>> = None;
-        let outcome = self
+        let written = self
             .writer()
             .write_replayable(move |c| {
                 let limiter = store.limiter();
@@ -112,9 +119,18 @@ impl SendsLimits for SqliteStore {
                 if let Ok(AcceptOutcome::Accepted(statuses)) = &run {
                     charged = Some(statuses.clone());
                 }
+                charge_seen.store(charged.is_some(), Ordering::Relaxed);
                 run
             })
-            .await?;
+            .await;
+        // The writer answers an error only for a batch that did not commit (a piece's own
+        // error comes from a run that already gave its charge back).
+        let outcome = written.inspect_err(|_| {
+            if last_run_charged.load(Ordering::Relaxed) {
+                let (token_id, receiver, at) = &payer;
+                self.limiter().refund_send(token_id, *receiver, *at);
+            }
+        })?;
         if matches!(outcome, AcceptOutcome::Accepted(_)) {
             self.wakeups().after_accept(&targets);
         }

@@ -171,6 +171,63 @@ async fn an_accept_run_again_in_its_batch_is_committed_and_charged_once() {
     ));
 }
 
+/// Regression: an accept whose batch failed at COMMIT kept its rate-limit charge in memory
+/// until the relay restarted, though none of its rows was kept.
+#[tokio::test]
+async fn an_accept_whose_commit_fails_gives_its_charge_back() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let dir = tempfile::tempdir().unwrap();
+    let burst_of_one = Limits {
+        token_burst: 1,
+        token_monthly: 0,
+        receiver_daily: 0,
+        ip_minute: 0,
+        ip_hour: 0,
+    };
+    let store = SqliteStore::open(dir.path(), burst_of_one, T0).unwrap();
+    let owner = store.add_user("alice", T0).await.unwrap();
+    let issued = crate::store::tokens::issue(NewToken::plain("alice", "ci"), owner, T0);
+    store
+        .insert_token(&issued.record, &issued.hash)
+        .await
+        .unwrap();
+    let phone = store
+        .add_device("alice", device("pixel", DeviceType::Android), T0)
+        .await
+        .unwrap()
+        .device;
+    let send = |id: &str| crate::store::story::send(&issued.record, id, &[&phone], T0);
+
+    // The accept, then a piece whose row breaks a deferred foreign key, queued behind a held
+    // batch: both run, and the batch's COMMIT fails.
+    let release = store.writer().hold();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut accept = Box::pin(store.accept_send(send("msg_lost")));
+    assert!(matches!(accept.as_mut().poll(&mut cx), Poll::Pending));
+    let mut breaking = Box::pin(store.writer().write(|c| {
+        c.execute_batch(
+            "PRAGMA defer_foreign_keys = ON;
+             INSERT INTO pairing_codes (code_hash, user_id, expires_at) VALUES (x'00', 999, 0);",
+        )?;
+        Ok(())
+    }));
+    assert!(matches!(breaking.as_mut().poll(&mut cx), Poll::Pending));
+    drop(release);
+    assert!(accept.await.is_err(), "the batch did not commit");
+    assert!(breaking.await.is_err());
+
+    // Nothing of the accept was kept, and the burst's one place is free again.
+    let rows: i64 = store
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(rows, 0);
+    assert!(matches!(
+        store.accept_send(send("msg_kept")).await.unwrap(),
+        AcceptOutcome::Accepted(_)
+    ));
+}
+
 /// Regression: the claim (writer) and an extension's stream read (reader) were re-prepared at
 /// every run. Matching a partial index's WHERE term (`state = 'queued'`) against a query's
 /// terms made SQLite note every bound value it compared along the way, so a new `now` or
