@@ -213,7 +213,7 @@ async fn main() {
         settings,
     );
     let webpush_rate = drain(&webpush, "web push queue").await;
-    let metrics = relay.state.metrics.render(0);
+    let metrics = relay.state.metrics.render(0, None);
     assert!(
         metrics.contains(&format!(
             "reflecto_deliveries_total{{channel=\"webpush\",outcome=\"delivered\"}} {JOBS}"

@@ -1,6 +1,7 @@
 //! Prometheus metrics, kept in process and rendered as text exposition format 0.0.4. A handful
 //! of counters and one histogram do not justify a metrics framework.
 
+use crate::store::CheckpointCounts;
 use std::collections::BTreeMap;
 use std::fmt::{Display, Write};
 use std::sync::Mutex;
@@ -71,7 +72,8 @@ impl Metrics {
         h.sum += seconds;
     }
 
-    pub fn render(&self, queue_depth: i64) -> String {
+    /// The text of `/metrics`; `checkpoints` only on the embedded store.
+    pub fn render(&self, queue_depth: i64, checkpoints: Option<CheckpointCounts>) -> String {
         let mut out = String::new();
         self.requests.render(&mut out);
         let name = "reflecto_sends_accepted_total";
@@ -91,8 +93,49 @@ impl Metrics {
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
         let _ = writeln!(out, "{name}_sum {}", h.sum);
         let _ = writeln!(out, "{name}_count {}", h.count);
+        drop(h);
+        if let Some(counts) = checkpoints {
+            render_checkpoints(&mut out, counts);
+        }
         out
     }
+}
+
+/// The embedded store's WAL: a log that only grows (its checkpoints fail, or reach the cap)
+/// is what an operator of a busy relay needs to see before the disk does.
+fn render_checkpoints(out: &mut String, counts: CheckpointCounts) {
+    let name = "reflecto_store_checkpoints_total";
+    help(
+        out,
+        name,
+        "WAL checkpoints of the embedded store: the checkpoint thread's passes (pass), those \
+         that failed (failed), the writer's after a pass (tail) and at the log's cap (cap).",
+        "counter",
+    );
+    for (kind, n) in [
+        ("pass", counts.passes),
+        ("failed", counts.failed_passes),
+        ("tail", counts.tails),
+        ("cap", counts.at_cap),
+    ] {
+        let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {n}");
+    }
+    let name = "reflecto_store_wal_restarts_total";
+    help(
+        out,
+        name,
+        "Times the embedded store's WAL restarted from its beginning.",
+        "counter",
+    );
+    let _ = writeln!(out, "{name} {}", counts.restarts);
+    let name = "reflecto_store_wal_frames";
+    help(
+        out,
+        name,
+        "Frames (pages) in the embedded store's WAL after the last commit.",
+        "gauge",
+    );
+    let _ = writeln!(out, "{name} {}", counts.log_frames);
 }
 
 /// A metric's `# HELP` and `# TYPE` lines.
@@ -133,5 +176,43 @@ impl<A: Ord + Display, B: Ord + Display> LabelledCounter<A, B> {
         for ((a, b), n) in self.samples.lock().expect("metrics poisoned").iter() {
             let _ = writeln!(out, "{name}{{{first}=\"{a}\",{second}=\"{b}\"}} {n}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_stores_checkpoints_are_rendered_only_when_given() {
+        let metrics = Metrics::default();
+        let counts = CheckpointCounts {
+            passes: 3,
+            failed_passes: 1,
+            tails: 2,
+            at_cap: 0,
+            restarts: 2,
+            log_frames: 417,
+        };
+        let text = metrics.render(5, Some(counts));
+        for line in [
+            "reflecto_queue_depth 5",
+            "# TYPE reflecto_store_checkpoints_total counter",
+            "reflecto_store_checkpoints_total{kind=\"pass\"} 3",
+            "reflecto_store_checkpoints_total{kind=\"failed\"} 1",
+            "reflecto_store_checkpoints_total{kind=\"tail\"} 2",
+            "reflecto_store_checkpoints_total{kind=\"cap\"} 0",
+            "reflecto_store_wal_restarts_total 2",
+            "# TYPE reflecto_store_wal_frames gauge",
+            "reflecto_store_wal_frames 417",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
+        }
+        let without = metrics.render(5, None);
+        assert!(!without.contains("reflecto_store_"), "{without}");
+        assert!(without.lines().any(|l| l == "reflecto_queue_depth 5"));
     }
 }

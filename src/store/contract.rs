@@ -56,6 +56,8 @@ pub(crate) trait Basics {
     /// For tests and operations drills: while `on`, every write fails as a full disk would,
     /// before touching the database. Nothing already committed is affected.
     fn inject_write_fault(&self, on: bool);
+    /// The embedded store's WAL checkpoint counts (`/metrics`); `None` on a server database.
+    fn checkpoints(&self) -> Option<CheckpointCounts>;
 }
 
 contract! {

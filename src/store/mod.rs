@@ -176,6 +176,11 @@ impl Store {
         each!(self, b => b.inject_write_fault(on))
     }
 
+    /// The embedded store's WAL checkpoint counts (`/metrics`); `None` on a server database.
+    pub fn checkpoints(&self) -> Option<CheckpointCounts> {
+        each!(self, b => b.checkpoints())
+    }
+
     /// Whether jobs may be leased by other processes (several relays on one database): then a
     /// relay never takes back leases at start, it waits for them to expire.
     pub fn is_shared(&self) -> bool {

@@ -821,3 +821,16 @@ pub struct AdminCountsRecord {
     pub leased: i64,
     pub pending: i64,
 }
+
+/// What the embedded store's WAL checkpoint has done since the store opened (`/metrics`):
+/// passes of its thread and those that failed, checkpoints the writer took after a pass
+/// (`tails`) and at the log's cap, restarts of the log, and its size after the last commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CheckpointCounts {
+    pub passes: u64,
+    pub failed_passes: u64,
+    pub tails: u64,
+    pub at_cap: u64,
+    pub restarts: u64,
+    pub log_frames: i64,
+}

@@ -501,6 +501,15 @@ async fn message_status_pairing_and_operational_endpoints() {
         "{metrics}"
     );
     assert!(metrics.contains("reflecto_http_requests_total{route=\"/v1/send\",status=\"200\"} 1"));
+    // The embedded store's log holds the send's commit: no checkpoint runs this early.
+    let wal_frames: i64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("reflecto_store_wal_frames "))
+        .expect("the embedded store's log size is reported")
+        .parse()
+        .unwrap();
+    assert!(wal_frames > 0, "{metrics}");
+    assert!(metrics.contains("reflecto_store_checkpoints_total{kind=\"cap\"} 0"));
     let echoed = http
         .get(format!("{}/health", relay.url))
         .header("x-request-id", "abc-123")

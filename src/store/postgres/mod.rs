@@ -27,6 +27,7 @@ mod users_tokens;
 
 use super::contract::Basics;
 use super::limits::Limits;
+use super::model::CheckpointCounts;
 use super::{Result, StoreError, Wakeups};
 pub use import::Import;
 
@@ -143,6 +144,11 @@ impl Basics for PgStore {
 
     fn inject_write_fault(&self, on: bool) {
         self.inner.fault.store(on, Ordering::Relaxed);
+    }
+
+    /// PostgreSQL checkpoints its own log; its server reports on it.
+    fn checkpoints(&self) -> Option<CheckpointCounts> {
+        None
     }
 }
 

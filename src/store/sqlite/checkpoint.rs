@@ -23,6 +23,7 @@
 //! A pass that fails (the disk is full) is asked again a second later; meanwhile the log
 //! grows, and at [`Thresholds::cap`] the writer checkpoints itself, as before this module.
 
+use crate::store::model::CheckpointCounts;
 use rusqlite::Connection;
 use rusqlite::hooks::Wal;
 use std::path::Path;
@@ -69,12 +70,28 @@ pub struct Shared {
     /// Frames of the log in the database file after the thread's last pass.
     backfilled: AtomicI64,
     /// Passes the thread made and those that failed, tails the writer took after one,
-    /// checkpoints the writer made at the cap, and restarts of the log seen by the hook (tests).
+    /// checkpoints the writer made at the cap, and restarts of the log seen by the hook; the
+    /// log's size after the writer's last commit (`/metrics`, and the tests).
     passes: AtomicU64,
     failures: AtomicU64,
     tails: AtomicU64,
     capped: AtomicU64,
     restarts: AtomicU64,
+    log_frames: AtomicI64,
+}
+
+impl Shared {
+    /// The counts `/metrics` reports.
+    pub fn counts(&self) -> CheckpointCounts {
+        CheckpointCounts {
+            passes: self.passes.load(Ordering::Relaxed),
+            failed_passes: self.failures.load(Ordering::Relaxed),
+            tails: self.tails.load(Ordering::Relaxed),
+            at_cap: self.capped.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            log_frames: self.log_frames.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// What the writer's hook holds: the way to the thread, and the thread, which ends (and is
@@ -110,6 +127,7 @@ impl Handoff {
             self.restarted_since_ask = true;
         }
         self.last_frames = frames;
+        self.shared.log_frames.store(frames, Ordering::Relaxed);
         if frames >= self.limits.cap {
             if !self.over_cap {
                 tracing::warn!(
@@ -179,7 +197,8 @@ fn checkpoint_here(wal: &mut Wal, when: &'static str) {
 
 /// Takes over the checkpoints of `writer` (a connection to `path`, which must not checkpoint
 /// by itself any more): opens the thread's own connection and installs the writer's hook,
-/// replacing SQLite's automatic checkpoint. The returned state is the tests' window on it.
+/// replacing SQLite's automatic checkpoint. The returned state is `/metrics`' window on it,
+/// and the tests'.
 pub fn attach(
     writer: &mut Connection,
     path: &Path,
@@ -331,6 +350,22 @@ mod tests {
         let frames = log_frames(dir.path());
         assert!(frames < limits.start * 4, "the log grew to {frames} frames");
         assert_eq!(rows(&conn), n);
+        // What `/metrics` reports: the same counts, and the log's size since its last restart.
+        let counts = checkpoints.counts();
+        assert_eq!(
+            (
+                counts.passes,
+                counts.restarts,
+                counts.at_cap,
+                counts.failed_passes
+            ),
+            (checkpoints.passes(), checkpoints.restarts(), 0, 0)
+        );
+        assert!(
+            0 < counts.log_frames && counts.log_frames <= frames,
+            "{} frames in a log of {frames}",
+            counts.log_frames
+        );
     }
 
     /// A reader's snapshot stops the thread's pass short of the log's end, as the commits made

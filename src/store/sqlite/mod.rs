@@ -30,6 +30,7 @@ mod writer;
 
 use super::contract::Basics;
 use super::limits::{Limits, RateLimiter};
+use super::model::CheckpointCounts;
 use super::{Result, StoreError, Wakeups};
 use checkpoint::Thresholds;
 use rusqlite::{Connection, OpenFlags};
@@ -67,6 +68,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     limiter: RateLimiter,
     wakeups: Wakeups,
+    checkpoints: Arc<checkpoint::Shared>,
 }
 
 pub const DB_FILE: &str = "reflecto.db";
@@ -86,7 +88,7 @@ impl SqliteStore {
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
         tune_writer(&conn)?;
-        checkpoint::attach(&mut conn, &path, Thresholds::STORE)?;
+        let checkpoints = checkpoint::attach(&mut conn, &path, Thresholds::STORE)?;
         let store = SqliteStore {
             inner: Arc::new(Inner {
                 path,
@@ -94,6 +96,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 limiter: RateLimiter::new(limits),
                 wakeups: Wakeups::default(),
+                checkpoints,
             }),
         };
         store.restore_limits(now)?;
@@ -194,5 +197,9 @@ impl Basics for SqliteStore {
 
     fn inject_write_fault(&self, on: bool) {
         self.writer().health().set_injected(on);
+    }
+
+    fn checkpoints(&self) -> Option<CheckpointCounts> {
+        Some(self.inner.checkpoints.counts())
     }
 }
