@@ -108,21 +108,18 @@ async fn hot_statements_are_not_re_prepared() {
     }
 }
 
-/// An accept is a replayable writer piece: when another piece of its batch fails, the batch
-/// is rolled back and the accept runs again. It must then be committed once and charged once.
-#[tokio::test]
-async fn an_accept_run_again_in_its_batch_is_committed_and_charged_once() {
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
+/// A store whose only layer is a token burst of `burst`, and a way to make a send of alice's
+/// token to her phone: the accept tests' opening.
+async fn burst_of(burst: u64) -> (tempfile::TempDir, SqliteStore, impl Fn(&str) -> NewSend) {
     let dir = tempfile::tempdir().unwrap();
-    let burst_of_two = Limits {
-        token_burst: 2,
+    let limits = Limits {
+        token_burst: burst,
         token_monthly: 0,
         receiver_daily: 0,
         ip_minute: 0,
         ip_hour: 0,
     };
-    let store = SqliteStore::open(dir.path(), burst_of_two, T0).unwrap();
+    let store = SqliteStore::open(dir.path(), limits, T0).unwrap();
     let owner = store.add_user("alice", T0).await.unwrap();
     let issued = crate::store::tokens::issue(NewToken::plain("alice", "ci"), owner, T0);
     store
@@ -134,7 +131,17 @@ async fn an_accept_run_again_in_its_batch_is_committed_and_charged_once() {
         .await
         .unwrap()
         .device;
-    let send = |id: &str| crate::store::story::send(&issued.record, id, &[&phone], T0);
+    let send = move |id: &str| crate::store::story::send(&issued.record, id, &[&phone], T0);
+    (dir, store, send)
+}
+
+/// An accept is a replayable writer piece: when another piece of its batch fails, the batch
+/// is rolled back and the accept runs again. It must then be committed once and charged once.
+#[tokio::test]
+async fn an_accept_run_again_in_its_batch_is_committed_and_charged_once() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let (_dir, store, send) = burst_of(2).await;
     let burst_left = |outcome: AcceptOutcome| match outcome {
         AcceptOutcome::Accepted(statuses) => statuses[0].remaining,
         other => panic!("not accepted: {other:?}"),
@@ -177,27 +184,7 @@ async fn an_accept_run_again_in_its_batch_is_committed_and_charged_once() {
 async fn an_accept_whose_commit_fails_gives_its_charge_back() {
     use std::future::Future;
     use std::task::{Context, Poll, Waker};
-    let dir = tempfile::tempdir().unwrap();
-    let burst_of_one = Limits {
-        token_burst: 1,
-        token_monthly: 0,
-        receiver_daily: 0,
-        ip_minute: 0,
-        ip_hour: 0,
-    };
-    let store = SqliteStore::open(dir.path(), burst_of_one, T0).unwrap();
-    let owner = store.add_user("alice", T0).await.unwrap();
-    let issued = crate::store::tokens::issue(NewToken::plain("alice", "ci"), owner, T0);
-    store
-        .insert_token(&issued.record, &issued.hash)
-        .await
-        .unwrap();
-    let phone = store
-        .add_device("alice", device("pixel", DeviceType::Android), T0)
-        .await
-        .unwrap()
-        .device;
-    let send = |id: &str| crate::store::story::send(&issued.record, id, &[&phone], T0);
+    let (_dir, store, send) = burst_of(1).await;
 
     // The accept, then a piece whose row breaks a deferred foreign key, queued behind a held
     // batch: both run, and the batch's COMMIT fails.
