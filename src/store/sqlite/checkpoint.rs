@@ -78,6 +78,9 @@ pub struct Shared {
     capped: AtomicU64,
     restarts: AtomicU64,
     log_frames: AtomicI64,
+    /// Held by a test to stop the thread between taking a request and making its pass.
+    #[cfg(test)]
+    gate: std::sync::RwLock<()>,
 }
 
 impl Shared {
@@ -261,6 +264,8 @@ impl Shared {
 fn passes(conn: &Connection, db: &Path, asked: &mpsc::Receiver<()>, shared: &Shared) {
     while asked.recv().is_ok() {
         shared.passes.fetch_add(1, Ordering::Relaxed);
+        #[cfg(test)]
+        drop(shared.gate.read());
         let began = Instant::now();
         match pass(conn, db) {
             Ok(backfilled) => {
@@ -402,6 +407,59 @@ mod tests {
         insert(&conn, 41);
         assert_eq!(checkpoints.restarts(), 1, "the log restarted");
         assert_eq!(rows(&conn), 42);
+    }
+
+    /// The log restarts while a pass is asked for and not yet made (here the writer reaches the
+    /// cap while the thread is held): the pass's figure is not trusted for a tail, whatever log
+    /// it was taken on; the cycle starts again from the threshold.
+    #[test]
+    fn a_pass_asked_before_the_log_restarted_is_not_followed_by_a_tail() {
+        let (_dir, conn, checkpoints) = filled(limits(30, 1_000, 1_000), 0);
+        let held = checkpoints.gate.write().unwrap();
+        let mut n = 0;
+        let mut insert_until = |what: &str, pace: Duration, done: &dyn Fn() -> bool| {
+            while !done() {
+                assert!(n < 2_000, "{what} did not happen in {n} commits");
+                insert(&conn, n);
+                n += 1;
+                std::thread::sleep(pace);
+            }
+        };
+        let (flat_out, paced) = (Duration::ZERO, Duration::from_millis(5));
+        insert_until("the thread taking the request", flat_out, &|| {
+            checkpoints.passes() == 1
+        });
+        insert_until("a restart at the cap", flat_out, &|| {
+            checkpoints.restarts() == 1
+        });
+        assert_eq!(
+            checkpoints.capped(),
+            1,
+            "the writer checkpointed at the cap"
+        );
+        drop(held);
+        let released = Instant::now();
+        while !checkpoints.passed() {
+            assert!(
+                released.elapsed() < Duration::from_secs(10),
+                "no pass ended"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        insert_until("the hook seeing the pass", flat_out, &|| {
+            !checkpoints.passed()
+        });
+        assert_eq!(
+            checkpoints.tails(),
+            0,
+            "no tail after a pass asked before the restart"
+        );
+        // The next cycle, at a pace the thread's pass keeps up with (as in the first test): a
+        // pass asked at the threshold on the new log restarts it (with a tail or without), and
+        // the cap is not what did.
+        insert_until("the next restart", paced, &|| checkpoints.restarts() == 2);
+        assert_eq!((checkpoints.passes(), checkpoints.capped()), (2, 1));
+        assert_eq!(rows(&conn), n);
     }
 
     fn limits(start: i64, tail: i64, cap: i64) -> Thresholds {
