@@ -5,7 +5,7 @@
 //! and emits `ActionInvoked` as a person pressing a button would. The real binary listens;
 //! the real `reflecto clear` and `reflecto ask` send.
 
-use crate::harness::{BIN, Desk, lines_of, spawn_piped, stdout_of, tools};
+use crate::harness::{BIN, Desk, Relay, lines_of, spawn_piped, stdout_of, tools};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -117,6 +117,16 @@ struct Bus {
     desktop: Arc<Mutex<Desktop>>,
 }
 
+/// The fake daemon on the bus at `address`, owning the service's name.
+async fn serve(address: &str, desktop: &Arc<Mutex<Desktop>>) -> zbus::Connection {
+    zbus::connection::Builder::address(address)
+        .name("org.freedesktop.Notifications")
+        .serve_at(PATH, FakeDaemon(desktop.clone()))
+        .build()
+        .await
+        .unwrap()
+}
+
 impl Bus {
     async fn start() -> Bus {
         let mut daemon = Command::new("dbus-daemon")
@@ -130,18 +140,34 @@ impl Bus {
             .unwrap();
         let address = address.trim().to_owned();
         let desktop = Arc::new(Mutex::new(Desktop::default()));
-        let connection = zbus::connection::Builder::address(address.as_str())
-            .name("org.freedesktop.Notifications")
-            .serve_at(PATH, FakeDaemon(desktop.clone()))
-            .build()
-            .await
-            .unwrap();
+        let connection = serve(&address, &desktop).await;
         Bus {
             daemon,
             address,
             connection,
             desktop,
         }
+    }
+
+    /// The daemon restarts: a new connection, so a new unique name on the bus, and a screen
+    /// where another program's notification `body` has the id `id`.
+    async fn restart_with(&mut self, id: u32, body: &str) {
+        self.connection
+            .release_name("org.freedesktop.Notifications")
+            .await
+            .unwrap();
+        let mut fresh = Desktop {
+            next: id,
+            ..Desktop::default()
+        };
+        let other = Shown {
+            summary: "another program".into(),
+            body: body.into(),
+            actions: vec![],
+        };
+        fresh.screen.insert(id, other);
+        self.desktop = Arc::new(Mutex::new(fresh));
+        self.connection = serve(&self.address, &self.desktop).await;
     }
 
     /// A person pressing `action` on notification `id`.
@@ -182,6 +208,23 @@ impl Drop for Bus {
     }
 }
 
+/// The real `reflecto` sending as alice's token, off the fake bus.
+fn sender(relay: &Relay, token: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("REFLECTO_CONFIG_DIR", relay.dir.path().join("sender"))
+        .env("REFLECTO_SERVER", &relay.url)
+        .env("REFLECTO_TOKEN", token)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS");
+    cmd
+}
+
+/// Runs a `send` (or `ask`) and returns the message id it printed.
+fn sent_id(mut cmd: Command) -> String {
+    let line = stdout_of(cmd.output().unwrap());
+    line.split(':').next().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn listen_replaces_closes_on_clear_and_turns_a_button_into_the_answer_ask_prints() {
     if !tools(&["dbus-daemon"], "dbus") {
@@ -195,19 +238,8 @@ async fn listen_replaces_closes_on_clear_and_turns_a_button_into_the_answer_ask_
             .env("DBUS_SESSION_BUS_ADDRESS", &bus.address),
     );
     let lines = lines_of(listen.stdout.take().unwrap());
-    let sender = |args: &[&str]| {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .env("REFLECTO_CONFIG_DIR", relay.dir.path().join("sender"))
-            .env("REFLECTO_SERVER", &relay.url)
-            .env("REFLECTO_TOKEN", &token)
-            .env_remove("DBUS_SESSION_BUS_ADDRESS");
-        cmd
-    };
-    let send = |args: &[&str]| {
-        let line = stdout_of(sender(args).output().unwrap());
-        line.split(':').next().unwrap().to_owned()
-    };
+    let sender = |args: &[&str]| sender(&relay, &token, args);
+    let send = |args: &[&str]| sent_id(sender(args));
 
     // A replaced notification is one entry, showing the newer text.
     send(&["send", "build running", "--title", "CI", "--key", "ci:42"]);
@@ -333,4 +365,77 @@ async fn listen_replaces_closes_on_clear_and_turns_a_button_into_the_answer_ask_
     .await;
     let _ = listen.kill();
     let _ = listen.wait();
+}
+
+/// Regression: a `clear` closed, and a note of the same key replaced, only what the same run
+/// of `listen` had shown, so a `listen --poll` from cron (a new run each time) or a restarted
+/// service left the earlier notification on screen. Once the daemon itself restarted, the ids
+/// an earlier run kept are another program's: they are left alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_later_run_of_listen_closes_and_replaces_what_an_earlier_run_showed() {
+    if !tools(&["dbus-daemon"], "dbus") {
+        return;
+    }
+    let mut bus = Bus::start().await;
+    let (relay, token, desk) = Desk::on_a_relay().await;
+    let send = |args: &[&str]| sent_id(sender(&relay, &token, args));
+    let poll = |bus: &Bus| {
+        let out = desk
+            .cmd()
+            .args(["listen", "--poll"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    // One run shows a build's state and a disk warning, and ends.
+    send(&["send", "build running", "--title", "CI", "--key", "ci:42"]);
+    let disk = send(&["send", "disk 91% full", "--title", "db1"]);
+    poll(&bus);
+    let (build_on_screen, _) = bus.shown("build running").await;
+    let (disk_on_screen, _) = bus.shown("disk 91% full").await;
+
+    // The next run replaces the build's notification in place and closes the cleared one.
+    let passed = send(&["send", "build passed", "--title", "CI", "--key", "ci:42"]);
+    stdout_of(sender(&relay, &token, &["clear", &disk]).output().unwrap());
+    poll(&bus);
+    let (replaced, _) = bus.shown("build passed").await;
+    assert_eq!(replaced, build_on_screen, "replaced in place (replaces_id)");
+    {
+        let desktop = bus.desktop.lock().unwrap();
+        assert_eq!(desktop.closes, [disk_on_screen]);
+        assert_eq!(desktop.screen.len(), 1, "{:?}", desktop.screen);
+        let replacing = (build_on_screen, build_on_screen);
+        assert!(
+            desktop.notifies.contains(&replacing),
+            "{:?}",
+            desktop.notifies
+        );
+    }
+
+    // The daemon restarts, and another program's notification gets the build's old id: a
+    // clear of the build and a new note of its key leave that one alone.
+    bus.restart_with(build_on_screen, "mail from Bob").await;
+    stdout_of(
+        sender(&relay, &token, &["clear", &passed])
+            .output()
+            .unwrap(),
+    );
+    send(&["send", "build fixed", "--title", "CI", "--key", "ci:42"]);
+    poll(&bus);
+    let (fixed, _) = bus.shown("build fixed").await;
+    assert_ne!(fixed, build_on_screen);
+    let desktop = bus.desktop.lock().unwrap();
+    assert!(desktop.closes.is_empty(), "{:?}", desktop.closes);
+    assert!(
+        desktop.notifies.iter().all(|&(replaces, _)| replaces == 0),
+        "{:?}",
+        desktop.notifies
+    );
+    assert_eq!(desktop.screen[&build_on_screen].body, "mail from Bob");
 }

@@ -215,6 +215,7 @@ fn files() -> String {
             ("$XDG_CONFIG_HOME/reflecto/credentials.toml".to_owned(), "Tokens, only when no OS keyring is reachable. Must be mode 0600: reflecto refuses a file other users can read.".to_owned()),
             ("$XDG_DATA_HOME/reflecto/".to_owned(), "The relay's data directory (0700): reflecto.db, its SQLite store, and reflecto.lock with the running relay's pid (~/.local/share/reflecto on Linux; REFLECTO_DATA_DIR or --data-dir overrides).".to_owned()),
             ("$XDG_DATA_HOME/reflecto/listen-PROFILE.seen".to_owned(), "The message ids `reflecto listen` showed recently, so none is shown twice across restarts.".to_owned()),
+            ("$XDG_DATA_HOME/reflecto/listen-PROFILE.shown".to_owned(), "The notification daemon's ids of what `reflecto listen` left on the desktop, so a later run closes a cleared message and replaces a key's note.".to_owned()),
             ("reflecto config path".to_owned(), "Prints the three paths as this machine resolves them.".to_owned()),
         ],
     )

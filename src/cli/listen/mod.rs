@@ -8,6 +8,8 @@ mod output;
 #[cfg(all(unix, not(target_os = "macos")))]
 mod screen;
 mod seen;
+mod shown_before;
+mod state_file;
 
 use super::runtime;
 use crate::api::sealed::{SecretKey, parse_secret_key};
@@ -23,6 +25,7 @@ use futures_util::{FutureExt, StreamExt};
 use notifier::{Ack, Notifier};
 use output::{Note, run_hook};
 use seen::Seen;
+use shown_before::ShownBefore;
 use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
@@ -128,7 +131,10 @@ pub fn run(args: ListenArgs) -> Result<(), ApiError> {
         client: StreamClient::new(&device.server, device.credential)?,
         key,
         seen: Seen::load(&seen::data_dir(), &args.profile),
-        notifier: (!args.no_notify).then(|| Notifier::new(clicks)),
+        notifier: (!args.no_notify).then(|| {
+            let shown_before = ShownBefore::load(&seen::data_dir(), &args.profile);
+            Notifier::new(clicks, shown_before)
+        }),
         json: args.json,
         exec: args.exec,
         last_event_id: None,

@@ -6,6 +6,7 @@
 use super::output::Note;
 #[cfg(all(unix, not(target_os = "macos")))]
 use super::screen::Screen;
+use super::shown_before::ShownBefore;
 use crate::api::Priority;
 use std::future::Future;
 use std::sync::mpsc;
@@ -50,8 +51,9 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// `shown_before`: what earlier runs left on the desktop (closed or replaced from here).
     #[cfg_attr(not(all(unix, not(target_os = "macos"))), allow(unused_variables))]
-    pub fn new(acks: queue::UnboundedSender<Ack>) -> Notifier {
+    pub fn new(acks: queue::UnboundedSender<Ack>, shown_before: ShownBefore) -> Notifier {
         let (queue, commands) = queue::unbounded_channel::<Command>();
         let (finished, done) = mpsc::channel();
         std::thread::spawn(move || {
@@ -62,7 +64,7 @@ impl Notifier {
             {
                 #[cfg(all(unix, not(target_os = "macos")))]
                 let run = {
-                    let screen = Screen::new(acks);
+                    let screen = Screen::new(acks, shown_before);
                     move |command| run_command(command, screen.clone())
                 };
                 #[cfg(not(all(unix, not(target_os = "macos"))))]

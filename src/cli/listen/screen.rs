@@ -4,10 +4,13 @@
 //! one waiter per notification for its actions (notify-rust's action handling), which turns a
 //! response button into an acknowledgement with that response and a click on the notification
 //! itself into one without (SPEC §1.16). Everything runs on the notifier's thread; an
-//! acknowledgement is handed to the listener's loop, which posts it.
+//! acknowledgement is handed to the listener's loop, which posts it. What an earlier run of
+//! `listen` (or this one, beyond [`MAX_TRACKED`]) showed is closed or replaced through the
+//! notification ids kept in `shown_before.rs`.
 
 use super::notifier::Ack;
 use super::output::Note;
+use super::shown_before::{self, Entry, ShownBefore};
 use notify_rust::{NotificationHandle, NotificationResponse};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -98,6 +101,10 @@ pub struct Screen {
     keys: Arc<Mutex<HashMap<String, KeySlot>>>,
     messages: Arc<Mutex<Tracked>>,
     acks: mpsc::UnboundedSender<Ack>,
+    shown_before: Arc<Mutex<ShownBefore>>,
+    /// The session bus, to ask who the daemon is and to close by id (opened when first
+    /// needed, and again after a failure).
+    bus: Arc<tokio::sync::Mutex<Option<zbus::Connection>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -105,12 +112,79 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Screen {
-    pub fn new(acks: mpsc::UnboundedSender<Ack>) -> Screen {
+    pub fn new(acks: mpsc::UnboundedSender<Ack>, shown_before: ShownBefore) -> Screen {
         Screen {
             keys: Arc::default(),
             messages: Arc::default(),
             acks,
+            shown_before: Arc::new(Mutex::new(shown_before)),
+            bus: Arc::default(),
         }
+    }
+
+    /// The session bus and the identity of the notification daemon on it now.
+    async fn daemon(&self) -> Option<(zbus::Connection, String)> {
+        let mut bus = self.bus.lock().await;
+        if bus.is_none() {
+            *bus = zbus::Connection::session().await.ok();
+        }
+        let connection = bus.clone()?;
+        match shown_before::daemon_identity(&connection).await {
+            Some(identity) => Some((connection, identity)),
+            None => {
+                // No daemon, or a bus gone away: the next call opens the bus again.
+                *bus = None;
+                None
+            }
+        }
+    }
+
+    /// What an earlier run showed for `key` on the daemon now running.
+    async fn shown_before_of_key(&self, key: &str) -> Option<u32> {
+        let (_, daemon) = self.daemon().await?;
+        let kept = lock(&self.shown_before);
+        kept.of_key(&daemon, key).map(|e| e.notification)
+    }
+
+    /// Keeps the daemon's id of the notification of `note` for later runs.
+    async fn keep(&self, note: &Note, notification: u32) {
+        let Some((_, daemon)) = self.daemon().await else {
+            return;
+        };
+        let entry = Entry {
+            daemon,
+            notification,
+            message: note.id.clone(),
+            key: note.key.clone(),
+        };
+        if let Err(e) = lock(&self.shown_before).record(entry) {
+            tracing::debug!(error = %e, "listen: cannot keep the shown notifications");
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        if let Err(e) = lock(&self.shown_before).forget(id) {
+            tracing::debug!(error = %e, "listen: cannot keep the shown notifications");
+        }
+    }
+
+    /// Closes the notification an earlier run showed for message `id`, if the daemon that
+    /// showed it is the one running now (another's ids are other notifications).
+    async fn close_shown_before(&self, id: &str) {
+        let Some((bus, daemon)) = self.daemon().await else {
+            return;
+        };
+        let notification = lock(&self.shown_before)
+            .of_message(&daemon, id)
+            .map(|e| e.notification);
+        let Some(notification) = notification else {
+            tracing::debug!(%id, "clear for a notification not on screen");
+            return;
+        };
+        if let Err(e) = shown_before::close_notification(&bus, notification).await {
+            tracing::debug!(error = %e, "listen: CloseNotification failed");
+        }
+        self.forget(id);
     }
 
     fn key_slot(&self, key: &str) -> KeySlot {
@@ -166,8 +240,13 @@ impl Screen {
             None => None,
         };
         let replaced = slot.as_deref().cloned().flatten();
-        if let Some((daemon_id, _)) = &replaced {
-            n.id(*daemon_id);
+        let in_place_of = match (&replaced, &note.key) {
+            (Some((daemon_id, _)), _) => Some(*daemon_id),
+            (None, Some(key)) => self.shown_before_of_key(key).await,
+            (None, None) => None,
+        };
+        if let Some(daemon_id) = in_place_of {
+            n.id(daemon_id);
         }
         let handle = match n.show_async().await {
             Ok(handle) => handle,
@@ -179,6 +258,7 @@ impl Screen {
         if let Some(slot) = slot.as_deref_mut() {
             *slot = Some((handle.id(), note.id.clone()));
         }
+        self.keep(&note, handle.id()).await;
         // The replaced message's notification is this one now: its clicks and clears are
         // no longer that message's.
         if let Some((_, old)) = replaced.filter(|(_, old)| *old != note.id) {
@@ -209,6 +289,8 @@ impl Screen {
         // Taken off the map first, so the close below cannot abort this very task.
         let _ = lock(&on.waiter).take();
         self.untrack(&id, Some(&on));
+        // Closed or clicked: nothing for a later run to close.
+        self.forget(&id);
         let Some((_, _, click)) = click else { return };
         match click {
             Click::Open(url) => super::notifier::open_url(&url),
@@ -230,10 +312,11 @@ impl Screen {
     }
 
     /// Closes the notification of message `id`, once its `Notify` was answered. A message
-    /// not shown by this run of `listen`, or already gone, has nothing to close.
+    /// this run of `listen` does not track is closed by the id an earlier run kept.
     pub async fn close(&self, id: String) {
-        let Some(mut shown) = lock(&self.messages).by_id.get(&id).map(Shown::subscribe) else {
-            tracing::debug!(%id, "clear for a notification not on screen");
+        let tracked = lock(&self.messages).by_id.get(&id).map(Shown::subscribe);
+        let Some(mut shown) = tracked else {
+            self.close_shown_before(&id).await;
             return;
         };
         let on = match tokio::time::timeout(CLOSE_WAIT, shown.wait_for(Option::is_some)).await {
@@ -243,6 +326,7 @@ impl Screen {
         if let Some(on) = on {
             self.untrack(&id, Some(&on));
             on.handle.close_async().await;
+            self.forget(&id);
         }
     }
 }

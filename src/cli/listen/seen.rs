@@ -5,7 +5,6 @@
 //! atomically.
 
 use std::collections::{HashSet, VecDeque};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Ids kept. An event comes back only while unacked, so a few hundred recent ids are plenty;
@@ -33,17 +32,7 @@ pub fn data_dir() -> PathBuf {
 impl Seen {
     /// Loads the file for `profile`; a missing or unreadable file starts empty.
     pub fn load(dir: &Path, profile: &str) -> Seen {
-        let safe: String = profile
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = dir.join(format!("listen-{safe}.seen"));
+        let path = super::state_file::path(dir, profile, "seen");
         let mut seen = Seen {
             path,
             order: VecDeque::new(),
@@ -84,21 +73,7 @@ impl Seen {
     }
 
     fn save(&self) -> std::io::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let tmp = self.path.with_extension("seen.tmp");
-        {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = std::io::BufWriter::new(options.open(&tmp)?);
-            for id in &self.order {
-                writeln!(file, "{id}")?;
-            }
-            file.flush()?;
-        }
-        std::fs::rename(&tmp, &self.path)
+        super::state_file::replace(&self.path, self.order.iter().map(String::as_str))
     }
 }
 
