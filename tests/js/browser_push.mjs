@@ -13,8 +13,7 @@
 // pushManager.subscribe needs the browser vendor's push service, which a test cannot reach, so
 // the page's own service-worker registration is exercised and the push is injected.
 
-import { rmSync } from 'node:fs';
-import { launch, sleep } from './devtools.mjs';
+import { launch, removeProfile, sleep } from './devtools.mjs';
 
 const [chromium, appUrl, ...pushes] = process.argv.slice(2);
 const { browser, profile, send, listeners, log } = launch(chromium, 'reflecto-chromium-');
@@ -23,7 +22,7 @@ function fail(message) {
   console.error(message);
   console.error(log().split('\n').slice(-20).join('\n'));
   browser.kill('SIGKILL');
-  rmSync(profile, { recursive: true, force: true });
+  removeProfile(profile);
   process.exit(1);
 }
 
@@ -124,5 +123,5 @@ try {
 }
 browser.kill('SIGKILL');
 await sleep(200);
-rmSync(profile, { recursive: true, force: true });
+removeProfile(profile);
 process.exit(0);

@@ -15,15 +15,15 @@
 //                                                 bytes on the wire (encodedDataLength)
 //   {"cmd":"quit"}
 
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { launch, sleep } from './devtools.mjs';
+import { launch, removeProfile, sleep } from './devtools.mjs';
 
 const [chromium] = process.argv.slice(2);
 const { browser, profile, send, listeners, log } = launch(chromium, 'reflecto-console-', [
   '--disable-features=Translate,OptimizationHints,MediaRouter',
 ]);
-browser.on('exit', () => { rmSync(profile, { recursive: true, force: true }); });
+browser.on('exit', () => removeProfile(profile));
 
 const { targetId } = await send('Target.createTarget', { url: 'about:blank' });
 const { sessionId } = await send('Target.attachToTarget', { targetId, flatten: true });

@@ -3,11 +3,23 @@
 // browser_push.mjs and console.mjs share.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Removes a browser's profile dir once it exited. Chromium's helper processes may still be
+// writing into it for a moment (rmdir then fails with ENOTEMPTY and, uncaught, took the
+// helper down with it after the tests had passed): retried, and a dir left in the temp dir
+// is not worth failing over.
+export function removeProfile(profile) {
+  try {
+    rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  } catch (e) {
+    console.error(`leaving ${profile}: ${e.message}`);
+  }
+}
 
 // Starts `chromium` headless on a fresh profile (a temp dir named after `profilePrefix`), with
 // `flags` added. Returns the process, its profile dir, `send(method, params, sessionId)` (a
