@@ -439,3 +439,56 @@ async fn a_later_run_of_listen_closes_and_replaces_what_an_earlier_run_showed() 
     );
     assert_eq!(desktop.screen[&build_on_screen].body, "mail from Bob");
 }
+
+/// Regression: a `listen` that outlived its notification daemon closed and replaced by the
+/// ids the old daemon gave, which the new one gives to other programs' notifications.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listen_that_outlives_its_daemon_leaves_the_new_daemons_notifications_alone() {
+    if !tools(&["dbus-daemon"], "dbus") {
+        return;
+    }
+    let mut bus = Bus::start().await;
+    let (relay, token, desk) = Desk::on_a_relay().await;
+    let send = |args: &[&str]| sent_id(sender(&relay, &token, args));
+    let mut listen = spawn_piped(
+        desk.cmd()
+            .args(["listen", "--json"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address),
+    );
+    let lines = lines_of(listen.stdout.take().unwrap());
+    send(&["send", "build running", "--title", "CI", "--key", "ci:42"]);
+    let disk = send(&["send", "disk 91% full", "--title", "db1"]);
+    let (build_on_screen, _) = bus.shown("build running").await;
+    let (disk_on_screen, _) = bus.shown("disk 91% full").await;
+    assert!(lines.recv_timeout(Duration::from_secs(10)).is_ok());
+
+    // The daemon restarts under the running listener; another program's notification gets
+    // the disk warning's old id.
+    bus.restart_with(disk_on_screen, "mail from Bob").await;
+    stdout_of(sender(&relay, &token, &["clear", &disk]).output().unwrap());
+    let passed_id = send(&["send", "build passed", "--title", "CI", "--key", "ci:42"]);
+    let (passed, _) = bus.shown("build passed").await;
+    // The clear was handled before the note after it: the kept ids show both.
+    crate::harness::eventually("the clear handled", Duration::from_secs(10), || async {
+        let kept = std::fs::read_to_string(desk.data.path().join("reflecto/listen-default.shown"))
+            .unwrap_or_default();
+        if kept.contains(&disk) || !kept.contains(&passed_id) {
+            Err(kept)
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let desktop = bus.desktop.lock().unwrap();
+    assert!(desktop.closes.is_empty(), "{:?}", desktop.closes);
+    assert_eq!(
+        desktop.notifies,
+        [(0, passed)],
+        "a new notification, no replaces_id"
+    );
+    assert_ne!(passed, build_on_screen);
+    assert_eq!(desktop.screen[&disk_on_screen].body, "mail from Bob");
+    drop(desktop);
+    let _ = listen.kill();
+    let _ = listen.wait();
+}

@@ -73,6 +73,8 @@ pub fn buttons(note: &Note) -> Vec<(String, String, Click)> {
 struct OnScreen {
     handle: NotificationHandle,
     waiter: Mutex<Option<AbortHandle>>,
+    /// The identity of the daemon that showed it, when the bus told.
+    daemon: Option<String>,
 }
 
 impl OnScreen {
@@ -85,9 +87,20 @@ impl OnScreen {
 
 type Shown = watch::Sender<Option<Arc<OnScreen>>>;
 
-/// The daemon's id of the notification shown for one key and the message it shows, locked
-/// while a note of the key is being shown (the next needs the id the daemon gave).
-type KeySlot = Arc<tokio::sync::Mutex<Option<(u32, String)>>>;
+/// The daemon's id of the notification shown for one key, the message it shows and that
+/// daemon's identity, locked while a note of the key is being shown (the next needs the id
+/// the daemon gave).
+type KeySlot = Arc<tokio::sync::Mutex<Option<(u32, String, Option<String>)>>>;
+
+/// Whether an id the daemon `then` gave may be used on the daemon running `now`: not when
+/// both are known and differ, for a restarted daemon gives the same ids to other programs'
+/// notifications.
+fn same_daemon(then: Option<&str>, now: Option<&str>) -> bool {
+    match (then, now) {
+        (Some(then), Some(now)) => then == now,
+        _ => true,
+    }
+}
 
 #[derive(Default)]
 struct Tracked {
@@ -139,20 +152,23 @@ impl Screen {
         }
     }
 
-    /// What an earlier run showed for `key` on the daemon now running.
-    async fn shown_before_of_key(&self, key: &str) -> Option<u32> {
-        let (_, daemon) = self.daemon().await?;
-        let kept = lock(&self.shown_before);
-        kept.of_key(&daemon, key).map(|e| e.notification)
+    /// The identity of the notification daemon running now, if the bus tells.
+    async fn identity(&self) -> Option<String> {
+        self.daemon().await.map(|(_, identity)| identity)
     }
 
-    /// Keeps the daemon's id of the notification of `note` for later runs.
-    async fn keep(&self, note: &Note, notification: u32) {
-        let Some((_, daemon)) = self.daemon().await else {
-            return;
-        };
+    /// What an earlier run showed for `key` on the daemon `daemon`.
+    fn shown_before_of_key(&self, daemon: &str, key: &str) -> Option<u32> {
+        let kept = lock(&self.shown_before);
+        kept.of_key(daemon, key).map(|e| e.notification)
+    }
+
+    /// Keeps the daemon's id of the notification of `note` for later runs; the identity of
+    /// the daemon that showed it.
+    async fn keep(&self, note: &Note, notification: u32) -> Option<String> {
+        let (_, daemon) = self.daemon().await?;
         let entry = Entry {
-            daemon,
+            daemon: daemon.clone(),
             notification,
             message: note.id.clone(),
             key: note.key.clone(),
@@ -160,6 +176,7 @@ impl Screen {
         if let Err(e) = lock(&self.shown_before).record(entry) {
             tracing::debug!(error = %e, "listen: cannot keep the shown notifications");
         }
+        Some(daemon)
     }
 
     fn forget(&self, id: &str) {
@@ -240,10 +257,16 @@ impl Screen {
             None => None,
         };
         let replaced = slot.as_deref().cloned().flatten();
+        let now = match &note.key {
+            Some(_) => self.identity().await,
+            None => None,
+        };
         let in_place_of = match (&replaced, &note.key) {
-            (Some((daemon_id, _)), _) => Some(*daemon_id),
-            (None, Some(key)) => self.shown_before_of_key(key).await,
-            (None, None) => None,
+            (Some((daemon_id, _, then)), _) if same_daemon(then.as_deref(), now.as_deref()) => {
+                Some(*daemon_id)
+            }
+            (_, Some(key)) => now.and_then(|now| self.shown_before_of_key(&now, key)),
+            (_, None) => None,
         };
         if let Some(daemon_id) = in_place_of {
             n.id(daemon_id);
@@ -255,18 +278,19 @@ impl Screen {
                 return Err(e.to_string());
             }
         };
+        let daemon = self.keep(&note, handle.id()).await;
         if let Some(slot) = slot.as_deref_mut() {
-            *slot = Some((handle.id(), note.id.clone()));
+            *slot = Some((handle.id(), note.id.clone(), daemon.clone()));
         }
-        self.keep(&note, handle.id()).await;
         // The replaced message's notification is this one now: its clicks and clears are
         // no longer that message's.
-        if let Some((_, old)) = replaced.filter(|(_, old)| *old != note.id) {
+        if let Some((_, old, _)) = replaced.filter(|(_, old, _)| *old != note.id) {
             self.untrack(&old, None);
         }
         let on = Arc::new(OnScreen {
             handle,
             waiter: Mutex::new(None),
+            daemon,
         });
         let waiter = tokio::spawn(self.clone().wait(on.clone(), note.id.clone(), buttons));
         *lock(&on.waiter) = Some(waiter.abort_handle());
@@ -325,7 +349,9 @@ impl Screen {
         };
         if let Some(on) = on {
             self.untrack(&id, Some(&on));
-            on.handle.close_async().await;
+            if same_daemon(on.daemon.as_deref(), self.identity().await.as_deref()) {
+                on.handle.close_async().await;
+            }
             self.forget(&id);
         }
     }
