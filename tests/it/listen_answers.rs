@@ -208,6 +208,17 @@ impl Drop for Bus {
     }
 }
 
+/// A private bus with the fake daemon, and alice's relay with a desk paired to it; `None`
+/// without `dbus-daemon` (the test skips, and fails in CI).
+async fn desktop_story() -> Option<(Bus, Relay, String, Desk)> {
+    if !tools(&["dbus-daemon"], "dbus") {
+        return None;
+    }
+    let bus = Bus::start().await;
+    let (relay, token, desk) = Desk::on_a_relay().await;
+    Some((bus, relay, token, desk))
+}
+
 /// The real `reflecto` sending as alice's token, off the fake bus.
 fn sender(relay: &Relay, token: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
@@ -227,11 +238,9 @@ fn sent_id(mut cmd: Command) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn listen_replaces_closes_on_clear_and_turns_a_button_into_the_answer_ask_prints() {
-    if !tools(&["dbus-daemon"], "dbus") {
+    let Some((bus, relay, token, desk)) = desktop_story().await else {
         return;
-    }
-    let bus = Bus::start().await;
-    let (relay, token, desk) = Desk::on_a_relay().await;
+    };
     let mut listen = spawn_piped(
         desk.cmd()
             .args(["listen", "--json"])
@@ -373,11 +382,9 @@ async fn listen_replaces_closes_on_clear_and_turns_a_button_into_the_answer_ask_
 /// an earlier run kept are another program's: they are left alone.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_later_run_of_listen_closes_and_replaces_what_an_earlier_run_showed() {
-    if !tools(&["dbus-daemon"], "dbus") {
+    let Some((mut bus, relay, token, desk)) = desktop_story().await else {
         return;
-    }
-    let mut bus = Bus::start().await;
-    let (relay, token, desk) = Desk::on_a_relay().await;
+    };
     let send = |args: &[&str]| sent_id(sender(&relay, &token, args));
     let poll = |bus: &Bus| {
         let out = desk
@@ -444,11 +451,9 @@ async fn a_later_run_of_listen_closes_and_replaces_what_an_earlier_run_showed() 
 /// ids the old daemon gave, which the new one gives to other programs' notifications.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_listen_that_outlives_its_daemon_leaves_the_new_daemons_notifications_alone() {
-    if !tools(&["dbus-daemon"], "dbus") {
+    let Some((mut bus, relay, token, desk)) = desktop_story().await else {
         return;
-    }
-    let mut bus = Bus::start().await;
-    let (relay, token, desk) = Desk::on_a_relay().await;
+    };
     let send = |args: &[&str]| sent_id(sender(&relay, &token, args));
     let mut listen = spawn_piped(
         desk.cmd()
@@ -458,7 +463,7 @@ async fn a_listen_that_outlives_its_daemon_leaves_the_new_daemons_notifications_
     let lines = lines_of(listen.stdout.take().unwrap());
     send(&["send", "build running", "--title", "CI", "--key", "ci:42"]);
     let disk = send(&["send", "disk 91% full", "--title", "db1"]);
-    let (build_on_screen, _) = bus.shown("build running").await;
+    bus.shown("build running").await;
     let (disk_on_screen, _) = bus.shown("disk 91% full").await;
     assert!(lines.recv_timeout(Duration::from_secs(10)).is_ok());
 
@@ -486,7 +491,6 @@ async fn a_listen_that_outlives_its_daemon_leaves_the_new_daemons_notifications_
         [(0, passed)],
         "a new notification, no replaces_id"
     );
-    assert_ne!(passed, build_on_screen);
     assert_eq!(desktop.screen[&disk_on_screen].body, "mail from Bob");
     drop(desktop);
     let _ = listen.kill();
