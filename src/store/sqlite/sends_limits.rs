@@ -11,8 +11,7 @@ use crate::store::model::*;
 use crate::store::{Result, StoreError};
 use rusqlite::{OptionalExtension, params};
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// SPEC §1.15: the unfinished jobs of the owner's earlier messages with the send's key become
 /// `superseded`. Found through the key's messages (`messages_user_key`, then `jobs_message`):
@@ -108,25 +107,25 @@ impl SendsLimits for SqliteStore {
         let store = self.clone();
         let targets = send.targets.clone();
         let payer = (send.token_id.clone(), send.user_id, send.created_at);
-        let last_run_charged = Arc::new(AtomicBool::new(false));
-        let charge_seen = last_run_charged.clone();
-        let mut charged: Option<Vec<LayerStatus>> = None;
+        // The last run's charge, if it charged: what a run again keeps, and what a batch that
+        // did not commit gives back.
+        let charged: Arc<Mutex<Option<Vec<LayerStatus>>>> = Arc::default();
+        let runs_charge = charged.clone();
         let written = self
             .writer()
             .write_replayable(move |c| {
-                let limiter = store.limiter();
-                let run = accept_run(c, limiter, &send, charged.take());
+                let mut charged = runs_charge.lock().expect("accept charge poisoned");
+                let run = accept_run(c, store.limiter(), &send, charged.take());
                 if let Ok(AcceptOutcome::Accepted(statuses)) = &run {
-                    charged = Some(statuses.clone());
+                    *charged = Some(statuses.clone());
                 }
-                charge_seen.store(charged.is_some(), Ordering::Relaxed);
                 run
             })
             .await;
         // The writer answers an error only for a batch that did not commit (a piece's own
         // error comes from a run that already gave its charge back).
         let outcome = written.inspect_err(|_| {
-            if last_run_charged.load(Ordering::Relaxed) {
+            if charged.lock().expect("accept charge poisoned").is_some() {
                 let (token_id, receiver, at) = &payer;
                 self.limiter().refund_send(token_id, *receiver, *at);
             }
