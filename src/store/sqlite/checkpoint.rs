@@ -235,26 +235,6 @@ pub fn attach(
 
 #[cfg(test)]
 impl Shared {
-    fn passes(&self) -> u64 {
-        self.passes.load(Ordering::Relaxed)
-    }
-
-    fn tails(&self) -> u64 {
-        self.tails.load(Ordering::Relaxed)
-    }
-
-    fn capped(&self) -> u64 {
-        self.capped.load(Ordering::Relaxed)
-    }
-
-    fn restarts(&self) -> u64 {
-        self.restarts.load(Ordering::Relaxed)
-    }
-
-    fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-
     fn passed(&self) -> bool {
         self.state.load(Ordering::Acquire) == PASSED
     }
@@ -337,10 +317,10 @@ mod tests {
         let limits = limits(150, 100, 5_000);
         let (dir, conn, checkpoints) = filled(limits, 0);
         let mut n = 0;
-        while checkpoints.restarts() < 4 {
+        while checkpoints.counts().restarts < 4 {
             insert(&conn, n);
             n += 1;
-            let restarts = checkpoints.restarts();
+            let restarts = checkpoints.counts().restarts;
             assert!(n < 2_000, "{restarts} restarts of the log in {n} commits");
             // Commits 5 ms apart: a pass (three syncs) has about 30 commits' time to end before
             // its tail is too long for the writer.
@@ -348,24 +328,18 @@ mod tests {
         }
         // Each restart followed a pass of the thread, which reached the log's end while the
         // writer slept or left the writer a short tail (the next test makes it leave one).
-        assert!(checkpoints.passes() >= 4, "the thread made the passes");
-        assert_eq!(checkpoints.capped(), 0, "the cap never had to act");
+        assert!(
+            checkpoints.counts().passes >= 4,
+            "the thread made the passes"
+        );
+        assert_eq!(checkpoints.counts().at_cap, 0, "the cap never had to act");
         // The file's high-water mark: the threshold and a pass's worth of frames, where four
         // cycles wrote at least four thresholds' worth.
         let frames = log_frames(dir.path());
         assert!(frames < limits.start * 4, "the log grew to {frames} frames");
         assert_eq!(rows(&conn), n);
-        // What `/metrics` reports: the same counts, and the log's size since its last restart.
+        // What `/metrics` reports of the log: its size since its last restart.
         let counts = checkpoints.counts();
-        assert_eq!(
-            (
-                counts.passes,
-                counts.restarts,
-                counts.at_cap,
-                counts.failed_passes
-            ),
-            (checkpoints.passes(), checkpoints.restarts(), 0, 0)
-        );
         assert!(
             0 < counts.log_frames && counts.log_frames <= frames,
             "{} frames in a log of {frames}",
@@ -403,9 +377,12 @@ mod tests {
         assert!(backfilled < log_frames(dir.path()), "and stopped there");
         reader.execute_batch("COMMIT").unwrap();
         insert(&conn, 40);
-        assert_eq!((checkpoints.tails(), checkpoints.restarts()), (1, 0));
+        assert_eq!(
+            (checkpoints.counts().tails, checkpoints.counts().restarts),
+            (1, 0)
+        );
         insert(&conn, 41);
-        assert_eq!(checkpoints.restarts(), 1, "the log restarted");
+        assert_eq!(checkpoints.counts().restarts, 1, "the log restarted");
         assert_eq!(rows(&conn), 42);
     }
 
@@ -427,13 +404,13 @@ mod tests {
         };
         let (flat_out, paced) = (Duration::ZERO, Duration::from_millis(5));
         insert_until("the thread taking the request", flat_out, &|| {
-            checkpoints.passes() == 1
+            checkpoints.counts().passes == 1
         });
         insert_until("a restart at the cap", flat_out, &|| {
-            checkpoints.restarts() == 1
+            checkpoints.counts().restarts == 1
         });
         assert_eq!(
-            checkpoints.capped(),
+            checkpoints.counts().at_cap,
             1,
             "the writer checkpointed at the cap"
         );
@@ -450,15 +427,20 @@ mod tests {
             !checkpoints.passed()
         });
         assert_eq!(
-            checkpoints.tails(),
+            checkpoints.counts().tails,
             0,
             "no tail after a pass asked before the restart"
         );
         // The next cycle, at a pace the thread's pass keeps up with (as in the first test): a
         // pass asked at the threshold on the new log restarts it (with a tail or without), and
         // the cap is not what did.
-        insert_until("the next restart", paced, &|| checkpoints.restarts() == 2);
-        assert_eq!((checkpoints.passes(), checkpoints.capped()), (2, 1));
+        insert_until("the next restart", paced, &|| {
+            checkpoints.counts().restarts == 2
+        });
+        assert_eq!(
+            (checkpoints.counts().passes, checkpoints.counts().at_cap),
+            (2, 1)
+        );
         assert_eq!(rows(&conn), n);
     }
 
@@ -481,12 +463,12 @@ mod tests {
     #[test]
     fn a_failed_pass_is_asked_again_after_a_pause() {
         let (dir, conn, checkpoints) = filled(limits(40, 1_000, 100_000), 5);
-        assert_eq!(checkpoints.passes(), 0);
+        assert_eq!(checkpoints.counts().passes, 0);
         let (path, moved) = (dir.path().join("t.db"), dir.path().join("moved.db"));
         std::fs::rename(&path, &moved).unwrap();
         let began = Instant::now();
         let mut n = 5;
-        while checkpoints.failures() < 1 {
+        while checkpoints.counts().failed_passes < 1 {
             let waited = began.elapsed();
             assert!(waited < Duration::from_secs(10), "no pass failed");
             insert(&conn, n);
@@ -502,7 +484,8 @@ mod tests {
             n += 1;
             std::thread::sleep(Duration::from_millis(20));
         }
-        let passes = (checkpoints.passes(), checkpoints.failures());
+        let counts = checkpoints.counts();
+        let passes = (counts.passes, counts.failed_passes);
         assert_eq!(passes, (2, 1), "one failed pass, then one that worked");
         assert!(failed.elapsed() >= RETRY_AFTER - Duration::from_millis(50));
         assert_eq!(rows(&conn), n);
@@ -514,12 +497,8 @@ mod tests {
     fn a_log_under_the_threshold_is_never_checkpointed() {
         let limits = limits(3_000, 100, 100_000);
         let (dir, _conn, checkpoints) = filled(limits, 500);
-        let counts = (
-            checkpoints.passes(),
-            checkpoints.tails(),
-            checkpoints.capped(),
-            checkpoints.restarts(),
-        );
+        let counts = checkpoints.counts();
+        let counts = (counts.passes, counts.tails, counts.at_cap, counts.restarts);
         assert_eq!(counts, (0, 0, 0, 0));
         // Every frame is still in the log: past 1,000, so SQLite's default did not restart it.
         assert!(log_frames(dir.path()) > 1_000);
@@ -529,9 +508,9 @@ mod tests {
     fn the_writer_checkpoints_itself_at_the_cap_when_no_pass_comes() {
         let never = limits(i64::MAX, 0, 40);
         let (dir, conn, checkpoints) = filled(never, 400);
-        assert_eq!(checkpoints.passes(), 0);
-        assert!(checkpoints.capped() > 0);
-        assert!(checkpoints.restarts() > 0);
+        assert_eq!(checkpoints.counts().passes, 0);
+        assert!(checkpoints.counts().at_cap > 0);
+        assert!(checkpoints.counts().restarts > 0);
         let frames = log_frames(dir.path());
         assert!(frames < 100, "the log grew to {frames} frames past its cap");
         assert_eq!(rows(&conn), 400);
