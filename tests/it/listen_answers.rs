@@ -387,17 +387,12 @@ async fn a_later_run_of_listen_closes_and_replaces_what_an_earlier_run_showed() 
     };
     let send = |args: &[&str]| sent_id(sender(&relay, &token, args));
     let poll = |bus: &Bus| {
-        let out = desk
-            .cmd()
+        let mut listen = desk.cmd();
+        listen
             .args(["listen", "--poll"])
-            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
+        // stdout_of asserts that it exited 0.
+        stdout_of(listen.output().unwrap());
     };
 
     // One run shows a build's state and a disk warning, and ends.
