@@ -127,14 +127,13 @@ pub fn run(args: ListenArgs) -> Result<(), ApiError> {
     let acknowledger = Client::new(&device.server)?;
     let (clicks, clicked) = tokio::sync::mpsc::unbounded_channel();
     let credential = device.credential.clone();
+    let data_dir = seen::data_dir();
     let mut listener = Listener {
         client: StreamClient::new(&device.server, device.credential)?,
         key,
-        seen: Seen::load(&seen::data_dir(), &args.profile),
-        notifier: (!args.no_notify).then(|| {
-            let shown_before = ShownBefore::load(&seen::data_dir(), &args.profile);
-            Notifier::new(clicks, shown_before)
-        }),
+        seen: Seen::load(&data_dir, &args.profile),
+        notifier: (!args.no_notify)
+            .then(|| Notifier::new(clicks, ShownBefore::load(&data_dir, &args.profile))),
         json: args.json,
         exec: args.exec,
         last_event_id: None,
