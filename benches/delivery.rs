@@ -8,6 +8,10 @@
 //!    jobs (stored ciphertext, VAPID-signed POSTs) against an in-process push service answering
 //!    201 at once: Web Push deliveries/s next to FCM deliveries/s.
 //! 2. End-to-end latency at light load: from a send's 200 to the fake receiving it, p50/p99.
+//!
+//! `REFLECTO_BENCH_STORE=postgres` runs the same on a throwaway PostgreSQL cluster
+//! (`reflecto::pg_cluster`: `fsync=off`, plus `synchronous_commit=off`, so a commit costs the
+//! server's CPU, not the disk's syncs) instead of the embedded store in a temp dir.
 
 // The bench uses part of the test fake; the rest is the tests'.
 #[allow(dead_code)]
@@ -22,6 +26,7 @@ use reflecto::delivery::webpush::client::WebPushClient;
 use reflecto::delivery::webpush::vapid::{Subject, VapidKey, VapidSigner};
 use reflecto::delivery::webpush::{WebPushChannel, load_vapid_key};
 use reflecto::delivery::{Channels, Worker, WorkerSettings};
+use reflecto::pg_cluster::{Extras, PgCluster};
 use reflecto::relay::config::PartialConfig;
 use reflecto::server::limits::Limits;
 use reflecto::store::{Database, NewDevice, NewToken, Store, WebPushAddress};
@@ -63,19 +68,38 @@ async fn drain(worker: &Worker, queue: &str) -> f64 {
     JOBS as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The store the bench runs on, and the cluster that serves it when it is PostgreSQL.
+fn bench_store(data: std::path::PathBuf) -> (Database, Option<PgCluster>) {
+    match std::env::var("REFLECTO_BENCH_STORE").as_deref() {
+        Ok("postgres") => {
+            let extras = Extras {
+                settings: vec![("synchronous_commit".into(), "off".into())],
+                ..Extras::default()
+            };
+            let cluster = PgCluster::start_with(&extras).expect("a throwaway PostgreSQL cluster");
+            let url = cluster.create_database().unwrap();
+            println!("store: PostgreSQL (synchronous_commit=off, fsync=off)");
+            (Database::Postgres(url), Some(cluster))
+        }
+        Ok("sqlite") | Err(_) => {
+            println!("store: SQLite in {}", data.display());
+            (Database::Sqlite(data), None)
+        }
+        Ok(other) => panic!("REFLECTO_BENCH_STORE is sqlite or postgres, not {other:?}"),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_path_buf();
+    let (database, _cluster) = bench_store(dir.path().to_path_buf());
     // A push service that answers 201 at once.
     let push = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let push_addr = push.local_addr().unwrap();
     let push_app = axum::Router::new().fallback(|| async { StatusCode::CREATED });
     tokio::spawn(async move { axum::serve(push, push_app).await.unwrap() });
     let token = {
-        let store = Store::open(&Database::Sqlite(data), Limits::default(), 0)
-            .await
-            .unwrap();
+        let store = Store::open(&database, Limits::default(), 0).await.unwrap();
         store.add_user("bench", 0).await.unwrap();
         store
             .add_device(
@@ -127,6 +151,9 @@ async fn main() {
     let mut config = PartialConfig::default().resolve();
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.data_dir = dir.path().to_path_buf();
+    if let Database::Postgres(url) = &database {
+        config.database = Some(url.clone());
+    }
     config.limits = Limits {
         token_burst: 0,
         token_monthly: 0,

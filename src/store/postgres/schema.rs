@@ -523,6 +523,13 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 8: as SQLite's migration 13: `messages_created` repeats the head of `messages_page`.
     "DROP INDEX messages_created;",
+    // 9: the due jobs of each channel in their own run of the due index (as SQLite's migration
+    // 6 made its scan skip another channel's jobs). The claim and the next-due lookup filtered
+    // `device_type` on the heap row: every claim fetched each due job of another channel ahead
+    // of its own, again at every claim (an FCM drain beside as many queued Web Push jobs, or
+    // Web Push beside android jobs waiting for FCM credentials). They now read one range of
+    // this index per channel (`queue.rs`).
+    "DROP INDEX jobs_due; CREATE INDEX jobs_due ON jobs(device_type, run_at) WHERE state = 'queued';",
 ];
 
 /// Brings the schema up to date in one transaction, holding the migration lock.

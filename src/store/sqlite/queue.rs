@@ -228,6 +228,7 @@ impl Queue for SqliteStore {
                 // The devices whose jobs were delivered: each is marked seen once, not once
                 // per job (a round holds many jobs for the same phone).
                 let mut seen: Vec<String> = Vec::new();
+                let mut unreachable = Vec::new();
                 let mut delivered = c.prepare_cached(DELIVERED_SQL)?;
                 let mut device_of = c.prepare_cached(JOB_DEVICE_SQL)?;
                 for (lease, outcome) in &outcomes {
@@ -256,24 +257,32 @@ impl Queue for SqliteStore {
                                 "UPDATE jobs SET state = 'expired', lease_until = NULL, last_error = COALESCE(last_error, 'ttl_expired'), updated_at = ?2 WHERE id = ?1 AND state = 'leased' AND lease_token = ?3",
                             )?
                             .execute(params![job_id, now, token])?,
+                        // Judged after the wave's other outcomes (below).
                         JobOutcome::DeviceUnreachable { error } => {
-                            // Only the holder of the lease may judge the device: a stale
-                            // verdict must not unpair a device another relay reached since.
-                            let held = c.execute(
-                                "UPDATE devices SET reachable = 0 WHERE id = (SELECT device_id FROM jobs \
-                                 WHERE id = ?1 AND state = 'leased' AND lease_token = ?2)",
-                                [job_id, token],
-                            )?;
-                            if held == 0 {
-                                continue;
-                            }
-                            c.execute(
-                                "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = ?2, updated_at = ?3 \
-                                 WHERE device_id = (SELECT device_id FROM jobs WHERE id = ?1) AND state IN ('queued', 'leased', 'pending')",
-                                params![job_id, error, now],
-                            )?
+                            unreachable.push((job_id, token, error));
+                            0
                         }
                     };
+                }
+                // A device found unreachable fails what is still open of its jobs once the
+                // wave's other outcomes are in, whatever order they finished in: a job FCM
+                // accepted in the same wave stays delivered (PostgreSQL writes a wave so too).
+                for (job_id, token, error) in unreachable {
+                    // Only the holder of the lease may judge the device: a stale verdict must
+                    // not unpair a device another relay reached since.
+                    let held = c.execute(
+                        "UPDATE devices SET reachable = 0 WHERE id = (SELECT device_id FROM jobs \
+                         WHERE id = ?1 AND state = 'leased' AND lease_token = ?2)",
+                        [job_id, token],
+                    )?;
+                    if held == 0 {
+                        continue;
+                    }
+                    c.execute(
+                        "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = ?2, updated_at = ?3 \
+                         WHERE device_id = (SELECT device_id FROM jobs WHERE id = ?1) AND state IN ('queued', 'leased', 'pending')",
+                        params![job_id, error, now],
+                    )?;
                 }
                 let mut mark = c.prepare_cached(SEEN_SQL)?;
                 for device in seen {

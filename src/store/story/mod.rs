@@ -32,7 +32,7 @@ pub enum Backend {
 /// A fresh, empty PostgreSQL database for one story, or `None` where no server is available
 /// (the story then prints "skipped").
 /// Under `CI` a missing server fails the story instead (.ci/run installs PostgreSQL).
-async fn postgres_database() -> Option<Database> {
+pub(crate) async fn postgres_database() -> Option<Database> {
     let created = tokio::task::spawn_blocking(|| {
         crate::pg_cluster::shared().and_then(|cluster| cluster.create_database())
     })

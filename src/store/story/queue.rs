@@ -12,6 +12,7 @@ story!(
     two_claimers_take_disjoint_jobs,
     outcomes_finish_or_reschedule_jobs,
     an_unreachable_device_fails_only_its_open_jobs,
+    a_wave_judges_an_unreachable_device_after_the_jobs_delivered_to_it,
     waiting_jobs_expire_with_their_ttl,
     next_due_at_and_queue_depth_follow_the_queue,
     a_late_outcome_cannot_undo_a_finished_job,
@@ -297,6 +298,76 @@ async fn an_unreachable_device_fails_only_its_open_jobs(store: &Store) {
     let rest = claim(store, T0 + 3, 10, &Channel::ALL).await;
     assert!(rest.iter().all(|j| j.device_id == tablet.id));
     assert_eq!(rest.len(), 2);
+}
+
+/// One wave of outcomes, as the worker commits it: whatever order its jobs finished in, the
+/// jobs' own outcomes land first, then a device found unreachable fails what is still open of
+/// its jobs, so a job FCM accepted in the same wave stays delivered. Every device with a
+/// delivered job is seen at the wave's time; a stale lease in the wave changes nothing.
+async fn a_wave_judges_an_unreachable_device_after_the_jobs_delivered_to_it(store: &Store) {
+    let (alice, token, [phone, tablet]) =
+        user_with(store, "alice", [android("pixel"), android("tablet")]).await;
+    for id in ["refused", "accepted", "open"] {
+        accept(store, send(&token, id, &[&phone], T0)).await;
+    }
+    for id in ["tab_1", "tab_2", "tab_3"] {
+        accept(store, send(&token, id, &[&tablet], T0 + 1)).await;
+    }
+    let jobs = claim(store, T0 + 2, 10, &Channel::ALL).await;
+    assert_eq!(jobs.len(), 6);
+    let job = |id: &str| lease_of(&jobs, id);
+    let stale = Lease {
+        token: job("tab_3").token + 1,
+        ..job("tab_3")
+    };
+    let wave = vec![
+        (
+            job("refused"),
+            JobOutcome::DeviceUnreachable {
+                error: "UNREGISTERED".into(),
+            },
+        ),
+        (job("accepted"), JobOutcome::Delivered),
+        (job("tab_1"), JobOutcome::Delivered),
+        (
+            job("tab_2"),
+            JobOutcome::RetryAt {
+                at_ms: T0 + 9_000,
+                error: "http 503".into(),
+            },
+        ),
+        (stale, JobOutcome::Delivered),
+    ];
+    store.complete_jobs(wave, T0 + 3).await.unwrap();
+    let state = |id: &'static str| async move {
+        let d = status_of(store, id, alice.id).await.deliveries.remove(0);
+        (d.state.as_str().to_owned(), d.last_error)
+    };
+    assert_eq!(state("accepted").await, ("delivered".into(), None));
+    for id in ["refused", "open"] {
+        assert_eq!(
+            state(id).await,
+            ("failed".into(), Some("UNREGISTERED".into())),
+            "{id}"
+        );
+    }
+    assert_eq!(state("tab_1").await, ("delivered".into(), None));
+    assert_eq!(
+        state("tab_2").await,
+        ("queued".into(), Some("http 503".into()))
+    );
+    assert_eq!(
+        state("tab_3").await,
+        ("queued".into(), None),
+        "a stale lease's outcome is ignored: the job is still leased (shown as queued)"
+    );
+    let device = |id: String| async move { store.device(&id).await.unwrap().unwrap() };
+    let (phone, tablet) = (device(phone.id).await, device(tablet.id).await);
+    assert_eq!((phone.reachable, phone.last_seen_at), (false, Some(T0 + 3)));
+    assert_eq!(
+        (tablet.reachable, tablet.last_seen_at),
+        (true, Some(T0 + 3))
+    );
 }
 
 async fn waiting_jobs_expire_with_their_ttl(store: &Store) {
