@@ -197,7 +197,7 @@ impl Queue for PgStore {
 /// (a round trip per group, not per job), and a device whose jobs were delivered is marked
 /// seen once per wave, as on SQLite, not once per job (each of those updates made a new
 /// version of the same row). With the per-channel claim, FCM deliveries/s on PostgreSQL went
-/// from about 2,000 to 15,000 (`REFLECTO_BENCH_STORE=postgres cargo bench --bench delivery`,
+/// from about 2,000 to 16,000 (`REFLECTO_BENCH_STORE=postgres cargo bench --bench delivery`,
 /// `bench/RESULTS.md`, ninth pass). Unreachable devices are judged last, as on SQLite: a job
 /// FCM accepted in the same wave stays delivered, and what is still open of that device's
 /// jobs then fails.
