@@ -45,8 +45,8 @@ fn channel_rows(channels: &[Channel]) -> String {
 /// lease. Each channel's due jobs are read from their own range of `jobs_due(device_type,
 /// run_at)`, then the oldest of those kept: a `device_type = ANY(…)` beside `ORDER BY run_at`
 /// is a filter on the heap row instead, and every claim fetched each due job of another
-/// channel ahead of its own. Rows locked here and not kept are unlocked when the statement
-/// ends.
+/// channel ahead of its own. Rows locked here and not kept are unlocked when the claim's
+/// transaction, this one statement, ends.
 const CLAIM_SQL: &str = "WITH due AS (SELECT d.id FROM {channels} AS t(device_type), \
        LATERAL (SELECT id, run_at FROM jobs WHERE state = 'queued' AND device_type = t.device_type AND run_at <= $1 \
          ORDER BY run_at LIMIT $3 FOR UPDATE SKIP LOCKED) d \
