@@ -12,6 +12,7 @@ use crate::store::model::{
     Channel, ClaimedJob, DeliveryTarget, JobKind, JobOutcome, JobPayload, Lease, PayloadKind,
 };
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 pub(super) fn payload_at(r: &Row, kind: usize, bytes: usize) -> Option<JobPayload> {
     let kind: Option<String> = r.get(kind);
@@ -250,8 +251,67 @@ impl Wave {
     }
 }
 
-/// Only a job its lease still holds is written: `l` is the wave's `(id, token)` pairs.
-const HELD: &str = "j.id = l.id AND j.state = 'leased' AND j.lease_token = l.token";
+/// Only a job its lease still holds is written: `l` is the wave's `(id, token)` pairs, `$1`
+/// and `$2` of each statement below.
+macro_rules! held_sql {
+    ($set:literal, $columns:literal, $types:literal) => {
+        concat!(
+            "UPDATE jobs j SET ",
+            $set,
+            " FROM unnest($1::BIGINT[], $2::BIGINT[]",
+            $types,
+            ") AS l(id, token",
+            $columns,
+            ") WHERE j.id = l.id AND j.state = 'leased' AND j.lease_token = l.token"
+        )
+    };
+}
+
+/// The push service or FCM accepted the send: the device was seen.
+const DELIVERED_SQL: &str = concat!(
+    "WITH done AS (",
+    held_sql!(
+        "state = 'delivered', lease_until = NULL, last_error = NULL, updated_at = $3",
+        "",
+        ""
+    ),
+    " RETURNING j.device_id) UPDATE devices SET last_seen_at = $3 WHERE id IN (SELECT device_id FROM done)"
+);
+const RETRY_SQL: &str = held_sql!(
+    "state = 'queued', lease_until = NULL, run_at = l.at, last_error = l.error, updated_at = $5",
+    ", at, error",
+    ", $3::BIGINT[], $4::TEXT[]"
+);
+const FAILED_SQL: &str = held_sql!(
+    "state = 'failed', lease_until = NULL, last_error = l.reason, updated_at = $4",
+    ", reason",
+    ", $3::TEXT[]"
+);
+const EXPIRED_SQL: &str = held_sql!(
+    "state = 'expired', lease_until = NULL, last_error = COALESCE(j.last_error, 'ttl_expired'), updated_at = $3",
+    "",
+    ""
+);
+
+/// Runs `sql` for the jobs of `leases` (`$1`, `$2`) with `rest` after them; nothing when the
+/// wave has none of them.
+async fn write_held(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    leases: &Leases,
+    rest: &[&(dyn ToSql + Sync)],
+) -> Result<()> {
+    if leases.ids.is_empty() {
+        return Ok(());
+    }
+    let statement = tx.prepare_cached(sql).await?;
+    let params: Vec<&(dyn ToSql + Sync)> = [&leases.ids as _, &leases.tokens as _]
+        .into_iter()
+        .chain(rest.iter().copied())
+        .collect();
+    tx.execute(&statement, &params).await?;
+    Ok(())
+}
 
 impl PgStore {
     /// One try of [`Queue::complete_jobs`].
@@ -259,53 +319,11 @@ impl PgStore {
         let wave = Wave::of(outcomes);
         let mut client = self.writer().await?;
         let tx = client.transaction().await?;
-        if !wave.delivered.ids.is_empty() {
-            // The push service or FCM accepted the send: the device was seen.
-            let statement = tx
-                .prepare_cached(&format!(
-                    "WITH done AS (UPDATE jobs j SET state = 'delivered', lease_until = NULL, last_error = NULL, updated_at = $3 \
-                       FROM unnest($1::BIGINT[], $2::BIGINT[]) AS l(id, token) WHERE {HELD} RETURNING j.device_id) \
-                     UPDATE devices SET last_seen_at = $3 WHERE id IN (SELECT device_id FROM done)"
-                ))
-                .await?;
-            let Leases { ids, tokens } = &wave.delivered;
-            tx.execute(&statement, &[ids, tokens, &now]).await?;
-        }
-        if !wave.retried.ids.is_empty() {
-            let statement = tx
-                .prepare_cached(&format!(
-                    "UPDATE jobs j SET state = 'queued', lease_until = NULL, run_at = l.at, last_error = l.error, updated_at = $5 \
-                     FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[]) AS l(id, token, at, error) WHERE {HELD}"
-                ))
-                .await?;
-            let Leases { ids, tokens } = &wave.retried;
-            tx.execute(
-                &statement,
-                &[ids, tokens, &wave.retry_at, &wave.retry_error, &now],
-            )
-            .await?;
-        }
-        if !wave.failed.ids.is_empty() {
-            let statement = tx
-                .prepare_cached(&format!(
-                    "UPDATE jobs j SET state = 'failed', lease_until = NULL, last_error = l.reason, updated_at = $4 \
-                     FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[]) AS l(id, token, reason) WHERE {HELD}"
-                ))
-                .await?;
-            let Leases { ids, tokens } = &wave.failed;
-            tx.execute(&statement, &[ids, tokens, &wave.fail_reason, &now])
-                .await?;
-        }
-        if !wave.expired.ids.is_empty() {
-            let statement = tx
-                .prepare_cached(&format!(
-                    "UPDATE jobs j SET state = 'expired', lease_until = NULL, last_error = COALESCE(j.last_error, 'ttl_expired'), updated_at = $3 \
-                     FROM unnest($1::BIGINT[], $2::BIGINT[]) AS l(id, token) WHERE {HELD}"
-                ))
-                .await?;
-            let Leases { ids, tokens } = &wave.expired;
-            tx.execute(&statement, &[ids, tokens, &now]).await?;
-        }
+        write_held(&tx, DELIVERED_SQL, &wave.delivered, &[&now]).await?;
+        let retry: [&(dyn ToSql + Sync); 3] = [&wave.retry_at, &wave.retry_error, &now];
+        write_held(&tx, RETRY_SQL, &wave.retried, &retry).await?;
+        write_held(&tx, FAILED_SQL, &wave.failed, &[&wave.fail_reason, &now]).await?;
+        write_held(&tx, EXPIRED_SQL, &wave.expired, &[&now]).await?;
         for (lease, error) in wave.unreachable {
             // Only the holder of the lease may judge the device: a stale verdict must not
             // unpair a device another relay reached since.
